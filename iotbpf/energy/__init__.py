@@ -1,0 +1,1 @@
+"""Energy models, accounting, battery models and per-app attribution (MicroPython-compatible)."""

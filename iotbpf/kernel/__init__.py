@@ -1,0 +1,1 @@
+"""The event-driven mini-OS: clocks, events, hooks, helpers, runtime, scheduler (MicroPython-compatible)."""

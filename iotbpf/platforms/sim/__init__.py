@@ -1,0 +1,1 @@
+"""Simulated devices: timers, sensors, GPIO, radio and app-usage generators (MicroPython-compatible)."""
