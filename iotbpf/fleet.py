@@ -1,0 +1,461 @@
+"""Fleets: simulate many independent nodes on all cores or on a Dask cluster, deterministically.
+
+A fleet spec names groups of nodes (app, board, count) and how each node varies (seed,
+sampling period, link quality, battery capacity spread, traffic). Every node's parameters
+are derived from the fleet seed and the node's index alone, so the results are identical
+whichever backend runs them and however many workers it has. CPython only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from iotbpf.ebpf.errors import IotbpfError
+
+SPEC_VERSION = 1
+MAX_NODES = 1_000_000
+BACKENDS = ("inprocess", "processes", "dask")
+
+_MASK64 = (1 << 64) - 1
+
+
+class FleetError(IotbpfError):
+    """A fleet spec or backend option is invalid."""
+
+
+# ------------------------------------------------------------------ deterministic draws
+
+
+def _splitmix64(state: int) -> int:
+    state = (state + 0x9E3779B97F4A7C15) & _MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+class NodeRandom:
+    """A tiny counter-based generator: draw k of node i depends only on (fleet seed, i, k)."""
+
+    def __init__(self, fleet_seed: int, index: int):
+        self._base = _splitmix64((fleet_seed & _MASK64) ^ _splitmix64(index + 1))
+        self._counter = 0
+
+    def u64(self) -> int:
+        self._counter += 1
+        return _splitmix64(self._base ^ _splitmix64(self._counter))
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * (self.u64() >> 11) / float(1 << 53)
+
+    def normal(self, mean: float, sd: float) -> float:
+        u1 = max(self.uniform(0.0, 1.0), 1e-300)
+        u2 = self.uniform(0.0, 1.0)
+        return mean + sd * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+    def choice(self, items: list):
+        return items[self.u64() % len(items)]
+
+
+# ------------------------------------------------------------------ the spec
+
+_DURATION_UNITS = {
+    "ms": 10**6,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+    "d": 86400 * 10**9,
+    "y": 365 * 86400 * 10**9,
+}
+
+
+def parse_duration_ns(text: str | int | float) -> int:
+    """Parse DESIGN.md's duration grammar (``90s``, ``1.5h``, ``30d``, ``1y``) into nanoseconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text <= 0:
+            raise FleetError("duration must be positive, got %r" % (text,))
+        return int(text * 10**9)
+    value = str(text).strip()
+    for unit in sorted(_DURATION_UNITS, key=len, reverse=True):
+        if value.endswith(unit):
+            number = value[: -len(unit)]
+            try:
+                amount = float(number)
+            except ValueError:
+                break
+            if not math.isfinite(amount) or amount <= 0:
+                break
+            return int(round(amount * _DURATION_UNITS[unit]))
+    raise FleetError("bad duration %r (use a number with a unit: ms s m h d y, e.g. 30d)" % (text,))
+
+
+_VARY_KEYS = {
+    "sampling_period": "seconds between sensor samples (list to choose from, or {min,max})",
+    "link_loss": "radio packet loss probability (number, list, or {min,max})",
+    "battery_capacity_spread": "relative standard deviation of battery capacity (e.g. 0.05)",
+    "traffic_rate": "incoming radio packets per hour (number, list, or {min,max})",
+}
+
+
+class NodeSpec:
+    """Everything one node's simulation needs: plain data, picklable, the same on every backend."""
+
+    __slots__ = ("index", "name", "app", "board", "policy", "seed", "duration_ns", "params")
+
+    def __init__(self, index, name, app, board, policy, seed, duration_ns, params):
+        self.index = index
+        self.name = name
+        self.app = app
+        self.board = board
+        self.policy = policy
+        self.seed = seed
+        self.duration_ns = duration_ns
+        self.params = params
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __repr__(self) -> str:
+        return "NodeSpec(%s)" % self.to_dict()
+
+
+class FleetSpec:
+    """A validated fleet description (see docs/fleet.md for the JSON schema)."""
+
+    def __init__(self, groups: list[dict], duration_ns: int, seed: int, policy: str, name: str = "fleet"):
+        self.groups = groups
+        self.duration_ns = duration_ns
+        self.seed = seed
+        self.policy = policy
+        self.name = name
+
+    @property
+    def node_count(self) -> int:
+        return sum(g["count"] for g in self.groups)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> FleetSpec:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise FleetError("cannot read fleet spec %s: %s" % (path, exc.strerror or exc)) from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise FleetError("fleet spec %s is not valid JSON: %s" % (path, exc)) from None
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "fleet spec") -> FleetSpec:
+        if not isinstance(data, dict):
+            raise FleetError("%s: must be a JSON object" % where)
+        version = data.get("version", SPEC_VERSION)
+        if version != SPEC_VERSION:
+            raise FleetError(
+                "%s: unsupported version %r (this iotbpf reads version %d)" % (where, version, SPEC_VERSION)
+            )
+        unknown = set(data) - {"version", "name", "seed", "duration", "policy", "groups"}
+        if unknown:
+            raise FleetError("%s: unknown field(s) %s" % (where, ", ".join(sorted(unknown))))
+        groups = data.get("groups")
+        if not isinstance(groups, list) or not groups:
+            raise FleetError("%s: 'groups' must be a non-empty list" % where)
+        seed = data.get("seed", 1)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise FleetError("%s: 'seed' must be a non-negative integer" % where)
+        policy = data.get("policy", "batching")
+        if not isinstance(policy, str):
+            raise FleetError("%s: 'policy' must be a string" % where)
+        checked = [_check_group(g, "%s: groups[%d]" % (where, i)) for i, g in enumerate(groups)]
+        spec = cls(
+            checked,
+            parse_duration_ns(data.get("duration", "1y")),
+            seed,
+            policy,
+            str(data.get("name", "fleet")),
+        )
+        if spec.node_count > MAX_NODES:
+            raise FleetError(
+                "%s: %d nodes is more than the limit of %d" % (where, spec.node_count, MAX_NODES)
+            )
+        return spec
+
+    def nodes(self) -> Iterator[NodeSpec]:
+        """Every node's spec, in index order; each depends only on the fleet seed and its index."""
+        index = 0
+        for group in self.groups:
+            for _ in range(group["count"]):
+                rng = NodeRandom(self.seed, index)
+                params = _draw_params(group.get("vary", {}), rng)
+                node_seed = rng.u64() & 0x7FFFFFFF
+                name = "%s-%05d" % (group.get("name") or group["app"], index)
+                yield NodeSpec(
+                    index,
+                    name,
+                    group["app"],
+                    group["board"],
+                    group.get("policy", self.policy),
+                    node_seed,
+                    self.duration_ns,
+                    params,
+                )
+                index += 1
+
+    def to_dict(self) -> dict:
+        return {
+            "version": SPEC_VERSION,
+            "name": self.name,
+            "seed": self.seed,
+            "duration_s": self.duration_ns / 1e9,
+            "policy": self.policy,
+            "groups": self.groups,
+        }
+
+
+def _check_group(group, where: str) -> dict:
+    if not isinstance(group, dict):
+        raise FleetError("%s: must be an object" % where)
+    unknown = set(group) - {"name", "count", "app", "board", "policy", "vary"}
+    if unknown:
+        raise FleetError("%s: unknown field(s) %s" % (where, ", ".join(sorted(unknown))))
+    count = group.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise FleetError("%s: 'count' must be a positive integer" % where)
+    for key in ("app", "board"):
+        if not isinstance(group.get(key), str) or not group[key]:
+            raise FleetError("%s: %r must be a non-empty string" % (where, key))
+    vary = group.get("vary", {})
+    if not isinstance(vary, dict):
+        raise FleetError("%s: 'vary' must be an object" % where)
+    for key, value in vary.items():
+        if key not in _VARY_KEYS:
+            raise FleetError(
+                "%s: unknown 'vary' key %r (known: %s)" % (where, key, ", ".join(sorted(_VARY_KEYS)))
+            )
+        _check_variation(value, "%s.vary.%s" % (where, key))
+    return dict(group)
+
+
+def _check_variation(value, where: str) -> None:
+    if isinstance(value, bool):
+        raise FleetError("%s: must be a number, a list of numbers or {min, max}" % where)
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise FleetError("%s: must be a finite, non-negative number" % where)
+        return
+    if (
+        isinstance(value, list)
+        and value
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+            for v in value
+        )
+    ):
+        return
+    if isinstance(value, dict) and set(value) == {"min", "max"}:
+        low, high = value["min"], value["max"]
+        if (
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+            and 0 <= low <= high
+        ):
+            return
+    raise FleetError('%s: must be a number, a non-empty list of numbers or {"min": a, "max": b}' % where)
+
+
+def _draw_params(vary: dict, rng: NodeRandom) -> dict:
+    params = {}
+    for key in sorted(vary):
+        value = vary[key]
+        if key == "battery_capacity_spread":
+            params["battery_capacity_scale"] = max(0.05, rng.normal(1.0, float(value)))
+        elif isinstance(value, list):
+            params[key] = rng.choice(value)
+        elif isinstance(value, dict):
+            params[key] = rng.uniform(value["min"], value["max"])
+        else:
+            params[key] = value
+    return params
+
+
+# ------------------------------------------------------------------ backends
+
+
+def _run_chunk(simulate: Callable[[NodeSpec], dict], chunk: list[NodeSpec]) -> list[dict]:
+    return [simulate(node) for node in chunk]
+
+
+def chunked(items: Iterable, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def default_chunk_size(nodes: int, workers: int) -> int:
+    """Enough chunks per worker to balance load, few enough to keep scheduling overhead small."""
+    return max(1, min(64, nodes // max(1, workers * 8)))
+
+
+def run_nodes(
+    nodes: list[NodeSpec],
+    simulate: Callable[[NodeSpec], dict],
+    backend: str = "processes",
+    workers: int | None = None,
+    cluster: str | None = None,
+    chunk_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict]:
+    """Simulate every node with ``simulate`` on the chosen backend; results in node-index order.
+
+    Results stream back as chunks finish (``progress(done, total)`` is called each time);
+    the order of completion never changes the returned list.
+    """
+    if backend not in BACKENDS:
+        raise FleetError("unknown backend %r (use one of: %s)" % (backend, ", ".join(BACKENDS)))
+    total = len(nodes)
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise FleetError("--workers must be at least 1")
+    size = chunk_size or default_chunk_size(total, workers)
+    chunks = list(chunked(nodes, size))
+    results: list[dict] = []
+    done = 0
+
+    def collect(batch: list[dict]) -> None:
+        nonlocal done
+        results.extend(batch)
+        done += len(batch)
+        if progress is not None:
+            progress(done, total)
+
+    if backend == "inprocess":
+        for chunk in chunks:
+            collect(_run_chunk(simulate, chunk))
+    elif backend == "processes":
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_run_chunk, simulate, chunk) for chunk in chunks]
+            for future in as_completed(futures):
+                collect(future.result())
+    else:
+        for batch in _run_dask(chunks, simulate, workers, cluster):
+            collect(batch)
+    results.sort(key=lambda r: r["index"])
+    return results
+
+
+def _run_dask(
+    chunks: list[list[NodeSpec]], simulate, workers: int, cluster: str | None
+) -> Iterator[list[dict]]:
+    try:
+        from dask.distributed import Client, LocalCluster
+        from dask.distributed import as_completed as dask_as_completed
+    except ImportError:
+        raise FleetError("the dask backend needs the 'fleet' extra: pip install 'iotbpf[fleet]'") from None
+    local = None
+    try:
+        if cluster in (None, "", "local"):
+            local = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
+            client = Client(local)
+        else:
+            address = cluster if "://" in cluster else "tcp://" + cluster
+            try:
+                client = Client(address, timeout=10)
+            except OSError as exc:
+                raise FleetError("cannot reach the Dask scheduler at %s: %s" % (address, exc)) from None
+        with client:
+            futures = [client.submit(_run_chunk, simulate, chunk, pure=False) for chunk in chunks]
+            for future in dask_as_completed(futures):
+                yield future.result()
+    finally:
+        if local is not None:
+            local.close()
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default) of an already sorted list."""
+    if not sorted_values:
+        return float("nan")
+    position = (len(sorted_values) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def histogram(values: list[float], bins: int = 20) -> dict:
+    """Equal-width histogram as plain data: bin edges and counts."""
+    if not values:
+        return {"edges": [], "counts": []}
+    low, high = min(values), max(values)
+    if high == low:
+        high = low + 1.0
+    width = (high - low) / bins
+    counts = [0] * bins
+    for value in values:
+        counts[min(bins - 1, int((value - low) / width))] += 1
+    return {"edges": [low + i * width for i in range(bins + 1)], "counts": counts}
+
+
+def fleet_statistics(results: list[dict]) -> dict:
+    """Fleet-level numbers: lifetime percentiles, first death, totals, histogram."""
+    lifetimes = sorted(r["lifetime_days"] for r in results if r.get("lifetime_days") is not None)
+    dead = [r for r in results if r.get("died_at_days") is not None]
+    first = min(dead, key=lambda r: (r["died_at_days"], r["index"])) if dead else None
+    return {
+        "nodes": len(results),
+        "lifetime_days": {"p%d" % q: percentile(lifetimes, q) for q in (1, 5, 10, 25, 50, 75, 90, 95, 99)}
+        | {
+            "min": lifetimes[0] if lifetimes else None,
+            "max": lifetimes[-1] if lifetimes else None,
+            "mean": sum(lifetimes) / len(lifetimes) if lifetimes else None,
+        },
+        "first_death": None if first is None else {"node": first["name"], "days": first["died_at_days"]},
+        "dead_nodes": len(dead),
+        "energy_j_total": sum(r.get("energy_j", 0.0) for r in results),
+        "deadline_misses_total": sum(r.get("deadline_misses", 0) for r in results),
+        "faults_total": sum(r.get("faults", 0) for r in results),
+        "lifetime_histogram": histogram(lifetimes),
+    }
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; silent when stderr is not a TTY."""
+
+    def __init__(self, label: str = "fleet", stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.label = label
+        self.start = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * done / max(1, total))
+        elapsed = time.monotonic() - self.start
+        self.stream.write(
+            "\r%s [%s%s] %d/%d nodes %.1fs"
+            % (self.label, "#" * filled, "." * (width - filled), done, total, elapsed)
+        )
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
