@@ -20,6 +20,7 @@ PF_KTHREAD = 0x00200000  # task flag of kernel threads (include/linux/sched.h)
 
 # Bucket names for CPU energy that belongs to no sampled process.
 SYSTEM_APP = "[system]"  # busy CPU time not seen in any process: kernel, IRQs, processes that exited
+USAGE_SAMPLE = 7  # IOT_USAGE_SAMPLE in iotbpf.kernel.hooks: a periodic per-app sample from a monitor
 IDLE_APP = "[idle]"  # the CPU's idle (baseline) power over the interval
 KERNEL_APP = "[kernel]"  # kernel threads when grouping by exe or comm
 
@@ -261,6 +262,7 @@ class AppUsage:
         self.energy_j = 0.0
         self.model_energy_j = 0.0
         self.source = ""
+        self.uid = None  # the real uid when apps are grouped by uid
 
     def to_dict(self, seconds=None) -> dict:
         out = {"app": self.app, "app_id": self.app_id, "processes": len(self.pids),
@@ -639,6 +641,8 @@ class LinuxMonitor:
             usage = apps.get(proc.key)
             if usage is None:
                 usage = apps[proc.key] = AppUsage(proc.key, self.app_id(proc.key))
+                if self.group_by == "uid":
+                    usage.uid = proc.uid
             usage.pids.add(pid)
             usage.cpu_s += max(0, d_cpu) / hz
             usage.wakeups += max(0, d_wake)
@@ -776,11 +780,12 @@ class LinuxMonitor:
                 "percent_at_1s_sampling": round(100.0 * per_sample, 4)}
 
 
-def app_usage_events(interval: Interval) -> list:
-    """The interval as ``app_usage`` event payloads (one per app with any activity), integers only.
+def app_usage_events(interval: Interval, now_ns: int = 0) -> list:
+    """The interval as ``app_usage`` hook contexts (kind IOT_USAGE_SAMPLE), one per active app.
 
-    Fields: app_id, cpu_time_ns, wakeups, rx_bytes (bytes read), tx_bytes (bytes written),
-    energy_uj, interval_ns. The runtime delivers them to the ``app_usage`` hook.
+    Field names are the hook's (iotbpf.kernel.hooks): uid is the app's id (its real uid when
+    grouping by uid), cpu_time_ns, wakeups, rx_bytes (bytes read), tx_bytes (bytes written),
+    energy_uj, duration_ns (the interval); "app" carries the name for the host side.
     """
     events = []
     for usage in interval.apps:
@@ -788,9 +793,10 @@ def app_usage_events(interval: Interval) -> list:
             continue
         if usage.cpu_s <= 0 and usage.wakeups == 0 and usage.read_bytes == 0 and usage.write_bytes == 0:
             continue
-        events.append({"app": usage.app, "app_id": usage.app_id,
+        uid = usage.uid if usage.uid is not None else usage.app_id
+        events.append({"app": usage.app, "uid": uid & 0xFFFFFFFF, "kind": USAGE_SAMPLE,
+                       "now_ns": int(now_ns), "duration_ns": int(round(interval.seconds * 1e9)),
                        "cpu_time_ns": int(round(usage.cpu_s * 1e9)), "wakeups": int(usage.wakeups),
                        "rx_bytes": int(usage.read_bytes), "tx_bytes": int(usage.write_bytes),
-                       "energy_uj": int(round(usage.energy_j * 1e6)),
-                       "interval_ns": int(round(interval.seconds * 1e9))})
+                       "energy_uj": int(round(usage.energy_j * 1e6))})
     return events
