@@ -404,6 +404,22 @@ def is_canonical(insn, tail=None):
     return False
 
 
+# Kinds whose dst register is written (so dst must not be the read-only r10).
+WRITES_DST = ("alu", "end", "lddw", "ldx", "ldxs")
+
+
+def operand_error(insn):
+    """Why the registers of a known instruction are invalid, or None (used by both engines)."""
+    kind = op_kind(insn.opcode)
+    if insn.dst > 10:
+        return "invalid destination register r%d" % insn.dst
+    if insn.src > 10 and kind not in ("lddw", "call"):
+        return "invalid source register r%d" % insn.src
+    if insn.dst == R10 and kind in WRITES_DST:
+        return "r10 (the frame pointer) is read-only"
+    return None
+
+
 # ------------------------------------------------------------------ text form
 def _reg(n):
     return "%r" + str(n)

@@ -1,0 +1,1365 @@
+"""The eBPF virtual machine: the reference interpreter, the Execution context and BPFFault.
+
+Runs every RFC 9669 instruction with all memory checked through ``memory.Memory``; a run
+ends with r0 or a ``BPFFault`` -- no other Python exception may ever escape ``VM.run``.
+MicroPython-compatible; imports nothing of iotbpf outside ``ebpf``.
+
+VM
+    ``VM(program, helpers=None, engine="interp", budget=None, env=None, memory=None,
+    maps=None)``. ``program`` is a ``program.Program`` (or anything with ``.insns``, the
+    slot-indexed Instruction list of isa.py, and ``.maps``). ``helpers``: None, a dict
+    ``{id: fn_or_spec}`` or a HelperTable (anything with ``.get(id)``); a spec is any object
+    with ``.func`` (and optionally ``.name``). ``engine``: "interp" or "compiled" (the
+    compiled engine is ``ebpf/compiler.py``; see ``make_engine``). ``budget``: default
+    instruction budget per run (None = unlimited). ``maps`` overrides ``program.maps``.
+    Construction pre-decodes the program and resolves every lddw; a lddw the VM cannot
+    resolve (BTF id, kernel symbol, missing map) raises ``LoadError`` naming the source.
+
+    ``vm.run(mem=b"", ctx=None, packet=None, budget=None, trace=False, profile=False) -> r0``
+      * standalone (no ctx): ``mem`` is copied into a writable region "mem"; r1 = its
+        address, r2 = its length (r1 = r2 = 0 when mem is empty), as bpf_conformance does;
+      * ``ctx`` = bytes/bytearray (registered as region "ctx", writable iff bytearray; a
+        bytearray is used in place so the caller sees writes) or an int address the caller
+        registered in ``vm.memory``: r1 = that address, r2 = 0;
+      * ``packet`` (bytes or bytearray) is the region legacy ldabs/ldind read (default: mem);
+      * r10 = top of frame 0's 512-byte stack (every frame has its own zeroed stack region).
+    After a run (also after a fault) ``vm.last`` is the Execution: ``.insns_executed``,
+    ``.trace`` (list of ``(pc, text, [(reg, value), ...])`` when trace=True), ``.profile``
+    (dict pc -> count when profile=True).
+
+Helper calling convention
+    ``fn(ex, r1, r2, r3, r4, r5) -> int`` (masked to u64; None counts as 0). r1-r5 keep
+    their values after the call (both engines). A helper reports bad arguments by raising
+    ``HelperFault(reason)`` (becomes BPFFault kind "helper"); MemoryFault from ``ex.memory``
+    becomes kind "oob"/"readonly"; any other exception becomes kind "helper" too.
+    ``ex`` is the ``Execution``:
+      * ``ex.memory`` -- the Memory (regions, load/store/read_bytes/write_bytes);
+      * ``ex.env`` -- the runtime environment: ``.clock_ns()``, ``.random_u32()``,
+        ``.trace_output`` (list), plus whatever the kernel puts on its own env object;
+      * ``ex.program`` -- the Program running now (changes on tail calls); ``ex.vm``;
+      * ``ex.map_from_handle(value) -> map`` -- a lddw map pseudo source loads a *handle*
+        ``(MAP_HANDLE_BASE + k) << 32``; this maps it back, HelperFault if not a handle;
+      * ``ex.map_value_pointer(map, slot, offset=0) -> addr`` -- address of value ``slot``
+        (``slot * map.spec.value_size + offset``) in the map's value storage;
+      * ``ex.tail_call(prog_array, index) -> bool`` -- records the target program; the
+        engine switches when the helper returns. False when the slot is empty, the index is
+        out of range or 33 tail calls were already made in this run;
+      * ``ex.call_callback(func_addr, r1=0, r2=0, r3=0, r4=0, r5=0) -> r0`` -- runs a bpf
+        subprogram in a new frame (for bpf_loop & co.); ``func_addr`` comes from
+        ``lddw rX, func LABEL`` (src=BPF_PSEUDO_FUNC) and is ``(FUNC_REGION_ID << 32) | pc``;
+      * ``ex.stop(r0)`` -- end the whole run now with result r0 (the uBPF "unwind" helper).
+
+Map protocol (what the VM needs from a map object, e.g. ebpf/maps.py)
+    ``map.spec.value_size`` and ``map.values``: one *fixed* bytearray holding every value
+    slot back to back (slot k at ``k * value_size``; it must never be reallocated, the VM
+    registers it once as a memory region named ``map:<spec.name>``); ``map.readonly`` (optional,
+    True makes the region read-only, e.g. .rodata). For tail calls a prog-array map
+    provides ``map.get_program(index) -> Program or None``. lddw src=MAP_FD / MAP_IDX with
+    imm = k loads the handle of ``maps[k]``; src=MAP_VALUE / MAP_IDX_VALUE with imm = k and
+    the second slot's imm = off loads the address of byte ``off`` of slot 0 of ``maps[k]``.
+    Entries of ``program.maps`` without ``values`` (plain MapSpecs) work for handles only.
+
+Engine protocol (how ``engine="compiled"`` plugs in; see ``make_engine``)
+    ``Engine(program, vm)`` pre-translates the program; ``engine.run_main() -> r0`` runs
+    from pc 0 with the registers in ``vm.ex.regs`` (r1, r2, r10 set) and the budget in
+    ``vm.ex.left``; it returns early with ``ex.tail_target`` set when a helper requested a
+    tail call (ex.regs[1] then holds r1). ``engine.call_function(pc, r1, r2, r3, r4, r5)
+    -> r0`` runs a subprogram in a new frame (callbacks). Both engines charge the budget
+    per basic block (``isa.basic_blocks``), fault with identical kinds and pcs, and use
+    ``vm.resolve_lddw(pc, insn)``, ``vm.helper(id)``, ``vm.stack_tops``, ``vm.fault``.
+
+BPFFault kinds: "oob" (out of bounds, NULL, not a pointer), "readonly", "opcode" (unknown or
+malformed instruction), "jump" (target out of range, into a lddw, fell off the end),
+"depth" (more than 8 frames), "helper" (unknown helper or the helper failed), "budget".
+"""
+
+import struct
+import time
+
+from iotbpf.ebpf import isa
+from iotbpf.ebpf.errors import LoadError, RuntimeFailure
+from iotbpf.ebpf.memory import FUNC_REGION_ID, Memory, MemoryFault
+
+M64 = 0xFFFFFFFFFFFFFFFF
+M32 = 0xFFFFFFFF
+SIGN64 = 0x8000000000000000
+SIGN32 = 0x80000000
+UNLIMITED = 1 << 62
+
+EXITED = -1  # block result: the outermost frame exited
+TAIL = -2  # block result: a tail call is pending
+
+FAULT_KINDS = ("oob", "readonly", "opcode", "jump", "depth", "helper", "budget")
+
+
+class BPFFault(RuntimeFailure):
+    """A run stopped: ``str`` is ``pc N: <insn>: <reason>``; ``.kind`` is one of FAULT_KINDS."""
+
+    def __init__(self, pc, insn_text, reason, kind, addr=None):
+        RuntimeFailure.__init__(self, "pc %d: %s: %s" % (pc, insn_text, reason))
+        self.pc = pc
+        self.insn_text = insn_text
+        self.reason = reason
+        self.kind = kind
+        self.addr = addr
+
+
+class HelperFault(RuntimeFailure):
+    """Raised by a helper for bad arguments; the engine turns it into BPFFault kind "helper"."""
+
+    def __init__(self, reason):
+        RuntimeFailure.__init__(self, reason)
+        self.reason = reason
+
+
+class StopRun(Exception):
+    """Raised by ``ex.stop(r0)`` (and legacy packet loads out of range): the run returns r0."""
+
+    def __init__(self, value):
+        Exception.__init__(self, value)
+        self.value = value
+
+
+class Environment:
+    """The default runtime environment: wall clock, a deterministic PRNG, trace output."""
+
+    def __init__(self, seed=0x2545F4914F6CDD1D, clock_ns=None):
+        self._state = seed & M64 or 1
+        self._clock = clock_ns
+        self.trace_output = []
+
+    def clock_ns(self):
+        if self._clock is not None:
+            return self._clock()
+        if hasattr(time, "monotonic_ns"):
+            return time.monotonic_ns()
+        return time.time_ns()
+
+    def random_u32(self):
+        # xorshift64*: identical on CPython and MicroPython
+        x = self._state
+        x ^= (x >> 12)
+        x ^= (x << 25) & M64
+        x ^= (x >> 27)
+        self._state = x
+        return ((x * 0x2545F4914F6CDD1D) & M64) >> 32
+
+
+class Execution:
+    """The running execution context handed to helpers (see the module docstring)."""
+
+    def __init__(self, vm, memory, env):
+        self.vm = vm
+        self.memory = memory
+        self.env = env
+        self.program = vm.program
+        self.engine = None
+        self.regs = [0] * isa.NUM_REGS
+        self.frames = []
+        self.left = UNLIMITED
+        self.budget = None
+        self.tail_target = None
+        self.tail_calls = 0
+        self.trace = None
+        self.profile = None
+        self.packet = (0, 0)
+        self.pc = 0
+
+    @property
+    def insns_executed(self):
+        """Instructions charged so far in this run (blocks are charged on entry)."""
+        start = UNLIMITED if self.budget is None else self.budget
+        return start - self.left
+
+    def map_from_handle(self, value):
+        m = self.memory.map_from_handle(value)
+        if m is None:
+            raise HelperFault("0x%x is not a map (expected a map loaded with lddw)" % (value & M64))
+        return m
+
+    def map_value_pointer(self, map_obj, slot, offset=0):
+        base = self.memory.map_values_base(map_obj)
+        if base is None:
+            raise HelperFault("map has no value storage")
+        return base + slot * map_obj.spec.value_size + offset
+
+    def tail_call(self, prog_array, index):
+        if self.tail_calls >= isa.MAX_TAIL_CALLS:
+            return False
+        get = getattr(prog_array, "get_program", None)
+        target = get(index) if get is not None else None
+        if target is None:
+            return False
+        self.tail_calls += 1
+        self.tail_target = target
+        return True
+
+    def call_callback(self, func_addr, r1=0, r2=0, r3=0, r4=0, r5=0):
+        if (func_addr >> 32) != FUNC_REGION_ID:
+            raise HelperFault("0x%x is not a function address" % (func_addr & M64))
+        return self.engine.call_function(func_addr & M32, r1, r2, r3, r4, r5)
+
+    def stop(self, value):
+        raise StopRun(value & M64)
+
+
+# ---------------------------------------------------------------- value functions
+def _sx64(x):
+    return x - 0x10000000000000000 if x & SIGN64 else x
+
+
+def _sx32(x):
+    x &= M32
+    return x - 0x100000000 if x & SIGN32 else x
+
+
+def _sdiv(a, b):
+    if b == 0:
+        return 0
+    q = abs(a) // abs(b)
+    return -q if (a < 0) != (b < 0) else q
+
+
+def _smod(a, b):
+    if b == 0:
+        return a
+    m = abs(a) % abs(b)
+    return -m if a < 0 else m
+
+
+ALU64_FUNCS = {
+    isa.BPF_ADD: lambda a, b: (a + b) & M64,
+    isa.BPF_SUB: lambda a, b: (a - b) & M64,
+    isa.BPF_MUL: lambda a, b: (a * b) & M64,
+    isa.BPF_DIV: lambda a, b: a // b if b else 0,
+    isa.BPF_OR: lambda a, b: a | b,
+    isa.BPF_AND: lambda a, b: a & b,
+    isa.BPF_LSH: lambda a, b: (a << (b & 63)) & M64,
+    isa.BPF_RSH: lambda a, b: a >> (b & 63),
+    isa.BPF_NEG: lambda a, b: (-a) & M64,
+    isa.BPF_MOD: lambda a, b: a % b if b else a,
+    isa.BPF_XOR: lambda a, b: a ^ b,
+    isa.BPF_MOV: lambda a, b: b,
+    isa.BPF_ARSH: lambda a, b: (_sx64(a) >> (b & 63)) & M64,
+}
+ALU32_FUNCS = {
+    isa.BPF_ADD: lambda a, b: (a + b) & M32,
+    isa.BPF_SUB: lambda a, b: (a - b) & M32,
+    isa.BPF_MUL: lambda a, b: ((a & M32) * (b & M32)) & M32,
+    isa.BPF_DIV: lambda a, b: (a & M32) // (b & M32) if b & M32 else 0,
+    isa.BPF_OR: lambda a, b: (a | b) & M32,
+    isa.BPF_AND: lambda a, b: a & b & M32,
+    isa.BPF_LSH: lambda a, b: (a << (b & 31)) & M32,
+    isa.BPF_RSH: lambda a, b: (a & M32) >> (b & 31),
+    isa.BPF_NEG: lambda a, b: (-a) & M32,
+    isa.BPF_MOD: lambda a, b: (a & M32) % (b & M32) if b & M32 else a & M32,
+    isa.BPF_XOR: lambda a, b: (a ^ b) & M32,
+    isa.BPF_MOV: lambda a, b: b & M32,
+    isa.BPF_ARSH: lambda a, b: (_sx32(a) >> (b & 31)) & M32,
+}
+SIGNED64_FUNCS = {
+    isa.BPF_DIV: lambda a, b: _sdiv(_sx64(a), _sx64(b)) & M64,
+    isa.BPF_MOD: lambda a, b: _smod(_sx64(a), _sx64(b)) & M64,
+}
+SIGNED32_FUNCS = {
+    isa.BPF_DIV: lambda a, b: _sdiv(_sx32(a), _sx32(b)) & M32,
+    isa.BPF_MOD: lambda a, b: _smod(_sx32(a), _sx32(b)) & M32,
+}
+
+
+def _sext(bits):
+    sign = 1 << (bits - 1)
+    mask = (1 << bits) - 1
+    return lambda x: ((x & mask) ^ sign) - sign
+
+
+MOVSX64_FUNCS = {n: (lambda f: lambda a, b: f(b) & M64)(_sext(n)) for n in (8, 16, 32)}
+MOVSX32_FUNCS = {n: (lambda f: lambda a, b: f(b) & M32)(_sext(n)) for n in (8, 16)}
+
+_BE = {16: struct.Struct(">H"), 32: struct.Struct(">I"), 64: struct.Struct(">Q")}
+_LE = {16: struct.Struct("<H"), 32: struct.Struct("<I"), 64: struct.Struct("<Q")}
+
+
+def _swap(bits):
+    be, le = _BE[bits], _LE[bits]
+    mask = (1 << bits) - 1
+    return lambda a, b: le.unpack(be.pack(a & mask))[0]
+
+
+SWAP_FUNCS = {16: _swap(16), 32: _swap(32), 64: _swap(64)}
+LE_FUNCS = {16: lambda a, b: a & 0xFFFF, 32: lambda a, b: a & M32, 64: lambda a, b: a}
+
+# Conditions on (a, b) already masked to the operation width.
+COND64 = {
+    isa.BPF_JEQ: lambda a, b: a == b,
+    isa.BPF_JNE: lambda a, b: a != b,
+    isa.BPF_JGT: lambda a, b: a > b,
+    isa.BPF_JGE: lambda a, b: a >= b,
+    isa.BPF_JLT: lambda a, b: a < b,
+    isa.BPF_JLE: lambda a, b: a <= b,
+    isa.BPF_JSET: lambda a, b: (a & b) != 0,
+    isa.BPF_JSGT: lambda a, b: (a ^ SIGN64) > (b ^ SIGN64),
+    isa.BPF_JSGE: lambda a, b: (a ^ SIGN64) >= (b ^ SIGN64),
+    isa.BPF_JSLT: lambda a, b: (a ^ SIGN64) < (b ^ SIGN64),
+    isa.BPF_JSLE: lambda a, b: (a ^ SIGN64) <= (b ^ SIGN64),
+}
+COND32 = dict(COND64)
+COND32[isa.BPF_JSGT] = lambda a, b: (a ^ SIGN32) > (b ^ SIGN32)
+COND32[isa.BPF_JSGE] = lambda a, b: (a ^ SIGN32) >= (b ^ SIGN32)
+COND32[isa.BPF_JSLT] = lambda a, b: (a ^ SIGN32) < (b ^ SIGN32)
+COND32[isa.BPF_JSLE] = lambda a, b: (a ^ SIGN32) <= (b ^ SIGN32)
+
+ATOMIC_FUNCS = {
+    isa.BPF_ADD: lambda a, b: a + b,
+    isa.BPF_OR: lambda a, b: a | b,
+    isa.BPF_AND: lambda a, b: a & b,
+    isa.BPF_XOR: lambda a, b: a ^ b,
+    isa.BPF_XCHG: lambda a, b: b,
+}
+
+_UNPACK = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I"), 8: struct.Struct("<Q")}
+_UNPACK_S = {1: struct.Struct("<b"), 2: struct.Struct("<h"), 4: struct.Struct("<i")}
+_UNPACK_BE = {1: struct.Struct(">B"), 2: struct.Struct(">H"), 4: struct.Struct(">I"), 8: struct.Struct(">Q")}
+_SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
+
+
+# ---------------------------------------------------------------- engines
+ENGINES = {
+    "interp": ("iotbpf.ebpf.vm", "Interpreter"),
+    "compiled": ("iotbpf.ebpf.compiler", "CompiledEngine"),
+}
+
+
+def make_engine(kind, program, vm):
+    """Build the engine ``kind`` ("interp" or "compiled") for ``program`` running on ``vm``."""
+    entry = ENGINES.get(kind)
+    if entry is None:
+        raise LoadError("unknown engine %r (choose %s)" % (kind, " or ".join(sorted(ENGINES))))
+    if kind == "interp":
+        return Interpreter(program, vm)
+    try:
+        module = __import__(entry[0], None, None, [entry[1]])
+    except ImportError:
+        raise LoadError("engine %r is not available in this build" % kind) from None
+    cls = getattr(module, entry[1], None)
+    if cls is None:
+        raise LoadError("engine %r is not available in this build" % kind)
+    return cls(program, vm)
+
+
+class VM:
+    """One program, its engine and memory; ``run()`` executes it (see the module docstring)."""
+
+    def __init__(self, program, helpers=None, engine="interp", budget=None, env=None, memory=None,
+                 maps=None):
+        self.program = program
+        self.helpers = helpers
+        self.engine_kind = engine
+        self.budget = budget
+        self.env = env if env is not None else Environment()
+        self.memory = memory if memory is not None else Memory()
+        self.maps = maps
+        self.stack_bufs = []
+        self.stack_tops = []
+        for i in range(isa.MAX_CALL_FRAMES):
+            buf = bytearray(isa.STACK_SIZE)
+            base = self.memory.add_region(buf, "stack%d" % i)
+            self.stack_bufs.append(buf)
+            self.stack_tops.append(base + isa.STACK_SIZE)
+        self.ex = Execution(self, self.memory, self.env)
+        self.last = self.ex
+        self._engines = {}
+        self.engine = self.engine_for(program)
+
+    # ---------------------------------------------------------------- loading
+    def engine_for(self, program):
+        """The (cached) engine for ``program``: the main one or a tail-call target."""
+        key = id(program)
+        engine = self._engines.get(key)
+        if engine is None:
+            engine = make_engine(self.engine_kind, program, self)
+            self._engines[key] = (engine, program)
+            return engine
+        return engine[0]
+
+    def program_maps(self, program):
+        if program is self.program and self.maps is not None:
+            return self.maps
+        return getattr(program, "maps", None) or []
+
+    def resolve_lddw(self, pc, insn, program=None):
+        """The 64-bit value a lddw at ``pc`` loads (handles pseudo sources); LoadError if none."""
+        src = insn.src
+        imm = insn.imm & M64
+        if src == 0:
+            return imm
+        program = program if program is not None else self.program
+        text = isa.format_insn(insn)
+        if src in (isa.BPF_PSEUDO_MAP_FD, isa.BPF_PSEUDO_MAP_IDX, isa.BPF_PSEUDO_MAP_VALUE,
+                   isa.BPF_PSEUDO_MAP_IDX_VALUE):
+            maps = self.program_maps(program)
+            k = isa.s32(imm)
+            if not 0 <= k < len(maps):
+                raise LoadError("pc %d: %s: map index %d out of range (program has %d maps)"
+                                % (pc, text, k, len(maps)))
+            map_obj = maps[k]
+            if src in (isa.BPF_PSEUDO_MAP_FD, isa.BPF_PSEUDO_MAP_IDX):
+                return self.memory.map_handle(map_obj)
+            base = self.memory.map_values_base(map_obj)
+            if base is None:
+                raise LoadError("pc %d: %s: map %d has no value storage" % (pc, text, k))
+            off = isa.s32(imm >> 32)
+            spec = getattr(map_obj, "spec", None)
+            size = getattr(spec, "value_size", None)
+            if off < 0 or (size is not None and off >= size):
+                raise LoadError("pc %d: %s: offset %d outside the map value" % (pc, text, off))
+            return base + off
+        if src == isa.BPF_PSEUDO_FUNC:
+            target = pc + 1 + isa.s32(imm)
+            if not 0 <= target < len(program.insns):
+                raise LoadError("pc %d: %s: function address out of range" % (pc, text))
+            return (FUNC_REGION_ID << 32) | target
+        if src == isa.BPF_PSEUDO_BTF_ID:
+            raise LoadError("pc %d: %s: lddw source BTF id (kernel symbols) is not supported" % (pc, text))
+        raise LoadError("pc %d: %s: unsupported lddw pseudo source %d" % (pc, text, src))
+
+    def helper(self, helper_id):
+        """``(callable, name)`` for a helper id, or (None, None) if not registered."""
+        table = self.helpers
+        if table is None:
+            return None, None
+        try:
+            entry = table.get(helper_id)
+        except Exception:
+            entry = None
+        if entry is None:
+            return None, None
+        func = getattr(entry, "func", None)
+        if func is None and callable(entry):
+            func = entry
+        name = getattr(entry, "name", None) or getattr(func, "__name__", None) or ("#%d" % helper_id)
+        return func, name
+
+    def fault(self, pc, reason, kind, program=None, addr=None):
+        """A BPFFault at ``pc`` of ``program`` (the running one by default)."""
+        program = program if program is not None else self.ex.program
+        insns = program.insns
+        text = isa.format_insn(insns[pc], pc) if 0 <= pc < len(insns) else "<end of program>"
+        return BPFFault(pc, text, reason, kind, addr)
+
+    # ---------------------------------------------------------------- running
+    def run(self, mem=b"", ctx=None, packet=None, budget=None, trace=False, profile=False):
+        ex = self.ex
+        self.last = ex
+        memory = self.memory
+        added = []
+        regs = ex.regs
+        for i in range(isa.NUM_REGS):
+            regs[i] = 0
+        try:
+            if ctx is not None:
+                if isinstance(ctx, int):
+                    regs[1] = ctx & M64
+                else:
+                    base = memory.add_region(ctx, "ctx", isinstance(ctx, bytearray))
+                    added.append(base)
+                    regs[1] = base
+            elif mem:
+                data = bytearray(mem)
+                base = memory.add_region(data, "mem")
+                added.append(base)
+                regs[1] = base
+                regs[2] = len(data)
+                if packet is None:
+                    ex.packet = (base, len(data))
+            if packet is not None:
+                pbase = memory.add_region(bytes(packet), "packet", False)
+                added.append(pbase)
+                ex.packet = (pbase, len(packet))
+            elif ctx is not None or not mem:
+                ex.packet = (0, 0)
+            for buf in self.stack_bufs:
+                buf[:] = bytes(isa.STACK_SIZE)
+            regs[10] = self.stack_tops[0]
+            budget = self.budget if budget is None else budget
+            ex.budget = budget
+            ex.left = UNLIMITED if budget is None else budget
+            ex.frames = []
+            ex.tail_target = None
+            ex.tail_calls = 0
+            ex.trace = [] if trace else None
+            ex.profile = {} if profile else None
+            ex.program = self.program
+            engine = self.engine
+            while True:
+                ex.engine = engine
+                r0 = engine.run_main()
+                target = ex.tail_target
+                if target is None:
+                    return r0
+                ex.tail_target = None
+                ex.frames = []
+                ex.program = target
+                regs[10] = self.stack_tops[0]
+                engine = self.engine_for(target)
+        except StopRun as stop:
+            return stop.value & M64
+        except BPFFault:
+            raise
+        except LoadError:
+            raise
+        except MemoryFault as exc:
+            raise self.fault(ex.pc, exc.reason, exc.kind, addr=exc.addr) from None
+        except Exception as exc:  # never let a Python exception escape a run
+            raise self.fault(ex.pc, "internal error: %s: %s" % (type(exc).__name__, exc),
+                             "opcode") from None
+        finally:
+            for base in added:
+                memory.remove_region(base)
+
+
+class Interpreter:
+    """The reference engine: each instruction pre-decoded into a closure, blocks unrolled."""
+
+    def __init__(self, program, vm):
+        self.program = program
+        self.vm = vm
+        self.ex = vm.ex
+        self.regs = vm.ex.regs
+        insns = program.insns
+        n = len(insns)
+        self.n = n
+        blocks = [None] * (n + 1)
+        self.blocks = blocks
+        tails = set()
+        pc = 0
+        while pc < n:
+            if insns[pc].opcode == isa.LDDW:
+                tails.add(pc + 1)
+                pc += 2
+            else:
+                pc += 1
+        for start, end, cost in isa.basic_blocks(insns):
+            ops = []
+            pc = start
+            term = None
+            flagged = False
+            while pc < end:
+                insn = insns[pc]
+                if pc in tails:
+                    fn = self._fault_op(pc, "jump into the second slot of the lddw at pc %d" % (pc - 1),
+                                        "jump")
+                    ops.append((pc, fn))
+                    term = fn
+                    pc = end
+                    break
+                fn, is_term, needs_sync = self._build(pc, insn)
+                ops.append((pc, fn))
+                if is_term:
+                    term = fn
+                    flagged = flagged or needs_sync
+                    pc += 1
+                    break
+                pc += 2 if insn.opcode == isa.LDDW else 1
+            plain = [fn for (p, fn) in ops if fn is not term]
+            blocks[start] = (cost, _make_block(plain, term, pc), flagged, ops, pc)
+        last = n - 1 if n else 0
+        self._end_pc = last
+        blocks[n] = (0, self._fault_op(last, "execution fell off the end of the program", "jump"),
+                     False, [], n)
+
+    # ------------------------------------------------------------------ builders
+    def _fault_op(self, pc, reason, kind):
+        vm = self.vm
+        program = self.program
+
+        def op():
+            raise vm.fault(pc, reason, kind, program)
+        return op
+
+    def _build(self, pc, insn):
+        """(closure, is_terminator, needs_budget_sync) for one instruction."""
+        kind = isa.op_kind(insn.opcode)
+        if kind is None:
+            return self._fault_op(pc, "unknown opcode 0x%02x" % insn.opcode, "opcode"), False, False
+        reason = isa.operand_error(insn)
+        if reason is not None:
+            return self._fault_op(pc, reason, "opcode"), False, False
+        builder = getattr(self, "_b_" + kind)
+        return builder(pc, insn)
+
+    def _b_alu(self, pc, insn):
+        r = self.regs
+        op = insn.opcode
+        code = op & 0xF0
+        is64 = op & 0x07 == isa.BPF_ALU64
+        d = insn.dst
+        if code == isa.BPF_MOV and op & isa.BPF_X and insn.off:
+            f = (MOVSX64_FUNCS if is64 else MOVSX32_FUNCS).get(insn.off)
+            if f is None:
+                return self._fault_op(pc, "invalid movsx size %d" % insn.off, "opcode"), False, False
+        elif code in (isa.BPF_DIV, isa.BPF_MOD) and insn.off == 1:
+            f = (SIGNED64_FUNCS if is64 else SIGNED32_FUNCS)[code]
+        elif insn.off:
+            return self._fault_op(pc, "invalid offset %d for this ALU op" % insn.off, "opcode"), False, False
+        else:
+            f = (ALU64_FUNCS if is64 else ALU32_FUNCS)[code]
+        if op & isa.BPF_X:
+            s = insn.src
+            spec = _FAST_X.get(op) if not insn.off else None
+            if spec is not None:
+                return spec(r, d, s), False, False
+
+            def alu_x():
+                r[d] = f(r[d], r[s])
+            return alu_x, False, False
+        b = insn.imm & M64
+        spec = _FAST_K.get(op) if not insn.off else None
+        if spec is not None:
+            return spec(r, d, b), False, False
+
+        def alu_k():
+            r[d] = f(r[d], b)
+        return alu_k, False, False
+
+    def _b_end(self, pc, insn):
+        r = self.regs
+        d = insn.dst
+        if insn.imm not in (16, 32, 64):
+            return self._fault_op(pc, "invalid byte swap width %d" % insn.imm, "opcode"), False, False
+        if insn.opcode == isa.BPF_ALU | isa.BPF_END | isa.BPF_TO_LE:
+            f = LE_FUNCS[insn.imm]
+        else:
+            f = SWAP_FUNCS[insn.imm]
+
+        def end():
+            r[d] = f(r[d], 0)
+        return end, False, False
+
+    def _b_lddw(self, pc, insn):
+        r = self.regs
+        d = insn.dst
+        insns = self.program.insns
+        if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
+            return self._fault_op(pc, "malformed lddw: the second slot must have opcode 0",
+                                  "opcode"), False, False
+        value = self.vm.resolve_lddw(pc, insn, self.program)
+
+        def lddw():
+            r[d] = value
+        return lddw, False, False
+
+    def _access_fault(self, pc, addr, size, write):
+        exc = self.vm.memory.fault(addr, size, write)
+        return self.vm.fault(pc, exc.reason, exc.kind, self.program, addr)
+
+    def _b_ldx(self, pc, insn, signed=False):
+        r = self.regs
+        regions = self.vm.memory.regions
+        d, s, off = insn.dst, insn.src, insn.off
+        size = isa.SIZE_BYTES[insn.opcode & 0x18]
+        afault = self._access_fault
+        if signed:
+            unpack = _UNPACK_S[size].unpack_from
+
+            def ldxs():
+                a = (r[s] + off) & M64
+                g = regions.get(a >> 32)
+                o = a & M32
+                if g is None or o + size > g[1]:
+                    raise afault(pc, a, size, False)
+                r[d] = unpack(g[0], o)[0] & M64
+            return ldxs, False, False
+        if size == 1:
+            def ldxb():
+                a = (r[s] + off) & M64
+                g = regions.get(a >> 32)
+                o = a & M32
+                if g is None or o >= g[1]:
+                    raise afault(pc, a, 1, False)
+                r[d] = g[0][o]
+            return ldxb, False, False
+        unpack = _UNPACK[size].unpack_from
+
+        def ldx():
+            a = (r[s] + off) & M64
+            g = regions.get(a >> 32)
+            o = a & M32
+            if g is None or o + size > g[1]:
+                raise afault(pc, a, size, False)
+            r[d] = unpack(g[0], o)[0]
+        return ldx, False, False
+
+    def _b_ldxs(self, pc, insn):
+        return self._b_ldx(pc, insn, True)
+
+    def _store(self, pc, insn, value_of):
+        regions = self.vm.memory.regions
+        r = self.regs
+        d, off = insn.dst, insn.off
+        size = isa.SIZE_BYTES[insn.opcode & 0x18]
+        mask = _SIZE_MASK[size]
+        afault = self._access_fault
+        if size == 1:
+            def stb():
+                a = (r[d] + off) & M64
+                g = regions.get(a >> 32)
+                o = a & M32
+                if g is None or o >= g[1] or not g[2]:
+                    raise afault(pc, a, 1, True)
+                g[0][o] = value_of() & 0xFF
+            return stb, False, False
+        pack = _UNPACK[size].pack_into
+
+        def st():
+            a = (r[d] + off) & M64
+            g = regions.get(a >> 32)
+            o = a & M32
+            if g is None or o + size > g[1] or not g[2]:
+                raise afault(pc, a, size, True)
+            pack(g[0], o, value_of() & mask)
+        return st, False, False
+
+    def _b_st(self, pc, insn):
+        imm = insn.imm & M64
+        return self._store(pc, insn, lambda: imm)
+
+    def _b_stx(self, pc, insn):
+        r = self.regs
+        s = insn.src
+        if insn.opcode == isa.BPF_STX | isa.BPF_MEM | isa.BPF_DW:
+            # the most common store, written out without the value closure
+            regions = self.vm.memory.regions
+            d, off = insn.dst, insn.off
+            pack = _UNPACK[8].pack_into
+            afault = self._access_fault
+
+            def stxdw():
+                a = (r[d] + off) & M64
+                g = regions.get(a >> 32)
+                o = a & M32
+                if g is None or o + 8 > g[1] or not g[2]:
+                    raise afault(pc, a, 8, True)
+                pack(g[0], o, r[s])
+            return stxdw, False, False
+        return self._store(pc, insn, lambda: r[s])
+
+    def _b_atomic(self, pc, insn):
+        r = self.regs
+        regions = self.vm.memory.regions
+        d, s, off = insn.dst, insn.src, insn.off
+        size = 8 if insn.opcode & 0x18 == isa.BPF_DW else 4
+        mask = _SIZE_MASK[size]
+        st = _UNPACK[size]
+        unpack, pack = st.unpack_from, st.pack_into
+        aop = insn.imm & M32
+        afault = self._access_fault
+
+        def locate(a):
+            g = regions.get(a >> 32)
+            o = a & M32
+            if g is None or o + size > g[1] or not g[2]:
+                raise afault(pc, a, size, True)
+            return g[0], o
+
+        if aop == isa.BPF_CMPXCHG:
+            def cmpxchg():
+                buf, o = locate((r[d] + off) & M64)
+                old = unpack(buf, o)[0]
+                if old == r[0] & mask:
+                    pack(buf, o, r[s] & mask)
+                r[0] = old
+            return cmpxchg, False, False
+        f = ATOMIC_FUNCS.get(aop & ~isa.BPF_FETCH)
+        if f is None or (aop & isa.BPF_FETCH == 0 and aop not in ATOMIC_FUNCS):
+            return self._fault_op(pc, "unknown atomic operation 0x%x" % aop, "opcode"), False, False
+        if aop & isa.BPF_FETCH:
+            def atomic_fetch():
+                buf, o = locate((r[d] + off) & M64)
+                old = unpack(buf, o)[0]
+                pack(buf, o, f(old, r[s]) & mask)
+                r[s] = old
+            return atomic_fetch, False, False
+
+        def atomic():
+            buf, o = locate((r[d] + off) & M64)
+            pack(buf, o, f(unpack(buf, o)[0], r[s]) & mask)
+        return atomic, False, False
+
+    def _b_ldabs(self, pc, insn, indirect=False):
+        r = self.regs
+        ex = self.ex
+        memory = self.vm.memory
+        s = insn.src
+        imm = insn.imm
+        size = isa.SIZE_BYTES[insn.opcode & 0x18]
+        unpack = _UNPACK_BE[size].unpack_from
+
+        def ldabs():
+            base, length = ex.packet
+            o = imm + (r[s] if indirect else 0)
+            o &= M32
+            if o + size > length:
+                raise StopRun(0)  # Linux: an out-of-range packet load ends the program with 0
+            buf = memory.regions[base >> 32][0]
+            r[0] = unpack(buf, o)[0]
+        return ldabs, False, False
+
+    def _b_ldind(self, pc, insn):
+        return self._b_ldabs(pc, insn, True)
+
+    def _b_ja(self, pc, insn):
+        target = insn.jump_target(pc)
+        if not 0 <= target < self.n:
+            return self._fault_op(pc, "jump target %d out of range" % target, "jump"), True, False
+        return (lambda: target), True, False
+
+    _b_ja32 = _b_ja
+
+    def _b_jcond(self, pc, insn):
+        r = self.regs
+        op = insn.opcode
+        d = insn.dst
+        t = insn.jump_target(pc)
+        nxt = pc + 1
+        is64 = op & 0x07 == isa.BPF_JMP
+        code = op & 0xF0
+        cond = (COND64 if is64 else COND32)[code]
+        if not 0 <= t < self.n:
+            vm, program = self.vm, self.program
+            if op & isa.BPF_X:
+                s = insn.src
+                m = M64 if is64 else M32
+
+                def bad_x():
+                    if cond(r[d] & m, r[s] & m):
+                        raise vm.fault(pc, "jump target %d out of range" % t, "jump", program)
+                    return nxt
+                return bad_x, True, False
+            bk = insn.imm & (M64 if is64 else M32)
+            m = M64 if is64 else M32
+
+            def bad_k():
+                if cond(r[d] & m, bk):
+                    raise vm.fault(pc, "jump target %d out of range" % t, "jump", program)
+                return nxt
+            return bad_k, True, False
+        if op & isa.BPF_X:
+            s = insn.src
+            if is64:
+                fast = _FAST_JX.get(code)
+                if fast is not None:
+                    return fast(r, d, s, t, nxt), True, False
+
+                def jx():
+                    return t if cond(r[d], r[s]) else nxt
+                return jx, True, False
+
+            def jx32():
+                return t if cond(r[d] & M32, r[s] & M32) else nxt
+            return jx32, True, False
+        if is64:
+            b = insn.imm & M64
+            fast = _FAST_JK.get(code)
+            if fast is not None:
+                return fast(r, d, b, t, nxt), True, False
+
+            def jk():
+                return t if cond(r[d], b) else nxt
+            return jk, True, False
+        b = insn.imm & M32
+
+        def jk32():
+            return t if cond(r[d] & M32, b) else nxt
+        return jk32, True, False
+
+    def _call_helper_op(self, pc):
+        """``call(fn, name)``: the body of a helper call at ``pc`` (masking, fault wrapping, tail)."""
+        r = self.regs
+        ex = self.ex
+        vm = self.vm
+        program = self.program
+        nxt = pc + 1
+
+        def call_helper(fn, name):
+            try:
+                v = fn(ex, r[1], r[2], r[3], r[4], r[5])
+            except StopRun:
+                raise
+            except BPFFault:
+                raise
+            except HelperFault as exc:
+                raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), "helper", program) from None
+            except MemoryFault as exc:
+                raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), exc.kind, program,
+                               exc.addr) from None
+            except Exception as exc:
+                raise vm.fault(pc, "helper %s failed: %s: %s" % (name, type(exc).__name__, exc),
+                               "helper", program) from None
+            if v is None:
+                v = 0
+            elif not isinstance(v, int):
+                raise vm.fault(pc, "helper %s returned %s, not an integer" % (name, type(v).__name__),
+                               "helper", program)
+            r[0] = v & M64
+            if ex.tail_target is not None:
+                return TAIL
+            return nxt
+        return call_helper
+
+    def _b_call(self, pc, insn):
+        if insn.src == isa.BPF_PSEUDO_CALL:
+            target = pc + 1 + insn.imm
+            if not 0 <= target < self.n:
+                return self._fault_op(pc, "call target %d out of range" % target, "jump"), True, True
+            return self._local_call(pc, target), True, True
+        if insn.src != 0:
+            return self._fault_op(pc, "kernel function calls are not supported", "helper"), True, True
+        hid = insn.imm
+        fn, name = self.vm.helper(hid)
+        if fn is None:
+            return self._fault_op(pc, "unknown helper %d" % hid, "helper"), True, True
+        call = self._call_helper_op(pc)
+        pc_ex = self.ex
+
+        def call_op():
+            pc_ex.pc = pc
+            return call(fn, name)
+        return call_op, True, True
+
+    def _local_call(self, pc, target):
+        r = self.regs
+        ex = self.ex
+        vm = self.vm
+        program = self.program
+        tops = vm.stack_tops
+        nxt = pc + 1
+        limit = isa.MAX_CALL_FRAMES - 1
+
+        def call_local():
+            frames = ex.frames
+            depth = len(frames)
+            if depth >= limit:
+                raise vm.fault(pc, "call depth exceeded (%d frames)" % isa.MAX_CALL_FRAMES, "depth",
+                               program)
+            frames.append((nxt, r[6], r[7], r[8], r[9], r[10]))
+            r[10] = tops[depth + 1]
+            return target
+        return call_local
+
+    def _b_callx(self, pc, insn):
+        r = self.regs
+        vm = self.vm
+        ex = self.ex
+        program = self.program
+        d = insn.dst
+        call = self._call_helper_op(pc)
+        locals_cache = {}
+
+        def callx():
+            v = r[d]
+            if (v >> 32) == FUNC_REGION_ID:
+                target = v & M32
+                if not 0 <= target < self.n or self.blocks[target] is None:
+                    raise vm.fault(pc, "callx target %d is not the start of a function" % target,
+                                   "jump", program)
+                op = locals_cache.get(target)
+                if op is None:
+                    op = locals_cache[target] = self._local_call(pc, target)
+                return op()
+            fn, name = vm.helper(v)
+            if fn is None:
+                raise vm.fault(pc, "unknown helper %d (called through %%r%d)" % (v, d), "helper", program)
+            ex.pc = pc
+            return call(fn, name)
+        return callx, True, True
+
+    def _b_exit(self, pc, insn):
+        r = self.regs
+        ex = self.ex
+
+        def exit_op():
+            frames = ex.frames
+            if frames:
+                nxt, r[6], r[7], r[8], r[9], r[10] = frames.pop()
+                return nxt
+            return EXITED
+        return exit_op, True, True
+
+    # ------------------------------------------------------------------ driving
+    def run_main(self):
+        self._loop(0)
+        return self.regs[0]
+
+    def call_function(self, pc, r1=0, r2=0, r3=0, r4=0, r5=0):
+        """Run the subprogram at ``pc`` in a new frame until it exits; returns its r0."""
+        r = self.regs
+        ex = self.ex
+        if not 0 <= pc < self.n or self.blocks[pc] is None:
+            raise HelperFault("callback address %d is not the start of a function" % pc)
+        depth = len(ex.frames)
+        if depth >= isa.MAX_CALL_FRAMES - 1:
+            raise HelperFault("call depth exceeded (%d frames)" % isa.MAX_CALL_FRAMES)
+        saved = (r[0], r[1], r[2], r[3], r[4], r[5])
+        ex.frames.append((EXITED, r[6], r[7], r[8], r[9], r[10]))
+        r[1], r[2], r[3], r[4], r[5] = r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64
+        r[10] = self.vm.stack_tops[depth + 1]
+        self._loop(pc)
+        result = r[0]
+        r[0], r[1], r[2], r[3], r[4], r[5] = saved
+        return result
+
+    def _loop(self, pc):
+        ex = self.ex
+        if ex.trace is not None or ex.profile is not None:
+            return self._loop_slow(pc)
+        blocks = self.blocks
+        left = ex.left
+        try:
+            while pc >= 0:
+                b = blocks[pc]
+                c = b[0]
+                if c > left:
+                    raise self.vm.fault(pc, "instruction budget exhausted (%d instructions)"
+                                        % (ex.budget or 0), "budget", self.program)
+                left -= c
+                if b[2]:
+                    ex.left = left
+                    pc = b[1]()
+                    left = ex.left
+                else:
+                    pc = b[1]()
+        except BaseException:
+            ex.left = left
+            raise
+        ex.left = left
+        return pc
+
+    def _loop_slow(self, pc):
+        """Instruction-at-a-time loop for --trace and --profile (same faults, same budget)."""
+        ex = self.ex
+        r = self.regs
+        blocks = self.blocks
+        insns = self.program.insns
+        trace = ex.trace
+        profile = ex.profile
+        while pc >= 0:
+            b = blocks[pc]
+            if b[0] > ex.left:
+                raise self.vm.fault(pc, "instruction budget exhausted (%d instructions)"
+                                    % (ex.budget or 0), "budget", self.program)
+            ex.left -= b[0]
+            nxt = b[4]
+            if not b[3]:
+                b[1]()
+            for ipc, fn in b[3]:
+                if profile is not None:
+                    profile[ipc] = profile.get(ipc, 0) + 1
+                before = list(r) if trace is not None else None
+                v = fn()
+                if trace is not None:
+                    changed = [(i, r[i]) for i in range(isa.NUM_REGS) if r[i] != before[i]]
+                    trace.append((ipc, isa.format_insn(insns[ipc], ipc), changed))
+                if v is not None:
+                    nxt = v
+            pc = nxt
+        return pc
+
+
+def _is_tail(insns, pc):
+    """True if slot ``pc`` is the second slot of a lddw (scan from 0: slots pair up)."""
+    i = 0
+    while i < pc:
+        i += 2 if insns[i].opcode == isa.LDDW else 1
+    return i != pc
+
+
+def _make_block(ops, term, end):
+    """One closure running ``ops`` then ``term`` (or falling through to ``end``); unrolled."""
+    n = len(ops)
+    if term is None:
+        if n == 1:
+            a = ops[0]
+
+            def b1():
+                a()
+                return end
+            return b1
+        if n == 2:
+            a, b = ops
+
+            def b2():
+                a()
+                b()
+                return end
+            return b2
+        if n == 3:
+            a, b, c = ops
+
+            def b3():
+                a()
+                b()
+                c()
+                return end
+            return b3
+        if n == 4:
+            a, b, c, d = ops
+
+            def b4():
+                a()
+                b()
+                c()
+                d()
+                return end
+            return b4
+        ops = tuple(ops)
+
+        def bn():
+            for o in ops:
+                o()
+            return end
+        return bn
+    if n == 0:
+        return term
+    if n == 1:
+        a = ops[0]
+
+        def t1():
+            a()
+            return term()
+        return t1
+    if n == 2:
+        a, b = ops
+
+        def t2():
+            a()
+            b()
+            return term()
+        return t2
+    if n == 3:
+        a, b, c = ops
+
+        def t3():
+            a()
+            b()
+            c()
+            return term()
+        return t3
+    if n == 4:
+        a, b, c, d = ops
+
+        def t4():
+            a()
+            b()
+            c()
+            d()
+            return term()
+        return t4
+    ops = tuple(ops)
+
+    def tn():
+        for o in ops:
+            o()
+        return term()
+    return tn
+
+
+# ---------------------------------------------------------------- fast paths for hot ops
+def _k_add(r, d, b):
+    def op():
+        r[d] = (r[d] + b) & M64
+    return op
+
+
+def _k_sub(r, d, b):
+    def op():
+        r[d] = (r[d] - b) & M64
+    return op
+
+
+def _k_mul(r, d, b):
+    def op():
+        r[d] = (r[d] * b) & M64
+    return op
+
+
+def _k_mov(r, d, b):
+    def op():
+        r[d] = b
+    return op
+
+
+def _k_and(r, d, b):
+    def op():
+        r[d] &= b
+    return op
+
+
+def _k_or(r, d, b):
+    def op():
+        r[d] |= b
+    return op
+
+
+def _k_xor(r, d, b):
+    def op():
+        r[d] ^= b
+    return op
+
+
+def _k_lsh(r, d, b):
+    b &= 63
+
+    def op():
+        r[d] = (r[d] << b) & M64
+    return op
+
+
+def _k_rsh(r, d, b):
+    b &= 63
+
+    def op():
+        r[d] >>= b
+    return op
+
+
+def _k_add32(r, d, b):
+    def op():
+        r[d] = (r[d] + b) & M32
+    return op
+
+
+def _k_mov32(r, d, b):
+    b &= M32
+
+    def op():
+        r[d] = b
+    return op
+
+
+def _x_add(r, d, s):
+    def op():
+        r[d] = (r[d] + r[s]) & M64
+    return op
+
+
+def _x_sub(r, d, s):
+    def op():
+        r[d] = (r[d] - r[s]) & M64
+    return op
+
+
+def _x_mul(r, d, s):
+    def op():
+        r[d] = (r[d] * r[s]) & M64
+    return op
+
+
+def _x_mov(r, d, s):
+    def op():
+        r[d] = r[s]
+    return op
+
+
+def _x_and(r, d, s):
+    def op():
+        r[d] &= r[s]
+    return op
+
+
+def _x_or(r, d, s):
+    def op():
+        r[d] |= r[s]
+    return op
+
+
+def _x_xor(r, d, s):
+    def op():
+        r[d] ^= r[s]
+    return op
+
+
+def _x_add32(r, d, s):
+    def op():
+        r[d] = (r[d] + r[s]) & M32
+    return op
+
+
+def _x_mov32(r, d, s):
+    def op():
+        r[d] = r[s] & M32
+    return op
+
+
+_A64, _A32 = isa.BPF_ALU64, isa.BPF_ALU
+_FAST_K = {
+    _A64 | isa.BPF_ADD: _k_add, _A64 | isa.BPF_SUB: _k_sub, _A64 | isa.BPF_MUL: _k_mul,
+    _A64 | isa.BPF_MOV: _k_mov, _A64 | isa.BPF_AND: _k_and, _A64 | isa.BPF_OR: _k_or,
+    _A64 | isa.BPF_XOR: _k_xor, _A64 | isa.BPF_LSH: _k_lsh, _A64 | isa.BPF_RSH: _k_rsh,
+    _A32 | isa.BPF_ADD: _k_add32, _A32 | isa.BPF_MOV: _k_mov32,
+}
+_FAST_X = {
+    _A64 | isa.BPF_X | isa.BPF_ADD: _x_add, _A64 | isa.BPF_X | isa.BPF_SUB: _x_sub,
+    _A64 | isa.BPF_X | isa.BPF_MUL: _x_mul, _A64 | isa.BPF_X | isa.BPF_MOV: _x_mov,
+    _A64 | isa.BPF_X | isa.BPF_AND: _x_and, _A64 | isa.BPF_X | isa.BPF_OR: _x_or,
+    _A64 | isa.BPF_X | isa.BPF_XOR: _x_xor, _A32 | isa.BPF_X | isa.BPF_ADD: _x_add32,
+    _A32 | isa.BPF_X | isa.BPF_MOV: _x_mov32,
+}
+
+
+def _jk_eq(r, d, b, t, n):
+    return lambda: t if r[d] == b else n
+
+
+def _jk_ne(r, d, b, t, n):
+    return lambda: t if r[d] != b else n
+
+
+def _jk_gt(r, d, b, t, n):
+    return lambda: t if r[d] > b else n
+
+
+def _jk_ge(r, d, b, t, n):
+    return lambda: t if r[d] >= b else n
+
+
+def _jk_lt(r, d, b, t, n):
+    return lambda: t if r[d] < b else n
+
+
+def _jk_le(r, d, b, t, n):
+    return lambda: t if r[d] <= b else n
+
+
+def _jk_set(r, d, b, t, n):
+    return lambda: t if r[d] & b else n
+
+
+def _jx_eq(r, d, s, t, n):
+    return lambda: t if r[d] == r[s] else n
+
+
+def _jx_ne(r, d, s, t, n):
+    return lambda: t if r[d] != r[s] else n
+
+
+def _jx_gt(r, d, s, t, n):
+    return lambda: t if r[d] > r[s] else n
+
+
+def _jx_ge(r, d, s, t, n):
+    return lambda: t if r[d] >= r[s] else n
+
+
+def _jx_lt(r, d, s, t, n):
+    return lambda: t if r[d] < r[s] else n
+
+
+def _jx_le(r, d, s, t, n):
+    return lambda: t if r[d] <= r[s] else n
+
+
+_FAST_JK = {isa.BPF_JEQ: _jk_eq, isa.BPF_JNE: _jk_ne, isa.BPF_JGT: _jk_gt, isa.BPF_JGE: _jk_ge,
+            isa.BPF_JLT: _jk_lt, isa.BPF_JLE: _jk_le, isa.BPF_JSET: _jk_set}
+_FAST_JX = {isa.BPF_JEQ: _jx_eq, isa.BPF_JNE: _jx_ne, isa.BPF_JGT: _jx_gt, isa.BPF_JGE: _jx_ge,
+            isa.BPF_JLT: _jx_lt, isa.BPF_JLE: _jx_le}
