@@ -770,8 +770,8 @@ class Interpreter:
                     pack(buf, o, r[s] & mask)
                 r[0] = old
             return cmpxchg, False, False
-        f = ATOMIC_FUNCS.get(aop & ~isa.BPF_FETCH)
-        if f is None or (aop & isa.BPF_FETCH == 0 and aop not in ATOMIC_FUNCS):
+        f = ATOMIC_FUNCS.get(aop if aop == isa.BPF_XCHG else aop & ~isa.BPF_FETCH)
+        if f is None or aop not in isa.ATOMIC_NAMES:
             return self._fault_op(pc, "unknown atomic operation 0x%x" % aop, "opcode"), False, False
         if aop & isa.BPF_FETCH:
             def atomic_fetch():

@@ -1,0 +1,150 @@
+"""``Program``: the instructions of one eBPF program plus what a loader found beside them.
+
+Loaders (assembler, raw bytes, conformance .data, ELF and bundle loaders of maps) all
+produce a Program; engines and the verifier consume it. Bounds sizes before allocating and
+never executes anything. MicroPython-compatible.
+
+Attributes: ``insns`` (slot-indexed Instruction list, see isa.py), ``maps`` (list indexed by
+the lddw map index: MapSpec or Map objects), ``name``, ``section``, ``line_info`` (dict pc ->
+(file, line, text)), ``labels`` (name -> pc), ``subprograms`` (sorted entry pcs, 0 first),
+``mem`` (default input memory, from a conformance file) and ``expected`` (expected r0 or None).
+"""
+
+from iotbpf.ebpf import isa
+from iotbpf.ebpf.errors import LoadError
+
+
+class Program:
+    def __init__(self, insns, maps=None, name="", section="", line_info=None, labels=None,
+                 source=None):
+        if len(insns) > isa.MAX_INSNS:
+            raise LoadError("program has %d instructions (limit %d)" % (len(insns), isa.MAX_INSNS))
+        self.insns = insns
+        self.maps = list(maps) if maps else []
+        self.name = name
+        self.section = section
+        self.line_info = line_info or {}
+        self.labels = labels or {}
+        self.source = source
+        self.mem = b""
+        self.expected = None
+        self.subprograms = subprogram_starts(insns)
+
+    def __len__(self):
+        return len(self.insns)
+
+    def __repr__(self):
+        return "Program(%r, %d slots, %d maps)" % (self.name or self.section, len(self.insns), len(self.maps))
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def from_asm(cls, text, name="", filename=None):
+        from iotbpf.ebpf import asm
+
+        insns, labels, lines = asm.assemble_with_info(text)
+        where = filename or name or "<asm>"
+        info = {}
+        for pc, (lineno, src) in lines.items():
+            info[pc] = (where, lineno, src)
+        return cls(insns, name=name, line_info=info, labels=labels, source=text)
+
+    @classmethod
+    def from_bytes(cls, data, name=""):
+        data = bytes(data)
+        if len(data) > isa.MAX_INSNS * 8:
+            raise LoadError("program is %d bytes (limit %d)" % (len(data), isa.MAX_INSNS * 8))
+        if len(data) % 8:
+            raise LoadError("truncated program: %d bytes is not a multiple of 8 (one instruction slot)"
+                            % len(data))
+        if not data:
+            raise LoadError("empty program")
+        try:
+            insns = isa.decode(data)
+        except isa.DecodeError as exc:
+            raise LoadError(str(exc)) from None
+        return cls(insns, name=name)
+
+    @classmethod
+    def from_data(cls, text, name=""):
+        """A bpf_conformance ``.data`` test (text): its program, ``mem`` and ``expected``."""
+        from iotbpf.ebpf import conformance
+
+        case = conformance.parse_data(text, name or "<data>")
+        return case.program()
+
+    @classmethod
+    def from_file(cls, path, section=None):
+        """Load ``.s``/``.asm``, ``.bin``, ``.data``; ``.o`` and ``.ibpf`` via the maps loaders."""
+        lower = path.lower()
+        if lower.endswith(".o"):
+            return _load_with("iotbpf.ebpf.elf", "load_elf", path, section, "ELF objects")
+        if lower.endswith(".ibpf"):
+            return _load_with("iotbpf.ebpf.bundle", "load_bundle", path, section, ".ibpf bundles")
+        name = path.replace("\\", "/").split("/")[-1]
+        if lower.endswith(".bin"):
+            with open(path, "rb") as f:
+                data = f.read(isa.MAX_INSNS * 8 + 1)
+            return cls.from_bytes(data, name=name)
+        text = _read_text(path)
+        if lower.endswith(".data"):
+            return cls.from_data(text, name=name)
+        if lower.endswith(".s") or lower.endswith(".asm"):
+            return cls.from_asm(text, name=name, filename=path)
+        raise LoadError("unknown program file type %r (use .s, .bin, .data, .o or .ibpf)" % path)
+
+    # ---------------------------------------------------------------- views
+    def to_bytes(self):
+        return isa.encode(self.insns)
+
+    def disasm(self, labels=True):
+        from iotbpf.ebpf import disasm
+
+        return disasm.disassemble(self.insns, labels=labels)
+
+    def insn_text(self, pc):
+        if 0 <= pc < len(self.insns):
+            return isa.format_insn(self.insns[pc], pc)
+        return "<end of program>"
+
+
+def subprogram_starts(insns):
+    """pc 0 and every local-call or lddw-func target inside the program, sorted."""
+    starts = {0}
+    n = len(insns)
+    pc = 0
+    while pc < n:
+        insn = insns[pc]
+        target = -1
+        if insn.opcode == isa.CALL and insn.src == isa.BPF_PSEUDO_CALL:
+            target = pc + 1 + insn.imm
+        elif insn.opcode == isa.LDDW and insn.src == isa.BPF_PSEUDO_FUNC:
+            target = pc + 1 + isa.s32(insn.imm)
+        if 0 <= target < n:
+            starts.add(target)
+        pc += 2 if insn.opcode == isa.LDDW else 1
+    return sorted(starts)
+
+
+MAX_TEXT = 16 * 1024 * 1024
+
+
+def _read_text(path):
+    with open(path, "rb") as f:
+        data = f.read(MAX_TEXT + 1)
+    if len(data) > MAX_TEXT:
+        raise LoadError("%s: file too large" % path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeError:
+        raise LoadError("%s: not a text file (UTF-8 expected)" % path) from None
+
+
+def _load_with(module_name, func_name, path, section, what):
+    try:
+        module = __import__(module_name, None, None, [func_name])
+    except ImportError:
+        raise LoadError("loading %s is not available in this build (%s)" % (what, path)) from None
+    func = getattr(module, func_name, None)
+    if func is None:
+        raise LoadError("loading %s is not available in this build (%s)" % (what, path))
+    return func(path, section=section)
