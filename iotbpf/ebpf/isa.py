@@ -279,7 +279,33 @@ def s16(value):
     return value - 0x10000 if value & 0x8000 else value
 
 
-_SLOT = struct.Struct("<BBhi")
+class _FormatStruct:
+    """struct.Struct for MicroPython, which has only the module-level functions."""
+
+    def __init__(self, fmt):
+        self.format = fmt
+        self.size = struct.calcsize(fmt)
+
+    def pack(self, *values):
+        return struct.pack(self.format, *values)
+
+    def unpack(self, data):
+        return struct.unpack(self.format, data)
+
+    def unpack_from(self, data, offset=0):
+        return struct.unpack_from(self.format, data, offset)
+
+    def pack_into(self, buf, offset, *values):
+        struct.pack_into(self.format, buf, offset, *values)
+
+
+def make_struct(fmt):
+    """A precompiled struct (struct.Struct on CPython, an equivalent on MicroPython)."""
+    cls = getattr(struct, "Struct", None)
+    return cls(fmt) if cls is not None else _FormatStruct(fmt)
+
+
+_SLOT = make_struct("<BBhi")
 
 
 def decode_slot(data, offset=0):

@@ -6,8 +6,7 @@ so dereferencing them faults precisely. Never lets a bad access become a Python 
 other than MemoryFault. MicroPython-compatible; imports nothing of iotbpf but errors.
 """
 
-import struct
-
+from iotbpf.ebpf import isa
 from iotbpf.ebpf.errors import RuntimeFailure
 
 # Reserved region-id ranges (the high 32 bits of a tagged value).
@@ -17,7 +16,8 @@ MAP_HANDLE_LIMIT = 0x50000000
 FUNC_REGION_ID = 0x7F000000  # function address = (FUNC_REGION_ID << 32) | pc
 MAX_REGION_ID = MAP_HANDLE_BASE - 1
 
-UNPACK = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I"), 8: struct.Struct("<Q")}
+UNPACK = {1: isa.make_struct("<B"), 2: isa.make_struct("<H"), 4: isa.make_struct("<I"),
+          8: isa.make_struct("<Q")}
 MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
 
 

@@ -73,7 +73,6 @@ malformed instruction), "jump" (target out of range, into a lddw, fell off the e
 "depth" (more than 8 frames), "helper" (unknown helper or the helper failed), "budget".
 """
 
-import struct
 import time
 
 from iotbpf.ebpf import isa
@@ -276,8 +275,8 @@ def _sext(bits):
 MOVSX64_FUNCS = {n: (lambda f: lambda a, b: f(b) & M64)(_sext(n)) for n in (8, 16, 32)}
 MOVSX32_FUNCS = {n: (lambda f: lambda a, b: f(b) & M32)(_sext(n)) for n in (8, 16)}
 
-_BE = {16: struct.Struct(">H"), 32: struct.Struct(">I"), 64: struct.Struct(">Q")}
-_LE = {16: struct.Struct("<H"), 32: struct.Struct("<I"), 64: struct.Struct("<Q")}
+_BE = {16: isa.make_struct(">H"), 32: isa.make_struct(">I"), 64: isa.make_struct(">Q")}
+_LE = {16: isa.make_struct("<H"), 32: isa.make_struct("<I"), 64: isa.make_struct("<Q")}
 
 
 def _swap(bits):
@@ -317,9 +316,11 @@ ATOMIC_FUNCS = {
     isa.BPF_XCHG: lambda a, b: b,
 }
 
-_UNPACK = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I"), 8: struct.Struct("<Q")}
-_UNPACK_S = {1: struct.Struct("<b"), 2: struct.Struct("<h"), 4: struct.Struct("<i")}
-_UNPACK_BE = {1: struct.Struct(">B"), 2: struct.Struct(">H"), 4: struct.Struct(">I"), 8: struct.Struct(">Q")}
+_UNPACK = {1: isa.make_struct("<B"), 2: isa.make_struct("<H"), 4: isa.make_struct("<I"),
+          8: isa.make_struct("<Q")}
+_UNPACK_S = {1: isa.make_struct("<b"), 2: isa.make_struct("<h"), 4: isa.make_struct("<i")}
+_UNPACK_BE = {1: isa.make_struct(">B"), 2: isa.make_struct(">H"), 4: isa.make_struct(">I"),
+              8: isa.make_struct(">Q")}
 _SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
 
 
