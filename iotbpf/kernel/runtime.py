@@ -1,0 +1,744 @@
+"""The node runtime: owns virtual time and the event loop, loads apps, runs their programs on hooks
+with an instruction budget, isolates faults, keeps per-hook statistics, and drives the scheduler.
+
+It must never let a program's fault stop the node: a faulting run is stopped, recorded as
+(hook, pc, reason) and, after ``fault_max`` faults within ``fault_window`` ns, the program is
+detached (an event in ``runtime.events`` says so). The OS only provides mechanism; behaviour is
+in the programs. MicroPython-compatible.
+
+Platform interface (what ``platform`` provides; iotbpf/platforms/sim/platform.py is one)
+    ``sensor_read(sensor_id, now_ns) -> int or None``, ``gpio_read(pin) -> int or None``,
+    ``gpio_write(pin, level) -> bool``, ``airtime_ns(nbytes) -> int``, ``delivered() -> bool``
+    (link loss), ``jitter_ns(max_ns) -> int`` and ``start(runtime, end_ns)``, which schedules
+    its event streams with ``runtime.queue.push(t, fn, arg)`` and delivers each event with
+    ``runtime.raise_event(hook, fields)``. Every method is optional except ``start``.
+
+Energy contract (kernel/scheduler.py, owned by the energy engineer)
+    ``make_scheduler(policy_name, board, params=None) -> Scheduler`` with:
+      ``boot(now_ns)``; ``cpu_busy(now_ns, busy_ns, app)`` after every program run, busy_ns =
+      ``board.insn_ns(insns)`` (or insns x ``board.ns_per_insn``); ``sensor_read(now_ns, sensor,
+      app)``; ``enqueue_tx(now_ns, nbytes, deadline_ns, app)``; ``request_listen(now_ns,
+      duration_ns, app)``; ``next_wakeup_ns() -> int or None`` (the runtime schedules an event
+      then); ``on_wakeup(now_ns) -> [(done_ns, nbytes, app, ok)]`` finished transmissions (the
+      runtime raises radio_tx_done for the sending app); ``advance(now_ns)`` integrate energy up
+      to now; ``energy_used_j()``; ``soc()`` in 0..1; ``battery_dead() -> bool`` (the run ends);
+      ``summary() -> dict``. Optional: ``set_param_reader(fn)`` (fn() -> the iot_policy map as a
+      list of u64). ``app`` is the app's name. Without a scheduler the runtime still runs: a
+      packet is sent at once (FIFO, airtime from the platform) and energy reads as 0.
+
+Public API: ``Runtime(platform=None, clock=None, scheduler=None, board=None, node_id=0, seed=0,
+engine="compiled", verify=True)``; ``load_app(manifest, programs, maps=None) -> App``;
+``boot()``; ``run_until(t_ns)``; ``run_for(ns)``; ``raise_event(hook, fields)``; ``post(hook,
+fields, at_ns)``; ``inject(hook, fields)`` (thread-safe) + ``run_realtime(duration_ns)``;
+``summary() -> dict``; ``hook_stats``, ``faults``, ``events``, ``logs``.
+"""
+
+from iotbpf.ebpf.errors import LoadError, VerifierError
+from iotbpf.ebpf.vm import VM, BPFFault
+from iotbpf.kernel import helpers as iot_helpers
+from iotbpf.kernel import maps as wellknown
+from iotbpf.kernel.clock import NS_PER_H, NS_PER_S, VirtualClock
+from iotbpf.kernel.events import EventQueue
+from iotbpf.kernel.hooks import HOOK_NAMES, HOOKS
+from iotbpf.kernel.prng import Rng
+
+DEFAULT_NS_PER_INSN = 125  # a 64 MHz Cortex-M4 interpreting eBPF at ~8 cycles per instruction
+BATTERY_REPORT_NS = NS_PER_H
+TX_QUEUE_LIMIT_BYTES = 4096
+LOW_PERMILLE = 200
+CRITICAL_PERMILLE = 50
+MAX_LOG = 1000
+MAX_FAULT_RECORDS = 1000
+MAX_APPS = 16
+MAP_BUDGET_BYTES = 256 * 1024  # per app, unless the board or the caller says otherwise
+
+
+class AppEnv:
+    """``ex.env`` for one app's programs: the node, the app, the clock, a PRNG, trace output."""
+
+    def __init__(self, node, app):
+        self.node = node
+        self.app = app
+        self.trace_output = []
+        self._rng = Rng(node.seed, "app:" + app.name)
+
+    def clock_ns(self):
+        return self.node.clock.now_ns()
+
+    def random_u32(self):
+        return self._rng.u32()
+
+
+class Attached:
+    """One program attached to a hook, with its VM, its context buffer and its statistics."""
+
+    def __init__(self, app, hook, section, program, vm):
+        self.app = app
+        self.hook = hook
+        self.section = section
+        self.program = program
+        self.vm = vm
+        self.ctx = bytearray(hook.size)
+        self.ctx_addr = vm.memory.add_region(self.ctx, "ctx", True)
+        self.runs = 0
+        self.insns = 0
+        self.faults = 0
+        self.handler_ns = 0
+        self.recent_faults = []
+        self.detached = False
+
+
+class App:
+    """A loaded app: manifest, maps by name, attached programs, timers."""
+
+    def __init__(self, node, app_id, manifest, maps):
+        self.node = node
+        self.id = app_id
+        self.manifest = manifest
+        self.name = manifest.name
+        self.maps = maps
+        self.attached = []
+        self.timers = {}  # timer id -> [generation, period_ns, expirations, jitter_ns]
+        self.budget = manifest.budget
+        self.env = AppEnv(node, self)
+        self.tx_packets = 0
+        self.tx_bytes = 0
+
+
+class HookStats:
+    """Per-hook counters: events raised, program runs, instructions, faults, handler time (ns)."""
+
+    def __init__(self):
+        self.events = 0
+        self.runs = 0
+        self.insns = 0
+        self.faults = 0
+        self.handler_ns = 0
+
+    def as_dict(self):
+        return {"events": self.events, "runs": self.runs, "instructions": self.insns,
+                "faults": self.faults, "handler_ns": self.handler_ns}
+
+
+class Runtime:
+    """One node: apps, hooks, event queue, clock, devices (platform) and the energy scheduler."""
+
+    def __init__(self, platform=None, clock=None, scheduler=None, board=None, node_id=0, seed=0,
+                 engine="compiled", verify=True, battery_report_ns=BATTERY_REPORT_NS,
+                 map_budget_bytes=MAP_BUDGET_BYTES):
+        self.platform = platform
+        self.clock = clock if clock is not None else VirtualClock()
+        self.scheduler = scheduler
+        self.board = board
+        self.node_id = node_id
+        self.seed = seed
+        self.engine = engine
+        self.verify = verify
+        self.battery_report_ns = battery_report_ns
+        self.map_budget_bytes = map_budget_bytes
+        self.queue = EventQueue()
+        self.apps = []
+        self.hooks = {}
+        for name in HOOK_NAMES:
+            self.hooks[name] = []
+        self.hook_stats = {}
+        for name in HOOK_NAMES:
+            self.hook_stats[name] = HookStats()
+        self.faults = []
+        self.fault_count = 0
+        self.events = []
+        self.logs = []
+        self.log_count = 0
+        self.inbox = []
+        self.booted = False
+        self.dead_at_ns = None
+        self.end_ns = None
+        self.tx = {"queued": 0, "queued_bytes": 0, "sent": 0, "lost": 0, "rejected": 0,
+                   "missed_deadlines": 0, "in_flight": 0, "in_flight_bytes": 0}
+        self.rx = {"received": 0, "passed": 0, "dropped": 0}
+        self.pending_tx = []  # without a scheduler: FIFO of (done_ns, nbytes, app, deadline, queued_at)
+        self._radio_free_ns = 0
+        self._sched_tx = []  # with a scheduler: FIFO of (nbytes, app, deadline, queued_at)
+        self._wakeup_gen = 0
+        self._wakeup_at = None
+        ns = getattr(board, "ns_per_insn", None) if board is not None else None
+        self.ns_per_insn = ns if ns else DEFAULT_NS_PER_INSN
+        self._insn_ns = getattr(board, "insn_ns", None) if board is not None else None
+        self.shared_maps = _make_well_known_maps()
+        self._txq_state = [0, 0, 0, 0, 0, 0]
+        self._helpers = None
+
+    # ---------------------------------------------------------------- loading
+
+    def helper_table(self):
+        """Linux helpers (iotbpf.ebpf.helpers) plus the IoT helpers."""
+        if self._helpers is None:
+            from iotbpf.ebpf.types import HelperTable
+
+            try:
+                from iotbpf.ebpf.helpers import linux_helpers
+            except ImportError:  # the maps engineer's Linux helpers are still being written
+                table = HelperTable()
+            else:
+                table = HelperTable(linux_helpers())
+            iot_helpers.register(table)
+            self._helpers = table
+        return self._helpers
+
+    def load_app(self, manifest, programs, maps=None):
+        """Attach an app: ``programs`` maps section name -> Program; ``maps`` name -> Map (the
+        programs' own maps; well-known names are rebound to the node's shared instances).
+
+        Every program is verified against its hook's context layout and the helper table before
+        anything is attached; a rejected program raises VerifierError and nothing is loaded.
+        """
+        if len(self.apps) >= MAX_APPS:
+            raise LoadError("too many apps on one node (at most %d)" % MAX_APPS)
+        for other in self.apps:
+            if other.name == manifest.name:
+                raise LoadError("an app named %s is already loaded" % manifest.name)
+        app = App(self, len(self.apps) + 1, manifest, dict(maps or {}))
+        for name in wellknown.WELL_KNOWN_NAMES:
+            if name in app.maps:
+                app.maps[name] = self.shared_maps[name]
+        table = self.helper_table()
+        from iotbpf.ebpf.maps import MapBudget
+
+        budget = MapBudget(self.map_budget_bytes, "app " + manifest.name)
+        plan = []
+        for hook_name, section in manifest.hooks:
+            program = programs.get(section)
+            if program is None:
+                raise LoadError("app %s: no program in section %r for hook %s (sections: %s)" % (
+                    manifest.name, section, hook_name, ", ".join(sorted(programs)) or "none"))
+            program = _rebind_maps(program, app.maps, self.shared_maps, budget)
+            hook = HOOKS[hook_name]
+            if self.verify:
+                self._verify(app, hook, section, program, table)
+            plan.append((hook, section, program))
+        for hook, section, program in plan:
+            vm = self._make_vm(program, table, app)
+            att = Attached(app, hook, section, program, vm)
+            app.attached.append(att)
+            self.hooks[hook.name].append(att)
+        self.apps.append(app)
+        if self.booted:
+            self._start_app(app)
+        return app
+
+    def _verify(self, app, hook, section, program, table):
+        try:
+            from iotbpf.ebpf.verifier import verify
+        except ImportError:
+            return  # device builds ship without the verifier: programs are verified on the host
+        try:
+            verify(program, helpers=table, hook=hook.layout(), budget=app.budget)
+        except VerifierError as exc:
+            raise VerifierError("app %s, section %s (hook %s): %s" % (app.name, section, hook.name, exc)) \
+                from None
+
+    def _make_vm(self, program, table, app):
+        try:
+            return VM(program, helpers=table, engine=self.engine, budget=app.budget, env=app.env)
+        except LoadError as exc:
+            if self.engine != "interp" and "not available" in str(exc):
+                return VM(program, helpers=table, engine="interp", budget=app.budget, env=app.env)
+            raise
+
+    # ---------------------------------------------------------------- running
+
+    def boot(self):
+        """Start the node: the scheduler boots, then every app's boot programs run and its
+        manifest timers are armed."""
+        if self.booted:
+            return
+        self.booted = True
+        now = self.clock.now_ns()
+        if self.scheduler is not None:
+            self.scheduler.boot(now)
+            reader = getattr(self.scheduler, "set_param_reader", None)
+            if reader is not None:
+                reader(self._policy_values)
+        for app in self.apps:
+            self._start_app(app)
+        if self.battery_report_ns:
+            self.queue.push(now + self.battery_report_ns, self._battery_event, None)
+        self._reschedule_wakeup()
+
+    def _start_app(self, app):
+        now = self.clock.now_ns()
+        fields = {"now_ns": now, "node_id": self.node_id, "reason": 0,
+                  "battery_permille": self.battery_permille(), "app_id": app.id}
+        self._run_hook(self.hooks["boot"], "boot", fields, app)
+        for tid, start, period, jitter in app.manifest.timer_specs:
+            self.arm_timer(app, tid, start, period, jitter)
+
+    def start_platform(self, end_ns):
+        if self.platform is not None:
+            self.platform.start(self, end_ns)
+
+    def run_until(self, end_ns, progress=None):
+        """Process events up to (not including) ``end_ns``; returns the number of events handled.
+
+        ``progress(now_ns)`` is called every 4096 events (for a progress bar).
+        """
+        if not self.booted:
+            self.boot()
+        queue = self.queue
+        heap = queue._heap
+        clock = self.clock
+        pop = queue.pop
+        handled = 0
+        self.end_ns = end_ns
+        while heap and heap[0][0] < end_ns:
+            t, _seq, fn, arg = pop()
+            clock.sleep_until(t)
+            fn(t, arg)
+            handled += 1
+            if self.dead_at_ns is not None:
+                break
+            if progress is not None and not handled & 4095:
+                progress(t)
+        if self.dead_at_ns is None and clock.now_ns() < end_ns:
+            clock.sleep_until(end_ns)
+        if self.scheduler is not None:
+            self.scheduler.advance(clock.now_ns())
+        return handled
+
+    def run_for(self, duration_ns, progress=None):
+        return self.run_until(self.clock.now_ns() + duration_ns, progress)
+
+    def post(self, hook, fields, at_ns):
+        """Schedule an event for ``hook`` at ``at_ns`` (virtual time; from the event loop's thread)."""
+        if hook not in self.hooks:
+            raise LoadError("unknown hook %r (known: %s)" % (hook, ", ".join(HOOK_NAMES)))
+        self.queue.push(at_ns, self._posted, (hook, fields))
+
+    def _posted(self, now, arg):
+        self.raise_event(arg[0], arg[1])
+
+    def inject(self, hook, fields):
+        """Queue an event from another thread (a GPIO callback); the real-time loop delivers it."""
+        if hook not in self.hooks:
+            raise LoadError("unknown hook %r (known: %s)" % (hook, ", ".join(HOOK_NAMES)))
+        self.inbox.append((hook, fields))
+
+    def run_realtime(self, duration_ns, poll_ns=10000000):
+        """Run on the node's (monotonic) clock for duration_ns, delivering injected events."""
+        if not self.booted:
+            self.boot()
+        end = self.clock.now_ns() + duration_ns
+        while True:
+            now = self.clock.now_ns()
+            while self.inbox:
+                hook, fields = self.inbox.pop(0)
+                self.raise_event(hook, fields)
+            while self.queue._heap and self.queue._heap[0][0] <= now:
+                t, _seq, fn, arg = self.queue.pop()
+                fn(now, arg)
+            if now >= end or self.dead_at_ns is not None:
+                break
+            nxt = self.queue.peek_time()
+            wake = now + poll_ns
+            if nxt is not None and nxt < wake:
+                wake = nxt
+            self.clock.sleep_until(min(wake, end))
+        if self.scheduler is not None:
+            self.scheduler.advance(self.clock.now_ns())
+
+    def raise_event(self, hook, fields, app=None):
+        """Deliver an event now to every program attached to ``hook`` (of ``app`` only, if given).
+
+        ``fields`` is a dict of context values; ``now_ns`` is filled in. Returns the list of r0
+        values of the programs that ran without fault.
+        """
+        values = dict(fields)
+        values["now_ns"] = self.clock.now_ns()
+        if hook == "radio_rx":
+            return self._radio_rx(values)
+        return self._run_hook(self.hooks[hook], hook, values, app)
+
+    def _run_hook(self, attached, hook_name, values, only_app=None):
+        stats = self.hook_stats[hook_name]
+        stats.events += 1
+        results = []
+        if not attached:
+            return results
+        now = values["now_ns"]
+        hook = HOOKS[hook_name]
+        for att in list(attached):
+            if only_app is not None and att.app is not only_app:
+                continue
+            hook.pack_into(att.ctx, values)
+            r0 = self._run(att, stats, now)
+            if r0 is not None:
+                results.append(r0)
+        return results
+
+    def _run(self, att, stats, now):
+        """Run one attached program on its (already packed) context; None if it faulted."""
+        vm = att.vm
+        try:
+            r0 = vm.run(ctx=att.ctx_addr)
+            fault = None
+        except BPFFault as exc:
+            r0 = None
+            fault = exc
+        insns = vm.last.insns_executed
+        busy = self._insn_ns(insns) if self._insn_ns is not None else int(insns * self.ns_per_insn)
+        att.runs += 1
+        att.insns += insns
+        att.handler_ns += busy
+        stats.runs += 1
+        stats.insns += insns
+        stats.handler_ns += busy
+        if self.scheduler is not None:
+            self.scheduler.cpu_busy(now, busy, att.app.name)
+        out = att.app.env.trace_output
+        if len(out) > MAX_LOG:
+            del out[: len(out) - MAX_LOG]
+        if fault is not None:
+            self._fault(att, stats, now, fault)
+        return r0
+
+    def _fault(self, att, stats, now, exc):
+        att.faults += 1
+        stats.faults += 1
+        self.fault_count += 1
+        record = {"t_ns": now, "app": att.app.name, "hook": att.hook.name, "section": att.section,
+                  "pc": exc.pc, "kind": exc.kind, "reason": exc.reason, "message": str(exc)}
+        if len(self.faults) < MAX_FAULT_RECORDS:
+            self.faults.append(record)
+        window = att.app.manifest.fault_window_ns
+        recent = [t for t in att.recent_faults if now - t < window]
+        recent.append(now)
+        att.recent_faults = recent
+        if len(recent) >= att.app.manifest.fault_max and not att.detached:
+            self.detach(att, "%d faults within %d s; last: %s" % (len(recent), window // NS_PER_S, exc))
+
+    def detach(self, att, reason):
+        """Detach one program from its hook; an event records it."""
+        att.detached = True
+        lst = self.hooks[att.hook.name]
+        if att in lst:
+            lst.remove(att)
+        self.events.append({"t_ns": self.clock.now_ns(), "event": "detached", "app": att.app.name,
+                            "hook": att.hook.name, "section": att.section, "reason": reason})
+
+    # ---------------------------------------------------------------- timers
+
+    def arm_timer(self, app, timer_id, delay_ns, period_ns, jitter_ns=0):
+        """(Re-)arm an app's timer: fires after delay_ns, then every period_ns (0 = once)."""
+        timer = app.timers.get(timer_id)
+        gen = (timer[0] + 1) if timer is not None else 1
+        app.timers[timer_id] = [gen, period_ns, 0, jitter_ns]
+        now = self.clock.now_ns()
+        self.queue.push(now + delay_ns + self._jitter(jitter_ns), self._timer_fire, (app, timer_id, gen))
+
+    def cancel_timer(self, app, timer_id):
+        timer = app.timers.pop(timer_id, None)
+        return timer is not None
+
+    def _jitter(self, jitter_ns):
+        if not jitter_ns or self.platform is None:
+            return 0
+        draw = getattr(self.platform, "jitter_ns", None)
+        return draw(jitter_ns) if draw is not None else 0
+
+    def _timer_fire(self, now, arg):
+        app, timer_id, gen = arg
+        timer = app.timers.get(timer_id)
+        if timer is None or timer[0] != gen:
+            return  # cancelled or re-armed
+        timer[2] += 1
+        period = timer[1]
+        if period:
+            self.queue.push(now + period + self._jitter(timer[3]), self._timer_fire, arg)
+        else:
+            del app.timers[timer_id]
+        values = {"now_ns": now, "period_ns": period, "timer_id": timer_id, "expirations": timer[2]}
+        self._run_hook(self.hooks["timer"], "timer", values, app)
+
+    # ---------------------------------------------------------------- devices (helpers call these)
+
+    def sensor_read(self, app, sensor_id):
+        if self.platform is None:
+            return None
+        now = self.clock.now_ns()
+        value = self.platform.sensor_read(sensor_id, now)
+        if value is not None and self.scheduler is not None:
+            self.scheduler.sensor_read(now, sensor_id, app.name)
+        return value
+
+    def gpio_read(self, pin):
+        read = getattr(self.platform, "gpio_read", None)
+        return read(pin) if read is not None else None
+
+    def gpio_write(self, app, pin, level):
+        write = getattr(self.platform, "gpio_write", None)
+        return bool(write(pin, level)) if write is not None else False
+
+    def radio_send(self, app, payload, deadline_rel_ns):
+        """Queue a packet for the scheduler; False when the transmit queue is full."""
+        nbytes = len(payload)
+        tx = self.tx
+        if tx["in_flight_bytes"] + nbytes > TX_QUEUE_LIMIT_BYTES:
+            tx["rejected"] += 1
+            return False
+        now = self.clock.now_ns()
+        deadline = now + deadline_rel_ns
+        tx["queued"] += 1
+        tx["queued_bytes"] += nbytes
+        tx["in_flight"] += 1
+        tx["in_flight_bytes"] += nbytes
+        app.tx_packets += 1
+        app.tx_bytes += nbytes
+        if self.scheduler is not None:
+            self._sched_tx.append((nbytes, app, deadline, now))
+            self.scheduler.enqueue_tx(now, nbytes, deadline, app.name)
+            self._reschedule_wakeup()
+        else:
+            start = now if now > self._radio_free_ns else self._radio_free_ns
+            air = self.platform.airtime_ns(nbytes) if self.platform is not None else 0
+            done = start + air
+            self._radio_free_ns = done
+            self.queue.push(done, self._tx_done_plain, (nbytes, app, deadline, now))
+        self._update_txq()
+        return True
+
+    def radio_listen(self, app, duration_ns):
+        if self.scheduler is not None:
+            self.scheduler.request_listen(self.clock.now_ns(), duration_ns, app.name)
+            self._reschedule_wakeup()
+
+    def energy_used_uj(self):
+        if self.scheduler is None:
+            return 0
+        self.scheduler.advance(self.clock.now_ns())
+        return int(self.scheduler.energy_used_j() * 1000000)
+
+    def battery_permille(self):
+        if self.scheduler is None:
+            return 1000
+        self.scheduler.advance(self.clock.now_ns())
+        soc = self.scheduler.soc()
+        return max(0, min(1000, int(soc * 1000 + 0.5)))
+
+    def log(self, app, text, value):
+        self.log_count += 1
+        if len(self.logs) >= MAX_LOG:
+            del self.logs[0]
+        try:
+            msg = text.decode()
+        except Exception:
+            msg = repr(text)
+        self.logs.append((self.clock.now_ns(), app.name, msg, value))
+
+    # ---------------------------------------------------------------- radio
+
+    def _radio_rx(self, values):
+        self.rx["received"] += 1
+        results = self._run_hook(self.hooks["radio_rx"], "radio_rx", values)
+        nbytes = values.get("len", 0)
+        for att in self.hooks["radio_rx"]:
+            _demand_add(self.shared_maps["iot_app_demand"], att.app.id, 0, nbytes, 0, 1)
+        if 0 in results:
+            self.rx["dropped"] += 1
+        else:
+            self.rx["passed"] += 1
+        return results
+
+    def _tx_done_plain(self, now, arg):
+        nbytes, app, deadline, queued_at = arg
+        ok = self.platform.delivered() if self.platform is not None else True
+        self._complete_tx(now, nbytes, app, deadline, queued_at, ok)
+
+    def _complete_tx(self, now, nbytes, app, deadline, queued_at, ok):
+        tx = self.tx
+        tx["in_flight"] -= 1
+        tx["in_flight_bytes"] -= nbytes
+        missed = 1 if now > deadline else 0
+        if ok:
+            tx["sent"] += 1
+        else:
+            tx["lost"] += 1
+        tx["missed_deadlines"] += missed
+        _demand_add(self.shared_maps["iot_app_demand"], app.id, nbytes, 0, 1, 0)
+        self._update_txq()
+        values = {"now_ns": now, "latency_ns": now - queued_at, "nbytes": nbytes, "ok": 1 if ok else 0,
+                  "deadline_missed": missed}
+        self._run_hook(self.hooks["radio_tx_done"], "radio_tx_done", values, app)
+
+    def _reschedule_wakeup(self):
+        if self.scheduler is None:
+            return
+        wake = self.scheduler.next_wakeup_ns()
+        if wake is None or wake == self._wakeup_at:
+            return
+        now = self.clock.now_ns()
+        if wake < now:
+            wake = now
+        self._wakeup_gen += 1
+        self._wakeup_at = wake
+        self.queue.push(wake, self._wakeup, self._wakeup_gen)
+
+    def _wakeup(self, now, gen):
+        if gen != self._wakeup_gen:
+            return
+        self._wakeup_at = None
+        done = self.scheduler.on_wakeup(now)
+        for done_ns, nbytes, app_name, ok in done or ():
+            entry = self._pop_sched_tx(app_name, nbytes)
+            if entry is None:
+                continue
+            _n, app, deadline, queued_at = entry
+            if ok and self.platform is not None and hasattr(self.platform, "delivered"):
+                ok = self.platform.delivered()
+            self._complete_tx(now if done_ns is None else max(now, done_ns), nbytes, app, deadline,
+                              queued_at, ok)
+        self._reschedule_wakeup()
+
+    def _pop_sched_tx(self, app_name, nbytes):
+        pending = self._sched_tx
+        for i in range(len(pending)):
+            entry = pending[i]
+            if entry[1].name == app_name and entry[0] == nbytes:
+                del pending[i]
+                return entry
+        return None
+
+    def _update_txq(self):
+        tx = self.tx
+        earliest = 0
+        if self._sched_tx:
+            earliest = min(e[2] for e in self._sched_tx)
+        state = (tx["in_flight_bytes"], earliest, tx["in_flight"], tx["sent"], tx["lost"],
+                 tx["missed_deadlines"])
+        _array_store(self.shared_maps["iot_txq"], 0, wellknown.TXQ_STATE.fmt, state)
+
+    # ---------------------------------------------------------------- battery
+
+    def _battery_event(self, now, arg):
+        permille = self.battery_permille()
+        flags = 0
+        if permille < LOW_PERMILLE:
+            flags |= 1
+        if permille < CRITICAL_PERMILLE:
+            flags |= 2
+        values = {"now_ns": now, "energy_used_uj": self.energy_used_uj(), "soc_permille": permille,
+                  "flags": flags}
+        self._run_hook(self.hooks["battery"], "battery", values)
+        if self.scheduler is not None and self.scheduler.battery_dead():
+            self.dead_at_ns = now
+            self.events.append({"t_ns": now, "event": "battery_dead"})
+            return
+        self.queue.push(now + self.battery_report_ns, self._battery_event, None)
+
+    def _policy_values(self):
+        return _array_values(self.shared_maps["iot_policy"], wellknown.POLICY_SLOTS)
+
+    # ---------------------------------------------------------------- reporting
+
+    def summary(self):
+        """Deterministic dict: per-hook stats, per-program stats, faults, radio, energy."""
+        hooks = {}
+        for name in HOOK_NAMES:
+            hooks[name] = self.hook_stats[name].as_dict()
+        programs = []
+        for app in self.apps:
+            for att in app.attached:
+                programs.append({"app": app.name, "hook": att.hook.name, "section": att.section,
+                                 "runs": att.runs, "instructions": att.insns, "faults": att.faults,
+                                 "handler_ns": att.handler_ns, "detached": att.detached})
+        out = {"node_id": self.node_id, "seed": self.seed, "now_ns": self.clock.now_ns(),
+               "apps": [a.name for a in self.apps], "hooks": hooks, "programs": programs,
+               "faults": self.fault_count, "fault_records": self.faults[:20], "events": list(self.events),
+               "radio": {"tx": dict(self.tx), "rx": dict(self.rx)}, "logs": self.log_count,
+               "battery_dead_ns": self.dead_at_ns}
+        if self.scheduler is not None:
+            out["energy"] = self.scheduler.summary()
+        return out
+
+
+# -------------------------------------------------------------------- well-known maps
+
+def _make_well_known_maps():
+    from iotbpf.ebpf.maps import create_map
+    from iotbpf.ebpf.types import MapSpec
+
+    out = {}
+    for name, mtype, _key, _value, max_entries, _doc in wellknown.WELL_KNOWN_MAPS:
+        spec = MapSpec(name, mtype, wellknown.key_size(name), wellknown.value_size(name), max_entries, 0)
+        out[name] = create_map(spec)
+    return out
+
+
+def _rebind_maps(program, app_maps, shared, budget):
+    """The program with its map list pointing at the app's map objects: one object per map name
+    across the app's programs (created on first use, charged to ``budget``), and the node's
+    shared instance for a well-known name."""
+    from iotbpf.ebpf.maps import create_map
+
+    bound = []
+    for m in getattr(program, "maps", None) or []:
+        spec = getattr(m, "spec", m)
+        name = spec.name
+        if name in shared:
+            target = shared[name]
+            _check_compatible(spec, target.spec)
+        else:
+            target = app_maps.get(name)
+            if target is None:
+                target = m if hasattr(m, "spec") else create_map(spec, budget)
+                app_maps[name] = target
+            else:
+                _check_compatible(spec, target.spec)
+        bound.append(target)
+    program.maps = bound
+    return program
+
+
+def _check_compatible(spec, want):
+    if (spec.type, spec.key_size, spec.value_size) != (want.type, want.key_size, want.value_size):
+        raise LoadError("map %s: declared twice with different layouts, or unlike the well-known one "
+                        "(type %d, key %d, value %d bytes)" % (want.name, want.type, want.key_size,
+                                                               want.value_size))
+
+
+def _array_store(array_map, index, fmt, values):
+    import struct
+
+    buf = array_map.values
+    size = array_map.spec.value_size
+    need = (index + 1) * size
+    if len(buf) < need:
+        buf.extend(bytes(need - len(buf)))
+    struct.pack_into(fmt, buf, index * size, *values)
+
+
+def _array_values(array_map, count):
+    import struct
+
+    buf = array_map.values
+    out = []
+    for i in range(count):
+        if (i + 1) * 8 <= len(buf):
+            out.append(struct.unpack_from("<Q", buf, i * 8)[0])
+        else:
+            out.append(0)
+    return out
+
+
+def _demand_add(demand_map, app_id, tx_bytes, rx_bytes, tx_packets, rx_packets):
+    import struct
+
+    key = struct.pack("<I", app_id)
+    old = demand_map.lookup(key)
+    fmt = wellknown.APP_DEMAND.fmt
+    if old is None:
+        vals = (tx_bytes, rx_bytes, tx_packets, rx_packets)
+    else:
+        a, b, c, d = struct.unpack_from(fmt, old, 0)
+        vals = ((a + tx_bytes) & 0xFFFFFFFFFFFFFFFF, (b + rx_bytes) & 0xFFFFFFFFFFFFFFFF,
+                (c + tx_packets) & 0xFFFFFFFF, (d + rx_packets) & 0xFFFFFFFF)
+    demand_map.update(key, struct.pack(fmt, *vals))

@@ -1,0 +1,134 @@
+"""The simulated board: sensors, GPIO, radio link and traffic, app usage, wired to a node's runtime.
+
+``SimPlatform(config, seed)`` is built from an app manifest's ``sim`` section; ``start(runtime,
+end_ns)`` schedules its generators as lazy event streams (one pending event per stream), so a
+node-year costs one queue entry per real event. Same seed, same events. It never reads host time.
+"""
+
+from iotbpf.kernel.clock import parse_duration
+from iotbpf.kernel.prng import Rng
+from iotbpf.platforms.sim.gpio import Gpio, PoissonPin
+from iotbpf.platforms.sim.radio import Link, TrafficSource
+from iotbpf.platforms.sim.sensors import make_sensor
+from iotbpf.platforms.sim.usage import AndroidUsage
+
+CONFIG_KEYS = ("sensors", "gpio", "outputs", "radio", "usage")
+DEFAULT_SENSORS = ({"id": 0, "name": "temperature", "model": "random_walk"},
+                   {"id": 1, "name": "humidity", "model": "random_walk", "mean": 55000, "step_size": 150,
+                    "diurnal": 8000, "minimum": 0, "maximum": 100000})
+
+
+class SimPlatform:
+    """Simulated devices of one node. ``events``: a parsed trace replacing the generators."""
+
+    def __init__(self, config=None, seed=0, events=None, read_file=None):
+        config = config or {}
+        for key in config:
+            if key not in CONFIG_KEYS:
+                raise ValueError("sim: unknown field %r (known: %s)" % (key, ", ".join(CONFIG_KEYS)))
+        self.seed = seed
+        self.trace = events
+        self.sensors = {}
+        for spec in config.get("sensors", DEFAULT_SENSORS):
+            sid = int(spec.get("id", 0))
+            self.sensors[sid] = make_sensor(seed, spec, read_file)
+        self.sensor_periods = [(int(s.get("id", 0)), parse_duration(s["period"]))
+                               for s in config.get("sensors", ()) if "period" in s]
+        pins = config.get("gpio", ())
+        self.pins = [PoissonPin(seed, p["pin"], p.get("rate_per_hour", 1), p.get("pulse", "100ms"))
+                     for p in pins]
+        self.gpio = Gpio([p.pin for p in self.pins], config.get("outputs", ()))
+        radio = config.get("radio", {})
+        self.link = Link(seed, radio.get("bitrate", 250000), radio.get("overhead_bytes", 17),
+                         radio.get("loss_ppm", 10000))
+        self.sources = [TrafficSource(seed, i, s) for i, s in enumerate(radio.get("traffic", ()))]
+        usage = config.get("usage")
+        self.usage = AndroidUsage(seed, usage if isinstance(usage, dict) else None) if usage else None
+        self.trace_sensor = {}
+        self.generated = {}
+        self.jitter_rng = Rng(seed, "timers")
+
+    # ---------------------------------------------------------------- device interface
+
+    def sensor_read(self, sensor_id, now_ns):
+        if sensor_id in self.trace_sensor:
+            return self.trace_sensor[sensor_id]
+        sensor = self.sensors.get(sensor_id)
+        return None if sensor is None else sensor.read(now_ns)
+
+    def gpio_read(self, pin):
+        return self.gpio.read(pin)
+
+    def gpio_write(self, pin, level):
+        return self.gpio.write(pin, level)
+
+    def airtime_ns(self, nbytes):
+        return self.link.airtime_ns(nbytes)
+
+    def delivered(self):
+        return self.link.delivered()
+
+    def jitter_ns(self, max_jitter_ns):
+        """A timer's jitter draw in [0, max_jitter_ns] (the OS asks; reproducible from the seed)."""
+        return self.jitter_rng.below(max_jitter_ns + 1) if max_jitter_ns else 0
+
+    # ---------------------------------------------------------------- event streams
+
+    def start(self, runtime, end_ns):
+        """Schedule every stream's first event on the runtime's queue."""
+        self.runtime = runtime
+        if self.trace is not None:
+            self._stream(iter(self.trace), end_ns)
+            return
+        for pin in self.pins:
+            self._stream(self._gpio_events(pin, end_ns), end_ns)
+        for source in self.sources:
+            self._stream(self._radio_events(source), end_ns)
+        for sid, period in self.sensor_periods:
+            self._stream(self._sensor_events(sid, period), end_ns)
+        if self.usage is not None:
+            self._stream(self._usage_events(end_ns), end_ns)
+
+    def _stream(self, iterator, end_ns):
+        first = next(iterator, None)
+        if first is not None and first[0] < end_ns:
+            self.runtime.queue.push(first[0], self._fire, (iterator, first[1], first[2], end_ns))
+
+    def _fire(self, now_ns, arg):
+        iterator, hook, fields, end_ns = arg
+        self.generated[hook] = self.generated.get(hook, 0) + 1
+        if hook == "gpio":
+            self.gpio.levels[fields.get("pin", 0)] = fields.get("level", 0)
+        elif hook == "sensor" and self.trace is not None:
+            self.trace_sensor[fields.get("sensor_id", 0)] = fields.get("value", 0)
+        self.runtime.raise_event(hook, fields)
+        nxt = next(iterator, None)
+        if nxt is not None and nxt[0] < end_ns:
+            self.runtime.queue.push(nxt[0], self._fire, (iterator, nxt[1], nxt[2], end_ns))
+
+    def _gpio_events(self, pin, end_ns):
+        count = 0
+        for t, level in pin.edges(0, end_ns):
+            count += 1
+            yield t, "gpio", {"pin": pin.pin, "level": level, "edge": 1 if level else 2, "count": count}
+
+    def _radio_events(self, source):
+        t = 0
+        seq = 0
+        while True:
+            t = source.next_after(t)
+            if t is None:
+                return
+            seq += 1
+            yield t, "radio_rx", source.packet(seq)
+
+    def _sensor_events(self, sid, period):
+        t = 0
+        sensor = self.sensors.get(sid)
+        while sensor is not None:
+            t += period
+            yield t, "sensor", {"sensor_id": sid, "value": sensor.read(t)}
+
+    def _usage_events(self, end_ns):
+        for t, fields in self.usage.events(end_ns):
+            yield t, "app_usage", fields

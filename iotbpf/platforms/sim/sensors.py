@@ -1,0 +1,125 @@
+"""Simulated sensors: a seeded temperature-like random walk with a daily cycle, or a CSV trace.
+
+``read(now_ns)`` returns an integer in milli-units. Models use integer arithmetic only, so
+CPython and MicroPython produce identical readings; they must never read the host's clock.
+"""
+
+from iotbpf.kernel.clock import NS_PER_DAY, parse_duration
+from iotbpf.kernel.prng import Rng
+
+_MAX_CATCHUP_STEPS = 4096  # older steps are forgotten by mean reversion anyway
+
+
+def _sin_milli(phase_milli):
+    """1000*sin(2*pi*phase) for phase in [0, 1000) (Bhaskara I's approximation, integers only)."""
+    negative = phase_milli >= 500
+    x = phase_milli - 500 if negative else phase_milli  # half-period in [0, 500)
+    # sin(pi*u) ~ 16u(1-u) / (5 - 4u(1-u)) with u = x/500; scaled to integers
+    p = x * (500 - x)  # = 250000 * u(1-u)
+    value = (16 * p * 1000) // (5 * 250000 - 4 * p)
+    return -value if negative else value
+
+
+class RandomWalkSensor:
+    """Mean-reverting random walk (one step per ``step``) plus a diurnal sine, in milli-units."""
+
+    def __init__(self, seed, name="temperature", mean=21000, step_size=40, step="1m", diurnal=3000,
+                 minimum=-40000, maximum=85000, reversion_shift=7):
+        self.rng = Rng(seed, "sensor:" + name)
+        self.name = name
+        self.mean = int(mean)
+        self.step_size = int(step_size)
+        self.step_ns = parse_duration(step)
+        self.diurnal = int(diurnal)
+        self.minimum = int(minimum)
+        self.maximum = int(maximum)
+        self.shift = int(reversion_shift)
+        self.offset = 0
+        self.steps_done = 0
+
+    def read(self, now_ns):
+        target = now_ns // self.step_ns
+        todo = target - self.steps_done
+        if todo > _MAX_CATCHUP_STEPS:
+            self.steps_done = target - _MAX_CATCHUP_STEPS
+            todo = _MAX_CATCHUP_STEPS
+        rng = self.rng
+        offset = self.offset
+        size = self.step_size
+        shift = self.shift
+        while todo > 0:
+            offset += rng.below(2 * size + 1) - size
+            offset -= offset >> shift if offset > 0 else -((-offset) >> shift)
+            todo -= 1
+        self.offset = offset
+        self.steps_done = target
+        phase = ((now_ns % NS_PER_DAY) * 1000) // NS_PER_DAY
+        value = self.mean + offset + (self.diurnal * _sin_milli(phase)) // 1000
+        if value < self.minimum:
+            return self.minimum
+        if value > self.maximum:
+            return self.maximum
+        return value
+
+
+class TraceSensor:
+    """Replays a CSV trace ``time_s,value`` (value in milli-units); holds the last value before now."""
+
+    def __init__(self, rows, name="trace"):
+        self.name = name
+        self.times = [t for t, _v in rows]
+        self.values = [v for _t, v in rows]
+        self.index = 0
+
+    def read(self, now_ns):
+        if not self.times or now_ns < self.times[0]:
+            return None
+        i = self.index
+        n = len(self.times)
+        if self.times[i] > now_ns:
+            i = 0
+        while i + 1 < n and self.times[i + 1] <= now_ns:
+            i += 1
+        self.index = i
+        return self.values[i]
+
+
+def parse_csv(text, where="sensor trace"):
+    """Rows of ``time_s,value``: time in seconds (int or decimal), value an integer; '#' comments."""
+    rows = []
+    line_no = 0
+    for line in text.splitlines():
+        line_no += 1
+        line = line.strip()
+        if not line or line.startswith("#") or line.lower().startswith("time"):
+            continue
+        parts = line.split(",")
+        if len(parts) != 2:
+            raise ValueError("%s line %d: expected 'time_s,value'" % (where, line_no))
+        try:
+            t = parse_duration(parts[0].strip() + "s")
+            v = int(parts[1].strip())
+        except ValueError:
+            raise ValueError("%s line %d: expected 'time_s,value' numbers" % (where, line_no)) from None
+        if rows and t < rows[-1][0]:
+            raise ValueError("%s line %d: time goes backwards" % (where, line_no))
+        rows.append((t, v))
+    return rows
+
+
+def make_sensor(seed, spec, read_file=None):
+    """A sensor from a manifest's sim.sensors entry: {"model": "random_walk"|"trace", ...}."""
+    model = spec.get("model", "random_walk")
+    name = spec.get("name", "sensor%d" % spec.get("id", 0))
+    if model == "random_walk":
+        kwargs = {}
+        for key in ("mean", "step_size", "step", "diurnal", "minimum", "maximum"):
+            if key in spec:
+                kwargs[key] = spec[key]
+        return RandomWalkSensor(seed, name, **kwargs)
+    if model == "trace":
+        if read_file is None or "file" not in spec:
+            raise ValueError("sensor %s: a trace sensor needs a 'file'" % name)
+        return TraceSensor(parse_csv(read_file(spec["file"]), spec["file"]), name)
+    raise ValueError("sensor %s: unknown model %r (random_walk, trace)" % (name, model))
+
