@@ -16,6 +16,10 @@ from iotbpf.ebpf.errors import IotbpfError
 
 # Module names under iotbpf.commands, in the order `iotbpf --help` lists them.
 COMMANDS: tuple[str, ...] = (
+    "run",
+    "asm",
+    "disasm",
+    "conformance",
     "bench",
 )
 

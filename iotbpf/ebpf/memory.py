@@ -171,4 +171,16 @@ class Memory:
             name = "map:" + str(getattr(getattr(map_obj, "spec", None), "name", None) or "map")
             base = self.add_region(values, name, not getattr(map_obj, "readonly", False))
             self._map_regions[key] = base
+        else:
+            # map values grow in place (bytearray.extend): the region follows the buffer
+            region = self.regions[base >> 32]
+            region[1] = len(region[0])
         return base
+
+    def refresh_map_regions(self):
+        """Re-read the size of every map value region (maps grow their storage in place)."""
+        regions = self.regions
+        for base in self._map_regions.values():
+            region = regions.get(base >> 32)
+            if region is not None:
+                region[1] = len(region[0])

@@ -50,9 +50,10 @@ Helper calling convention
       * ``ex.stop(r0)`` -- end the whole run now with result r0 (the uBPF "unwind" helper).
 
 Map protocol (what the VM needs from a map object, e.g. ebpf/maps.py)
-    ``map.spec.value_size`` and ``map.values``: one *fixed* bytearray holding every value
-    slot back to back (slot k at ``k * value_size``; it must never be reallocated, the VM
-    registers it once as a memory region named ``map:<spec.name>``); ``map.readonly`` (optional,
+    ``map.spec.value_size`` and ``map.values``: one bytearray holding every value slot back
+    to back (slot k at ``k * value_size``); it is never replaced but may grow in place -- the
+    VM registers it once as region ``map:<spec.name>`` and re-reads its length at the start
+    of each run and in every ``ex.map_value_pointer`` call; ``map.readonly`` (optional,
     True makes the region read-only, e.g. .rodata). For tail calls a prog-array map
     provides ``map.get_program(index) -> Program or None``. lddw src=MAP_FD / MAP_IDX with
     imm = k loads the handle of ``maps[k]``; src=MAP_VALUE / MAP_IDX_VALUE with imm = k and
@@ -348,6 +349,20 @@ def make_engine(kind, program, vm):
     return cls(program, vm)
 
 
+def engine_available(kind):
+    """True if the engine ``kind`` can be built in this installation."""
+    entry = ENGINES.get(kind)
+    if entry is None:
+        return False
+    if kind == "interp":
+        return True
+    try:
+        module = __import__(entry[0], None, None, [entry[1]])
+    except ImportError:
+        return False
+    return getattr(module, entry[1], None) is not None
+
+
 class VM:
     """One program, its engine and memory; ``run()`` executes it (see the module docstring)."""
 
@@ -479,6 +494,7 @@ class VM:
                 ex.packet = (pbase, len(packet))
             elif ctx is not None or not mem:
                 ex.packet = (0, 0)
+            memory.refresh_map_regions()
             for buf in self.stack_bufs:
                 buf[:] = bytes(isa.STACK_SIZE)
             regs[10] = self.stack_tops[0]

@@ -1,0 +1,46 @@
+"""`iotbpf conformance`: run bpf_conformance .data files and report failures."""
+
+from __future__ import annotations
+
+import argparse
+
+from iotbpf.ebpf import conformance
+from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.ebpf.vm import engine_available
+
+NAME = "conformance"
+HELP = "run bpf_conformance .data tests (files or folders) and print 'N passed, M failed'"
+EXAMPLE = """iotbpf conformance ../shared/conformance
+iotbpf conformance ../shared/conformance/add.data --engine both"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help=".data files or folders of them")
+    parser.add_argument("--engine", choices=("interp", "compiled", "both"), default="interp")
+    parser.add_argument("--budget", type=int, default=conformance.DEFAULT_BUDGET, metavar="N",
+                        help="instruction budget per test")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also list passing files")
+
+
+def run(args: argparse.Namespace) -> int:
+    engines = ("interp", "compiled") if args.engine == "both" else (args.engine,)
+    for engine in engines:
+        if not engine_available(engine):
+            raise IotbpfError("engine %r is not available in this build" % engine)
+    files = conformance.collect(args.paths)
+    if not files:
+        raise IotbpfError("no .data files found in %s" % ", ".join(args.paths))
+    passed = failed = 0
+    for path in files:
+        for engine in engines:
+            result = conformance.run_file(path, engine, args.budget)
+            if result.passed:
+                passed += 1
+                if args.verbose:
+                    print("PASS %s [%s]%s" % (path, engine,
+                                              " (skipped: %s)" % result.skipped if result.skipped else ""))
+            else:
+                failed += 1
+                print("FAIL %s [%s]: expected %s, got %s" % (path, engine, result.expected, result.actual))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0

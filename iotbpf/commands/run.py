@@ -1,0 +1,99 @@
+"""`iotbpf run`: execute an eBPF program once per input and print r0 (thin: logic is in api.Program)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from iotbpf.api import Program
+from iotbpf.ebpf import isa
+from iotbpf.ebpf.errors import IotbpfError, RuntimeFailure
+from iotbpf.ebpf.vm import BPFFault
+
+NAME = "run"
+HELP = "run an eBPF program (.s, .bin, .data, .o, .ibpf) and print r0 as 0x<hex>"
+EXAMPLE = """iotbpf run prog.s --mem "01 02 03 04"
+iotbpf run /path/to/conformance/add.data
+iotbpf run bench/programs/arith_loop.s --budget 100000000 --profile
+iotbpf run app.o --section timer --mem 00000000 --engine compiled --json"""
+
+DEFAULT_BUDGET = 100_000_000
+
+
+def parse_hex(text: str) -> bytes:
+    """``--mem HEX``: hex bytes, optional 0x prefix, spaces allowed."""
+    t = text.strip()
+    if t[:2].lower() == "0x":
+        t = t[2:]
+    t = "".join(t.split())
+    try:
+        if len(t) % 2:
+            raise ValueError
+        return bytes.fromhex(t)
+    except ValueError:
+        raise IotbpfError("bad --mem %r: expected hex bytes like '01 02 ff' or 0x0102ff" % text) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("program", metavar="PROGRAM", help=".s, .bin, .data, .o or .ibpf file")
+    parser.add_argument("--mem", action="append", default=[], metavar="HEX",
+                        help="input memory as hex bytes (repeat for several runs; default: the "
+                             ".data file's own mem, else empty)")
+    parser.add_argument("--engine", choices=("interp", "compiled"), default="interp")
+    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, metavar="N",
+                        help="instruction budget per run (default %d)" % DEFAULT_BUDGET)
+    parser.add_argument("--trace", action="store_true",
+                        help="print each executed instruction and the registers it changed")
+    parser.add_argument("--profile", action="store_true", help="print execution counts per pc")
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--verify", action="store_true", help="run the verifier before running")
+    parser.add_argument("--section", metavar="NAME", help="program section of a .o or .ibpf file")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.budget is not None and args.budget < 0:
+        raise IotbpfError("--budget must be >= 0")
+    program = Program.from_file(args.program, section=args.section)
+    if args.verify:
+        program.verify()
+    inputs = [parse_hex(m) for m in args.mem] or [program.mem]
+    results = []
+    failed = None
+    for mem in inputs:
+        try:
+            res = program.execute(mem=mem, engine=args.engine, budget=args.budget,
+                                  trace=args.trace, profile=args.profile)
+        except BPFFault as fault:
+            failed = fault
+            res = program.last_run
+            entry = {"mem": mem.hex(), "error": str(fault), "kind": fault.kind, "pc": fault.pc,
+                     "insns": res.insns if res else 0}
+            results.append(entry)
+            if not args.json:
+                _print_details(program, res, args)
+            break
+        results.append({"mem": mem.hex(), "r0": res.r0, "r0_hex": "0x%x" % res.r0, "insns": res.insns})
+        if not args.json:
+            _print_details(program, res, args)
+            print("0x%x" % res.r0)
+    if args.json:
+        print(json.dumps({"version": 1, "program": args.program, "engine": args.engine,
+                          "results": results}, indent=2))
+        return 1 if failed else 0
+    if failed is not None:
+        raise RuntimeFailure(str(failed))
+    return 0
+
+
+def _print_details(program: Program, res, args) -> None:
+    if res is None:
+        return
+    if args.trace and res.trace is not None:
+        for pc, text, changed in res.trace:
+            regs = " ".join("r%d=0x%x" % (reg, value) for reg, value in changed)
+            print("%5d: %-36s %s" % (pc, text, regs))
+    if args.profile and res.profile is not None:
+        print("%5s %12s  %s" % ("pc", "count", "instruction"))
+        for pc in sorted(res.profile):
+            print("%5d %12d  %s" % (pc, res.profile[pc], isa.format_insn(program.insns[pc], pc)))
+        print("total %d instructions" % res.insns)
