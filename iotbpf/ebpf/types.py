@@ -318,10 +318,11 @@ class MapSpec:
     value_size bytes at key 0). ``key_type`` / ``value_type``: optional JSON-able type
     descriptions from BTF (see iotbpf.ebpf.btf.describe) used to decode dumps. ``pinning``:
     1 (LIBBPF_PIN_BY_NAME) to pin the map by name. ``section``: where it was declared.
+    ``map_extra``: Linux's map_extra (bloom filter: low 4 bits = number of hashes).
     """
 
     def __init__(self, name, type, key_size, value_size, max_entries, flags=0, data=None,
-                 key_type=None, value_type=None, pinning=0, section=None):
+                 key_type=None, value_type=None, pinning=0, section=None, map_extra=0):
         self.name = name
         self.type = type
         self.key_size = key_size
@@ -333,6 +334,7 @@ class MapSpec:
         self.value_type = value_type
         self.pinning = pinning
         self.section = section
+        self.map_extra = map_extra
 
     def __repr__(self):
         return "MapSpec(%r, %s, key_size=%d, value_size=%d, max_entries=%d, flags=%d)" % (
@@ -360,6 +362,8 @@ class MapSpec:
              "value_size": self.value_size, "max_entries": self.max_entries, "flags": self.flags}
         if self.pinning:
             d["pinning"] = self.pinning
+        if self.map_extra:
+            d["map_extra"] = self.map_extra
         if self.section is not None:
             d["section"] = self.section
         if self.key_type is not None:

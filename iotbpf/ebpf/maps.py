@@ -1,0 +1,1031 @@
+"""eBPF maps with Linux's type numbers and semantics: hash, array, prog_array, percpu hash/array
+(one CPU), lru_hash (true LRU), lpm_trie, queue, stack, ringbuf and bloom_filter.
+
+Keys and values are bytes of fixed size; updates take BPF_ANY / BPF_NOEXIST / BPF_EXIST and
+return 0 or a negative errno exactly where Linux does. Memory is only ever allocated for
+entries actually used, so a hostile ``max_entries`` can never make the host allocate it;
+``MapBudget`` refuses, at load, maps whose worst case exceeds the app's budget.
+MicroPython-compatible; imports nothing of iotbpf outside ``ebpf``.
+
+Value storage protocol (how the VM reaches map values; agreed with vm.py)
+    A map whose values programs may point into (hash, array, percpu, lru, lpm) has:
+      * ``map.spec`` (MapSpec) and ``map.value_size``;
+      * ``map.values``: ONE bytearray per map; value slot k lives at ``k * value_size``.
+        The object is never replaced, but it grows in place (``bytearray.extend``) when a
+        slot is first used, so the VM must take the region size from ``len(map.values)``
+        (``Memory.map_values_base`` registers it once as region ``map:<name>``);
+      * ``map.readonly``: True for BPF_F_RDONLY_PROG maps (.rodata): the region is read-only;
+      * ``map.lookup_slot(key) -> slot or None``: the lookup a program makes (marks LRU use).
+    A pointer returned by bpf_map_lookup_elem is ``ex.map_value_pointer(map, slot)``, so a
+    program updates values in place (stores, atomics) and the Python side sees them.
+    Queue, stack, bloom_filter and ringbuf copy values in and out instead (``values`` is
+    None); ProgArrayMap offers ``get_program(index) -> Program or None`` for tail calls.
+
+Python (user space) API, same on every map: ``lookup(key) -> bytes|None`` (a copy; does
+not touch LRU order), ``update(key, value, flags=BPF_ANY) -> 0|-errno``,
+``delete(key) -> 0|-errno``, ``get_next_key(key|None) -> bytes|None``, ``keys()``,
+``items()``, ``len(map)``; queue-like maps add ``push(value, flags)``, ``pop()``, ``peek()``
+returning bytes or a negative errno int. ``export_state()`` / ``import_state(d)`` give a
+JSON-able snapshot for pinning (pin.py).
+"""
+
+import struct
+
+from iotbpf.ebpf import types as T
+from iotbpf.ebpf.errors import LoadError
+
+MAX_KEY_SIZE = 512  # Linux: key_size > MAX_BPF_STACK is E2BIG
+MAX_VALUE_SIZE = 1 << 20
+MAX_ENTRIES = 0xFFFFFFFF
+PAGE_SIZE = 4096
+ENTRY_OVERHEAD = 48  # bytes of bookkeeping charged per possible entry (dict slot, key, lists)
+DEFAULT_BUDGET = 16 << 20  # bytes, when the caller gives none
+LPM_DATA_SIZE_MAX = 256
+LPM_VAL_SIZE_MAX = 0xFFFFFFFF - 64
+BLOOM_DEFAULT_HASHES = 5
+
+_U32 = struct.Struct("<I")
+_Q = struct.Struct("<Q")
+
+
+def _b(data, size, what):
+    """``data`` as bytes of exactly ``size`` bytes (ValueError otherwise: a Python caller bug)."""
+    data = bytes(data)
+    if len(data) != size:
+        raise ValueError("%s must be %d bytes, got %d" % (what, size, len(data)))
+    return data
+
+
+class MapBudget:
+    """A per-app memory budget: maps are charged their worst-case size when created."""
+
+    def __init__(self, limit_bytes=DEFAULT_BUDGET, owner="app"):
+        self.limit = limit_bytes
+        self.used = 0
+        self.owner = owner
+
+    def charge(self, name, nbytes):
+        if self.used + nbytes > self.limit:
+            raise LoadError("map %s needs up to %d bytes but %s has %d of its %d-byte map budget left"
+                            % (name, nbytes, self.owner, self.limit - self.used, self.limit))
+        self.used += nbytes
+
+
+def worst_case_bytes(spec):
+    """The most memory the map can ever use (what the budget is charged)."""
+    if spec.type == T.BPF_MAP_TYPE_RINGBUF:
+        return spec.max_entries + 64
+    if spec.type == T.BPF_MAP_TYPE_BLOOM_FILTER:
+        return _bloom_bits(spec.max_entries, _bloom_hashes(spec)) // 8 + 64
+    if spec.type in T.ARRAY_MAP_TYPES or spec.type == T.BPF_MAP_TYPE_PROG_ARRAY:
+        return spec.max_entries * spec.value_size + 64
+    return spec.max_entries * (spec.key_size + spec.value_size + ENTRY_OVERHEAD) + 64
+
+
+class Map:
+    """Common parts of every map: spec, sizes, the Python API defaults."""
+
+    type = T.BPF_MAP_TYPE_UNSPEC
+    values = None
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.name = spec.name
+        self.key_size = spec.key_size
+        self.value_size = spec.value_size
+        self.max_entries = spec.max_entries
+        self.flags = spec.flags
+        self.readonly = spec.readonly
+
+    def __repr__(self):
+        return "<%s %s: %d of %d entries>" % (type(self).__name__, self.name, len(self),
+                                              self.max_entries)
+
+    def __len__(self):
+        return 0
+
+    # Linux answers these with an error for map types that do not support them.
+    def lookup_slot(self, key):
+        return None
+
+    def lookup(self, key):
+        return None
+
+    def update(self, key, value, flags=T.BPF_ANY):
+        return -T.EINVAL
+
+    def delete(self, key):
+        return -T.EINVAL
+
+    def get_next_key(self, key):
+        return None
+
+    def push(self, value, flags=T.BPF_ANY):
+        return -T.EINVAL
+
+    def pop(self):
+        return -T.EINVAL
+
+    def peek(self, value=None):
+        return -T.EINVAL
+
+    def keys(self):
+        out = []
+        key = self.get_next_key(None)
+        while key is not None:
+            out.append(key)
+            key = self.get_next_key(key)
+        return out
+
+    def items(self):
+        return [(k, self.lookup(k)) for k in self.keys()]
+
+    def clear(self):
+        for key in self.keys():
+            self.delete(key)
+
+    def export_state(self):
+        """JSON-able contents: ``{"entries": [[key_hex, value_hex], ...]}``."""
+        return {"entries": [[_hex(k), _hex(v)] for k, v in self.items()]}
+
+    def import_state(self, state):
+        """Replace the contents with a snapshot from ``export_state`` (LoadError if it does not fit)."""
+        self.clear()
+        for pair in state.get("entries", ()):
+            key = _unhex(pair[0])
+            value = _unhex(pair[1])
+            if len(key) != self.key_size or len(value) != self.value_size:
+                raise LoadError("map %s: entry sizes %d/%d do not match key_size %d/value_size %d"
+                                % (self.name, len(key), len(value), self.key_size, self.value_size))
+            err = self.update(key, value, T.BPF_ANY)
+            if err < 0:
+                raise LoadError("map %s: restoring an entry failed with errno %d" % (self.name, -err))
+
+
+def _hex(data):
+    return "".join("%02x" % b for b in data)
+
+
+def _unhex(text):
+    try:
+        return bytes.fromhex(text)
+    except (ValueError, TypeError):
+        raise LoadError("bad hex string in map state") from None
+
+
+class _SlabMap(Map):
+    """A map whose values live in one lazily grown bytearray, slot-indexed."""
+
+    def __init__(self, spec):
+        Map.__init__(self, spec)
+        self.values = bytearray()
+
+    def _ensure(self, slot):
+        """Grow ``values`` in place so that ``slot`` exists (doubling, capped at max_entries)."""
+        need = (slot + 1) * self.value_size
+        have = len(self.values)
+        if need > have:
+            cap = self.max_entries * self.value_size
+            grow = max(need, min(cap, 2 * have))
+            self.values.extend(bytes(grow - have))
+
+    def _value(self, slot):
+        off = slot * self.value_size
+        return bytes(self.values[off:off + self.value_size])
+
+    def _store(self, slot, value):
+        self._ensure(slot)
+        off = slot * self.value_size
+        self.values[off:off + self.value_size] = value
+
+
+# ------------------------------------------------------------------ arrays
+class ArrayMap(_SlabMap):
+    """BPF_MAP_TYPE_ARRAY: u32 index keys, every element exists (zero-filled), no delete."""
+
+    type = T.BPF_MAP_TYPE_ARRAY
+
+    def __init__(self, spec):
+        _SlabMap.__init__(self, spec)
+        if spec.data is not None:
+            data = bytes(spec.data)
+            if len(data) > spec.max_entries * spec.value_size:
+                raise LoadError("map %s: initial data is %d bytes, larger than the map"
+                                % (spec.name, len(data)))
+            self.values.extend(data)
+        if self.max_entries * self.value_size <= 4096:
+            self._ensure(self.max_entries - 1)  # small arrays (global data) exist whole
+
+    def __len__(self):
+        return self.max_entries
+
+    def _index(self, key):
+        key = _b(key, 4, "array key")
+        return _U32.unpack(key)[0]
+
+    def lookup_slot(self, key):
+        index = self._index(key)
+        if index >= self.max_entries:
+            return None
+        self._ensure(index)
+        return index
+
+    def lookup(self, key):
+        slot = self.lookup_slot(key)
+        return None if slot is None else self._value(slot)
+
+    def update(self, key, value, flags=T.BPF_ANY):
+        value = _b(value, self.value_size, "value")
+        if flags & ~T.BPF_F_LOCK > T.BPF_EXIST or flags & T.BPF_F_LOCK:
+            return -T.EINVAL
+        index = self._index(key)
+        if index >= self.max_entries:
+            return -T.E2BIG
+        if flags == T.BPF_NOEXIST:
+            return -T.EEXIST
+        self._store(index, value)
+        return 0
+
+    def delete(self, key):
+        return -T.EINVAL
+
+    def get_next_key(self, key):
+        if key is None:
+            index = 0
+        else:
+            index = self._index(key)
+            index = 0 if index >= self.max_entries else index + 1
+        if index >= self.max_entries:
+            return None
+        return _U32.pack(index)
+
+    def clear(self):
+        self.values[:] = bytes(len(self.values))
+
+    def export_state(self):
+        """Arrays are stored whole (trailing zero slots omitted)."""
+        data = bytes(self.values)
+        end = len(data)
+        while end > 0 and data[end - 1] == 0:
+            end -= 1
+        return {"array": _hex(data[:end])}
+
+    def import_state(self, state):
+        if "array" not in state:
+            return Map.import_state(self, state)
+        data = _unhex(state["array"])
+        if len(data) > self.max_entries * self.value_size:
+            raise LoadError("map %s: saved array is larger than the map" % self.name)
+        self.clear()
+        if data:
+            self._ensure((len(data) - 1) // self.value_size)
+            self.values[0:len(data)] = data
+        return None
+
+
+class PercpuArrayMap(ArrayMap):
+    """BPF_MAP_TYPE_PERCPU_ARRAY on a single CPU: an array."""
+
+    type = T.BPF_MAP_TYPE_PERCPU_ARRAY
+
+
+class ProgArrayMap(Map):
+    """BPF_MAP_TYPE_PROG_ARRAY: index -> Program, for bpf_tail_call.
+
+    Programs cannot read or write it; the loader fills it with ``set_program``. ``update``
+    from Python accepts the 4-byte value only as an index into ``programs`` given to the
+    constructor of the app (kept for pinning-free symmetry); use set_program.
+    """
+
+    type = T.BPF_MAP_TYPE_PROG_ARRAY
+
+    def __init__(self, spec):
+        Map.__init__(self, spec)
+        self.programs = {}
+
+    def __len__(self):
+        return len(self.programs)
+
+    def set_program(self, index, program):
+        """Put ``program`` at ``index`` (None clears it); ValueError when out of range."""
+        if not 0 <= index < self.max_entries:
+            raise ValueError("prog_array %s: index %d out of range (max_entries %d)"
+                             % (self.name, index, self.max_entries))
+        if program is None:
+            self.programs.pop(index, None)
+        else:
+            self.programs[index] = program
+
+    def get_program(self, index):
+        return self.programs.get(index)
+
+    def delete(self, key):
+        index = _U32.unpack(_b(key, 4, "key"))[0]
+        if index >= self.max_entries:
+            return -T.E2BIG
+        if index not in self.programs:
+            return -T.ENOENT
+        del self.programs[index]
+        return 0
+
+    def get_next_key(self, key):
+        start = 0 if key is None else _U32.unpack(_b(key, 4, "key"))[0] + 1
+        later = [i for i in self.programs if i >= start]
+        return _U32.pack(min(later)) if later else None
+
+    def export_state(self):
+        return {"entries": []}  # programs are not data: they are reattached at load
+
+    def import_state(self, state):
+        return None
+
+
+# ------------------------------------------------------------------ hash maps
+class HashMap(_SlabMap):
+    """BPF_MAP_TYPE_HASH: fixed-size keys; values slot-allocated, freed slots reused."""
+
+    type = T.BPF_MAP_TYPE_HASH
+
+    def __init__(self, spec):
+        _SlabMap.__init__(self, spec)
+        self._slots = {}  # key bytes -> slot
+        self._keys = []  # slot -> key bytes, or None when free
+        self._free = []
+
+    def __len__(self):
+        return len(self._slots)
+
+    def _check_flags(self, flags):
+        return not (flags & ~T.BPF_F_LOCK > T.BPF_EXIST or flags & T.BPF_F_LOCK)
+
+    def _alloc(self, key):
+        if self._free:
+            slot = self._free.pop()
+            self._keys[slot] = key
+        else:
+            slot = len(self._keys)
+            self._keys.append(key)
+        self._slots[key] = slot
+        return slot
+
+    def _release(self, key):
+        slot = self._slots.pop(key)
+        self._keys[slot] = None
+        self._free.append(slot)
+        return slot
+
+    def lookup_slot(self, key):
+        return self._slots.get(_b(key, self.key_size, "key"))
+
+    def lookup(self, key):
+        slot = self._slots.get(_b(key, self.key_size, "key"))
+        return None if slot is None else self._value(slot)
+
+    def _full(self):
+        return len(self._slots) >= self.max_entries
+
+    def update(self, key, value, flags=T.BPF_ANY):
+        key = _b(key, self.key_size, "key")
+        value = _b(value, self.value_size, "value")
+        if not self._check_flags(flags):
+            return -T.EINVAL
+        slot = self._slots.get(key)
+        if slot is not None:
+            if flags == T.BPF_NOEXIST:
+                return -T.EEXIST
+            self._store(slot, value)
+            self._touch(slot)
+            return 0
+        if flags == T.BPF_EXIST:
+            return -T.ENOENT
+        if self._full():
+            slot = self._evict()
+            if slot is None:
+                return -T.E2BIG
+        slot = self._alloc(key)
+        self._store(slot, value)
+        self._touch(slot)
+        return 0
+
+    def _touch(self, slot):
+        """Hook for LRU order: a slot was used."""
+
+    def _evict(self):
+        """Hook for LRU eviction when full: plain hash maps refuse with -E2BIG."""
+        return None
+
+    def delete(self, key):
+        key = _b(key, self.key_size, "key")
+        if key not in self._slots:
+            return -T.ENOENT
+        self._release(key)
+        return 0
+
+    def get_next_key(self, key):
+        """Slot order; a missing (or None) key gives the first key, as Linux does."""
+        start = 0
+        if key is not None:
+            slot = self._slots.get(_b(key, self.key_size, "key"))
+            if slot is not None:
+                start = slot + 1
+        keys = self._keys
+        for slot in range(start, len(keys)):
+            if keys[slot] is not None:
+                return keys[slot]
+        return None
+
+    def clear(self):
+        for key in list(self._slots):
+            self._release(key)
+
+
+class PercpuHashMap(HashMap):
+    """BPF_MAP_TYPE_PERCPU_HASH on a single CPU: a hash map."""
+
+    type = T.BPF_MAP_TYPE_PERCPU_HASH
+
+
+class LruHashMap(HashMap):
+    """BPF_MAP_TYPE_LRU_HASH with exact least-recently-used eviction when full.
+
+    "Use" = a program's lookup (lookup_slot) or any update. Python ``lookup`` does not count,
+    so inspecting a map never changes what gets evicted.
+    """
+
+    type = T.BPF_MAP_TYPE_LRU_HASH
+
+    def __init__(self, spec):
+        HashMap.__init__(self, spec)
+        self._prev = []  # slot -> slot (towards least recent), -1 at the end
+        self._next = []  # slot -> slot (towards most recent), -1 at the end
+        self._oldest = -1
+        self._newest = -1
+
+    def _unlink(self, slot):
+        p = self._prev[slot]
+        n = self._next[slot]
+        if p >= 0:
+            self._next[p] = n
+        else:
+            self._oldest = n
+        if n >= 0:
+            self._prev[n] = p
+        else:
+            self._newest = p
+        self._prev[slot] = -1
+        self._next[slot] = -1
+
+    def _linked(self, slot):
+        return slot < len(self._prev) and (self._prev[slot] >= 0 or self._oldest == slot)
+
+    def _touch(self, slot):
+        while len(self._prev) <= slot:
+            self._prev.append(-1)
+            self._next.append(-1)
+        if self._linked(slot):
+            if self._newest == slot:
+                return
+            self._unlink(slot)
+        self._prev[slot] = self._newest
+        self._next[slot] = -1
+        if self._newest >= 0:
+            self._next[self._newest] = slot
+        else:
+            self._oldest = slot
+        self._newest = slot
+
+    def _release(self, key):
+        slot = HashMap._release(self, key)
+        if self._linked(slot):
+            self._unlink(slot)
+        return slot
+
+    def _evict(self):
+        victim = self._oldest
+        self._release(self._keys[victim])
+        return victim
+
+    def lookup_slot(self, key):
+        slot = self._slots.get(_b(key, self.key_size, "key"))
+        if slot is not None:
+            self._touch(slot)
+        return slot
+
+    def lru_order(self):
+        """Keys from least to most recently used (what eviction will take first)."""
+        out = []
+        slot = self._oldest
+        while slot >= 0:
+            out.append(self._keys[slot])
+            slot = self._next[slot]
+        return out
+
+    def export_state(self):
+        """Entries in LRU order (oldest first), so reloading keeps the eviction order."""
+        return {"entries": [[_hex(k), _hex(self.lookup(k))] for k in self.lru_order()]}
+
+
+class LruPercpuHashMap(LruHashMap):
+    type = T.BPF_MAP_TYPE_LRU_PERCPU_HASH
+
+
+# ------------------------------------------------------------------ LPM trie
+class LpmTrieMap(_SlabMap):
+    """BPF_MAP_TYPE_LPM_TRIE on Linux's key layout: ``struct bpf_lpm_trie_key { __u32
+    prefixlen; __u8 data[]; }`` with prefixlen in host (little-endian) order and data in
+    network order, compared bit by bit from the most significant bit of data[0].
+
+    Entries are indexed by (prefixlen, data masked to prefixlen); a lookup tries the stored
+    prefix lengths from longest to shortest, up to the key's own prefixlen.
+    """
+
+    type = T.BPF_MAP_TYPE_LPM_TRIE
+
+    def __init__(self, spec):
+        _SlabMap.__init__(self, spec)
+        self.data_size = spec.key_size - 4
+        self.max_prefixlen = self.data_size * 8
+        self._slots = {}  # canonical key bytes (prefixlen + masked data) -> slot
+        self._keys = []
+        self._free = []
+        self._plens = {}  # prefixlen -> number of entries with it
+
+    def __len__(self):
+        return len(self._slots)
+
+    def _canon(self, plen, data):
+        full = plen // 8
+        rest = plen % 8
+        out = bytearray(data[:full])
+        if rest:
+            out.append(data[full] & (0xFF << (8 - rest)) & 0xFF)
+        out.extend(bytes(self.data_size - len(out)))
+        return _U32.pack(plen) + bytes(out)
+
+    def _split(self, key):
+        key = _b(key, self.key_size, "key")
+        return _U32.unpack_from(key, 0)[0], key[4:]
+
+    def lookup_slot(self, key):
+        plen, data = self._split(key)
+        limit = min(plen, self.max_prefixlen)
+        best = None
+        for p in self._plens:
+            if p <= limit and (best is None or p > best[0]):
+                slot = self._slots.get(self._canon(p, data))
+                if slot is not None:
+                    best = (p, slot)
+        return None if best is None else best[1]
+
+    def lookup(self, key):
+        slot = self.lookup_slot(key)
+        return None if slot is None else self._value(slot)
+
+    def update(self, key, value, flags=T.BPF_ANY):
+        value = _b(value, self.value_size, "value")
+        plen, data = self._split(key)
+        if flags > T.BPF_EXIST:
+            return -T.EINVAL
+        if plen > self.max_prefixlen:
+            return -T.EINVAL
+        canon = self._canon(plen, data)
+        slot = self._slots.get(canon)
+        if slot is not None:
+            if flags == T.BPF_NOEXIST:
+                return -T.EEXIST
+            self._store(slot, value)
+            return 0
+        if flags == T.BPF_EXIST:
+            return -T.ENOENT
+        if len(self._slots) >= self.max_entries:
+            return -T.ENOSPC
+        if self._free:
+            slot = self._free.pop()
+            self._keys[slot] = canon
+        else:
+            slot = len(self._keys)
+            self._keys.append(canon)
+        self._slots[canon] = slot
+        self._plens[plen] = self._plens.get(plen, 0) + 1
+        self._store(slot, value)
+        return 0
+
+    def delete(self, key):
+        plen, data = self._split(key)
+        if plen > self.max_prefixlen:
+            return -T.EINVAL
+        canon = self._canon(plen, data)
+        slot = self._slots.pop(canon, None)
+        if slot is None:
+            return -T.ENOENT
+        self._keys[slot] = None
+        self._free.append(slot)
+        n = self._plens[plen] - 1
+        if n:
+            self._plens[plen] = n
+        else:
+            del self._plens[plen]
+        return 0
+
+    def get_next_key(self, key):
+        start = 0
+        if key is not None:
+            plen, data = self._split(key)
+            slot = self._slots.get(self._canon(min(plen, self.max_prefixlen), data))
+            if slot is not None:
+                start = slot + 1
+        for slot in range(start, len(self._keys)):
+            if self._keys[slot] is not None:
+                return self._keys[slot]
+        return None
+
+    def clear(self):
+        for key in list(self._slots):
+            self.delete(key)
+
+
+# ------------------------------------------------------------------ queue, stack, bloom
+class QueueMap(Map):
+    """BPF_MAP_TYPE_QUEUE: FIFO of values; push with BPF_EXIST overwrites the oldest when full."""
+
+    type = T.BPF_MAP_TYPE_QUEUE
+
+    def __init__(self, spec):
+        Map.__init__(self, spec)
+        self._items = []
+
+    def __len__(self):
+        return len(self._items)
+
+    def push(self, value, flags=T.BPF_ANY):
+        value = _b(value, self.value_size, "value")
+        if flags & ~T.BPF_EXIST:
+            return -T.EINVAL
+        if len(self._items) >= self.max_entries:
+            if not flags & T.BPF_EXIST:
+                return -T.E2BIG
+            self._items.pop(0)  # Linux drops the oldest element, for queues and stacks alike
+        self._items.append(value)
+        return 0
+
+    def _take(self, remove):
+        if not self._items:
+            return -T.ENOENT
+        index = self._next_index()
+        value = self._items[index]
+        if remove:
+            self._items.pop(index)
+        return value
+
+    def _next_index(self):
+        return 0
+
+    def pop(self):
+        return self._take(True)
+
+    def peek(self, value=None):
+        return self._take(False)
+
+    def update(self, key, value, flags=T.BPF_ANY):
+        return self.push(value, flags)
+
+    def items(self):
+        return [(b"", v) for v in self._items]
+
+    def keys(self):
+        return []
+
+    def clear(self):
+        self._items = []
+
+    def export_state(self):
+        return {"items": [_hex(v) for v in self._items]}
+
+    def import_state(self, state):
+        items = [_unhex(v) for v in state.get("items", ())]
+        for v in items:
+            if len(v) != self.value_size:
+                raise LoadError("map %s: saved item of %d bytes, value_size is %d"
+                                % (self.name, len(v), self.value_size))
+        if len(items) > self.max_entries:
+            raise LoadError("map %s: %d saved items exceed max_entries" % (self.name, len(items)))
+        self._items = items
+
+
+class StackMap(QueueMap):
+    """BPF_MAP_TYPE_STACK: LIFO of values."""
+
+    type = T.BPF_MAP_TYPE_STACK
+
+    def _next_index(self):
+        return len(self._items) - 1
+
+
+def _bloom_hashes(spec):
+    n = getattr(spec, "map_extra", 0) & 0xF
+    return n or BLOOM_DEFAULT_HASHES
+
+
+def _bloom_bits(max_entries, nr_hashes):
+    """Bit-array size as Linux computes it: entries * hashes / ln 2, rounded up to a power of two."""
+    want = max_entries * nr_hashes * 7 // 5 + 1
+    bits = 8
+    while bits < want and bits < (1 << 32):
+        bits <<= 1
+    return bits
+
+
+def _mix32(h):
+    """murmur3's 32-bit finaliser."""
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h
+
+
+class BloomFilterMap(Map):
+    """BPF_MAP_TYPE_BLOOM_FILTER: push adds a value, peek answers 0 (maybe present) or -ENOENT
+    (certainly absent); no false negatives. ``map_extra`` low 4 bits = number of hashes."""
+
+    type = T.BPF_MAP_TYPE_BLOOM_FILTER
+
+    def __init__(self, spec):
+        Map.__init__(self, spec)
+        self.nr_hashes = _bloom_hashes(spec)
+        self.nr_bits = _bloom_bits(spec.max_entries, self.nr_hashes)
+        self._bits = {}  # sparse: byte index -> byte, so a huge filter costs nothing until used
+        self._count = 0
+
+    def __len__(self):
+        return self._count
+
+    def _positions(self, value):
+        h = 0x811C9DC5
+        for byte in value:
+            h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+        out = []
+        for i in range(self.nr_hashes):
+            out.append(_mix32((h + i * 0x9E3779B9) & 0xFFFFFFFF) & (self.nr_bits - 1))
+        return out
+
+    def push(self, value, flags=T.BPF_ANY):
+        value = _b(value, self.value_size, "value")
+        if flags != T.BPF_ANY:
+            return -T.EINVAL
+        for bit in self._positions(value):
+            self._bits[bit >> 3] = self._bits.get(bit >> 3, 0) | (1 << (bit & 7))
+        self._count += 1
+        return 0
+
+    def peek(self, value=None):
+        value = _b(value, self.value_size, "value")
+        for bit in self._positions(value):
+            if not self._bits.get(bit >> 3, 0) & (1 << (bit & 7)):
+                return -T.ENOENT
+        return 0
+
+    def pop(self):
+        return -T.EOPNOTSUPP
+
+    def update(self, key, value, flags=T.BPF_ANY):
+        return self.push(value, flags)
+
+    def items(self):
+        return []
+
+    def clear(self):
+        self._bits = {}
+        self._count = 0
+
+    def export_state(self):
+        return {"bits": [[k, self._bits[k]] for k in sorted(self._bits)], "count": self._count}
+
+    def import_state(self, state):
+        bits = {}
+        limit = self.nr_bits // 8
+        for pair in state.get("bits", ()):
+            k, v = int(pair[0]), int(pair[1])
+            if not 0 <= k < limit or not 0 <= v < 256:
+                raise LoadError("map %s: bad saved bloom filter bits" % self.name)
+            bits[k] = v
+        self._bits = bits
+        self._count = int(state.get("count", 0))
+
+
+# ------------------------------------------------------------------ ring buffer
+class RingBufMap(Map):
+    """BPF_MAP_TYPE_RINGBUF: max_entries bytes (a power of two, page multiple) of records.
+
+    Each record is an 8-byte header (u32 length with BUSY/DISCARD bits, u32 page offset)
+    then the data padded to 8 bytes, at ``prod_pos & mask``; positions only grow, so records
+    wrap around the end of the buffer as in Linux (whose double mapping makes a wrapped record
+    contiguous -- here ``consume`` stitches it). reserve/submit/discard take a record from
+    reservation to the consumer; ``consume()`` returns submitted records in order and stops at
+    one still reserved (busy), as a Linux consumer does.
+    """
+
+    type = T.BPF_MAP_TYPE_RINGBUF
+
+    def __init__(self, spec):
+        Map.__init__(self, spec)
+        self.size = spec.max_entries
+        self.mask = self.size - 1
+        self.data = bytearray()  # grows to ``size`` on first use of each part
+        self.prod_pos = 0
+        self.cons_pos = 0
+        self.wakeups = 0
+
+    def __len__(self):
+        return len(self.consume(peek=True))
+
+    def _write(self, pos, data):
+        n = len(data)
+        start = pos & self.mask
+        first = min(n, self.size - start)
+        self._grow(start + first)
+        self.data[start:start + first] = data[:first]
+        if first < n:
+            self._grow(n - first)
+            self.data[0:n - first] = data[first:]
+
+    def _read(self, pos, n):
+        start = pos & self.mask
+        first = min(n, self.size - start)
+        self._grow(start + first)
+        out = bytes(self.data[start:start + first])
+        if first < n:
+            self._grow(n - first)
+            out += bytes(self.data[0:n - first])
+        return out
+
+    def _grow(self, end):
+        if len(self.data) < end:
+            self.data.extend(bytes(end - len(self.data)))
+
+    def reserve(self, size):
+        """Reserve a record of ``size`` bytes: its position, or None when it does not fit."""
+        if size > 0x0FFFFFFF:
+            return None
+        total = (size + T.BPF_RINGBUF_HDR_SZ + 7) & ~7
+        if total > self.size:
+            return None
+        if self.prod_pos + total - self.cons_pos > self.mask:
+            return None
+        pos = self.prod_pos
+        self._write(pos, _U32.pack(size | T.BPF_RINGBUF_BUSY_BIT) + _U32.pack(0))
+        self.prod_pos = pos + total
+        return pos
+
+    def commit(self, pos, data, discard=False, flags=0):
+        """Finish the record reserved at ``pos``: copy its data in and clear the busy bit."""
+        header = _U32.unpack(self._read(pos, 4))[0]
+        size = header & ~(T.BPF_RINGBUF_BUSY_BIT | T.BPF_RINGBUF_DISCARD_BIT)
+        if not discard:
+            self._write(pos + T.BPF_RINGBUF_HDR_SZ, bytes(data[:size]))
+        self._write(pos, _U32.pack(size | (T.BPF_RINGBUF_DISCARD_BIT if discard else 0)))
+        if not flags & T.BPF_RB_NO_WAKEUP:
+            self.wakeups += 1
+
+    def output(self, data, flags=0):
+        """bpf_ringbuf_output: 0, -EAGAIN when full, -EINVAL for bad flags."""
+        if flags & ~(T.BPF_RB_NO_WAKEUP | T.BPF_RB_FORCE_WAKEUP):
+            return -T.EINVAL
+        pos = self.reserve(len(data))
+        if pos is None:
+            return -T.EAGAIN
+        self.commit(pos, data, False, flags)
+        return 0
+
+    def query(self, flag):
+        if flag == T.BPF_RB_AVAIL_DATA:
+            return self.prod_pos - self.cons_pos
+        if flag == T.BPF_RB_RING_SIZE:
+            return self.size
+        if flag == T.BPF_RB_CONS_POS:
+            return self.cons_pos
+        if flag == T.BPF_RB_PROD_POS:
+            return self.prod_pos
+        return 0
+
+    def consume(self, peek=False, limit=None):
+        """Submitted records (bytes) from the consumer position; advances it unless ``peek``."""
+        out = []
+        pos = self.cons_pos
+        while pos < self.prod_pos and (limit is None or len(out) < limit):
+            header = _U32.unpack(self._read(pos, 4))[0]
+            if header & T.BPF_RINGBUF_BUSY_BIT:
+                break
+            size = header & ~(T.BPF_RINGBUF_BUSY_BIT | T.BPF_RINGBUF_DISCARD_BIT)
+            if not header & T.BPF_RINGBUF_DISCARD_BIT:
+                out.append(self._read(pos + T.BPF_RINGBUF_HDR_SZ, size))
+            pos += (size + T.BPF_RINGBUF_HDR_SZ + 7) & ~7
+        if not peek:
+            self.cons_pos = pos
+        return out
+
+    def items(self):
+        return [(b"", r) for r in self.consume(peek=True)]
+
+    def clear(self):
+        self.cons_pos = self.prod_pos
+
+    def export_state(self):
+        return {"records": [_hex(r) for r in self.consume(peek=True)]}
+
+    def import_state(self, state):
+        self.data = bytearray()
+        self.prod_pos = self.cons_pos = 0
+        for text in state.get("records", ()):
+            if self.output(_unhex(text)) < 0:
+                raise LoadError("map %s: saved records do not fit the ring" % self.name)
+
+
+# ------------------------------------------------------------------ creation
+MAP_CLASSES = {
+    T.BPF_MAP_TYPE_HASH: HashMap,
+    T.BPF_MAP_TYPE_ARRAY: ArrayMap,
+    T.BPF_MAP_TYPE_PROG_ARRAY: ProgArrayMap,
+    T.BPF_MAP_TYPE_PERCPU_HASH: PercpuHashMap,
+    T.BPF_MAP_TYPE_PERCPU_ARRAY: PercpuArrayMap,
+    T.BPF_MAP_TYPE_LRU_HASH: LruHashMap,
+    T.BPF_MAP_TYPE_LRU_PERCPU_HASH: LruPercpuHashMap,
+    T.BPF_MAP_TYPE_LPM_TRIE: LpmTrieMap,
+    T.BPF_MAP_TYPE_QUEUE: QueueMap,
+    T.BPF_MAP_TYPE_STACK: StackMap,
+    T.BPF_MAP_TYPE_RINGBUF: RingBufMap,
+    T.BPF_MAP_TYPE_BLOOM_FILTER: BloomFilterMap,
+}
+
+
+def check_spec(spec):
+    """Raise LoadError when Linux would refuse to create this map (-EINVAL / -E2BIG)."""
+    name = spec.name
+    t = spec.type
+    if t not in MAP_CLASSES:
+        raise LoadError("map %s: map type %s is not supported (supported: %s)"
+                        % (name, T.MAP_TYPE_NAMES.get(t, str(t)),
+                           ", ".join(T.MAP_TYPE_NAMES[k] for k in sorted(MAP_CLASSES))))
+    for field in ("key_size", "value_size", "max_entries", "flags"):
+        v = getattr(spec, field)
+        if not isinstance(v, int) or v < 0 or v > MAX_ENTRIES:
+            raise LoadError("map %s: bad %s %r" % (name, field, v))
+    ks, vs, n = spec.key_size, spec.value_size, spec.max_entries
+    tname = T.MAP_TYPE_NAMES[t]
+
+    def bad(reason):
+        raise LoadError("map %s (%s): %s" % (name, tname, reason))
+
+    if n == 0:
+        bad("max_entries must be > 0")
+    if ks > MAX_KEY_SIZE:
+        bad("key_size %d exceeds %d" % (ks, MAX_KEY_SIZE))
+    if vs > MAX_VALUE_SIZE:
+        bad("value_size %d exceeds %d" % (vs, MAX_VALUE_SIZE))
+    if t in T.ARRAY_MAP_TYPES:
+        if ks != 4:
+            bad("key_size must be 4, got %d" % ks)
+        if vs == 0:
+            bad("value_size must be > 0")
+    elif t == T.BPF_MAP_TYPE_PROG_ARRAY:
+        if ks != 4 or vs != 4:
+            bad("key_size and value_size must be 4, got %d and %d" % (ks, vs))
+    elif t == T.BPF_MAP_TYPE_LPM_TRIE:
+        if not 5 <= ks <= 4 + LPM_DATA_SIZE_MAX:
+            bad("key_size must be 4 + 1..%d bytes of data, got %d" % (LPM_DATA_SIZE_MAX, ks))
+        if vs == 0:
+            bad("value_size must be > 0")
+        if not spec.flags & T.BPF_F_NO_PREALLOC:
+            bad("map_flags must include BPF_F_NO_PREALLOC, as Linux requires")
+    elif t in (T.BPF_MAP_TYPE_QUEUE, T.BPF_MAP_TYPE_STACK, T.BPF_MAP_TYPE_BLOOM_FILTER):
+        if ks != 0:
+            bad("key_size must be 0, got %d" % ks)
+        if vs == 0:
+            bad("value_size must be > 0")
+    elif t == T.BPF_MAP_TYPE_RINGBUF:
+        if ks != 0 or vs != 0:
+            bad("key_size and value_size must be 0")
+        if n & (n - 1) or n % PAGE_SIZE:
+            bad("max_entries (the size in bytes) must be a power of 2 and a multiple of %d, got %d"
+                % (PAGE_SIZE, n))
+    else:
+        if ks == 0 or vs == 0:
+            bad("key_size and value_size must be > 0")
+
+
+def create_map(spec, budget=None):
+    """A new, empty map for ``spec`` (LoadError if Linux would refuse it or it exceeds ``budget``,
+    a MapBudget; without one a default budget of DEFAULT_BUDGET bytes applies to this map)."""
+    check_spec(spec)
+    if budget is None:
+        budget = MapBudget(DEFAULT_BUDGET, "this program")
+    budget.charge(spec.name, worst_case_bytes(spec))
+    return MAP_CLASSES[spec.type](spec)
+
+
+def create_maps(specs, budget=None):
+    """Maps for a program's specs, charged to one budget (default DEFAULT_BUDGET for all)."""
+    if budget is None:
+        budget = MapBudget(DEFAULT_BUDGET, "this program")
+    return [create_map(spec, budget) for spec in specs]
