@@ -1,0 +1,146 @@
+"""Energest-style energy ledger: integer nanoseconds per (component, state), charge and energy derived.
+
+Each component has a *background* state (sleep, idle, listening...) that fills all time not
+claimed by *foreground* activity (a CPU burst, a packet's airtime, a sensor measurement, a
+transition). Foreground time is added as integer ns when it happens; background time is the
+elapsed time minus the foreground time, settled in closed form at ``flush(now_ns)`` — so the cost
+of an idle stretch is O(1) however long it is. Transitions are stored as ns in their own ledger
+key ``"from>to"`` (count x datasheet time) and cost that time at their own current.
+Joules and coulombs are derived from the integer ledger only when asked; nothing is accumulated
+as floats per event. It must never iterate over time steps.
+"""
+
+NS = 1e-9
+
+
+class Ledger:
+    """Integer ns per (component, state) for a set of ComponentModels keyed by component name."""
+
+    def __init__(self, models, start_ns=0, supply_v=None):
+        self.models = models
+        self.ns = {}
+        self.transitions = {}
+        self.background = {}
+        self._debt = {}
+        self._since = {}
+        self.start_ns = start_ns
+        self.now_ns = start_ns
+        self.supply_v = supply_v
+        for comp, model in models.items():
+            self.background[comp] = model.default_state
+            self._debt[comp] = 0
+            self._since[comp] = start_ns
+
+    # ---------------------------------------------------------------- recording
+
+    def add(self, comp, state, ns):
+        """Foreground: ``comp`` spent ``ns`` in ``state`` (taken out of its background time)."""
+        key = (comp, state)
+        self.ns[key] = self.ns.get(key, 0) + ns
+        self._debt[comp] += ns
+
+    def add_transition(self, comp, src, dst, count=1):
+        """``count`` state changes src->dst; returns the ns charged (0 if the datasheet gives none)."""
+        tr = self.models[comp].transitions.get(src + ">" + dst)
+        if tr is None or tr.time_ns == 0:
+            return 0
+        ns = tr.time_ns * count
+        key = (comp, tr.key)
+        self.ns[key] = self.ns.get(key, 0) + ns
+        self.transitions[key] = self.transitions.get(key, 0) + count
+        self._debt[comp] += ns
+        return ns
+
+    def set_background(self, comp, state, now_ns, transition=True):
+        """Switch ``comp``'s background state at ``now_ns`` (settling the time before it)."""
+        old = self.background[comp]
+        if old == state:
+            return 0
+        self._settle(comp, now_ns)
+        self.background[comp] = state
+        if transition:
+            return self.add_transition(comp, old, state)
+        return 0
+
+    def _settle(self, comp, now_ns):
+        elapsed = now_ns - self._since[comp]
+        if elapsed < 0:
+            raise ValueError("ledger time went back for %s: %d < %d" % (comp, now_ns, self._since[comp]))
+        debt = self._debt[comp]
+        if debt >= elapsed:
+            self._debt[comp] = debt - elapsed
+            elapsed = 0
+        else:
+            self._debt[comp] = 0
+            elapsed -= debt
+        if elapsed:
+            key = (comp, self.background[comp])
+            self.ns[key] = self.ns.get(key, 0) + elapsed
+        self._since[comp] = now_ns
+
+    def flush(self, now_ns):
+        """Settle every component's background time up to ``now_ns``."""
+        for comp in self.background:
+            self._settle(comp, now_ns)
+        if now_ns > self.now_ns:
+            self.now_ns = now_ns
+
+    # ---------------------------------------------------------------- derived values
+
+    def charge_c(self, comp=None, state=None):
+        """Charge (C) at each component's voltage, optionally for one component and/or state."""
+        total = 0.0
+        for (c, s), ns in self.ns.items():
+            if (comp is None or c == comp) and (state is None or s == state):
+                total += ns * self.models[c].current_a(s)
+        return total * NS
+
+    def energy_j(self, comp=None, state=None):
+        """Energy (J): ns x current x the component's voltage, summed."""
+        total = 0.0
+        for (c, s), ns in self.ns.items():
+            if (comp is None or c == comp) and (state is None or s == state):
+                model = self.models[c]
+                total += ns * model.current_a(s) * model.voltage_v
+        return total * NS
+
+    def by_component(self):
+        """{component: energy J}."""
+        out = {}
+        for (c, s), ns in self.ns.items():
+            model = self.models[c]
+            out[c] = out.get(c, 0.0) + ns * model.current_a(s) * model.voltage_v * NS
+        return out
+
+    def by_state(self):
+        """{(component, state): (ns, energy J)} including transition keys ``a>b``."""
+        out = {}
+        for (c, s), ns in self.ns.items():
+            model = self.models[c]
+            out[(c, s)] = (ns, ns * model.current_a(s) * model.voltage_v * NS)
+        return out
+
+    def time_ns(self, comp):
+        """Total ns accounted for ``comp`` (equals elapsed time plus any overlap not yet settled)."""
+        total = 0
+        for (c, _s), ns in self.ns.items():
+            if c == comp:
+                total += ns
+        return total
+
+    def pending_ns(self, comp):
+        """Foreground ns recorded beyond the settled time (work that overran the last flush)."""
+        return self._debt[comp]
+
+    def energy_delta_since(self, mark):
+        """Energy (J) accounted since ``mark`` (a copy of ``self.ns`` from ``snapshot()``)."""
+        total = 0.0
+        for key, ns in self.ns.items():
+            d = ns - mark.get(key, 0)
+            if d:
+                model = self.models[key[0]]
+                total += d * model.current_a(key[1]) * model.voltage_v
+        return total * NS
+
+    def snapshot(self):
+        return dict(self.ns)
