@@ -1,0 +1,435 @@
+"""Signed remote commands for a node: map updates and over-the-air program updates (CPython only).
+
+An operator signs a command with the node's key (HMAC-SHA256 over the exact body bytes) and a
+counter larger than any the node accepted before; the node checks size, signature, counter,
+then the command against the map's key/value sizes and the app's manifest, applies it, and
+answers on ``iotbpf/<node>/cmd/reply``. A command that is oversized, malformed, unsigned,
+badly signed, replayed or invalid must change nothing, not even the counter: the counter is
+persisted only once a command passed every check, just before it takes effect.
+
+Wire format on ``iotbpf/<node>/cmd`` (version 1), UTF-8 JSON::
+
+    {"version": 1, "body": "<JSON text>", "hmac": "<hex HMAC-SHA256(key, body as UTF-8)>"}
+
+body (JSON object)::
+
+    node     the node's name (a command for another node is refused)
+    counter  integer, strictly greater than the last accepted one (anti-replay)
+    id       the operator's id for this command (echoed in the reply), 1-64 chars
+    op       "map_update" | "map_delete" | "map_lookup" | "program_update"
+    map      map name                                   (map_* ops)
+    key      hex string of exactly key_size bytes, or a non-negative integer (little-endian)
+    value    same, value_size bytes                     (map_update)
+    flags    "any" | "noexist" | "exist" (default "any") (map_update)
+    section  program section to replace                 (program_update)
+    bundle   base64 of an .ibpf bundle (iotbpf pack)    (program_update)
+    program  which program of the bundle (default: the one whose section is ``section``)
+
+Reply (report kind "cmd_reply"): {"id", "counter", "op", "ok": bool, "reason": str|null,
+"result": {...}}. A program update that then faults ``rollback_faults`` times is rolled back
+to the previous program and reported on ``iotbpf/<node>/faults`` (event "rollback").
+
+The key file holds the key as hex (at least 16 bytes); the last accepted counter is kept in
+a small JSON file written crash-safely (temporary file, fsync, rename) before the command takes
+effect, so a crash can lose a command but never let it be replayed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+
+from iotbpf.ebpf import types as T
+from iotbpf.ebpf.errors import IotbpfError
+
+COMMAND_VERSION = 1
+MAX_COMMAND_BYTES = 4096          # a map command on the wire
+MAX_BUNDLE_BYTES = 256 * 1024     # a decoded .ibpf bundle
+MAX_MESSAGE_BYTES = 4096 + (MAX_BUNDLE_BYTES * 4) // 3 + 4   # a program update on the wire
+MIN_KEY_BYTES = 16
+MAX_COUNTER = (1 << 63) - 1
+OPS = ("map_update", "map_delete", "map_lookup", "program_update")
+FLAGS = {"any": T.BPF_ANY, "noexist": T.BPF_NOEXIST, "exist": T.BPF_EXIST}
+# Map types whose entries are plain key -> value pairs an operator may set.
+KEY_VALUE_MAPS = (T.BPF_MAP_TYPE_HASH, T.BPF_MAP_TYPE_ARRAY, T.BPF_MAP_TYPE_PERCPU_HASH,
+                  T.BPF_MAP_TYPE_PERCPU_ARRAY, T.BPF_MAP_TYPE_LRU_HASH, T.BPF_MAP_TYPE_LPM_TRIE)
+_ERRNO_NAMES = {getattr(T, n): n for n in ("EPERM", "ENOENT", "E2BIG", "EBADF", "EAGAIN", "ENOMEM",
+                                           "EFAULT", "EBUSY", "EEXIST", "EINVAL", "ENOSPC", "ERANGE",
+                                           "EOPNOTSUPP")}
+_ERRNO_TEXT = {"ENOENT": "no such key", "EEXIST": "key exists (flags noexist)", "E2BIG": "map is full",
+               "EINVAL": "invalid argument", "ENOMEM": "out of memory"}
+
+
+class CommandError(IotbpfError):
+    """A key file or counter file problem (operator side or node set-up)."""
+
+
+class Refused(Exception):
+    """A command is refused; the message is the reason sent back in the reply."""
+
+
+# --------------------------------------------------------------------------- keys and counters
+
+def load_key(path: str | os.PathLike) -> bytes:
+    """Read a per-node key file (hex text, at least 16 bytes)."""
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read().strip()
+    except OSError as exc:
+        raise CommandError("cannot read key file %s: %s" % (os.fspath(path), exc.strerror)) from None
+    except UnicodeDecodeError:
+        raise CommandError("key file %s: not hex text" % os.fspath(path)) from None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise CommandError("key file %s: not hex text" % os.fspath(path)) from None
+    if len(key) < MIN_KEY_BYTES:
+        raise CommandError("key file %s: key is %d bytes, at least %d needed"
+                           % (os.fspath(path), len(key), MIN_KEY_BYTES))
+    return key
+
+
+def generate_key(path: str | os.PathLike) -> bytes:
+    """Create a new random 32-byte key file readable only by its owner."""
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex() + "\n")
+    return key
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    """Temporary file, fsync, rename, fsync the folder: a crash leaves the old or the new file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class CounterStore:
+    """The last accepted command counter, persisted crash-safely: {"version": 1, "counter": N}."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self.value = 0
+        if os.path.exists(self.path):
+            try:
+                with open(self.path, encoding="utf-8") as f:
+                    data = json.load(f)
+            except (OSError, ValueError) as exc:
+                raise CommandError("counter file %s is unreadable: %s" % (self.path, exc)) from None
+            if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(
+                    data.get("counter"), int) or data["counter"] < 0:
+                raise CommandError("counter file %s: expected {\"version\": 1, \"counter\": N}" % self.path)
+            self.value = data["counter"]
+
+    def advance(self, counter: int) -> None:
+        """Persist ``counter`` as the last accepted one (before the command takes effect)."""
+        _write_atomically(self.path, json.dumps({"version": 1, "counter": counter}).encode())
+        self.value = counter
+
+
+# --------------------------------------------------------------------------- operator side
+
+def sign_command(key: bytes, body: dict) -> bytes:
+    """The wire message for ``body`` signed with ``key`` (the operator's side)."""
+    text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+    mac = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    return json.dumps({"version": COMMAND_VERSION, "body": text, "hmac": mac}).encode("utf-8")
+
+
+def make_command(node: str, op: str, counter: int | None = None, command_id: str | None = None,
+                 **fields) -> dict:
+    """A command body; the counter defaults to the current time in microseconds (always grows)."""
+    body = {"node": node, "op": op, "counter": counter if counter is not None else time.time_ns() // 1000,
+            "id": command_id or secrets.token_hex(6)}
+    for name, value in fields.items():
+        if name == "bundle" and isinstance(value, (bytes, bytearray)):
+            value = base64.b64encode(bytes(value)).decode("ascii")
+        body[name] = value
+    return body
+
+
+# --------------------------------------------------------------------------- the node's side
+
+class CommandHandler:
+    """Checks and applies commands for one node; see the module docstring for the rules.
+
+    ``target`` is the running app, seen through a small interface:
+
+    - ``target.maps``: {name: map} with ``key_size``, ``value_size``, ``spec`` (``.type``,
+      ``.readonly``), ``update(key, value, flags) -> 0|-errno``, ``lookup(key)``, ``delete(key)``;
+    - ``target.remote_maps`` (optional): names an operator may change; default: every map that is
+      a key/value map and not read-only for programs;
+    - ``target.sections``: program sections the app's manifest attaches;
+    - ``target.program(section)``, ``target.verify_program(section, program)`` (raises an
+      IotbpfError such as VerifierError if the program is unsafe for that hook),
+      ``target.replace_program(section, program)`` (atomic swap), ``target.fault_count(section)``
+      (faults so far of whatever runs in that section).
+
+    ``publish(kind, data)`` sends replies ("cmd_reply") and rollback reports ("faults").
+    """
+
+    def __init__(self, target, node: str, key: bytes, counter_path: str | os.PathLike,
+                 publish: Callable[[str, dict], object] | None = None, rollback_faults: int = 3,
+                 max_command_bytes: int = MAX_COMMAND_BYTES, max_bundle_bytes: int = MAX_BUNDLE_BYTES):
+        if len(key) < MIN_KEY_BYTES:
+            raise CommandError("command key must be at least %d bytes" % MIN_KEY_BYTES)
+        self.target = target
+        self.node = node
+        self._key = key
+        self.counter = CounterStore(counter_path)
+        self.publish = publish
+        self.rollback_faults = rollback_faults
+        self.max_command_bytes = max_command_bytes
+        self.max_bundle_bytes = max_bundle_bytes
+        self.max_message_bytes = max_command_bytes + (max_bundle_bytes * 4) // 3 + 4
+        self.replies: list[dict] = []
+        self._watch: dict[str, tuple] = {}   # section -> (previous program, fault baseline, id)
+        self._inbox: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+
+    # -- entry points
+    def submit(self, payload: bytes) -> None:
+        """Queue a command from any thread (e.g. paho's); ``process_pending`` applies it."""
+        self._inbox.put(bytes(payload))
+
+    def process_pending(self) -> list[dict]:
+        """Apply queued commands in the caller's thread (the node's loop); returns the replies."""
+        out = []
+        while True:
+            try:
+                payload = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            out.append(self.handle(payload))
+        out.extend(self.check_rollback())
+        return out
+
+    def handle(self, payload: bytes) -> dict:
+        """Check and apply one command; publishes and returns the reply."""
+        with self._lock:
+            reply = {"id": None, "counter": None, "op": None, "ok": False, "reason": None, "result": {}}
+            try:
+                body = self._authenticate(payload, reply)
+                action = self._prepare(body)
+                # Everything checked: use the counter up (durably) before anything changes.
+                self.counter.advance(body["counter"])
+                reply["result"] = action()
+                reply["ok"] = True
+            except Refused as exc:
+                reply["reason"] = str(exc)
+            self.replies.append(reply)
+        if self.publish is not None:
+            self.publish("cmd_reply", reply)
+        return reply
+
+    def check_rollback(self) -> list[dict]:
+        """Roll back program updates that faulted ``rollback_faults`` times; returns the reports."""
+        reports = []
+        with self._lock:
+            for section, (previous, baseline, command_id) in list(self._watch.items()):
+                faults = self.target.fault_count(section) - baseline
+                if faults < self.rollback_faults:
+                    continue
+                self.target.replace_program(section, previous)
+                del self._watch[section]
+                reports.append({"event": "rollback", "section": section, "id": command_id,
+                                "faults": faults,
+                                "reason": "new program faulted %d times; previous program restored" % faults})
+        for report in reports:
+            if self.publish is not None:
+                self.publish("faults", report)
+        return reports
+
+    # -- checks
+    def _authenticate(self, payload: bytes, reply: dict) -> dict:
+        if len(payload) > self.max_message_bytes:
+            raise Refused("oversized: %d bytes (limit %d)" % (len(payload), self.max_message_bytes))
+        try:
+            envelope = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise Refused("malformed: not a UTF-8 JSON object") from None
+        if not isinstance(envelope, dict):
+            raise Refused("malformed: not a JSON object")
+        body_text = envelope.get("body")
+        if not isinstance(body_text, str):
+            raise Refused("malformed: no body")
+        reply["id"] = _peek_id(body_text)
+        if envelope.get("version") != COMMAND_VERSION:
+            raise Refused("unsupported command version %r" % (envelope.get("version"),))
+        mac = envelope.get("hmac")
+        if mac is None:
+            raise Refused("unsigned: no hmac")
+        expected = hmac.new(self._key, body_text.encode("utf-8"), hashlib.sha256).hexdigest()
+        if not isinstance(mac, str) or not hmac.compare_digest(mac.lower(), expected):
+            raise Refused("bad signature")
+        try:
+            body = json.loads(body_text)
+        except ValueError:
+            raise Refused("malformed: body is not JSON") from None
+        if not isinstance(body, dict):
+            raise Refused("malformed: body is not a JSON object")
+        counter = body.get("counter")
+        if not isinstance(counter, int) or isinstance(counter, bool) or not 0 < counter <= MAX_COUNTER:
+            raise Refused("malformed: counter must be a positive integer")
+        reply["counter"] = counter
+        if body.get("node") != self.node:
+            raise Refused("command is for node %r, this is %r" % (body.get("node"), self.node))
+        if counter <= self.counter.value:
+            raise Refused("replayed: counter %d is not above the last accepted %d"
+                          % (counter, self.counter.value))
+        op = body.get("op")
+        reply["op"] = op if isinstance(op, str) else None
+        if op not in OPS:
+            raise Refused("unknown op %r (known: %s)" % (op, ", ".join(OPS)))
+        if op != "program_update" and len(payload) > self.max_command_bytes:
+            raise Refused("oversized: %d bytes (limit %d for %s)"
+                          % (len(payload), self.max_command_bytes, op))
+        return body
+
+    def _prepare(self, body: dict) -> Callable[[], dict]:
+        """Validate everything; return the action that applies the command."""
+        if body["op"] == "program_update":
+            return self._prepare_program_update(body)
+        map_obj, name = self._remote_map(body.get("map"))
+        key = _bytes_field(body, "key", map_obj.key_size, name)
+        if body["op"] == "map_lookup":
+            def lookup() -> dict:
+                value = map_obj.lookup(key)
+                return {"map": name, "key": key.hex(), "value": None if value is None else bytes(value).hex()}
+            return lookup
+        if body["op"] == "map_delete":
+            def delete() -> dict:
+                _check_errno(map_obj.delete(key), name)
+                return {"map": name, "key": key.hex()}
+            return delete
+        value = _bytes_field(body, "value", map_obj.value_size, name)
+        flags = body.get("flags", "any")
+        if flags not in FLAGS:
+            raise Refused("malformed: flags must be one of %s" % ", ".join(FLAGS))
+
+        def update() -> dict:
+            _check_errno(map_obj.update(key, value, FLAGS[flags]), name)
+            return {"map": name, "key": key.hex(), "value": value.hex()}
+        return update
+
+    def _remote_map(self, name):
+        if not isinstance(name, str) or not name:
+            raise Refused("malformed: no map name")
+        maps = self.target.maps
+        if name not in maps:
+            raise Refused("no map %r in this app (maps: %s)" % (name, ", ".join(sorted(maps))))
+        map_obj = maps[name]
+        allowed = getattr(self.target, "remote_maps", None)
+        if allowed is not None and name not in allowed:
+            raise Refused("map %r may not be changed remotely (the manifest allows: %s)"
+                          % (name, ", ".join(sorted(allowed)) or "none"))
+        spec = getattr(map_obj, "spec", None)
+        if spec is not None and (spec.readonly or spec.type not in KEY_VALUE_MAPS):
+            raise Refused("map %r is %s; only writable key/value maps can be changed remotely"
+                          % (name, "read-only" if spec.readonly else "not a key/value map"))
+        return map_obj, name
+
+    def _prepare_program_update(self, body: dict) -> Callable[[], dict]:
+        section = body.get("section")
+        sections = list(self.target.sections)
+        if not isinstance(section, str) or section not in sections:
+            raise Refused("section %r is not attached by this app (sections: %s)"
+                          % (section, ", ".join(sections)))
+        encoded = body.get("bundle")
+        if not isinstance(encoded, str):
+            raise Refused("malformed: no bundle")
+        if len(encoded) > (self.max_bundle_bytes * 4) // 3 + 4:
+            raise Refused("oversized: bundle is larger than %d bytes" % self.max_bundle_bytes)
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise Refused("malformed: bundle is not base64") from None
+        program = _load_bundle_program(data, body.get("program", section))
+        try:
+            self.target.verify_program(section, program)
+        except IotbpfError as exc:
+            raise Refused("verifier rejected the program: %s" % exc) from None
+
+        def replace() -> dict:
+            previous = self.target.program(section)
+            self.target.replace_program(section, program)
+            self._watch[section] = (previous, self.target.fault_count(section), body.get("id"))
+            return {"section": section, "instructions": len(getattr(program, "insns", ()) or ()),
+                    "bundle_sha256": hashlib.sha256(data).hexdigest()}
+        return replace
+
+
+def _load_bundle_program(data: bytes, wanted):
+    """The program named ``wanted`` (a section name) from .ibpf bundle bytes."""
+    try:
+        from iotbpf.ebpf import bundle
+    except ImportError:
+        raise Refused("this node cannot load program bundles") from None
+    try:
+        loaded = bundle.load_bundle(data)
+    except IotbpfError as exc:
+        raise Refused("bad bundle: %s" % exc) from None
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise Refused("bad bundle: %s" % exc) from None
+    programs = loaded if isinstance(loaded, (list, tuple)) else getattr(loaded, "programs", [loaded])
+    if isinstance(programs, dict):
+        programs = list(programs.values())
+    for program in programs:
+        if getattr(program, "section", None) == wanted or getattr(program, "name", None) == wanted:
+            return program
+    if len(programs) == 1:
+        return programs[0]
+    raise Refused("bundle has no program %r" % (wanted,))
+
+
+def _peek_id(body_text: str):
+    try:
+        body = json.loads(body_text)
+    except ValueError:
+        return None
+    cid = body.get("id") if isinstance(body, dict) else None
+    return cid if isinstance(cid, str) and 0 < len(cid) <= 64 else None
+
+
+def _bytes_field(body: dict, field: str, size: int, map_name: str) -> bytes:
+    value = body.get(field)
+    if isinstance(value, bool) or value is None:
+        raise Refused("malformed: no %s" % field)
+    if isinstance(value, int):
+        if value < 0 or value >= 1 << (8 * size):
+            raise Refused("%s %d does not fit map %r's %d-byte %ss" % (field, value, map_name, size, field))
+        return value.to_bytes(size, "little")
+    if not isinstance(value, str):
+        raise Refused("malformed: %s must be a hex string or an integer" % field)
+    try:
+        data = bytes.fromhex(value)
+    except ValueError:
+        raise Refused("malformed: %s is not hex" % field) from None
+    if len(data) != size:
+        raise Refused("%s is %d bytes, map %r takes %d-byte %ss" % (field, len(data), map_name, size, field))
+    return data
+
+
+def _check_errno(rc, map_name: str) -> None:
+    if isinstance(rc, int) and rc < 0:
+        name = _ERRNO_NAMES.get(-rc, "errno %d" % -rc)
+        raise Refused("map %r refused the change: %s (%s)" % (map_name, name, _ERRNO_TEXT.get(name, name)))
