@@ -1016,7 +1016,8 @@ class Interpreter:
             raise HelperFault("callback address %d is not the start of a function" % pc)
         depth = len(ex.frames)
         if depth >= isa.MAX_CALL_FRAMES - 1:
-            raise HelperFault("call depth exceeded (%d frames)" % isa.MAX_CALL_FRAMES)
+            raise self.vm.fault(ex.pc, "call depth exceeded (%d frames) calling back into pc %d"
+                                % (isa.MAX_CALL_FRAMES, pc), "depth", self.program)
         saved = (r[0], r[1], r[2], r[3], r[4], r[5])
         ex.frames.append((EXITED, r[6], r[7], r[8], r[9], r[10]))
         r[1], r[2], r[3], r[4], r[5] = r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64
