@@ -115,3 +115,323 @@ class Program:
             helpers=None, ctx=None) -> int:
         """Run once and return r0 (64-bit unsigned). ``mem`` defaults to the program's own."""
         return self.execute(mem=mem, engine=engine, budget=budget, helpers=helpers, ctx=ctx).r0
+
+
+# ---------------------------------------------------------------- Node (written by kernel)
+import json as _json  # noqa: E402
+import os as _os  # noqa: E402
+import struct as _struct  # noqa: E402
+import subprocess as _subprocess  # noqa: E402
+from pathlib import Path as _Path  # noqa: E402
+
+from iotbpf import resources as _resources  # noqa: E402
+from iotbpf.ebpf.errors import LoadError as _LoadError  # noqa: E402
+from iotbpf.kernel import manifest as _manifest  # noqa: E402
+from iotbpf.kernel.clock import parse_duration as _parse_duration  # noqa: E402
+from iotbpf.kernel.runtime import Runtime as _Runtime  # noqa: E402
+from iotbpf.platforms.sim.platform import SimPlatform as _SimPlatform  # noqa: E402
+from iotbpf.platforms.sim.trace import parse_events as _parse_events  # noqa: E402
+
+RESULT_VERSION = 1
+
+# app_monitor's per-uid counters (apps/app_monitor/app_monitor.c, struct app_stats).
+APP_STATS_FIELDS = ("foreground_ns", "cpu_ns", "rx_bytes", "tx_bytes", "wakelock_ns", "energy_uj",
+                    "wakeups", "sessions")
+_APP_STATS_FMT = "<QQQQQQII"
+
+
+def duration_ns(value) -> int:
+    """``"1y"``/``"30d"``/``"500ms"`` or int nanoseconds -> int nanoseconds (IotbpfError if bad)."""
+    try:
+        return _parse_duration(value)
+    except (ValueError, TypeError) as exc:
+        raise _IotbpfError(str(exc)) from None
+
+
+def find_app(app) -> _Path:
+    """The app.json of a bundled app name (``sensor_node``), an app folder or an app.json path."""
+    path = _resources.resolve("apps", str(app))
+    if path.is_dir():
+        path = path / "app.json"
+    if not path.exists():
+        raise _LoadError("no app.json in %s" % path.parent)
+    return path
+
+
+def load_app_programs(manifest_path: _Path, prefer: str = "object") -> tuple:
+    """(manifest, {section: Program}) for an app: from its object (ELF, host) or its .ibpf bundle."""
+    m = _manifest.load(str(manifest_path))
+    sections = sorted(set(section for _hook, section in m.hooks))
+    obj = m.path(m.object) if m.object else None
+    bundle = m.path(m.bundle) if m.bundle else None
+    use_object = obj is not None and _os.path.exists(obj) and (prefer == "object" or bundle is None)
+    if use_object:
+        path, loader = obj, "iotbpf.ebpf.elf:load_elf"
+    elif bundle is not None and _os.path.exists(bundle):
+        path, loader = bundle, "iotbpf.ebpf.bundle:load_bundle"
+    else:
+        raise _LoadError("app %s: neither its object nor its bundle exists (run `iotbpf build`)" % m.name)
+    module_name, func_name = loader.split(":")
+    module = __import__(module_name, None, None, [func_name])
+    load = getattr(module, func_name)
+    programs = {}
+    for section in sections:
+        programs[section] = load(path, section=section)
+    return m, programs
+
+
+def _load_board_and_scheduler(board, policy, manifest):
+    """(board, scheduler) from the energy layer, or (None, None) when it is not available."""
+    try:
+        from iotbpf.energy.board import load_board
+        from iotbpf.kernel.scheduler import make_scheduler
+    except ImportError:
+        if board is not None or policy is not None:
+            raise _IotbpfError("energy models are not available in this build (--board/--policy)") from None
+        return None, None
+    if board is None:
+        from iotbpf.energy import board as _board_mod
+
+        board = getattr(_board_mod, "DEFAULT_BOARD", None)
+        if board is None:
+            return None, None
+    board_obj = load_board(str(board)) if isinstance(board, (str, _os.PathLike)) else board
+    policy = policy or manifest.policy
+    return board_obj, make_scheduler(policy, board_obj)
+
+
+class SimulationResult:
+    """What a simulation produced: a deterministic ``summary`` dict, ``text()`` and ``to_json()``."""
+
+    def __init__(self, summary: dict, app_names: list, duration_ns: int, events_handled: int):
+        self.summary = summary
+        self.apps = app_names
+        self.duration_ns = duration_ns
+        self.events_handled = events_handled
+
+    @property
+    def faults(self) -> int:
+        return self.summary["faults"]
+
+    def hook(self, name: str) -> dict:
+        return self.summary["hooks"][name]
+
+    def to_dict(self) -> dict:
+        return {"version": RESULT_VERSION, "apps": self.apps, "duration_ns": self.duration_ns,
+                "events_handled": self.events_handled, "summary": self.summary}
+
+    def to_json(self) -> str:
+        return _json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def text(self) -> str:
+        """The human summary `iotbpf simulate` prints (same seed, same bytes)."""
+        from iotbpf.kernel.clock import format_duration
+
+        s = self.summary
+        lines = ["node %d: %s, %s simulated, seed %d, %d events" % (
+            s["node_id"], ", ".join(self.apps), format_duration(self.duration_ns), s["seed"],
+            self.events_handled)]
+        lines.append("%-14s %10s %10s %14s %8s %14s" % ("hook", "events", "runs", "instructions",
+                                                          "faults", "handler time"))
+        for name, h in s["hooks"].items():
+            if h["events"] or h["runs"]:
+                lines.append("%-14s %10d %10d %14d %8d %12.3f s" % (
+                    name, h["events"], h["runs"], h["instructions"], h["faults"], h["handler_ns"] / 1e9))
+        tx, rx = s["radio"]["tx"], s["radio"]["rx"]
+        lines.append("packets sent %d, lost %d, rejected %d, deadline misses %d, queued now %d" % (
+            tx["sent"], tx["lost"], tx["rejected"], tx["missed_deadlines"], tx["in_flight"]))
+        lines.append("packets received %d, passed %d, dropped %d" % (rx["received"], rx["passed"],
+                                                                    rx["dropped"]))
+        lines.append("faults %d, log lines %d" % (s["faults"], s["logs"]))
+        for f in s["fault_records"][:5]:
+            lines.append("  fault at %.3f s: %s/%s: %s" % (f["t_ns"] / 1e9, f["app"], f["hook"],
+                                                           f["message"]))
+        for e in s["events"]:
+            lines.append("  %s at %.3f s: %s" % (e["event"], e["t_ns"] / 1e9, ", ".join(
+                "%s=%s" % (k, e[k]) for k in sorted(e) if k not in ("event", "t_ns"))))
+        if s.get("battery_dead_ns") is not None:
+            lines.append("battery empty after %.2f days" % (s["battery_dead_ns"] / 86400e9))
+        energy = s.get("energy")
+        if energy is not None and self._scheduler is not None and hasattr(self._scheduler, "summary_lines"):
+            lines.extend(self._scheduler.summary_lines())
+        return "\n".join(lines) + "\n"
+
+    _scheduler = None
+
+
+class Node:
+    """A simulated (or real-time) node running apps on a board.
+
+    >>> node = Node("sensor_node", seed=1)
+    >>> result = node.simulate("1d")
+    >>> result.hook("timer")["runs"]
+    1439
+    """
+
+    def __init__(self, app=None, board=None, seed: int = 0, policy: str | None = None, events=None,
+                 node_id: int = 0, engine: str = "compiled", verify: bool = True, sim: dict | None = None,
+                 prefer: str = "object", scheduler=None, clock=None, platform=None):
+        self.seed = int(seed)
+        self.node_id = node_id
+        self.manifests = []
+        self._programs = []
+        self.prefer = prefer
+        self._events = _read_events(events) if events is not None else None
+        self._sim_config = sim
+        self._board_arg = board
+        self._policy = policy
+        self.board = None
+        self.scheduler = scheduler
+        self._engine = engine
+        self._verify = verify
+        self._clock = clock
+        self._platform_arg = platform
+        self.runtime = None
+        self.platform = None
+        if app is not None:
+            self.add_app(app)
+
+    def add_app(self, app) -> None:
+        """Load another app (bundled name, folder or app.json) before the node starts."""
+        if self.runtime is not None and self.runtime.booted:
+            raise _IotbpfError("add apps before the node starts")
+        m, programs = load_app_programs(find_app(app), self.prefer)
+        self.manifests.append(m)
+        self._programs.append(programs)
+        self.runtime = None
+
+    def _build(self):
+        if self.runtime is not None:
+            return self.runtime
+        if not self.manifests:
+            raise _IotbpfError("no app loaded")
+        first = self.manifests[0]
+        if self.scheduler is None:
+            self.board, self.scheduler = _load_board_and_scheduler(self._board_arg, self._policy, first)
+        config = self._sim_config if self._sim_config is not None else first.sim
+        if self._platform_arg is not None:
+            self.platform = self._platform_arg
+        else:
+            base = first.base_dir
+
+            def read_file(name):
+                path = name if name.startswith("/") else base + "/" + name
+                with open(path) as f:
+                    return f.read()
+
+            try:
+                self.platform = _SimPlatform(config, self.seed, self._events, read_file)
+            except ValueError as exc:
+                raise _LoadError("app %s: %s" % (first.name, exc)) from None
+        rt = _Runtime(platform=self.platform, clock=self._clock, scheduler=self.scheduler, board=self.board,
+                      node_id=self.node_id, seed=self.seed, engine=self._engine, verify=self._verify)
+        for m, programs in zip(self.manifests, self._programs):
+            rt.load_app(m, programs)
+        self.runtime = rt
+        return rt
+
+    def simulate(self, duration="1d", progress=None) -> SimulationResult:
+        """Run in virtual time for ``duration`` from boot; returns the SimulationResult."""
+        ns = duration_ns(duration)
+        rt = self._build()
+        if rt.booted:
+            raise _IotbpfError("this node has already run; make a new Node to simulate again")
+        rt.boot()
+        rt.start_platform(ns)
+        handled = rt.run_until(ns, progress)
+        result = SimulationResult(rt.summary(), [m.name for m in self.manifests], ns, handled)
+        result._scheduler = self.scheduler
+        return result
+
+    # ------------------------------------------------------------ events from outside
+    def post(self, hook: str, fields: dict, at_ns: int) -> None:
+        """Schedule an event at a virtual time (before or during simulate)."""
+        self._build().post(hook, fields, at_ns)
+
+    def inject(self, hook: str, fields: dict) -> None:
+        """Deliver an event from another thread while run_realtime() runs."""
+        self._build().inject(hook, fields)
+
+    def run_realtime(self, duration) -> dict:
+        """Run on the monotonic clock for ``duration``; returns the runtime summary."""
+        from iotbpf.kernel.clock import MonotonicClock
+
+        if self.runtime is None:
+            self._clock = self._clock or MonotonicClock()
+        rt = self._build()
+        rt.run_realtime(duration_ns(duration))
+        return rt.summary()
+
+    # ------------------------------------------------------------ maps
+    def map(self, name: str, app: str | None = None):
+        """The map object (iotbpf.ebpf.maps) named ``name`` of ``app`` (default: the first app that
+        has one); well-known maps (iot_txq, iot_policy, iot_app_demand) are the node's shared ones."""
+        rt = self._build()
+        if name in rt.shared_maps:
+            return rt.shared_maps[name]
+        for a in rt.apps:
+            if (app is None or a.name == app) and name in a.maps:
+                return a.maps[name]
+        known = sorted(set(n for a in rt.apps for n in a.maps) | set(rt.shared_maps))
+        raise _IotbpfError("no map %r%s (maps: %s)" % (name, "" if app is None else " in app " + app,
+                                                       ", ".join(known)))
+
+    def map_items(self, name: str, app: str | None = None) -> list:
+        """[(key bytes, value bytes)] of a map, in the map's key order."""
+        return list(self.map(name, app).items())
+
+    def map_update(self, name: str, key: bytes, value: bytes, app: str | None = None, flags: int = 0) -> None:
+        """Write one entry (as a remote command would); IotbpfError with the errno if refused."""
+        rc = self.map(name, app).update(bytes(key), bytes(value), flags)
+        if rc:
+            raise _IotbpfError("map %s: update failed (errno %d)" % (name, -rc))
+
+    def map_delete(self, name: str, key: bytes, app: str | None = None) -> None:
+        self.map(name, app).delete(bytes(key))
+
+    def app_stats(self, app: str = "app_monitor") -> dict:
+        """app_monitor's per-uid counters: {uid: {field: int}} (fields APP_STATS_FIELDS)."""
+        out = {}
+        for key, value in self.map_items("app_stats", app):
+            uid = _struct.unpack("<I", key)[0]
+            out[uid] = dict(zip(APP_STATS_FIELDS, _struct.unpack(_APP_STATS_FMT, value)))
+        return out
+
+
+def _read_events(events):
+    if isinstance(events, (list, tuple)):
+        return list(events)
+    path = str(events)
+    try:
+        text = _Path(path).read_text()
+    except OSError as exc:
+        raise _LoadError("cannot read events file %s: %s" % (path, exc.strerror)) from None
+    try:
+        return _parse_events(text, path)
+    except ValueError as exc:
+        raise _LoadError(str(exc)) from None
+
+
+def build_app(app, output=None, clang: str | None = None, cpu: str = "v3") -> _Path:
+    """Compile an app's C source to its object with clang (-O2 -g -target bpf); returns the path."""
+    import shutil
+
+    manifest_path = find_app(app)
+    m = _manifest.load(str(manifest_path))
+    source = m.path(m.source) if m.source else str(manifest_path.parent / (m.name + ".c"))
+    if not _os.path.exists(source):
+        raise _LoadError("app %s: source %s not found" % (m.name, source))
+    out = _Path(output) if output else _Path(m.path(m.object or (m.name + ".o")))
+    compiler = clang or shutil.which("clang-19") or shutil.which("clang")
+    if compiler is None:
+        raise _IotbpfError("clang-19 not found (install clang-19, or pass --clang PATH)")
+    include = _resources.data_root("apps") / "include"
+    cmd = [compiler, "-O2", "-g", "-target", "bpf", "-mcpu=" + cpu, "-I", str(include), "-c", source,
+           "-o", str(out)]
+    proc = _subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["clang failed"])[0]
+        from iotbpf.ebpf.errors import RuntimeFailure
+
+        raise RuntimeFailure("clang failed for %s: %s" % (source, first))
+    return out

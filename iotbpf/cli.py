@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "asm",
     "disasm",
     "conformance",
+    "header", "build", "simulate",
     "bench",
 )
 

@@ -43,7 +43,9 @@ class SimPlatform:
                          radio.get("loss_ppm", 10000))
         self.sources = [TrafficSource(seed, i, s) for i, s in enumerate(radio.get("traffic", ()))]
         usage = config.get("usage")
-        self.usage = AndroidUsage(seed, usage if isinstance(usage, dict) else None) if usage else None
+        if usage is not None and not isinstance(usage, dict):
+            raise ValueError("sim.usage must be an object (e.g. {} for the default apps)")
+        self.usage = AndroidUsage(seed, usage) if usage is not None else None
         self.trace_sensor = {}
         self.generated = {}
         self.jitter_rng = Rng(seed, "timers")
