@@ -58,7 +58,8 @@ Map protocol (what the VM needs from a map object, e.g. ebpf/maps.py)
     provides ``map.get_program(index) -> Program or None``. lddw src=MAP_FD / MAP_IDX with
     imm = k loads the handle of ``maps[k]``; src=MAP_VALUE / MAP_IDX_VALUE with imm = k and
     the second slot's imm = off loads the address of byte ``off`` of slot 0 of ``maps[k]``.
-    Entries of ``program.maps`` without ``values`` (plain MapSpecs) work for handles only.
+    Plain MapSpecs in ``program.maps`` are instantiated with ``maps.create_map`` when the VM
+    is built (``vm.maps`` then lists the map objects).
 
 Engine protocol (how ``engine="compiled"`` plugs in; see ``make_engine``)
     ``Engine(program, vm)`` pre-translates the program; ``engine.run_main() -> r0`` runs
@@ -375,6 +376,7 @@ class VM:
         self.env = env if env is not None else Environment()
         self.memory = memory if memory is not None else Memory()
         self.maps = maps
+        self._program_maps = {}
         self.stack_bufs = []
         self.stack_tops = []
         for i in range(isa.MAX_CALL_FRAMES):
@@ -399,9 +401,24 @@ class VM:
         return engine[0]
 
     def program_maps(self, program):
+        """The map objects of ``program``: ``maps=`` for the main program, else its own
+        ``program.maps``, where plain MapSpecs are instantiated (ebpf/maps.py) once per VM."""
         if program is self.program and self.maps is not None:
             return self.maps
-        return getattr(program, "maps", None) or []
+        key = id(program)
+        cached = self._program_maps.get(key)
+        if cached is not None:
+            return cached[0]
+        entries = list(getattr(program, "maps", None) or [])
+        if any(_is_spec(m) for m in entries):
+            from iotbpf.ebpf import maps as maps_module
+
+            budget = maps_module.MapBudget(maps_module.DEFAULT_BUDGET, program.name or "this program")
+            entries = [maps_module.create_map(m, budget) if _is_spec(m) else m for m in entries]
+        self._program_maps[key] = (entries, program)
+        if program is self.program:
+            self.maps = entries
+        return entries
 
     def resolve_lddw(self, pc, insn, program=None):
         """The 64-bit value a lddw at ``pc`` loads (handles pseudo sources); LoadError if none."""
@@ -1084,12 +1101,9 @@ class Interpreter:
         return pc
 
 
-def _is_tail(insns, pc):
-    """True if slot ``pc`` is the second slot of a lddw (scan from 0: slots pair up)."""
-    i = 0
-    while i < pc:
-        i += 2 if insns[i].opcode == isa.LDDW else 1
-    return i != pc
+def _is_spec(entry):
+    """A MapSpec (a description) rather than a map object with storage and methods."""
+    return hasattr(entry, "max_entries") and not hasattr(entry, "lookup")
 
 
 def _make_block(ops, term, end):
