@@ -171,16 +171,11 @@ class Runtime:
     # ---------------------------------------------------------------- loading
 
     def helper_table(self):
-        """Linux helpers (iotbpf.ebpf.helpers) plus the IoT helpers."""
+        """Linux helpers (iotbpf.ebpf.helpers) plus the IoT helpers, built once per node."""
         if self._helpers is None:
-            from iotbpf.ebpf.types import HelperTable
+            from iotbpf.ebpf.helpers import linux_helpers
 
-            try:
-                from iotbpf.ebpf.helpers import linux_helpers
-            except ImportError:  # the maps engineer's Linux helpers are still being written
-                table = HelperTable()
-            else:
-                table = HelperTable(linux_helpers())
+            table = linux_helpers()
             iot_helpers.register(table)
             self._helpers = table
         return self._helpers

@@ -44,8 +44,9 @@ def test_monotonic_clock_moves_forward():
     assert c.now_ns() >= a + 1000000
 
 
-@pytest.mark.parametrize("text,ns", [("1y", 365 * NS_PER_DAY), ("30d", 30 * NS_PER_DAY), ("1.5h", 5400 * 10**9),
-                                     ("500ms", 5 * 10**8), ("2m", 120 * 10**9), ("0.25s", 25 * 10**7),
+@pytest.mark.parametrize("text,ns", [("1y", 365 * NS_PER_DAY), ("30d", 30 * NS_PER_DAY),
+                                     ("1.5h", 5400 * 10**9), ("500ms", 5 * 10**8), ("2m", 120 * 10**9),
+                                     ("0.25s", 25 * 10**7),
                                      ("10us", 10000), ("7ns", 7)])
 def test_durations_parse_to_integer_nanoseconds(text, ns):
     assert parse_duration(text) == ns

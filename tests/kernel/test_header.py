@@ -8,7 +8,8 @@ from iotbpf.kernel.hooks import HOOKS
 
 def test_committed_header_is_up_to_date():
     committed = (REPO / "apps" / "include" / "iotbpf.h").read_text()
-    assert committed == generate(), "apps/include/iotbpf.h is stale: run `iotbpf header -o apps/include/iotbpf.h`"
+    assert committed == generate(), \
+        "apps/include/iotbpf.h is stale: run `iotbpf header -o apps/include/iotbpf.h`"
 
 
 def test_header_declares_every_hook_context_and_helper():

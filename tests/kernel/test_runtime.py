@@ -1,0 +1,217 @@
+"""The runtime: each hook's context reaches programs with the declared layout, timers, budgets,
+fault isolation (a faulty app is stopped, recorded, detached; the node keeps running), stats."""
+
+import random
+
+import pytest
+
+from iotbpf.ebpf.program import Program
+from iotbpf.kernel.clock import NS_PER_H, NS_PER_MIN, NS_PER_S
+from iotbpf.kernel.hooks import HOOKS
+from iotbpf.kernel.manifest import Manifest
+from iotbpf.kernel.runtime import Runtime
+from iotbpf.platforms.sim.platform import SimPlatform
+
+LOADS = {1: "ldxb", 2: "ldxh", 4: "ldxw", 8: "ldxdw"}
+
+
+def manifest(programs, **extra):
+    data = {"version": 1, "name": extra.pop("name", "t"), "object": "t.o", "programs": programs}
+    data.update(extra)
+    return Manifest(data)
+
+
+def node(**kw):
+    kw.setdefault("platform", SimPlatform({}, seed=1))
+    kw.setdefault("verify", False)
+    return Runtime(**kw)
+
+
+def scalar_fields():
+    for hook in HOOKS.values():
+        for f in hook.fields:
+            if not f.ctype.endswith("]"):
+                yield hook.name, f
+
+
+@pytest.mark.parametrize("hook_name,field", list(scalar_fields()),
+                         ids=["%s.%s" % (h, f.name) for h, f in scalar_fields()])
+def test_each_context_field_reaches_the_program_at_its_declared_offset(hook_name, field):
+    prog = Program.from_asm("%s %%r0, [%%r1+%d]\nexit" % (LOADS[field.size], field.offset))
+    rt = node()
+    rt.load_app(manifest({hook_name: "p"}), {"p": prog})
+    rng = random.Random(field.offset * 31 + len(hook_name))
+    values = {}
+    for f in HOOKS[hook_name].fields:
+        if f.ctype.endswith("]"):
+            continue
+        bits = 8 * f.size
+        values[f.name] = rng.randrange(-(1 << (bits - 1)), 1 << (bits - 1)) if f.ctype.startswith("s") \
+            else rng.randrange(1 << bits)
+    values.pop("now_ns", None)
+    results = rt.raise_event(hook_name, values, app=None) if hook_name != "boot" else \
+        rt._run_hook(rt.hooks["boot"], "boot", dict(values, now_ns=0))
+    expected = 0 if field.name == "now_ns" else values[field.name] & ((1 << (8 * field.size)) - 1)
+    assert results == [expected]
+
+
+def test_the_packet_payload_reaches_radio_rx_programs_byte_for_byte():
+    off = HOOKS["radio_rx"].field("payload").offset
+    prog = Program.from_asm("ldxdw %%r0, [%%r1+%d]\nexit" % (off + 8))
+    rt = node()
+    rt.load_app(manifest({"radio_rx": "rx"}), {"rx": prog})
+    payload = bytes(range(1, 65))
+    assert rt.raise_event("radio_rx", {"src": 1, "len": 64, "payload": payload}) == \
+        [int.from_bytes(payload[8:16], "little")]
+
+
+def test_a_writable_context_field_is_visible_to_the_next_program_on_the_hook():
+    mark = HOOKS["radio_rx"].field("mark").offset
+    writer = Program.from_asm("stw [%%r1+%d], 7\nmov %%r0, 1\nexit" % mark)
+    reader = Program.from_asm("ldxw %%r0, [%%r1+%d]\nexit" % mark)
+    rt = node()
+    rt.load_app(manifest({"radio_rx": ["w"]}, name="a"), {"w": writer})
+    app = rt.load_app(manifest({"radio_rx": ["r"]}, name="b"), {"r": reader})
+    # contexts are per program: the reader sees the event's value, not the other app's write
+    assert rt.raise_event("radio_rx", {"mark": 3}) == [1, 3]
+    assert app.attached[0].ctx[mark] == 3
+
+
+def test_manifest_timers_fire_periodically_in_virtual_time():
+    prog = Program.from_asm("ldxw %r0, [%r1+20]\nexit")  # expirations
+    rt = node()
+    rt.load_app(manifest({"timer": "t"}, timers=[{"id": 1, "period": "1m"}]), {"t": prog})
+    rt.run_until(NS_PER_H + 1)
+    assert rt.hook_stats["timer"].runs == 60
+    assert rt.clock.now_ns() == NS_PER_H + 1
+
+
+def test_a_program_can_re_arm_and_cancel_its_timer_with_helpers():
+    # at the first (1-minute) expiry: re-arm timer 0 every 10 minutes; at its 3rd expiry: cancel it
+    prog = Program.from_asm("""
+        ldxdw %r6, [%r1+8]
+        ldxw %r7, [%r1+20]
+        lddw %r8, 60000000000
+        jne %r6, %r8, slow
+        mov %r1, 0
+        lddw %r2, 600000000000
+        lddw %r3, 600000000000
+        call 0x1001
+        exit
+    slow:
+        mov %r0, 0
+        jne %r7, 3, done
+        mov %r1, 0
+        call 0x1002
+    done:
+        exit
+    """)
+    rt = node()
+    rt.load_app(manifest({"timer": "t"}, timers=[{"id": 0, "period": "1m"}]), {"t": prog})
+    rt.run_until(2 * NS_PER_H)
+    assert rt.hook_stats["timer"].runs == 4  # 1 min, then 11, 21, 31 min; cancelled at 31
+    assert rt.apps[0].timers == {}
+
+
+def test_same_seed_same_summary_and_different_seed_differs():
+    prog = Program.from_asm("mov %r1, 0\ncall 0x1000\nexit")
+
+    def run(seed):
+        rt = Runtime(platform=SimPlatform({"gpio": [{"pin": 3, "rate_per_hour": 30}]}, seed=seed),
+                     seed=seed, verify=False)
+        rt.load_app(manifest({"timer": "t", "gpio": "t"}, timers=[{"id": 0, "period": "1m", "jitter": "5s"}]),
+                    {"t": prog})
+        rt.boot()
+        rt.start_platform(6 * NS_PER_H)
+        rt.run_until(6 * NS_PER_H)
+        return rt.summary()
+
+    assert run(5) == run(5)
+    assert run(5) != run(6)
+
+
+def test_a_faulty_app_is_stopped_recorded_and_detached_while_the_node_keeps_running():
+    bad = Program.from_asm("mov %r1, 0\nldxw %r0, [%r1+0]\nexit")  # NULL dereference
+    good = Program.from_asm("mov %r0, 1\nexit")
+    rt = node()
+    rt.load_app(manifest({"timer": "bad"}, name="faulty", timers=[{"id": 0, "period": "1m"}],
+                         faults={"max": 3, "window": "1h"}), {"bad": bad})
+    rt.load_app(manifest({"timer": "good"}, name="healthy", timers=[{"id": 0, "period": "1m"}]),
+                {"good": good})
+    rt.run_until(NS_PER_H)
+    faulty, healthy = rt.apps
+    assert faulty.attached[0].faults == 3 and faulty.attached[0].detached
+    assert healthy.attached[0].runs == 59 and healthy.attached[0].faults == 0
+    record = rt.faults[0]
+    assert (record["hook"], record["pc"], record["kind"]) == ("timer", 1, "oob")
+    assert "pc 1: " in record["message"]
+    assert rt.events == [{"t_ns": 3 * NS_PER_MIN, "event": "detached", "app": "faulty", "hook": "timer",
+                          "section": "bad", "reason": rt.events[0]["reason"]}]
+    assert rt.hook_stats["timer"].faults == 3
+
+
+def test_faults_spread_wider_than_the_window_do_not_detach():
+    bad = Program.from_asm("mov %r1, 0\nldxw %r0, [%r1+0]\nexit")
+    rt = node()
+    rt.load_app(manifest({"timer": "bad"}, timers=[{"id": 0, "period": "1h"}],
+                         faults={"max": 2, "window": "30m"}), {"bad": bad})
+    rt.run_until(10 * NS_PER_H)
+    assert rt.apps[0].attached[0].faults == 9
+    assert not rt.apps[0].attached[0].detached
+
+
+def test_a_program_over_its_instruction_budget_is_stopped_with_a_budget_fault():
+    spin = Program.from_asm("mov %r0, 0\nloop:\nadd %r0, 1\njlt %r0, 100000, loop\nexit")
+    rt = node()
+    rt.load_app(manifest({"gpio": "spin"}, budget=1000), {"spin": spin})
+    assert rt.raise_event("gpio", {"pin": 1}) == []
+    assert rt.faults[0]["kind"] == "budget"
+    assert rt.hook_stats["gpio"].insns <= 1000
+
+
+def test_handler_time_is_instructions_times_the_boards_instruction_time():
+    class Board:
+        ns_per_insn = 50.0
+
+    prog = Program.from_asm("mov %r0, 1\nmov %r0, 2\nexit")
+    rt = node(board=Board())
+    rt.load_app(manifest({"gpio": "p"}), {"p": prog})
+    rt.raise_event("gpio", {})
+    stats = rt.hook_stats["gpio"].as_dict()
+    assert stats == {"events": 1, "runs": 1, "instructions": 3, "faults": 0, "handler_ns": 150}
+
+
+def test_idle_stretches_cost_nothing():
+    prog = Program.from_asm("mov %r0, 0\nexit")
+    rt = node(battery_report_ns=0)
+    rt.load_app(manifest({"timer": "t"}, timers=[{"id": 0, "period": "1d"}]), {"t": prog})
+    handled = rt.run_until(365 * 86400 * NS_PER_S)
+    assert handled == 364
+
+
+def test_posted_events_are_delivered_at_their_time():
+    prog = Program.from_asm("ldxw %r0, [%r1+8]\nexit")
+    rt = node()
+    rt.load_app(manifest({"gpio": "p"}), {"p": prog})
+    rt.post("gpio", {"pin": 9}, 5 * NS_PER_S)
+    rt.run_until(10 * NS_PER_S)
+    assert rt.hook_stats["gpio"].runs == 1
+
+
+def test_injected_events_reach_programs_in_real_time():
+    from iotbpf.kernel.clock import MonotonicClock
+
+    prog = Program.from_asm("mov %r0, 0\nexit")
+    rt = node(clock=MonotonicClock())
+    rt.load_app(manifest({"gpio": "p"}), {"p": prog})
+    rt.inject("gpio", {"pin": 4, "level": 1})
+    rt.run_realtime(30 * 1000000)
+    assert rt.hook_stats["gpio"].runs == 1
+
+
+def test_loading_a_manifest_whose_section_is_missing_is_a_clear_error():
+    from iotbpf.ebpf.errors import LoadError
+
+    rt = node()
+    with pytest.raises(LoadError, match="no program in section 'nope' for hook timer"):
+        rt.load_app(manifest({"timer": "nope"}), {"other": Program.from_asm("exit")})
