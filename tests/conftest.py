@@ -6,6 +6,7 @@ a missing tool fails the test instead, so CI can never pass by skipping.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -128,13 +129,16 @@ class MosquittoBroker:
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
         self.config = workdir / "mosquitto.conf"
+        # As root, mosquitto drops to user "mosquitto", which cannot write the test's private
+        # tmp dir: persistence and the log would then fail silently. Stay the current user.
         self.config.write_text(
+            "user %s\n"
             "listener %d 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"
             "persistence_location %s/\n"
             "autosave_interval 1\n"
-            "log_dest file %s\n" % (self.port, workdir, workdir / "mosquitto.log")
+            "log_dest file %s\n" % (getpass.getuser(), self.port, workdir, workdir / "mosquitto.log")
         )
 
     @property
