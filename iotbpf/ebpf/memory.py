@@ -38,6 +38,10 @@ def describe_address(memory, addr):
     """Human text for a tagged address: ``0x100000010 (stack0+16)``."""
     rid = addr >> 32
     off = addr & 0xFFFFFFFF
+    if off >= 0xFFFF0000 and memory is not None:
+        below = memory.regions.get(rid + 1)
+        if below is not None:
+            return "0x%x (%d bytes below the start of %s)" % (addr, 0x100000000 - off, below[3])
     if rid == 0:
         return "0x%x (NULL)" % addr
     if MAP_HANDLE_BASE <= rid < MAP_HANDLE_LIMIT:
