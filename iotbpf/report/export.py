@@ -1,0 +1,279 @@
+"""Energy reports: record a run as time series, and write/read them as JSON or CSV (CPython only).
+
+A :class:`Recorder` takes cumulative samples of a node (per-component energy and time per
+state, state of charge, time to empty, per-app energy) and turns consecutive samples into
+per-interval average power and dominant state; :meth:`Recorder.report` returns the report
+dict below, which the plots draw and the JSON/CSV files hold -- the same numbers in all three.
+This module must never invent a number: every value comes from a sample or a given summary.
+
+Report schema "iotbpf.energy-report", version 1 (JSON)::
+
+    {"schema": "iotbpf.energy-report", "version": 1,
+     "meta": {"node", "app", "board", "policy", "seed", "clock": "virtual"|"real", ...},
+     "duration_s": float,
+     "series": {
+        "t_s": [t0, t1, ..., tn],                 # sample times, seconds since the start
+        "power_w": {component: [p1..pn]},         # average power over (t[i-1], t[i]], W
+        "state": {component: [s1..sn]},           # state with the most time in that interval
+        "soc_percent": [n+1 values or null],      # state of charge at each sample time
+        "time_to_empty_s": [n+1 values or null]}, # predicted time to empty at each sample time
+     "components": {component: {"energy_j": float,
+                                "states": {state: {"time_s": float, "energy_j": float}}}},
+                                                  # energy_j per state when the source has it
+     "apps": {app: {"energy_j": float}},
+     "battery": {"soc_percent": float|null, "time_to_empty_s": float|null,
+                 "lifetime_days": float|null},    # lifetime = elapsed + time to empty
+     "totals": {"energy_j": float, "avg_power_w": float},
+     "policies": [{"policy": str, "energy_j": float, "avg_current_a": float|null,
+                   "lifetime_days": float|null, "deadline_misses": int|null,
+                   "oracle_ratio": float|null}, ...]}   # optional: a policy comparison
+
+CSV (same numbers, one row per value) with columns
+``section,name,t_start_s,t_end_s,value,unit``; sections: power (name = component, W),
+state (value = state name), soc (%), time_to_empty (s), component_energy (name =
+component or component/state, J), component_time (s), app_energy (J), total, battery,
+policy (name = policy/metric).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+
+from iotbpf.ebpf.errors import IotbpfError, LoadError
+
+REPORT_SCHEMA = "iotbpf.energy-report"
+REPORT_VERSION = 1
+CSV_COLUMNS = ("section", "name", "t_start_s", "t_end_s", "value", "unit")
+POLICY_METRICS = (("energy_j", "J"), ("avg_current_a", "A"), ("lifetime_days", "d"),
+                  ("deadline_misses", "count"), ("oracle_ratio", "ratio"))
+NS_PER_S = 1_000_000_000
+
+
+class Recorder:
+    """Builds a report from cumulative samples taken during a run (virtual or real time).
+
+    ``sample(t_ns, components, ...)`` with ``components = {name: {"energy_j": cumulative J,
+    "states_ns": {state: cumulative ns}, "states_j": {state: cumulative J} (optional)}}``,
+    ``apps = {name: cumulative J}``, ``soc_percent`` and ``time_to_empty_s`` (None when
+    unknown). Samples must come in time order.
+    """
+
+    def __init__(self, meta: dict | None = None, max_samples: int = 2000):
+        self.meta = dict(meta or {})
+        self.max_samples = max_samples
+        self._samples: list[dict] = []
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def sample(self, t_ns: int, components: dict, soc_percent: float | None = None,
+               time_to_empty_s: float | None = None, apps: dict | None = None) -> None:
+        if self._samples and t_ns < self._samples[-1]["t_ns"]:
+            raise ValueError("samples must be in time order")
+        if self._samples and t_ns == self._samples[-1]["t_ns"]:
+            self._samples.pop()      # the later sample of the same instant wins
+        self._samples.append({
+            "t_ns": int(t_ns),
+            "components": {name: {"energy_j": float(c.get("energy_j", 0.0)),
+                                  "states_ns": {s: int(ns) for s, ns in c.get("states_ns", {}).items()},
+                                  "states_j": {s: float(j) for s, j in c.get("states_j", {}).items()}}
+                           for name, c in components.items()},
+            "soc_percent": _num_or_none(soc_percent),
+            "time_to_empty_s": _num_or_none(time_to_empty_s),
+            "apps": {name: float(e) for name, e in (apps or {}).items()},
+        })
+        if len(self._samples) > self.max_samples:
+            self._thin()
+
+    def _thin(self) -> None:
+        """Keep the first sample and every second one after it: cumulative values lose nothing."""
+        kept = self._samples[::2]
+        if kept[-1] is not self._samples[-1]:
+            kept.append(self._samples[-1])
+        self._samples = kept
+
+    def report(self, policies: list[dict] | None = None) -> dict:
+        """The report dict (schema above) for everything sampled so far."""
+        if not self._samples:
+            raise IotbpfError("nothing was recorded: no samples")
+        first, last = self._samples[0], self._samples[-1]
+        t0 = first["t_ns"]
+        names = sorted({n for s in self._samples for n in s["components"]})
+        t_s = [(s["t_ns"] - t0) / NS_PER_S for s in self._samples]
+        power: dict[str, list] = {n: [] for n in names}
+        state: dict[str, list] = {n: [] for n in names}
+        for prev, cur in zip(self._samples, self._samples[1:]):
+            dt = (cur["t_ns"] - prev["t_ns"]) / NS_PER_S
+            for n in names:
+                a = prev["components"].get(n, {"energy_j": 0.0, "states_ns": {}})
+                b = cur["components"].get(n, {"energy_j": 0.0, "states_ns": {}})
+                power[n].append((b["energy_j"] - a["energy_j"]) / dt if dt > 0 else 0.0)
+                deltas = {s: ns - a["states_ns"].get(s, 0) for s, ns in b["states_ns"].items()}
+                deltas = {s: d for s, d in deltas.items() if d > 0 and ">" not in s}
+                state[n].append(max(sorted(deltas), key=lambda s: deltas[s]) if deltas else None)
+        components = {}
+        for n in names:
+            comp = last["components"].get(n, {"energy_j": 0.0, "states_ns": {}})
+            base = first["components"].get(n, {"energy_j": 0.0, "states_ns": {}})
+            states = {}
+            for s, ns in sorted(comp["states_ns"].items()):
+                states[s] = {"time_s": (ns - base["states_ns"].get(s, 0)) / NS_PER_S}
+                if s in comp.get("states_j", {}):
+                    states[s]["energy_j"] = comp["states_j"][s] - base.get("states_j", {}).get(s, 0.0)
+            components[n] = {"energy_j": comp["energy_j"] - base["energy_j"], "states": states}
+        apps = {a: {"energy_j": e - first["apps"].get(a, 0.0)} for a, e in sorted(last["apps"].items())}
+        duration = t_s[-1]
+        total = sum(c["energy_j"] for c in components.values())
+        tte = last["time_to_empty_s"]
+        report = {
+            "schema": REPORT_SCHEMA, "version": REPORT_VERSION, "meta": dict(self.meta),
+            "duration_s": duration,
+            "series": {"t_s": t_s, "power_w": power, "state": state,
+                       "soc_percent": [s["soc_percent"] for s in self._samples],
+                       "time_to_empty_s": [s["time_to_empty_s"] for s in self._samples]},
+            "components": components,
+            "apps": apps,
+            "battery": {"soc_percent": last["soc_percent"], "time_to_empty_s": tte,
+                        "lifetime_days": None if tte is None else (duration + tte) / 86400.0},
+            "totals": {"energy_j": total, "avg_power_w": total / duration if duration > 0 else 0.0},
+        }
+        if policies:
+            report["policies"] = [normalise_policy_row(p) for p in policies]
+        return report
+
+
+def normalise_policy_row(row: dict) -> dict:
+    """A policy comparison row with every documented metric (None where unknown)."""
+    if not isinstance(row, dict) or not isinstance(row.get("policy"), str):
+        raise IotbpfError("a policy row needs a 'policy' name")
+    out = {"policy": row["policy"]}
+    for metric, _unit in POLICY_METRICS:
+        out[metric] = _num_or_none(row.get(metric))
+    return out
+
+
+def _num_or_none(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------- files
+
+def write_report(report: dict, path: str | os.PathLike) -> str:
+    """Write ``report`` as JSON (``.json``) or CSV (``.csv``), chosen by the file suffix."""
+    path = os.fspath(path)
+    validate_report(report)
+    if path.endswith(".json"):
+        text = json.dumps(report, indent=1, sort_keys=True, allow_nan=False) + "\n"
+    elif path.endswith(".csv"):
+        text = report_to_csv(report)
+    else:
+        raise IotbpfError("report file must end in .json or .csv: %s" % path)
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return path
+
+
+def load_report(path: str | os.PathLike) -> dict:
+    """Read and validate a JSON report written by ``write_report``."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            report = json.load(f)
+    except OSError as exc:
+        raise LoadError("cannot read report %s: %s" % (path, exc.strerror)) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LoadError("report %s is not JSON: %s" % (path, exc)) from None
+    try:
+        validate_report(report)
+    except IotbpfError as exc:
+        raise LoadError("report %s: %s" % (path, exc)) from None
+    return report
+
+
+def validate_report(report) -> None:
+    """Raise LoadError naming the first thing that does not follow the schema."""
+    if not isinstance(report, dict):
+        raise LoadError("not a JSON object")
+    if report.get("schema") != REPORT_SCHEMA:
+        raise LoadError("schema is %r, expected %r" % (report.get("schema"), REPORT_SCHEMA))
+    if report.get("version") != REPORT_VERSION:
+        raise LoadError("version %r is not supported (this iotbpf reads %d)"
+                        % (report.get("version"), REPORT_VERSION))
+    series = report.get("series")
+    if not isinstance(series, dict) or not isinstance(series.get("t_s"), list) or not series["t_s"]:
+        raise LoadError("series.t_s is missing")
+    n = len(series["t_s"]) - 1
+    for key in ("power_w", "state"):
+        table = series.get(key)
+        if not isinstance(table, dict):
+            raise LoadError("series.%s is missing" % key)
+        for name, values in table.items():
+            if not isinstance(values, list) or len(values) != n:
+                raise LoadError("series.%s.%s must have %d values (one per interval)" % (key, name, n))
+    for key in ("soc_percent", "time_to_empty_s"):
+        values = series.get(key)
+        if not isinstance(values, list) or len(values) != n + 1:
+            raise LoadError("series.%s must have %d values (one per sample)" % (key, n + 1))
+    for key in ("components", "apps", "battery", "totals"):
+        if not isinstance(report.get(key), dict):
+            raise LoadError("%s is missing" % key)
+    if "policies" in report and not isinstance(report["policies"], list):
+        raise LoadError("policies must be a list")
+
+
+def csv_rows(report: dict) -> list[tuple]:
+    """Every number of the report as (section, name, t_start_s, t_end_s, value, unit) rows."""
+    rows = []
+    series = report["series"]
+    t = series["t_s"]
+    for name in sorted(series["power_w"]):
+        for i, p in enumerate(series["power_w"][name]):
+            rows.append(("power", name, t[i], t[i + 1], p, "W"))
+    for name in sorted(series["state"]):
+        for i, s in enumerate(series["state"][name]):
+            rows.append(("state", name, t[i], t[i + 1], "" if s is None else s, ""))
+    for i, v in enumerate(series["soc_percent"]):
+        if v is not None:
+            rows.append(("soc", "battery", t[i], t[i], v, "%"))
+    for i, v in enumerate(series["time_to_empty_s"]):
+        if v is not None:
+            rows.append(("time_to_empty", "battery", t[i], t[i], v, "s"))
+    end = report["duration_s"]
+    for name, comp in sorted(report["components"].items()):
+        rows.append(("component_energy", name, 0.0, end, comp["energy_j"], "J"))
+        for state, info in sorted(comp.get("states", {}).items()):
+            rows.append(("component_time", name + "/" + state, 0.0, end, info["time_s"], "s"))
+            if "energy_j" in info:
+                rows.append(("component_energy", name + "/" + state, 0.0, end, info["energy_j"], "J"))
+    for name, app in sorted(report["apps"].items()):
+        rows.append(("app_energy", name, 0.0, end, app["energy_j"], "J"))
+    for key, unit in (("energy_j", "J"), ("avg_power_w", "W")):
+        rows.append(("total", key, 0.0, end, report["totals"][key], unit))
+    for key, unit in (("soc_percent", "%"), ("time_to_empty_s", "s"), ("lifetime_days", "d")):
+        value = report["battery"].get(key)
+        if value is not None:
+            rows.append(("battery", key, end, end, value, unit))
+    for row in report.get("policies", []):
+        for metric, unit in POLICY_METRICS:
+            if row.get(metric) is not None:
+                rows.append(("policy", "%s/%s" % (row["policy"], metric), 0.0, end, row[metric], unit))
+    return rows
+
+
+def report_to_csv(report: dict) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in csv_rows(report):
+        writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
+    return out.getvalue()
