@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "disasm",
     "conformance",
     "header", "build", "simulate",
+    "monitor", "node",
     "bench",
 )
 

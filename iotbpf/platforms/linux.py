@@ -96,11 +96,30 @@ class CpuModel:
                 "freq_points": [list(p) for p in self.freq_points], "cores": self.cores}
 
 
-def cpu_model_for_board(board: str) -> CpuModel:
-    """The CPU power model of a bundled board (or a board file path), via the energy layer."""
-    from iotbpf.energy import boards as energy_boards  # written by the energy engineer
+def cpu_model_for_board(board, cores=None) -> CpuModel:
+    """The CPU power model of a board (bundled name, path, or iotbpf.energy Board).
 
-    return energy_boards.host_cpu_model(board, CpuModel)
+    From the board's CPU component: idle = its idle state's power; a busy core costs
+    (run power - idle power) / cores, where the run state is the whole CPU busy (all cores, as in
+    the datasheets and measurements the energy models cite); DVFS states ``run@<freq>`` give
+    the per-frequency points. ``cores``: the model's ``cores`` parameter, else this host's count.
+    """
+    from iotbpf.energy.board import load_board
+
+    loaded = load_board(board)
+    role = loaded.cpu
+    model = loaded.component(role["component"])
+    idle_state = role.get("idle_state") or role.get("sleep_state")
+    idle_w = model.power_w(idle_state)
+    n = cores or model.params.get("cores") or os.cpu_count() or 1
+    cores_note = "" if (cores or model.params.get("cores")) else ", cores = this host's %d" % n
+    active_w = max(0.0, (model.power_w(role["run_state"]) - idle_w) / n)
+    points = []
+    for hz, state in model.frequencies():
+        points.append((hz // 1000, max(0.0, (model.power_w(state) - idle_w) / n)))
+    name = "board %s cpu %s (idle %.3g W, +%.3g W per busy core%s)" % (
+        loaded.name, model.name, idle_w, active_w, cores_note)
+    return CpuModel(name, idle_w, active_w, points, cores=n)
 
 
 # ------------------------------------------------------------------ power sources
@@ -800,3 +819,77 @@ def app_usage_events(interval: Interval, now_ns: int = 0) -> list:
                        "rx_bytes": int(usage.read_bytes), "tx_bytes": int(usage.write_bytes),
                        "energy_uj": int(round(usage.energy_j * 1e6))})
     return events
+
+
+def run_monitor(monitor: LinuxMonitor, interval_s: float, duration_s=None, on_interval=None,
+                sleep=time.sleep, clock=time.monotonic) -> int:
+    """Sample every ``interval_s`` until ``duration_s`` (None: until interrupted); returns intervals.
+
+    Samples are taken on a fixed schedule (start + k x interval), so a slow sample does not
+    drift the next one; ``on_interval(interval)`` runs after each.
+    """
+    if interval_s <= 0:
+        raise IotbpfError("--interval must be positive")
+    start = clock()
+    monitor.sample()
+    count = 0
+    k = 0
+    while duration_s is None or count * interval_s < duration_s - 1e-9:
+        k += 1
+        delay = start + k * interval_s - clock()
+        if delay > 0:
+            sleep(delay)
+        interval = monitor.sample()
+        count += 1
+        if on_interval is not None and interval is not None:
+            on_interval(interval)
+    return count
+
+
+def _rate(value, seconds):
+    return value / seconds if seconds > 0 else 0.0
+
+
+def _human_bytes(value):
+    for unit in ("B", "K", "M", "G"):
+        if abs(value) < 1024 or unit == "G":
+            return ("%.0f%s" if unit == "B" else "%.1f%s") % (value, unit)
+        value /= 1024.0
+    return "%.1fG" % value
+
+
+def format_table(interval: Interval, monitor: LinuxMonitor, top: int = 20) -> str:
+    """A top-like text table of one interval: apps by energy, the monitor's own cost, notes."""
+    secs = interval.seconds
+    lines = ["iotbpf monitor  %.1f s interval  %d cores  busy %.1f%%  group by %s" % (
+        secs, interval.cores, 100.0 * interval.busy_s / (secs * interval.cores) if secs else 0.0,
+        monitor.group_by)]
+    lines.append("energy: " + interval.energy_source)
+    if interval.avg_freq_khz:
+        lines.append("cpu frequency: %.0f MHz average" % (interval.avg_freq_khz / 1000.0))
+    if interval.idle_residency:
+        lines.append("idle states: " + ", ".join("%s %.0f%%" % (k, 100 * v)
+                                                 for k, v in sorted(interval.idle_residency.items())))
+    lines.append("")
+    lines.append("%-28s %5s %7s %9s %9s %9s %9s %9s" % ("APP", "PROCS", "CPU%", "WAKEUP/s", "READ/s",
+                                                        "WRITE/s", "POWER W", "ENERGY J"))
+    for usage in interval.apps[:top]:
+        io = usage.io_known
+        lines.append("%-28s %5d %7.1f %9.0f %9s %9s %9.3f %9.3f" % (
+            usage.app[:28], len(usage.pids), 100.0 * _rate(usage.cpu_s, secs), _rate(usage.wakeups, secs),
+            _human_bytes(_rate(usage.read_bytes, secs)) if io else "-",
+            _human_bytes(_rate(usage.write_bytes, secs)) if io else "-",
+            _rate(usage.energy_j, secs), usage.energy_j))
+    lines.append("")
+    if interval.measured_j is not None:
+        lines.append("model vs measurement: estimate %.3f J, measured %.3f J (%s), error %s%%" % (
+            interval.estimate_j, interval.measured_j, interval.measured_source,
+            "-" if interval.error_pct is None else "%+.1f" % interval.error_pct))
+    else:
+        lines.append("model estimate %.3f J (no measurement)" % interval.estimate_j)
+    overhead = monitor.overhead()
+    lines.append("monitor itself: %.2f ms per sample, %.3f%% of one core at 1 s sampling" % (
+        overhead["cpu_s_per_sample"] * 1000.0, overhead["percent_at_1s_sampling"]))
+    for note in monitor.notes + interval.notes:
+        lines.append("note: " + note)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,245 @@
+"""`iotbpf monitor`: per-app CPU, wakeups, I/O and energy on this Linux box, or from an Android dump.
+
+Thin: sampling and attribution live in iotbpf.platforms.linux (and .android); this module only
+wires them to the app_monitor eBPF app (app_usage events), MQTT and plots, and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.kernel.clock import parse_duration
+
+NAME = "monitor"
+HELP = "per-app CPU, wakeups, I/O and energy of this Linux box (or an Android batterystats dump)"
+EXAMPLE = """iotbpf monitor
+iotbpf monitor --interval 1s --duration 10s --group-by uid --json
+iotbpf monitor --duration 1m --mqtt mqtt://localhost --report usage.json
+iotbpf monitor --android-checkin checkin.txt --power-profile power_profile.xml"""
+
+DEFAULT_BOARD = "linux_host"
+FALLBACK_BOARD = "rpi4"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--interval", default="1s", metavar="T", help="sampling interval (default 1s)")
+    parser.add_argument("--duration", metavar="D", help="stop after D (default: run until Ctrl-C)")
+    parser.add_argument("--group-by", default="exe", choices=("exe", "comm", "uid", "cgroup"),
+                        help="what makes an app (default: executable name)")
+    parser.add_argument("--board", metavar="B",
+                        help="board whose CPU model prices CPU time (default %s)" % DEFAULT_BOARD)
+    parser.add_argument("--top", type=int, default=20, metavar="N", help="rows in the live table")
+    parser.add_argument("--mqtt", metavar="URL", help="publish per-app reports to this broker")
+    parser.add_argument("--node", default=None, metavar="NAME", help="node name in MQTT topics")
+    parser.add_argument("--outbox", metavar="FILE", help="MQTT outbox file (default: in the temp folder)")
+    parser.add_argument("--plot", metavar="FILE", help="write a per-app energy plot (PNG/SVG/PDF)")
+    parser.add_argument("--report", metavar="FILE", help="write the JSON report to FILE")
+    parser.add_argument("--json", action="store_true", help="print the JSON report instead of tables")
+    parser.add_argument("--android-checkin", metavar="FILE",
+                        help="import `dumpsys batterystats --checkin` output instead of sampling")
+    parser.add_argument("--power-profile", metavar="FILE",
+                        help="the device's power_profile.xml (with --android-checkin)")
+    parser.add_argument("--proc-root", default="/proc", help=argparse.SUPPRESS)
+    parser.add_argument("--sys-root", default="/sys", help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.power_profile and not args.android_checkin:
+        raise IotbpfError("--power-profile goes with --android-checkin")
+    if args.android_checkin:
+        return _android(args)
+    interval_s = duration_ns(args.interval) / 1e9
+    duration_s = duration_ns(args.duration) / 1e9 if args.duration else None
+    if interval_s <= 0:
+        raise IotbpfError("--interval must be positive")
+    if duration_s is None and not sys.stdout.isatty():
+        raise IotbpfError("--duration is required when the output is not a terminal")
+    return _linux(args, interval_s, duration_s)
+
+
+# ------------------------------------------------------------------ Linux
+
+
+def _cpu_model(board):
+    from iotbpf.platforms.linux import cpu_model_for_board
+
+    if board is not None:
+        return cpu_model_for_board(board), None
+    try:
+        return cpu_model_for_board(DEFAULT_BOARD), None
+    except IotbpfError:
+        return cpu_model_for_board(FALLBACK_BOARD), \
+            "board %s is not bundled; CPU energy uses board %s" % (DEFAULT_BOARD, FALLBACK_BOARD)
+
+
+class _AppMonitorFeed:
+    """Delivers each interval's app_usage events to the app_monitor eBPF app on a real-time node."""
+
+    def __init__(self):
+        from iotbpf.api import Node
+        from iotbpf.kernel.clock import MonotonicClock
+
+        self.node = Node("app_monitor", clock=MonotonicClock())
+        self.runtime = self.node._build()
+        self.runtime.boot()
+        self.names = {}
+
+    def feed(self, events: list) -> None:
+        for event in events:
+            self.names[event["uid"]] = event["app"]
+            fields = dict((k, v) for k, v in event.items() if k != "app")
+            self.runtime.raise_event("app_usage", fields)
+
+    def counters(self) -> dict:
+        stats = self.node.app_stats("app_monitor")
+        return dict((self.names.get(uid, "uid %d" % uid), values) for uid, values in stats.items())
+
+
+def _publisher(args):
+    if not args.mqtt:
+        return None
+    from iotbpf.report.mqtt import Publisher
+
+    node = args.node or ("monitor-" + os.uname().nodename.split(".")[0]).replace("_", "-")
+    outbox = args.outbox or os.path.join(tempfile.gettempdir(), "iotbpf-outbox-%s.sqlite" % node)
+    return Publisher(args.mqtt, node, outbox, model="iotbpf monitor").start()
+
+
+def _linux(args, interval_s, duration_s) -> int:
+    from iotbpf.platforms.linux import LinuxMonitor, app_usage_events, format_table, run_monitor
+
+    model, model_note = _cpu_model(args.board)
+    monitor = LinuxMonitor(model, group_by=args.group_by, proc_root=args.proc_root, sys_root=args.sys_root)
+    if model_note:
+        monitor.note(model_note)
+    try:
+        feed = _AppMonitorFeed()
+    except (IotbpfError, ImportError) as exc:
+        feed = None
+        monitor.note("app_monitor eBPF app not loaded (%s): counters are kept in Python only" % exc)
+    publisher = _publisher(args)
+    live = sys.stdout.isatty() and not args.json
+    timeline = []
+
+    def on_interval(interval):
+        events = app_usage_events(interval, now_ns=int(interval.end * 1e9))
+        if feed is not None:
+            feed.feed(events)
+        timeline.append((interval.end, dict((u.app, u.energy_j / interval.seconds) for u in interval.apps
+                                            if interval.seconds > 0)))
+        if publisher is not None:
+            apps = dict((u.app, u.to_dict(interval.seconds)) for u in interval.apps)
+            publisher.report("apps", {"apps": apps})
+            power = interval.estimate_j / interval.seconds if interval.seconds else 0.0
+            publisher.report("energy", {"power_w": power, "energy_j": monitor.total_estimate_j,
+                                        "estimate_j": interval.estimate_j, "measured_j": interval.measured_j,
+                                        "error_pct": interval.error_pct, "source": interval.energy_source})
+        if live:
+            sys.stdout.write("\x1b[H\x1b[2J" + format_table(interval, monitor, args.top))
+            sys.stdout.flush()
+
+    interrupted = False
+    try:
+        run_monitor(monitor, interval_s, duration_s, on_interval)
+    except KeyboardInterrupt:
+        interrupted = True
+    summary = monitor.summary()
+    if feed is not None:
+        summary["app_monitor"] = feed.counters()
+    if publisher is not None:
+        summary["mqtt"] = {"delivered": publisher.close(timeout=5.0), "node": publisher.node}
+    _outputs(args, summary, timeline)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    elif not live:
+        sys.stdout.write(_summary_text(summary, args.top))
+    return 130 if interrupted else 0
+
+
+def _summary_text(summary: dict, top: int) -> str:
+    lines = ["iotbpf monitor: %d intervals, %.1f s, group by %s, model %s" % (
+        summary["intervals"], summary["seconds"], summary["group_by"], summary["model"]["name"]),
+        "%-28s %5s %9s %9s %10s  %s" % ("APP", "PROCS", "CPU s", "WAKEUPS", "ENERGY J", "SOURCE")]
+    for app in summary["apps"][:top]:
+        source = "model" if app["source"].startswith("model") else app["source"].split(",")[0]
+        lines.append("%-28s %5d %9.2f %9d %10.3f  %s" % (app["app"][:28], app["processes"], app["cpu_s"],
+                                                         app["wakeups"], app["energy_j"], source))
+    if summary["measured_j"] is not None:
+        lines.append("model vs measurement: estimate %.3f J, measured %.3f J, error %s%%" % (
+            summary["estimate_j"], summary["measured_j"],
+            "-" if summary["error_pct"] is None else "%+.1f" % summary["error_pct"]))
+    else:
+        lines.append("model estimate %.3f J (no measured power source)" % summary["estimate_j"])
+    mon = summary["monitor"]
+    lines.append("monitor itself: %.2f ms CPU per sample = %.3f%% of one core at 1 s sampling" % (
+        mon["cpu_s_per_sample"] * 1000.0, mon["percent_at_1s_sampling"]))
+    if "app_monitor" in summary:
+        lines.append("app_monitor eBPF counters: %d apps" % len(summary["app_monitor"]))
+    for note in summary["notes"]:
+        lines.append("note: " + note)
+    return "\n".join(lines) + "\n"
+
+
+def _outputs(args, report: dict, timeline=None) -> None:
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as out:
+            json.dump(report, out, indent=2)
+    if args.plot:
+        from iotbpf.report import plots
+
+        if report.get("kind") == "iotbpf-android-comparison":
+            rows = [r for r in report["rows"] if r["ours_mah"] or r["android_mah"]]
+            plots.app_energy(args.plot, dict((r["name"], r["ours_mah"] or 0.0) for r in rows),
+                             title="per-app charge (mAh): ours vs Android",
+                             compare=dict((r["name"], r["android_mah"] or 0.0) for r in rows),
+                             compare_label="android")
+        else:
+            plots.app_energy(args.plot, dict((a["app"], a["energy_j"]) for a in report["apps"]),
+                             title="per-app energy (J), %s" % report["model"]["name"])
+
+
+# ------------------------------------------------------------------ Android
+
+
+def _android(args) -> int:
+    from iotbpf.platforms.android import app_usage_events, attribute, load_checkin, load_power_profile
+
+    if not args.power_profile:
+        raise IotbpfError("--android-checkin needs --power-profile FILE (the device's power_profile.xml)")
+    checkin = load_checkin(args.android_checkin)
+    profile = load_power_profile(args.power_profile)
+    comparison = attribute(checkin, profile, os.path.basename(args.power_profile))
+    report = comparison.to_dict()
+    events = app_usage_events(checkin, comparison)
+    try:
+        feed = _AppMonitorFeed()
+        feed.feed(events)
+        report["app_monitor"] = feed.counters()
+    except (IotbpfError, ImportError) as exc:
+        report["notes"].append("app_monitor eBPF app not loaded (%s)" % exc)
+    publisher = _publisher(args)
+    if publisher is not None:
+        apps = dict((r["name"], {"ours_mah": r["ours_mah"], "android_mah": r["android_mah"],
+                                 "diff_mah": r["diff_mah"]}) for r in report["rows"])
+        publisher.report("apps", {"apps": apps})
+        report["mqtt"] = {"delivered": publisher.close(timeout=5.0), "node": publisher.node}
+    _outputs(args, report)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        sys.stdout.write(comparison.table(args.top) + "\n")
+        for note in report["notes"]:
+            sys.stdout.write("note: %s\n" % note)
+    return 0
+
+
+def duration_ns(value: str) -> int:
+    try:
+        return parse_duration(value)
+    except (ValueError, TypeError) as exc:
+        raise IotbpfError(str(exc)) from None

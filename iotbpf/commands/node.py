@@ -1,0 +1,154 @@
+"""`iotbpf node APP --platform rpi|linux`: run an app in real time on this machine.
+
+Thin: the real-time runtime, GPIO and INA219 live in iotbpf.platforms.rpi; this module builds
+the node, wires GPIO events, the meter and MQTT reports together, and prints the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.kernel.clock import parse_duration
+
+NAME = "node"
+HELP = "run an app in real time on a Raspberry Pi (GPIO, INA219) or any Linux box"
+EXAMPLE = """iotbpf node sensor_node --platform linux --duration 30s
+iotbpf node sensor_node --platform rpi --board rpi_zero2w --gpio BUTTON=17 --mqtt mqtt://broker
+iotbpf node sensor_node --platform rpi --ina219 0x40 --shunt-ohms 0.1 --max-amps 0.8"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("app", help="bundled app name, app folder or app.json")
+    parser.add_argument("--platform", required=True, choices=("rpi", "linux"),
+                        help="rpi: real GPIO (gpiozero) and INA219; linux: timers and simulated sensors")
+    parser.add_argument("--board", metavar="B", help="board of the energy model (e.g. rpi_zero2w)")
+    parser.add_argument("--gpio", action="append", default=[], metavar="NAME=PIN",
+                        help="a button on BCM pin PIN (pull-up, pressed = low); repeatable")
+    parser.add_argument("--duration", default="10s", metavar="D", help="how long to run (default 10s)")
+    parser.add_argument("--report-every", default="10s", metavar="T", help="report period (default 10s)")
+    parser.add_argument("--mqtt", metavar="URL", help="publish reports to this broker")
+    parser.add_argument("--node", metavar="NAME", help="node name in MQTT topics (default: the app's)")
+    parser.add_argument("--outbox", metavar="FILE", help="MQTT outbox file (default: in the temp folder)")
+    parser.add_argument("--ina219", metavar="ADDR", help="read measured power from an INA219 at ADDR")
+    parser.add_argument("--i2c-bus", type=int, default=1, metavar="N", help="I2C bus of the INA219")
+    parser.add_argument("--shunt-ohms", type=float, default=0.1, metavar="R", help="INA219 shunt (0.1)")
+    parser.add_argument("--max-amps", type=float, default=None, metavar="A", help="INA219 max current")
+    parser.add_argument("--ina219-replay", metavar="TRACE",
+                        help="replay a recorded INA219 register trace instead of the I2C bus")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated sensors")
+    parser.add_argument("--json", action="store_true", help="print the final report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from iotbpf.api import Node
+    from iotbpf.kernel.clock import MonotonicClock
+    from iotbpf.platforms import rpi
+
+    duration_s = duration_ns(args.duration) / 1e9
+    report_s = duration_ns(args.report_every) / 1e9
+    if duration_s <= 0 or report_s <= 0:
+        raise IotbpfError("--duration and --report-every must be positive")
+    pins = rpi.parse_gpio_specs(args.gpio)
+    if pins and args.platform != "rpi":
+        raise IotbpfError("--gpio needs --platform rpi (on a plain Linux box the app's sim section "
+                          "generates GPIO edges)")
+    meter = _meter(args, rpi)
+    node = Node(args.app, board=args.board, seed=args.seed, clock=MonotonicClock())
+    runtime = node._build()
+    gpio = None
+    if pins:
+        try:
+            gpio = rpi.GpioInputs(pins, runtime.inject)
+        except IotbpfError as exc:
+            raise IotbpfError("%s (not a Raspberry Pi? try --platform linux, or "
+                              "GPIOZERO_PIN_FACTORY=mock to try it out)" % exc) from None
+    runtime.platform = rpi.RealtimePlatform(sim=node.platform, gpio=gpio)
+    publisher = _publisher(args, node)
+    reports = []
+
+    def reporter(report):
+        reports.append(report)
+        if publisher is not None:
+            seconds = max(1e-9, report["now_ns"] / 1e9)
+            energy = report["measured_j"] if report["measured_j"] is not None else report["estimate_j"] or 0.0
+            data = {"power_w": energy / seconds, "energy_j": energy, "source": report["measured_source"]}
+            for key in ("estimate_j", "measured_j", "error_pct"):
+                data[key] = report[key]
+            publisher.report("energy", data)
+        if not args.json and sys.stdout.isatty():
+            sys.stdout.write(_line(report) + "\n")
+
+    realtime = rpi.RealtimeNode(runtime, gpio=gpio, meter=meter, reporter=reporter, report_every_s=report_s)
+    final = realtime.run(duration_s)
+    final["app"] = [m.name for m in node.manifests]
+    final["platform"] = args.platform
+    final["gpio"] = pins
+    if publisher is not None:
+        final["mqtt"] = {"delivered": publisher.close(timeout=5.0), "node": publisher.node}
+    if args.json:
+        print(json.dumps(final, indent=2))
+    else:
+        sys.stdout.write(_text(final))
+    return 0
+
+
+def _meter(args, rpi):
+    if args.ina219_replay:
+        import time
+
+        trace = rpi.Ina219Trace.load(args.ina219_replay)
+        bus = rpi.ReplayI2CBus(trace, clock=time.monotonic, loop=True)
+        return rpi.Ina219Meter(trace.shunt_ohms or args.shunt_ohms, args.max_amps, address=trace.address,
+                               bus=bus)
+    if args.ina219:
+        try:
+            address = int(args.ina219, 0)
+        except ValueError:
+            raise IotbpfError("--ina219 %r: expected an I2C address such as 0x40" % args.ina219) from None
+        return rpi.Ina219Meter(args.shunt_ohms, args.max_amps, address=address, busnum=args.i2c_bus)
+    return None
+
+
+def _publisher(args, node):
+    if not args.mqtt:
+        return None
+    from iotbpf.report.mqtt import Publisher
+
+    name = (args.node or node.manifests[0].name).replace("_", "-")
+    outbox = args.outbox or os.path.join(tempfile.gettempdir(), "iotbpf-outbox-%s.sqlite" % name)
+    return Publisher(args.mqtt, name, outbox, model="iotbpf node").start()
+
+
+def _line(report: dict) -> str:
+    runs = sum(h["runs"] for h in report["hooks"].values())
+    return "t=%.1fs  handler runs %d  faults %d  model %s J  measured %s J  error %s%%" % (
+        report["now_ns"] / 1e9, runs, report["faults"], _j(report["estimate_j"]), _j(report["measured_j"]),
+        "-" if report["error_pct"] is None else "%+.1f" % report["error_pct"])
+
+
+def _j(value) -> str:
+    return "-" if value is None else "%.3f" % value
+
+
+def _text(final: dict) -> str:
+    lines = ["node %s on %s: %.1f s real time" % (", ".join(final["app"]), final["platform"],
+                                                  final["now_ns"] / 1e9)]
+    for hook, stats in sorted(final["hooks"].items()):
+        lines.append("  %-14s events %6d  runs %6d  faults %d" % (hook, stats["events"], stats["runs"],
+                                                                  stats["faults"]))
+    lines.append("energy: model %s J, measured %s J (%s), error %s%%" % (
+        _j(final["estimate_j"]), _j(final["measured_j"]), final["measured_source"] or "no meter",
+        "-" if final["error_pct"] is None else "%+.1f" % final["error_pct"]))
+    return "\n".join(lines) + "\n"
+
+
+def duration_ns(value: str) -> int:
+    try:
+        return parse_duration(value)
+    except (ValueError, TypeError) as exc:
+        raise IotbpfError(str(exc)) from None
