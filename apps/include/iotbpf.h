@@ -177,6 +177,13 @@ struct iot_app_demand {
 _Static_assert(sizeof(struct iot_app_demand) == 24, "layout of iot_app_demand");
 
 /* Indices into iot_policy (u64 values). */
+#define IOT_POLICY_MAX_BATCH_DELAY_NS 0 /* default 900000000000: longest the scheduler may hold a packet to batch it (still meeting its deadline) */
+#define IOT_POLICY_LISTEN_INTERVAL_NS 1 /* default 0: period of scheduled receive windows (0: none) */
+#define IOT_POLICY_LISTEN_WINDOW_NS 2 /* default 0: length of each scheduled receive window */
+#define IOT_POLICY_LOW_BATTERY_PERMILLE 3 /* default 200: state of charge below which a battery event is LOW */
+#define IOT_POLICY_CRITICAL_PERMILLE 4 /* default 50: state of charge below which a battery event is CRITICAL */
+#define IOT_POLICY_BATTERY_REPORT_NS 5 /* default 3600000000000: period of battery events */
+#define IOT_POLICY_TX_QUEUE_LIMIT_BYTES 6 /* default 4096: iot_radio_send fails with -ENOSPC above this */
 
 /* Well-known maps, shared by all apps of a node: declare with IOT_USE_MAP(name); */
 #define IOT_USE_MAP(name) IOT_MAP_DEF_##name

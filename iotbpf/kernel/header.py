@@ -133,8 +133,8 @@ def generate():
             out.extend(_struct(value.name, value))
             out.append("")
     out.append("/* Indices into iot_policy (u64 values). */")
-    for name, index, doc in POLICY_PARAMS:
-        out.append("#define %s %d /* %s */" % (name, index, doc))
+    for name, index, default, doc in POLICY_PARAMS:
+        out.append("#define %s %d /* default %d: %s */" % (name, index, default, doc))
     out.append("")
     out.append("/* Well-known maps, shared by all apps of a node: declare with IOT_USE_MAP(name); */")
     out.append("#define IOT_USE_MAP(name) IOT_MAP_DEF_##name")

@@ -30,6 +30,7 @@ SCHEMA = (
     ("faults", "object", False, {}, "{max, window}: detach a program after max faults within window"),
     ("policy", "str", False, None, "preferred scheduler policy"),
     ("sim", "object", False, {}, "simulated devices (sensors, gpio, radio, usage); see platforms/sim"),
+    ("remote", "array", False, None, "maps an operator may change remotely (default: every writable map)"),
 )
 _TYPES = {"int": int, "str": str, "object": dict, "array": list}
 
@@ -73,6 +74,9 @@ class Manifest:
         _check(len(self.timers) <= MAX_TIMERS, "timers", "at most %d timers" % MAX_TIMERS)
         self.timer_specs = [_timer(i, t) for i, t in enumerate(self.timers)]
         self.fault_max, self.fault_window_ns = _faults(self.faults)
+        if self.remote is not None:
+            ok = all(isinstance(n, str) and n for n in self.remote)
+            _check(ok, "remote", "must be a list of map names")
 
     def path(self, relative):
         """A file named in the manifest, relative to the manifest's folder."""

@@ -26,21 +26,19 @@ APP_DEMAND = Struct("iot_app_demand", (
     ("rx_packets", "u32", False, "packets the app's radio_rx program saw"),
 ))
 
-# Scheduler policy parameters in iot_policy (an array of u64, 0 = the policy's default): the
-# indices are the scheduler's PARAM_NAMES (kernel/scheduler.py, append-only), one slot each.
+# Index of each policy parameter in iot_policy (an array of u64), its default and meaning.
+# Append-only: programs and the scheduler address parameters by index.
+POLICY_PARAMS = (
+    ("IOT_POLICY_MAX_BATCH_DELAY_NS", 0, 15 * 60 * 1000000000,
+     "longest the scheduler may hold a packet to batch it (still meeting its deadline)"),
+    ("IOT_POLICY_LISTEN_INTERVAL_NS", 1, 0, "period of scheduled receive windows (0: none)"),
+    ("IOT_POLICY_LISTEN_WINDOW_NS", 2, 0, "length of each scheduled receive window"),
+    ("IOT_POLICY_LOW_BATTERY_PERMILLE", 3, 200, "state of charge below which a battery event is LOW"),
+    ("IOT_POLICY_CRITICAL_PERMILLE", 4, 50, "state of charge below which a battery event is CRITICAL"),
+    ("IOT_POLICY_BATTERY_REPORT_NS", 5, 3600 * 1000000000, "period of battery events"),
+    ("IOT_POLICY_TX_QUEUE_LIMIT_BYTES", 6, 4096, "iot_radio_send fails with -ENOSPC above this"),
+)
 POLICY_SLOTS = 16
-
-
-def _param_names():
-    try:
-        from iotbpf.kernel.scheduler import PARAM_NAMES
-    except ImportError:
-        return ()
-    return tuple(PARAM_NAMES)[:POLICY_SLOTS]
-
-
-POLICY_PARAMS = tuple(("IOT_POLICY_" + name.upper(), index, "scheduler parameter " + name)
-                      for index, name in enumerate(_param_names()))
 
 # name, map type, key ctype, value (ctype or Struct), max_entries, doc
 WELL_KNOWN_MAPS = (
@@ -73,8 +71,16 @@ def value_size(name):
 
 
 def policy_index(name):
-    """Index in iot_policy of a scheduler parameter (``"max_delay"`` or ``"IOT_POLICY_MAX_DELAY"``)."""
-    for pname, index, _doc in POLICY_PARAMS:
+    """Index in iot_policy of a parameter (``"max_batch_delay_ns"`` or its IOT_POLICY_ name)."""
+    for pname, index, _default, _doc in POLICY_PARAMS:
         if pname == name or pname == "IOT_POLICY_" + name.upper():
             return index
     raise KeyError(name)
+
+
+def policy_defaults():
+    """List of POLICY_SLOTS default u64 values, by index."""
+    values = [0] * POLICY_SLOTS
+    for _name, index, default, _doc in POLICY_PARAMS:
+        values[index] = default
+    return values

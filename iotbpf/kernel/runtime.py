@@ -165,6 +165,10 @@ class Runtime:
         self.ns_per_insn = ns if ns else DEFAULT_NS_PER_INSN
         self._insn_ns = getattr(board, "insn_ns", None) if board is not None else None
         self.shared_maps = _make_well_known_maps()
+        defaults = wellknown.policy_defaults()
+        if battery_report_ns:
+            defaults[wellknown.policy_index("battery_report_ns")] = battery_report_ns
+        _array_store_all(self.shared_maps["iot_policy"], defaults)
         self._txq_state = [0, 0, 0, 0, 0, 0]
         self._helpers = None
 
@@ -220,6 +224,48 @@ class Runtime:
         if self.booted:
             self._start_app(app)
         return app
+
+    def _find_attached(self, app_name, section):
+        for app in self.apps:
+            if app.name == app_name:
+                for att in app.attached:
+                    if att.section == section:
+                        return app, att
+                raise LoadError("app %s has no program in section %r" % (app_name, section))
+        raise LoadError("no app named %s on this node" % app_name)
+
+    def verify_program(self, app_name, section, program):
+        """Check that ``program`` could replace ``section`` of an app (maps bound, verified for the
+        section's hook); raises LoadError/VerifierError, changes nothing. Returns the bound program."""
+        from iotbpf.ebpf.maps import MapBudget
+
+        app, att = self._find_attached(app_name, section)
+        maps = dict(app.maps)
+        budget = MapBudget(self.map_budget_bytes, "app " + app.name)
+        program = _rebind_maps(program, maps, self.shared_maps, budget)
+        if self.verify:
+            self._verify(app, att.hook, section, program, self.helper_table())
+        return program
+
+    def replace_program(self, app_name, section, program):
+        """Swap in a new program for an app's section (an over-the-air update): verified first;
+        a fresh VM and counters; same position on the hook. Returns the previous Program."""
+        program = self.verify_program(app_name, section, program)
+        app, att = self._find_attached(app_name, section)
+        for m in program.maps:
+            name = m.spec.name
+            if name not in app.maps and name not in self.shared_maps:
+                app.maps[name] = m
+        fresh = Attached(app, att.hook, section, program, self._make_vm(program, self.helper_table(), app))
+        app.attached[app.attached.index(att)] = fresh
+        hook_list = self.hooks[att.hook.name]
+        if att in hook_list:
+            hook_list[hook_list.index(att)] = fresh
+        else:
+            hook_list.append(fresh)
+        self.events.append({"t_ns": self.clock.now_ns(), "event": "replaced", "app": app.name,
+                            "hook": att.hook.name, "section": section})
+        return att.program
 
     def _verify(self, app, hook, section, program, table):
         try:
@@ -477,7 +523,7 @@ class Runtime:
         """Queue a packet for the scheduler; False when the transmit queue is full."""
         nbytes = len(payload)
         tx = self.tx
-        if tx["in_flight_bytes"] + nbytes > TX_QUEUE_LIMIT_BYTES:
+        if tx["in_flight_bytes"] + nbytes > self.policy("tx_queue_limit_bytes", TX_QUEUE_LIMIT_BYTES):
             tx["rejected"] += 1
             return False
         now = self.clock.now_ns()
@@ -616,9 +662,9 @@ class Runtime:
     def _battery_event(self, now, arg):
         permille = self.battery_permille()
         flags = 0
-        if permille < LOW_PERMILLE:
+        if permille < self.policy("low_battery_permille", LOW_PERMILLE):
             flags |= 1
-        if permille < CRITICAL_PERMILLE:
+        if permille < self.policy("critical_permille", CRITICAL_PERMILLE):
             flags |= 2
         values = {"now_ns": now, "energy_used_uj": self.energy_used_uj(), "soc_permille": permille,
                   "flags": flags}
@@ -627,7 +673,14 @@ class Runtime:
             self.dead_at_ns = now
             self.events.append({"t_ns": now, "event": "battery_dead"})
             return
-        self.queue.push(now + self.battery_report_ns, self._battery_event, None)
+        period = self.policy("battery_report_ns", self.battery_report_ns)
+        self.queue.push(now + period, self._battery_event, None)
+
+    def policy(self, name, default):
+        """A parameter from the iot_policy map (programs and remote commands may change it); 0 = default."""
+        index = wellknown.policy_index(name)
+        value = _array_values(self.shared_maps["iot_policy"], index + 1)[index]
+        return value if value else default
 
     def _policy_values(self):
         return _array_values(self.shared_maps["iot_policy"], wellknown.POLICY_SLOTS)
@@ -709,6 +762,11 @@ def _array_store(array_map, index, fmt, values):
     if len(buf) < need:
         buf.extend(bytes(need - len(buf)))
     struct.pack_into(fmt, buf, index * size, *values)
+
+
+def _array_store_all(array_map, values):
+    for i in range(len(values)):
+        _array_store(array_map, i, "<Q", (values[i],))
 
 
 def _array_values(array_map, count):
