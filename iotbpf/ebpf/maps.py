@@ -1029,3 +1029,30 @@ def create_maps(specs, budget=None):
     if budget is None:
         budget = MapBudget(DEFAULT_BUDGET, "this program")
     return [create_map(spec, budget) for spec in specs]
+
+
+def instantiate(programs, budget=None, maps=None):
+    """Give every program in ``programs`` (one Program or a list) live maps in place of the
+    MapSpecs a loader left in ``program.maps``: one Map per name, shared by all the programs
+    (as the programs of one object share their maps). ``maps`` (name -> Map) supplies maps
+    that already exist; it is filled in and returned."""
+    if not isinstance(programs, (list, tuple)):
+        programs = [programs]
+    if maps is None:
+        maps = {}
+    if budget is None:
+        budget = MapBudget(DEFAULT_BUDGET, "this program")
+    for program in programs:
+        bound = []
+        for entry in program.maps:
+            if isinstance(entry, Map):
+                maps.setdefault(entry.name, entry)
+                bound.append(maps[entry.name])
+                continue
+            m = maps.get(entry.name)
+            if m is None:
+                m = create_map(entry, budget)
+                maps[entry.name] = m
+            bound.append(m)
+        program.maps = bound
+    return maps
