@@ -1,0 +1,71 @@
+"""Per-app energy attribution following Android BatteryStats' rules, on top of the Energest ledger.
+
+Rules: an app is charged its CPU time x the power of the state it ran in; radio active time
+(wake-up transitions and airtime) is split across the apps whose packets kept the radio awake;
+listen windows and wakelocks go to the app that asked; everything else is "system". Shares are
+kept as integer ns per (app, component, state), the same units as the ledger, so the per-app
+totals plus "system" equal the ledger exactly. It must never attribute more time than the
+ledger holds (that raises).
+"""
+
+SYSTEM = "system"
+NS = 1e-9
+
+
+class Attribution:
+    """Integer ns per (app, component, state), checked against a Ledger."""
+
+    def __init__(self, ledger):
+        self.ledger = ledger
+        self.ns = {}
+
+    def charge(self, app, comp, state, ns):
+        """Give ``ns`` of (comp, state) to ``app``."""
+        key = (app, comp, state)
+        self.ns[key] = self.ns.get(key, 0) + ns
+
+    def split(self, apps, comp, state, ns):
+        """Split ``ns`` of (comp, state) evenly across ``apps`` (one entry per packet); the
+        remainder of the integer division goes to the first entries, so nothing is lost."""
+        n = len(apps)
+        if n == 0 or ns == 0:
+            return
+        share, rest = divmod(ns, n)
+        for i, app in enumerate(apps):
+            self.charge(app, comp, state, share + (1 if i < rest else 0))
+
+    def _system_ns(self):
+        """Ledger ns not attributed to any app, per (comp, state)."""
+        left = dict(self.ledger.ns)
+        for (app, comp, state), ns in self.ns.items():
+            key = (comp, state)
+            left[key] = left.get(key, 0) - ns
+            if left[key] < 0:
+                raise ValueError("attribution exceeds the ledger for %s/%s (app %r)" % (comp, state, app))
+        return left
+
+    def per_app_j(self):
+        """{app: energy J} with "system" holding the remainder; sums to the ledger's energy."""
+        out = {}
+        models = self.ledger.models
+        for (app, comp, state), ns in self.ns.items():
+            m = models[comp]
+            out[app] = out.get(app, 0.0) + ns * m.current_a(state) * m.voltage_v * NS
+        system = 0.0
+        for (comp, state), ns in self._system_ns().items():
+            if ns:
+                m = models[comp]
+                system += ns * m.current_a(state) * m.voltage_v * NS
+        out[SYSTEM] = out.get(SYSTEM, 0.0) + system
+        return out
+
+    def per_app_detail(self):
+        """{app: {(comp, state): ns}} including "system"."""
+        out = {}
+        for (app, comp, state), ns in self.ns.items():
+            out.setdefault(app, {})[(comp, state)] = out.get(app, {}).get((comp, state), 0) + ns
+        sys_detail = out.setdefault(SYSTEM, {})
+        for key, ns in self._system_ns().items():
+            if ns:
+                sys_detail[key] = sys_detail.get(key, 0) + ns
+        return out
