@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import getpass
 import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
-
-import pytest
 
 from conftest import REPO, free_port
 
@@ -120,18 +117,3 @@ class TcpProxy:
             except OSError:
                 pass
 
-
-@pytest.fixture(name="broker")
-def broker_fixture(mosquitto_broker):
-    """The shared mosquitto fixture, made to keep persistence when the tests run as root.
-
-    As root, mosquitto drops to user "mosquitto", which cannot write the fixture's 0700 tmp
-    folder, so its persistence database (and log) silently fail. Running it as the current
-    user fixes that; a no-op once the shared fixture does it itself (REQUESTS.md).
-    """
-    text = mosquitto_broker.config.read_text()
-    if not text.startswith("user "):
-        mosquitto_broker.stop()
-        mosquitto_broker.config.write_text("user %s\n" % getpass.getuser() + text)
-        mosquitto_broker.start()
-    return mosquitto_broker

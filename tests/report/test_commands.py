@@ -12,7 +12,6 @@ import time
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from report.report_helpers import broker_fixture  # noqa: F401 (fixture)
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.maps import create_map
@@ -188,16 +187,16 @@ def test_key_files(tmp_path):
         CounterStore(tmp_path / "c.json")
 
 
-def test_commands_over_mqtt_are_applied_and_acknowledged(broker, tmp_path):
+def test_commands_over_mqtt_are_applied_and_acknowledged(mosquitto_broker, tmp_path):
     target = MapsOnly()
     fast = {"keepalive": 2, "reconnect_min": 0.1, "reconnect_max": 0.5}
-    pub = Publisher(broker.url, "n1", tmp_path / "o.db", **fast)
+    pub = Publisher(mosquitto_broker.url, "n1", tmp_path / "o.db", **fast)
     handler = CommandHandler(target, "n1", KEY, tmp_path / "c.json", publish=pub.report)
     pub.on_command = handler.submit
-    rx = Receiver(broker.url, **fast).start()
+    rx = Receiver(mosquitto_broker.url, **fast).start()
     pub.start()
     operator = paho.Client(CallbackAPIVersion.VERSION2)
-    operator.connect("127.0.0.1", broker.port)
+    operator.connect("127.0.0.1", mosquitto_broker.port)
     operator.loop_start()
     try:
         assert pub.wait_connected(10) and rx.wait_connected(10)

@@ -11,7 +11,7 @@ import time
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from report.report_helpers import broker_fixture, start_node_process  # noqa: F401 (fixture)
+from report.report_helpers import start_node_process
 
 from iotbpf.report.mqtt import (
     MqttError,
@@ -29,8 +29,8 @@ FAST = {"keepalive": 2, "reconnect_min": 0.1, "reconnect_max": 0.5}
 
 
 @pytest.mark.parametrize("url,expected", [
-    ("mqtt://broker", ("mqtt", "broker", 1883, None, None, False)),
-    ("mqtts://broker", ("mqtts", "broker", 8883, None, None, True)),
+    ("mqtt://mosquitto_broker", ("mqtt", "mosquitto_broker", 1883, None, None, False)),
+    ("mqtts://mosquitto_broker", ("mqtts", "mosquitto_broker", 8883, None, None, True)),
     ("mqtt://127.0.0.1:1999", ("mqtt", "127.0.0.1", 1999, None, None, False)),
     ("mqtt://alice@h:7", ("mqtt", "h", 7, "alice", None, False)),
     ("mqtts://alice:s%40cret@h", ("mqtts", "h", 8883, "alice", "s@cret", True)),
@@ -43,8 +43,8 @@ def test_url_grammar(url, expected):
 
 @pytest.mark.parametrize("url,reason", [
     ("", "empty"),
-    ("broker:1883", "expected mqtt://"),
-    ("http://broker", "scheme must be mqtt:// or mqtts://"),
+    ("mosquitto_broker:1883", "expected mqtt://"),
+    ("http://mosquitto_broker", "scheme must be mqtt:// or mqtts://"),
     ("mqtt://", "no host"),
     ("mqtt://h:99999", "out of range"),
     ("mqtt://h:abc", "bad MQTT URL"),
@@ -86,15 +86,15 @@ def test_payload_schema_roundtrip_and_validation():
             parse_payload(payload)
 
 
-def _receiver(broker, **kw) -> Receiver:
-    rx = Receiver(broker.url, **{**FAST, **kw}).start()
+def _receiver(mosquitto_broker, **kw) -> Receiver:
+    rx = Receiver(mosquitto_broker.url, **{**FAST, **kw}).start()
     assert rx.wait_connected(10)
     return rx
 
 
-def test_reports_arrive_with_the_schema(broker, tmp_path):
-    rx = _receiver(broker, save=tmp_path / "seen.jsonl")
-    pub = Publisher(broker.url, "node-1", tmp_path / "out.db", clock="virtual", **FAST).start()
+def test_reports_arrive_with_the_schema(mosquitto_broker, tmp_path):
+    rx = _receiver(mosquitto_broker, save=tmp_path / "seen.jsonl")
+    pub = Publisher(mosquitto_broker.url, "node-1", tmp_path / "out.db", clock="virtual", **FAST).start()
     try:
         assert pub.wait_connected(10)
         rx.wait_for(lambda r: r.nodes.get("node-1") is not None and r.nodes["node-1"].status == "online", 10)
@@ -125,9 +125,9 @@ def test_reports_arrive_with_the_schema(broker, tmp_path):
     assert pub.outbox is not None
 
 
-def test_last_will_marks_a_killed_node_offline(broker, tmp_path):
-    rx = _receiver(broker)
-    proc = start_node_process(broker.url, "willy", tmp_path / "o.db", 10000, 0.05)
+def test_last_will_marks_a_killed_node_offline(mosquitto_broker, tmp_path):
+    rx = _receiver(mosquitto_broker)
+    proc = start_node_process(mosquitto_broker.url, "willy", tmp_path / "o.db", 10000, 0.05)
     try:
         assert rx.wait_for(lambda r: "willy" in r.nodes and r.nodes["willy"].status == "online", 15)
         proc.send_signal(signal.SIGKILL)
@@ -137,7 +137,7 @@ def test_last_will_marks_a_killed_node_offline(broker, tmp_path):
         proc.kill()
         rx.stop()
     # The status topic is retained: a newcomer learns the node is offline too.
-    late = _receiver(broker)
+    late = _receiver(mosquitto_broker)
     try:
         assert late.wait_for(lambda r: "willy" in r.nodes and r.nodes["willy"].status == "offline", 10)
     finally:
@@ -154,7 +154,7 @@ def _render(template: str, payload: dict):
     return value
 
 
-def test_home_assistant_discovery(broker, tmp_path):
+def test_home_assistant_discovery(mosquitto_broker, tmp_path):
     messages: dict[str, dict] = {}
     subscribed = threading.Event()
 
@@ -166,11 +166,11 @@ def test_home_assistant_discovery(broker, tmp_path):
     sub.on_message = on_message
     sub.on_subscribe = lambda *a: subscribed.set()
     sub.on_connect = lambda c, u, f, rc, p: c.subscribe([("homeassistant/#", 1), ("iotbpf/#", 1)])
-    sub.connect("127.0.0.1", broker.port)
+    sub.connect("127.0.0.1", mosquitto_broker.port)
     sub.loop_start()
     try:
         assert subscribed.wait(10)
-        pub = Publisher(broker.url, "kitchen.1", tmp_path / "o.db", model="nrf52840_dk",
+        pub = Publisher(mosquitto_broker.url, "kitchen.1", tmp_path / "o.db", model="nrf52840_dk",
                         **FAST).start()
         pub.report("battery", {"soc_percent": 88.5, "lifetime_days": 120.25})
         pub.report("energy", {"power_w": 0.0042, "energy_j": 10.0})

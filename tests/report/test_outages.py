@@ -1,4 +1,4 @@
-"""Nothing lost, duplicates dropped: network cut, broker restart, node process killed, mid-run."""
+"""Nothing lost, duplicates dropped: network cut, mosquitto_broker restart, node process killed, mid-run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from report.report_helpers import TcpProxy, broker_fixture, start_node_process  # noqa: F401 (fixture)
+from report.report_helpers import TcpProxy, start_node_process
 
 from iotbpf.report.mqtt import Publisher, Receiver
 from iotbpf.report.outbox import Deduplicator, Outbox
@@ -14,8 +14,8 @@ from iotbpf.report.outbox import Deduplicator, Outbox
 FAST = {"keepalive": 1, "reconnect_min": 0.1, "reconnect_max": 0.4}
 
 
-def _persistent_receiver(broker, name="ops") -> Receiver:
-    rx = Receiver(broker.url, client_id="iotbpf-test-" + name, persistent=True, **FAST).start()
+def _persistent_receiver(mosquitto_broker, name="ops") -> Receiver:
+    rx = Receiver(mosquitto_broker.url, client_id="iotbpf-test-" + name, persistent=True, **FAST).start()
     assert rx.wait_connected(10)
     return rx
 
@@ -65,11 +65,11 @@ def test_deduplicator_handles_out_of_order_redelivery():
     assert d.missing("n", "s", 7) == [6, 7]
 
 
-def test_network_cut_loses_nothing(broker, tmp_path):
-    """PUBACKs blackholed (the broker has the reports, the node does not know), then a hard cut."""
-    proxy = TcpProxy(broker.port)
+def test_network_cut_loses_nothing(mosquitto_broker, tmp_path):
+    """PUBACKs blackholed (the mosquitto_broker has the reports, the node does not know), then a hard cut."""
+    proxy = TcpProxy(mosquitto_broker.port)
     proxy.start()
-    rx = _persistent_receiver(broker)
+    rx = _persistent_receiver(mosquitto_broker)
     pub = Publisher(proxy.url, "cut", tmp_path / "o.db", clock="virtual", **FAST).start()
     progress: list[int] = []
     try:
@@ -90,23 +90,23 @@ def test_network_cut_loses_nothing(broker, tmp_path):
         rx.stop()
         proxy.stop()
     assert _seqs(rx, "cut") == list(range(1, 91))
-    # Reports the broker had but whose acknowledgements were lost were sent again and dropped.
+    # Reports the mosquitto_broker had but whose acknowledgements were lost were sent again and dropped.
     assert rx.duplicates >= 1
     assert pub.connects >= 2
 
 
-def test_broker_restart_loses_nothing(broker, tmp_path):
-    rx = _persistent_receiver(broker)
-    pub = Publisher(broker.url, "restart", tmp_path / "o.db", clock="virtual", **FAST).start()
+def test_broker_restart_loses_nothing(mosquitto_broker, tmp_path):
+    rx = _persistent_receiver(mosquitto_broker)
+    pub = Publisher(mosquitto_broker.url, "restart", tmp_path / "o.db", clock="virtual", **FAST).start()
     progress: list[int] = []
     try:
         assert pub.wait_connected(10)
         thread = _publish_in_background(pub, 80, 0.02, progress)
         _wait(lambda: len(progress) >= 20, 10)
-        broker.stop()
+        mosquitto_broker.stop()
         _wait(lambda: len(progress) >= 45, 10)
         assert pub.pending() >= 10
-        broker.start()
+        mosquitto_broker.start()
         thread.join(20)
         assert pub.flush(20)
         assert rx.wait_for(lambda r: len(_seqs(r, "restart")) >= 80, 20)
@@ -116,16 +116,16 @@ def test_broker_restart_loses_nothing(broker, tmp_path):
     assert _seqs(rx, "restart") == list(range(1, 81))
 
 
-def test_persistent_subscriber_gets_what_was_sent_while_it_was_away(broker, tmp_path):
-    rx = _persistent_receiver(broker, "away")
+def test_persistent_subscriber_gets_what_was_sent_while_it_was_away(mosquitto_broker, tmp_path):
+    rx = _persistent_receiver(mosquitto_broker, "away")
     rx.stop()
-    pub = Publisher(broker.url, "away", tmp_path / "o.db", **FAST).start()
+    pub = Publisher(mosquitto_broker.url, "away", tmp_path / "o.db", **FAST).start()
     for i in range(10):
         pub.report("battery", {"soc_percent": 100.0 - i, "lifetime_days": None})
     assert pub.flush(10)
-    broker.restart()         # the queued session survives a broker restart too
+    mosquitto_broker.restart()         # the queued session survives a mosquitto_broker restart too
     pub.close(timeout=1)
-    back = _persistent_receiver(broker, "away")
+    back = _persistent_receiver(mosquitto_broker, "away")
     try:
         assert back.wait_for(lambda r: len(_seqs(r, "away")) == 10, 10)
     finally:
@@ -134,13 +134,13 @@ def test_persistent_subscriber_gets_what_was_sent_while_it_was_away(broker, tmp_
         100.0 - i for i in range(10)]
 
 
-def test_killed_node_process_resumes_its_outbox(broker, tmp_path):
-    rx = _persistent_receiver(broker)
+def test_killed_node_process_resumes_its_outbox(mosquitto_broker, tmp_path):
+    rx = _persistent_receiver(mosquitto_broker)
     outbox = tmp_path / "node.db"
-    proc = start_node_process(broker.url, "phoenix", outbox, 100000, 0.01)
+    proc = start_node_process(mosquitto_broker.url, "phoenix", outbox, 100000, 0.01)
     try:
         seqs = _read_seqs(proc, 20)
-        broker.stop()        # reports keep going into the outbox only
+        mosquitto_broker.stop()        # reports keep going into the outbox only
         seqs += _read_seqs(proc, 20)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -150,8 +150,8 @@ def test_killed_node_process_resumes_its_outbox(broker, tmp_path):
     stranded, last = box.count(), box.last_seq("phoenix")
     box.close()
     assert stranded >= 20 and last >= seqs[-1]
-    broker.start()
-    again = start_node_process(broker.url, "phoenix", outbox, 15, 0.01)
+    mosquitto_broker.start()
+    again = start_node_process(mosquitto_broker.url, "phoenix", outbox, 15, 0.01)
     out, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
     assert "flushed" in out
