@@ -28,7 +28,7 @@ class MemoryFault(RuntimeFailure):
     """
 
     def __init__(self, reason, addr=0, kind="oob"):
-        RuntimeFailure.__init__(self, reason)
+        super().__init__(reason)
         self.reason = reason
         self.addr = addr
         self.kind = kind

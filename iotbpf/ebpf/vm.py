@@ -97,7 +97,7 @@ class BPFFault(RuntimeFailure):
     """A run stopped: ``str`` is ``pc N: <insn>: <reason>``; ``.kind`` is one of FAULT_KINDS."""
 
     def __init__(self, pc, insn_text, reason, kind, addr=None):
-        RuntimeFailure.__init__(self, "pc %d: %s: %s" % (pc, insn_text, reason))
+        super().__init__("pc %d: %s: %s" % (pc, insn_text, reason))
         self.pc = pc
         self.insn_text = insn_text
         self.reason = reason
@@ -109,7 +109,7 @@ class HelperFault(RuntimeFailure):
     """Raised by a helper for bad arguments; the engine turns it into BPFFault kind "helper"."""
 
     def __init__(self, reason):
-        RuntimeFailure.__init__(self, reason)
+        super().__init__(reason)
         self.reason = reason
 
 
@@ -117,7 +117,7 @@ class StopRun(Exception):
     """Raised by ``ex.stop(r0)`` (and legacy packet loads out of range): the run returns r0."""
 
     def __init__(self, value):
-        Exception.__init__(self, value)
+        super().__init__(value)
         self.value = value
 
 

@@ -1,0 +1,34 @@
+"""The interpreter under real MicroPython 1.27 gives the same results as under CPython."""
+
+from iotbpf.ebpf import conformance
+
+SCRIPT = """
+from iotbpf.ebpf import conformance
+from iotbpf.ebpf.program import Program
+from iotbpf.ebpf.vm import VM, BPFFault
+for r in conformance.run_paths(['/root/conf']):
+    print(r.path.split('/')[-1], r.passed, r.actual)
+try:
+    VM(Program.from_asm('lddw %r1, 0x7000000000\\nldxb %r0, [%r1]\\nexit')).run()
+except BPFFault as e:
+    print('fault', e.kind, str(e))
+vm = VM(Program.from_asm(open('/root/arith_loop.s').read()))
+print('arith', vm.run(mem=b'\\x10' + bytes(7)), vm.last.insns_executed)
+"""
+
+
+def test_conformance_suite_under_micropython(micropython, conformance_dir, tmp_path):
+    from conftest import REPO
+
+    result = micropython.run(SCRIPT, files={"conf": conformance_dir,
+                                            "arith_loop.s": REPO / "bench" / "programs" / "arith_loop.s"})
+    lines = result.stdout.splitlines()
+    expected = []
+    for r in conformance.run_paths([str(conformance_dir)]):
+        expected.append("%s %s %s" % (r.path.split("/")[-1], r.passed, r.actual))
+    assert len(expected) == 313
+    assert lines[:313] == expected
+    assert all(" True " in line for line in lines[:313])
+    assert lines[313] == ("fault oob pc 2: ldxb %r0, [%r1]: read of 1 bytes at invalid address "
+                          "0x7000000000 (no such region)")
+    assert lines[314] == "arith 839824 148"
