@@ -459,3 +459,133 @@ class ProgressBar:
         if done >= total:
             self.stream.write("\n")
         self.stream.flush()
+
+
+# ------------------------------------------------------------------ one node
+
+SOC_SAMPLES = 24  # state-of-charge samples per node over the run, for the fleet SoC plot
+
+# The `sampling_period` variation follows the bundled apps' convention: timer 0 samples, and an
+# array map `config` holds `period_ns` at offset 8 and `low_power_period_ns` (5x) at offset 16.
+_CONFIG_PERIOD_OFFSET = 8
+_CONFIG_LOW_POWER_OFFSET = 16
+
+
+def _board_for(node: NodeSpec):
+    from iotbpf.energy.board import Board, find_file, read_json
+
+    path = find_file("boards", node.board, ".json")
+    data = read_json(path)
+    scale = node.params.get("battery_capacity_scale")
+    if scale is not None and isinstance(data.get("battery"), dict) and "capacity_mah" in data["battery"]:
+        data = dict(data)
+        data["battery"] = dict(data["battery"])
+        data["battery"]["capacity_mah"] = data["battery"]["capacity_mah"] * scale
+    return Board(data, path)
+
+
+def _sim_config(manifest, params: dict) -> dict:
+    config = json.loads(json.dumps(manifest.sim or {}))
+    radio = config.setdefault("radio", {})
+    if "link_loss" in params:
+        radio["loss_ppm"] = int(round(min(1.0, params["link_loss"]) * 1_000_000))
+    if "traffic_rate" in params and params["traffic_rate"] > 0:
+        radio["traffic"] = [{"src": 1000, "rate_per_hour": params["traffic_rate"], "len": 24}]
+    return config
+
+
+def _set_sampling_timer(node_obj, period_ns: int) -> None:
+    """Before boot: the first manifest timer of the first app fires every ``period_ns``."""
+    manifest = node_obj.manifests[0]
+    manifest.timer_specs = [(tid, period_ns, period_ns, min(jitter, period_ns // 2)) if i == 0
+                            else (tid, start, period, jitter)
+                            for i, (tid, start, period, jitter) in enumerate(manifest.timer_specs)]
+
+
+def _set_sampling_config(runtime, period_ns: int) -> None:
+    """After boot (the boot program wrote its defaults): the app's `config` map agrees."""
+    import struct
+
+    for app in runtime.apps:
+        config = app.maps.get("config")
+        if config is None or config.spec.value_size < _CONFIG_LOW_POWER_OFFSET + 8:
+            continue
+        key = struct.pack("<I", 0)
+        value = bytearray(config.lookup(key) or bytes(config.spec.value_size))
+        struct.pack_into("<QQ", value, _CONFIG_PERIOD_OFFSET, period_ns, 5 * period_ns)
+        config.update(key, bytes(value), 0)
+
+
+def simulate_node(node: NodeSpec) -> dict:
+    """Simulate one node of a fleet; a plain, picklable dict of what the fleet report needs."""
+    from iotbpf.api import Node, find_app
+    from iotbpf.kernel import manifest as manifest_module
+
+    manifest = manifest_module.load(str(find_app(node.app)))
+    board = _board_for(node)
+    node_obj = Node(node.app, board=board, seed=node.seed, policy=node.policy, node_id=node.index,
+                    sim=_sim_config(manifest, node.params))
+    runtime = node_obj._build()
+    period_ns = int(float(node.params["sampling_period"]) * 1e9) if "sampling_period" in node.params else None
+    if period_ns:
+        _set_sampling_timer(node_obj, period_ns)
+    runtime.boot()
+    if period_ns:
+        _set_sampling_config(runtime, period_ns)
+    runtime.start_platform(node.duration_ns)
+    scheduler = node_obj.scheduler
+    soc = []
+    for step in range(1, SOC_SAMPLES + 1):
+        runtime.run_until(node.duration_ns * step // SOC_SAMPLES)
+        soc.append(scheduler.soc() if scheduler is not None else None)
+        if runtime.dead_at_ns is not None:
+            soc.extend([0.0] * (SOC_SAMPLES - step))
+            break
+    summary = runtime.summary()
+    energy = summary.get("energy") or (scheduler.summary() if scheduler is not None else {})
+    dead_ns = summary.get("battery_dead_ns")
+    tx = summary["radio"]["tx"]
+    return {
+        "index": node.index,
+        "name": node.name,
+        "app": node.app,
+        "board": node.board,
+        "policy": node.policy,
+        "seed": node.seed,
+        "params": node.params,
+        "energy_j": energy.get("energy_j", 0.0),
+        "average_current_a": energy.get("average_current_a", 0.0),
+        "components_j": {c: e["energy_j"] for c, e in energy.get("components", {}).items()},
+        "apps_j": dict(energy.get("apps", {})),
+        "lifetime_days": (dead_ns / 86400e9) if dead_ns is not None else energy.get("lifetime_days"),
+        "died_at_days": None if dead_ns is None else dead_ns / 86400e9,
+        "deadline_misses": tx["missed_deadlines"],
+        "packets_sent": tx["sent"],
+        "packets_lost": tx["lost"],
+        "faults": summary["faults"],
+        "soc": soc,
+    }
+
+
+def run_fleet(spec: FleetSpec, backend: str = "processes", workers: int | None = None,
+              cluster: str | None = None, progress: Callable[[int, int], None] | None = None,
+              simulate: Callable[[NodeSpec], dict] = simulate_node) -> dict:
+    """Simulate every node of ``spec``; returns {spec, backend, workers, nodes, stats, seconds}."""
+    started = time.monotonic()
+    nodes = list(spec.nodes())
+    results = run_nodes(nodes, simulate, backend=backend, workers=workers, cluster=cluster, progress=progress)
+    return {
+        "version": SPEC_VERSION,
+        "spec": spec.to_dict(),
+        "backend": backend,
+        "workers": workers or os.cpu_count() or 1,
+        "seconds": time.monotonic() - started,
+        "stats": fleet_statistics(results),
+        "soc_samples": SOC_SAMPLES,
+        "nodes": results,
+    }
+
+
+def deterministic_view(report: dict) -> dict:
+    """The part of a fleet report that must be identical across backends and worker counts."""
+    return {"spec": report["spec"], "stats": report["stats"], "nodes": report["nodes"]}

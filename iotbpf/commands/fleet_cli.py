@@ -1,0 +1,124 @@
+"""`iotbpf simulate --fleet`: the fleet options of `simulate` and how their results are printed.
+
+Not a subcommand of its own (it is not listed in iotbpf.cli.COMMANDS): `simulate` adds these
+options and hands over to ``run`` when ``--fleet`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+
+from iotbpf import fleet
+from iotbpf.ebpf.errors import IotbpfError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("fleets")
+    group.add_argument("--fleet", metavar="SPEC|N",
+                       help="simulate a fleet: a fleet.json spec, or a node count for APP on --board")
+    group.add_argument("--workers", type=int, metavar="N", help="worker processes (default: all cores)")
+    group.add_argument("--backend", choices=fleet.BACKENDS, default=None,
+                       help="where nodes run (default: processes; dask when --cluster is given)")
+    group.add_argument("--cluster", metavar="URL",
+                       help="a Dask scheduler (tcp://host:8786), or 'local' for a LocalCluster "
+                       "started for you")
+
+
+def spec_from_args(args: argparse.Namespace) -> fleet.FleetSpec:
+    """A FleetSpec from ``--fleet SPEC.json`` or ``--fleet N`` plus APP/--board/--policy/--duration/--seed."""
+    value = args.fleet
+    if value.isdigit():
+        if not getattr(args, "app", None):
+            raise IotbpfError("--fleet N needs an APP (or give a fleet.json spec)")
+        data = {"version": fleet.SPEC_VERSION, "seed": getattr(args, "seed", 0) or 0,
+                "duration": getattr(args, "duration", "1d") or "1d",
+                "groups": [{"count": int(value), "app": args.app,
+                            "board": getattr(args, "board", None) or "nrf52840_dk"}]}
+        if getattr(args, "policy", None):
+            data["policy"] = args.policy
+        return fleet.FleetSpec.from_dict(data, where="--fleet %s" % value)
+    if not os.path.exists(value):
+        raise IotbpfError("--fleet: %s is neither a node count nor an existing fleet spec file" % value)
+    return fleet.FleetSpec.from_file(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)
+    backend = args.backend or ("dask" if args.cluster else "processes")
+    if args.cluster and backend != "dask":
+        raise IotbpfError("--cluster needs --backend dask")
+    if args.workers is not None and args.workers < 1:
+        raise IotbpfError("--workers must be at least 1")
+    as_json = getattr(args, "json", False)
+    progress = fleet.ProgressBar("fleet") if not as_json else None
+    report = fleet.run_fleet(spec, backend=backend, workers=args.workers, cluster=args.cluster,
+                             progress=progress)
+    _write_outputs(report, args)
+    if as_json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(format_report(report))
+    return 0
+
+
+def _write_outputs(report: dict, args: argparse.Namespace) -> None:
+    path = getattr(args, "report", None)
+    if path:
+        if path.endswith(".csv"):
+            write_csv(report, path)
+        else:
+            with open(path, "w") as handle:
+                json.dump(report, handle, indent=2, sort_keys=True)
+    plot = getattr(args, "plot", None)
+    plot_dir = getattr(args, "plot_dir", None)
+    if plot or plot_dir:
+        from iotbpf.report import fleet_plots
+
+        fleet_plots.save_all(report, plot=plot, plot_dir=plot_dir)
+
+
+def write_csv(report: dict, path: str) -> None:
+    """One row per node with the numbers of the JSON report."""
+    columns = ["index", "name", "app", "board", "policy", "seed", "energy_j", "average_current_a",
+               "lifetime_days", "died_at_days", "deadline_misses", "packets_sent", "packets_lost", "faults"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for node in report["nodes"]:
+            writer.writerow([node.get(c) for c in columns])
+
+
+def format_report(report: dict) -> str:
+    spec, stats = report["spec"], report["stats"]
+    groups = ", ".join("%d x %s on %s" % (g["count"], g["app"], g["board"]) for g in spec["groups"])
+    days = spec["duration_s"] / 86400.0
+    lines = ["fleet %s: %d nodes (%s), %.4g days simulated, policy %s, seed %d"
+             % (spec["name"], stats["nodes"], groups, days, spec["policy"], spec["seed"])]
+    node_years = stats["nodes"] * days / 365.0
+    rate = node_years / max(report["seconds"], 1e-9)
+    lines.append("backend %s, %d workers, %.1f s (%.3g node-years/s)"
+                 % (report["backend"], report["workers"], report["seconds"], rate))
+    life = stats["lifetime_days"]
+    if life["min"] is not None:
+        lines.append("lifetime (days): min %.1f  p5 %.1f  p25 %.1f  median %.1f  p75 %.1f  p95 %.1f"
+                     "  max %.1f" % tuple(life[k] for k in ("min", "p5", "p25", "p50", "p75", "p95", "max")))
+    first = stats["first_death"]
+    if first is None:
+        lines.append("no node ran out of battery during the run")
+    else:
+        lines.append("first node to die: %s after %.2f days (%d of %d nodes died)"
+                     % (first["node"], first["days"], stats["dead_nodes"], stats["nodes"]))
+    lines.append("energy %.6g J in all, deadline misses %d, faults %d"
+                 % (stats["energy_j_total"], stats["deadline_misses_total"], stats["faults_total"]))
+    hist = stats["lifetime_histogram"]
+    if hist["counts"]:
+        top = max(hist["counts"])
+        lines.append("lifetime histogram:")
+        for i, count in enumerate(hist["counts"]):
+            bar = "#" * ((40 * count + top - 1) // top)
+            lines.append("  %8.1f-%-8.1f d %6d %s" % (hist["edges"][i], hist["edges"][i + 1], count, bar))
+    return "\n".join(lines) + "\n"
