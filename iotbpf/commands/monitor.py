@@ -24,6 +24,7 @@ iotbpf monitor --android-checkin checkin.txt --power-profile power_profile.xml""
 
 DEFAULT_BOARD = "linux_host"
 FALLBACK_BOARD = "rpi4"
+ANDROID_VOLTS = 3.85  # nominal Li-ion phone cell voltage, to draw mAh as joules
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.power_profile and not args.android_checkin:
         raise IotbpfError("--power-profile goes with --android-checkin")
+    if args.plot and not args.plot.lower().endswith((".png", ".svg", ".pdf")):
+        raise IotbpfError("plot file must end in .png, .svg or .pdf: %s" % args.plot)
     if args.android_checkin:
         return _android(args)
     interval_s = duration_ns(args.interval) / 1e9
@@ -190,17 +193,22 @@ def _outputs(args, report: dict, timeline=None) -> None:
         with open(args.report, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)
     if args.plot:
-        from iotbpf.report import plots
+        _plot(args.plot, report)
 
-        if report.get("kind") == "iotbpf-android-comparison":
-            rows = [r for r in report["rows"] if r["ours_mah"] or r["android_mah"]]
-            plots.app_energy(args.plot, dict((r["name"], r["ours_mah"] or 0.0) for r in rows),
-                             title="per-app charge (mAh): ours vs Android",
-                             compare=dict((r["name"], r["android_mah"] or 0.0) for r in rows),
-                             compare_label="android")
-        else:
-            plots.app_energy(args.plot, dict((a["app"], a["energy_j"]) for a in report["apps"]),
-                             title="per-app energy (J), %s" % report["model"]["name"])
+
+def _plot(path: str, report: dict) -> None:
+    """Energy per app with the report layer's plot_apps (Android charge converted at 3.85 V)."""
+    from iotbpf.report import plots
+
+    if report.get("kind") == "iotbpf-android-comparison":
+        apps = dict((r["name"], {"energy_j": (r["ours_mah"] or 0.0) * 3.6 * ANDROID_VOLTS})
+                    for r in report["rows"] if r["ours_mah"])
+        meta = {"app": "android checkin, ours"}
+    else:
+        apps = dict((a["app"], {"energy_j": a["energy_j"]}) for a in report["apps"] if a["energy_j"] > 0)
+        meta = {"app": "iotbpf monitor (%s)" % report["group_by"], "board": report["model"]["name"]}
+    figure = plots.plot_apps({"apps": apps, "meta": meta})
+    figure.savefig(path, dpi=110)
 
 
 # ------------------------------------------------------------------ Android
