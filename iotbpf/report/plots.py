@@ -203,6 +203,59 @@ def plot_policies(report: dict, axes=None) -> Figure:
     return fig
 
 
+def app_energy(path: str | os.PathLike | None, apps: dict, title: str = "", compare: dict | None = None,
+               compare_label: str = "android", label: str = "iotbpf", unit: str = "J") -> Figure:
+    """Energy per app as horizontal bars, optionally beside a second estimate (e.g. Android's).
+
+    ``apps`` and ``compare`` map app name -> energy in ``unit`` (e.g. "J" or "mAh").
+    """
+    fig, ax = _new_axes(None, figsize=(8, max(3.0, 0.45 * (len(apps) + 2))))
+    names = sorted(apps, key=lambda n: apps[n])
+    height = 0.4 if compare else 0.8
+    rows = range(len(names))
+    ours = ax.barh([r + (height / 2 if compare else 0) for r in rows], [apps[n] for n in names], height,
+                   label=label, color="tab:blue")
+    ax.bar_label(ours, fmt="%.3g", padding=3, fontsize="small")
+    if compare:
+        theirs = ax.barh([r - height / 2 for r in rows], [compare.get(n, 0.0) for n in names], height,
+                         label=compare_label, color="tab:gray")
+        ax.bar_label(theirs, fmt="%.3g", padding=3, fontsize="small")
+        ax.legend(loc="lower right", fontsize="small")
+    ax.set_yticks(list(rows), names)
+    ax.set_xlabel("energy (%s)" % unit)
+    ax.set_ylabel("app")
+    ax.margins(x=0.15)
+    ax.set_title(title or "Energy per app")
+    if path is not None:
+        _save(fig, path)
+    return fig
+
+
+def app_power_timeline(path: str | os.PathLike | None, times_s: list, series: dict,
+                       title: str = "") -> Figure:
+    """Power per app over time, stacked; ``series`` maps app -> watts at each of ``times_s``."""
+    fig, ax = _new_axes(None)
+    names = sorted(series)
+    span = (times_s[-1] - times_s[0]) if len(times_s) > 1 else 1.0
+    tname, tscale = time_unit(span)
+    totals = [sum(series[n][i] for n in names) for i in range(len(times_s))]
+    pname, pscale = _scaled_unit(max(totals, default=0.0), POWER_UNITS)
+    if names and times_s:
+        ax.stackplot([t / tscale for t in times_s], [[v / pscale for v in series[n]] for n in names],
+                     labels=names, alpha=0.85)
+        ax.legend(loc="upper left", fontsize="small", ncol=min(3, len(names)))
+        if len(times_s) > 1:
+            ax.set_xlim(times_s[0] / tscale, times_s[-1] / tscale)
+    ax.set_xlabel("time (%s)" % tname)
+    ax.set_ylabel("power (%s)" % pname)
+    ax.set_ylim(bottom=0)
+    ax.set_title(title or "Power per app")
+    ax.grid(True, alpha=0.3)
+    if path is not None:
+        _save(fig, path)
+    return fig
+
+
 _PLOTTERS = {"power": plot_power, "states": plot_states, "soc": plot_soc, "apps": plot_apps,
              "policies": plot_policies}
 

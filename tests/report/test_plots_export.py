@@ -12,6 +12,8 @@ from matplotlib.image import imread
 from iotbpf.ebpf.errors import IotbpfError, LoadError
 from iotbpf.report.export import Recorder, csv_rows, load_report, write_report
 from iotbpf.report.plots import (
+    app_energy,
+    app_power_timeline,
     plot_apps,
     plot_dir,
     plot_policies,
@@ -202,3 +204,23 @@ def test_every_axis_of_the_full_report_is_labelled(report, tmp_path):
 @pytest.mark.parametrize("seconds,unit", [(60, "s"), (3600, "min"), (86400, "h"), (365 * 86400, "d")])
 def test_time_axis_units(seconds, unit):
     assert time_unit(seconds)[0] == unit
+
+
+def test_app_energy_beside_a_second_estimate(tmp_path):
+    fig = app_energy(tmp_path / "apps.png", {"chrome": 120.0, "maps": 40.0}, title="Per-app energy",
+                     compare={"chrome": 100.0, "maps": 55.0}, unit="mAh")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "energy (mAh)" and ax.get_ylabel() == "app"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["maps", "chrome"]
+    assert [p.get_width() for p in ax.patches] == [40.0, 120.0, 55.0, 100.0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["iotbpf", "android"]
+    assert (tmp_path / "apps.png").stat().st_size > 1000
+
+
+def test_app_power_timeline_stacks_apps(tmp_path):
+    fig = app_power_timeline(None, [0.0, 60.0, 120.0], {"a": [0.5, 1.0, 0.5], "b": [0.25, 0.25, 0.25]})
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "time (s)" and ax.get_ylabel() == "power (W)"
+    assert ax.get_xlim() == (0.0, 120.0)
+    top = ax.collections[1].get_paths()[0].vertices
+    assert max(y for x, y in top) == pytest.approx(1.25)
