@@ -86,7 +86,15 @@ class Program:
 
     # ------------------------------------------------------------ running
     def vm(self, engine: str = "interp", helpers=None, budget: int | None = None, env=None):
-        """A ready VM for repeated runs (``vm.run(mem=...)``)."""
+        """A ready VM for repeated runs (``vm.run(mem=...)``).
+
+        ``helpers`` defaults to the Linux helpers (ebpf/helpers.py); map specs of the program
+        become live maps on first use and keep their contents across runs.
+        """
+        if helpers is None:
+            from iotbpf.ebpf.helpers import linux_helpers
+
+            helpers = linux_helpers()
         return _ebpf_vm.VM(self.program, helpers=helpers, engine=engine, budget=budget, env=env)
 
     def verify(self, **options) -> object:
@@ -181,22 +189,20 @@ def load_app_programs(manifest_path: _Path, prefer: str = "object") -> tuple:
 
 
 def _load_board_and_scheduler(board, policy, manifest):
-    """(board, scheduler) from the energy layer, or (None, None) when it is not available."""
-    try:
-        from iotbpf.energy.board import load_board
-        from iotbpf.kernel.scheduler import make_scheduler
-    except ImportError:
-        if board is not None or policy is not None:
-            raise _IotbpfError("energy models are not available in this build (--board/--policy)") from None
-        return None, None
+    """(board, scheduler) from the energy layer; (None, None) when neither the caller nor the
+    manifest names a board (the node then runs without energy accounting)."""
+    board = board if board is not None else manifest.board
     if board is None:
-        from iotbpf.energy import board as _board_mod
+        if policy is not None:
+            raise _IotbpfError("--policy needs a board (--board B, or \"board\" in app.json)")
+        return None, None
+    from iotbpf.energy.board import load_board
+    from iotbpf.kernel.scheduler import POLICIES, make_scheduler
 
-        board = getattr(_board_mod, "DEFAULT_BOARD", None)
-        if board is None:
-            return None, None
     board_obj = load_board(str(board)) if isinstance(board, (str, _os.PathLike)) else board
-    policy = policy or manifest.policy
+    policy = policy or manifest.policy or "batching"
+    if policy not in POLICIES:
+        raise _IotbpfError("unknown policy %r (known: %s)" % (policy, ", ".join(POLICIES)))
     return board_obj, make_scheduler(policy, board_obj)
 
 

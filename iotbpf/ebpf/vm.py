@@ -58,8 +58,8 @@ Map protocol (what the VM needs from a map object, e.g. ebpf/maps.py)
     provides ``map.get_program(index) -> Program or None``. lddw src=MAP_FD / MAP_IDX with
     imm = k loads the handle of ``maps[k]``; src=MAP_VALUE / MAP_IDX_VALUE with imm = k and
     the second slot's imm = off loads the address of byte ``off`` of slot 0 of ``maps[k]``.
-    Plain MapSpecs in ``program.maps`` are instantiated with ``maps.create_map`` when the VM
-    is built (``vm.maps`` then lists the map objects).
+    MapSpecs a loader left in ``program.maps`` are replaced by live maps (``maps.instantiate``,
+    shared by name) when the VM is built; ``vm.maps`` then lists the map objects.
 
 Engine protocol (how ``engine="compiled"`` plugs in; see ``make_engine``)
     ``Engine(program, vm)`` pre-translates the program; ``engine.run_main() -> r0`` runs
@@ -376,7 +376,11 @@ class VM:
         self.env = env if env is not None else Environment()
         self.memory = memory if memory is not None else Memory()
         self.maps = maps
-        self._program_maps = {}
+        self._maps_by_name = {}
+        for m in maps or ():
+            name = getattr(m, "name", None)
+            if name is not None:
+                self._maps_by_name.setdefault(name, m)
         self.stack_bufs = []
         self.stack_tops = []
         for i in range(isa.MAX_CALL_FRAMES):
@@ -402,20 +406,16 @@ class VM:
 
     def program_maps(self, program):
         """The map objects of ``program``: ``maps=`` for the main program, else its own
-        ``program.maps``, where plain MapSpecs are instantiated (ebpf/maps.py) once per VM."""
+        ``program.maps``; MapSpecs left there by a loader are replaced by live maps with
+        ``maps.instantiate`` (shared by name across the programs this VM runs)."""
         if program is self.program and self.maps is not None:
             return self.maps
-        key = id(program)
-        cached = self._program_maps.get(key)
-        if cached is not None:
-            return cached[0]
-        entries = list(getattr(program, "maps", None) or [])
+        entries = getattr(program, "maps", None) or []
         if any(_is_spec(m) for m in entries):
             from iotbpf.ebpf import maps as maps_module
 
-            budget = maps_module.MapBudget(maps_module.DEFAULT_BUDGET, program.name or "this program")
-            entries = [maps_module.create_map(m, budget) if _is_spec(m) else m for m in entries]
-        self._program_maps[key] = (entries, program)
+            maps_module.instantiate(program, maps=self._maps_by_name)
+            entries = program.maps
         if program is self.program:
             self.maps = entries
         return entries
