@@ -85,11 +85,10 @@ class Program:
             with open(path, "rb") as f:
                 data = f.read(isa.MAX_INSNS * 8 + 1)
             return cls.from_bytes(data, name=name)
-        text = _read_text(path)
         if lower.endswith(".data"):
-            return cls.from_data(text, name=name)
+            return cls.from_data(_read_text(path), name=name)
         if lower.endswith(".s") or lower.endswith(".asm"):
-            return cls.from_asm(text, name=name, filename=path)
+            return cls.from_asm(_read_text(path), name=name, filename=path)
         raise LoadError("unknown program file type %r (use .s, .bin, .data, .o or .ibpf)" % path)
 
     # ---------------------------------------------------------------- views
