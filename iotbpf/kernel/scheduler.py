@@ -72,7 +72,7 @@ class Scheduler:
         self.harvester = board.make_harvester()
         self.policy_values = wkmaps.policy_defaults()
         self._param_reader = None
-        self.record = bool(p.get("record", policy == "oracle"))
+        self.record = bool(p.get("record", True))
         self.planned = list(p.get("wake_times", ()))
         self._plan_i = 0
         self._setup_cpu()
