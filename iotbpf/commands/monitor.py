@@ -24,7 +24,7 @@ iotbpf monitor --android-checkin checkin.txt --power-profile power_profile.xml""
 
 DEFAULT_BOARD = "linux_host"
 FALLBACK_BOARD = "rpi4"
-ANDROID_VOLTS = 3.85  # nominal Li-ion phone cell voltage, to draw mAh as joules
+TIMELINE_APPS = 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt", metavar="URL", help="publish per-app reports to this broker")
     parser.add_argument("--node", default=None, metavar="NAME", help="node name in MQTT topics")
     parser.add_argument("--outbox", metavar="FILE", help="MQTT outbox file (default: in the temp folder)")
-    parser.add_argument("--plot", metavar="FILE", help="write a per-app energy plot (PNG/SVG/PDF)")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write a per-app energy plot (PNG/SVG/PDF) and FILE-timeline.EXT")
     parser.add_argument("--report", metavar="FILE", help="write the JSON report to FILE")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of tables")
     parser.add_argument("--android-checkin", metavar="FILE",
@@ -193,22 +194,31 @@ def _outputs(args, report: dict, timeline=None) -> None:
         with open(args.report, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2)
     if args.plot:
-        _plot(args.plot, report)
+        _plot(args.plot, report, timeline)
 
 
-def _plot(path: str, report: dict) -> None:
-    """Energy per app with the report layer's plot_apps (Android charge converted at 3.85 V)."""
+def _plot(path: str, report: dict, timeline=None) -> None:
+    """Energy per app (ours beside Android's for a checkin); for a live run also power per app
+    over time, in FILE-timeline.EXT."""
     from iotbpf.report import plots
 
     if report.get("kind") == "iotbpf-android-comparison":
-        apps = dict((r["name"], {"energy_j": (r["ours_mah"] or 0.0) * 3.6 * ANDROID_VOLTS})
-                    for r in report["rows"] if r["ours_mah"])
-        meta = {"app": "android checkin, ours"}
-    else:
-        apps = dict((a["app"], {"energy_j": a["energy_j"]}) for a in report["apps"] if a["energy_j"] > 0)
-        meta = {"app": "iotbpf monitor (%s)" % report["group_by"], "board": report["model"]["name"]}
-    figure = plots.plot_apps({"apps": apps, "meta": meta})
-    figure.savefig(path, dpi=110)
+        rows = [r for r in report["rows"] if r["ours_mah"] or r["android_mah"]]
+        plots.app_energy(path, dict((r["name"], r["ours_mah"] or 0.0) for r in rows),
+                         title="Charge per app: ours vs Android's own",
+                         compare=dict((r["name"], r["android_mah"] or 0.0) for r in rows),
+                         compare_label="android", label="iotbpf", unit="mAh")
+        return
+    apps = dict((a["app"], a["energy_j"]) for a in report["apps"] if a["energy_j"] > 0)
+    plots.app_energy(path, apps, title="Energy per app (%s)" % report["group_by"], unit="J")
+    if timeline and len(timeline) > 1:
+        top = [a["app"] for a in report["apps"][:TIMELINE_APPS]]
+        times = [t - timeline[0][0] for t, _ in timeline]
+        series = dict((name, [watts.get(name, 0.0) for _, watts in timeline]) for name in top)
+        series["other"] = [sum(w for n, w in watts.items() if n not in top) for _, watts in timeline]
+        stem, dot, ext = path.rpartition(".")
+        plots.app_power_timeline(stem + "-timeline" + dot + ext, times, series,
+                                 title="Power per app (%s)" % report["group_by"])
 
 
 # ------------------------------------------------------------------ Android

@@ -31,6 +31,7 @@ def test_monitor_writes_report_and_plot_files(cli, tmp_path):
     assert report["group_by"] == "uid"
     assert any(a["app"].endswith("(uid 0)") or a["app"] == "uid 0" for a in report["apps"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "apps-timeline.png").read_bytes()[:4] == b"\x89PNG"
     assert "monitor itself:" in r.out and "of one core at 1 s sampling" in r.out
 
 
