@@ -42,6 +42,32 @@ def measure(program: Program, engine: str, iterations: int, repeats: int) -> tup
     return best, insns
 
 
+def native_arith_loop(n: int) -> int:
+    """arith_loop.s written directly in Python (the same 64-bit arithmetic): the baseline."""
+    m = 0xFFFFFFFFFFFFFFFF
+    r0, r2 = 0, 1
+    while n:
+        r0 = (r0 + r2) & m
+        r2 = (r2 * 3) & m
+        r0 ^= r2
+        r2 >>= 1
+        r2 = (r2 + 7) & m
+        r0 &= 0xFFFFFF
+        r0 = (r0 << 1) & m
+        n -= 1
+    return r0
+
+
+def native_rate(iterations: int, repeats: int, insns: int) -> float:
+    """eBPF instructions per second if plain Python did arith_loop's work."""
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        native_arith_loop(iterations)
+        best = max(best, insns / (time.perf_counter() - start))
+    return best
+
+
 def run(quick: bool) -> list[dict]:
     iterations = 20_000 if quick else 300_000
     repeats = 1 if quick else 3
@@ -55,6 +81,13 @@ def run(quick: bool) -> list[dict]:
             rates[engine] = rate
             rows.append({"name": "%s %s" % (engine, name), "value": round(rate), "unit": "insn/s",
                          "note": "%s, %d instructions per run, best of %d" % (what, insns, repeats)})
+        if name == "arith_loop":
+            check = VM(program).run(mem=struct.pack("<Q", 1000) + bytes(64))
+            assert check == native_arith_loop(1000), "the native baseline must compute the same"
+            native = native_rate(iterations, repeats, insns)
+            rows.append({"name": "interp/native-python arith_loop", "value": rates["interp"] / native,
+                         "unit": "x", "note": "interpreter speed relative to the same loop in plain "
+                                              "Python (%.3g insn/s), same run" % native})
         if "compiled" in rates:
             rows.append({"name": "compiled/interp %s" % name, "value": rates["compiled"] / rates["interp"],
                          "unit": "x", "note": "speed-up of the compiled engine, same run"})
