@@ -95,7 +95,7 @@ int on_boot(struct iot_boot_ctx *ctx)
 
 static __always_inline void send_batch(struct config *c, struct stats *s, struct state *st)
 {
-	struct reading buf[BATCH_MAX];
+	struct reading buf[BATCH_MAX] = {};
 	__u32 n = 0;
 #pragma unroll
 	for (int i = 0; i < BATCH_MAX; i++) {

@@ -28,7 +28,8 @@ SCHEMA = (
     ("timers", "array", False, [], "timers armed at boot: {id, period, start?, jitter?}"),
     ("budget", "int", False, DEFAULT_BUDGET, "instruction budget of one program run"),
     ("faults", "object", False, {}, "{max, window}: detach a program after max faults within window"),
-    ("policy", "str", False, None, "preferred scheduler policy"),
+    ("policy", "str", False, None, "preferred scheduler policy (iotbpf.kernel.scheduler.POLICIES)"),
+    ("board", "str", False, None, "default board to simulate on (a bundled board name or a path)"),
     ("sim", "object", False, {}, "simulated devices (sensors, gpio, radio, usage); see platforms/sim"),
     ("remote", "array", False, None, "maps an operator may change remotely (default: every writable map)"),
 )

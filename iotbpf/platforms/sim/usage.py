@@ -2,7 +2,9 @@
 background alarms (wakeups), wakelocks and network bursts, all from one seed.
 
 It also keeps the ground truth of what it generated (per uid), so tests can check that a program
-counting these events gets exactly the same numbers. It must never depend on wall-clock time.
+counting these events gets exactly the same numbers. An event counts in the truth once the
+consumer has taken it and asked for the next one (an event still pending in a queue when a run
+stops was never delivered). It must never depend on wall-clock time.
 """
 
 import heapq
@@ -93,10 +95,16 @@ class AndroidUsage:
         by_uid = {}
         for app in self.apps:
             by_uid[app[0]] = app
+        for t, fields, delta in self._raw(heap, push, by_uid, end_ns):
+            yield t, fields
+            for uid, key, amount in delta:
+                self.truth[uid][key] += amount
+
+    def _raw(self, heap, push, by_uid, end_ns):
+        """(t, fields, truth changes) in time order; the caller applies the changes once delivered."""
         epoch = 0
         fg_uid = None
         fg_since = 0
-        truth = self.truth
         while heap:
             t, _s, what, uid, extra = heapq.heappop(heap)
             if t >= end_ns:
@@ -105,43 +113,37 @@ class AndroidUsage:
                 epoch += 1
                 fg_uid = self._pick(None)
                 fg_since = t
-                truth[fg_uid]["sessions"] += 1
                 push(t + self.rng.expo_ns(self.mean_on_ns) + 1, "screen_off", 0, epoch)
                 push(t + self.rng.expo_ns(self.mean_session_ns) + 1, "switch", 0, epoch)
-                yield t, {"kind": SCREEN_ON, "uid": 0}
-                yield t, {"kind": FOREGROUND, "uid": fg_uid}
+                yield t, {"kind": SCREEN_ON, "uid": 0}, ()
+                yield t, {"kind": FOREGROUND, "uid": fg_uid}, ((fg_uid, "sessions", 1),)
             elif what == "switch":
                 if extra != epoch or fg_uid is None:
                     continue
-                truth[fg_uid]["foreground_ns"] += t - fg_since
+                closed = (fg_uid, "foreground_ns", t - fg_since)
                 fg_uid = self._pick(fg_uid)
                 fg_since = t
-                truth[fg_uid]["sessions"] += 1
                 push(t + self.rng.expo_ns(self.mean_session_ns) + 1, "switch", 0, epoch)
-                yield t, {"kind": FOREGROUND, "uid": fg_uid}
+                yield t, {"kind": FOREGROUND, "uid": fg_uid}, (closed, (fg_uid, "sessions", 1))
             elif what == "screen_off":
-                truth[fg_uid]["foreground_ns"] += t - fg_since
                 epoch += 1
                 push(t + self.rng.expo_ns(self.mean_off_ns) + 1, "screen_on", 0)
-                yield t, {"kind": SCREEN_OFF, "uid": 0}
+                yield t, {"kind": SCREEN_OFF, "uid": 0}, ((fg_uid, "foreground_ns", t - fg_since),)
             elif what == "alarm":
                 cpu = self.rng.between(1000000, 50000000)
-                truth[uid]["wakeups"] += 1
-                truth[uid]["cpu_ns"] += cpu
                 push(t + self._gap(by_uid[uid][3]), "alarm", uid)
-                yield t, {"kind": WAKEUP, "uid": uid, "wakeups": 1, "cpu_time_ns": cpu}
+                yield t, {"kind": WAKEUP, "uid": uid, "wakeups": 1, "cpu_time_ns": cpu}, \
+                    ((uid, "wakeups", 1), (uid, "cpu_ns", cpu))
             elif what == "lock":
                 held = self.rng.expo_ns(by_uid[uid][5]) + 1
                 push(t + held, "unlock", uid, held)
             elif what == "unlock":
-                truth[uid]["wakelock_ns"] += extra
                 push(t + self._gap(by_uid[uid][4]), "lock", uid)
-                yield t, {"kind": WAKELOCK, "uid": uid, "duration_ns": extra}
+                yield t, {"kind": WAKELOCK, "uid": uid, "duration_ns": extra}, ((uid, "wakelock_ns", extra),)
             elif what == "net":
                 mean = by_uid[uid][7]
                 rx = self.rng.between(mean // 2, mean + mean // 2)
                 tx = rx // (4 + self.rng.below(12))
-                truth[uid]["rx_bytes"] += rx
-                truth[uid]["tx_bytes"] += tx
                 push(t + self._gap(by_uid[uid][6]), "net", uid)
-                yield t, {"kind": NETWORK, "uid": uid, "rx_bytes": rx, "tx_bytes": tx}
+                yield t, {"kind": NETWORK, "uid": uid, "rx_bytes": rx, "tx_bytes": tx}, \
+                    ((uid, "rx_bytes", rx), (uid, "tx_bytes", tx))
