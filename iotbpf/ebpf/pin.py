@@ -1,0 +1,142 @@
+"""Pinned maps: save a map to a file and load it back, so a node that reboots keeps its state.
+
+A write never leaves a torn file: the new contents go to ``PATH.tmp``, are flushed (and
+fsync'ed where the port has it), then renamed over ``PATH``; the file ends with a checksum
+line, so a file damaged any other way is refused instead of half-loaded.
+
+File format (text, version 1)::
+
+    {"version": 1, "kind": "iotbpf-pinned-map", "spec": {...MapSpec.to_dict()...},
+     "state": {...Map.export_state()...}}
+    fnv1a32 <8 hex digits of the checksum of the JSON line's bytes>
+
+MicroPython-compatible (json, os only); never executes anything it reads.
+"""
+
+import json
+import os
+
+from iotbpf.ebpf import types as T
+from iotbpf.ebpf.errors import LoadError
+
+VERSION = 1
+KIND = "iotbpf-pinned-map"
+MAX_PIN_BYTES = 16 << 20
+
+
+def _fnv1a32(data):
+    h = 0x811C9DC5
+    for b in data:
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def dumps(map_obj):
+    """The pinned-file bytes for ``map_obj``."""
+    spec = map_obj.spec.to_dict()
+    spec.pop("data_len", None)
+    body = json.dumps({"version": VERSION, "kind": KIND, "spec": spec,
+                       "state": map_obj.export_state()}).encode("utf-8")
+    return body + b"\nfnv1a32 " + ("%08x" % _fnv1a32(body)).encode() + b"\n"
+
+
+def pin_map(map_obj, path):
+    """Write ``map_obj`` to ``path`` crash-safely (temporary file, flush, fsync, rename)."""
+    data = dumps(map_obj)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        fsync = getattr(os, "fsync", None)
+        if fsync is not None and hasattr(f, "fileno"):
+            fsync(f.fileno())
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        # some MicroPython filesystems refuse to rename over an existing file
+        if _exists(path):
+            os.remove(path)
+        os.rename(tmp, path)
+
+
+def read_pin(source):
+    """``(MapSpec, state dict)`` from a pinned file path (or its bytes); LoadError if damaged."""
+    if isinstance(source, (bytes, bytearray)):
+        data, path = bytes(source), "<pinned map>"
+    else:
+        path = source
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_PIN_BYTES + 1)
+        except OSError as exc:
+            raise LoadError("cannot read pinned map %s: %s" % (path, exc)) from None
+    if len(data) > MAX_PIN_BYTES:
+        raise LoadError("%s: pinned map larger than %d bytes" % (path, MAX_PIN_BYTES))
+    cut = data.rfind(b"\nfnv1a32 ")
+    if cut < 0:
+        raise LoadError("%s: not a pinned map file, or truncated (no checksum line)" % path)
+    body = data[:cut]
+    tail = data[cut + 9:].strip()
+    try:
+        want = int(tail.decode(), 16)
+    except (ValueError, UnicodeError):
+        raise LoadError("%s: bad checksum line" % path) from None
+    if want != _fnv1a32(body):
+        raise LoadError("%s: checksum mismatch: the pinned map is damaged" % path)
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeError):
+        raise LoadError("%s: pinned map is not valid JSON" % path) from None
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
+        raise LoadError("%s: not a pinned map file" % path)
+    if doc.get("version") != VERSION:
+        raise LoadError("%s: pinned map version %r is not supported (this iotbpf reads version %d)"
+                        % (path, doc.get("version"), VERSION))
+    s = doc.get("spec")
+    state = doc.get("state")
+    if not isinstance(s, dict) or not isinstance(state, dict):
+        raise LoadError("%s: pinned map lacks its spec or state" % path)
+    try:
+        spec = T.MapSpec(str(s["name"]), int(s["type"]), int(s["key_size"]), int(s["value_size"]),
+                         int(s["max_entries"]), int(s.get("flags", 0)), key_type=s.get("key_type"),
+                         value_type=s.get("value_type"), pinning=int(s.get("pinning", 0)),
+                         section=s.get("section"), map_extra=int(s.get("map_extra", 0)))
+    except (KeyError, ValueError, TypeError):
+        raise LoadError("%s: pinned map spec is incomplete" % path) from None
+    return spec, state
+
+
+def load_pinned(path, budget=None):
+    """A new Map with the contents of the pinned file at ``path``."""
+    from iotbpf.ebpf.maps import create_map
+
+    spec, state = read_pin(path)
+    m = create_map(spec, budget)
+    m.import_state(state)
+    return m
+
+
+def restore(map_obj, path):
+    """Load the pinned contents at ``path`` into ``map_obj`` if the file exists; True if it did.
+
+    The pinned map must have the same type, key and value sizes (LoadError otherwise); its
+    max_entries may differ as long as the entries fit.
+    """
+    if not _exists(path):
+        return False
+    spec, state = read_pin(path)
+    mine = map_obj.spec
+    if (spec.type, spec.key_size, spec.value_size) != (mine.type, mine.key_size, mine.value_size):
+        raise LoadError("pinned map %s (%s, key %d, value %d) does not match map %s (%s, key %d, value %d)"
+                        % (path, spec.type_name, spec.key_size, spec.value_size, mine.name,
+                           mine.type_name, mine.key_size, mine.value_size))
+    map_obj.import_state(state)
+    return True
