@@ -430,3 +430,30 @@ def test_cpu_model_interpolates_and_rejects_negative_power():
     assert model.active_w_at(1500) == pytest.approx(2.0)
     with pytest.raises(IotbpfError):
         CpuModel("bad", -1, 1)
+
+
+def test_app_monitor_accumulates_over_intervals(tmp_path):
+    from iotbpf.api import Node
+    from iotbpf.kernel.clock import MonotonicClock
+
+    proc = FakeProc(tmp_path / "proc")
+    (tmp_path / "sys").mkdir()
+    clock = FakeClock()
+    monitor = LinuxMonitor(MODEL, group_by="uid", proc_root=str(proc.root), sys_root=str(tmp_path / "sys"),
+                           power_sources=[], clock=clock)
+    node = Node("app_monitor", clock=MonotonicClock())
+    node._build().boot()
+    for step in range(4):
+        proc.process(100, "nginx", exe="/usr/sbin/nginx", uid=33, ticks=25 * step, wakeups=(3 * step, 0),
+                     io=(1000 * step, 10 * step))
+        proc.advance(1.0, 25)
+        clock.t = float(step)
+        interval = monitor.sample()
+        if interval is not None:
+            for event in app_usage_events(interval):
+                node.runtime.raise_event("app_usage", dict((k, v) for k, v in event.items() if k != "app"))
+    hz = os.sysconf("SC_CLK_TCK")
+    stats = node.app_stats("app_monitor")[33]
+    assert stats["cpu_ns"] == round(75 * 1e9 / hz)
+    assert stats["wakeups"] == 9 and stats["rx_bytes"] == 3000 and stats["tx_bytes"] == 30
+    assert stats["energy_uj"] == pytest.approx(75.0 / hz * 5.0 * 1e6, abs=3)
