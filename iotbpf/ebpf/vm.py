@@ -72,7 +72,8 @@ Engine protocol (how ``engine="compiled"`` plugs in; see ``make_engine``)
 
 BPFFault kinds: "oob" (out of bounds, NULL, not a pointer), "readonly", "opcode" (unknown or
 malformed instruction), "jump" (target out of range, into a lddw, fell off the end),
-"depth" (more than 8 frames), "helper" (unknown helper or the helper failed), "budget".
+"depth" (more than 8 frames), "helper" (unknown helper or the helper failed), "budget";
+"internal" marks a bug in an engine (a Python exception that should never happen).
 """
 
 import time
@@ -90,7 +91,7 @@ UNLIMITED = 1 << 62
 EXITED = -1  # block result: the outermost frame exited
 TAIL = -2  # block result: a tail call is pending
 
-FAULT_KINDS = ("oob", "readonly", "opcode", "jump", "depth", "helper", "budget")
+FAULT_KINDS = ("oob", "readonly", "opcode", "jump", "depth", "helper", "budget", "internal")
 
 
 class BPFFault(RuntimeFailure):
@@ -532,21 +533,23 @@ class VM:
                 if target is None:
                     return r0
                 ex.tail_target = None
+                try:
+                    engine = self.engine_for(target)
+                except LoadError as exc:
+                    raise self.fault(ex.pc, "tail call target cannot be loaded: %s" % exc,
+                                     "helper") from None
                 ex.frames = []
                 ex.program = target
                 regs[10] = self.stack_tops[0]
-                engine = self.engine_for(target)
         except StopRun as stop:
             return stop.value & M64
         except BPFFault:
-            raise
-        except LoadError:
             raise
         except MemoryFault as exc:
             raise self.fault(ex.pc, exc.reason, exc.kind, addr=exc.addr) from None
         except Exception as exc:  # never let a Python exception escape a run
             raise self.fault(ex.pc, "internal error: %s: %s" % (type(exc).__name__, exc),
-                             "opcode") from None
+                             "internal") from None
         finally:
             for base in added:
                 memory.remove_region(base)
@@ -946,7 +949,7 @@ class Interpreter:
             target = pc + 1 + insn.imm
             if not 0 <= target < self.n:
                 return self._fault_op(pc, "call target %d out of range" % target, "jump"), True, True
-            return self._local_call(pc, target), True, True
+            return self._local_call(pc, target), True, False
         if insn.src != 0:
             return self._fault_op(pc, "kernel function calls are not supported", "helper"), True, True
         hid = insn.imm
@@ -1018,7 +1021,7 @@ class Interpreter:
                 nxt, r[6], r[7], r[8], r[9], r[10] = frames.pop()
                 return nxt
             return EXITED
-        return exit_op, True, True
+        return exit_op, True, False
 
     # ------------------------------------------------------------------ driving
     def run_main(self):
