@@ -17,9 +17,11 @@ from iotbpf.ebpf.errors import IotbpfError
 # Module names under iotbpf.commands, in the order `iotbpf --help` lists them.
 COMMANDS: tuple[str, ...] = (
     "run",
+    "verify",
     "asm",
     "disasm",
     "conformance",
+    "pack", "cbpf", "map",
     "header", "build", "simulate",
     "monitor", "node",
     "bench",
