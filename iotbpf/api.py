@@ -97,13 +97,21 @@ class Program:
             helpers = linux_helpers()
         return _ebpf_vm.VM(self.program, helpers=helpers, engine=engine, budget=budget, env=env)
 
-    def verify(self, **options) -> object:
-        """Run the static verifier (ebpf/verifier.py); raises VerifierError if rejected."""
+    def verify(self, helpers=None, **options) -> object:
+        """Run the static verifier (ebpf/verifier.py ``verify``); raises VerifierError if rejected.
+
+        ``helpers`` defaults to the Linux helpers, as for ``run``; other options (``hook``,
+        ``mem_size``, ``budget``...) are passed through.
+        """
         try:
             from iotbpf.ebpf import verifier
         except ImportError:
             raise _IotbpfError("the verifier is not available in this build") from None
-        return verifier.verify(self.program, **options)
+        if helpers is None:
+            from iotbpf.ebpf.helpers import linux_helpers
+
+            helpers = linux_helpers()
+        return verifier.verify(self.program, helpers=helpers, **options)
 
     def execute(self, mem: bytes | None = None, engine: str = "interp", budget: int | None = None,
                 helpers=None, ctx=None, trace: bool = False, profile: bool = False, env=None) -> RunResult:

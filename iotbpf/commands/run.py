@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print each executed instruction and the registers it changed")
     parser.add_argument("--profile", action="store_true", help="print execution counts per pc")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
-    parser.add_argument("--verify", action="store_true", help="run the verifier before running")
+    parser.add_argument("--verify", action="store_true",
+                        help="verify first (the input size is taken as the smallest --mem given)")
     parser.add_argument("--section", metavar="NAME", help="program section of a .o or .ibpf file")
 
 
@@ -54,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if args.budget is not None and args.budget < 0:
         raise IotbpfError("--budget must be >= 0")
     program = Program.from_file(args.program, section=args.section)
-    if args.verify:
-        program.verify()
     inputs = [parse_hex(m) for m in args.mem] or [program.mem]
+    if args.verify:
+        # standalone run: the verifier may assume the smallest input actually given
+        program.verify(mem_size=min(len(m) for m in inputs), budget=args.budget)
     results = []
     failed = None
     for mem in inputs:
