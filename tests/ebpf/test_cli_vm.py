@@ -121,3 +121,12 @@ def test_subprocess_run_has_no_traceback(tmp_path):
     proc = run_cli_subprocess("run", path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: truncated program")
+
+
+def test_run_verify_rejects_an_unsafe_program_before_running(cli, tmp_path):
+    path = tmp_path / "v.s"
+    path.write_text("ldxdw %r0, [%r1+8]\nexit\n")
+    r = cli("run", path, "--mem", "0011", "--verify")
+    assert r.code == 1 and r.out == "" and r.err.startswith("error: pc 0: ldxdw %r0, [%r1+8]: ")
+    r = cli("run", path, "--mem", "00" * 16, "--verify")
+    assert (r.code, r.out) == (0, "0x0\n")
