@@ -103,8 +103,8 @@ def _meter(args, rpi):
 
         trace = rpi.Ina219Trace.load(args.ina219_replay)
         bus = rpi.ReplayI2CBus(trace, clock=time.monotonic, loop=True)
-        return rpi.Ina219Meter(trace.shunt_ohms or args.shunt_ohms, args.max_amps, address=trace.address,
-                               bus=bus)
+        max_amps = args.max_amps if args.max_amps is not None else trace.max_expected_amps
+        return rpi.Ina219Meter(trace.shunt_ohms or args.shunt_ohms, max_amps, address=trace.address, bus=bus)
     if args.ina219:
         try:
             address = int(args.ina219, 0)

@@ -33,7 +33,8 @@ class Ina219Trace:
     """A recorded INA219 register trace: the driver's configuration writes and timed samples.
 
     Format (text, version 1): ``#`` comments; ``version 1``; ``address 0x40``; ``shunt_ohms R``;
-    ``write REG VALUE`` (what the driver wrote when the trace was recorded); optionally
+    ``max_expected_amps A`` (how the driver was configured when recording); ``write REG VALUE``
+    (what the driver wrote when the trace was recorded); optionally
     ``truth_energy_j J``; then one line per sample ``t_ms shunt bus power current`` with the four
     16-bit register words as the device sends them (MSB first).
     """
@@ -43,6 +44,7 @@ class Ina219Trace:
         self.version = None
         self.address = None
         self.shunt_ohms = None
+        self.max_expected_amps = None
         self.writes = []
         self.truth_energy_j = None
         self.times_ms = []
@@ -73,6 +75,8 @@ class Ina219Trace:
             self.address = int(parts[1], 0)
         elif key == "shunt_ohms":
             self.shunt_ohms = float(parts[1])
+        elif key == "max_expected_amps":
+            self.max_expected_amps = float(parts[1])
         elif key == "write":
             self.writes.append((int(parts[1], 0), int(parts[2], 0) & 0xFFFF))
         elif key == "truth_energy_j":
@@ -250,7 +254,8 @@ def replay_energy(trace: Ina219Trace, shunt_ohms=None, max_expected_amps=None) -
     """
     bus = ReplayI2CBus(trace)
     meter = Ina219Meter(shunt_ohms if shunt_ohms is not None else trace.shunt_ohms or 0.1,
-                        max_expected_amps, address=trace.address, bus=bus)
+                        max_expected_amps if max_expected_amps is not None else trace.max_expected_amps,
+                        address=trace.address, bus=bus)
     times = trace.times_ms
     energy = 0.0
     period_ms = (times[-1] - times[0]) / float(len(times) - 1) if len(times) > 1 else 0.0

@@ -19,3 +19,44 @@ def test_bad_node_input_is_one_error_line_exit_2(argv, message, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_node_on_linux_runs_the_app_in_real_time(tmp_path):
+    import json
+
+    proc = run_cli_subprocess("node", "sensor_node", "--platform", "linux", "--duration", "500ms", "--json",
+                              cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    final = json.loads(proc.stdout)
+    assert final["app"] == ["sensor_node"] and final["platform"] == "linux"
+    assert final["hooks"]["boot"]["runs"] == 1 and final["faults"] == 0
+    assert final["now_ns"] >= 500000000  # real time passed
+
+
+def test_node_on_a_mocked_pi_reports_model_beside_the_replayed_ina219(tmp_path, mosquitto_broker):
+    import json
+    import os
+    from pathlib import Path
+
+    from iotbpf.report.mqtt import Receiver
+
+    trace = Path(__file__).parent / "data" / "ina219_rpi_zero2w.trace"
+    env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
+    receiver = Receiver(mosquitto_broker.url, nodes="pi-1").start()
+    try:
+        assert receiver.wait_connected(10)
+        proc = run_cli_subprocess("node", "sensor_node", "--platform", "rpi", "--board", "rpi_zero2w",
+                                  "--gpio", "BUTTON=17", "--ina219-replay", trace, "--duration", "600ms",
+                                  "--report-every", "200ms", "--mqtt", mosquitto_broker.url, "--node", "pi-1",
+                                  "--outbox", tmp_path / "outbox.sqlite", "--json", cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr
+        final = json.loads(proc.stdout)
+        assert receiver.wait_for(lambda r: any(x["kind"] == "energy" for x in r.reports), 10)
+    finally:
+        receiver.stop()
+    assert final["gpio"] == {"BUTTON": 17} and final["measured_source"] == "ina219:0x40"
+    assert final["estimate_j"] > 0 and final["measured_j"] > 0
+    assert final["error_pct"] == round(100.0 * (final["estimate_j"] - final["measured_j"]) / final["measured_j"], 3)
+    assert final["mqtt"]["delivered"] is True
+    energy = [x for x in receiver.reports if x["kind"] == "energy"][-1]["data"]
+    assert energy["source"] == "ina219:0x40" and "estimate_j" in energy and "error_pct" in energy

@@ -72,6 +72,7 @@ def main() -> None:
         out.write("# Columns of a sample: t_ms, then registers 0x01 shunt, 0x02 bus, 0x03 power, 0x04 "
                   "current, each as the\n# 16-bit word the device sends (MSB first).\n")
         out.write("version 1\naddress 0x40\nshunt_ohms %g\n" % SHUNT_OHMS)
+        out.write("max_expected_amps %g\n" % MAX_EXPECTED_AMPS)
         out.write("write 0x05 0x%04x\nwrite 0x00 0x%04x\n" % (calibration, config))
         out.write("truth_energy_j %.6f\n" % truth_j)
         out.write("\n".join(rows) + "\n")
