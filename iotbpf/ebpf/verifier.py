@@ -131,7 +131,7 @@ def scalar(b, rel=None, sym=None):
     return Reg(SCALAR, 0, b[0], b[1], b[2], b[3], b[4], b[5], 0, 0, rel, sym)
 
 
-def const(v):
+def known(v):
     return scalar(const_bounds(v))
 
 
@@ -634,7 +634,7 @@ class Seg:
 
 class Reject(Exception):
     def __init__(self, message):
-        Exception.__init__(self, message)
+        super().__init__(message)
         self.message = message
 
 
@@ -707,7 +707,7 @@ class Verifier:
         self.n = len(self.insns)
         self.next_id = 1
         self.processed = 0
-        self.states = 0
+        self.states = 1
         self.max_stack = {}
         self.access = {}
 
@@ -1344,14 +1344,14 @@ class Verifier:
             val = self.mem_access(state, pc, insn.src, base, insn.off, size, "read", None)
             if kind == "ldxs" and size < 8:
                 if val.tm == 0:
-                    val = const(_sx(val.tv, size * 8) & U64)
+                    val = known(_sx(val.tv, size * 8) & U64)
                 elif val.umax >= (1 << (size * 8 - 1)):
                     val = scalar(signed_bits(size * 8))
             self.write(state, pc, insn.dst, val)
         elif kind == "st":
             base = self.read(state, pc, insn.dst)
             size = isa.SIZE_BYTES[op & 0x18]
-            self.mem_access(state, pc, insn.dst, base, insn.off, size, "write", const(insn.imm & U64))
+            self.mem_access(state, pc, insn.dst, base, insn.off, size, "write", known(insn.imm & U64))
         elif kind == "stx":
             base = self.read(state, pc, insn.dst)
             val = self.read(state, pc, insn.src)
@@ -1373,7 +1373,7 @@ class Verifier:
     def do_lddw(self, state, pc, insn):
         src = insn.src
         if src == 0:
-            self.write(state, pc, insn.dst, const(insn.imm))
+            self.write(state, pc, insn.dst, known(insn.imm))
             return
         if src == isa.BPF_PSEUDO_FUNC:
             self.write(state, pc, insn.dst, Reg(PTR_FUNC, k=pc + 1 + isa.s32(insn.imm)))
@@ -1412,7 +1412,7 @@ class Verifier:
             if op & isa.BPF_X:
                 src = self.read(state, pc, insn.src)
             else:
-                src = const(insn.imm & U64 if is64 else insn.imm & U32)
+                src = known(insn.imm & U64 if is64 else insn.imm & U32)
             if src.t != SCALAR:
                 if is64 and insn.off == 0:
                     self.write(state, pc, d, src)
@@ -1429,11 +1429,11 @@ class Verifier:
             return
         dreg = self.read(state, pc, d)
         if code == isa.BPF_NEG:
-            sreg = const(0)
+            sreg = known(0)
         elif op & isa.BPF_X:
             sreg = self.read(state, pc, insn.src)
         else:
-            sreg = const(insn.imm & U64 if is64 else insn.imm & U32)
+            sreg = known(insn.imm & U64 if is64 else insn.imm & U32)
         if dreg.t == SCALAR and sreg.t == SCALAR:
             b = scalar_alu(code, bits, insn.off, dreg.bounds(), sreg.bounds())
             rel = sym = None
@@ -1499,7 +1499,7 @@ class Verifier:
             self.fail(pc, "subtracting pointers into different regions (r%d is %s, r%d is %s)" % (
                 insn.dst, describe(a), insn.src, describe(b)), "forbidden pointer arithmetic", state)
         if a.tm == 0 and b.tm == 0:
-            return const((a.off + s64(a.tv)) - (b.off + s64(b.tv)))
+            return known((a.off + s64(a.tv)) - (b.off + s64(b.tv)))
         return scalar(FULL)
 
     # ------------------------------------------------------------ branches
@@ -1514,7 +1514,7 @@ class Verifier:
             b = self.read(state, pc, insn.src)
             s = insn.src
         else:
-            b = const(insn.imm & U64 if is64 else insn.imm & U32)
+            b = known(insn.imm & U64 if is64 else insn.imm & U32)
             s = None
         if a.t == SCALAR and b.t == SCALAR:
             return self.branch_scalars(state, pc, insn, code, is64, d, a, s, b)
@@ -1653,7 +1653,7 @@ class Verifier:
         for f, where, r in st.all_regs():
             if r.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL) and r.id == rid:
                 if is_null:
-                    st.replace(f, where, const(0))
+                    st.replace(f, where, known(0))
                 else:
                     nr = r.with_bounds(r.bounds())
                     nr.t = PTR_MAP_VALUE if r.t == PTR_MAP_VALUE_OR_NULL else PTR_BUF
@@ -1777,11 +1777,11 @@ class Verifier:
                               state)
             if mode == "read":
                 if zeros:
-                    return const(0)
+                    return known(0)
                 if not var and stack[a] == SPILL and (a & ~7) == ((b - 1) & ~7):
                     sp = spills[a & ~7]
                     if sp.t == SCALAR and sp.tm == 0:
-                        return const((sp.tv >> ((a & 7) * 8)) & ((1 << (size * 8)) - 1))
+                        return known((sp.tv >> ((a & 7) * 8)) & ((1 << (size * 8)) - 1))
                 return scalar(unknown_bits(size * 8))
             value = scalar(FULL)
         # write (or atomic update)
@@ -2070,7 +2070,7 @@ class Verifier:
 
 class VerifierErrorList(Exception):
     def __init__(self, errors):
-        Exception.__init__(self, errors[0])
+        super().__init__(errors[0])
         self.errors = errors
 
 
