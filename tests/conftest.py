@@ -244,7 +244,7 @@ class MicroPython:
                 target.write_bytes(bytes(source))
             elif isinstance(source, Path):
                 if source.is_dir():
-                    shutil.copytree(source, target)
+                    shutil.copytree(source, target, dirs_exist_ok=True)
                 else:
                     shutil.copy(source, target)
             else:
