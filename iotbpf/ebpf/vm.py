@@ -389,10 +389,12 @@ class VM:
             base = self.memory.add_region(buf, "stack%d" % i)
             self.stack_bufs.append(buf)
             self.stack_tops.append(base + isa.STACK_SIZE)
+        self._top0 = self.stack_tops[0]
         self.ex = Execution(self, self.memory, self.env)
         self.last = self.ex
         self._engines = {}
         self.engine = self.engine_for(program)
+        self._dirty_frames = _has_calls(program)
 
     # ---------------------------------------------------------------- loading
     def engine_for(self, program):
@@ -486,46 +488,50 @@ class VM:
         ex = self.ex
         self.last = ex
         memory = self.memory
-        added = []
         regs = ex.regs
-        for i in range(isa.NUM_REGS):
-            regs[i] = 0
-        try:
-            if ctx is not None:
-                if isinstance(ctx, int):
-                    regs[1] = ctx & M64
-                else:
-                    base = memory.add_region(ctx, "ctx", isinstance(ctx, bytearray))
-                    added.append(base)
-                    regs[1] = base
-            elif mem:
-                data = bytearray(mem)
-                base = memory.add_region(data, "mem")
-                added.append(base)
-                regs[1] = base
-                regs[2] = len(data)
-                if packet is None:
-                    ex.packet = (base, len(data))
-            if packet is not None:
-                pbase = memory.add_region(bytes(packet), "packet", False)
-                added.append(pbase)
-                ex.packet = (pbase, len(packet))
-            elif ctx is not None or not mem:
-                ex.packet = (0, 0)
+        regs[:] = _ZERO_REGS
+        regs[10] = self._top0
+        added = None
+        if ctx is not None:
+            if isinstance(ctx, int):
+                regs[1] = ctx & M64
+            else:
+                added = [memory.add_region(ctx, "ctx", isinstance(ctx, bytearray))]
+                regs[1] = added[0]
+        elif mem:
+            data = bytearray(mem)
+            base = memory.add_region(data, "mem")
+            added = [base]
+            regs[1] = base
+            regs[2] = len(data)
+        if packet is not None:
+            pbase = memory.add_region(bytes(packet), "packet", False)
+            if added is None:
+                added = []
+            added.append(pbase)
+            ex.packet = (pbase, len(packet))
+        elif regs[2]:
+            ex.packet = (regs[1], regs[2])
+        else:
+            ex.packet = _NO_PACKET
+        if memory._map_regions:
             memory.refresh_map_regions()
-            for buf in self.stack_bufs:
-                buf[:] = bytes(isa.STACK_SIZE)
-            regs[10] = self.stack_tops[0]
-            budget = self.budget if budget is None else budget
-            ex.budget = budget
-            ex.left = UNLIMITED if budget is None else budget
-            ex.frames = []
-            ex.tail_target = None
-            ex.tail_calls = 0
-            ex.trace = [] if trace else None
-            ex.profile = {} if profile else None
-            ex.program = self.program
-            engine = self.engine
+        # frame 0 is cleared for every run; the other frames only if a program can call
+        self.stack_bufs[0][:] = _ZERO_STACK
+        if self._dirty_frames:
+            self._clear_frames()
+        if budget is None:
+            budget = self.budget
+        ex.budget = budget
+        ex.left = UNLIMITED if budget is None else budget
+        ex.frames = []
+        ex.tail_target = None
+        ex.tail_calls = 0
+        ex.trace = [] if trace else None
+        ex.profile = {} if profile else None
+        ex.program = self.program
+        engine = self.engine
+        try:
             while True:
                 ex.engine = engine
                 r0 = engine.run_main()
@@ -538,9 +544,12 @@ class VM:
                 except LoadError as exc:
                     raise self.fault(ex.pc, "tail call target cannot be loaded: %s" % exc,
                                      "helper") from None
+                if not self._dirty_frames and _has_calls(target):
+                    self._dirty_frames = True
+                    self._clear_frames()
                 ex.frames = []
                 ex.program = target
-                regs[10] = self.stack_tops[0]
+                regs[10] = self._top0
         except StopRun as stop:
             return stop.value & M64
         except BPFFault:
@@ -551,8 +560,13 @@ class VM:
             raise self.fault(ex.pc, "internal error: %s: %s" % (type(exc).__name__, exc),
                              "internal") from None
         finally:
-            for base in added:
-                memory.remove_region(base)
+            if added is not None:
+                for base in added:
+                    memory.remove_region(base)
+
+    def _clear_frames(self):
+        for buf in self.stack_bufs[1:]:
+            buf[:] = _ZERO_STACK
 
 
 class Interpreter:
@@ -1102,6 +1116,21 @@ class Interpreter:
                     nxt = v
             pc = nxt
         return pc
+
+
+_ZERO_REGS = [0] * isa.NUM_REGS
+_ZERO_STACK = bytes(isa.STACK_SIZE)
+_NO_PACKET = (0, 0)
+
+
+def _has_calls(program):
+    """True if ``program`` can enter frames other than frame 0 (local calls, callx, callbacks)."""
+    for insn in program.insns:
+        op = insn.opcode
+        if (op == isa.CALL and insn.src == isa.BPF_PSEUDO_CALL) or op == isa.CALLX \
+                or (op == isa.LDDW and insn.src == isa.BPF_PSEUDO_FUNC):
+            return True
+    return False
 
 
 def _is_spec(entry):

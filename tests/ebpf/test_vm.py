@@ -339,6 +339,11 @@ def test_the_stack_is_zeroed_for_each_run():
     assert vm.run() == 0 and vm.run() == 0
 
 
+def test_callee_frames_are_zeroed_for_each_run_too():
+    vm = VM(Program.from_asm("call local f\nexit\nf:\nldxdw %r0, [%r10-8]\nstdw [%r10-8], 5\nexit"))
+    assert vm.run() == 0 and vm.run() == 0
+
+
 def test_budget_is_charged_per_basic_block_on_entry():
     text = "mov %r0, 0\nmov %r1, 3\nloop:\nadd %r0, 1\nsub %r1, 1\njne %r1, 0, loop\nexit"
     prog = Program.from_asm(text)
