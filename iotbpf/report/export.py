@@ -2,8 +2,9 @@
 
 A :class:`Recorder` takes cumulative samples of a node (per-component energy and time per
 state, state of charge, time to empty, per-app energy) and turns consecutive samples into
-per-interval average power and dominant state; :meth:`Recorder.report` returns the report
-dict below, which the plots draw and the JSON/CSV files hold -- the same numbers in all three.
+per-interval average power and the highest-power state each component entered;
+:meth:`Recorder.report` returns the report dict below, which the plots draw and the JSON/CSV
+files hold -- the same numbers in all three.
 This module must never invent a number: every value comes from a sample or a given summary.
 
 Report schema "iotbpf.energy-report", version 1 (JSON)::
@@ -14,7 +15,7 @@ Report schema "iotbpf.energy-report", version 1 (JSON)::
      "series": {
         "t_s": [t0, t1, ..., tn],                 # sample times, seconds since the start
         "power_w": {component: [p1..pn]},         # average power over (t[i-1], t[i]], W
-        "state": {component: [s1..sn]},           # state with the most time in that interval
+        "state": {component: [s1..sn]},           # highest-power state entered in that interval
         "soc_percent": [n+1 values or null],      # state of charge at each sample time
         "time_to_empty_s": [n+1 values or null]}, # predicted time to empty at each sample time
      "components": {component: {"energy_j": float,
@@ -59,11 +60,16 @@ class Recorder:
     ``sample(t_ns, components, ...)`` with ``components = {name: {"energy_j": cumulative J,
     "states_ns": {state: cumulative ns}, "states_j": {state: cumulative J} (optional)}}``,
     ``apps = {name: cumulative J}``, ``soc_percent`` and ``time_to_empty_s`` (None when
-    unknown). Samples must come in time order.
+    unknown). Samples must come in time order. Totals (per component, state and app) are the
+    change since the first sample, or with ``origin="zero"`` the last sample's values as given
+    (cumulative since the run began, e.g. including what booting cost at time 0).
     """
 
-    def __init__(self, meta: dict | None = None, max_samples: int = 2000):
+    def __init__(self, meta: dict | None = None, max_samples: int = 2000, origin: str = "first"):
+        if origin not in ("first", "zero"):
+            raise ValueError("origin must be 'first' or 'zero'")
         self.meta = dict(meta or {})
+        self.origin = origin
         self.max_samples = max_samples
         self._samples: list[dict] = []
 
@@ -102,6 +108,8 @@ class Recorder:
             raise IotbpfError("nothing was recorded: no samples")
         first, last = self._samples[0], self._samples[-1]
         t0 = first["t_ns"]
+        if self.origin == "zero":
+            first = {"components": {}, "apps": {}}
         names = sorted({n for s in self._samples for n in s["components"]})
         t_s = [(s["t_ns"] - t0) / NS_PER_S for s in self._samples]
         power: dict[str, list] = {n: [] for n in names}
@@ -112,9 +120,7 @@ class Recorder:
                 a = prev["components"].get(n, {"energy_j": 0.0, "states_ns": {}})
                 b = cur["components"].get(n, {"energy_j": 0.0, "states_ns": {}})
                 power[n].append((b["energy_j"] - a["energy_j"]) / dt if dt > 0 else 0.0)
-                deltas = {s: ns - a["states_ns"].get(s, 0) for s, ns in b["states_ns"].items()}
-                deltas = {s: d for s, d in deltas.items() if d > 0 and ">" not in s}
-                state[n].append(max(sorted(deltas), key=lambda s: deltas[s]) if deltas else None)
+                state[n].append(_top_state(a, b))
         components = {}
         for n in names:
             comp = last["components"].get(n, {"energy_j": 0.0, "states_ns": {}})
@@ -144,6 +150,24 @@ class Recorder:
         if policies:
             report["policies"] = [normalise_policy_row(p) for p in policies]
         return report
+
+
+def _top_state(before: dict, after: dict):
+    """The highest-power state a component entered between two samples (by its energy per ns;
+    by time when the sample has no per-state energy); transitions ("a>b") do not count."""
+    best, best_key = None, None
+    for state, ns in sorted(after["states_ns"].items()):
+        dns = ns - before["states_ns"].get(state, 0)
+        if dns <= 0 or ">" in state:
+            continue
+        if state in after.get("states_j", {}):
+            dj = after["states_j"][state] - before.get("states_j", {}).get(state, 0.0)
+            key = (1, dj / dns)
+        else:
+            key = (0, dns)
+        if best_key is None or key > best_key:
+            best, best_key = state, key
+    return best
 
 
 def normalise_policy_row(row: dict) -> dict:

@@ -308,6 +308,7 @@ class Publisher:
         self.last_error: str | None = None
         self.acked = 0
         self.connects = 0
+        self.undelivered: int | None = None   # reports left in the outbox by close()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Condition(self._lock)
@@ -402,6 +403,7 @@ class Publisher:
         with self._lock:
             acked, self._acked_rows = self._acked_rows, []
         self.outbox.ack(acked)
+        self.undelivered = self.outbox.count()
         if self._own_outbox:
             self.outbox.close()
 

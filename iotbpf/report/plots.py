@@ -86,7 +86,7 @@ def plot_power(report: dict, ax=None) -> Figure:
 
 
 def plot_states(report: dict, ax=None) -> Figure:
-    """One row per component; each interval coloured by the state it spent most time in."""
+    """One row per component; each interval coloured by the highest-power state it entered."""
     fig, ax = _new_axes(ax)
     series = report["series"]
     t = series["t_s"]
@@ -113,7 +113,7 @@ def plot_states(report: dict, ax=None) -> Figure:
     ax.set_xlim(t[0] / tscale, t[-1] / tscale)
     ax.set_xlabel("time (%s)" % tname)
     ax.set_ylabel("component")
-    ax.set_title(_title(report, "Component states (dominant state per interval)"))
+    ax.set_title(_title(report, "Component states (highest-power state entered per interval)"))
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     if unique:
@@ -123,24 +123,36 @@ def plot_states(report: dict, ax=None) -> Figure:
 
 
 def plot_soc(report: dict, ax=None) -> Figure:
-    """State of charge over time, and the predicted discharge to empty from the last sample."""
+    """State of charge over time, and the predicted discharge to empty from the last sample.
+
+    When the battery outlives the run by far (more than 5x), the axes keep to the run (the
+    prediction is drawn as its slope and named in the legend), so the measured curve stays visible.
+    """
     fig, ax = _new_axes(ax)
     series = report["series"]
     t = series["t_s"]
     points = [(ti, s) for ti, s in zip(t, series["soc_percent"]) if s is not None]
     tte = report.get("battery", {}).get("time_to_empty_s")
-    end = t[-1]
-    horizon = end + tte if tte is not None and points else end
-    tname, tscale = time_unit(horizon - t[0])
+    run = max(t[-1] - t[0], 1e-9)
+    full = tte is not None and points and tte <= 5 * run
+    right = t[-1] + tte if full else t[-1] + 0.1 * run
+    tname, tscale = time_unit(right - t[0])
     if points:
         ax.plot([p[0] / tscale for p in points], [p[1] for p in points], color="tab:green",
                 label="state of charge")
         if tte is not None:
             last_t, last_soc = points[-1]
-            ax.plot([last_t / tscale, (last_t + tte) / tscale], [last_soc, 0.0], linestyle="--",
+            end_t = last_t + tte if full else right
+            end_soc = 0.0 if full else last_soc * (1.0 - (right - last_t) / tte) if tte > 0 else 0.0
+            ax.plot([last_t / tscale, end_t / tscale], [last_soc, end_soc], linestyle="--",
                     color="tab:red", label="predicted: empty in %s" % _duration_text(tte))
-    ax.set_xlim(t[0] / tscale, max(horizon, t[0] + 1e-9) / tscale)
-    ax.set_ylim(0, 100)
+    ax.set_xlim(t[0] / tscale, right / tscale)
+    if full or not points:
+        ax.set_ylim(0, 100)
+    else:
+        low = min(p[1] for p in points)
+        pad = max((100.0 - low) * 0.2, 0.01)
+        ax.set_ylim(max(0.0, low - pad), min(100.0, max(p[1] for p in points) + pad))
     ax.set_xlabel("time (%s)" % tname)
     ax.set_ylabel("state of charge (%)")
     ax.set_title(_title(report, "Battery"))
