@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write a per-app energy plot (PNG/SVG/PDF) and FILE-timeline.EXT")
     parser.add_argument("--report", metavar="FILE", help="write the JSON report to FILE")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of tables")
+    parser.add_argument("--ina219", metavar="ADDR", help="measured power from an INA219 at ADDR (I2C bus 1)")
+    parser.add_argument("--shunt-ohms", type=float, default=0.1, metavar="R", help="INA219 shunt (0.1)")
+    parser.add_argument("--max-amps", type=float, default=None, metavar="A", help="INA219 max current")
+    parser.add_argument("--ina219-replay", metavar="TRACE",
+                        help="replay a recorded INA219 register trace as the measured power")
     parser.add_argument("--android-checkin", metavar="FILE",
                         help="import `dumpsys batterystats --checkin` output instead of sampling")
     parser.add_argument("--power-profile", metavar="FILE",
@@ -115,10 +120,31 @@ def _publisher(args):
 
 
 def _linux(args, interval_s, duration_s) -> int:
-    from iotbpf.platforms.linux import LinuxMonitor, app_usage_events, format_table, run_monitor
+    from iotbpf.commands.node import make_meter
+    from iotbpf.platforms.linux import (
+        LinuxMonitor,
+        app_usage_events,
+        find_power_sources,
+        format_table,
+        run_monitor,
+    )
+    from iotbpf.platforms.rpi import PowerIntegrator
 
     model, model_note = _cpu_model(args.board)
-    monitor = LinuxMonitor(model, group_by=args.group_by, proc_root=args.proc_root, sys_root=args.sys_root)
+    meter = make_meter(args)
+    sources = None
+    integrator = None
+    notes = []
+    if meter is not None:
+        integrator = PowerIntegrator(meter, period_s=min(0.1, interval_s / 4))
+        found, notes = find_power_sources(args.sys_root)
+        sources = [integrator] + found  # the INA219 first: it measures the whole board
+    monitor = LinuxMonitor(model, group_by=args.group_by, proc_root=args.proc_root, sys_root=args.sys_root,
+                           power_sources=sources)
+    for note in notes:
+        monitor.note(note)
+    if integrator is not None:
+        integrator.start()
     if model_note:
         monitor.note(model_note)
     try:
@@ -152,6 +178,9 @@ def _linux(args, interval_s, duration_s) -> int:
         run_monitor(monitor, interval_s, duration_s, on_interval)
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        if integrator is not None:
+            integrator.stop()
     summary = monitor.summary()
     if feed is not None:
         summary["app_monitor"] = feed.counters()

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if pins and args.platform != "rpi":
         raise IotbpfError("--gpio needs --platform rpi (on a plain Linux box the app's sim section "
                           "generates GPIO edges)")
-    meter = _meter(args, rpi)
+    meter = make_meter(args)
     node = Node(args.app, board=args.board, seed=args.seed, clock=MonotonicClock())
     runtime = node._build()
     gpio = None
@@ -97,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _meter(args, rpi):
+def make_meter(args):
+    """The INA219 meter the options ask for (--ina219 ADDR or --ina219-replay TRACE), or None."""
+    from iotbpf.platforms import rpi
+
     if args.ina219_replay:
         import time
 

@@ -270,10 +270,16 @@ def replay_energy(trace: Ina219Trace, shunt_ohms=None, max_expected_amps=None) -
 
 
 class PowerIntegrator:
-    """Samples a power meter on a background thread and integrates joules (rectangle rule)."""
+    """Samples a power meter on a background thread and integrates joules (rectangle rule).
+
+    Also an energy source for the Linux monitor: ``kind`` "energy", ``read()`` = joules so far.
+    """
+
+    kind = "energy"
 
     def __init__(self, meter, period_s: float = 0.1, clock=time.monotonic):
         self.meter = meter
+        self.name = meter.name
         self.period_s = period_s
         self.clock = clock
         self.energy_j = 0.0
@@ -284,6 +290,7 @@ class PowerIntegrator:
         self._thread = None
         self._last_t = None
         self.started_at = None
+        self._read_lock = threading.Lock()
 
     def start(self) -> None:
         self.started_at = self._last_t = self.clock()
@@ -292,7 +299,8 @@ class PowerIntegrator:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.period_s):
-            self.sample_once()
+            with self._read_lock:
+                self.sample_once()
 
     def sample_once(self) -> None:
         now = self.clock()
@@ -306,6 +314,12 @@ class PowerIntegrator:
         self.last_w = watts
         self._last_t = now
         self.samples += 1
+
+    def read(self) -> float:
+        """Joules integrated so far (sampling the meter once more first)."""
+        with self._read_lock:
+            self.sample_once()
+            return self.energy_j
 
     def stop(self) -> None:
         self._stop.set()

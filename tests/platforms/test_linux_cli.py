@@ -68,3 +68,51 @@ def test_bad_monitor_input_is_one_error_line_exit_2(argv, message, tmp_path):
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_monitor_with_a_replayed_ina219_shows_estimate_measurement_and_error(cli):
+    from pathlib import Path
+
+    trace = Path(__file__).parent / "data" / "ina219_rpi_zero2w.trace"
+    r = cli("monitor", "--interval", "300ms", "--duration", "600ms", "--board", "rpi_zero2w",
+            "--ina219-replay", trace, "--json")
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    # the replayed Pi draws 0.6 .. 2.3 W: 0.6 s of it
+    assert 0.3 < report["measured_j"] < 1.5
+    assert report["error_pct"] == pytest.approx(
+        100.0 * (report["estimate_j"] - report["measured_j"]) / report["measured_j"], abs=0.01)
+    assert all(a["source"].startswith("measured ina219:0x40, split by model board rpi_zero2w")
+               for a in report["apps"])
+    assert sum(a["energy_j"] for a in report["apps"]) == pytest.approx(report["measured_j"], rel=1e-3)
+
+
+def test_monitor_on_a_terminal_redraws_a_live_table():
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "iotbpf", "monitor", "--interval", "300ms", "--duration",
+                             "600ms", "--top", "5"], stdout=secondary, stderr=subprocess.PIPE)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # the terminal closed: the monitor exited
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    assert proc.wait(30) == 0, proc.stderr.read()
+    proc.stderr.close()
+    screen = b"".join(chunks).decode()
+    assert screen.count("\x1b[H\x1b[2J") == 2  # one redraw per interval
+    frame = screen.split("\x1b[H\x1b[2J")[-1]
+    assert "APP" in frame and "CPU%" in frame and "WAKEUP/s" in frame and "POWER W" in frame
+    assert "monitor itself:" in frame and "[idle]" in frame
+    table = frame[frame.index("APP"):frame.index("model estimate")].strip().splitlines()
+    assert len(table) == 1 + 5  # header and --top rows
