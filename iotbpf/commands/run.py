@@ -83,8 +83,17 @@ def run(args: argparse.Namespace) -> int:
                           "results": results}, indent=2))
         return 1 if failed else 0
     if failed is not None:
-        raise RuntimeFailure(str(failed))
+        raise RuntimeFailure(str(failed) + _source(program, failed.pc))
     return 0
+
+
+def _source(program: Program, pc: int) -> str:
+    """`` (file:line: text)`` for ``pc`` when the program carries line info (asm, ELF)."""
+    where = (getattr(program.program, "line_info", None) or {}).get(pc)
+    if not where:
+        return ""
+    file, line, text = where
+    return " (%s:%d: %s)" % (file, line, text.strip()) if text else " (%s:%d)" % (file, line)
 
 
 def _print_details(program: Program, res, args) -> None:
@@ -93,7 +102,7 @@ def _print_details(program: Program, res, args) -> None:
     if args.trace and res.trace is not None:
         for pc, text, changed in res.trace:
             regs = " ".join("r%d=0x%x" % (reg, value) for reg, value in changed)
-            print("%5d: %-36s %s" % (pc, text, regs))
+            print(("%5d: %-36s %s" % (pc, text, regs)).rstrip())
     if args.profile and res.profile is not None:
         print("%5s %12s  %s" % ("pc", "count", "instruction"))
         for pc in sorted(res.profile):
