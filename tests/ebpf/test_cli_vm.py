@@ -130,3 +130,29 @@ def test_run_verify_rejects_an_unsafe_program_before_running(cli, tmp_path):
     assert r.code == 1 and r.out == "" and r.err.startswith("error: pc 0: ldxdw %r0, [%r1+8]: ")
     r = cli("run", path, "--mem", "00" * 16, "--verify")
     assert (r.code, r.out) == (0, "0x0\n")
+
+
+C_PROGRAM = r"""
+#define SEC(x) __attribute__((section(x), used))
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *) 1;
+struct { int type, key_size, value_size, max_entries, flags; } counts SEC("maps") = {2, 4, 8, 4, 0};
+unsigned long long total = 0;
+static __attribute__((noinline)) int sq(int x) { return x * x; }
+SEC("prog") int handler(unsigned char *mem) {
+    int k = 1;
+    unsigned long long *v = bpf_map_lookup_elem(&counts, &k);
+    if (!v) return 0;
+    *v += 1;
+    total += sq(mem[0]);
+    return *v + total;
+}
+"""
+
+
+def test_run_an_elf_object_with_maps_globals_and_calls(cli, clang, tmp_path):
+    obj = clang.compile(C_PROGRAM, out=tmp_path / "t.o")
+    r = cli("run", obj, "--mem", "03", "--mem", "04")
+    # maps and globals keep their values across the inputs of one run command
+    assert (r.code, r.out) == (0, "0xa\n0x1b\n")
+    r = cli("run", obj)
+    assert r.code == 1 and "NULL" in r.err and "total += sq(mem[0]);" in r.err
