@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "pack", "cbpf", "map",
     "header", "build", "simulate",
     "monitor", "node",
+    "listen", "plot",
     "deploy",
     "bench",
 )

@@ -282,9 +282,9 @@ def available_views(report: dict) -> list[str]:
     return views
 
 
-def plot_report(report: dict, path: str | os.PathLike | None = None) -> Figure:
-    """All available views in one figure (one row each); saved to ``path`` when given."""
-    views = available_views(report)
+def plot_report(report: dict, path: str | os.PathLike | None = None, views: list | None = None) -> Figure:
+    """All available views (or ``views``) in one figure, one row each; saved to ``path`` if given."""
+    views = list(views or available_views(report))
     fig = Figure(figsize=(11, 3.6 * len(views)), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(len(views), 2)
@@ -298,12 +298,12 @@ def plot_report(report: dict, path: str | os.PathLike | None = None) -> Figure:
     return fig
 
 
-def plot_dir(report: dict, folder: str | os.PathLike) -> list[str]:
-    """One PNG per available view in ``folder`` (power.png, states.png, ...); returns the paths."""
+def plot_dir(report: dict, folder: str | os.PathLike, views: list | None = None) -> list[str]:
+    """One PNG per available view (or ``views``) in ``folder`` (power.png, ...); returns the paths."""
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     paths = []
-    for view in available_views(report):
+    for view in views or available_views(report):
         path = os.path.join(folder, view + ".png")
         _save(_PLOTTERS[view](report), path)
         paths.append(path)

@@ -1,0 +1,44 @@
+"""`iotbpf plot REPORT.json`: draw a saved energy report again (power, states, battery, apps, policies).
+
+Thin: reading lives in iotbpf.report.export, drawing in iotbpf.report.plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.report import plots
+from iotbpf.report.export import load_report
+
+NAME = "plot"
+HELP = "plot a saved energy report (from simulate/monitor --report FILE.json)"
+EXAMPLE = """iotbpf simulate sensor_node --duration 30d --report run.json && iotbpf plot run.json
+iotbpf plot run.json -o run.png
+iotbpf plot run.json --plot-dir plots/ --view power --view soc"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report", metavar="REPORT.json", help="a report written with --report FILE.json")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", metavar="FILE.png", help="one image with every plot (default: REPORT.png)")
+    out.add_argument("--plot-dir", metavar="DIR", help="one image per plot in DIR")
+    parser.add_argument("--view", action="append", choices=plots.VIEWS,
+                        help="only this plot (repeatable; with --plot-dir or -o)")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = load_report(args.report)
+    views = args.view or plots.available_views(report)
+    missing = [v for v in views if v not in plots.available_views(report)]
+    if missing:
+        raise IotbpfError("the report has no data for: %s" % ", ".join(missing))
+    if args.plot_dir:
+        for path in plots.plot_dir(report, args.plot_dir, views):
+            print(path)
+        return 0
+    output = args.output or os.path.splitext(args.report)[0] + ".png"
+    plots.plot_report(report, output, views)
+    print(output)
+    return 0
