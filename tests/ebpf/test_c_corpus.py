@@ -7,8 +7,8 @@ import struct
 import subprocess
 
 import pytest
-from conftest import REPO, missing
 
+from conftest import REPO, missing
 from iotbpf.ebpf.elf import load_elf_object
 from iotbpf.ebpf.helpers import linux_helpers
 from iotbpf.ebpf.maps import instantiate

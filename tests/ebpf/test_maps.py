@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.maps import (
-    ArrayMap, HashMap, LruHashMap, MapBudget, RingBufMap, create_map, create_maps,
+    ArrayMap,
+    HashMap,
+    LruHashMap,
+    MapBudget,
+    RingBufMap,
+    create_map,
+    create_maps,
 )
 
 
