@@ -600,6 +600,50 @@ class Scheduler:
             "tx": dict(self.stats), "ns_per_insn": self.board.ns_per_insn,
         }
 
+    def sample(self, now_ns):
+        """A read-only snapshot at ``now_ns`` for live plots and reports; changes nothing, so a run
+        gives the same results whether or not it is sampled. Keys: t_ns, components {comp:
+        {energy_j, states_ns, states_j}}, apps {app: J}, soc_percent, time_to_empty_s."""
+        led = self.ledger
+        ns = dict(led.ns)
+        app_j = {}
+        models = led.models
+
+        def add(comp, state, amount, app=None):
+            ns[(comp, state)] = ns.get((comp, state), 0) + amount
+            if app is not None:
+                m = models[comp]
+                app_j[app] = app_j.get(app, 0.0) + amount * m.current_a(state) * m.voltage_v * 1e-9
+
+        for (busy_ns, app, (hz, state)), count in self._cpu_pending.items():
+            run = busy_ns if hz == self.cpu_fmax else (busy_ns * self.cpu_fmax + hz - 1) // hz
+            add(self.cpu, state, run * count, app)
+            tr = models[self.cpu].transition(self.cpu_sleep, self.cpu_run)
+            if tr is not None and tr.time_ns:
+                add(self.cpu, tr.key, tr.time_ns * count, app)
+        for (comp, app), count in self._sensor_pending.items():
+            add(comp, "measure", self._measure_ns[comp] * count, app)
+        for comp, state in led.background.items():
+            unsettled = now_ns - led._since[comp] - led._debt[comp]
+            if unsettled > 0:
+                add(comp, state, unsettled)
+        comps = {}
+        total = 0.0
+        for (comp, state), amount in ns.items():
+            m = models[comp]
+            joules = amount * m.current_a(state) * m.voltage_v * 1e-9
+            total += joules
+            entry = comps.setdefault(comp, {"energy_j": 0.0, "states_ns": {}, "states_j": {}})
+            entry["energy_j"] += joules
+            entry["states_ns"][state] = amount
+            entry["states_j"][state] = joules
+        for app, joules in self.attr.per_app_j().items():
+            if app != SYSTEM:
+                app_j[app] = app_j.get(app, 0.0) + joules
+        app_j[SYSTEM] = total - sum(v for k, v in app_j.items() if k != SYSTEM)
+        return {"t_ns": now_ns, "components": comps, "apps": app_j,
+                "soc_percent": 100.0 * self.battery.soc(), "time_to_empty_s": self.battery.time_to_empty_s()}
+
     def summary_lines(self):
         """Human-readable lines for `iotbpf simulate` (per component, per app, battery, lifetime)."""
         s = self.summary()

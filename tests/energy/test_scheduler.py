@@ -202,3 +202,37 @@ def test_sensor_node_default_board_batching_beats_always_on_and_duty_cycle():
     rows = {r["policy"]: r for r in compare(runs)}
     assert rows["batching"]["ratio_to_oracle"] >= 1.0 - 1e-12
     assert rows["batching"]["ratio_to_oracle"] < 1.01
+
+
+def test_sample_is_read_only_and_agrees_with_the_final_ledger():
+    a = drive("batching", [(i * 60 * NS, 30, 900 * NS) for i in range(1, 200)], end=200 * 60 * NS)
+    b = make_scheduler("batching", "nrf52840_dk")
+    b.boot(0)
+    t = 0
+    snaps = []
+    for i in range(1, 200):
+        t = i * 60 * NS
+        while True:
+            wake = b.next_wakeup_ns()
+            if wake is None or wake > t:
+                break
+            b.advance(wake)
+            b.on_wakeup(wake)
+        b.advance(t)
+        b.enqueue_tx(t, 30, t + 900 * NS, "app%d" % (30 % 3))
+        snaps.append(b.sample(t))
+    end = 200 * 60 * NS
+    while True:
+        wake = b.next_wakeup_ns()
+        if wake is None or wake > end:
+            break
+        b.advance(wake)
+        b.on_wakeup(wake)
+    b.advance(end)
+    final = b.sample(end)
+    b.flush()
+    assert b.energy_used_j() == a.energy_used_j()          # sampling changed nothing
+    assert final["components"]["cpu"]["energy_j"] == pytest.approx(b.ledger.energy_j("cpu"), rel=1e-9)
+    assert sum(final["apps"].values()) == pytest.approx(
+        sum(c["energy_j"] for c in final["components"].values()), rel=1e-9)
+    assert [s["t_ns"] for s in snaps] == sorted(s["t_ns"] for s in snaps)
