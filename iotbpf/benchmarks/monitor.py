@@ -24,7 +24,7 @@ def _per_sample(monitor: LinuxMonitor, samples: int) -> tuple[float, int]:
         monitor.sample()
         costs.append(time.thread_time() - t0)
     costs.sort()
-    return costs[len(costs) // 2], len(monitor._prev.processes)
+    return costs[len(costs) // 2], len(monitor.last.processes)
 
 
 def run(quick: bool = False) -> list[dict]:

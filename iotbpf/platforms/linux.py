@@ -387,6 +387,16 @@ class LinuxMonitor:
         self.measured_seconds = 0.0
         self.intervals = 0
 
+    @property
+    def last(self):
+        """The most recent Snapshot (``.processes``: pid -> ProcessSample), or None before sampling."""
+        return self._prev
+
+    def process_cpu_s(self, pid: int):
+        """CPU seconds (user + system, all threads) of ``pid`` since it started, as of the last sample."""
+        proc = self._prev.processes.get(pid) if self._prev is not None else None
+        return None if proc is None else proc.cpu_ticks / float(self.hz)
+
     def note(self, text: str) -> None:
         """Record a standing note once (a missing file, a permission problem)."""
         if text not in self._note_set:

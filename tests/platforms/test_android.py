@@ -148,3 +148,26 @@ def test_checkin_becomes_app_usage_events(checkin, tmp_path):
     assert set(events[0]) - {"app"} <= fields
     constants = dict((c[0], c[1]) for c in hooks.CONSTANTS)
     assert constants["IOT_USAGE_SAMPLE"] == USAGE_SAMPLE and constants["IOT_USAGE_WAKELOCK"] == USAGE_WAKELOCK
+
+
+def test_network_and_wifi_lines_are_attributed():
+    dump = "\n".join([
+        "9,0,i,vers,35,186,X,X",
+        "9,0,i,uid,10100,com.example.sync",
+        "9,0,l,bt,1,3600000,3600000,3600000,3600000,0,3600000,3600000,3000,0,0,0",
+        "9,10100,l,nt,1000,2000,30000,40000,5,6,70,80,60000,3",
+        "9,10100,l,wfl,0,1000,120000,2,,,,0,0,0",
+        "9,10100,l,cpu,3600,0,0",
+    ])
+    checkin = parse_checkin(dump)
+    usage = checkin.uids[10100]
+    assert usage.network["wifi_rx_bytes"] == 30000 and usage.network["mobile_active_ms"] == 60000
+    assert usage.wifi_running_ms == 120000 and usage.wifi_scan_ms == 1000
+    profile = {"clusters": [{"cores": 1, "core_ma": [100.0]}], "idle_ma": 10.0, "suspend_ma": 1.0,
+               "radio_active_ma": 200.0, "wifi_on_ma": 3.0, "wifi_scan_ma": 100.0}
+    row = attribute(checkin, profile).row("uid 10100")
+    expected = (3600 * 100.0 + 60000 * 200.0 + 120000 * 3.0 + 1000 * 100.0) / 3.6e6
+    assert row["ours_mah"] == pytest.approx(expected) and row["android_mah"] is None
+    assert row["name"] == "com.example.sync"
+    events = app_usage_events(checkin)
+    assert events[0]["rx_bytes"] == 31000 and events[0]["tx_bytes"] == 42000

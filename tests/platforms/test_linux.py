@@ -30,37 +30,53 @@ def _burners(count, loops):
                              stdout=subprocess.PIPE) for _ in range(count)]
 
 
-def test_real_proc_finds_cpu_burning_child_and_matches_the_kernel_cpu_time():
+def _burn_and_sample():
+    """Two CPU-burning children of this test, sampled from before they start until they block.
+
+    Returns (interval, the burners' AppUsage, {pid: (monitor CPU s, kernel CPU s)}, this test
+    process's own CPU seconds in the interval).
+    """
     monitor = LinuxMonitor(MODEL, power_sources=[])
     assert monitor.sample() is None  # the baseline
-    exe = os.path.basename(os.path.realpath("/bin/sh"))
+    mine_before = monitor.process_cpu_s(os.getpid())
     children = _burners(2, 700000)
-    seen = {}  # pid -> CPU seconds the monitor attributed to it
-    intervals = []
     for child in children:
         assert child.stdout.readline() == b"done\n"
     interval = monitor.sample()
-    intervals.append(interval)
+    mine_s = monitor.process_cpu_s(os.getpid()) - mine_before
+    exe = os.path.basename(os.path.realpath("/bin/sh"))
     usage = interval.app(exe)
-    assert usage is not None and {c.pid for c in children} <= usage.pids
-    # per process figures: ask the monitor's last snapshot, then the kernel's own rusage
+    figures = {}
     for child in children:
-        seen[child.pid] = monitor._prev.processes[child.pid].cpu_ticks / float(HZ)
+        seen = monitor.process_cpu_s(child.pid)
         child.stdin.close()
-        _, status, rusage = os.wait4(child.pid, 0)
-        kernel = rusage.ru_utime + rusage.ru_stime
-        assert kernel > 0.2
-        assert abs(seen[child.pid] - kernel) <= 0.05 * kernel, (seen[child.pid], kernel)
+        _, _status, rusage = os.wait4(child.pid, 0)  # the kernel's own accounting of the child
         child.stdout.close()
+        figures[child.pid] = (seen, rusage.ru_utime + rusage.ru_stime)
+    return interval, usage, figures, mine_s
+
+
+def test_real_proc_finds_cpu_burning_children_and_matches_the_kernel_cpu_time():
+    interval, usage, figures, _mine = _burn_and_sample()
+    assert usage is not None and set(figures) <= usage.pids
+    for seen, kernel in figures.values():
+        assert kernel > 0.2
+        assert abs(seen - kernel) <= 0.05 * kernel, (seen, kernel)
     # the app's CPU time is the sum of its two processes (both new since the baseline)
-    assert usage.cpu_s == pytest.approx(sum(seen.values()), abs=0.011)
-    # most of the CPU's busy energy goes to the burners' app
-    busy = [u for u in interval.apps if u.app != IDLE_APP]
-    busy_energy = sum(u.energy_j for u in busy)
-    assert usage.energy_j > 0.5 * busy_energy
-    assert max(busy, key=lambda u: u.energy_j).app == exe
+    assert usage.cpu_s == pytest.approx(sum(seen for seen, _ in figures.values()), abs=0.011)
     assert usage.energy_j == pytest.approx(usage.cpu_s * 5.0)
     assert usage.source == "model " + MODEL.name
+
+
+def test_real_proc_gives_the_cpu_burning_children_most_of_the_cpu_energy():
+    interval, usage, _figures, mine_s = _burn_and_sample()
+    busy = [u for u in interval.apps if u.app != IDLE_APP]
+    foreign_s = interval.busy_s - usage.cpu_s - mine_s
+    if foreign_s > 0.5 * usage.cpu_s:  # a shared box: other people's processes may legitimately win
+        pytest.skip("other processes used %.2f core-seconds beside the burners' %.2f: the machine is "
+                    "busy, so 'most of the energy' does not hold physically" % (foreign_s, usage.cpu_s))
+    assert usage.energy_j > 0.5 * sum(u.energy_j for u in busy)
+    assert max(busy, key=lambda u: u.energy_j).app == usage.app
 
 
 def test_real_proc_interval_says_where_each_number_comes_from():
@@ -209,6 +225,28 @@ def test_process_started_during_the_interval_counts_fully_and_pid_reuse_is_not_a
     assert round(interval.app("fresh").cpu_s * HZ) == 3
     assert interval.app("old") is None
     assert round(interval.app(SYSTEM_APP).cpu_s * HZ) == 0
+
+
+def test_wakeups_of_every_thread_are_counted(tmp_path):
+    proc, clock, kw = _fake_monitor(tmp_path, "comm")
+    proc.process(500, "server", ticks=0, wakeups=(10, 1), threads=3)
+    for tid, (vol, nonvol) in ((500, (10, 1)), (501, (100, 5)), (502, (7, 0))):
+        task = tmp_path / "proc" / "500" / "task" / str(tid)
+        task.mkdir(parents=True)
+        (task / "status").write_text("voluntary_ctxt_switches:\t%d\nnonvoluntary_ctxt_switches:\t%d\n"
+                                     % (vol, nonvol))
+    assert LinuxMonitor(MODEL, power_sources=[], **kw).snapshot().processes[500].wakeups == 123
+    only_main = LinuxMonitor(MODEL, power_sources=[], thread_wakeups=False, **kw)
+    assert only_main.snapshot().processes[500].wakeups == 11
+
+
+def test_cgroup_v1_uses_the_cpu_controller_path(tmp_path):
+    proc, clock, kw = _fake_monitor(tmp_path, "cgroup")
+    proc.process(600, "db", cgroup="12:pids:/\n4:cpu,cpuacct:/docker/abc123\n1:name=systemd:/x\n0::/")
+    proc.process(601, "init", cgroup="0::/")
+    snap = LinuxMonitor(MODEL, power_sources=[], **kw).snapshot()
+    assert snap.processes[600].key == "/docker/abc123"
+    assert snap.processes[601].key == "/"
 
 
 def test_a_process_vanishing_between_listing_and_reading_is_skipped(tmp_path):
