@@ -1,0 +1,1054 @@
+"""The compiled engine: translate an eBPF program once into Python source, exec it, cache it.
+
+Each bpf function becomes one Python function whose registers are local variables; loops
+and branches are recovered from the control-flow graph (cfg.py) as ``while``/``if``; only
+irreducible or absurdly nested flow falls back to a block-level state machine. Semantics,
+budget charging (per basic block, fault at the block's first pc), fault kinds, pcs and texts
+are exactly those of the reference interpreter in vm.py. The generated source contains only
+numbers and identifiers made here -- never text from a program, ELF, section or map name --
+and every memory access is checked unless the verifier proved it safe (``proofs``).
+MicroPython-compatible (needs ``exec``); imports nothing of iotbpf outside ``ebpf``.
+"""
+
+from iotbpf.ebpf import cfg, isa
+from iotbpf.ebpf.memory import FUNC_REGION_ID, MemoryFault
+from iotbpf.ebpf.vm import (
+    ALU64_FUNCS,
+    SIGNED32_FUNCS,
+    SIGNED64_FUNCS,
+    SWAP_FUNCS,
+    BPFFault,
+    HelperFault,
+    Interpreter,
+    StopRun,
+)
+
+M64 = 0xFFFFFFFFFFFFFFFF
+M32 = 0xFFFFFFFF
+ALL_REGS = (1 << 10) - 1  # r0..r9 as a bit set (r10 is never a local: it is the frame's fp)
+R0_5 = (1 << 6) - 1
+STACK = isa.STACK_SIZE
+DEPTH_LIMIT = isa.MAX_CALL_FRAMES - 1
+CACHE_SIZE = 64
+
+_UNPACK = {2: isa.make_struct("<H"), 4: isa.make_struct("<I"), 8: isa.make_struct("<Q")}
+_UNPACK_S = {1: isa.make_struct("<b"), 2: isa.make_struct("<h"), 4: isa.make_struct("<i")}
+_UNPACK_BE = {1: isa.make_struct(">B"), 2: isa.make_struct(">H"), 4: isa.make_struct(">I"),
+              8: isa.make_struct(">Q")}
+_SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
+_ATOMIC_OPS = {isa.BPF_ADD: "+", isa.BPF_OR: "|", isa.BPF_AND: "&", isa.BPF_XOR: "^"}
+
+
+class _TailCall(Exception):
+    """Unwinds the generated frames when a helper requested a tail call."""
+
+
+class CompileError(Exception):
+    """Internal: the structured translation failed; the state machine is used instead."""
+
+
+def _bits(mask):
+    return [i for i in range(10) if mask >> i & 1]
+
+
+def _reg(n):
+    return "fp" if n == 10 else "r%d" % n
+
+
+# ---------------------------------------------------------------- program analysis
+class _Block:
+    __slots__ = ("start", "cost", "items", "term", "succs", "uses", "defs")
+
+    def __init__(self, start, cost):
+        self.start = start
+        self.cost = cost
+        self.items = []  # (pc, insn) of the straight-line part
+        self.term = None  # ("exit",) ("ja",) ("jcond", pc, insn, in_range) ("call", pc, target)
+        #                   ("helper", pc, hid) ("callx", pc, reg) ("fault", k) ("fall",)
+        self.succs = []
+
+
+class Analysis:
+    """Blocks, faults and functions of one program: everything the source depends on."""
+
+    def __init__(self, insns):
+        self.insns = insns
+        n = self.n = len(insns)
+        self.faults = []  # k -> (pc, reason, kind)
+        self.lddw = []  # (pc, insn) whose value is bound at load time
+        self.lddw_index = {}
+        tails = set()
+        pc = 0
+        while pc < n:
+            if insns[pc].opcode == isa.LDDW:
+                tails.add(pc + 1)
+                pc += 2
+            else:
+                pc += 1
+        self.blocks = {}
+        for start, end, cost in isa.basic_blocks(insns):
+            self.blocks[start] = self._decode_block(start, end, cost, tails)
+        end_block = _Block(n, 0)
+        end_block.term = ("fault", self.fault(n - 1 if n else 0, "execution fell off the end of the program",
+                                              "jump"))
+        self.blocks[n] = end_block
+        for blk in self.blocks.values():
+            for s in blk.succs:
+                if s not in self.blocks:
+                    # a fall-through past a lddw whose second slot is a jump target
+                    extra = _Block(s, 0)
+                    extra.term = ("fault", self.fault(s, "execution continued into the middle of a block",
+                                                      "jump"))
+                    self.blocks[s] = extra
+        self.leaders = set(start for start, _, _ in isa.basic_blocks(insns))
+        self.subprograms = sorted(set(_subprogram_starts(insns)))
+
+    def fault(self, pc, reason, kind):
+        self.faults.append((pc, reason, kind))
+        return len(self.faults) - 1
+
+    def _decode_block(self, start, end, cost, tails):
+        insns = self.insns
+        blk = _Block(start, cost)
+        pc = start
+        while pc < end:
+            insn = insns[pc]
+            if pc in tails:
+                blk.term = ("fault", self.fault(pc, "jump into the second slot of the lddw at pc %d" % (pc - 1),
+                                                "jump"))
+                return blk
+            reason, kind = _invalid(insns, pc, insn)
+            if reason is not None:
+                blk.term = ("fault", self.fault(pc, reason, kind))
+                return blk
+            k = insn.kind
+            if k in ("ja", "ja32"):
+                t = insn.jump_target(pc)
+                if 0 <= t < self.n:
+                    blk.term = ("ja",)
+                    blk.succs = [t]
+                else:
+                    blk.term = ("fault", self.fault(pc, "jump target %d out of range" % t, "jump"))
+                return blk
+            if k == "jcond":
+                t = insn.jump_target(pc)
+                if 0 <= t < self.n:
+                    blk.term = ("jcond", pc, insn, True)
+                    blk.succs = [t, pc + 1] if t != pc + 1 else [t]
+                else:
+                    blk.term = ("jcond", pc, insn, self.fault(pc, "jump target %d out of range" % t, "jump"))
+                    blk.succs = [pc + 1]
+                return blk
+            if k == "call":
+                if insn.src == isa.BPF_PSEUDO_CALL:
+                    t = pc + 1 + insn.imm
+                    if not 0 <= t < self.n:
+                        blk.term = ("fault", self.fault(pc, "call target %d out of range" % t, "jump"))
+                        return blk
+                    blk.term = ("call", pc, t)
+                elif insn.src != 0:
+                    blk.term = ("fault", self.fault(pc, "kernel function calls are not supported", "helper"))
+                    return blk
+                else:
+                    blk.term = ("helper", pc, insn.imm)
+                blk.succs = [pc + 1]
+                return blk
+            if k == "callx":
+                blk.term = ("callx", pc, insn.dst)
+                blk.succs = [pc + 1]
+                return blk
+            if k == "exit":
+                blk.term = ("exit",)
+                return blk
+            if k == "lddw" and insn.src != 0:
+                self.lddw_index[pc] = len(self.lddw)
+                self.lddw.append((pc, insn))
+            blk.items.append((pc, insn))
+            pc += 2 if insn.opcode == isa.LDDW else 1
+        blk.term = ("fall",)
+        blk.succs = [pc]
+        return blk
+
+    def reachable(self, entry):
+        seen = {entry}
+        work = [entry]
+        while work:
+            b = work.pop()
+            for s in self.blocks[b].succs:
+                if s not in seen:
+                    seen.add(s)
+                    work.append(s)
+        return seen
+
+
+def _subprogram_starts(insns):
+    starts = {0}
+    n = len(insns)
+    pc = 0
+    while pc < n:
+        insn = insns[pc]
+        target = -1
+        if insn.opcode == isa.CALL and insn.src == isa.BPF_PSEUDO_CALL:
+            target = pc + 1 + insn.imm
+        elif insn.opcode == isa.LDDW and insn.src == isa.BPF_PSEUDO_FUNC:
+            target = pc + 1 + isa.s32(insn.imm)
+        if 0 <= target < n:
+            starts.add(target)
+        pc += 2 if insn.opcode == isa.LDDW else 1
+    return starts
+
+
+def _invalid(insns, pc, insn):
+    """(reason, kind) exactly as the interpreter's builders fault, or (None, None)."""
+    kind = isa.op_kind(insn.opcode)
+    if kind is None:
+        return "unknown opcode 0x%02x" % insn.opcode, "opcode"
+    reason = isa.operand_error(insn)
+    if reason is not None:
+        return reason, "opcode"
+    op = insn.opcode
+    if kind == "alu":
+        code = op & 0xF0
+        is64 = op & 0x07 == isa.BPF_ALU64
+        if code == isa.BPF_MOV and op & isa.BPF_X and insn.off:
+            if insn.off not in ((8, 16, 32) if is64 else (8, 16)):
+                return "invalid movsx size %d" % insn.off, "opcode"
+        elif code in (isa.BPF_DIV, isa.BPF_MOD) and insn.off == 1:
+            pass
+        elif insn.off:
+            return "invalid offset %d for this ALU op" % insn.off, "opcode"
+    elif kind == "end":
+        if insn.imm not in (16, 32, 64):
+            return "invalid byte swap width %d" % insn.imm, "opcode"
+    elif kind == "lddw":
+        if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
+            return "malformed lddw: the second slot must have opcode 0", "opcode"
+    elif kind == "atomic":
+        aop = insn.imm & M32
+        base = aop if aop in (isa.BPF_XCHG, isa.BPF_CMPXCHG) else aop & ~isa.BPF_FETCH
+        if aop not in isa.ATOMIC_NAMES or (base not in _ATOMIC_OPS and aop not in
+                                           (isa.BPF_XCHG, isa.BPF_CMPXCHG)):
+            return "unknown atomic operation 0x%x" % aop, "opcode"
+    return None, None
+
+
+def _uses_defs(insn):
+    """(uses, defs) register bit sets of a straight-line instruction."""
+    kind = insn.kind
+    d, s = insn.dst, insn.src
+    db = (1 << d) if d < 10 else 0
+    sb = (1 << s) if s < 10 else 0
+    op = insn.opcode
+    if kind == "alu":
+        code = op & 0xF0
+        src = sb if op & isa.BPF_X else 0
+        if code == isa.BPF_MOV:
+            return src, db
+        return db | src, db
+    if kind == "end":
+        return db, db
+    if kind == "lddw":
+        return 0, db
+    if kind in ("ldx", "ldxs"):
+        return sb, db
+    if kind == "st":
+        return db, 0
+    if kind == "stx":
+        return db | sb, 0
+    if kind == "atomic":
+        aop = insn.imm & M32
+        if aop == isa.BPF_CMPXCHG:
+            return db | sb | 1, 1
+        if aop & isa.BPF_FETCH:
+            return db | sb, sb
+        return db | sb, 0
+    if kind == "ldabs":
+        return 0, 1
+    if kind == "ldind":
+        return sb, 1
+    return 0, 0
+
+
+# ---------------------------------------------------------------- functions and liveness
+class _Function:
+    __slots__ = ("entry", "index", "nodes", "params", "rets", "live_in", "calls")
+
+    def __init__(self, entry, index, nodes):
+        self.entry = entry
+        self.index = index
+        self.nodes = nodes
+        self.params = 0
+        self.rets = 1
+        self.live_in = {}
+
+
+def _liveness(an, funcs):
+    """Parameters (live-in registers) and results (registers callers read) of every function."""
+    by_entry = {f.entry: f for f in funcs}
+    changed = True
+    while changed:
+        changed = False
+        for f in funcs:
+            live = f.live_in
+            for node in f.nodes:
+                live.setdefault(node, 0)
+            stable = False
+            while not stable:
+                stable = True
+                for node in sorted(f.nodes, reverse=True):
+                    blk = an.blocks[node]
+                    out = 0
+                    for s in blk.succs:
+                        out |= live.get(s, 0)
+                    term = blk.term
+                    t = term[0]
+                    if t == "exit":
+                        cur = f.rets
+                    elif t == "helper":
+                        cur = ALL_REGS
+                    elif t == "callx":
+                        cur = ALL_REGS
+                    elif t == "call":
+                        g = by_entry[term[2]]
+                        cur = (out & ~g.rets) | g.params
+                    elif t == "jcond":
+                        insn = term[2]
+                        cur = out | (1 << insn.dst if insn.dst < 10 else 0)
+                        if insn.opcode & isa.BPF_X and insn.src < 10:
+                            cur |= 1 << insn.src
+                    elif t == "fault":
+                        cur = 0
+                    else:
+                        cur = out
+                    for _pc, insn in reversed(blk.items):
+                        uses, defs = _uses_defs(insn)
+                        cur = (cur & ~defs) | uses
+                    if cur != live[node]:
+                        live[node] = cur
+                        stable = False
+            params = live[f.entry]
+            if params != f.params:
+                f.params = params
+                changed = True
+            for node in f.nodes:
+                blk = an.blocks[node]
+                term = blk.term
+                if term[0] == "call":
+                    g = by_entry[term[2]]
+                    need = (live.get(blk.succs[0], 0) & R0_5) | g.rets
+                    if need != g.rets:
+                        g.rets = need
+                        changed = True
+                elif term[0] == "callx":
+                    need = live.get(blk.succs[0], 0) & R0_5
+                    for g in funcs:
+                        if need | g.rets != g.rets:
+                            g.rets |= need
+                            changed = True
+
+
+# ---------------------------------------------------------------- code generation
+class _Gen:
+    """Python source for one module: every function reachable from ``entries``."""
+
+    def __init__(self, an, entries, proofs):
+        self.an = an
+        self.proofs = proofs or ()
+        self.funcs = []
+        self.by_entry = {}
+        work = list(entries)
+        while work:
+            e = work.pop(0)
+            if e in self.by_entry:
+                continue
+            f = _Function(e, len(self.funcs), sorted(an.reachable(e)))
+            self.funcs.append(f)
+            self.by_entry[e] = f
+            for node in f.nodes:
+                term = an.blocks[node].term
+                if term[0] == "call" and term[2] not in self.by_entry:
+                    work.append(term[2])
+        for e in an.subprograms:
+            if e not in self.by_entry:
+                f = _Function(e, len(self.funcs), sorted(an.reachable(e)))
+                self.funcs.append(f)
+                self.by_entry[e] = f
+        _liveness(an, self.funcs)
+        self.helper_sites = []  # (pc, hid)
+        self.callx_sites = []  # (pc, reg)
+        self.at_sites = []  # (pc, insn)
+        self.la_sites = []  # insn
+        self.structured = 0
+        self.state_machines = 0
+
+    # -------------------------------------------------------------- module
+    def source(self):
+        out = ["def factory(X, E, R, G, T, S, FX, BF, AF, HS, CXS, AT, LA, C, U2, U4, U8, P2, P4, P8,"
+               " SX1, SX2, SX4, SW16, SW32, SW64, SD64, SM64, SD32, SM32, TAIL):",
+               "    b = 0"]
+        for k in range(len(self.an.lddw)):
+            out.append("    c%d = C[%d]" % (k, k))
+        out += [
+            "    def HC(k, d, r1, r2, r3, r4, r5):",
+            "        nonlocal b",
+            "        E.depth = d",
+            "        X.left = b",
+            "        v = HS[k](r1, r2, r3, r4, r5)",
+            "        b = X.left",
+            "        if X.tail_target is not None:",
+            "            R[0] = v",
+            "            raise TAIL()",
+            "        return v",
+            "    def CX(k, d, v):",
+            "        nonlocal b",
+            "        E.depth = d",
+            "        X.left = b",
+            "        res = CXS(k, d, v)",
+            "        b = X.left",
+            "        return res",
+        ]
+        for f in self.funcs:
+            out += self.function(f)
+        # generic entries: parameters from R, all of r0..r5 back (callx, callbacks, run_main)
+        gens = []
+        for f in self.funcs:
+            name = "g%d" % f.index
+            gens.append("%d: %s" % (f.entry, name))
+            out.append("    def %s(d):" % name)
+            out.append("        nonlocal b")
+            out.append("        b = X.left")
+            out.append("        try:")
+            args = ["R[%d]" % i for i in _bits(f.params)] + ["d"]
+            rets = _bits(f.rets)
+            out.append("            %s = f%d(%s)" % (self._ret_tuple(rets), f.index, ", ".join(args)))
+            for i in rets:
+                out.append("            R[%d] = r%d" % (i, i))
+            out.append("        finally:")
+            out.append("            X.left = b")
+            out.append("        return R[0]")
+        out.append("    return {%s}" % ", ".join(gens))
+        return "\n".join(out) + "\n"
+
+    @staticmethod
+    def _ret_tuple(rets):
+        return ", ".join("r%d" % i for i in rets) if len(rets) > 1 else "r%d" % rets[0]
+
+    # -------------------------------------------------------------- one function
+    def function(self, f):
+        an = self.an
+        params = ["r%d" % i for i in _bits(f.params)] + ["d"]
+        head = ["    def f%d(%s):" % (f.index, ", ".join(params)), "        nonlocal b",
+                "        fp = T[d]", "        st = S[d]"]
+        succs = {}
+        for node in f.nodes:
+            succs[node] = list(an.blocks[node].succs)
+        order = {node: i for i, node in enumerate(f.nodes)}
+        idx_succs = [[order[s] for s in succs[node]] for node in f.nodes]
+        terminal = set(i for i, node in enumerate(f.nodes) if not succs[node])
+        entry = order[f.entry]
+
+        def code_lines(i):
+            return self.block_lines(f, f.nodes[i])
+
+        def cond_text(i):
+            term = an.blocks[f.nodes[i]].term
+            return self.cond(term[2])
+
+        try:
+            graph = cfg.Graph(idx_succs, entry)
+            stmts = cfg.lower(cfg.structure(idx_succs, entry, graph), terminal)
+            body = []
+            if cfg.uses_jumps(stmts):
+                body.append("        _j = 0")
+            body += cfg.render(stmts, code_lines, cond_text, terminal, indent=2)
+            self.structured += 1
+        except (cfg.StructureError, RuntimeError):
+            body = self.state_machine(f, code_lines, cond_text, idx_succs, entry)
+            self.state_machines += 1
+        return head + body
+
+    def state_machine(self, f, code_lines, cond_text, idx_succs, entry):
+        """Block-level dispatch loop: the fallback for irreducible or too deeply nested flow."""
+        lines = ["        L = %d" % entry, "        while True:"]
+        nodes = sorted(range(len(f.nodes)))
+
+        def emit(group, indent):
+            pad = "    " * indent
+            if len(group) <= 4:
+                for j, i in enumerate(group):
+                    lines.append(pad + ("if" if j == 0 else "elif") + " L == %d:" % i)
+                    for line in code_lines(i):
+                        lines.append(pad + "    " + line)
+                    s = idx_succs[i]
+                    if len(s) == 1:
+                        lines.append(pad + "    L = %d" % s[0])
+                    elif len(s) == 2:
+                        lines.append(pad + "    L = %d if %s else %d" % (s[0], cond_text(i), s[1]))
+                return
+            mid = len(group) // 2
+            lines.append(pad + "if L < %d:" % group[mid])
+            emit(group[:mid], indent + 1)
+            lines.append(pad + "else:")
+            emit(group[mid:], indent + 1)
+
+        emit(nodes, 3)
+        return lines
+
+    # -------------------------------------------------------------- blocks
+    def block_lines(self, f, node):
+        an = self.an
+        blk = an.blocks[node]
+        lines = []
+        if blk.cost:
+            lines.append("if b < %d: raise BF(%d)" % (blk.cost, blk.start))
+            lines.append("b -= %d" % blk.cost)
+        for pc, insn in blk.items:
+            lines += self.insn(pc, insn)
+        term = blk.term
+        t = term[0]
+        if t == "fault":
+            lines.append("raise FX(%d)" % term[1])
+        elif t == "exit":
+            lines.append("return " + self._ret_tuple(_bits(f.rets)))
+        elif t == "jcond" and term[3] is not True:
+            lines.append("if %s: raise FX(%d)" % (self.cond(term[2]), term[3]))
+        elif t == "call":
+            g = self.by_entry[term[2]]
+            k = an.fault(term[1], "call depth exceeded (%d frames)" % isa.MAX_CALL_FRAMES, "depth")
+            lines.append("if d >= %d: raise FX(%d)" % (DEPTH_LIMIT, k))
+            args = ["r%d" % i for i in _bits(g.params)] + ["d + 1"]
+            lines.append("%s = f%d(%s)" % (self._ret_tuple(_bits(g.rets)), g.index, ", ".join(args)))
+        elif t == "helper":
+            k = len(self.helper_sites)
+            self.helper_sites.append((term[1], term[2]))
+            lines.append("R[0:10] = (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9)")
+            lines.append("r0 = HC(%d, d, r1, r2, r3, r4, r5)" % k)
+        elif t == "callx":
+            k = len(self.callx_sites)
+            self.callx_sites.append((term[1], term[2]))
+            lines.append("R[0:10] = (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9)")
+            lines.append("r0, r1, r2, r3, r4, r5 = CX(%d, d, %s)" % (k, _reg(term[2])))
+        return lines
+
+    # -------------------------------------------------------------- instructions
+    def cond(self, insn):
+        op = insn.opcode
+        code = op & 0xF0
+        is64 = op & 0x07 == isa.BPF_JMP
+        d = _reg(insn.dst)
+        if op & isa.BPF_X:
+            s = _reg(insn.src)
+            if is64:
+                a, b = d, s
+            else:
+                a, b = "(%s & 0xffffffff)" % d, "(%s & 0xffffffff)" % s
+        else:
+            k = insn.imm & (M64 if is64 else M32)
+            a, b = (d if is64 else "(%s & 0xffffffff)" % d), None
+        sign = (1 << 63) if is64 else (1 << 31)
+        if code in (isa.BPF_JSGT, isa.BPF_JSGE, isa.BPF_JSLT, isa.BPF_JSLE):
+            a = "(%s ^ %d)" % (a, sign)
+            b = "(%s ^ %d)" % (b, sign) if b is not None else str(k ^ sign)
+        elif b is None:
+            b = str(k)
+        rel = {isa.BPF_JEQ: "==", isa.BPF_JNE: "!=", isa.BPF_JGT: ">", isa.BPF_JGE: ">=",
+               isa.BPF_JLT: "<", isa.BPF_JLE: "<=", isa.BPF_JSGT: ">", isa.BPF_JSGE: ">=",
+               isa.BPF_JSLT: "<", isa.BPF_JSLE: "<="}.get(code)
+        if code == isa.BPF_JSET:
+            return "%s & %s" % (a, b)
+        return "%s %s %s" % (a, rel, b)
+
+    def insn(self, pc, insn):
+        kind = insn.kind
+        if kind == "alu":
+            return [self.alu(insn)]
+        if kind == "end":
+            return [self.end(insn)]
+        if kind == "lddw":
+            if insn.src == 0:
+                return ["r%d = %d" % (insn.dst, insn.imm & M64)]
+            return ["r%d = c%d" % (insn.dst, self.an.lddw_index[pc])]
+        if kind in ("ldx", "ldxs"):
+            return self.load(pc, insn, kind == "ldxs")
+        if kind in ("st", "stx"):
+            return self.store(pc, insn)
+        if kind == "atomic":
+            return self.atomic(pc, insn)
+        if kind in ("ldabs", "ldind"):
+            k = len(self.la_sites)
+            self.la_sites.append(insn)
+            s = _reg(insn.src) if kind == "ldind" else "0"
+            return ["r0 = LA(%d, %s)" % (k, s)]
+        raise CompileError("pc %d: unexpected instruction kind %s" % (pc, kind))
+
+    def alu(self, insn):
+        op = insn.opcode
+        code = op & 0xF0
+        is64 = op & 0x07 == isa.BPF_ALU64
+        d = "r%d" % insn.dst
+        x = op & isa.BPF_X
+        if x:
+            s = _reg(insn.src)
+            k = None
+        else:
+            k = insn.imm & (M64 if is64 else M32)
+            s = str(k)
+        if is64:
+            if code == isa.BPF_ADD:
+                if x:
+                    return "%s = (%s + %s) & %d" % (d, d, s, M64)
+                if insn.imm < 0:
+                    return "%s = (%s - %d) & %d" % (d, d, -insn.imm, M64)
+                return "%s = (%s + %d) & %d" % (d, d, insn.imm, M64)
+            if code == isa.BPF_SUB:
+                if x:
+                    return "%s = (%s - %s) & %d" % (d, d, s, M64)
+                if insn.imm < 0:
+                    return "%s = (%s + %d) & %d" % (d, d, -insn.imm, M64)
+                return "%s = (%s - %d) & %d" % (d, d, insn.imm, M64)
+            if code == isa.BPF_MUL:
+                return "%s = (%s * %s) & %d" % (d, d, s, M64)
+            if code == isa.BPF_DIV:
+                if insn.off == 1:
+                    return "%s = SD64(%s, %s)" % (d, d, s)
+                if x:
+                    return "%s = %s // %s if %s else 0" % (d, d, s, s)
+                return "%s = %s // %d" % (d, d, k) if k else "%s = 0" % d
+            if code == isa.BPF_MOD:
+                if insn.off == 1:
+                    return "%s = SM64(%s, %s)" % (d, d, s)
+                if x:
+                    return "%s = %s %% %s if %s else %s" % (d, d, s, s, d)
+                return "%s = %s %% %d" % (d, d, k) if k else "pass"
+            if code == isa.BPF_OR:
+                return "%s = %s | %s" % (d, d, s)
+            if code == isa.BPF_AND:
+                return "%s = %s & %s" % (d, d, s)
+            if code == isa.BPF_XOR:
+                return "%s = %s ^ %s" % (d, d, s)
+            if code == isa.BPF_LSH:
+                if x:
+                    return "%s = (%s << (%s & 63)) & %d" % (d, d, s, M64)
+                return "%s = (%s << %d) & %d" % (d, d, k & 63, M64)
+            if code == isa.BPF_RSH:
+                if x:
+                    return "%s = %s >> (%s & 63)" % (d, d, s)
+                return "%s = %s >> %d" % (d, d, k & 63)
+            if code == isa.BPF_ARSH:
+                n = "(%s & 63)" % s if x else str(k & 63)
+                return "%s = (((%s ^ %d) - %d) >> %s) & %d" % (d, d, 1 << 63, 1 << 63, n, M64)
+            if code == isa.BPF_NEG:
+                return "%s = -%s & %d" % (d, d, M64)
+            if code == isa.BPF_MOV:
+                if x and insn.off:
+                    bits = insn.off
+                    return "%s = (((%s & %d) ^ %d) - %d) & %d" % (
+                        d, s, (1 << bits) - 1, 1 << (bits - 1), 1 << (bits - 1), M64)
+                return "%s = %s" % (d, s)
+        else:
+            if code == isa.BPF_ADD:
+                return "%s = (%s + %s) & %d" % (d, d, s, M32)
+            if code == isa.BPF_SUB:
+                return "%s = (%s - %s) & %d" % (d, d, s, M32)
+            if code == isa.BPF_MUL:
+                return "%s = (%s * %s) & %d" % (d, d, s, M32)
+            if code == isa.BPF_DIV:
+                if insn.off == 1:
+                    return "%s = SD32(%s, %s)" % (d, d, s)
+                if x:
+                    return "%s = (%s & %d) // (%s & %d) if %s & %d else 0" % (d, d, M32, s, M32, s, M32)
+                return "%s = (%s & %d) // %d" % (d, d, M32, k) if k else "%s = 0" % d
+            if code == isa.BPF_MOD:
+                if insn.off == 1:
+                    return "%s = SM32(%s, %s)" % (d, d, s)
+                if x:
+                    return "%s = (%s & %d) %% (%s & %d) if %s & %d else %s & %d" % (
+                        d, d, M32, s, M32, s, M32, d, M32)
+                return "%s = (%s & %d) %% %d" % (d, d, M32, k) if k else "%s = %s & %d" % (d, d, M32)
+            if code == isa.BPF_OR:
+                return "%s = (%s | %s) & %d" % (d, d, s, M32)
+            if code == isa.BPF_AND:
+                return "%s = %s & %s & %d" % (d, d, s, M32)
+            if code == isa.BPF_XOR:
+                return "%s = (%s ^ %s) & %d" % (d, d, s, M32)
+            if code == isa.BPF_LSH:
+                n = "(%s & 31)" % s if x else str(k & 31)
+                return "%s = (%s << %s) & %d" % (d, d, n, M32)
+            if code == isa.BPF_RSH:
+                n = "(%s & 31)" % s if x else str(k & 31)
+                return "%s = (%s & %d) >> %s" % (d, d, M32, n)
+            if code == isa.BPF_ARSH:
+                n = "(%s & 31)" % s if x else str(k & 31)
+                return "%s = ((((%s & %d) ^ %d) - %d) >> %s) & %d" % (d, d, M32, 1 << 31, 1 << 31, n, M32)
+            if code == isa.BPF_NEG:
+                return "%s = -%s & %d" % (d, d, M32)
+            if code == isa.BPF_MOV:
+                if x and insn.off:
+                    bits = insn.off
+                    return "%s = (((%s & %d) ^ %d) - %d) & %d" % (
+                        d, s, (1 << bits) - 1, 1 << (bits - 1), 1 << (bits - 1), M32)
+                if x:
+                    return "%s = %s & %d" % (d, s, M32)
+                return "%s = %d" % (d, k)
+        raise CompileError("unexpected ALU opcode 0x%02x" % op)
+
+    def end(self, insn):
+        d = "r%d" % insn.dst
+        w = insn.imm
+        if insn.opcode == isa.BPF_ALU | isa.BPF_END | isa.BPF_TO_LE:
+            if w == 64:
+                return "pass"
+            return "%s = %s & %d" % (d, d, (1 << w) - 1)
+        return "%s = SW%d(%s, 0)" % (d, w, d)
+
+    def _address(self, reg, off):
+        return "a = %s + %d" % (_reg(reg), off) if off else "a = %s" % _reg(reg)
+
+    def load(self, pc, insn, signed):
+        size = isa.SIZE_BYTES[insn.opcode & 0x18]
+        d = "r%d" % insn.dst
+        if insn.src == 10:
+            o = STACK + insn.off
+            if 0 <= o and o + size <= STACK:
+                return [d + " = " + self._read("st", str(o), size, signed)]
+            return ["raise AF(%d, fp + %d, %d, 0)" % (pc, insn.off, size)]
+        lines = [self._address(insn.src, insn.off)]
+        if pc in self.proofs:
+            lines.append("g = G(a >> 32)")
+        else:
+            lines.append("g = G(a >> 32)")
+            lines.append("o = a & %d" % M32)
+            limit = "o >= g[1]" if size == 1 else "o + %d > g[1]" % size
+            lines.append("if g is None or %s: raise AF(%d, a, %d, 0)" % (limit, pc, size))
+        off = "o" if pc not in self.proofs else "a & %d" % M32
+        lines.append(d + " = " + self._read("g[0]", off, size, signed))
+        return lines
+
+    @staticmethod
+    def _read(buf, off, size, signed):
+        if signed:
+            return "SX%d(%s, %s)[0] & %d" % (size, buf, off, M64)
+        if size == 1:
+            return "%s[%s]" % (buf, off)
+        return "U%d(%s, %s)[0]" % (size, buf, off)
+
+    def store(self, pc, insn):
+        size = isa.SIZE_BYTES[insn.opcode & 0x18]
+        mask = _SIZE_MASK[size]
+        if insn.kind == "st":
+            value = str(insn.imm & mask)
+        else:
+            value = _reg(insn.src)
+            if size != 8:
+                value = "%s & %d" % (value, mask)
+        if insn.dst == 10:
+            o = STACK + insn.off
+            if 0 <= o and o + size <= STACK:
+                return [self._write("st", str(o), size, value)]
+            return ["raise AF(%d, fp + %d, %d, 1)" % (pc, insn.off, size)]
+        lines = [self._address(insn.dst, insn.off), "g = G(a >> 32)"]
+        if pc in self.proofs:
+            return lines + [self._write("g[0]", "a & %d" % M32, size, value)]
+        lines.append("o = a & %d" % M32)
+        limit = "o >= g[1]" if size == 1 else "o + %d > g[1]" % size
+        lines.append("if g is None or %s or not g[2]: raise AF(%d, a, %d, 1)" % (limit, pc, size))
+        lines.append(self._write("g[0]", "o", size, value))
+        return lines
+
+    @staticmethod
+    def _write(buf, off, size, value):
+        if size == 1:
+            return "%s[%s] = %s" % (buf, off, value)
+        return "P%d(%s, %s, %s)" % (size, buf, off, value)
+
+    def atomic(self, pc, insn):
+        k = len(self.at_sites)
+        self.at_sites.append((pc, insn))
+        aop = insn.imm & M32
+        addr = "%s + %d" % (_reg(insn.dst), insn.off)
+        s = _reg(insn.src)
+        if aop == isa.BPF_CMPXCHG:
+            return ["r0 = AT(%d, %s, %s, r0)" % (k, addr, s)]
+        if aop & isa.BPF_FETCH:
+            return ["%s = AT(%d, %s, %s, 0)" % (s, k, addr, s)]
+        return ["AT(%d, %s, %s, 0)" % (k, addr, s)]
+
+
+# ---------------------------------------------------------------- compile + cache
+class Compiled:
+    """A translated program: its source, its factory and what binding it needs."""
+
+    def __init__(self, gen, source, factory):
+        self.source = source
+        self.factory = factory
+        self.analysis = gen.an
+        self.helper_sites = gen.helper_sites
+        self.callx_sites = gen.callx_sites
+        self.la_sites = gen.la_sites
+        self.at_sites = gen.at_sites
+        self.structured = gen.structured
+        self.state_machines = gen.state_machines
+        self.entries = [f.entry for f in gen.funcs]
+
+
+_CACHE = {}
+_CACHE_ORDER = []
+
+
+def compile_program(program, proofs=None, entries=None):
+    """Translate ``program`` (a Program or Instruction list) into a ``Compiled``; cached.
+
+    ``proofs``: pcs whose memory access the verifier proved in bounds (its
+    ``safe_access_pcs``); those accesses are emitted without run-time checks. ``entries``:
+    extra function entry pcs beyond pc 0 and the subprograms (callx/callback targets).
+    """
+    insns = getattr(program, "insns", program)
+    proofs = frozenset(proofs) if proofs else frozenset()
+    extra = tuple(sorted(set(entries or ())))
+    key = (isa.encode(insns), tuple(sorted(proofs)), extra)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    an = Analysis(insns)
+    gen = _Gen(an, [0] + list(extra), proofs)
+    source = gen.source()
+    namespace = {}
+    exec(source, namespace)
+    compiled = Compiled(gen, source, namespace["factory"])
+    _CACHE[key] = compiled
+    _CACHE_ORDER.append(key)
+    if len(_CACHE_ORDER) > CACHE_SIZE:
+        _CACHE.pop(_CACHE_ORDER.pop(0), None)
+    return compiled
+
+
+def clear_cache():
+    _CACHE.clear()
+    del _CACHE_ORDER[:]
+
+
+# ---------------------------------------------------------------- the engine
+class CompiledEngine:
+    """vm.py's engine protocol (``run_main``, ``call_function``) over compiled Python code."""
+
+    def __init__(self, program, vm):
+        self.program = program
+        self.vm = vm
+        self.ex = vm.ex
+        self.depth = 0
+        self.proofs = getattr(program, "safe_access_pcs", None)
+        self._interp = None
+        self._modules = {}
+        self.compiled = compile_program(program, self.proofs)
+        # the interpreter resolves every lddw at load time (LoadError); so do we
+        self.gens = self._bind(self.compiled)
+
+    # -------------------------------------------------------------- binding
+    def _bind(self, comp):
+        vm, ex, program = self.vm, self.ex, self.program
+        an = comp.analysis
+        memory = vm.memory
+        regions = memory.regions
+        consts = [vm.resolve_lddw(pc, insn, program) for pc, insn in an.lddw]
+        faults = an.faults
+
+        def fx(k):
+            pc, reason, kind = faults[k]
+            return vm.fault(pc, reason, kind, program)
+
+        def bf(pc):
+            return vm.fault(pc, "instruction budget exhausted (%d instructions)" % (ex.budget or 0),
+                            "budget", program)
+
+        def af(pc, a, size, write):
+            a &= M64
+            exc = memory.fault(a, size, write)
+            return vm.fault(pc, exc.reason, exc.kind, program, a)
+
+        helpers = [self._helper_call(pc, hid) for pc, hid in comp.helper_sites]
+        callx = [self._callx(pc, reg) for pc, reg in comp.callx_sites]
+
+        def cxs(k, d, v):
+            return callx[k](d, v)
+
+        at_ops = [self._atomic_op(pc, insn, regions, af) for pc, insn in comp.at_sites]
+
+        def at(k, a, v, r0):
+            return at_ops[k](a, v, r0)
+
+        la_ops = [self._ldabs_op(insn, regions) for insn in comp.la_sites]
+
+        def la(k, x):
+            return la_ops[k](x)
+
+        sw = SWAP_FUNCS
+        s64 = SIGNED64_FUNCS
+        s32 = SIGNED32_FUNCS
+        return comp.factory(
+            ex, self, ex.regs, regions.get, vm.stack_tops, vm.stack_bufs, fx, bf, af, helpers, cxs, at, la,
+            consts, _UNPACK[2].unpack_from, _UNPACK[4].unpack_from, _UNPACK[8].unpack_from,
+            _UNPACK[2].pack_into, _UNPACK[4].pack_into, _UNPACK[8].pack_into,
+            _UNPACK_S[1].unpack_from, _UNPACK_S[2].unpack_from, _UNPACK_S[4].unpack_from,
+            sw[16], sw[32], sw[64], s64[isa.BPF_DIV], s64[isa.BPF_MOD], s32[isa.BPF_DIV], s32[isa.BPF_MOD],
+            _TailCall)
+
+    def _helper_call(self, pc, hid):
+        """The call of helper ``hid`` at ``pc``: exactly the interpreter's checks and fault texts."""
+        vm, ex, program = self.vm, self.ex, self.program
+        fn, name = vm.helper(hid)
+        if fn is None:
+            def unknown(r1, r2, r3, r4, r5):
+                raise vm.fault(pc, "unknown helper %d" % hid, "helper", program)
+            return unknown
+        return _make_helper_call(vm, ex, program, pc, fn, name)
+
+    def _callx(self, pc, reg):
+        vm, ex, program = self.vm, self.ex, self.program
+        an = self.compiled.analysis
+        call_cache = {}
+
+        def callx(d, v):
+            if (v >> 32) == FUNC_REGION_ID:
+                target = v & M32
+                if target not in an.leaders:
+                    raise vm.fault(pc, "callx target %d is not the start of a function" % target, "jump",
+                                   program)
+                if d >= DEPTH_LIMIT:
+                    raise vm.fault(pc, "call depth exceeded (%d frames)" % isa.MAX_CALL_FRAMES, "depth",
+                                   program)
+                g = self._generic(target)
+                g(d + 1)
+                r = ex.regs
+                return r[0], r[1], r[2], r[3], r[4], r[5]
+            call = call_cache.get(v)
+            if call is None:
+                fn, name = vm.helper(v)
+                if fn is None:
+                    raise vm.fault(pc, "unknown helper %d (called through %%r%d)" % (v, reg), "helper", program)
+                call = call_cache[v] = _make_helper_call(vm, ex, program, pc, fn, name)
+            r = ex.regs
+            value = call(r[1], r[2], r[3], r[4], r[5])
+            if ex.tail_target is not None:
+                r[0] = value
+                raise _TailCall()
+            return value, r[1], r[2], r[3], r[4], r[5]
+        return callx
+
+    def _generic(self, entry):
+        """The generic entry (parameters from ex.regs) of the function at ``entry``."""
+        g = self.gens.get(entry)
+        if g is None:
+            g = self._modules.get(entry)
+            if g is None:
+                comp = compile_program(self.program, self.proofs, entries=(entry,))
+                g = self._modules[entry] = self._bind(comp)[entry]
+        return g
+
+    def _atomic_op(self, pc, insn, regions, af):
+        size = 8 if insn.opcode & 0x18 == isa.BPF_DW else 4
+        mask = _SIZE_MASK[size]
+        st = _UNPACK[size]
+        unpack, pack = st.unpack_from, st.pack_into
+        aop = insn.imm & M32
+        cmpxchg = aop == isa.BPF_CMPXCHG
+        base = aop if aop in (isa.BPF_XCHG, isa.BPF_CMPXCHG) else aop & ~isa.BPF_FETCH
+        f = ALU64_FUNCS[base] if base in _ATOMIC_OPS else None
+
+        def op(a, v, r0):
+            a &= M64
+            g = regions.get(a >> 32)
+            o = a & M32
+            if g is None or o + size > g[1] or not g[2]:
+                raise af(pc, a, size, True)
+            buf = g[0]
+            old = unpack(buf, o)[0]
+            if cmpxchg:
+                if old == r0 & mask:
+                    pack(buf, o, v & mask)
+            elif f is None:
+                pack(buf, o, v & mask)
+            else:
+                pack(buf, o, f(old, v) & mask)
+            return old
+        return op
+
+    def _ldabs_op(self, insn, regions):
+        ex = self.ex
+        size = isa.SIZE_BYTES[insn.opcode & 0x18]
+        unpack = _UNPACK_BE[size].unpack_from
+        imm = insn.imm
+
+        def op(x):
+            base, length = ex.packet
+            o = (imm + x) & M32
+            if o + size > length:
+                raise StopRun(0)
+            return unpack(regions[base >> 32][0], o)[0]
+        return op
+
+    # -------------------------------------------------------------- engine protocol
+    def run_main(self):
+        ex = self.ex
+        if ex.trace is not None or ex.profile is not None:
+            return self._interpreter().run_main()
+        self.depth = 0
+        try:
+            return self.gens[0](0)
+        except _TailCall:
+            return ex.regs[0]
+
+    def call_function(self, pc, r1=0, r2=0, r3=0, r4=0, r5=0):
+        """Run the subprogram at ``pc`` in a new frame (callbacks); returns its r0."""
+        ex = self.ex
+        if ex.trace is not None or ex.profile is not None:
+            return self._interpreter().call_function(pc, r1, r2, r3, r4, r5)
+        if pc not in self.compiled.analysis.leaders:
+            raise HelperFault("callback address %d is not the start of a function" % pc)
+        depth = self.depth
+        if depth >= DEPTH_LIMIT:
+            raise HelperFault("call depth exceeded (%d frames)" % isa.MAX_CALL_FRAMES)
+        r = ex.regs
+        saved = r[0:10]
+        r[1], r[2], r[3], r[4], r[5] = r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64
+        try:
+            result = self._generic(pc)(depth + 1)
+        except _TailCall:
+            result = r[0]
+        finally:
+            self.depth = depth
+        r[0:6] = saved[0:6]
+        r[6:10] = saved[6:10]
+        return result
+
+    def _interpreter(self):
+        """--trace and --profile run on the reference interpreter (same faults, same budget)."""
+        if self._interp is None:
+            self._interp = Interpreter(self.program, self.vm)
+        return self._interp
+
+
+def _make_helper_call(vm, ex, program, pc, fn, name):
+    def call(r1, r2, r3, r4, r5):
+        ex.pc = pc
+        try:
+            v = fn(ex, r1, r2, r3, r4, r5)
+        except StopRun:
+            raise
+        except BPFFault:
+            raise
+        except _TailCall:
+            raise
+        except HelperFault as exc:
+            raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), "helper", program) from None
+        except MemoryFault as exc:
+            raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), exc.kind, program, exc.addr) from None
+        except Exception as exc:
+            raise vm.fault(pc, "helper %s failed: %s: %s" % (name, type(exc).__name__, exc),
+                           "helper", program) from None
+        if v is None:
+            return 0
+        if not isinstance(v, int):
+            raise vm.fault(pc, "helper %s returned %s, not an integer" % (name, type(v).__name__),
+                           "helper", program)
+        return v & M64
+    return call
