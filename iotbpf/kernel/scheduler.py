@@ -57,6 +57,8 @@ class Scheduler:
         if policy not in POLICIES and policy != "planned":
             raise ValueError("unknown policy %r (known: %s)" % (policy, ", ".join(POLICIES)))
         self.policy = policy
+        # "oracle" runs live like batching; its summary adds the offline optimum for the trace
+        self._batching = policy in ("batching", "dvfs", "race", "oracle")
         self.board = board = load_board(board)
         p = dict(DEFAULTS)
         if params:
@@ -395,13 +397,13 @@ class Scheduler:
         if self.record:
             self.trace_tx.append((now_ns, deadline_ns, nbytes, app))
         entry = [now_ns, deadline_ns, nbytes, app, self.airtime_ns(nbytes)]
-        if self.policy == "always_on" or (self.policy in ("batching", "dvfs", "race") and
+        if self.policy == "always_on" or (self._batching and
                                           self._listening(now_ns)):
             self._burst(now_ns, [entry])
             return
         self.queue.append(entry)
         self._due = False
-        if self.policy in ("batching", "dvfs", "race"):
+        if self._batching:
             # holding costs nothing under the model; only the runtime's queue limit forces a send
             limit = self.pval("TX_QUEUE_LIMIT_BYTES")
             queued = 0
@@ -419,7 +421,7 @@ class Scheduler:
             self.trace_listen.append((now_ns, duration_ns, app))
         self._settle_tail(now_ns)
         self._listen(now_ns, duration_ns, app)
-        if self.queue and self.policy in ("batching", "dvfs", "race"):
+        if self.queue and self._batching:
             batch = self.queue
             self.queue = []
             self._burst(now_ns, batch)
@@ -456,7 +458,7 @@ class Scheduler:
         times = []
         if self.done:
             times.append(min(d[0] for d in self.done))
-        if self.policy in ("batching", "dvfs", "race"):
+        if self._batching:
             due = self._batch_due()
             if due is not None:
                 times.append(due)
@@ -475,11 +477,11 @@ class Scheduler:
             self._listen(now_ns, self.pval("LISTEN_WINDOW_NS"), SYSTEM)
             interval = self.pval("LISTEN_INTERVAL_NS")
             self._next_listen = now_ns + interval if interval else None
-            if self.queue and self.policy in ("batching", "dvfs", "race"):
+            if self.queue and self._batching:
                 batch = self.queue
                 self.queue = []
                 self._burst(now_ns, batch)
-        if self.policy in ("batching", "dvfs", "race"):
+        if self._batching:
             due = self._batch_due()
             if due is not None and due <= now_ns:
                 batch = self.queue
@@ -592,13 +594,19 @@ class Scheduler:
         for app, joules in sorted(self.attr.per_app_j().items(), key=lambda kv: str(kv[0])):
             apps[str(app)] = joules
         batt = self.battery.describe()
-        return {
+        batt["time_to_empty_s"] = self.battery.time_to_empty_s()
+        extra = {}
+        if self.policy == "oracle" and self.record:
+            extra["oracle"] = oracle(self).oracle_info
+        out = {
             "policy": self.policy, "cpu_policy": self.cpu_policy, "board": self.board.name,
             "duration_ns": self.elapsed_ns(), "energy_j": self.ledger.energy_j(),
             "average_current_a": self.average_current_a(), "components": comps, "apps": apps,
             "battery": batt, "lifetime_days": self.lifetime_days(),
             "tx": dict(self.stats), "ns_per_insn": self.board.ns_per_insn,
         }
+        out.update(extra)
+        return out
 
     def sample(self, now_ns):
         """A read-only snapshot at ``now_ns`` for live plots and reports; changes nothing, so a run
@@ -662,6 +670,11 @@ class Scheduler:
                         ", harvested %.4g mAh" % b["harvested_mah"] if b["harvested_mah"] else ""))
         lines.append("predicted lifetime: %s" % ("unlimited (energy-neutral)" if life is None
                                                  else "%.1f days" % life))
+        if "oracle" in s:
+            o = s["oracle"]
+            lines.append("oracle (offline optimum of this trace): %.6g J in %d bursts; live run / oracle = %.4f"
+                         % (o["lower_bound_j"], o["bursts"], s["energy_j"] / o["lower_bound_j"]
+                            if o["lower_bound_j"] else 0.0))
         return lines
 
 

@@ -236,3 +236,26 @@ def test_sample_is_read_only_and_agrees_with_the_final_ledger():
     assert sum(final["apps"].values()) == pytest.approx(
         sum(c["energy_j"] for c in final["components"].values()), rel=1e-9)
     assert [s["t_ns"] for s in snaps] == sorted(s["t_ns"] for s in snaps)
+
+
+def test_oracle_policy_reports_the_offline_optimum_in_its_summary():
+    sched = drive("oracle", [(i * 60 * NS, 30, 20 * 60 * NS) for i in range(1, 300)], end=300 * 60 * NS)
+    info = sched.summary()["oracle"]
+    assert info["lower_bound_j"] <= sched.energy_used_j() * (1 + 1e-12)
+    assert any(line.startswith("oracle (offline optimum") for line in sched.summary_lines())
+
+
+def test_a_solar_board_in_daylight_can_be_energy_neutral():
+    sched = make_scheduler("batching", "esp32_devkit")
+    sched.boot(0)
+    for hour in range(1, 49):
+        sched.cpu_busy(hour * 3600 * NS, 1000000, "app")
+        sched.advance(hour * 3600 * NS)
+    summary = sched.summary()
+    assert summary["battery"]["harvested_mah"] > 0
+    assert summary["lifetime_days"] is None
+    dark = make_scheduler("batching", "esp32_devkit")
+    dark.harvester = None
+    dark.boot(0)
+    dark.advance(48 * 3600 * NS)
+    assert dark.lifetime_days() > 0
