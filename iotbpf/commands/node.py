@@ -80,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
             for key in ("estimate_j", "measured_j", "error_pct"):
                 data[key] = report[key]
             publisher.report("energy", data)
+            if "soc_percent" in report:
+                publisher.report("battery", {"soc_percent": report["soc_percent"],
+                                             "lifetime_days": report["lifetime_days"]})
+                publisher.report("apps", {"apps": dict((name, {"energy_j": joules})
+                                                       for name, joules in report["apps_j"].items())})
         if not args.json and sys.stdout.isatty():
             sys.stdout.write(_line(report) + "\n")
 

@@ -474,6 +474,11 @@ class RealtimeNode:
                "faults": rt.fault_count, "measured_source": source,
                "model": getattr(rt.board, "name", None) if rt.board is not None else None}
         out.update(model_vs_measurement(estimate, measured))
+        if rt.scheduler is not None:
+            summary = rt.scheduler.summary()
+            out["soc_percent"] = rt.battery_permille() / 10.0
+            out["lifetime_days"] = summary.get("lifetime_days")
+            out["apps_j"] = dict(summary.get("apps") or {})
         return out
 
     def run(self, duration_s: float) -> dict:

@@ -51,7 +51,7 @@ def test_node_on_a_mocked_pi_reports_model_beside_the_replayed_ina219(tmp_path, 
                                   "--outbox", tmp_path / "outbox.sqlite", "--json", cwd=tmp_path, env=env)
         assert proc.returncode == 0, proc.stderr
         final = json.loads(proc.stdout)
-        assert receiver.wait_for(lambda r: any(x["kind"] == "energy" for x in r.reports), 10)
+        assert receiver.wait_for(lambda r: {"energy", "battery", "apps"} <= {x["kind"] for x in r.reports}, 10)
     finally:
         receiver.stop()
     assert final["gpio"] == {"BUTTON": 17} and final["measured_source"] == "ina219:0x40"
@@ -60,3 +60,6 @@ def test_node_on_a_mocked_pi_reports_model_beside_the_replayed_ina219(tmp_path, 
     assert final["mqtt"]["delivered"] is True
     energy = [x for x in receiver.reports if x["kind"] == "energy"][-1]["data"]
     assert energy["source"] == "ina219:0x40" and "estimate_j" in energy and "error_pct" in energy
+    battery = [x for x in receiver.reports if x["kind"] == "battery"][-1]["data"]
+    assert 0 < battery["soc_percent"] <= 100 and final["soc_percent"] == battery["soc_percent"]
+    assert "sensor_node" in [x for x in receiver.reports if x["kind"] == "apps"][-1]["data"]["apps"]
