@@ -925,37 +925,14 @@ class Interpreter:
         return jk32, True, False
 
     def _call_helper_op(self, pc):
-        """``call(fn, name)``: the body of a helper call at ``pc`` (masking, fault wrapping, tail)."""
+        """``call(fn, name)``: the body of a helper call at ``pc`` (see ``_invoke_helper``)."""
         r = self.regs
         ex = self.ex
         vm = self.vm
         program = self.program
-        nxt = pc + 1
 
         def call_helper(fn, name):
-            try:
-                v = fn(ex, r[1], r[2], r[3], r[4], r[5])
-            except StopRun:
-                raise
-            except BPFFault:
-                raise
-            except HelperFault as exc:
-                raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), "helper", program) from None
-            except MemoryFault as exc:
-                raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), exc.kind, program,
-                               exc.addr) from None
-            except Exception as exc:
-                raise vm.fault(pc, "helper %s failed: %s: %s" % (name, type(exc).__name__, exc),
-                               "helper", program) from None
-            if v is None:
-                v = 0
-            elif not isinstance(v, int):
-                raise vm.fault(pc, "helper %s returned %s, not an integer" % (name, type(v).__name__),
-                               "helper", program)
-            r[0] = v & M64
-            if ex.tail_target is not None:
-                return TAIL
-            return nxt
+            return _invoke_helper(vm, ex, r, program, pc, fn, name)
         return call_helper
 
     def _b_call(self, pc, insn):
@@ -971,10 +948,8 @@ class Interpreter:
         if fn is None:
             return self._fault_op(pc, "unknown helper %d" % hid, "helper"), True, True
         call = self._call_helper_op(pc)
-        pc_ex = self.ex
 
         def call_op():
-            pc_ex.pc = pc
             return call(fn, name)
         return call_op, True, True
 
@@ -1001,7 +976,6 @@ class Interpreter:
     def _b_callx(self, pc, insn):
         r = self.regs
         vm = self.vm
-        ex = self.ex
         program = self.program
         d = insn.dst
         call = self._call_helper_op(pc)
@@ -1021,7 +995,6 @@ class Interpreter:
             fn, name = vm.helper(v)
             if fn is None:
                 raise vm.fault(pc, "unknown helper %d (called through %%r%d)" % (v, d), "helper", program)
-            ex.pc = pc
             return call(fn, name)
         return callx, True, True
 
@@ -1131,6 +1104,33 @@ def _has_calls(program):
                 or (op == isa.LDDW and insn.src == isa.BPF_PSEUDO_FUNC):
             return True
     return False
+
+
+def _invoke_helper(vm, ex, r, program, pc, fn, name):
+    """Call helper ``fn`` for the call at ``pc``: r0 = result; faults wrapped; TAIL or pc + 1."""
+    ex.pc = pc
+    try:
+        v = fn(ex, r[1], r[2], r[3], r[4], r[5])
+    except StopRun:
+        raise
+    except BPFFault:
+        raise
+    except HelperFault as exc:
+        raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), "helper", program) from None
+    except MemoryFault as exc:
+        raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), exc.kind, program, exc.addr) from None
+    except Exception as exc:
+        raise vm.fault(pc, "helper %s failed: %s: %s" % (name, type(exc).__name__, exc),
+                       "helper", program) from None
+    if v is None:
+        v = 0
+    elif not isinstance(v, int):
+        raise vm.fault(pc, "helper %s returned %s, not an integer" % (name, type(v).__name__),
+                       "helper", program)
+    r[0] = v & M64
+    if ex.tail_target is not None:
+        return TAIL
+    return pc + 1
 
 
 def _is_spec(entry):
