@@ -25,7 +25,6 @@ MicroPython-compatible (struct and json only); never executes anything it reads.
 """
 
 import json
-import struct
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf import types as T
@@ -37,8 +36,8 @@ VERSION = 1
 MAX_BUNDLE_BYTES = 16 << 20
 MAX_MAPS = 256
 MAX_PROGRAMS = 256
-_HDR = struct.Struct("<4sHHII")
-_U32 = struct.Struct("<I")
+_HDR = isa.make_struct("<4sHHII")
+_U32 = isa.make_struct("<I")
 
 
 def fnv1a32(data):

@@ -9,8 +9,8 @@ their arguments: misuse the verifier would reject raises HelperFault, run-time c
 return Linux's negative errno. MicroPython-compatible.
 """
 
-import struct
 
+from iotbpf.ebpf import isa
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.types import HelperSpec, HelperTable
 
@@ -22,7 +22,7 @@ TRACE_STR_MAX = 512
 CSUM_DIFF_MAX = 512  # bytes: Linux's scratch area (from_size + to_size)
 PROBE_READ_MAX = 1 << 16
 
-_U32 = struct.Struct("<I")
+_U32 = isa.make_struct("<I")
 
 # helper name -> Linux id (include/uapi/linux/bpf.h, ___BPF_FUNC_MAPPER)
 LINUX_HELPER_IDS = {
@@ -287,7 +287,7 @@ def format_printk(fmt, args, memory):
             i += 1
             continue
         start = i
-        while i < n and fmt[i] in b"0+- ":
+        while i < n and fmt[i] in (0x30, 0x2B, 0x2D, 0x20):
             i += 1
         if i < n and 0x31 <= fmt[i] <= 0x39:
             i += 1
@@ -303,7 +303,7 @@ def format_printk(fmt, args, memory):
         conv = fmt[i]
         if conv == 0x70:  # 'p' (%p, %px, %pK): the pointer value in hex
             i += 1
-            if i < n and fmt[i] in b"xK":
+            if i < n and fmt[i] in (0x78, 0x4B):
                 i += 1
             out.append(("%" + spec + "s") % ("0x%x" % arg))
             continue

@@ -31,6 +31,7 @@ JSON-able snapshot for pinning (pin.py).
 
 import struct
 
+from iotbpf.ebpf import isa
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
 
@@ -44,8 +45,8 @@ LPM_DATA_SIZE_MAX = 256
 LPM_VAL_SIZE_MAX = 0xFFFFFFFF - 64
 BLOOM_DEFAULT_HASHES = 5
 
-_U32 = struct.Struct("<I")
-_Q = struct.Struct("<Q")
+_U32 = isa.make_struct("<I")
+_Q = isa.make_struct("<Q")
 
 
 def _b(data, size, what):
