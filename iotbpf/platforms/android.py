@@ -83,7 +83,7 @@ class Checkin:
         return self.uids[uid]
 
     @property
-    def power_summary(self):
+    def power_summary(self) -> tuple | None:
         """Android's summary that precedes its `pwi` items (the last `pws` line), or None."""
         return self.power_summaries[-1] if self.power_summaries else None
 
@@ -252,7 +252,7 @@ class Comparison:
         self.model = ""
         self.notes = []
 
-    def row(self, item: str):
+    def row(self, item: str) -> dict | None:
         for row in self.rows:
             if row["item"] == item:
                 return row

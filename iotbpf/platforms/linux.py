@@ -136,7 +136,7 @@ class RaplSource:
         self._last = {}
         self._total_uj = 0
 
-    def read(self):
+    def read(self) -> float | None:
         """Joules since the first read, or None when a zone became unreadable."""
         for zone, wrap in self.zones:
             value = _read_int(zone + "/energy_uj")
@@ -162,7 +162,7 @@ class BatterySource:
         self.name = "power_supply:" + os.path.basename(path)
         self.last_status = None
 
-    def read(self):
+    def read(self) -> float | None:
         """Watts drawn from the battery now, or None when charging/full/unreadable."""
         status = _read_text(self.path + "/status")
         self.last_status = status
@@ -178,7 +178,7 @@ class BatterySource:
         return abs(current) * voltage / 1e12
 
 
-def find_power_sources(sys_root: str = "/sys"):
+def find_power_sources(sys_root: str = "/sys") -> tuple[list, list[str]]:
     """Measured-power sources present under ``sys_root``: (sources, notes)."""
     notes = []
     sources = []
@@ -207,8 +207,10 @@ def find_power_sources(sys_root: str = "/sys"):
     supply = sys_root + "/class/power_supply"
     try:
         supplies = sorted(os.listdir(supply))
+        listed = True
     except OSError:
         supplies = []
+        listed = False
         notes.append("no power_supply class (%s missing)" % supply)
     batteries = 0
     for name in supplies:
@@ -221,7 +223,7 @@ def find_power_sources(sys_root: str = "/sys"):
             notes.append("battery %s reports neither power_now nor current_now+voltage_now" % name)
             continue
         sources.append(BatterySource(path))
-    if supplies is not None and batteries == 0 and os.path.isdir(supply):
+    if listed and batteries == 0:
         notes.append("no battery in %s" % supply)
     return sources, notes
 
@@ -318,7 +320,7 @@ class Interval:
         self.monitor_cpu_s = 0.0
         self.notes = []
 
-    def app(self, name: str):
+    def app(self, name: str) -> "AppUsage | None":
         for usage in self.apps:
             if usage.app == name:
                 return usage
@@ -388,11 +390,11 @@ class LinuxMonitor:
         self.intervals = 0
 
     @property
-    def last(self):
+    def last(self) -> "Snapshot | None":
         """The most recent Snapshot (``.processes``: pid -> ProcessSample), or None before sampling."""
         return self._prev
 
-    def process_cpu_s(self, pid: int):
+    def process_cpu_s(self, pid: int) -> float | None:
         """CPU seconds (user + system, all threads) of ``pid`` since it started, as of the last sample."""
         proc = self._prev.processes.get(pid) if self._prev is not None else None
         return None if proc is None else proc.cpu_ticks / float(self.hz)
@@ -630,7 +632,7 @@ class LinuxMonitor:
 
     # -------------------------------------------------- attribution
 
-    def sample(self):
+    def sample(self) -> "Interval | None":
         """Take a snapshot; return the Interval since the previous one (None the first time)."""
         cpu0 = time.thread_time()
         snap = self.snapshot()
@@ -831,7 +833,7 @@ def app_usage_events(interval: Interval, now_ns: int = 0) -> list:
     return events
 
 
-def run_monitor(monitor: LinuxMonitor, interval_s: float, duration_s=None, on_interval=None,
+def run_monitor(monitor: LinuxMonitor, interval_s: float, duration_s: float | None = None, on_interval=None,
                 sleep=time.sleep, clock=time.monotonic) -> int:
     """Sample every ``interval_s`` until ``duration_s`` (None: until interrupted); returns intervals.
 

@@ -200,7 +200,7 @@ class _BusShim:
     def __init__(self, bus):
         self.bus = bus
 
-    def get_i2c_device(self, address, busnum=None, i2c_interface=None, **kwargs):
+    def get_i2c_device(self, address: int, busnum: int | None = None, i2c_interface=None, **kwargs):
         from Adafruit_GPIO.I2C import Device
 
         return Device(address, 1 if busnum is None else busnum, i2c_interface=lambda _n: self.bus)
@@ -383,7 +383,7 @@ class GpioInputs:
             self.sink("gpio", {"pin": pin, "level": level, "edge": edge, "count": count})
         return fire
 
-    def read(self, pin: int):
+    def read(self, pin: int) -> int | None:
         """The pin's level (pressed = 0), or None when it is not one of these inputs."""
         for name, number in self.pins.items():
             device = self.devices.get(name)
@@ -408,34 +408,34 @@ class RealtimePlatform:
         self.sim = sim
         self.gpio = gpio
 
-    def sensor_read(self, sensor_id, now_ns):
+    def sensor_read(self, sensor_id: int, now_ns: int) -> int | None:
         return self.sim.sensor_read(sensor_id, now_ns) if self.sim is not None else None
 
-    def gpio_read(self, pin):
+    def gpio_read(self, pin: int) -> int | None:
         if self.gpio is not None:
             level = self.gpio.read(pin)
             if level is not None:
                 return level
         return self.sim.gpio_read(pin) if self.sim is not None else None
 
-    def gpio_write(self, pin, level):
+    def gpio_write(self, pin: int, level: int) -> bool:
         return self.sim.gpio_write(pin, level) if self.sim is not None else False
 
-    def airtime_ns(self, nbytes):
+    def airtime_ns(self, nbytes: int) -> int:
         return self.sim.airtime_ns(nbytes) if self.sim is not None else 0
 
-    def delivered(self):
+    def delivered(self) -> bool:
         return self.sim.delivered() if self.sim is not None else True
 
-    def jitter_ns(self, max_jitter_ns):
+    def jitter_ns(self, max_jitter_ns: int) -> int:
         return self.sim.jitter_ns(max_jitter_ns) if self.sim is not None else 0
 
-    def start(self, runtime, end_ns):
+    def start(self, runtime, end_ns: int) -> None:
         if self.sim is not None:
             self.sim.start(runtime, end_ns)
 
 
-def model_vs_measurement(estimate_j, measured_j) -> dict:
+def model_vs_measurement(estimate_j: float | None, measured_j: float | None) -> dict:
     """Powertrace-style comparison: estimate, measurement and the estimate's error."""
     error = None
     if estimate_j is not None and measured_j:
