@@ -22,8 +22,7 @@ iotbpf monitor --interval 1s --duration 10s --group-by uid --json
 iotbpf monitor --duration 1m --mqtt mqtt://localhost --report usage.json
 iotbpf monitor --android-checkin checkin.txt --power-profile power_profile.xml"""
 
-DEFAULT_BOARD = "linux_host"
-FALLBACK_BOARD = "rpi4"
+DEFAULT_BOARD = "rpi4"  # the sourced ARM Linux host among the bundled boards
 TIMELINE_APPS = 8
 
 
@@ -75,15 +74,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cpu_model(board):
+    """The board's CPU model, and a note when the default board is not this machine's kind."""
     from iotbpf.platforms.linux import cpu_model_for_board
 
     if board is not None:
         return cpu_model_for_board(board), None
-    try:
-        return cpu_model_for_board(DEFAULT_BOARD), None
-    except IotbpfError:
-        return cpu_model_for_board(FALLBACK_BOARD), \
-            "board %s is not bundled; CPU energy uses board %s" % (DEFAULT_BOARD, FALLBACK_BOARD)
+    note = None
+    machine = os.uname().machine
+    if machine not in ("aarch64", "armv7l", "armv8l"):
+        note = ("no CPU model for this %s host: energy is what this CPU time costs on board %s (a sourced "
+                "Raspberry Pi 4 model); pass --board, or read RAPL as root to measure" % (machine, DEFAULT_BOARD))
+    return cpu_model_for_board(DEFAULT_BOARD), note
 
 
 class _AppMonitorFeed:
