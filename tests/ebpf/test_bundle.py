@@ -99,7 +99,7 @@ def test_corruption_and_truncation_are_detected(obj_path):
         load_bundle_object(bytes(flipped))
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=6))
 def test_fuzzed_headers_with_valid_checksums_only_raise_load_error(obj_path, flips):
     header, blobs = _split(save_bundle(load_elf_object(obj_path)))

@@ -181,7 +181,7 @@ def test_text_only_object_is_one_program(clang):
     assert VM(obj.program()).run() == 42
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1, max_size=8),
        st.one_of(st.none(), st.integers(0, 1 << 20)))
 def test_fuzzed_objects_never_raise_anything_but_load_error(features, flips, cut):
