@@ -30,6 +30,35 @@ def _year_direct(n_events: int) -> float:
     return time.perf_counter() - t0
 
 
+class _NoEnergy:
+    """The scheduler contract with every call a no-op: the runtime's cost without energy accounting."""
+
+    def __init__(self):
+        self.queue = []
+
+    def boot(self, now_ns): pass
+    def cpu_busy(self, now_ns, busy_ns, app): pass
+    def sensor_read(self, now_ns, sensor, app): pass
+
+    def enqueue_tx(self, now_ns, nbytes, deadline_ns, app):
+        self.queue.append((now_ns, nbytes, app, True))
+
+    def request_listen(self, now_ns, duration_ns, app): pass
+
+    def next_wakeup_ns(self):
+        return self.queue[0][0] if self.queue else None
+
+    def on_wakeup(self, now_ns):
+        done, self.queue = self.queue, []
+        return done
+
+    def advance(self, now_ns): pass
+    def energy_used_j(self): return 0.0
+    def soc(self): return 1.0
+    def battery_dead(self): return False
+    def summary(self): return {}
+
+
 def run(quick: bool) -> list[dict]:
     from iotbpf.api import Node
 
@@ -41,6 +70,12 @@ def run(quick: bool) -> list[dict]:
     wall = time.perf_counter() - t0
     rows.append({"name": "sensor_node %s simulated, batching, energy on" % duration, "value": wall,
                  "unit": "s", "note": "target <= 5 s for 1y (issue 8/9)"})
+    t0 = time.perf_counter()
+    bare = Node("sensor_node", seed=1, scheduler=_NoEnergy())
+    bare.simulate(duration)
+    without = time.perf_counter() - t0
+    rows.append({"name": "sensor_node %s simulated, energy accounting off" % duration, "value": without,
+                 "unit": "s", "note": "energy on / off = %.3f" % (wall / without)})
     n = 43200 if quick else 525600
     direct = _year_direct(n)
     rows.append({"name": "scheduler+ledger alone, %d sensor minutes" % n, "value": direct, "unit": "s",
