@@ -7,7 +7,7 @@ battery is dead when its usable charge reaches the cut-off (``cutoff_soc``).
 Equations: Peukert (1897), t = H (C / (I H))^k; KiBaM: Manwell & McGowan (1993), "Lead acid
 battery storage model for hybrid energy systems", Solar Energy 50(5):399-405, eqs. for y1, y2
 under constant current; summarised in Jongerden & Haverkort (2009), "Which battery model to
-use?", IET Software 3(6):445-457, section 3.2. It must never step time in small increments.
+use?", IET Software 3(6). It must never step time in small increments.
 """
 
 import math

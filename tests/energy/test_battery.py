@@ -52,7 +52,8 @@ def test_peukert_matches_its_law():
 
 def manwell_mcgowan(y1, y2, i, t, c, k):
     """KiBaM under constant current, re-typed from Manwell & McGowan (1993), Solar Energy
-    50(5):399-405, eqs. (6)-(7) with k' = k / (c (1 - c)) — independent of the library's code."""
+    50(5):399-405, the constant-current solution for y1 and y2 with k' = k / (c (1 - c)); written
+    independently of the library's code."""
     kp = k / (c * (1 - c))
     y0 = y1 + y2
     a = y1 * math.exp(-kp * t) + ((y0 * kp * c - i) * (1 - math.exp(-kp * t))) / kp \
