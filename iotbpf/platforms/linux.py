@@ -580,17 +580,27 @@ class LinuxMonitor:
     def _read_cpufreq(self, snap: Snapshot) -> None:
         root = self.sys_root + "/devices/system/cpu/cpufreq"
         try:
-            policies = sorted(p for p in os.listdir(root) if p.startswith("policy"))
+            dirs = [(p, root + "/" + p) for p in sorted(os.listdir(root)) if p.startswith("policy")]
         except OSError:
-            policies = []
-        if not policies:
+            dirs = []
+        if not dirs:  # kernels before 4.3 have no policy folders: one cpufreq folder per CPU
+            cpu_root = self.sys_root + "/devices/system/cpu"
+            try:
+                cpus = sorted(c for c in os.listdir(cpu_root) if c.startswith("cpu") and c[3:].isdigit())
+            except OSError:
+                cpus = []
+            dirs = [(c, cpu_root + "/" + c + "/cpufreq") for c in cpus
+                    if os.path.isdir(cpu_root + "/" + c + "/cpufreq")]
+            for name, _path in dirs:  # each counts for itself only
+                snap.freq_cpus[name] = 1
+        if not dirs:
             self.note("no CPU frequency residency (%s has no policies): nominal model power" % root)
             return
-        for policy in policies:
-            path = root + "/" + policy
+        for policy, path in dirs:
             table = _read_text(path + "/stats/time_in_state")
-            cpus = _read_text(path + "/related_cpus") or _read_text(path + "/affected_cpus") or "0"
-            snap.freq_cpus[policy] = max(1, len(cpus.split()))
+            if policy.startswith("policy"):
+                cpus = _read_text(path + "/related_cpus") or _read_text(path + "/affected_cpus") or "0"
+                snap.freq_cpus[policy] = max(1, len(cpus.split()))
             if not table:
                 current = _read_int(path + "/scaling_cur_freq")
                 if current is None:

@@ -327,6 +327,24 @@ def test_frequency_residency_picks_the_model_power_and_idle_states_are_reported(
     assert "1500000 kHz" in interval.model
 
 
+def test_per_cpu_cpufreq_folders_of_old_kernels_are_read(tmp_path):
+    proc, clock, kw = _fake_monitor(tmp_path, "comm")
+    cpu = tmp_path / "sys/devices/system/cpu"
+    for name, table in (("cpu0", {600000: 0, 1800000: 0}), ("cpu1", {600000: 0, 1800000: 0})):
+        (cpu / name / "cpufreq/stats").mkdir(parents=True)
+        (cpu / name / "cpufreq/stats/time_in_state").write_text("".join("%d %d\n" % kv for kv in table.items()))
+    model = CpuModel("dvfs-cpu", idle_w=1.0, active_w=3.0, freq_points=[(600000, 1.0), (1800000, 4.0)])
+    monitor = LinuxMonitor(model, power_sources=[], **kw)
+    monitor.sample()
+    (cpu / "cpu0/cpufreq/stats/time_in_state").write_text("600000 100\n1800000 0\n")
+    (cpu / "cpu1/cpufreq/stats/time_in_state").write_text("600000 0\n1800000 100\n")
+    proc.advance(1.0, 0)
+    clock.t = 1.0
+    interval = monitor.sample()
+    assert interval.freq_residency == {600000: pytest.approx(0.5), 1800000: pytest.approx(0.5)}
+    assert interval.avg_freq_khz == 1200000
+
+
 def test_scaling_cur_freq_without_stats_is_used_with_a_note(tmp_path):
     proc, clock, kw = _fake_monitor(tmp_path, "comm")
     d = tmp_path / "sys/devices/system/cpu/cpufreq/policy0"
@@ -495,3 +513,28 @@ def test_app_monitor_accumulates_over_intervals(tmp_path):
     assert stats["cpu_ns"] == round(75 * 1e9 / hz)
     assert stats["wakeups"] == 9 and stats["rx_bytes"] == 3000 and stats["tx_bytes"] == 30
     assert stats["energy_uj"] == pytest.approx(75.0 / hz * 5.0 * 1e6, abs=3)
+
+
+def test_run_monitor_samples_on_a_fixed_schedule():
+    from iotbpf.platforms.linux import run_monitor
+
+    class Recorder:
+        def __init__(self):
+            self.times = []
+
+        def sample(self):
+            self.times.append(now[0])
+            now[0] += 0.3  # a slow sample must not push the next one later
+            return object() if len(self.times) > 1 else None
+
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    recorder = Recorder()
+    seen = []
+    assert run_monitor(recorder, 1.0, 3.0, seen.append, sleep=sleep, clock=lambda: now[0]) == 3
+    assert recorder.times == [0.0, 1.0, 2.0, 3.0] and len(seen) == 3
+    with pytest.raises(IotbpfError):
+        run_monitor(recorder, 0, 1.0)
