@@ -180,6 +180,21 @@ def _str(value, path, what):
     return value
 
 
+def _programs(raw, path, what):
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _bad(path, "%s: bad prog_array contents" % what)
+    out = {}
+    for key in raw:
+        try:
+            index = int(key)
+        except (TypeError, ValueError):
+            raise _bad(path, "%s: bad prog_array index %r" % (what, key)) from None
+        out[_int(index, 0, 0xFFFFFFFF, path, what + " prog_array index")] = _str(raw[key], path, "program")
+    return out
+
+
 def _parse(data, path):
     if len(data) < _HDR.size + 4 or data[:4] != MAGIC:
         raise LoadError("%s: not an .ibpf bundle (bad magic or truncated)" % path)
@@ -238,7 +253,8 @@ def _parse(data, path):
             key_type=m.get("key_type"), value_type=m.get("value_type"),
             pinning=_int(m.get("pinning", 0), 0, 0xFFFFFFFF, path, what + " pinning"),
             section=m.get("section"),
-            map_extra=_int(m.get("map_extra", 0), 0, (1 << 64) - 1, path, what + " map_extra"))
+            map_extra=_int(m.get("map_extra", 0), 0, (1 << 64) - 1, path, what + " map_extra"),
+            programs=_programs(m.get("programs"), path, what))
         bundle.maps.append(spec)
     for i, p in enumerate(progs):
         if not isinstance(p, dict):

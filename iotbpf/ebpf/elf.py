@@ -160,6 +160,7 @@ class _Loader:
         self.map_by_sym: dict = {}  # (shndx, offset) -> map index
         self.data_maps: dict = {}  # shndx -> map index
         self.rels: dict = {}  # target shndx -> [(offset, symbol, type)]
+        self.maps_rels: list = []  # relocations in .maps: prog_array initialisers
 
     def fail(self, msg: str) -> LoadError:
         return LoadError("%s: %s" % (self.path, msg))
@@ -198,6 +199,7 @@ class _Loader:
         self._read_relocations()
         self._legacy_maps()
         self._btf_maps()
+        self._check_maps_relocations()
         self._data_maps()
         self._programs()
         return self.obj
@@ -256,6 +258,9 @@ class _Loader:
                 entries.append((r_offset, self.symbols[sym_index], rtype))
             if not entries:
                 continue
+            if target.name == ".maps":
+                self.maps_rels = entries  # prog_array initialisers, checked in _btf_maps
+                continue
             if not target.flags & SHF_EXECINSTR:
                 raise self.fail("relocations in data section %s (%s against %s) are not supported: "
                                 "pointers in global data or map initialisers"
@@ -301,11 +306,11 @@ class _Loader:
             raise self.fail("section .maps needs BTF to describe its maps (compile with -g)")
         for sym in self._syms_in(sec):
             d = self.btf.map_definition(sym.name)
+            programs = None
             if "values_offset" in d:
-                raise self.fail("map %s: declarative initialisation (__array(values, ...)) is not "
-                                "supported; fill prog_array maps from the loader" % sym.name)
+                programs = self._prog_array_values(sym, d)
             for key in d:
-                if key not in BTF_MAP_FIELDS and not key.endswith("_type_id"):
+                if key not in BTF_MAP_FIELDS and not key.endswith("_type_id") and key != "values_offset":
                     raise self.fail("map %s: unsupported map definition field %s" % (sym.name, key))
             if "type" not in d:
                 raise self.fail("map %s: no __uint(type, ...) in its definition" % sym.name)
@@ -317,12 +322,45 @@ class _Loader:
             spec = T.MapSpec(sym.name, d["type"], d.get("key_size", 0), d.get("value_size", 0),
                              d.get("max_entries", 0), d.get("map_flags", 0), key_type=key_type,
                              value_type=value_type, pinning=d.get("pinning", 0), section=".maps",
-                             map_extra=d.get("map_extra", 0))
+                             map_extra=d.get("map_extra", 0), programs=programs)
             if spec.type == T.BPF_MAP_TYPE_PROG_ARRAY and "value_size" not in d:
                 spec.value_size = 4
             if spec.type == T.BPF_MAP_TYPE_PROG_ARRAY and "key_size" not in d:
                 spec.key_size = 4
             self.map_by_sym[(sec.index, sym.value)] = self._add_map(spec)
+
+    def _check_maps_relocations(self) -> None:
+        sec = self._named(".maps")
+        claimed = []
+        if sec is not None:
+            for s in self._syms_in(sec):
+                spec_idx = self.map_by_sym.get((sec.index, s.value))
+                if spec_idx is not None and self.obj.maps[spec_idx].programs is not None:
+                    claimed.append((s.value, s.value + max(s.size, 1)))
+        for r_offset, target, rtype in self.maps_rels:
+            if not any(lo <= r_offset < hi for lo, hi in claimed):
+                raise self.fail("relocations in data section .maps (%s against %s) are not supported"
+                                % (RELOC_NAMES.get(rtype, rtype), target.name or "a section"))
+
+    def _prog_array_values(self, sym, d) -> dict:
+        """{index: function name} from a prog_array's ``__array(values, ...)`` initialiser."""
+        if d.get("type") != T.BPF_MAP_TYPE_PROG_ARRAY:
+            raise self.fail("map %s: __array(values, ...) is only supported for prog_array maps "
+                            "(maps of maps are not supported)" % sym.name)
+        base = sym.value + d["values_offset"]
+        out = {}
+        for r_offset, target, rtype in self.maps_rels:
+            if not sym.value <= r_offset < sym.value + max(sym.size, 1):
+                continue
+            if rtype != R_BPF_64_ABS64 or (r_offset - base) % 8 or r_offset < base:
+                raise self.fail("map %s: unsupported %s relocation in its initialiser"
+                                % (sym.name, RELOC_NAMES.get(rtype, "type %d" % rtype)))
+            tsec = self._sec(target.shndx) if target.shndx > 0 else None
+            if tsec is None or not tsec.flags & SHF_EXECINSTR or target.type != STT_FUNC:
+                raise self.fail("map %s: initialiser entry %s is not a program"
+                                % (sym.name, target.name or "?"))
+            out[(r_offset - base) // 8] = target.name
+        return out
 
     def _data_maps(self) -> None:
         for sec in self.sections:

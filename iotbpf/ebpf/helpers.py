@@ -57,16 +57,6 @@ def _map(ex, handle, types, helper):
     return m
 
 
-def value_pointer(ex, m, slot):
-    """Address of value ``slot`` of ``m``, with the region's size kept in step with the slab
-    (maps grow ``values`` in place; see maps.py's storage protocol)."""
-    addr = ex.map_value_pointer(m, slot)
-    region = ex.memory.regions.get(addr >> 32)
-    if region is not None and region[1] != len(m.values):
-        region[1] = len(m.values)
-    return addr
-
-
 # ------------------------------------------------------------------ maps
 def map_lookup_elem(ex, r1, r2, r3, r4, r5):
     m = _map(ex, r1, T.VALUE_MAP_TYPES, "map_lookup_elem")
@@ -74,7 +64,7 @@ def map_lookup_elem(ex, r1, r2, r3, r4, r5):
     slot = m.lookup_slot(key)
     if slot is None:
         return 0
-    return value_pointer(ex, m, slot)
+    return ex.map_value_pointer(m, slot)  # the VM keeps the region as large as m.values
 
 
 def map_update_elem(ex, r1, r2, r3, r4, r5):

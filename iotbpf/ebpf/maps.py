@@ -1056,7 +1056,22 @@ def instantiate(programs, budget=None, maps=None):
                 maps[entry.name] = m
             bound.append(m)
         program.maps = bound
+    _fill_prog_arrays(programs, maps)
     return maps
+
+
+def _fill_prog_arrays(programs, maps):
+    """Put programs into the prog_array slots their object declared (spec.programs)."""
+    for m in maps.values():
+        wanted = getattr(m.spec, "programs", None)
+        if m.type != T.BPF_MAP_TYPE_PROG_ARRAY or not wanted:
+            continue
+        for index in wanted:
+            fname = wanted[index]
+            for program in programs:
+                labels = getattr(program, "labels", None) or {}
+                if labels.get(fname) == 0 and int(index) < m.max_entries:
+                    m.set_program(int(index), program)
 
 
 # ------------------------------------------------------------------ decoding for dumps

@@ -319,10 +319,13 @@ class MapSpec:
     descriptions from BTF (see iotbpf.ebpf.btf.describe) used to decode dumps. ``pinning``:
     1 (LIBBPF_PIN_BY_NAME) to pin the map by name. ``section``: where it was declared.
     ``map_extra``: Linux's map_extra (bloom filter: low 4 bits = number of hashes).
+    ``programs``: a prog_array's declared contents, {index: entry function name} (libbpf's
+    ``__array(values, ...)`` initialiser); maps.instantiate fills the slots.
     """
 
     def __init__(self, name, type, key_size, value_size, max_entries, flags=0, data=None,
-                 key_type=None, value_type=None, pinning=0, section=None, map_extra=0):
+                 key_type=None, value_type=None, pinning=0, section=None, map_extra=0,
+                 programs=None):
         self.name = name
         self.type = type
         self.key_size = key_size
@@ -335,6 +338,7 @@ class MapSpec:
         self.pinning = pinning
         self.section = section
         self.map_extra = map_extra
+        self.programs = programs
 
     def __repr__(self):
         return "MapSpec(%r, %s, key_size=%d, value_size=%d, max_entries=%d, flags=%d)" % (
@@ -364,6 +368,11 @@ class MapSpec:
             d["pinning"] = self.pinning
         if self.map_extra:
             d["map_extra"] = self.map_extra
+        if self.programs:
+            progs = {}
+            for index in self.programs:
+                progs[str(index)] = self.programs[index]
+            d["programs"] = progs
         if self.section is not None:
             d["section"] = self.section
         if self.key_type is not None:

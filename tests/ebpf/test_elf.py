@@ -165,13 +165,31 @@ def test_pointers_in_global_data_are_refused_by_name(clang):
         load_elf_object(obj)
 
 
-def test_prog_array_initialiser_is_refused_clearly(clang):
+def test_prog_array_initialiser_fills_the_slots(clang, tmp_path):
+    obj_path = clang.compile(
+        '#include "iotbpf.h"\nint second(void *c);\n'
+        'struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 4); __type(key, __u32);\n'
+        '  __array(values, int (void *)); } jt SEC(".maps") = { .values = { [2] = (void *)&second } };\n'
+        'SEC("timer") int first(void *c) { bpf_tail_call(c, &jt, 2); return 1; }\n'
+        'SEC("gpio") int second(void *c) { return 7; }\n')
+    obj = load_elf_object(obj_path)
+    assert obj.maps[0].programs == {2: "second"}
+    assert run_all(obj, ["timer"]) == [7]
+    from iotbpf.ebpf.bundle import load_bundle_object, save_bundle
+
+    again = load_bundle_object(save_bundle(obj))
+    assert again.maps[0].programs == {2: "second"}
+    assert run_all(again, ["timer"]) == [7]
+
+
+def test_maps_of_maps_are_refused_clearly(clang):
     obj = clang.compile(
-        '#include "iotbpf.h"\nint g(void *c);\n'
-        'struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 2); __type(key, __u32);\n'
-        '  __array(values, int (void *)); } jt SEC(".maps") = { .values = { [0] = (void *)&g } };\n'
-        'SEC("timer") int g(void *c) { bpf_tail_call(c, &jt, 0); return 1; }\n')
-    with pytest.raises(LoadError):
+        '#include "iotbpf.h"\nstruct inner { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);\n'
+        '  __type(key, __u32); __type(value, __u32); } in1 SEC(".maps");\n'
+        'struct { __uint(type, 12); __uint(max_entries, 1); __type(key, __u32);\n'
+        '  __array(values, struct inner); } outer SEC(".maps") = { .values = { &in1 } };\n'
+        'SEC("timer") int f(void *c) { return 0; }\n')
+    with pytest.raises(LoadError, match="maps of maps are not supported"):
         load_elf_object(obj)
 
 
