@@ -71,6 +71,31 @@ def build_parser() -> Parser:
     return parser
 
 
+def reference_markdown() -> str:
+    """The CLI reference (docs/cli.md), generated from the parsers so it can never drift."""
+    import os
+
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: fix the width for a stable file
+    try:
+        return _reference_markdown()
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
+
+
+def _reference_markdown() -> str:
+    parser = build_parser()
+    parts = ["# CLI reference", "", "Generated from the argument parsers by `iotbpf.cli.reference_markdown()`;",
+             "a test fails when this file is stale.", "", "```text", parser.format_help().rstrip(), "```", ""]
+    action = next(a for a in parser._actions if a.dest == "command")
+    for name, sub in action.choices.items():
+        parts += ["## iotbpf %s" % name, "", "```text", sub.format_help().rstrip(), "```", ""]
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 1 'no'/failed, 2 bad usage or input)."""
     try:

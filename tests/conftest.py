@@ -253,11 +253,16 @@ class MicroPython:
 
     def run(self, code: str, files: dict | None = None, core: bool = True, root: Path | None = None,
             timeout: float = 600) -> MicroPythonResult:
-        """Run ``code``; return its stdout and the live heap after gc.collect()."""
+        """Run ``code``; return its stdout and the live heap at the end (after a gc.collect()).
+
+        A line ``# @gc`` in ``code`` splits it into parts with a real collection between them (this
+        port frees garbage only in a collection outside the running call), so ``gc.mem_alloc()``
+        at the start of a part is the live heap.
+        """
         if root is None:
             root = self.prepare_root(files, core)
         script = root.parent / (root.name + "_script.py")
-        script.write_text(code + "\nimport gc\ngc.collect()\nprint('__MEM_ALLOC__', gc.mem_alloc())\n")
+        script.write_text(code)
         proc = subprocess.run(self.command + [str(root), str(script)], capture_output=True, text=True,
                               timeout=timeout)
         if proc.returncode != 0:

@@ -292,25 +292,30 @@ class McuNode:
 
 
 def load_node(app_dir, device_config=None, board=None, policy=None, sink=None, pin_dir=PIN_DIR, seed=0,
-              engine="compiled", clock=None):
+              engine="interp", clock=None):
     """Load the app in ``app_dir`` (app.json + its .ibpf bundle) onto this microcontroller.
 
     Programs were verified on the host before deployment (the device profile has no verifier);
     every map of the app is pinned under ``pin_dir`` and restored now, so counters survive resets.
     ``board`` (a board JSON on the device) turns on energy accounting with the scheduler.
+    The interpreter is the default engine here: the compiled engine runs faster but keeps each
+    program's generated code in RAM, which a small MCU has little of.
     """
-    from iotbpf.ebpf.bundle import load_bundle
+    from iotbpf.ebpf.bundle import load_bundle_object
     from iotbpf.kernel import manifest as manifest_module
     from iotbpf.kernel.runtime import Runtime
 
     manifest = manifest_module.load(app_dir + "/app.json")
     if manifest.bundle is None:
         raise ValueError("app %s has no bundle (deploy packs one)" % manifest.name)
-    bundle_path = manifest.path(manifest.bundle)
+    bundle = load_bundle_object(manifest.path(manifest.bundle))
     programs = {}
     for _hook, section in manifest.hooks:
         if section not in programs:
-            programs[section] = load_bundle(bundle_path, section=section)
+            program = bundle.program(section)
+            program.line_info = {}  # source lines serve host-side messages; RAM is scarcer here
+            programs[section] = program
+    bundle = None
     scheduler = None
     board_obj = None
     if board is not None:

@@ -29,8 +29,18 @@ function copyTree(hostDir, mpDir) {
 
 if (root) copyTree(root, "/root");
 const code = fs.readFileSync(scriptPath, "utf8");
+// This port's gc.collect() cannot free what the running call's own C stack may reference, so a
+// collection only frees garbage when it runs in a separate runPython call. A script is split at
+// lines "# @gc": after each part a separate call collects, so the next part's gc.mem_alloc() is
+// the live heap. After the last part the live heap is printed as "__MEM_ALLOC__ N".
+const parts = code.split(/^# @gc$/m);
 try {
-  mp.runPython("import sys\nsys.path.insert(0, '/root')\n" + code);
+  mp.runPython("import sys\nsys.path.insert(0, '/root')\n");
+  for (const part of parts) {
+    mp.runPython(part);
+    mp.runPython("import gc\ngc.collect()\n");
+  }
+  mp.runPython("print('__MEM_ALLOC__', gc.mem_alloc())\n");
 } catch (err) {
   process.stderr.write(String(err && err.message ? err.message : err) + "\n");
   process.exit(1);
