@@ -1056,11 +1056,11 @@ def instantiate(programs, budget=None, maps=None):
                 maps[entry.name] = m
             bound.append(m)
         program.maps = bound
-    _fill_prog_arrays(programs, maps)
+    fill_prog_arrays(programs, maps)
     return maps
 
 
-def _fill_prog_arrays(programs, maps):
+def fill_prog_arrays(programs, maps):
     """Put programs into the prog_array slots their object declared (spec.programs)."""
     for m in maps.values():
         wanted = getattr(m.spec, "programs", None)
