@@ -380,3 +380,65 @@ def test_export_import_roundtrip_every_kind():
         b.import_state(a.export_state())
         assert b.items() == a.items()
         assert b.export_state() == a.export_state()
+
+
+# ------------------------------------------------------------------ MicroPython
+MP_SCRIPT = """
+import struct
+from iotbpf.ebpf import types as T
+from iotbpf.ebpf import cbpf
+from iotbpf.ebpf.maps import create_map
+from iotbpf.ebpf.helpers import linux_helpers
+from iotbpf.ebpf.program import Program
+from iotbpf.ebpf.vm import VM, Environment
+
+def u32(x):
+    return struct.pack('<I', x)
+
+h = create_map(T.MapSpec('h', T.BPF_MAP_TYPE_HASH, 4, 8, 2))
+print(h.update(u32(1), bytes(8)), h.update(u32(2), bytes(8), 1), h.update(u32(3), bytes(8)),
+      h.update(u32(1), bytes(8), 1), h.delete(u32(9)))
+l = create_map(T.MapSpec('l', T.BPF_MAP_TYPE_LRU_HASH, 4, 4, 3))
+for k in (1, 2, 3):
+    l.update(u32(k), u32(k))
+l.lookup_slot(u32(1))
+l.update(u32(4), u32(4))
+print([struct.unpack('<I', k)[0] for k in l.lru_order()])
+p = create_map(T.MapSpec('p', T.BPF_MAP_TYPE_LPM_TRIE, 8, 4, 8, T.BPF_F_NO_PREALLOC))
+p.update(u32(8) + bytes([10, 0, 0, 0]), u32(8))
+p.update(u32(24) + bytes([10, 1, 2, 0]), u32(24))
+print(p.lookup(u32(32) + bytes([10, 1, 2, 3])), p.lookup(u32(32) + bytes([10, 9, 2, 3])))
+q = create_map(T.MapSpec('q', T.BPF_MAP_TYPE_STACK, 0, 4, 2))
+print(q.push(u32(1)), q.push(u32(2)), q.push(u32(3)), q.push(u32(3), 2), q.pop(), q.pop(), q.pop())
+r = create_map(T.MapSpec('r', T.BPF_MAP_TYPE_RINGBUF, 0, 0, 4096))
+n = 0
+for i in range(20):
+    r.output(bytes([i]) * 700)
+    n += len(r.consume())
+print(n, r.query(3))
+b = create_map(T.MapSpec('b', T.BPF_MAP_TYPE_BLOOM_FILTER, 0, 4, 50))
+for v in range(50):
+    b.push(u32(v))
+print(sum(1 for v in range(50) if b.peek(u32(v)) == 0), sum(1 for v in range(100, 400) if b.peek(u32(v)) == 0))
+prog = Program.from_asm('''
+stdw [%r10-16], 0x7825
+stw [%r10-4], 5
+mov %r1, %r10
+add %r1, -16
+mov %r2, 3
+mov %r3, 255
+call 6
+call 7
+exit
+''')
+env = Environment(seed=5)
+print(VM(prog, helpers=linux_helpers(), env=env).run(), env.trace_output)
+f = cbpf.parse('ldh [12]\\njeq #0x800 jt 2 jf 3\\nret #1\\nret #0')
+print(cbpf.run_filter(f, bytes(12) + b'\\x08\\x00'), cbpf.run_filter(f, bytes(12) + b'\\x86\\xdd'))
+"""
+
+
+def test_maps_helpers_and_cbpf_agree_under_micropython(micropython, capsys):
+    exec(compile(MP_SCRIPT, "<script>", "exec"), {})
+    want = capsys.readouterr().out
+    assert micropython.run(MP_SCRIPT).stdout == want
