@@ -16,7 +16,8 @@ iotbpf conformance ../shared/conformance/add.data --engine both"""
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help=".data files or folders of them")
-    parser.add_argument("--engine", choices=("interp", "compiled", "both"), default="interp")
+    parser.add_argument("--engine", choices=("interp", "compiled", "compact", "both"), default="interp",
+                        help="both = interp and compiled")
     parser.add_argument("--budget", type=int, default=conformance.DEFAULT_BUDGET, metavar="N",
                         help="instruction budget per test")
     parser.add_argument("-v", "--verbose", action="store_true", help="also list passing files")

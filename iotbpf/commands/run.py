@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mem", action="append", default=[], metavar="HEX",
                         help="input memory as hex bytes (repeat for several runs; default: the "
                              ".data file's own mem, else empty)")
-    parser.add_argument("--engine", choices=("interp", "compiled"), default="interp")
+    parser.add_argument("--engine", choices=("interp", "compiled", "compact"), default="interp",
+                        help="interp: reference interpreter; compiled: translated to Python; "
+                             "compact: the low-memory interpreter used on MicroPython")
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, metavar="N",
                         help="instruction budget per run (default %d)" % DEFAULT_BUDGET)
     parser.add_argument("--trace", action="store_true",

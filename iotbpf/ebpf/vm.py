@@ -76,6 +76,8 @@ malformed instruction), "jump" (target out of range, into a lddw, fell off the e
 "internal" marks a bug in an engine (a Python exception that should never happen).
 """
 
+import struct
+import sys
 import time
 
 from iotbpf.ebpf import isa
@@ -325,11 +327,18 @@ _UNPACK_S = {1: isa.make_struct("<b"), 2: isa.make_struct("<h"), 4: isa.make_str
 _UNPACK_BE = {1: isa.make_struct(">B"), 2: isa.make_struct(">H"), 4: isa.make_struct(">I"),
               8: isa.make_struct(">Q")}
 _SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
+_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+_FMT_S = {1: "<b", 2: "<h", 4: "<i"}
+_unpack_from = struct.unpack_from
+_pack_into = struct.pack_into
 
 
 # ---------------------------------------------------------------- engines
+_MICROPYTHON = getattr(getattr(sys, "implementation", None), "name", "") == "micropython"
+
 ENGINES = {
     "interp": ("iotbpf.ebpf.vm", "Interpreter"),
+    "compact": ("iotbpf.ebpf.vm", "CompactInterpreter"),
     "compiled": ("iotbpf.ebpf.compiler", "CompiledEngine"),
 }
 
@@ -339,6 +348,8 @@ def make_engine(kind, program, vm):
     entry = ENGINES.get(kind)
     if entry is None:
         raise LoadError("unknown engine %r (choose %s)" % (kind, " or ".join(sorted(ENGINES))))
+    if kind == "compact" or (kind == "interp" and _MICROPYTHON):
+        return CompactInterpreter(program, vm)
     if kind == "interp":
         return Interpreter(program, vm)
     try:
@@ -356,7 +367,7 @@ def engine_available(kind):
     entry = ENGINES.get(kind)
     if entry is None:
         return False
-    if kind == "interp":
+    if kind in ("interp", "compact"):
         return True
     try:
         module = __import__(entry[0], None, None, [entry[1]])
@@ -384,17 +395,15 @@ class VM:
                 self._maps_by_name.setdefault(name, m)
         self.stack_bufs = []
         self.stack_tops = []
-        for i in range(isa.MAX_CALL_FRAMES):
-            buf = bytearray(isa.STACK_SIZE)
-            base = self.memory.add_region(buf, "stack%d" % i)
-            self.stack_bufs.append(buf)
-            self.stack_tops.append(base + isa.STACK_SIZE)
+        self._add_frames(1)  # frames 1-7 only for programs that can call (saves RAM on MCUs)
         self._top0 = self.stack_tops[0]
         self.ex = Execution(self, self.memory, self.env)
         self.last = self.ex
         self._engines = {}
-        self.engine = self.engine_for(program)
         self._dirty_frames = _has_calls(program)
+        if self._dirty_frames:
+            self._add_frames(isa.MAX_CALL_FRAMES)
+        self.engine = self.engine_for(program)
 
     # ---------------------------------------------------------------- loading
     def engine_for(self, program):
@@ -546,7 +555,7 @@ class VM:
                                      "helper") from None
                 if not self._dirty_frames and _has_calls(target):
                     self._dirty_frames = True
-                    self._clear_frames()
+                    self._add_frames(isa.MAX_CALL_FRAMES)
                 ex.frames = []
                 ex.program = target
                 regs[10] = self._top0
@@ -563,6 +572,14 @@ class VM:
             if added is not None:
                 for base in added:
                     memory.remove_region(base)
+
+    def _add_frames(self, count):
+        """Allocate stack frames up to ``count`` (each its own 512-byte region "stackN")."""
+        while len(self.stack_bufs) < count:
+            buf = bytearray(isa.STACK_SIZE)
+            base = self.memory.add_region(buf, "stack%d" % len(self.stack_bufs))
+            self.stack_bufs.append(buf)
+            self.stack_tops.append(base + isa.STACK_SIZE)
 
     def _clear_frames(self):
         for buf in self.stack_bufs[1:]:
@@ -985,7 +1002,7 @@ class Interpreter:
             v = r[d]
             if (v >> 32) == FUNC_REGION_ID:
                 target = v & M32
-                if not 0 <= target < self.n or self.blocks[target] is None:
+                if not self.is_entry(target):
                     raise vm.fault(pc, "callx target %d is not the start of a function" % target,
                                    "jump", program)
                 op = locals_cache.get(target)
@@ -1017,22 +1034,11 @@ class Interpreter:
 
     def call_function(self, pc, r1=0, r2=0, r3=0, r4=0, r5=0):
         """Run the subprogram at ``pc`` in a new frame until it exits; returns its r0."""
-        r = self.regs
-        ex = self.ex
-        if not 0 <= pc < self.n or self.blocks[pc] is None:
-            raise HelperFault("callback address %d is not the start of a function" % pc)
-        depth = len(ex.frames)
-        if depth >= isa.MAX_CALL_FRAMES - 1:
-            raise self.vm.fault(ex.pc, "call depth exceeded (%d frames) calling back into pc %d"
-                                % (isa.MAX_CALL_FRAMES, pc), "depth", self.program)
-        saved = (r[0], r[1], r[2], r[3], r[4], r[5])
-        ex.frames.append((EXITED, r[6], r[7], r[8], r[9], r[10]))
-        r[1], r[2], r[3], r[4], r[5] = r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64
-        r[10] = self.vm.stack_tops[depth + 1]
-        self._loop(pc)
-        result = r[0]
-        r[0], r[1], r[2], r[3], r[4], r[5] = saved
-        return result
+        return _call_function(self, pc, r1, r2, r3, r4, r5)
+
+    def is_entry(self, pc):
+        """True if ``pc`` starts a basic block (a valid call or callback target)."""
+        return 0 <= pc < self.n and self.blocks[pc] is not None
 
     def _loop(self, pc):
         ex = self.ex
@@ -1089,6 +1095,355 @@ class Interpreter:
                     nxt = v
             pc = nxt
         return pc
+
+
+class CompactInterpreter:
+    """The reference semantics with one small tuple per instruction, for MicroPython's RAM.
+
+    ``code[pc] = (handler, operands...)``, ``pc = handler(regs, code[pc], pc)``; blocks are
+    charged through ``cost[pc]`` (non-zero at block leaders). About a tenth of the closure
+    interpreter's memory; selected by ``engine="compact"``, and by "interp" on MicroPython.
+    """
+
+    def __init__(self, program, vm):
+        self.program = program
+        self.vm = vm
+        self.ex = vm.ex
+        self.regs = vm.ex.regs
+        self.regions = vm.memory.regions
+        insns = program.insns
+        n = len(insns)
+        self.n = n
+        cost = [0] * (n + 1)
+        for start, _end, c in isa.basic_blocks(insns):
+            cost[start] = c
+        code = [None] * (n + 1)
+        pc = 0
+        while pc < n:
+            insn = insns[pc]
+            code[pc] = self._decode(pc, insn)
+            if insn.opcode == isa.LDDW:
+                if pc + 1 < n:
+                    code[pc + 1] = (_c_fault, "jump into the second slot of the lddw at pc %d" % pc,
+                                    "jump", self)
+                pc += 2
+            else:
+                pc += 1
+        code[n] = (_c_fault, "execution fell off the end of the program", "jump", self, n - 1 if n else 0)
+        self.code = code
+        self.cost = cost
+
+    def _fault(self, pc, reason, kind):
+        return self.vm.fault(pc, reason, kind, self.program)
+
+    def _decode(self, pc, insn):
+        kind = isa.op_kind(insn.opcode)
+        if kind is None:
+            return (_c_fault, "unknown opcode 0x%02x" % insn.opcode, "opcode", self)
+        reason = isa.operand_error(insn)
+        if reason is not None:
+            return (_c_fault, reason, "opcode", self)
+        op = insn.opcode
+        d, s, off, imm = insn.dst, insn.src, insn.off, insn.imm
+        if kind == "alu":
+            code = op & 0xF0
+            is64 = op & 0x07 == isa.BPF_ALU64
+            if code == isa.BPF_MOV and op & isa.BPF_X and off:
+                f = (MOVSX64_FUNCS if is64 else MOVSX32_FUNCS).get(off)
+                if f is None:
+                    return (_c_fault, "invalid movsx size %d" % off, "opcode", self)
+            elif code in (isa.BPF_DIV, isa.BPF_MOD) and off == 1:
+                f = (SIGNED64_FUNCS if is64 else SIGNED32_FUNCS)[code]
+            elif off:
+                return (_c_fault, "invalid offset %d for this ALU op" % off, "opcode", self)
+            else:
+                f = (ALU64_FUNCS if is64 else ALU32_FUNCS)[code]
+            if op & isa.BPF_X:
+                return (_c_alu_x, d, s, f)
+            return (_c_alu_k, d, imm & M64, f)
+        if kind == "end":
+            if imm not in (16, 32, 64):
+                return (_c_fault, "invalid byte swap width %d" % imm, "opcode", self)
+            f = LE_FUNCS[imm] if op == isa.BPF_ALU | isa.BPF_END | isa.BPF_TO_LE else SWAP_FUNCS[imm]
+            return (_c_alu_k, d, 0, f)
+        if kind == "lddw":
+            insns = self.program.insns
+            if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
+                return (_c_fault, "malformed lddw: the second slot must have opcode 0", "opcode", self)
+            return (_c_lddw, d, self.vm.resolve_lddw(pc, insn, self.program))
+        if kind in ("ldx", "ldxs"):
+            size = isa.SIZE_BYTES[op & 0x18]
+            fmt = (_FMT_S if kind == "ldxs" else _FMT)[size]
+            return (_c_ldx, d, s, off, size, fmt, self)
+        if kind in ("st", "stx"):
+            size = isa.SIZE_BYTES[op & 0x18]
+            fmt = _FMT[size]
+            if kind == "st":
+                return (_c_st, d, off, size, fmt, self, imm & _SIZE_MASK[size])
+            return (_c_stx, d, off, size, fmt, self, s, _SIZE_MASK[size])
+        if kind == "atomic":
+            aop = imm & M32
+            size = 8 if op & 0x18 == isa.BPF_DW else 4
+            f = ATOMIC_FUNCS.get(aop if aop == isa.BPF_XCHG else aop & ~isa.BPF_FETCH)
+            if aop != isa.BPF_CMPXCHG and (f is None or aop not in isa.ATOMIC_NAMES):
+                return (_c_fault, "unknown atomic operation 0x%x" % aop, "opcode", self)
+            return (_c_atomic, d, s, off, size, aop, f, self)
+        if kind in ("ldabs", "ldind"):
+            size = isa.SIZE_BYTES[op & 0x18]
+            return (_c_ldabs, s if kind == "ldind" else -1, imm, size, ">" + _FMT[size][1], self)
+        if kind in ("ja", "ja32"):
+            target = insn.jump_target(pc)
+            if not 0 <= target < self.n:
+                return (_c_fault, "jump target %d out of range" % target, "jump", self)
+            return (_c_ja, target)
+        if kind == "jcond":
+            is64 = op & 0x07 == isa.BPF_JMP
+            cond = (COND64 if is64 else COND32)[op & 0xF0]
+            mask = M64 if is64 else M32
+            target = insn.jump_target(pc)
+            x = 1 if op & isa.BPF_X else 0
+            b = s if x else imm & mask
+            if not 0 <= target < self.n:
+                return (_c_jbad, d, b, cond, mask, x, self, "jump target %d out of range" % target)
+            return (_c_jx if x else _c_jk, d, b, cond, mask, target)
+        if kind == "call":
+            if s == isa.BPF_PSEUDO_CALL:
+                target = pc + 1 + imm
+                if not 0 <= target < self.n:
+                    return (_c_fault, "call target %d out of range" % target, "jump", self)
+                return (_c_call_local, target, self)
+            if s != 0:
+                return (_c_fault, "kernel function calls are not supported", "helper", self)
+            fn, name = self.vm.helper(imm)
+            if fn is None:
+                return (_c_fault, "unknown helper %d" % imm, "helper", self)
+            return (_c_call_helper, fn, name, self)
+        if kind == "callx":
+            return (_c_callx, d, self)
+        return (_c_exit, self.ex)
+
+    def is_entry(self, pc):
+        return 0 <= pc < self.n and self.cost[pc] != 0
+
+    def run_main(self):
+        self._loop(0)
+        return self.regs[0]
+
+    def call_function(self, pc, r1=0, r2=0, r3=0, r4=0, r5=0):
+        return _call_function(self, pc, r1, r2, r3, r4, r5)
+
+    def _loop(self, pc):
+        ex = self.ex
+        r = self.regs
+        code = self.code
+        cost = self.cost
+        trace = ex.trace
+        profile = ex.profile
+        insns = self.program.insns
+        if trace is None and profile is None:
+            while pc >= 0:
+                c = cost[pc]
+                if c:
+                    if c > ex.left:
+                        raise self._fault(pc, "instruction budget exhausted (%d instructions)"
+                                          % (ex.budget or 0), "budget")
+                    ex.left -= c
+                t = code[pc]
+                pc = t[0](r, t, pc)
+            return pc
+        while pc >= 0:
+            c = cost[pc]
+            if c:
+                if c > ex.left:
+                    raise self._fault(pc, "instruction budget exhausted (%d instructions)"
+                                      % (ex.budget or 0), "budget")
+                ex.left -= c
+            t = code[pc]
+            if profile is not None and pc < self.n:
+                profile[pc] = profile.get(pc, 0) + 1
+            before = list(r)
+            nxt = t[0](r, t, pc)
+            if trace is not None:
+                changed = [(i, r[i]) for i in range(isa.NUM_REGS) if r[i] != before[i]]
+                trace.append((pc, isa.format_insn(insns[pc], pc), changed))
+            pc = nxt
+        return pc
+
+
+def _call_function(engine, pc, r1, r2, r3, r4, r5):
+    """Run the subprogram at ``pc`` in a new frame until it exits (callbacks); returns r0."""
+    r = engine.regs
+    ex = engine.ex
+    if not engine.is_entry(pc):
+        raise HelperFault("callback address %d is not the start of a function" % pc)
+    depth = len(ex.frames)
+    if depth >= isa.MAX_CALL_FRAMES - 1:
+        raise engine.vm.fault(ex.pc, "call depth exceeded (%d frames) calling back into pc %d"
+                              % (isa.MAX_CALL_FRAMES, pc), "depth", engine.program)
+    saved = (r[0], r[1], r[2], r[3], r[4], r[5])
+    ex.frames.append((EXITED, r[6], r[7], r[8], r[9], r[10]))
+    r[1], r[2], r[3], r[4], r[5] = r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64
+    r[10] = engine.vm.stack_tops[depth + 1]
+    engine._loop(pc)
+    result = r[0]
+    r[0], r[1], r[2], r[3], r[4], r[5] = saved
+    return result
+
+
+def _enter_frame(engine, r, pc, target):
+    """A local call at ``pc`` to ``target``: push the caller's frame (depth limit 8)."""
+    ex = engine.ex
+    frames = ex.frames
+    depth = len(frames)
+    if depth >= isa.MAX_CALL_FRAMES - 1:
+        raise engine.vm.fault(pc, "call depth exceeded (%d frames)" % isa.MAX_CALL_FRAMES, "depth",
+                              engine.program)
+    frames.append((pc + 1, r[6], r[7], r[8], r[9], r[10]))
+    r[10] = engine.vm.stack_tops[depth + 1]
+    return target
+
+
+# Handlers of the compact interpreter: ``handler(regs, t, pc) -> next pc`` with t = code[pc].
+def _c_fault(r, t, pc):
+    raise t[3]._fault(t[4] if len(t) > 4 else pc, t[1], t[2])
+
+
+def _c_alu_k(r, t, pc):
+    d = t[1]
+    r[d] = t[3](r[d], t[2])
+    return pc + 1
+
+
+def _c_alu_x(r, t, pc):
+    d = t[1]
+    r[d] = t[3](r[d], r[t[2]])
+    return pc + 1
+
+
+def _c_lddw(r, t, pc):
+    r[t[1]] = t[2]
+    return pc + 2
+
+
+def _c_access(eng, pc, a, size, write):
+    exc = eng.vm.memory.fault(a, size, write)
+    return eng.vm.fault(pc, exc.reason, exc.kind, eng.program, a)
+
+
+def _c_ldx(r, t, pc):
+    a = (r[t[2]] + t[3]) & M64
+    size = t[4]
+    g = t[6].regions.get(a >> 32)
+    o = a & M32
+    if g is None or o + size > g[1]:
+        raise _c_access(t[6], pc, a, size, False)
+    r[t[1]] = _unpack_from(t[5], g[0], o)[0] & M64
+    return pc + 1
+
+
+def _c_store(t, pc, r, value):
+    a = (r[t[1]] + t[2]) & M64
+    size = t[3]
+    g = t[5].regions.get(a >> 32)
+    o = a & M32
+    if g is None or o + size > g[1] or not g[2]:
+        raise _c_access(t[5], pc, a, size, True)
+    _pack_into(t[4], g[0], o, value)
+
+
+def _c_st(r, t, pc):
+    _c_store(t, pc, r, t[6])
+    return pc + 1
+
+
+def _c_stx(r, t, pc):
+    _c_store(t, pc, r, r[t[6]] & t[7])
+    return pc + 1
+
+
+def _c_atomic(r, t, pc):
+    d, s, off, size, aop, f, eng = t[1], t[2], t[3], t[4], t[5], t[6], t[7]
+    a = (r[d] + off) & M64
+    g = eng.regions.get(a >> 32)
+    o = a & M32
+    if g is None or o + size > g[1] or not g[2]:
+        raise _c_access(eng, pc, a, size, True)
+    fmt = _FMT[size]
+    mask = _SIZE_MASK[size]
+    old = _unpack_from(fmt, g[0], o)[0]
+    if aop == isa.BPF_CMPXCHG:
+        if old == r[0] & mask:
+            _pack_into(fmt, g[0], o, r[s] & mask)
+        r[0] = old
+        return pc + 1
+    _pack_into(fmt, g[0], o, f(old, r[s]) & mask)
+    if aop & isa.BPF_FETCH:
+        r[s] = old
+    return pc + 1
+
+
+def _c_ldabs(r, t, pc):
+    eng = t[5]
+    base, length = eng.ex.packet
+    o = (t[2] + (r[t[1]] if t[1] >= 0 else 0)) & M32
+    size = t[3]
+    if o + size > length:
+        raise StopRun(0)
+    r[0] = _unpack_from(t[4], eng.regions[base >> 32][0], o)[0]
+    return pc + 1
+
+
+def _c_ja(r, t, pc):
+    return t[1]
+
+
+def _c_jk(r, t, pc):
+    return t[5] if t[3](r[t[1]] & t[4], t[2]) else pc + 1
+
+
+def _c_jx(r, t, pc):
+    mask = t[4]
+    return t[5] if t[3](r[t[1]] & mask, r[t[2]] & mask) else pc + 1
+
+
+def _c_jbad(r, t, pc):
+    mask = t[4]
+    b = r[t[2]] & mask if t[5] else t[2]
+    if t[3](r[t[1]] & mask, b):
+        raise t[6]._fault(pc, t[7], "jump")
+    return pc + 1
+
+
+def _c_call_local(r, t, pc):
+    return _enter_frame(t[2], r, pc, t[1])
+
+
+def _c_call_helper(r, t, pc):
+    eng = t[3]
+    return _invoke_helper(eng.vm, eng.ex, r, eng.program, pc, t[1], t[2])
+
+
+def _c_callx(r, t, pc):
+    eng = t[2]
+    d = t[1]
+    v = r[d]
+    if (v >> 32) == FUNC_REGION_ID:
+        target = v & M32
+        if not eng.is_entry(target):
+            raise eng._fault(pc, "callx target %d is not the start of a function" % target, "jump")
+        return _enter_frame(eng, r, pc, target)
+    fn, name = eng.vm.helper(v)
+    if fn is None:
+        raise eng._fault(pc, "unknown helper %d (called through %%r%d)" % (v, d), "helper")
+    return _invoke_helper(eng.vm, eng.ex, r, eng.program, pc, fn, name)
+
+
+def _c_exit(r, t, pc):
+    frames = t[1].frames
+    if frames:
+        nxt, r[6], r[7], r[8], r[9], r[10] = frames.pop()
+        return nxt
+    return EXITED
 
 
 _ZERO_REGS = [0] * isa.NUM_REGS

@@ -6,9 +6,10 @@ from iotbpf.ebpf import conformance
 from iotbpf.ebpf.errors import LoadError
 
 
-def test_every_conformance_file_passes(conformance_dir):
+@pytest.mark.parametrize("engine", ["interp", "compact"])
+def test_every_conformance_file_passes(conformance_dir, engine):
     files = sorted(conformance_dir.glob("*.data"))
-    results = conformance.run_paths([str(conformance_dir)])
+    results = conformance.run_paths([str(conformance_dir)], engines=(engine,))
     failures = ["%s: expected %s, got %s" % (r.path, r.expected, r.actual) for r in results if not r.passed]
     assert failures == []
     assert len(results) == len(files) == 313

@@ -11,9 +11,25 @@ from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.vm import FAULT_KINDS, VM, BPFFault, HelperFault
 
+ENGINE = "interp"
+
+
+@pytest.fixture(scope="module", autouse=True, params=["interp", "compact"])
+def engine(request):
+    """Every test runs on both interpreters (closures for CPython, compact for MicroPython)."""
+    global ENGINE
+    ENGINE = request.param
+    yield request.param
+    ENGINE = "interp"
+
+
+def make_vm(*args, **kw):
+    kw.setdefault("engine", ENGINE)
+    return VM(*args, **kw)
+
 
 def fault(text, mem=b"", budget=None, helpers=None, **run_kw):
-    vm = VM(Program.from_asm(text), helpers=helpers, budget=budget)
+    vm = make_vm(Program.from_asm(text), helpers=helpers, budget=budget)
     with pytest.raises(BPFFault) as info:
         vm.run(mem=mem, **run_kw)
     exc = info.value
@@ -25,7 +41,7 @@ def fault(text, mem=b"", budget=None, helpers=None, **run_kw):
 def fault_raw(slots, **kw):
     data = b"".join(struct.pack("<Q", s) for s in slots)
     with pytest.raises(BPFFault) as info:
-        VM(Program.from_bytes(data)).run(**kw)
+        make_vm(Program.from_bytes(data)).run(**kw)
     return info.value
 
 
@@ -56,7 +72,7 @@ def test_map_handles_are_not_pointers():
 
     prog = Program.from_asm("lddw %r1, map_fd 0\nldxdw %r0, [%r1]\nexit")
     with pytest.raises(BPFFault) as info:
-        VM(prog, maps=[FakeMap()]).run()
+        make_vm(prog, maps=[FakeMap()]).run()
     assert info.value.kind == "oob" and "map handle" in info.value.reason
 
 
@@ -83,7 +99,7 @@ def test_unknown_or_malformed_instructions(slots, pc, words):
 
 def test_unknown_opcode_faults_only_when_executed():
     prog = Program.from_bytes(struct.pack("<QQQ", 0x0000000000010005, 0xFF, 0x95))  # ja +1 over it
-    assert VM(prog).run() == 0
+    assert make_vm(prog).run() == 0
 
 
 @pytest.mark.parametrize("text, pc, words", [
@@ -106,7 +122,7 @@ def test_jump_into_the_middle_of_a_lddw():
 
 
 def test_not_taken_bad_jump_does_not_fault():
-    assert VM(Program.from_asm("mov %r0, 0\njeq %r0, 1, +9\nexit")).run() == 0
+    assert make_vm(Program.from_asm("mov %r0, 0\njeq %r0, 1, +9\nexit")).run() == 0
 
 
 def test_call_depth_is_limited_to_eight_frames():
@@ -114,7 +130,7 @@ def test_call_depth_is_limited_to_eight_frames():
     assert exc.kind == "depth" and exc.pc == 0 and "8 frames" in exc.reason
     # 7 nested calls (8 frames) are fine
     text = "\n".join("call local f%d\nexit\nf%d:" % (i, i) for i in range(7)) + "\nmov %r0, 7\nexit"
-    assert VM(Program.from_asm(text)).run() == 7
+    assert make_vm(Program.from_asm(text)).run() == 7
 
 
 @pytest.mark.parametrize("text, helpers, words", [
@@ -153,7 +169,7 @@ def test_budget_exhausted_in_an_infinite_loop():
 ])
 def test_unresolvable_lddw_sources_are_load_errors(text, source):
     with pytest.raises(LoadError) as info:
-        VM(Program.from_asm(text))
+        make_vm(Program.from_asm(text))
     assert source in str(info.value) and "pc 0" in str(info.value)
 
 
@@ -166,7 +182,7 @@ def test_random_programs_end_with_a_result_or_a_fault(fields, mem):
     data += struct.pack("<Q", 0x95)
     try:
         prog = Program.from_bytes(data)
-        vm = VM(prog, helpers={1: lambda ex, *a: a[0]}, budget=500)
+        vm = make_vm(prog, helpers={1: lambda ex, *a: a[0]}, budget=500)
     except LoadError:
         return
     try:

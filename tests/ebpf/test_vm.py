@@ -16,9 +16,26 @@ M32 = (1 << 32) - 1
 u64 = st.integers(0, M64)
 
 
+ENGINE = "interp"
+
+
+@pytest.fixture(scope="module", autouse=True, params=["interp", "compact"])
+def engine(request):
+    """Every test runs on both interpreters (closures for CPython, compact for MicroPython)."""
+    global ENGINE
+    ENGINE = request.param
+    yield request.param
+    ENGINE = "interp"
+
+
+def make_vm(*args, **kw):
+    kw.setdefault("engine", ENGINE)
+    return VM(*args, **kw)
+
+
 def run(text, mem=b"", **kw):
     run_kw = {k: kw.pop(k) for k in ("ctx", "packet", "trace", "profile") if k in kw}
-    vm = VM(Program.from_asm(text), **kw)
+    vm = make_vm(Program.from_asm(text), **kw)
     return vm.run(mem=mem, **run_kw)
 
 
@@ -178,7 +195,7 @@ def test_helper_calls_get_the_execution_and_five_arguments():
         return ex.memory.load(r1, 1) - 10  # negative: masked to u64
 
     prog = "mov %r2, 2\nmov %r3, 3\nmov %r4, 4\nmov %r5, 5\ncall 99\nadd %r0, %r2\nexit"
-    vm = VM(Program.from_asm(prog), helpers={99: helper})
+    vm = make_vm(Program.from_asm(prog), helpers={99: helper})
     assert vm.run(mem=b"\x07") == ((7 - 10) + 2) & M64  # r2 survives the call
     assert seen[0][1:] == (2, 3, 4, 5)
 
@@ -213,7 +230,7 @@ out:
 def test_map_handles_and_in_place_value_updates_with_the_linux_helpers():
     counts = array_map()
     prog = Program.from_asm(COUNT_WITH_LOOKUP)
-    vm = VM(prog, helpers=linux.linux_helpers(), maps=[counts])
+    vm = make_vm(prog, helpers=linux.linux_helpers(), maps=[counts])
     assert [vm.run() for _ in range(3)] == [1, 2, 3]
     assert struct.unpack("<Q", counts.lookup(struct.pack("<I", 2)))[0] == 3
 
@@ -221,7 +238,7 @@ def test_map_handles_and_in_place_value_updates_with_the_linux_helpers():
 def test_map_specs_in_a_program_are_instantiated():
     prog = Program.from_asm(COUNT_WITH_LOOKUP)
     prog.maps = [types.MapSpec("counts", types.BPF_MAP_TYPE_ARRAY, 4, 8, 4)]
-    vm = VM(prog, helpers=linux.linux_helpers())
+    vm = make_vm(prog, helpers=linux.linux_helpers())
     assert vm.run() == 1 and vm.run() == 2
     assert vm.maps[0].lookup(struct.pack("<I", 2)) == struct.pack("<Q", 2)
 
@@ -230,7 +247,7 @@ def test_lddw_map_value_points_into_the_value_storage():
     data = array_map("data", 16, 1)
     prog = Program.from_asm("lddw %r1, map_value 0, 8\nldxdw %r0, [%r1]\nstdw [%r1], 9\nexit")
     data.update(struct.pack("<I", 0), bytes(8) + struct.pack("<Q", 77))
-    vm = VM(prog, maps=[data])
+    vm = make_vm(prog, maps=[data])
     assert vm.run() == 77
     assert data.lookup(struct.pack("<I", 0))[8:] == struct.pack("<Q", 9)
 
@@ -300,7 +317,7 @@ def test_tail_calls_switch_programs_keep_r1_and_stop_after_33():
     """
     prog = Program.from_asm(text)
     jumps.set_program(0, prog)
-    vm = VM(prog, helpers=linux.linux_helpers(), maps=[jumps, counter])
+    vm = make_vm(prog, helpers=linux.linux_helpers(), maps=[jumps, counter])
     assert vm.run(mem=b"\x05") == (34 << 8) + 5
     assert vm.last.tail_calls == 33
 
@@ -308,7 +325,7 @@ def test_tail_calls_switch_programs_keep_r1_and_stop_after_33():
 def test_tail_call_to_an_empty_slot_continues_the_program():
     jumps = maps.create_map(types.MapSpec("jumps", types.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2))
     prog = Program.from_asm("lddw %r2, map_fd 0\nmov %r3, 1\ncall 12\nexit")
-    assert VM(prog, helpers=linux.linux_helpers(), maps=[jumps]).run() == (-2) & M64  # -ENOENT
+    assert make_vm(prog, helpers=linux.linux_helpers(), maps=[jumps]).run() == (-2) & M64  # -ENOENT
 
 
 def test_legacy_packet_loads_are_big_endian_and_end_the_program_when_out_of_range():
@@ -335,12 +352,12 @@ def test_no_mem_means_null_r1_and_zero_r2():
 
 
 def test_the_stack_is_zeroed_for_each_run():
-    vm = VM(Program.from_asm("ldxdw %r0, [%r10-8]\nstdw [%r10-8], 5\nexit"))
+    vm = make_vm(Program.from_asm("ldxdw %r0, [%r10-8]\nstdw [%r10-8], 5\nexit"))
     assert vm.run() == 0 and vm.run() == 0
 
 
 def test_callee_frames_are_zeroed_for_each_run_too():
-    vm = VM(Program.from_asm("call local f\nexit\nf:\nldxdw %r0, [%r10-8]\nstdw [%r10-8], 5\nexit"))
+    vm = make_vm(Program.from_asm("call local f\nexit\nf:\nldxdw %r0, [%r10-8]\nstdw [%r10-8], 5\nexit"))
     assert vm.run() == 0 and vm.run() == 0
 
 
@@ -348,19 +365,19 @@ def test_budget_is_charged_per_basic_block_on_entry():
     text = "mov %r0, 0\nmov %r1, 3\nloop:\nadd %r0, 1\nsub %r1, 1\njne %r1, 0, loop\nexit"
     prog = Program.from_asm(text)
     total = 2 + 3 * 3 + 1
-    vm = VM(prog, budget=total)
+    vm = make_vm(prog, budget=total)
     assert vm.run() == 3 and vm.last.insns_executed == total
     with pytest.raises(BPFFault) as info:
-        VM(prog).run(budget=total - 1)
+        make_vm(prog).run(budget=total - 1)
     # the last block (exit) cannot be paid: fault at its first pc, before running it
     assert info.value.kind == "budget" and info.value.pc == 5
     with pytest.raises(BPFFault) as info:
-        VM(prog).run(budget=6)  # 2 + 3, then the loop block again needs 3
+        make_vm(prog).run(budget=6)  # 2 + 3, then the loop block again needs 3
     assert info.value.pc == 2
 
 
 def test_trace_lists_changed_registers_and_profile_counts_pcs():
-    vm = VM(Program.from_asm("mov %r0, 1\nmov %r1, 2\nloop:\nsub %r1, 1\njne %r1, 0, loop\nexit"))
+    vm = make_vm(Program.from_asm("mov %r0, 1\nmov %r1, 2\nloop:\nsub %r1, 1\njne %r1, 0, loop\nexit"))
     assert vm.run(trace=True, profile=True) == 1
     trace = vm.last.trace
     assert trace[0] == (0, "mov %r0, 1", [(0, 1)])
@@ -374,7 +391,7 @@ def test_trace_and_fast_loop_agree_on_faults_and_results():
     errors = []
     for trace in (False, True):
         with pytest.raises(BPFFault) as info:
-            VM(prog).run(trace=trace)
+            make_vm(prog).run(trace=trace)
         errors.append(str(info.value))
     assert errors[0] == errors[1]
     assert errors[0].startswith("pc 3: ldxb %r0, [%r1]: ")

@@ -4,10 +4,16 @@ from iotbpf.ebpf import conformance
 
 SCRIPT = """
 from iotbpf.ebpf import conformance
+from iotbpf.ebpf import vm as V
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.vm import VM, BPFFault
+assert V._MICROPYTHON  # "interp" means the compact interpreter here
 for r in conformance.run_paths(['/root/conf']):
     print(r.path.split('/')[-1], r.passed, r.actual)
+V._MICROPYTHON = False  # the closure interpreter, as on CPython
+closures = [r.passed for r in conformance.run_paths(['/root/conf'])]
+print('closures', closures.count(True), len(closures))
+V._MICROPYTHON = True
 try:
     VM(Program.from_asm('lddw %r1, 0x7000000000\\nldxb %r0, [%r1]\\nexit')).run()
 except BPFFault as e:
@@ -29,6 +35,8 @@ def test_conformance_suite_under_micropython(micropython, conformance_dir, tmp_p
     assert len(expected) == 313
     assert lines[:313] == expected
     assert all(" True " in line for line in lines[:313])
+    assert lines[313] == "closures 313 313"
+    lines = lines[:313] + lines[314:]
     assert lines[313] == ("fault oob pc 2: ldxb %r0, [%r1]: read of 1 bytes at invalid address "
                           "0x7000000000 (no such region)")
     assert lines[314] == "arith 839824 148"
