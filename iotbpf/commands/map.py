@@ -6,10 +6,11 @@ import argparse
 import json
 
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.ebpf.maps import Map, decode_value
+from iotbpf.ebpf.maps import ArrayMap, Map, decode_value
 
 NAME = "map"
 HELP = "inspect maps: `map dump FILE` prints a pinned map or an object's maps (hex and decoded)"
+# Arrays larger than SHOW_ALL_ARRAY elements list only their non-zero elements.
 EXAMPLE = """iotbpf map dump /var/lib/iotbpf/node1/counts.pin
 iotbpf map dump apps/sensor_node/sensor_node.o
 iotbpf map dump app.ibpf --json"""
@@ -47,10 +48,12 @@ def _load(path: str) -> list:
     return [(m.spec, m)]
 
 
+SHOW_ALL_ARRAY = 64  # arrays up to this many elements are shown whole, larger ones sparsely
+
+
 def _entries(m: Map) -> list:
-    if m.spec.data is not None or m.spec.section in (".data", ".bss") or (
-            m.spec.section or "").startswith(".rodata"):
-        return [(b"\0\0\0\0", m.lookup(b"\0\0\0\0"))]
+    if isinstance(m, ArrayMap) and m.max_entries > SHOW_ALL_ARRAY:
+        return m.used_items()
     return m.items()
 
 

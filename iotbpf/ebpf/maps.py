@@ -232,8 +232,23 @@ class ArrayMap(_SlabMap):
         return index
 
     def lookup(self, key):
-        slot = self.lookup_slot(key)
-        return None if slot is None else self._value(slot)
+        """A copy of the element (zeros if never written); never grows the storage."""
+        index = self._index(key)
+        if index >= self.max_entries:
+            return None
+        if (index + 1) * self.value_size > len(self.values):
+            return bytes(self.value_size)
+        return self._value(index)
+
+    def used_items(self):
+        """(key, value) of the elements ever given storage that are not all zero."""
+        out = []
+        zero = bytes(self.value_size)
+        for index in range(len(self.values) // self.value_size):
+            value = self._value(index)
+            if value != zero:
+                out.append((_U32.pack(index), value))
+        return out
 
     def update(self, key, value, flags=T.BPF_ANY):
         value = _b(value, self.value_size, "value")

@@ -143,8 +143,11 @@ def test_huge_array_is_not_allocated_until_used():
     assert len(m.values) == 0
     assert m.update(u32(3), u64(1)) == 0
     assert len(m.values) == 32
-    assert m.lookup(u32((1 << 20) - 1)) == bytes(8)
+    assert m.lookup(u32((1 << 20) - 1)) == bytes(8)  # inspecting does not allocate
+    assert len(m.values) == 32
+    assert m.lookup_slot(u32((1 << 20) - 1)) == (1 << 20) - 1  # a program's pointer does
     assert len(m.values) == 8 << 20
+    assert m.used_items() == [(u32(3), struct.pack("<Q", 1))]
 
 
 # ------------------------------------------------------------------ LRU
