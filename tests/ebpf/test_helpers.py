@@ -321,10 +321,14 @@ def test_fault_in_c_maps_to_the_c_source_line(helpers_obj):
     assert "return *v + 1;" in text
     assert line == next(i for i, t in enumerate((C_DIR / "helpers_maps.c").read_text().split("\n"), 1)
                         if "return *v + 1;" in t)
-    assert "helpers_maps.c:%d: return *v + 1;" % line in str(fault)
 
 
 def test_cli_run_of_a_faulting_c_program_names_the_source_line(cli, helpers_obj):
     r = cli("run", helpers_obj, "--section", "fault", "--mem", "09" + "00" * 31)
     assert r.code == 1
-    assert r.err.startswith("error: pc ") and "(NULL)" in r.err and "return *v + 1;" in r.err
+    assert r.err.startswith("error: pc ") and "(NULL)" in r.err
+    assert "helpers_maps.c:%d: return *v + 1;" % _line_of("return *v + 1;") in r.err
+
+
+def _line_of(text):
+    return next(i for i, t in enumerate((C_DIR / "helpers_maps.c").read_text().split("\n"), 1) if text in t)
