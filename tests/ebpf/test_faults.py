@@ -9,14 +9,18 @@ from hypothesis import strategies as st
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import FAULT_KINDS, VM, BPFFault, HelperFault
+from iotbpf.ebpf.vm import FAULT_KINDS, VM, BPFFault, HelperFault, engine_available
 
 ENGINE = "interp"
 
 
-@pytest.fixture(scope="module", autouse=True, params=["interp", "compact"])
+ENGINES = ["interp", "compact"] + (["compiled"] if engine_available("compiled") else [])
+
+
+@pytest.fixture(scope="module", autouse=True, params=ENGINES)
 def engine(request):
-    """Every test runs on both interpreters (closures for CPython, compact for MicroPython)."""
+    """Every test runs on every engine: both interpreters and the compiled engine (identical
+    results, fault kinds, pcs and texts are the contract)."""
     global ENGINE
     ENGINE = request.param
     yield request.param

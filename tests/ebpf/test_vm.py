@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from iotbpf.ebpf import helpers as linux
 from iotbpf.ebpf import maps, types
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, BPFFault, Environment, HelperFault
+from iotbpf.ebpf.vm import VM, BPFFault, Environment, HelperFault, engine_available
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1
@@ -19,9 +19,13 @@ u64 = st.integers(0, M64)
 ENGINE = "interp"
 
 
-@pytest.fixture(scope="module", autouse=True, params=["interp", "compact"])
+ENGINES = ["interp", "compact"] + (["compiled"] if engine_available("compiled") else [])
+
+
+@pytest.fixture(scope="module", autouse=True, params=ENGINES)
 def engine(request):
-    """Every test runs on both interpreters (closures for CPython, compact for MicroPython)."""
+    """Every test runs on every engine: both interpreters and the compiled engine (identical
+    results, fault kinds, pcs and texts are the contract)."""
     global ENGINE
     ENGINE = request.param
     yield request.param
