@@ -176,24 +176,9 @@ def find_app(app) -> _Path:
 
 def load_app_programs(manifest_path: _Path, prefer: str = "object") -> tuple:
     """(manifest, {section: Program}) for an app: from its object (ELF, host) or its .ibpf bundle."""
-    m = _manifest.load(str(manifest_path))
-    sections = sorted(set(section for _hook, section in m.hooks))
-    obj = m.path(m.object) if m.object else None
-    bundle = m.path(m.bundle) if m.bundle else None
-    use_object = obj is not None and _os.path.exists(obj) and (prefer == "object" or bundle is None)
-    if use_object:
-        path, loader = obj, "iotbpf.ebpf.elf:load_elf"
-    elif bundle is not None and _os.path.exists(bundle):
-        path, loader = bundle, "iotbpf.ebpf.bundle:load_bundle"
-    else:
-        raise _LoadError("app %s: neither its object nor its bundle exists (run `iotbpf build`)" % m.name)
-    module_name, func_name = loader.split(":")
-    module = __import__(module_name, None, None, [func_name])
-    load = getattr(module, func_name)
-    programs = {}
-    for section in sections:
-        programs[section] = load(path, section=section)
-    return m, programs
+    from iotbpf.kernel import app as _kernel_app
+
+    return _kernel_app.load(str(manifest_path), prefer)
 
 
 def _load_board_and_scheduler(board, policy, manifest):
@@ -427,7 +412,8 @@ def _read_events(events):
 
 
 def build_app(app, output=None, clang: str | None = None, cpu: str = "v3") -> _Path:
-    """Compile an app's C source to its object with clang (-O2 -g -target bpf); returns the path."""
+    """Compile an app's C source to its object with clang (-O2 -g -target bpf), and its .ibpf
+    bundle when the manifest names one (not with an explicit ``output``); returns the object's path."""
     import shutil
 
     manifest_path = find_app(app)
@@ -448,4 +434,9 @@ def build_app(app, output=None, clang: str | None = None, cpu: str = "v3") -> _P
         from iotbpf.ebpf.errors import RuntimeFailure
 
         raise RuntimeFailure("clang failed for %s: %s" % (source, first))
+    if m.bundle and not output:
+        from iotbpf.ebpf.bundle import save_bundle
+        from iotbpf.ebpf.elf import load_elf_object
+
+        save_bundle(load_elf_object(str(out)), m.path(m.bundle))
     return out
