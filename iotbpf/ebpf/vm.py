@@ -61,6 +61,11 @@ Map protocol (what the VM needs from a map object, e.g. ebpf/maps.py)
     MapSpecs a loader left in ``program.maps`` are replaced by live maps (``maps.instantiate``,
     shared by name) when the VM is built; ``vm.maps`` then lists the map objects.
 
+Engines: "interp" = ``Interpreter`` (one closure per instruction, one unrolled closure per
+basic block: fast on CPython, ~500 B of RAM per instruction on MicroPython), "compact" =
+``CompactInterpreter`` (one tuple per instruction, ~130 B each; what "interp" means on
+MicroPython), "compiled" = ``compiler.CompiledEngine`` (ebpf/compiler.py).
+
 Engine protocol (how ``engine="compiled"`` plugs in; see ``make_engine``)
     ``Engine(program, vm)`` pre-translates the program; ``engine.run_main() -> r0`` runs
     from pc 0 with the registers in ``vm.ex.regs`` (r1, r2, r10 set) and the budget in
@@ -68,7 +73,8 @@ Engine protocol (how ``engine="compiled"`` plugs in; see ``make_engine``)
     tail call (ex.regs[1] then holds r1). ``engine.call_function(pc, r1, r2, r3, r4, r5)
     -> r0`` runs a subprogram in a new frame (callbacks). Both engines charge the budget
     per basic block (``isa.basic_blocks``), fault with identical kinds and pcs, and use
-    ``vm.resolve_lddw(pc, insn)``, ``vm.helper(id)``, ``vm.stack_tops``, ``vm.fault``.
+    ``vm.resolve_lddw(pc, insn)``, ``vm.helper(id)``, ``vm.stack_tops`` / ``vm.stack_bufs``
+    (frames 1-7 exist only if some program run by the VM can call), ``vm.fault``.
 
 BPFFault kinds: "oob" (out of bounds, NULL, not a pointer), "readonly", "opcode" (unknown or
 malformed instruction), "jump" (target out of range, into a lddw, fell off the end),
