@@ -73,6 +73,9 @@ class Bundle:
         matches = [p for p in self.programs.values() if p.section == section]
         if len(matches) == 1:
             return matches[0]
+        if matches:
+            raise LoadError("%s: section %s holds %d programs (%s): name the function instead"
+                            % (self.path, section, len(matches), ", ".join(p.name for p in matches)))
         raise LoadError("%s: no program section %r (sections: %s)"
                         % (self.path, section, ", ".join(self.programs) or "none"))
 

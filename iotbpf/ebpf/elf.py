@@ -91,6 +91,9 @@ class ElfObject:
         found = self._by_section.get(section)
         if found is not None and len(found) == 1:
             return found[0]
+        if found:
+            raise LoadError("%s: section %s holds %d programs (%s): name the function instead"
+                            % (self.path, section, len(found), ", ".join(p.name for p in found)))
         raise LoadError("%s: no program section %r (sections: %s)"
                         % (self.path, section, ", ".join(self.programs) or "none"))
 

@@ -193,6 +193,18 @@ def test_maps_of_maps_are_refused_clearly(clang):
         load_elf_object(obj)
 
 
+def test_several_programs_in_one_section_are_named_by_function(clang):
+    obj = load_elf_object(clang.compile(
+        '#include "iotbpf.h"\nstatic __noinline int twice(int x) { return x * 2; }\n'
+        'SEC("timer") int first(void *c) { return twice(20) + 2; }\n'
+        'SEC("timer") int second(void *c) { return twice(3); }\n'))
+    assert obj.names() == ["first", "second"]
+    assert [VM(obj.program(n)).run() for n in obj.names()] == [42, 6]
+    assert obj.program("second").section == "timer"
+    with pytest.raises(LoadError, match="section timer holds 2 programs .first, second.: name the function"):
+        obj.program("timer")
+
+
 def test_text_only_object_is_one_program(clang):
     obj = load_elf_object(clang.compile("unsigned long long f(void) { return 41 + 1; }\n"))
     assert obj.names() == [".text"]
