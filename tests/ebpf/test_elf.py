@@ -147,6 +147,26 @@ def test_relocation_to_a_missing_symbol_or_off_an_instruction(features):
     expect_error(data, "not on a lddw")
 
 
+def _section_header_offset(path, name):
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        for i in range(elf.num_sections()):
+            if elf.get_section(i).name == name:
+                return elf["e_shoff"] + i * elf["e_shentsize"]
+    raise AssertionError(name)
+
+
+def test_missing_sections_are_named(features):
+    data = bytearray(features.read_bytes())
+    struct.pack_into("<I", data, _section_header_offset(features, ".symtab") + 4, 0)  # SHT_NULL
+    expect_error(data, r"no symbol table \(.symtab\)")
+    data = bytearray(features.read_bytes())
+    struct.pack_into("<I", data, _section_header_offset(features, ".reltimer") + 44, 999)  # sh_info
+    expect_error(data, "section index 999 out of range")
+
+
 def test_btf_maps_without_btf_and_unresolved_externs(clang):
     src = C_DIR / "elf_features.c"
     nobtf = clang.compile(src, extra=("-g0",))
