@@ -92,7 +92,7 @@ class Analysis:
         end_block.term = ("fault", self.fault(n - 1 if n else 0, "execution fell off the end of the program",
                                               "jump"))
         self.blocks[n] = end_block
-        for blk in self.blocks.values():
+        for blk in list(self.blocks.values()):
             for s in blk.succs:
                 if s not in self.blocks:
                     # a fall-through past a lddw whose second slot is a jump target
@@ -439,6 +439,12 @@ class _Gen:
         params = ["r%d" % i for i in _bits(f.params)] + ["d"]
         head = ["    def f%d(%s):" % (f.index, ", ".join(params)), "        nonlocal b",
                 "        fp = T[d]", "        st = S[d]"]
+        # an atomic fetch into r10 is the one way a program can move its frame pointer
+        self.fp_fixed = True
+        for node in f.nodes:
+            for _pc, insn in an.blocks[node].items:
+                if insn.kind == "atomic" and insn.src == 10 and insn.imm & isa.BPF_FETCH:
+                    self.fp_fixed = False
         succs = {}
         for node in f.nodes:
             succs[node] = list(an.blocks[node].succs)
@@ -707,7 +713,7 @@ class _Gen:
     def load(self, pc, insn, signed):
         size = isa.SIZE_BYTES[insn.opcode & 0x18]
         d = "r%d" % insn.dst
-        if insn.src == 10:
+        if insn.src == 10 and self.fp_fixed:
             o = STACK + insn.off
             if 0 <= o and o + size <= STACK:
                 return [d + " = " + self._read("st", str(o), size, signed)]
@@ -741,7 +747,7 @@ class _Gen:
             value = _reg(insn.src)
             if size != 8:
                 value = "%s & %d" % (value, mask)
-        if insn.dst == 10:
+        if insn.dst == 10 and self.fp_fixed:
             o = STACK + insn.off
             if 0 <= o and o + size <= STACK:
                 return [self._write("st", str(o), size, value)]
