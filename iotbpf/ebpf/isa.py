@@ -564,7 +564,8 @@ def block_leaders(insns):
 
     Leaders: slot 0; every jump target and the slot after every jump (ja, ja32, conditional);
     the slot after every call (helper, local, callx) and exit; every local-call target and
-    every lddw ``func`` target. Targets outside the program are left out (the jump faults).
+    every lddw ``func`` target; the slot after a lddw whose second slot is a jump target.
+    Targets outside the program are left out (the jump faults).
     A block's cost is its number of instructions (a lddw counts once).
     """
     n = len(insns)
@@ -591,6 +592,16 @@ def block_leaders(insns):
             if 0 <= target < n:
                 leaders.add(target)
         pc += step
+    # a jump into the second slot of a lddw makes that slot a leader (it faults there); the
+    # lddw's own block then ends early, so the slot after the lddw must start a block too
+    pc = 0
+    while pc < n:
+        if insns[pc].opcode == LDDW:
+            if pc + 1 in leaders:
+                leaders.add(pc + 2)
+            pc += 2
+        else:
+            pc += 1
     return sorted(x for x in leaders if x < n)
 
 

@@ -195,3 +195,11 @@ def test_random_programs_end_with_a_result_or_a_fault(fields, mem):
         assert exc.kind in FAULT_KINDS
         return
     assert 0 <= r0 < 1 << 64
+
+
+def test_lddw_whose_second_slot_is_a_jump_target_still_runs_when_not_jumped_into():
+    prog = Program.from_bytes(struct.pack("<QQQQ", 0x0000000000010115, 0x0000000500000018, 0, 0x95))
+    assert make_vm(prog).run(mem=b"\x01") == 5  # jeq not taken: lddw then exit
+    with pytest.raises(BPFFault) as info:
+        make_vm(prog).run()  # r1 == 0: the jump lands in the lddw's second slot
+    assert (info.value.kind, info.value.pc) == ("jump", 2)

@@ -121,3 +121,8 @@ def test_operand_error_names_the_bad_register():
     assert "r11" in isa.operand_error(Instruction(0xB7, 11))
     assert "read-only" in isa.operand_error(Instruction(0xB7, 10))
     assert isa.operand_error(Instruction(0x7B, 10, 1, -8)) is None
+
+
+def test_a_lddw_tail_that_is_a_jump_target_splits_the_block_after_the_lddw():
+    insns = [Instruction(0x15, 1, 0, 1, 0), *isa.lddw(0, 5), Instruction(0x95)]
+    assert isa.block_leaders(insns) == [0, 1, 2, 3]
