@@ -210,8 +210,10 @@ def _summary_text(summary: dict, top: int) -> str:
     else:
         lines.append("model estimate %.3f J (no measured power source)" % summary["estimate_j"])
     mon = summary["monitor"]
-    lines.append("monitor itself: %.2f ms CPU per sample = %.3f%% of one core at 1 s sampling" % (
-        mon["cpu_s_per_sample"] * 1000.0, mon["percent_at_1s_sampling"]))
+    lines.append("monitor itself: %.2f ms CPU per sample = %.3f%% of one core at 1 s sampling; whole process "
+                 "%s" % (mon["cpu_s_per_sample"] * 1000.0, mon["percent_at_1s_sampling"],
+                         "-" if mon["process_percent_of_one_core"] is None
+                         else "%.2f%% of one core" % mon["process_percent_of_one_core"]))
     if "app_monitor" in summary:
         lines.append("app_monitor eBPF counters: %d apps" % len(summary["app_monitor"]))
     for note in summary["notes"]:

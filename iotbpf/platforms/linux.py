@@ -32,7 +32,10 @@ def _read(path):
     except OSError:
         return None
     try:
-        chunks = []
+        data = os.read(fd, 65536)  # a /proc or sysfs file comes whole in one read when it fits
+        if len(data) < 65536:
+            return data
+        chunks = [data]
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -53,6 +56,29 @@ def _read_int(path):
         return int(data.strip())
     except ValueError:
         return None
+
+
+def _field(data, key):
+    """The first integer after ``key`` (b"\\nName:") in a /proc key-value file, or None."""
+    if data.startswith(key[1:]):  # the file's first line
+        start = len(key) - 1
+    else:
+        i = data.find(key)
+        if i < 0:
+            return None
+        start = i + len(key)
+    end = data.find(b"\n", start)
+    words = data[start:end if end >= 0 else len(data)].split()
+    try:
+        return int(words[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _switches(status):
+    """Voluntary plus involuntary context switches from a /proc status file (0 when absent)."""
+    return (_field(status, b"\nvoluntary_ctxt_switches:") or 0) + \
+        (_field(status, b"\nnonvoluntary_ctxt_switches:") or 0)
 
 
 def _read_text(path):
@@ -382,6 +408,8 @@ class LinuxMonitor:
         self._prev = None
         self.samples = 0
         self.monitor_cpu_s = 0.0
+        self._process_first = None
+        self._process_last = None
         self.totals = {}  # app -> AppUsage accumulated over all intervals
         self.total_estimate_j = 0.0
         self.total_measured_j = 0.0
@@ -480,23 +508,15 @@ class LinuxMonitor:
         proc = ProcessSample(pid, starttime, comm, ppid, flags, cpu_ticks)
         status = _read(base + "/status")
         if status is not None:
-            for line in status.split(b"\n"):
-                if line.startswith(b"Uid:"):
-                    proc.uid = int(line.split()[1])
-                elif line.startswith(b"Threads:"):
-                    proc.threads = int(line.split()[1])
-                elif line.startswith(b"voluntary_ctxt_switches:") or \
-                        line.startswith(b"nonvoluntary_ctxt_switches:"):
-                    proc.wakeups += int(line.split()[1])
+            proc.uid = _field(status, b"\nUid:")
+            proc.threads = _field(status, b"\nThreads:") or 1
+            proc.wakeups = _switches(status)
         if proc.threads > 1 and self.thread_wakeups:
             proc.wakeups = self._thread_wakeups(base, pid, proc.wakeups)
         io = _read(base + "/io")
         if io is not None:
-            for line in io.split(b"\n"):
-                if line.startswith(b"read_bytes:"):
-                    proc.read_bytes = int(line.split()[1])
-                elif line.startswith(b"write_bytes:"):
-                    proc.write_bytes = int(line.split()[1])
+            proc.read_bytes = _field(io, b"\nread_bytes:")
+            proc.write_bytes = _field(io, b"\nwrite_bytes:")
         proc.key = self._group_key(base, proc)
         return proc
 
@@ -512,12 +532,8 @@ class LinuxMonitor:
                 total += leader
                 continue
             status = _read(base + "/task/" + tid + "/status")
-            if status is None:
-                continue
-            for line in status.split(b"\n"):
-                if line.startswith(b"voluntary_ctxt_switches:") or \
-                        line.startswith(b"nonvoluntary_ctxt_switches:"):
-                    total += int(line.split()[1])
+            if status is not None:
+                total += _switches(status)
         return total
 
     def _group_key(self, base: str, proc: ProcessSample) -> str:
@@ -653,6 +669,11 @@ class LinuxMonitor:
         self.samples += 1
         used = time.thread_time() - cpu0
         self.monitor_cpu_s += used
+        # the whole monitoring process (its table, MQTT, the eBPF feed, meter threads) as well
+        marks = (time.monotonic(), time.process_time())
+        if self._process_first is None:
+            self._process_first = marks
+        self._process_last = marks
         if interval is not None:
             interval.monitor_cpu_s = used
             self._accumulate(interval)
@@ -815,10 +836,15 @@ class LinuxMonitor:
         """The monitor's own CPU use: seconds per sample and percent of one core."""
         per_sample = self.monitor_cpu_s / self.samples if self.samples else 0.0
         percent = 100.0 * self.monitor_cpu_s / self.total_seconds if self.total_seconds > 0 else None
+        process = None
+        if self._process_first is not None and self._process_last[0] > self._process_first[0]:
+            process = 100.0 * (self._process_last[1] - self._process_first[1]) / (
+                self._process_last[0] - self._process_first[0])
         return {"samples": self.samples, "cpu_s": round(self.monitor_cpu_s, 6),
                 "cpu_s_per_sample": round(per_sample, 6),
                 "percent_of_one_core": None if percent is None else round(percent, 4),
-                "percent_at_1s_sampling": round(100.0 * per_sample, 4)}
+                "percent_at_1s_sampling": round(100.0 * per_sample, 4),
+                "process_percent_of_one_core": None if process is None else round(process, 4)}
 
 
 def app_usage_events(interval: Interval, now_ns: int = 0) -> list:
@@ -910,8 +936,10 @@ def format_table(interval: Interval, monitor: LinuxMonitor, top: int = 20) -> st
     else:
         lines.append("model estimate %.3f J (no measurement)" % interval.estimate_j)
     overhead = monitor.overhead()
-    lines.append("monitor itself: %.2f ms per sample, %.3f%% of one core at 1 s sampling" % (
-        overhead["cpu_s_per_sample"] * 1000.0, overhead["percent_at_1s_sampling"]))
+    whole = overhead["process_percent_of_one_core"]
+    lines.append("monitor itself: %.2f ms per sample, %.3f%% of one core at 1 s sampling; whole process %s" % (
+        overhead["cpu_s_per_sample"] * 1000.0, overhead["percent_at_1s_sampling"],
+        "-" if whole is None else "%.2f%% of one core" % whole))
     for note in monitor.notes + interval.notes:
         lines.append("note: " + note)
     return "\n".join(lines) + "\n"
