@@ -18,6 +18,7 @@ def test_monitor_json_reports_apps_model_and_its_own_overhead(cli):
     assert "[idle]" in names and "[system]" in names
     assert all(a["source"] for a in report["apps"])
     assert report["monitor"]["samples"] == 4 and report["monitor"]["cpu_s_per_sample"] > 0
+    assert report["monitor"]["process_percent_of_one_core"] > 0  # the whole monitoring process
     assert report["measured_j"] is None or report["error_pct"] is not None
 
 
