@@ -166,26 +166,6 @@ def build(funcs):
                 insns.append(isa.Instruction(isa.BPF_ALU64 | isa.BPF_ADD, d, 0, 0, imm))
         insns.append(isa.Instruction(isa.EXIT))
     assert len(insns) == total
-    return avoid_lddw_tails(insns)
-
-
-def avoid_lddw_tails(insns):
-    """Retarget jumps into the second slot of a lddw to its first slot.
-
-    A jump there faults in both engines, but the lddw's block then falls through to a slot
-    the interpreter has no block for (reported to vm); keep the random programs off that path.
-    """
-    tails = set()
-    pc = 0
-    while pc < len(insns):
-        if insns[pc].opcode == isa.LDDW:
-            tails.add(pc + 1)
-            pc += 2
-        else:
-            pc += 1
-    for pc, insn in enumerate(insns):
-        if pc not in tails and insn.kind in ("ja", "jcond") and insn.jump_target(pc) in tails:
-            insn.off -= 1
     return insns
 
 
