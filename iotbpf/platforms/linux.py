@@ -18,9 +18,10 @@ GROUP_BY = ("exe", "comm", "uid", "cgroup")
 
 PF_KTHREAD = 0x00200000  # task flag of kernel threads (include/linux/sched.h)
 
+USAGE_SAMPLE = 7  # IOT_USAGE_SAMPLE in iotbpf.kernel.hooks: a periodic per-app sample from a monitor
+
 # Bucket names for CPU energy that belongs to no sampled process.
 SYSTEM_APP = "[system]"  # busy CPU time not seen in any process: kernel, IRQs, processes that exited
-USAGE_SAMPLE = 7  # IOT_USAGE_SAMPLE in iotbpf.kernel.hooks: a periodic per-app sample from a monitor
 IDLE_APP = "[idle]"  # the CPU's idle (baseline) power over the interval
 KERNEL_APP = "[kernel]"  # kernel threads when grouping by exe or comm
 

@@ -11,6 +11,7 @@ never imported (the CLI hands in a reporter callable).
 import bisect
 import threading
 import time
+import warnings
 
 from iotbpf.ebpf.errors import IotbpfError
 
@@ -366,7 +367,9 @@ class GpioInputs:
         self._lock = threading.Lock()
         for name, pin in self.pins.items():
             try:
-                button = gpiozero.Button(pin, pull_up=True, bounce_time=bounce_time, pin_factory=pin_factory)
+                with warnings.catch_warnings():  # gpiozero warns about each pin library it falls back from
+                    warnings.simplefilter("ignore", gpiozero.PinFactoryFallback)
+                    button = gpiozero.Button(pin, pull_up=True, bounce_time=bounce_time, pin_factory=pin_factory)
             except gpiozero.GPIOZeroError as exc:
                 self.close()
                 raise IotbpfError("--gpio %s=%d: %s" % (name, pin, exc)) from exc

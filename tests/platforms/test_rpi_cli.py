@@ -21,6 +21,21 @@ def test_bad_node_input_is_one_error_line_exit_2(argv, message, tmp_path):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_gpio_without_a_pi_is_one_clear_error_line(tmp_path):
+    import os
+
+    model = "/proc/device-tree/model"
+    if os.path.exists(model) and "Raspberry Pi" in open(model, errors="replace").read():
+        pytest.skip("this machine is a Raspberry Pi: its GPIO works")
+    env = dict(os.environ)
+    env.pop("GPIOZERO_PIN_FACTORY", None)
+    proc = run_cli_subprocess("node", "sensor_node", "--platform", "rpi", "--gpio", "BUTTON=17", cwd=tmp_path,
+                              env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: --gpio BUTTON=17") and proc.stderr.count("\n") == 1
+    assert "GPIOZERO_PIN_FACTORY=mock" in proc.stderr
+
+
 def test_node_on_linux_runs_the_app_in_real_time(tmp_path):
     import json
 
