@@ -85,17 +85,8 @@ def run(args: argparse.Namespace) -> int:
                           "results": results}, indent=2))
         return 1 if failed else 0
     if failed is not None:
-        raise RuntimeFailure(str(failed) + _source(program, failed.pc))
+        raise RuntimeFailure(str(failed))
     return 0
-
-
-def _source(program: Program, pc: int) -> str:
-    """`` (file:line: text)`` for ``pc`` when the program carries line info (asm, ELF)."""
-    where = (getattr(program.program, "line_info", None) or {}).get(pc)
-    if not where:
-        return ""
-    file, line, text = where
-    return " (%s:%d: %s)" % (file, line, text.strip()) if text else " (%s:%d)" % (file, line)
 
 
 def _print_details(program: Program, res, args) -> None:

@@ -42,10 +42,11 @@ class Program:
         from iotbpf.ebpf import asm
 
         insns, labels, lines = asm.assemble_with_info(text)
-        where = filename or name or "<asm>"
+        where = filename or name
         info = {}
-        for pc, (lineno, src) in lines.items():
-            info[pc] = (where, lineno, src)
+        if where:  # anonymous text gets no line info (fault messages would only repeat it)
+            for pc, (lineno, src) in lines.items():
+                info[pc] = (where, lineno, src)
         return cls(insns, name=name, line_info=info, labels=labels, source=text)
 
     @classmethod

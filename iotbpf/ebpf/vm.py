@@ -103,15 +103,47 @@ FAULT_KINDS = ("oob", "readonly", "opcode", "jump", "depth", "helper", "budget",
 
 
 class BPFFault(RuntimeFailure):
-    """A run stopped: ``str`` is ``pc N: <insn>: <reason>``; ``.kind`` is one of FAULT_KINDS."""
+    """A run stopped: ``str`` is ``pc N: <insn>: <reason>``, followed by `` [file:line: text]``
+    when the program has line info (``.source``); ``.kind`` is one of FAULT_KINDS."""
 
-    def __init__(self, pc, insn_text, reason, kind, addr=None):
-        super().__init__("pc %d: %s: %s" % (pc, insn_text, reason))
+    def __init__(self, pc, insn_text, reason, kind, addr=None, source=None):
+        message = "pc %d: %s: %s" % (pc, insn_text, reason)
+        if source is not None:
+            message += " [%s]" % format_source(source)
+        super().__init__(message)
         self.pc = pc
         self.insn_text = insn_text
         self.reason = reason
         self.kind = kind
         self.addr = addr
+        self.source = source
+
+
+def format_source(source):
+    """``file:line: text`` (or ``file:line``) for a line_info entry (file, line, text)."""
+    file, line, text = source
+    text = (text or "").strip()
+    return "%s:%d: %s" % (file, line, text) if text else "%s:%d" % (file, line)
+
+
+def source_line(program, pc):
+    """The (file, line, text) for ``pc``: the nearest line_info entry at or before ``pc``
+    inside the same function, or None when the program carries no line info."""
+    info = getattr(program, "line_info", None)
+    if not info:
+        return None
+    entry = info.get(pc)
+    if entry is not None:
+        return entry
+    start = 0
+    for s in getattr(program, "subprograms", None) or (0,):
+        if s <= pc:
+            start = s
+    best = -1
+    for p in info:
+        if start <= p <= pc and p > best:
+            best = p
+    return info[best] if best >= 0 else None
 
 
 class HelperFault(RuntimeFailure):
@@ -496,7 +528,7 @@ class VM:
         program = program if program is not None else self.ex.program
         insns = program.insns
         text = isa.format_insn(insns[pc], pc) if 0 <= pc < len(insns) else "<end of program>"
-        return BPFFault(pc, text, reason, kind, addr)
+        return BPFFault(pc, text, reason, kind, addr, source_line(program, pc))
 
     # ---------------------------------------------------------------- running
     def run(self, mem=b"", ctx=None, packet=None, budget=None, trace=False, profile=False):

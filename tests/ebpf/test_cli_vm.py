@@ -39,7 +39,7 @@ def test_run_fault_prints_one_error_line_and_exits_1(cli, prog):
     assert r.code == 1
     head, _, tail = r.err.partition(" at 0x")
     assert head == "error: pc 0: ldxb %r0, [%r1+1]: out-of-bounds read of 1 bytes"
-    assert tail.endswith("01 (mem+1): region mem is 1 bytes (%s:1: ldxb %%r0, [%%r1+1])\n" % prog)
+    assert tail.endswith("01 (mem+1): region mem is 1 bytes [%s:1: ldxb %%r0, [%%r1+1]]\n" % prog)
     assert r.err.count("\n") == 1
 
 

@@ -203,3 +203,21 @@ def test_lddw_whose_second_slot_is_a_jump_target_still_runs_when_not_jumped_into
     with pytest.raises(BPFFault) as info:
         make_vm(prog).run()  # r1 == 0: the jump lands in the lddw's second slot
     assert (info.value.kind, info.value.pc) == ("jump", 2)
+
+
+def test_faults_name_the_nearest_source_line_of_the_same_function():
+    prog = Program.from_asm("mov %r0, 0\nmov %r1, 0\ncall local f\nexit\nf:\nmov %r2, 0\nldxb %r0, [%r2]\nexit")
+    prog.line_info = {0: ("a.c", 3, "int x = 0;"), 1: ("a.c", 4, "  ")}
+    with pytest.raises(BPFFault) as info:
+        make_vm(prog).run()
+    assert info.value.source is None  # f (from pc 4) has no line info of its own
+    prog.line_info[4] = ("a.c", 9, "return *p;")
+    with pytest.raises(BPFFault) as info:
+        make_vm(prog).run()
+    assert info.value.source == ("a.c", 9, "return *p;")
+    assert str(info.value).endswith("(NULL) [a.c:9: return *p;]")
+    prog = Program.from_asm("ldxb %r0, [%r1]\nexit")
+    prog.line_info = {0: ("a.c", 4, "  ")}
+    with pytest.raises(BPFFault) as info:
+        make_vm(prog).run()
+    assert str(info.value).endswith(" [a.c:4]")
