@@ -25,6 +25,7 @@ MicroPython-compatible (struct and json only); never executes anything it reads.
 """
 
 import json
+import os
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf import types as T
@@ -41,10 +42,16 @@ _U32 = isa.make_struct("<I")
 
 
 def fnv1a32(data):
-    h = 0x811C9DC5
+    """FNV-1a, 32 bits, computed on 16-bit halves so every intermediate stays a small int on
+    32-bit MicroPython ports (no bignum per byte)."""
+    hh = 0x811C
+    hl = 0x9DC5
     for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
+        hl ^= b
+        lo = hl * 0x193
+        hh = (hh * 0x193 + hl * 0x100 + (lo >> 16)) & 0xFFFF
+        hl = lo & 0xFFFF
+    return (hh << 16) | hl
 
 
 class Bundle:
@@ -152,11 +159,7 @@ def load_bundle_object(source):
         data, path = bytes(source), "<bundle>"
     else:
         path = str(source)
-        try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_BUNDLE_BYTES + 1)
-        except OSError as exc:
-            raise LoadError("cannot read %s: %s" % (path, exc)) from None
+        data = read_limited(path, MAX_BUNDLE_BYTES, "bundle")
     if len(data) > MAX_BUNDLE_BYTES:
         raise LoadError("%s: bundle larger than %d bytes" % (path, MAX_BUNDLE_BYTES))
     try:
@@ -165,6 +168,20 @@ def load_bundle_object(source):
         raise
     except Exception as exc:  # any other failure on hostile input is still a load error
         raise LoadError("%s: malformed bundle: %s" % (path, exc)) from None
+
+
+def read_limited(path, limit, what):
+    """The bytes of file ``path``, refusing files over ``limit`` bytes before reading them.
+
+    (Asking MicroPython's read() for ``limit`` bytes would allocate that much up front.)"""
+    try:
+        size = os.stat(path)[6]
+        if size > limit:
+            raise LoadError("%s: %s larger than %d bytes" % (path, what, limit))
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise LoadError("cannot read %s: %s" % (path, exc)) from None
 
 
 def _bad(path, what):

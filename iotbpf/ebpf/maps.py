@@ -751,16 +751,6 @@ def _bloom_bits(max_entries, nr_hashes):
     return bits
 
 
-def _mix32(h):
-    """murmur3's 32-bit finaliser."""
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
-    h ^= h >> 16
-    return h
-
-
 class BloomFilterMap(Map):
     """BPF_MAP_TYPE_BLOOM_FILTER: push adds a value, peek answers 0 (maybe present) or -ENOENT
     (certainly absent); no false negatives. ``map_extra`` low 4 bits = number of hashes."""
@@ -778,12 +768,15 @@ class BloomFilterMap(Map):
         return self._count
 
     def _positions(self, value):
-        h = 0x811C9DC5
-        for byte in value:
-            h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+        """nr_hashes bit positions by double hashing two FNV-1a hashes (small ints only)."""
+        from iotbpf.ebpf.bundle import fnv1a32
+
+        mask = self.nr_bits - 1
+        h1 = fnv1a32(value) & mask
+        h2 = (fnv1a32(value + b"\x5a") | 1) & mask
         out = []
         for i in range(self.nr_hashes):
-            out.append(_mix32((h + i * 0x9E3779B9) & 0xFFFFFFFF) & (self.nr_bits - 1))
+            out.append((h1 + i * h2) & mask)
         return out
 
     def push(self, value, flags=T.BPF_ANY):

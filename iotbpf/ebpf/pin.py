@@ -25,10 +25,9 @@ MAX_PIN_BYTES = 16 << 20
 
 
 def _fnv1a32(data):
-    h = 0x811C9DC5
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
+    from iotbpf.ebpf.bundle import fnv1a32
+
+    return fnv1a32(data)
 
 
 def _exists(path):
@@ -73,11 +72,9 @@ def read_pin(source):
         data, path = bytes(source), "<pinned map>"
     else:
         path = source
-        try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_PIN_BYTES + 1)
-        except OSError as exc:
-            raise LoadError("cannot read pinned map %s: %s" % (path, exc)) from None
+        from iotbpf.ebpf.bundle import read_limited
+
+        data = read_limited(path, MAX_PIN_BYTES, "pinned map")
     if len(data) > MAX_PIN_BYTES:
         raise LoadError("%s: pinned map larger than %d bytes" % (path, MAX_PIN_BYTES))
     cut = data.rfind(b"\nfnv1a32 ")

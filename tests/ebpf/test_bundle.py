@@ -87,6 +87,17 @@ def test_hostile_headers_are_refused(obj_path, mutate, match):
         load_bundle_object(_rebuild(h, b, version))
 
 
+def test_checksum_is_fnv1a_32():
+    def reference(data):
+        h = 0x811C9DC5
+        for b in data:
+            h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+        return h
+
+    for data in (b"", b"a", b"hello", bytes(range(256)) * 3):
+        assert bundle.fnv1a32(data) == reference(data)
+
+
 def test_corruption_and_truncation_are_detected(obj_path):
     data = save_bundle(load_elf_object(obj_path))
     with pytest.raises(LoadError, match="not an .ibpf bundle"):
