@@ -230,6 +230,9 @@ class Ina219Meter:
                 ina219.I2C = _BusShim(bus)
             try:
                 self.device = ina219.INA219(shunt_ohms, max_expected_amps, busnum=busnum, address=address)
+            except OSError as exc:
+                raise IotbpfError("INA219 at 0x%02x on I2C bus %d: %s: %s" % (
+                    address, busnum, exc.strerror or exc, exc.filename or "")) from exc
             finally:
                 ina219.I2C = saved
         try:

@@ -11,6 +11,7 @@ from conftest import run_cli_subprocess
     (("node", "sensor_node", "--platform", "linux", "--gpio", "BUTTON=17"), "--platform rpi"),
     (("node", "sensor_node", "--platform", "rpi", "--ina219", "forty"), "I2C address"),
     (("node", "sensor_node", "--platform", "rpi", "--ina219-replay", "missing.trace"), "missing.trace"),
+    (("node", "sensor_node", "--platform", "rpi", "--ina219", "0x40", "--i2c-bus", "97"), "I2C bus 97"),
     (("node", "sensor_node", "--platform", "mars"), "invalid choice"),
     (("node", "sensor_node", "--platform", "linux", "--duration", "0s"), "positive"),
 ])
