@@ -42,3 +42,22 @@ def test_android_bad_input_is_one_error_line(tmp_path, shared):
         proc = run_cli_subprocess("monitor", *argv)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+
+
+def test_android_comparison_is_published_over_mqtt(cli, shared, mosquitto_broker, tmp_path):
+    from iotbpf.report.mqtt import Receiver
+
+    data = shared / "data"
+    receiver = Receiver(mosquitto_broker.url, nodes="phone-1").start()
+    try:
+        assert receiver.wait_connected(10)
+        r = cli("monitor", "--android-checkin", data / "batterystats_checkin_emulator.txt",
+                "--power-profile", data / "power_profile_sample.xml", "--mqtt", mosquitto_broker.url,
+                "--node", "phone-1", "--outbox", tmp_path / "outbox.sqlite", "--json")
+        assert r.code == 0, r.err
+        assert receiver.wait_for(lambda rc: any(x["kind"] == "apps" for x in rc.reports), 10)
+    finally:
+        receiver.stop()
+    apps = [x for x in receiver.reports if x["kind"] == "apps"][0]["data"]["apps"]
+    assert apps["com.memfault.smartfridge.bort"]["android_mah"] == 0.000671
+    assert apps["idle"]["ours_mah"] > 0
