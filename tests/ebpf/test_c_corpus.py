@@ -53,13 +53,14 @@ def native_results(gcc, name, cpu, rows):
     return [int(line, 16) for line in out.split()]
 
 
+@pytest.mark.parametrize("engine", ["interp", "compiled"])
 @pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("name", CORPUS)
-def test_bpf_build_matches_native_build(clang, gcc, name, cpu):
+def test_bpf_build_matches_native_build(clang, gcc, name, cpu, engine):
     obj = load_elf_object(clang.compile(C_DIR / (name + ".c"), cpu=cpu))
     program = obj.program("prog")
     instantiate(program)
-    vm = VM(program, helpers=linux_helpers(), budget=1_000_000)
+    vm = VM(program, helpers=linux_helpers(), budget=1_000_000, engine=engine)
     rows = inputs()
     want = native_results(gcc, name, cpu, rows)
     got = [vm.run(mem=struct.pack("<4Q", *r)) for r in rows]
