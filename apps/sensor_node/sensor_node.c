@@ -44,26 +44,20 @@ struct reading {
 	__s32 value;      // m°C
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct config);
-} config SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct stats);
-} stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct state);
-} state SEC(".maps");
+// Configuration, statistics and state are global variables: libbpf-style global-data maps
+// (".data.config", ".bss.stats", ".bss.state", each a one-entry array map) that programs reach
+// without a lookup and that Python and remote commands read and write like any other map.
+struct config config SEC(".data.config") = {
+	.threshold_high = 30000,
+	.period_ns = 60ULL * 1000000000ULL,
+	.low_power_period_ns = 5 * 60ULL * 1000000000ULL,
+	.batch_deadline_ns = 30ULL * 60 * 1000000000ULL,
+	.alarm_deadline_ns = 10ULL * 1000000000ULL,
+	.batch_size = 15,
+	.low_battery_permille = 200,
+};
+struct stats stats SEC(".bss.stats");
+struct state state SEC(".bss.state");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_QUEUE);
@@ -74,26 +68,14 @@ struct {
 SEC("boot")
 int on_boot(struct iot_boot_ctx *ctx)
 {
-	__u32 zero = 0;
-	struct config *c = bpf_map_lookup_elem(&config, &zero);
-	struct stats *s = bpf_map_lookup_elem(&stats, &zero);
-	if (!c || !s)
-		return 0;
-	if (c->period_ns == 0) {  // first boot: defaults (a remote command may change them later)
-		c->threshold_high = 30000;
-		c->period_ns = 60ULL * 1000000000ULL;
-		c->low_power_period_ns = 5 * c->period_ns;
-		c->batch_deadline_ns = 30ULL * 60 * 1000000000ULL;
-		c->alarm_deadline_ns = 10ULL * 1000000000ULL;
-		c->batch_size = 15;
-		c->low_battery_permille = 200;
+	if (stats.count == 0) {  // first boot (pinned maps keep the statistics across restarts)
+		stats.min = 0x7fffffffffffffffLL;
+		stats.max = -0x7fffffffffffffffLL;
 	}
-	s->min = 0x7fffffffffffffffLL;
-	s->max = -0x7fffffffffffffffLL;
 	return 0;
 }
 
-static __always_inline void send_batch(struct config *c, struct stats *s, struct state *st)
+static __always_inline void send_batch(void)
 {
 	struct reading buf[BATCH_MAX] = {};
 	__u32 n = 0;
@@ -103,75 +85,65 @@ static __always_inline void send_batch(struct config *c, struct stats *s, struct
 			break;
 		n++;
 	}
-	st->pending = 0;
+	state.pending = 0;
 	if (n == 0)
 		return;
 	if (iot_radio_send(buf, n * sizeof(struct reading) > sizeof(buf) ? sizeof(buf) : n * sizeof(struct reading),
-			   c->batch_deadline_ns) == 0)
-		s->batches_sent++;
+			   config.batch_deadline_ns) == 0)
+		stats.batches_sent++;
 	else
-		s->batches_failed++;
+		stats.batches_failed++;
 }
 
 SEC("timer")
 int on_timer(struct iot_timer_ctx *ctx)
 {
-	__u32 zero = 0;
-	struct config *c = bpf_map_lookup_elem(&config, &zero);
-	struct stats *s = bpf_map_lookup_elem(&stats, &zero);
-	struct state *st = bpf_map_lookup_elem(&state, &zero);
-	if (!c || !s || !st || ctx->timer_id != SAMPLE_TIMER)
+	if (ctx->timer_id != SAMPLE_TIMER)
 		return 0;
-
 	__s64 v = iot_sensor_read(SENSOR_TEMPERATURE);
 	if (v == IOT_SENSOR_ERROR) {
-		s->read_errors++;
+		stats.read_errors++;
 		return 0;
 	}
-	s->count++;
-	s->sum += v;
-	s->sum_sq += (__u64)(v * v);
-	if (v < s->min)
-		s->min = v;
-	if (v > s->max)
-		s->max = v;
-	s->last = v;
+	stats.count++;
+	stats.sum += v;
+	stats.sum_sq += (__u64)(v * v);
+	if (v < stats.min)
+		stats.min = v;
+	if (v > stats.max)
+		stats.max = v;
+	stats.last = v;
 
-	if (v > c->threshold_high && !st->above) {
+	if (v > config.threshold_high && !state.above) {
 		struct reading alarm = { .t_s = ctx->now_ns / 1000000000ULL, .value = v };
-		st->above = 1;
-		s->alarms++;
-		iot_radio_send(&alarm, sizeof(alarm), c->alarm_deadline_ns);
-	} else if (v <= c->threshold_high - 500) {
-		st->above = 0;  // 0.5 °C hysteresis
+		state.above = 1;
+		stats.alarms++;
+		iot_radio_send(&alarm, sizeof(alarm), config.alarm_deadline_ns);
+	} else if (v <= config.threshold_high - 500) {
+		state.above = 0;  // 0.5 °C hysteresis
 	}
 
 	struct reading r = { .t_s = ctx->now_ns / 1000000000ULL, .value = v };
 	if (bpf_map_push_elem(&batch, &r, BPF_ANY) == 0)
-		st->pending++;
-	if (st->pending >= c->batch_size)
-		send_batch(c, s, st);
+		state.pending++;
+	if (state.pending >= config.batch_size)
+		send_batch();
 	return 0;
 }
 
 SEC("battery")
 int on_battery(struct iot_battery_ctx *ctx)
 {
-	__u32 zero = 0;
-	struct config *c = bpf_map_lookup_elem(&config, &zero);
-	struct state *st = bpf_map_lookup_elem(&state, &zero);
-	if (!c || !st)
-		return 0;
-	if (ctx->soc_permille < c->low_battery_permille && !st->low_power) {
-		st->low_power = 1;
-		iot_timer_arm(SAMPLE_TIMER, c->low_power_period_ns, c->low_power_period_ns);
+	if (ctx->soc_permille < config.low_battery_permille && !state.low_power) {
+		state.low_power = 1;
+		iot_timer_arm(SAMPLE_TIMER, config.low_power_period_ns, config.low_power_period_ns);
 		__u64 msg[2];  // "low battery", built with stores so the object needs no .rodata
 		msg[0] = 0x7474616220776f6cULL;
 		msg[1] = 0x797265ULL;
 		iot_log(msg, sizeof(msg), ctx->soc_permille);
-	} else if (ctx->soc_permille >= c->low_battery_permille + 50 && st->low_power) {
-		st->low_power = 0;
-		iot_timer_arm(SAMPLE_TIMER, c->period_ns, c->period_ns);
+	} else if (ctx->soc_permille >= config.low_battery_permille + 50 && state.low_power) {
+		state.low_power = 0;
+		iot_timer_arm(SAMPLE_TIMER, config.period_ns, config.period_ns);
 	}
 	return 0;
 }
@@ -179,14 +151,10 @@ int on_battery(struct iot_battery_ctx *ctx)
 SEC("radio_tx_done")
 int on_tx_done(struct iot_radio_tx_done_ctx *ctx)
 {
-	__u32 zero = 0;
-	struct stats *s = bpf_map_lookup_elem(&stats, &zero);
-	if (!s)
-		return 0;
 	if (ctx->ok)
-		s->tx_acked++;
+		stats.tx_acked++;
 	else
-		s->tx_lost++;
+		stats.tx_lost++;
 	return 0;
 }
 

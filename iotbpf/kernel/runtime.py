@@ -33,6 +33,8 @@ fields, at_ns)``; ``inject(hook, fields)`` (thread-safe) + ``run_realtime(durati
 ``summary() -> dict``; ``hook_stats``, ``faults``, ``events``, ``logs``.
 """
 
+import struct
+
 from iotbpf.ebpf.errors import LoadError, VerifierError
 from iotbpf.ebpf.vm import VM, BPFFault
 from iotbpf.kernel import helpers as iot_helpers
@@ -41,6 +43,9 @@ from iotbpf.kernel.clock import NS_PER_H, NS_PER_S, VirtualClock
 from iotbpf.kernel.events import EventQueue
 from iotbpf.kernel.hooks import HOOK_NAMES, HOOKS
 from iotbpf.kernel.prng import Rng
+
+_TIMER_FMT = HOOKS["timer"].fmt
+_pack_into = struct.pack_into
 
 DEFAULT_NS_PER_INSN = 125  # a 64 MHz Cortex-M4 interpreting eBPF at ~8 cycles per instruction
 BATTERY_REPORT_NS = NS_PER_H
@@ -164,6 +169,7 @@ class Runtime:
         ns = getattr(board, "ns_per_insn", None) if board is not None else None
         self.ns_per_insn = ns if ns else DEFAULT_NS_PER_INSN
         self._insn_ns = getattr(board, "insn_ns", None) if board is not None else None
+        self._timer_stats = self.hook_stats["timer"]
         self.shared_maps = _make_well_known_maps()
         defaults = wellknown.policy_defaults()
         if battery_report_ns:
@@ -421,11 +427,14 @@ class Runtime:
         vm = att.vm
         try:
             r0 = vm.run(ctx=att.ctx_addr)
-            fault = None
         except BPFFault as exc:
-            r0 = None
-            fault = exc
-        insns = vm.last.insns_executed
+            self._account(att, stats, now, vm.last.insns_executed)
+            self._fault(att, stats, now, exc)
+            return None
+        self._account(att, stats, now, vm.last.insns_executed)
+        return r0
+
+    def _account(self, att, stats, now, insns):
         busy = self._insn_ns(insns) if self._insn_ns is not None else int(insns * self.ns_per_insn)
         att.runs += 1
         att.insns += insns
@@ -436,11 +445,8 @@ class Runtime:
         if self.scheduler is not None:
             self.scheduler.cpu_busy(now, busy, att.app.name)
         out = att.app.env.trace_output
-        if len(out) > MAX_LOG:
+        if out and len(out) > MAX_LOG:
             del out[: len(out) - MAX_LOG]
-        if fault is not None:
-            self._fault(att, stats, now, fault)
-        return r0
 
     def _fault(self, att, stats, now, exc):
         att.faults += 1
@@ -494,11 +500,16 @@ class Runtime:
         timer[2] += 1
         period = timer[1]
         if period:
-            self.queue.push(now + period + self._jitter(timer[3]), self._timer_fire, arg)
+            self.queue.push(now + period + (self._jitter(timer[3]) if timer[3] else 0), self._timer_fire, arg)
         else:
             del app.timers[timer_id]
-        values = {"now_ns": now, "period_ns": period, "timer_id": timer_id, "expirations": timer[2]}
-        self._run_hook(self.hooks["timer"], "timer", values, app)
+        # the hot path of a node-year: pack the timer context directly (layout from hooks.py)
+        stats = self._timer_stats
+        stats.events += 1
+        for att in list(self.hooks["timer"]):
+            if att.app is app:
+                _pack_into(_TIMER_FMT, att.ctx, 0, now, period, timer_id, timer[2])
+                self._run(att, stats, now)
 
     # ---------------------------------------------------------------- devices (helpers call these)
 
@@ -773,6 +784,8 @@ def _array_values(array_map, count):
     import struct
 
     buf = array_map.values
+    if len(buf) >= count * 8:
+        return list(struct.unpack_from("<%dQ" % count, buf, 0))
     out = []
     for i in range(count):
         if (i + 1) * 8 <= len(buf):

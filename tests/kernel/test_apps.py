@@ -20,7 +20,7 @@ STATS_FIELDS = ("count", "sum", "sum_sq", "min", "max", "last", "alarms", "batch
 
 
 def sensor_stats(node):
-    (value,) = [v for _k, v in node.map_items("stats", "sensor_node")]
+    (value,) = [v for _k, v in node.map_items(".bss.stats", "sensor_node")]
     return dict(zip(STATS_FIELDS, STATS.unpack(value[:STATS.size])))
 
 
