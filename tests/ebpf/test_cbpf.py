@@ -5,6 +5,8 @@ out-of-range loads); bad listings give clear errors."""
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from iotbpf.ebpf import cbpf
 from iotbpf.ebpf.errors import LoadError
@@ -159,3 +161,17 @@ def test_cli_prints_the_return_value(cli, tmp_path):
     bad.write_text("ldh [12]\n")
     r = cli("cbpf", bad, "--packet", "00")
     assert r.code == 2 and "must end with ret" in r.err and "Traceback" not in r.err
+
+
+@given(st.lists(st.sampled_from(IP_UDP_D.split("\n") + UDP_53_D.split("\n") + [
+    "ret a", "ret x", "tax", "txa", "ldx M[2]", "st M[1]", "ld #pktlen", "jset #7 jt 1 jf 2",
+    "add #1", "div x", "ja 3", "(7)", "{ 0x6, 0, 0, 0x1 },", "ldxb 4*([14]&0xf)", "garbage"]),
+    max_size=12), st.binary(max_size=64))
+def test_random_listings_either_load_or_fail_cleanly(lines, packet):
+    text = "\n".join(lines)
+    try:
+        insns = cbpf.parse(text)
+        value = cbpf.run_filter(insns, packet)
+    except LoadError:
+        return
+    assert 0 <= value <= 0xFFFFFFFF
