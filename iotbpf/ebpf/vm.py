@@ -62,8 +62,8 @@ Map protocol (what the VM needs from a map object, e.g. ebpf/maps.py)
     shared by name) when the VM is built; ``vm.maps`` then lists the map objects.
 
 Engines: "interp" = ``Interpreter`` (one closure per instruction, one unrolled closure per
-basic block: fast on CPython, ~500 B of RAM per instruction on MicroPython), "compact" =
-``CompactInterpreter`` (one tuple per instruction, ~130 B each; what "interp" means on
+basic block: fast on CPython, ~260 B of RAM per instruction on MicroPython), "compact" =
+``CompactInterpreter`` (one tuple per instruction, ~50 B each; what "interp" means on
 MicroPython), "compiled" = ``compiler.CompiledEngine`` (ebpf/compiler.py).
 
 Engine protocol (how ``engine="compiled"`` plugs in; see ``make_engine``)
@@ -1139,7 +1139,7 @@ class CompactInterpreter:
     """The reference semantics with one small tuple per instruction, for MicroPython's RAM.
 
     ``code[pc] = (handler, operands...)``, ``pc = handler(regs, code[pc], pc)``; blocks are
-    charged through ``cost[pc]`` (non-zero at block leaders). About a tenth of the closure
+    charged through ``cost[pc]`` (non-zero at block leaders). About a fifth of the closure
     interpreter's memory; selected by ``engine="compact"``, and by "interp" on MicroPython.
     """
 
