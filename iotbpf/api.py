@@ -299,6 +299,11 @@ class Node:
         self._programs.append(programs)
         self.runtime = None
 
+    def build(self):
+        """Create the runtime (board, scheduler, simulated devices, apps loaded and verified) without
+        running it; ``simulate()`` calls it. Returns the kernel Runtime."""
+        return self._build()
+
     def _build(self):
         if self.runtime is not None:
             return self.runtime

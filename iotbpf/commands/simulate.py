@@ -3,44 +3,89 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from iotbpf.api import Node, duration_ns
+from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.report import attach as report_attach
 
 NAME = "simulate"
 HELP = "simulate a node running an app for days to years of virtual time"
 EXAMPLE = """iotbpf simulate sensor_node --duration 1y
 iotbpf simulate rx_filter --duration 1d --seed 7 --json
-iotbpf simulate apps/app_monitor --events usage.jsonl"""
+iotbpf simulate sensor_node --duration 30d --compare always_on,duty_cycle,batching
+iotbpf simulate apps/app_monitor --events usage.jsonl --report usage.json"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("app", help="bundled app name, app folder or app.json")
-    parser.add_argument("--board", metavar="B", help="board (bundled name or JSON file)")
+    parser.add_argument("--board", metavar="B", help="board (bundled name or JSON file; default: the app's)")
     parser.add_argument("--duration", default="1d", metavar="D",
                         help="virtual time to simulate (1d, 30d, 1y)")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="seed of every generator (default 0)")
     parser.add_argument("--events", metavar="FILE",
                         help="JSON-lines event trace to replay instead of the generators")
-    parser.add_argument("--policy", metavar="P", help="scheduler policy")
+    parser.add_argument("--policy", metavar="P", help="scheduler policy (default: the app's)")
+    parser.add_argument("--compare", metavar="P1,P2,...",
+                        help="run once per policy (same seed) and print a table with the oracle")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--engine", default="compiled", choices=("compiled", "interp"),
                         help=argparse.SUPPRESS)
+    report_attach.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     ns = duration_ns(args.duration)
+    if args.compare:
+        return _compare(args, ns)
     node = Node(args.app, board=args.board, seed=args.seed, policy=args.policy, events=args.events,
                 engine=args.engine)
+    node.build()
+    session = report_attach.attach(node, args, ns)
     progress = _progress_bar(ns) if sys.stderr.isatty() and not args.json else None
     result = node.simulate(ns, progress=progress)
     if progress is not None:
         sys.stderr.write("\r" + " " * 60 + "\r")
+    if session is not None:
+        session.finish(result)
     if args.json:
         print(result.to_json())
     else:
         sys.stdout.write(result.text())
+    return 0
+
+
+def _compare(args: argparse.Namespace, ns: int) -> int:
+    from iotbpf.kernel.scheduler import POLICIES, compare, format_compare
+
+    policies = [p.strip() for p in args.compare.split(",") if p.strip()]
+    if not policies:
+        raise IotbpfError("--compare needs a comma-separated list of policies (known: %s)"
+                          % ", ".join(POLICIES))
+    schedulers = {}
+    session = None
+    first = None
+    for policy in policies:
+        node = Node(args.app, board=args.board, seed=args.seed, policy=policy, events=args.events,
+                    engine=args.engine)
+        node.build()
+        if node.scheduler is None:
+            raise IotbpfError("--compare needs a board (--board B, or \"board\" in app.json)")
+        if session is None and first is None:
+            session = report_attach.attach(node, args, ns)
+        result = node.simulate(ns)
+        first = first or result
+        schedulers[policy] = node.scheduler
+    rows = compare(schedulers)
+    if session is not None:
+        session.finish(first, policies=rows)
+    if args.json:
+        print(json.dumps({"version": 1, "duration_ns": ns, "seed": args.seed, "policies": rows},
+                         indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(format_compare(rows).rstrip("\n") + "\n")
     return 0
 
 
