@@ -379,26 +379,18 @@ class CommandHandler:
 
 
 def _load_bundle_program(data: bytes, wanted):
-    """The program named ``wanted`` (a section name) from .ibpf bundle bytes."""
+    """The program for section ``wanted`` from .ibpf bundle bytes (the bundle's only one if it
+    has a single program)."""
+    from iotbpf.ebpf import bundle
+
     try:
-        from iotbpf.ebpf import bundle
-    except ImportError:
-        raise Refused("this node cannot load program bundles") from None
-    try:
-        loaded = bundle.load_bundle(data)
+        loaded = bundle.load_bundle_object(data)
     except IotbpfError as exc:
         raise Refused("bad bundle: %s" % exc) from None
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    try:
+        return loaded.program(wanted if len(loaded.programs) != 1 else None)
+    except IotbpfError as exc:
         raise Refused("bad bundle: %s" % exc) from None
-    programs = loaded if isinstance(loaded, (list, tuple)) else getattr(loaded, "programs", [loaded])
-    if isinstance(programs, dict):
-        programs = list(programs.values())
-    for program in programs:
-        if getattr(program, "section", None) == wanted or getattr(program, "name", None) == wanted:
-            return program
-    if len(programs) == 1:
-        return programs[0]
-    raise Refused("bundle has no program %r" % (wanted,))
 
 
 def _peek_id(body_text: str):

@@ -1,0 +1,80 @@
+"""Remote control of a running node: the command target over a kernel Runtime, and its wiring.
+
+:class:`RuntimeTarget` shows one app of a ``iotbpf.kernel.runtime.Runtime`` to the
+:class:`~iotbpf.report.commands.CommandHandler` (maps, remotely writable maps from the
+manifest's ``remote`` list, attached sections, verification and atomic program replacement,
+fault counts). :func:`remote_control` connects a Publisher's command topic to a handler. The
+kernel does the verifying and swapping; this module must never touch a program itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+from iotbpf.report.commands import CommandHandler, load_key
+
+
+class RuntimeTarget:
+    """One app of a running node, as the command handler sees it."""
+
+    def __init__(self, runtime, app_name: str | None = None):
+        self.runtime = runtime
+        apps = list(runtime.apps)
+        if not apps:
+            raise ValueError("the node has no app loaded")
+        if app_name is None:
+            self.app = apps[0]
+        else:
+            matches = [a for a in apps if a.name == app_name]
+            if not matches:
+                raise ValueError("no app named %s on this node" % app_name)
+            self.app = matches[0]
+
+    @property
+    def maps(self) -> dict:
+        return self.app.maps
+
+    @property
+    def remote_maps(self):
+        return getattr(self.app.manifest, "remote", None)
+
+    @property
+    def sections(self) -> list[str]:
+        return [section for _hook, section in self.app.manifest.hooks]
+
+    def _attached(self, section: str):
+        for att in self.app.attached:
+            if att.section == section:
+                return att
+        raise KeyError(section)
+
+    def program(self, section: str):
+        return self._attached(section).program
+
+    def fault_count(self, section: str) -> int:
+        return self._attached(section).faults
+
+    def verify_program(self, section: str, program) -> None:
+        self.runtime.verify_program(self.app.name, section, program)
+
+    def replace_program(self, section: str, program) -> None:
+        self.runtime.replace_program(self.app.name, section, program)
+
+
+def remote_control(runtime, publisher, key_file: str | os.PathLike, counter_file: str | os.PathLike,
+                   app_name: str | None = None, rollback_faults: int = 3) -> CommandHandler:
+    """Accept signed commands for ``publisher.node`` on its command topic.
+
+    Commands arrive on paho's thread and are queued; the node's own loop must call
+    ``handler.process_pending()`` between events (it applies them, answers on
+    ``/cmd/reply`` and rolls back faulty program updates, reporting on ``/faults``).
+    Call before ``publisher.start()`` so the node subscribes to its command topic.
+    """
+    def publish(kind: str, data: dict) -> None:
+        virtual = publisher.clock == "virtual"
+        publisher.report(kind, data, ts_ns=runtime.clock.now_ns() if virtual else None)
+
+    handler = CommandHandler(RuntimeTarget(runtime, app_name), publisher.node, load_key(key_file), counter_file,
+                             publish=publish, rollback_faults=rollback_faults)
+    publisher.on_command = handler.submit
+    return handler
