@@ -16,6 +16,7 @@ typedef unsigned int __u32;
 typedef signed int __s32;
 typedef unsigned long long __u64;
 typedef signed long long __s64;
+typedef __u32 __be32;
 
 #ifndef NULL
 #define NULL ((void *)0)
@@ -198,11 +199,13 @@ _Static_assert(sizeof(struct iot_app_demand) == 24, "layout of iot_app_demand");
 static void * (* const bpf_map_lookup_elem)(void *map, const void *key) = (void *) 1;
 static long (* const bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *) 2;
 static long (* const bpf_map_delete_elem)(void *map, const void *key) = (void *) 3;
+static long (* const bpf_probe_read)(void *dst, __u32 size, const void *unsafe_ptr) = (void *) 4;
 static __u64 (* const bpf_ktime_get_ns)(void) = (void *) 5;
 static long (* const bpf_trace_printk)(const char *fmt, __u32 fmt_size, ...) = (void *) 6;
 static __u32 (* const bpf_get_prandom_u32)(void) = (void *) 7;
 static __u32 (* const bpf_get_smp_processor_id)(void) = (void *) 8;
 static long (* const bpf_tail_call)(void *ctx, void *prog_array_map, __u32 index) = (void *) 12;
+static __s64 (* const bpf_csum_diff)(__be32 *from, __u32 from_size, __be32 *to, __u32 to_size, __u32 seed) = (void *) 28;
 static long (* const bpf_map_push_elem)(void *map, const void *value, __u64 flags) = (void *) 87;
 static long (* const bpf_map_pop_elem)(void *map, void *value) = (void *) 88;
 static long (* const bpf_map_peek_elem)(void *map, void *value) = (void *) 89;
@@ -210,6 +213,7 @@ static long (* const bpf_ringbuf_output)(void *ringbuf, void *data, __u64 size, 
 static void * (* const bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *) 131;
 static void (* const bpf_ringbuf_submit)(void *data, __u64 flags) = (void *) 132;
 static void (* const bpf_ringbuf_discard)(void *data, __u64 flags) = (void *) 133;
+static __u64 (* const bpf_ringbuf_query)(void *ringbuf, __u64 flags) = (void *) 134;
 static long (* const bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *) 181;
 
 /* IoT helpers (iotbpf's private range from 0x1000). */

@@ -17,11 +17,13 @@ LINUX_HELPERS = (
     (1, "void *", "bpf_map_lookup_elem", "void *map, const void *key"),
     (2, "long", "bpf_map_update_elem", "void *map, const void *key, const void *value, __u64 flags"),
     (3, "long", "bpf_map_delete_elem", "void *map, const void *key"),
+    (4, "long", "bpf_probe_read", "void *dst, __u32 size, const void *unsafe_ptr"),
     (5, "__u64", "bpf_ktime_get_ns", "void"),
     (6, "long", "bpf_trace_printk", "const char *fmt, __u32 fmt_size, ..."),
     (7, "__u32", "bpf_get_prandom_u32", "void"),
     (8, "__u32", "bpf_get_smp_processor_id", "void"),
     (12, "long", "bpf_tail_call", "void *ctx, void *prog_array_map, __u32 index"),
+    (28, "__s64", "bpf_csum_diff", "__be32 *from, __u32 from_size, __be32 *to, __u32 to_size, __u32 seed"),
     (87, "long", "bpf_map_push_elem", "void *map, const void *value, __u64 flags"),
     (88, "long", "bpf_map_pop_elem", "void *map, void *value"),
     (89, "long", "bpf_map_peek_elem", "void *map, void *value"),
@@ -29,6 +31,7 @@ LINUX_HELPERS = (
     (131, "void *", "bpf_ringbuf_reserve", "void *ringbuf, __u64 size, __u64 flags"),
     (132, "void", "bpf_ringbuf_submit", "void *data, __u64 flags"),
     (133, "void", "bpf_ringbuf_discard", "void *data, __u64 flags"),
+    (134, "__u64", "bpf_ringbuf_query", "void *ringbuf, __u64 flags"),
     (181, "long", "bpf_loop", "__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags"),
 )
 
@@ -58,6 +61,7 @@ typedef unsigned int __u32;
 typedef signed int __s32;
 typedef unsigned long long __u64;
 typedef signed long long __s64;
+typedef __u32 __be32;
 
 #ifndef NULL
 #define NULL ((void *)0)

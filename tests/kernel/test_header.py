@@ -29,3 +29,11 @@ def test_header_compiles_and_its_struct_offsets_match_the_tables(clang):
                           % (name, f.name, f.offset, name, f.name))
     source = '#include "iotbpf.h"\n' + "\n".join(checks) + "\nint x SEC(\"license\");\n"
     assert clang.compile(source).exists()
+
+
+def test_header_declares_exactly_the_linux_helpers_the_vm_implements():
+    from iotbpf.ebpf.helpers import linux_helper_specs
+    from iotbpf.kernel.header import LINUX_HELPERS
+
+    implemented = sorted((s.id, "bpf_" + s.name) for s in linux_helper_specs())
+    assert sorted((hid, name) for hid, _ret, name, _args in LINUX_HELPERS) == implemented
