@@ -735,9 +735,9 @@ def optimal_burst_times(windows, listens, cost_out, cost_in):
     """Exact minimum-cost set of burst times covering every [a, l] window (weighted interval stabbing).
 
     A burst at t costs ``cost_in`` if t lies in a listen interval [s, e), else ``cost_out``.
-    Candidates: every latest start l and every listen end e-1 (a point can always move right to
-    one of these without losing a packet or changing its cost). f[j] = c(p_j) + min f[k] over
-    k with p_k >= max{a : l < p_j}; a sliding-window minimum makes it O(m log m).
+    Candidates: every latest start l, every listen end e-1 and every s-1 before a listen start
+    (a point can always move right to one of these without losing a packet or changing its cost).
+    f[j] = c(p_j) + min f[k] over k with p_k >= max{a : l < p_j}; a sliding-window minimum makes it O(m log m).
     Returns (total cost, sorted burst times).
     """
     if not windows:
@@ -760,8 +760,11 @@ def optimal_burst_times(windows, listens, cost_out, cost_in):
     amin = min(a for a, _l in windows)
     lmax = max(last for _a, last in windows)
     for s, e in listens:
+        # the right end of each constant-cost stretch: the window's last ns, and the ns before it
         if e - 1 >= amin and s <= lmax:
             cands.add(e - 1)
+        if amin <= s - 1 <= lmax:
+            cands.add(s - 1)
     pts = sorted(cands)
     cost = [cost_in if inside(p) else cost_out for p in pts]
     by_l = sorted(windows, key=lambda w: w[1])

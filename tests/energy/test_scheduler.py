@@ -84,7 +84,7 @@ def brute_force(windows, listens, cost_out, cost_in):
 @settings(max_examples=60)
 @given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 4)), min_size=1, max_size=4),
        st.lists(st.tuples(st.integers(0, 14), st.integers(1, 4)), max_size=2),
-       st.sampled_from([(1.0, 0.25), (1.0, 1.0), (2.0, 0.5)]))
+       st.sampled_from([(1.0, 0.25), (1.0, 1.0), (2.0, 0.5), (0.5, 2.0), (1.0, 0.0)]))
 def test_dp_oracle_is_exact_on_small_instances(raw, raw_listens, costs):
     windows = [(a, a + w) for a, w in raw]
     listens = sorted((s, s + d) for s, d in raw_listens)
