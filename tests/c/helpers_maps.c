@@ -2,11 +2,6 @@
  * probe_read, csum_diff, and a deliberate NULL dereference for fault line reporting. */
 #include "iotbpf.h"
 
-static long (* const bpf_probe_read)(void *dst, __u32 size, const void *src) = (void *) 4;
-static __s64 (* const bpf_csum_diff)(__u32 *from, __u32 from_size, __u32 *to, __u32 to_size,
-				     __u32 seed) = (void *) 28;
-static __u64 (* const bpf_ringbuf_query)(void *ringbuf, __u64 flags) = (void *) 134;
-
 struct input { __u64 a, b, c, d; };
 
 struct { __uint(type, BPF_MAP_TYPE_QUEUE); __uint(max_entries, 4); __type(value, __u64); } fifo SEC(".maps");
@@ -28,6 +23,10 @@ struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 8); __type(k
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 4); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
 
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, __u32); __type(value, __u64); } table SEC(".maps");
+
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 3); __type(key, __u32); __type(value, __u64); } recent SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_BLOOM_FILTER); __uint(max_entries, 64); __type(value, __u32); } seen SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } per_cpu SEC(".maps");
 
 static __u64 *counter(__u32 i)
 {
@@ -140,4 +139,26 @@ SEC("fault") __u64 fault_prog(struct input *in)
 	__u32 key = (__u32)in->a;
 	__u64 *v = bpf_map_lookup_elem(&table, &key);
 	return *v + 1; /* no NULL check: faults when the key is missing */
+}
+
+/* LRU: touch key a (lookup), then insert key b; returns 1 if a is still present afterwards */
+SEC("lru") __u64 lru_prog(struct input *in)
+{
+	__u32 a = (__u32)in->a, b = (__u32)in->b;
+	__u64 one = 1;
+	bpf_map_lookup_elem(&recent, &a);
+	bpf_map_update_elem(&recent, &b, &one, BPF_ANY);
+	return bpf_map_lookup_elem(&recent, &a) != 0;
+}
+
+/* bloom filter: add in->a, then report whether in->b may be present (0) or not (-ENOENT) */
+SEC("bloom") __s64 bloom_prog(struct input *in)
+{
+	__u32 a = (__u32)in->a, b = (__u32)in->b;
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u64 *n = bpf_map_lookup_elem(&per_cpu, &cpu);
+	if (n)
+		*n += 1;
+	bpf_map_push_elem(&seen, &a, BPF_ANY);
+	return bpf_map_peek_elem(&seen, &b);
 }

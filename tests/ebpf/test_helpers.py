@@ -251,6 +251,26 @@ def test_tail_call_chain_and_the_33_limit_from_c(helpers_obj):
     assert vms["chain"].run(mem=inp(a=0)) == 34
 
 
+def test_lru_order_from_c(helpers_obj):
+    _obj, maps, vms, _env = c_programs(helpers_obj)
+    recent = maps["recent"]
+    for k in (1, 2, 3):
+        recent.update(u32(k), struct.pack("<Q", k))
+    assert vms["lru"].run(mem=inp(a=1, b=4)) == 1  # 1 was used, so 2 is evicted
+    assert sorted(recent.keys()) == [u32(1), u32(3), u32(4)]
+    assert vms["lru"].run(mem=inp(a=9, b=5)) == 0  # 9 is absent; 3 (least recent) goes
+    assert sorted(recent.keys()) == [u32(1), u32(4), u32(5)]
+
+
+def test_bloom_filter_and_percpu_array_from_c(helpers_obj):
+    _obj, maps, vms, _env = c_programs(helpers_obj)
+    for v in range(20):
+        assert vms["bloom"].run(mem=inp(a=v, b=v)) == 0  # just added: maybe present
+    absent = [vms["bloom"].run(mem=inp(a=0, b=1000 + v)) for v in range(50)]
+    assert absent.count(ENOENT) >= 40
+    assert maps["per_cpu"].lookup(u32(0)) == struct.pack("<Q", 70)
+
+
 @pytest.mark.parametrize("n,flags,want", [(10, 0, (10 << 32) | 45), (100, 0, (46 << 32) | 1035),
                                           (3, 1, ((-T.EINVAL & 0xFFFFFFFF) << 32))])
 def test_bpf_loop_from_c(helpers_obj, n, flags, want):
