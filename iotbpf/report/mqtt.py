@@ -41,6 +41,7 @@ battery %, power and predicted lifetime of every node appear in Home Assistant b
 from __future__ import annotations
 
 import fnmatch
+import importlib.metadata
 import json
 import os
 import re
@@ -54,7 +55,6 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from iotbpf import __version__
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.report.outbox import Deduplicator, Outbox
 
@@ -207,12 +207,20 @@ def parse_payload(payload: bytes) -> dict:
     return obj
 
 
+def _version() -> str:
+    # Not ``from iotbpf import __version__``: report/ must not import the package's API layer.
+    try:
+        return importlib.metadata.version("iotbpf")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def discovery_configs(node: str, prefix: str = "homeassistant", model: str = "iotbpf node") -> dict:
     """Home Assistant MQTT discovery: {config topic: config dict} for battery %, power, lifetime."""
     check_node_name(node)
     object_node = re.sub(r"[^A-Za-z0-9_-]", "_", node)
     device = {"identifiers": ["iotbpf_" + object_node], "name": node, "manufacturer": "iotbpf",
-              "model": model, "sw_version": __version__}
+              "model": model, "sw_version": _version()}
     sensors = (
         ("battery", "Battery", "battery", "%", "battery", "{{ value_json.data.soc_percent }}"),
         ("power", "Power", "energy", "W", "power", "{{ value_json.data.power_w }}"),
