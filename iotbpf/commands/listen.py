@@ -13,7 +13,6 @@ import time
 
 from iotbpf.api import duration_ns
 from iotbpf.ebpf.errors import RuntimeFailure
-from iotbpf.report.mqtt import Receiver
 
 NAME = "listen"
 HELP = "watch nodes' MQTT reports live: battery, power, lifetime, last seen"
@@ -41,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     stop_after = duration_ns(args.duration) / 1e9 if args.duration else None
     refresh = max(0.1, duration_ns(args.refresh) / 1e9)
+    from iotbpf.report.mqtt import Receiver  # paho: imported only when listening
     receiver = Receiver(args.url, nodes=args.nodes, client_id=args.client_id, persistent=bool(args.client_id),
                         keep=False, save=args.save, ca_certs=args.ca, tls_insecure=args.insecure).start()
     live = sys.stdout.isatty() and not args.json
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_table(receiver: Receiver, now: float | None = None) -> str:
+def format_table(receiver, now: float | None = None) -> str:
     """The live table: one row per node."""
     now = time.time() if now is None else now
     lines = ["%-24s %-8s %9s %11s %13s %10s %8s" % ("node", "status", "battery", "power", "lifetime",

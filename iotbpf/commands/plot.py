@@ -9,8 +9,9 @@ import argparse
 import os
 
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.report import plots
 from iotbpf.report.export import load_report
+
+VIEWS = ("power", "states", "soc", "apps", "policies")   # iotbpf.report.plots.VIEWS
 
 NAME = "plot"
 HELP = "plot a saved energy report (from simulate/monitor --report FILE.json)"
@@ -24,11 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", metavar="FILE.png", help="one image with every plot (default: REPORT.png)")
     out.add_argument("--plot-dir", metavar="DIR", help="one image per plot in DIR")
-    parser.add_argument("--view", action="append", choices=plots.VIEWS,
+    parser.add_argument("--view", action="append", choices=VIEWS,
                         help="only this plot (repeatable; with --plot-dir or -o)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from iotbpf.report import plots  # matplotlib is slow to import: only when plotting
+
     report = load_report(args.report)
     views = args.view or plots.available_views(report)
     missing = [v for v in views if v not in plots.available_views(report)]

@@ -41,7 +41,6 @@ battery %, power and predicted lifetime of every node appear in Home Assistant b
 from __future__ import annotations
 
 import fnmatch
-import importlib.metadata
 import json
 import os
 import re
@@ -209,6 +208,8 @@ def parse_payload(payload: bytes) -> dict:
 
 def _version() -> str:
     # Not ``from iotbpf import __version__``: report/ must not import the package's API layer.
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("iotbpf")
     except importlib.metadata.PackageNotFoundError:
