@@ -64,7 +64,9 @@ def manwell_mcgowan(y1, y2, i, t, c, k):
 
 
 # Reference parameters: c = 0.166, k = 0.122 /min (= 2.03e-3 /s), the KiBaM fit for a Li-ion
-# cell reported by Jongerden & Haverkort, "Which battery model to use?", IET Software 3(6), 2009.
+# cell reported by Jongerden & Haverkort, "Which battery model to use?", IET Software 3(6), 2009
+# (values as recalled from that paper, not re-checked against its text here; the equations
+# tested below hold for any c in (0, 1) and k > 0).
 C_REF, K_REF = 0.166, 0.122 / 60
 
 
