@@ -20,7 +20,8 @@ def _exists(path):
 
 def load_programs(m, prefer="object"):
     """{section: Program} for manifest ``m``: from its object when it exists and ``prefer`` is
-    "object" (or there is no bundle), else from its bundle."""
+    "object" (or there is no bundle), else from its bundle. The object's programs that no hook
+    attaches are included under their function names (tail-call targets)."""
     obj = m.path(m.object) if m.object else None
     bundle = m.path(m.bundle) if m.bundle else None
     use_object = obj is not None and _exists(obj) and (prefer == "object" or bundle is None
@@ -44,6 +45,11 @@ def load_programs(m, prefer="object"):
                 programs[section] = loaded.program(section)
             except LoadError as exc:
                 raise LoadError("app %s: %s: %s" % (m.name, source, exc)) from None
+    # the object's other programs (tail-call targets in prog_array maps), under their names
+    attached = list(programs.values())
+    for name, program in loaded.programs.items():
+        if program not in attached and name not in programs:
+            programs[name] = program
     return programs
 
 

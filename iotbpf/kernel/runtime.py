@@ -45,6 +45,7 @@ from iotbpf.kernel.hooks import HOOK_NAMES, HOOKS
 from iotbpf.kernel.prng import Rng
 
 _TIMER_FMT = HOOKS["timer"].fmt
+_POLICY_INDEX = {}
 _pack_into = struct.pack_into
 
 DEFAULT_NS_PER_INSN = 125  # a 64 MHz Cortex-M4 interpreting eBPF at ~8 cycles per instruction
@@ -221,6 +222,7 @@ class Runtime:
             if self.verify:
                 self._verify(app, hook, section, program, table)
             plan.append((hook, section, program))
+        self._fill_prog_arrays(app, programs, plan, budget, table)
         for hook, section, program in plan:
             vm = self._make_vm(program, table, app)
             att = Attached(app, hook, section, program, vm)
@@ -230,6 +232,28 @@ class Runtime:
         if self.booted:
             self._start_app(app)
         return app
+
+    def _fill_prog_arrays(self, app, programs, plan, budget, table):
+        """Bind the app's other programs to its maps and put them into the prog_array slots the
+        object declares; each one placed is verified with the hook of the app's first program."""
+        attached = [p for _h, _s, p in plan]
+        extra = [p for p in programs.values() if p not in attached]
+        if not extra:
+            return
+        from iotbpf.ebpf.maps import fill_prog_arrays
+
+        for program in extra:
+            _rebind_maps(program, app.maps, self.shared_maps, budget)
+        fill_prog_arrays(attached + extra, app.maps)
+        hook = plan[0][0]
+        for m in app.maps.values():
+            get = getattr(m, "get_program", None)
+            if get is None:
+                continue
+            for index in range(m.spec.max_entries if m.spec.max_entries < 1024 else 1024):
+                target = get(index)
+                if target is not None and target in extra and self.verify:
+                    self._verify(app, hook, getattr(target, "name", "?"), target, table)
 
     def _find_attached(self, app_name, section):
         for app in self.apps:
@@ -689,8 +713,11 @@ class Runtime:
 
     def policy(self, name, default):
         """A parameter from the iot_policy map (programs and remote commands may change it); 0 = default."""
-        index = wellknown.policy_index(name)
-        value = _array_values(self.shared_maps["iot_policy"], index + 1)[index]
+        index = _POLICY_INDEX.get(name)
+        if index is None:
+            index = _POLICY_INDEX[name] = wellknown.policy_index(name)
+        buf = self.shared_maps["iot_policy"].values
+        value = struct.unpack_from("<Q", buf, index * 8)[0] if len(buf) >= index * 8 + 8 else 0
         return value if value else default
 
     def _policy_values(self):

@@ -146,3 +146,41 @@ def test_energy_and_battery_helpers_read_the_energy_model(clang, tmp_path):
     assert final_uj == int(node.scheduler.energy_used_j() * 1000000)
     assert (r["tx_done"], r["tx_bytes"]) == (1, 24)
     assert node.runtime.clock.now_ns() == 2 * NS_PER_MIN
+
+
+TAIL_CALLS = r"""
+#include "iotbpf.h"
+
+SEC("radio_rx")
+int drop_odd(struct iot_radio_rx_ctx *ctx)
+{
+	return ctx->src & 1 ? IOT_RX_DROP : IOT_RX_PASS;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, int (void *));
+} jt SEC(".maps") = { .values = { [1] = (void *)&drop_odd } };
+
+SEC("radio_rx")
+int dispatch(struct iot_radio_rx_ctx *ctx)
+{
+	bpf_tail_call(ctx, &jt, 1);
+	return IOT_RX_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_tail_calls_reach_the_programs_the_object_puts_in_its_prog_array(clang, tmp_path):
+    obj = clang.compile(TAIL_CALLS, out=tmp_path / "tail.o")
+    (tmp_path / "app.json").write_text(json.dumps({
+        "version": 1, "name": "tail", "object": str(obj), "programs": {"radio_rx": "dispatch"}}))
+    node = Node(tmp_path / "app.json", sim={})
+    for i, src in enumerate((1, 2, 3, 4)):
+        node.post("radio_rx", {"src": src}, (i + 1) * 1000)
+    result = node.simulate("1s")
+    assert result.summary["radio"]["rx"] == {"received": 4, "passed": 2, "dropped": 2}
