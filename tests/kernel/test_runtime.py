@@ -215,3 +215,20 @@ def test_loading_a_manifest_whose_section_is_missing_is_a_clear_error():
     rt = node()
     with pytest.raises(LoadError, match="no program in section 'nope' for hook timer"):
         rt.load_app(manifest({"timer": "nope"}), {"other": Program.from_asm("exit")})
+
+
+def test_the_verifier_checks_context_accesses_against_the_hook_layout():
+    from iotbpf.ebpf.errors import VerifierError
+
+    mark = HOOKS["radio_rx"].field("mark").offset
+    src = HOOKS["radio_rx"].field("src").offset
+    rt = Runtime(platform=SimPlatform({}, seed=1))  # verify=True: the node always verifies
+    rt.load_app(manifest({"radio_rx": "ok"}, name="ok"),
+                {"ok": Program.from_asm("stw [%%r1+%d], 2\nmov %%r0, 1\nexit" % mark)})
+    with pytest.raises(VerifierError, match="app bad, section w"):
+        rt.load_app(manifest({"radio_rx": "w"}, name="bad"),
+                    {"w": Program.from_asm("stw [%%r1+%d], 2\nmov %%r0, 1\nexit" % src)})
+    with pytest.raises(VerifierError):
+        rt.load_app(manifest({"timer": "oob"}, name="oob"),
+                    {"oob": Program.from_asm("ldxw %%r0, [%%r1+%d]\nexit" % HOOKS["timer"].size)})
+    assert [a.name for a in rt.apps] == ["ok"]  # rejected apps are not loaded at all
