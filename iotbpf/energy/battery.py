@@ -43,17 +43,27 @@ class Battery:
     def available_c(self):
         return self.level_c
 
+    def _state(self):
+        return self.level_c
+
+    def _set_state(self, state):
+        self.level_c = state
+
     def draw(self, current_a, dt_ns, alpha=0.2):
         """Draw ``current_a`` (A, negative to charge) for ``dt_ns``; returns True while alive."""
         if dt_ns <= 0:
             return not self.dead()
         dt_s = dt_ns * NS
         total = current_a + self.leak_a
-        if self.dead_at_ns is None and total > 0:
-            left = self.time_to_empty_s(total)
-            if left is not None and left < dt_s:
-                self.dead_at_ns = self.elapsed_ns + int(left * 1e9)
+        before = self._state()
         self._discharge(total, dt_s)
+        if self.dead_at_ns is None and total > 0 and self.dead():
+            # died during this interval: find when, from the state at its start
+            after = self._state()
+            self._set_state(before)
+            left = self.time_to_empty_s(total)
+            self._set_state(after)
+            self.dead_at_ns = self.elapsed_ns + int((left if left is not None else dt_s) * 1e9)
         if current_a >= 0:
             self.drawn_c += current_a * dt_s
         else:
@@ -191,6 +201,12 @@ class KiBaMBattery(Battery):
 
     def available_c(self):
         return self.y1 / self.c
+
+    def _state(self):
+        return (self.y1, self.y2)
+
+    def _set_state(self, state):
+        self.y1, self.y2 = state
 
     def _total_c(self):
         return self.y1 + self.y2
