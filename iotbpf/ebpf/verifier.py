@@ -33,6 +33,7 @@ DEFAULT_MAX_INSNS = 4096
 DEFAULT_COMPLEXITY = 1000000  # abstract instructions processed before giving up (as Linux)
 JOIN_AFTER = 4  # states kept at a join point outside loops before new ones are merged
 MAX_STATES_PER_PC = 64
+CHECKPOINT_EVERY = 8  # store a new state only this many instructions after the last (except loops)
 BPF_FUNC_TAIL_CALL = 12
 
 # ------------------------------------------------------------------ register types
@@ -611,9 +612,11 @@ class State:
 class Checkpoint:
     """A state stored at a prune point; complete once every path through it has ended."""
 
-    __slots__ = ("parent", "branches", "complete", "state", "seg", "pc")
+    __slots__ = ("parent", "branches", "complete", "state", "seg", "pc", "ckey", "depth")
 
     def __init__(self, parent, state, seg, pc):
+        self.ckey = ()
+        self.depth = 0
         self.parent = parent
         self.branches = 1
         self.complete = False
@@ -949,6 +952,13 @@ class Verifier:
             elif s and s[0] != pc + (2 if self.insns[pc].opcode == isa.LDDW else 1):
                 prune.add(s[0])
         self.prune = prune
+        # Targets of backward jumps: every cycle has one, and a state is always stored there.
+        heads = set()
+        for pc in range(n):
+            for t in succ[pc]:
+                if t <= pc:
+                    heads.add(t)
+        self.loop_heads = heads
         # strongly connected components (iterative Tarjan) -> pcs on a cycle
         index = {}
         low = {}
@@ -1063,6 +1073,73 @@ class Verifier:
                     live[pc] = v
                     changed = True
         self.live = live
+        self.precise = self._precision(use)
+
+    def _precision(self, use):
+        """Registers whose value (not just type) can still matter for safety, per pc.
+
+        A value matters if it may flow into a memory address, a branch condition, a helper or
+        function argument, a stored value or a function's return value; other scalars can be
+        compared by type alone when pruning (a static form of Linux's precision tracking).
+        """
+        n = self.n
+        succ = self.succ
+        seed = [0] * n
+        flow = [None] * n
+        for pc in range(n):
+            if self.is_tail[pc]:
+                continue
+            insn = self.insns[pc]
+            op = insn.opcode
+            kind = isa.op_kind(op)
+            d = 1 << insn.dst
+            s = 1 << insn.src
+            if kind == "alu":
+                if op & 0xF0 == isa.BPF_MOV:
+                    flow[pc] = (d, s if op & isa.BPF_X else 0)
+                elif op & isa.BPF_X:
+                    flow[pc] = (d, d | s)
+                else:
+                    flow[pc] = (d, d)
+            elif kind == "end":
+                flow[pc] = (d, d)
+            elif kind == "lddw":
+                flow[pc] = (d, 0)
+            elif kind in ("ldx", "ldxs"):
+                flow[pc] = (d, 0)
+                seed[pc] = s
+            elif kind == "exit":
+                seed[pc] = 0 if self.func_of[pc] == 0 else 1
+                flow[pc] = (0x7FF, 0)
+            elif kind in ("call", "callx"):
+                flow[pc] = (0b111111, 0)
+                seed[pc] = use[pc]
+            else:
+                seed[pc] = use[pc]
+            seed[pc] |= 1 << 10
+        prec = [0] * n
+        changed = True
+        while changed:
+            changed = False
+            for pc in range(n - 1, -1, -1):
+                if self.is_tail[pc]:
+                    continue
+                out = 0
+                for t in succ[pc]:
+                    out |= prec[t]
+                f = flow[pc]
+                if f is None:
+                    v = out
+                else:
+                    kill, gen = f
+                    v = out & ~kill
+                    if out & kill:
+                        v |= gen
+                v |= seed[pc]
+                if v != prec[pc]:
+                    prec[pc] = v
+                    changed = True
+        return prec
 
     # ------------------------------------------------------------ exploration
     def initial_state(self):
@@ -1169,7 +1246,20 @@ class Verifier:
         if entries is None:
             entries = visited[pc] = []
         live = self.live
+        key = self.const_key(state, pc)
+        cur_map = None
         for e in entries:
+            if e.ckey != key:
+                # Quick filter: a constant the stored state relies on must be the same here.
+                if cur_map is None:
+                    cur_map = dict(key)
+                differs = False
+                for i, v in e.ckey:
+                    if cur_map.get(i) != v:
+                        differs = True
+                        break
+                if differs:
+                    continue
             if self.covers(e.state, state, live, pc):
                 if e.complete:
                     seg.succ.append(e.seg)
@@ -1177,6 +1267,9 @@ class Verifier:
                     return None
                 self.fail(pc, "infinite loop: this loop can run forever (the state at its start repeats)",
                           "make sure the loop counter changes and is compared with a constant bound", state)
+        if pc not in self.loop_heads and state.depth - cp.depth < CHECKPOINT_EVERY and cp.pc >= 0:
+            return state, seg, cp  # too close to the previous stored state: not worth storing
+        joined_from = state
         if len(entries) >= JOIN_AFTER and pc not in self.in_loop:
             joined = self.join(entries[-1].state, state)
             if joined is not None:
@@ -1187,6 +1280,8 @@ class Verifier:
         new_seg = Seg()
         seg.succ.append(new_seg)
         new_cp = Checkpoint(cp, state.copy(), new_seg, pc)
+        new_cp.ckey = key if state is joined_from else self.const_key(state, pc)
+        new_cp.depth = state.depth
         if len(entries) >= MAX_STATES_PER_PC:
             # Keep the ancestors (loop detection) and the newest; drop old completed ones.
             for i in range(len(entries)):
@@ -1195,6 +1290,18 @@ class Verifier:
                     break
         entries.append(new_cp)
         return state, new_seg, new_cp
+
+    def const_key(self, state, pc):
+        """(register, value) of the live, precise registers holding a known number."""
+        mask = self.live[pc] & self.precise[pc]
+        regs = state.frames[-1].regs
+        out = []
+        for i in range(10):
+            if mask >> i & 1:
+                r = regs[i]
+                if r.t == SCALAR and r.tm == 0:
+                    out.append((i, r.tv))
+        return tuple(out)
 
     def longest(self, root):
         """Longest path (instructions) through the explored graph, which is acyclic."""
@@ -1231,14 +1338,21 @@ class Verifier:
                 return False
             if fi == top:
                 mask = live[pc]
+                prec = self.precise[pc]
             else:
                 ret = cur.frames[fi + 1].callsite + 1
                 mask = (live[ret] if ret < self.n else 0x7FF) & 0b11111000000
+                prec = self.precise[ret] if ret < self.n else 0x7FF
             ro = fo.regs
             rc = fc.regs
             for i in range(11):
-                if mask >> i & 1 and not reg_covers(ro[i], rc[i], idmap):
-                    return False
+                if mask >> i & 1:
+                    o = ro[i]
+                    if prec >> i & 1:
+                        if not reg_covers(o, rc[i], idmap):
+                            return False
+                    elif o.t != NOT_INIT and o.t != rc[i].t:
+                        return False
             so = fo.stack
             sc = fc.stack
             if so != sc:
