@@ -210,6 +210,8 @@ def write_report(report: dict, path: str | os.PathLike) -> str:
 def load_report(path: str | os.PathLike) -> dict:
     """Read and validate a JSON report written by ``write_report``."""
     path = os.fspath(path)
+    if path.endswith(".csv"):
+        raise LoadError("%s: CSV reports are for spreadsheets; read the JSON one (--report FILE.json)" % path)
     try:
         with open(path, encoding="utf-8") as f:
             report = json.load(f)

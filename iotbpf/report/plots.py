@@ -140,7 +140,9 @@ def plot_soc(report: dict, ax=None) -> Figure:
     if points:
         ax.plot([p[0] / tscale for p in points], [p[1] for p in points], color="tab:green",
                 label="state of charge")
-        if tte is not None:
+        if tte is not None and tte <= 0:
+            ax.plot([], [], " ", label="battery empty")
+        elif tte is not None:
             last_t, last_soc = points[-1]
             end_t = last_t + tte if full else right
             end_soc = 0.0 if full else last_soc * (1.0 - (right - last_t) / tte) if tte > 0 else 0.0
@@ -199,7 +201,11 @@ def plot_policies(report: dict, axes=None) -> Figure:
         ratio = r["oracle_ratio"]
         labels.append("%.3g" % (e / escale) + ("" if ratio is None else "\n×%.2f oracle" % ratio))
     axes[0].bar_label(bars, labels=labels, padding=2, fontsize="small")
-    axes[0].set_ylabel("energy (%s)" % ename)
+    positive = [e for e in energies if e > 0]
+    wide = len(positive) == len(energies) and positive and max(positive) > 50 * min(positive)
+    if wide:   # e.g. always_on vs a duty cycle: a linear axis would hide every bar but one
+        axes[0].set_yscale("log")
+    axes[0].set_ylabel("energy (%s%s)" % (ename, ", log scale" if wide else ""))
     axes[0].set_xlabel("policy")
     axes[0].set_title("Policies: energy used")
     lifetimes = [r["lifetime_days"] or 0.0 for r in rows]
@@ -209,7 +215,7 @@ def plot_policies(report: dict, axes=None) -> Figure:
     axes[1].set_xlabel("policy")
     axes[1].set_title("Policies: battery lifetime")
     for ax in axes:
-        ax.margins(y=0.2)
+        ax.margins(y=0.25)
     if own_figure:
         fig.suptitle(_title(report, "Policy comparison"))
     return fig

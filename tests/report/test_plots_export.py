@@ -224,3 +224,11 @@ def test_app_power_timeline_stacks_apps(tmp_path):
     assert ax.get_xlim() == (0.0, 120.0)
     top = ax.collections[1].get_paths()[0].vertices
     assert max(y for x, y in top) == pytest.approx(1.25)
+
+
+def test_policy_energies_far_apart_use_a_log_axis(report):
+    wide = dict(report, policies=[dict(report["policies"][0], energy_j=2570.0),
+                                  dict(report["policies"][1], energy_j=6.0)])
+    ax = plot_policies(wide).axes[0]
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "energy (kJ, log scale)"
+    assert [p.get_height() for p in ax.patches] == [2.57, 0.006]
