@@ -237,3 +237,24 @@ def test_compiled_programs_are_cached_by_content():
     again = compiler.compile_program(Program([isa.Instruction(i.opcode, i.dst, i.src, i.off, i.imm)
                                               for i in insns]))
     assert first is again
+
+
+alu_chain = st.lists(st.tuples(st.sampled_from(ALU_OPS + ALU_OPS[:12]), st.integers(0, 4), st.integers(0, 4),
+                               st.sampled_from(IMMS + (5, 12, 60, 0xFFFF, 0xFFFFFFF))), min_size=1, max_size=30)
+
+
+@given(st.lists(st.sampled_from(IMMS), min_size=5, max_size=5), alu_chain,
+       st.sampled_from([isa.BPF_JLT, isa.BPF_JGT, isa.BPF_JNE, isa.BPF_JLE, isa.BPF_JGE, isa.BPF_JEQ]))
+def test_engines_agree_where_value_ranges_drop_masks(starts, chain, jop):
+    # small constants and a bounded loop: the compiled code proves many masks idle here
+    insns = [isa.Instruction(isa.BPF_ALU64 | isa.BPF_MOV, r, 0, 0, v & 0xFFFF) for r, v in enumerate(starts)]
+    insns.append(isa.Instruction(isa.BPF_ALU64 | isa.BPF_MOV, 6, 0, 0, 0))
+    body = [isa.Instruction(op, d, s if op & isa.BPF_X else 0, 0, 0 if op & isa.BPF_X else imm)
+            for op, d, s, imm in chain]
+    insns += body
+    insns.append(isa.Instruction(isa.BPF_ALU64 | isa.BPF_ADD, 6, 0, 0, 1))
+    insns.append(isa.Instruction(isa.BPF_JMP | jop, 6, 0, -len(body) - 2, 5))
+    for r in range(1, 5):
+        insns.append(isa.Instruction(isa.BPF_ALU64 | isa.BPF_ADD | isa.BPF_X, 0, r))
+    insns.append(isa.Instruction(isa.EXIT))
+    assert outcome(insns, "compiled", b"", 3000) == outcome(insns, "interp", b"", 3000), Program(insns).disasm()
