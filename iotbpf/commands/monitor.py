@@ -121,7 +121,7 @@ def _publisher(args):
 
 
 def _linux(args, interval_s, duration_s) -> int:
-    from iotbpf.commands.node import make_meter
+    from iotbpf.commands.node import close_publisher, make_meter
     from iotbpf.platforms.linux import (
         LinuxMonitor,
         app_usage_events,
@@ -186,7 +186,7 @@ def _linux(args, interval_s, duration_s) -> int:
     if feed is not None:
         summary["app_monitor"] = feed.counters()
     if publisher is not None:
-        summary["mqtt"] = {"delivered": publisher.close(timeout=5.0), "node": publisher.node}
+        summary["mqtt"] = {"delivered": close_publisher(publisher), "node": publisher.node}
     _outputs(args, summary, timeline)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -257,6 +257,7 @@ def _plot(path: str, report: dict, timeline=None) -> None:
 
 
 def _android(args) -> int:
+    from iotbpf.commands.node import close_publisher
     from iotbpf.platforms.android import app_usage_events, attribute, load_checkin, load_power_profile
 
     if not args.power_profile:
@@ -277,7 +278,7 @@ def _android(args) -> int:
         apps = dict((r["name"], {"ours_mah": r["ours_mah"], "android_mah": r["android_mah"],
                                  "diff_mah": r["diff_mah"]}) for r in report["rows"])
         publisher.report("apps", {"apps": apps})
-        report["mqtt"] = {"delivered": publisher.close(timeout=5.0), "node": publisher.node}
+        report["mqtt"] = {"delivered": close_publisher(publisher), "node": publisher.node}
     _outputs(args, report)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     final["platform"] = args.platform
     final["gpio"] = pins
     if publisher is not None:
-        final["mqtt"] = {"delivered": publisher.close(timeout=5.0), "node": publisher.node}
+        final["mqtt"] = {"delivered": close_publisher(publisher), "node": publisher.node}
     if args.json:
         print(json.dumps(final, indent=2))
     else:
@@ -130,6 +130,13 @@ def _publisher(args, node):
     name = (args.node or node.manifests[0].name).replace("_", "-")
     outbox = args.outbox or os.path.join(tempfile.gettempdir(), "iotbpf-outbox-%s.sqlite" % name)
     return Publisher(args.mqtt, name, outbox, model="iotbpf node").start()
+
+
+def close_publisher(publisher, timeout: float = 5.0) -> bool:
+    """Deliver what is queued (connecting first if the run was too short to connect) and close;
+    True when the broker acknowledged everything (else the outbox keeps it for the next run)."""
+    publisher.wait_connected(timeout)
+    return publisher.close(timeout=timeout)
 
 
 def _line(report: dict) -> str:

@@ -55,6 +55,7 @@ def test_android_comparison_is_published_over_mqtt(cli, shared, mosquitto_broker
                 "--power-profile", data / "power_profile_sample.xml", "--mqtt", mosquitto_broker.url,
                 "--node", "phone-1", "--outbox", tmp_path / "outbox.sqlite", "--json")
         assert r.code == 0, r.err
+        assert json.loads(r.out)["mqtt"]["delivered"] is True
         assert receiver.wait_for(lambda rc: any(x["kind"] == "apps" for x in rc.reports), 10)
     finally:
         receiver.stop()
