@@ -261,6 +261,9 @@ class SimulationResult:
 class Node:
     """A simulated (or real-time) node running apps on a board.
 
+    With ``pin_dir`` every app map is restored from ``pin_dir/<app>/<map>.pin`` when the node is
+    built (the boot context then says IOT_BOOT_RESTART) and pinned there after ``simulate()``.
+
     >>> node = Node("sensor_node", seed=1)
     >>> result = node.simulate("1d")
     >>> result.hook("timer")["runs"]
@@ -269,7 +272,7 @@ class Node:
 
     def __init__(self, app=None, board=None, seed: int = 0, policy: str | None = None, events=None,
                  node_id: int = 0, engine: str = "compiled", verify: bool = True, sim: dict | None = None,
-                 prefer: str = "object", scheduler=None, clock=None, platform=None):
+                 prefer: str = "object", scheduler=None, clock=None, platform=None, pin_dir=None):
         self.seed = int(seed)
         self.node_id = node_id
         self.manifests = []
@@ -287,6 +290,7 @@ class Node:
         self._platform_arg = platform
         self.runtime = None
         self.platform = None
+        self.pin_dir = None if pin_dir is None else str(pin_dir)
         if app is not None:
             self.add_app(app)
 
@@ -328,7 +332,8 @@ class Node:
             except ValueError as exc:
                 raise _LoadError("app %s: %s" % (first.name, exc)) from None
         rt = _Runtime(platform=self.platform, clock=self._clock, scheduler=self.scheduler, board=self.board,
-                      node_id=self.node_id, seed=self.seed, engine=self._engine, verify=self._verify)
+                      node_id=self.node_id, seed=self.seed, engine=self._engine, verify=self._verify,
+                      pin_dir=self.pin_dir)
         for m, programs in zip(self.manifests, self._programs):
             rt.load_app(m, programs)
         self.runtime = rt
@@ -343,6 +348,7 @@ class Node:
         rt.boot()
         rt.start_platform(ns)
         handled = rt.run_until(ns, progress)
+        rt.pin_maps()
         result = SimulationResult(rt.summary(), [m.name for m in self.manifests], ns, handled)
         result._scheduler = self.scheduler
         return result

@@ -131,7 +131,7 @@ class Runtime:
 
     def __init__(self, platform=None, clock=None, scheduler=None, board=None, node_id=0, seed=0,
                  engine="compiled", verify=True, battery_report_ns=BATTERY_REPORT_NS,
-                 map_budget_bytes=MAP_BUDGET_BYTES):
+                 map_budget_bytes=MAP_BUDGET_BYTES, pin_dir=None):
         self.platform = platform
         self.clock = clock if clock is not None else VirtualClock()
         self.scheduler = scheduler
@@ -142,6 +142,8 @@ class Runtime:
         self.verify = verify
         self.battery_report_ns = battery_report_ns
         self.map_budget_bytes = map_budget_bytes
+        self.pin_dir = pin_dir
+        self.boot_reason = 0
         self.queue = EventQueue()
         self.apps = []
         self.hooks = {}
@@ -229,6 +231,8 @@ class Runtime:
             app.attached.append(att)
             self.hooks[hook.name].append(att)
         self.apps.append(app)
+        if self.pin_dir is not None and self._restore_pinned(app):
+            self.boot_reason = 1
         if self.booted:
             self._start_app(app)
         return app
@@ -254,6 +258,40 @@ class Runtime:
                 target = get(index)
                 if target is not None and target in extra and self.verify:
                     self._verify(app, hook, getattr(target, "name", "?"), target, table)
+
+    # ---------------------------------------------------------------- pinned maps
+
+    def _pin_path(self, app, name):
+        return "%s/%s/%s.pin" % (self.pin_dir.rstrip("/"), app.name, name)
+
+    def _restore_pinned(self, app):
+        """Load the app's maps pinned by a previous run; True if any was restored (a restart)."""
+        from iotbpf.ebpf.pin import restore
+
+        restored = False
+        for name, m in app.maps.items():
+            if name not in self.shared_maps and restore(m, self._pin_path(app, name)):
+                restored = True
+        return restored
+
+    def pin_maps(self):
+        """Save every app map under pin_dir/<app>/<map>.pin (crash-safe), so a restart keeps them."""
+        import os
+
+        from iotbpf.ebpf.pin import pin_map
+
+        if self.pin_dir is None:
+            return
+        for app in self.apps:
+            folder = "%s/%s" % (self.pin_dir.rstrip("/"), app.name)
+            for part in (self.pin_dir, folder):
+                try:
+                    os.mkdir(part)
+                except OSError:
+                    pass
+            for name, m in app.maps.items():
+                if name not in self.shared_maps:
+                    pin_map(m, self._pin_path(app, name))
 
     def _find_attached(self, app_name, section):
         for app in self.apps:
@@ -338,7 +376,7 @@ class Runtime:
 
     def _start_app(self, app):
         now = self.clock.now_ns()
-        fields = {"now_ns": now, "node_id": self.node_id, "reason": 0,
+        fields = {"now_ns": now, "node_id": self.node_id, "reason": self.boot_reason,
                   "battery_permille": self.battery_permille(), "app_id": app.id}
         self._run_hook(self.hooks["boot"], "boot", fields, app)
         for tid, start, period, jitter in app.manifest.timer_specs:

@@ -149,3 +149,16 @@ def test_committed_objects_behave_like_freshly_built_ones(app, clang, tmp_path):
     a = Node(REPO / "apps" / app, seed=2).simulate("12h")
     b = Node(tmp_path / "app.json", seed=2).simulate("12h")
     assert a.to_dict() == b.to_dict()
+
+
+def test_pinned_maps_survive_a_restart(tmp_path):
+    first = Node("sensor_node", seed=1, pin_dir=tmp_path)
+    first.simulate("1d")
+    assert first.runtime.boot_reason == 0 and sensor_stats(first)["count"] == 1439
+    assert (tmp_path / "sensor_node" / ".bss.stats.pin").exists()
+    again = Node("sensor_node", seed=2, pin_dir=tmp_path)
+    again.simulate("1d")
+    stats = sensor_stats(again)
+    assert again.runtime.boot_reason == 1  # IOT_BOOT_RESTART
+    assert stats["count"] == 2 * 1439
+    assert stats["min"] <= sensor_stats(first)["min"]  # kept across the restart, not reset at boot
