@@ -37,3 +37,16 @@ def test_a_model_without_sources_is_refused(cli, tmp_path):
     r = cli("simulate", "sensor_node", "--board", str(tmp_path / "b.json"), "--duration", "1h")
     assert r.code == 2
     assert "states.sleep: every number needs a 'source'" in r.err
+
+
+def test_simulate_compare_prints_policies_against_the_oracle(cli):
+    r = cli("simulate", "sensor_node", "--duration", "2d", "--compare", "always_on,duty_cycle,batching")
+    assert r.code == 0, r.err
+    lines = r.out.strip().splitlines()
+    assert lines[0].split()[:2] == ["policy", "energy"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == {"always_on", "duty_cycle", "batching", "oracle"}
+    ratio = {name: float(cols[-1]) for name, cols in rows.items()}
+    assert ratio["oracle"] == 1.0
+    assert 1.0 <= ratio["batching"] < ratio["duty_cycle"] < ratio["always_on"]
+    assert all(cols[-2] == "0" for cols in rows.values())   # no deadline misses
