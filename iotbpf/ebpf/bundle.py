@@ -164,7 +164,11 @@ def load_bundle_object(source):
         raise LoadError("%s: bundle larger than %d bytes" % (path, MAX_BUNDLE_BYTES))
     try:
         return _parse(data, path)
-    except LoadError:
+    except LoadError as exc:
+        text = str(exc)
+        clean = "".join(c if " " <= c != "\x7f" else "?" for c in text)
+        if clean != text:  # names from the bundle may hold control characters
+            raise LoadError(clean) from None
         raise
     except Exception as exc:  # any other failure on hostile input is still a load error
         raise LoadError("%s: malformed bundle: %s" % (path, exc)) from None

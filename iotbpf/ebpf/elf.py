@@ -119,12 +119,21 @@ def load_elf_object(source) -> ElfObject:
     _check_header(data, path)
     try:
         return _Loader(data, path).load()
-    except LoadError:
+    except LoadError as exc:
+        text = str(exc)
+        clean = printable(text)
+        if clean != text:  # names from the object may hold control characters
+            raise LoadError(clean) from None
         raise
     except RecursionError:
         raise LoadError("%s: malformed ELF object (nesting too deep)" % path) from None
     except Exception as exc:  # pyelftools and struct raise many kinds on garbage
         raise LoadError("%s: malformed ELF object: %s" % (path, _short(exc))) from None
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters replaced, so an error stays one line."""
+    return "".join(c if " " <= c != "\x7f" else "?" for c in text)
 
 
 def _short(exc: Exception) -> str:

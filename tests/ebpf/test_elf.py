@@ -231,13 +231,32 @@ def test_text_only_object_is_one_program(clang):
     assert VM(obj.program()).run() == 42
 
 
+STRUCTURAL = (".BTF", ".BTF.ext", ".symtab", ".strtab", ".reltimer", ".rel.text", ".relgpio", "timer",
+              "gpio", ".text", ".maps", "maps", ".data", ".rodata")
+
+
+def _structural_ranges(path):
+    """(offset, size) of the sections the loader interprets, and of the section headers."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        out = [(s["sh_offset"], s["sh_size"]) for s in elf.iter_sections() if s.name in STRUCTURAL]
+        out.append((elf["e_shoff"], elf["e_shnum"] * elf["e_shentsize"]))
+        out.append((0, 64))
+    return out
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1, max_size=8),
+@given(st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 1 << 20), st.integers(0, 255)),
+                min_size=1, max_size=6),
        st.one_of(st.none(), st.integers(0, 1 << 20)))
 def test_fuzzed_objects_never_raise_anything_but_load_error(features, flips, cut):
     data = bytearray(features.read_bytes())
-    for pos, value in flips:
-        data[pos % len(data)] = value
+    ranges = _structural_ranges(features)
+    for which, pos, value in flips:
+        off, size = ranges[which % len(ranges)]
+        data[(off + pos % max(size, 1)) % len(data)] = value
     if cut is not None:
         data = data[:cut % len(data)]
     try:
