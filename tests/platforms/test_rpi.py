@@ -198,7 +198,7 @@ def test_node_runs_button_handlers_in_real_time(mock_factory):
                 time.sleep(0.001)
             delivered.append((runtime.hook_stats["gpio"].runs - before, runner.is_alive()))
 
-    runner = threading.Thread(target=node.run, args=(1.0,))
+    runner = threading.Thread(target=node.run, args=(2.0,))
     started = time.monotonic()
     runner.start()
     press_and_watch()
@@ -206,7 +206,7 @@ def test_node_runs_button_handlers_in_real_time(mock_factory):
     elapsed = time.monotonic() - started
     # each press and release ran the handler while the node was still running, in real time
     assert delivered == [(2, True)] * 3
-    assert elapsed >= 1.0
+    assert elapsed >= 2.0
     stats = runtime.hook_stats["gpio"]
     assert stats.events == 6 and stats.runs == 6 and stats.faults == 0
     assert runtime.platform.gpio.devices == {}  # closed at the end
@@ -217,9 +217,11 @@ def test_node_with_a_replayed_meter_reports_model_and_measurement(mock_factory, 
     runtime, gpio = _button_runtime(mock_factory)
     meter = Ina219Meter(SHUNT, MAX_AMPS, bus=ReplayI2CBus(trace, clock=time.monotonic, loop=True))
     node = RealtimeNode(runtime, gpio=gpio, meter=meter, meter_period_s=0.02)
+    started = time.monotonic()
     final = node.run(0.3)
+    wall = time.monotonic() - started
     assert final["measured_source"] == "ina219:0x40"
-    assert 0.03 < final["measured_j"] < 0.3 * 2.5  # 0.3 s of a 0.6 .. 2.3 W Pi
+    assert 0.5 * 0.3 < final["measured_j"] < 2.5 * wall  # a Pi drawing 0.6 .. 2.3 W
     assert final["error_pct"] is None  # no energy model attached to this runtime
     assert final["hooks"]["timer"]["runs"] == 0 and final["hooks"]["timer"]["events"] >= 2
 
