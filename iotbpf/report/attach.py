@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mqtt", metavar="URL",
                        help="publish reports to an MQTT broker: mqtt://[user[:password]@]host[:port] "
                             "or mqtts://... (reports wait in a durable outbox while it is unreachable)")
+    group.add_argument("--mqtt-ca", metavar="FILE",
+                       help="CA certificate that signed the broker's (mqtts://; default: the system's CAs)")
+    group.add_argument("--mqtt-insecure", action="store_true",
+                       help="mqtts:// without checking the broker's certificate (testing only)")
     group.add_argument("--node-name", metavar="NAME",
                        help="node name in MQTT topics iotbpf/NAME/... (default: APP-NODE_ID)")
     group.add_argument("--outbox", metavar="FILE",
@@ -242,8 +246,9 @@ def attach(node, args: argparse.Namespace, duration_ns: int, meta: dict | None =
 
         outbox = getattr(args, "outbox", None) or default_outbox(name)
         os.makedirs(os.path.dirname(os.path.abspath(outbox)), exist_ok=True)
-        publisher = Publisher(args.mqtt, name, outbox, clock="virtual",
-                              model=info.get("board") or "iotbpf node").start()
+        publisher = Publisher(args.mqtt, name, outbox, clock="virtual", model=info.get("board") or "iotbpf node",
+                              ca_certs=getattr(args, "mqtt_ca", None),
+                              tls_insecure=bool(getattr(args, "mqtt_insecure", False))).start()
     session = Session(runtime, info, duration_ns, samples, publisher, plot, getattr(args, "plot_dir", None),
                       report)
     return session.start()

@@ -434,8 +434,9 @@ class Publisher:
         self._wake.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was_connected = self._connected.is_set()
         self._connected.clear()
-        if reason_code.is_failure:
+        if reason_code.is_failure and was_connected:   # keep a refusal's reason (bad password...)
             self.last_error = "disconnected: %s" % reason_code
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
