@@ -27,10 +27,15 @@ Energy contract (kernel/scheduler.py, owned by the energy engineer)
       packet is sent at once (FIFO, airtime from the platform) and energy reads as 0.
 
 Public API: ``Runtime(platform=None, clock=None, scheduler=None, board=None, node_id=0, seed=0,
-engine="compiled", verify=True)``; ``load_app(manifest, programs, maps=None) -> App``;
-``boot()``; ``run_until(t_ns)``; ``run_for(ns)``; ``raise_event(hook, fields)``; ``post(hook,
-fields, at_ns)``; ``inject(hook, fields)`` (thread-safe) + ``run_realtime(duration_ns)``;
-``summary() -> dict``; ``hook_stats``, ``faults``, ``events``, ``logs``.
+engine="compiled", verify=True, battery_report_ns=3600 s, map_budget_bytes=256 KiB,
+pin_dir=None)``; ``load_app(manifest, programs, maps=None) -> App``; ``boot()``;
+``start_platform(end_ns)``; ``run_until(t_ns, progress=None) -> events handled``; ``run_for(ns)``;
+``raise_event(hook, fields, app=None) -> [r0]``; ``post(hook, fields, at_ns)``; ``inject(hook,
+fields)`` (thread-safe) + ``run_realtime(duration_ns)``; ``replace_program(app, section, program)``,
+``verify_program(...)``; ``pin_maps()``; ``policy(name, default)``; ``summary() -> dict``;
+``hook_stats``, ``faults`` (records: t_ns, app, hook, section, pc, kind, reason, message),
+``events`` (detached / replaced / battery_dead), ``logs`` ((t_ns, app, text, value)),
+``shared_maps`` (the well-known maps by name).
 """
 
 import struct
@@ -830,8 +835,6 @@ def _check_compatible(spec, want):
 
 
 def _array_store(array_map, index, fmt, values):
-    import struct
-
     buf = array_map.values
     size = array_map.spec.value_size
     need = (index + 1) * size
@@ -846,8 +849,6 @@ def _array_store_all(array_map, values):
 
 
 def _array_values(array_map, count):
-    import struct
-
     buf = array_map.values
     if len(buf) >= count * 8:
         return list(struct.unpack_from("<%dQ" % count, buf, 0))
@@ -861,8 +862,6 @@ def _array_values(array_map, count):
 
 
 def _demand_add(demand_map, app_id, tx_bytes, rx_bytes, tx_packets, rx_packets):
-    import struct
-
     key = struct.pack("<I", app_id)
     old = demand_map.lookup(key)
     fmt = wellknown.APP_DEMAND.fmt
