@@ -238,4 +238,21 @@ static __u32 (* const iot_battery_soc)(void) = (void *) 0x1008;
 /* Append a line (msg up to its NUL, and value) to the node's log. */
 static long (* const iot_log)(const void *msg, __u32 size, __u64 value) = (void *) 0x1009;
 
+/* The app manifest (app.json, version 1) that attaches these programs:
+ *   version      int     required  manifest format version (1)
+ *   name         str     required  app name: letters, digits, '_' and '-'
+ *   description  str     optional  one line saying what the app does
+ *   object       str     optional  compiled BPF object, relative to the manifest (clang -target bpf)
+ *   bundle       str     optional  portable .ibpf bundle, relative to the manifest (iotbpf pack)
+ *   source       str     optional  C source that `iotbpf build` compiles into `object`
+ *   programs     object  required  hook name -> ELF section name (or a list of sections)
+ *   timers       array   optional  timers armed at boot: {id, period, start?, jitter?}
+ *   budget       int     optional  instruction budget of one program run
+ *   faults       object  optional  {max, window}: detach a program after max faults within window
+ *   policy       str     optional  preferred scheduler policy (iotbpf.kernel.scheduler.POLICIES)
+ *   board        str     optional  default board to simulate on (a bundled board name or a path)
+ *   sim          object  optional  simulated devices (sensors, gpio, radio, usage); see platforms/sim
+ *   remote       array   optional  maps an operator may change remotely (default: every writable map)
+ */
+
 #endif /* IOTBPF_H */

@@ -7,6 +7,7 @@ Output is deterministic (same tables -> same bytes), so a test can detect a stal
 
 from iotbpf.kernel.helpers import HELPER_TABLE
 from iotbpf.kernel.hooks import CONSTANTS, HOOK_TABLE, HOOKS
+from iotbpf.kernel.manifest import MANIFEST_VERSION, SCHEMA
 from iotbpf.kernel.maps import POLICY_PARAMS, WELL_KNOWN_MAPS, Struct
 
 _CTYPE = {"u8": "__u8", "u16": "__u16", "u32": "__u32", "u64": "__u64",
@@ -157,6 +158,11 @@ def generate():
         args = ", ".join("%s%s%s" % (t, "" if t.endswith("*") else " ", n) for t, n in cargs) or "void"
         out.append("/* %s */" % doc)
         out.append("static %s (* const %s)(%s) = (void *) 0x%x;" % (cret, name, args, hid))
+    out.append("")
+    out.append("/* The app manifest (app.json, version %d) that attaches these programs:" % MANIFEST_VERSION)
+    for key, kind, required, _default, doc in SCHEMA:
+        out.append(" *   %-12s %-7s %-9s %s" % (key, kind, "required" if required else "optional", doc))
+    out.append(" */")
     out.append("")
     out.append("#endif /* IOTBPF_H */")
     return "\n".join(out) + "\n"
