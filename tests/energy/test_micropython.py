@@ -76,3 +76,36 @@ def test_scheduler_under_micropython_matches_cpython(micropython):
         assert got[policy][2] == want[policy][2]
         assert abs(got[policy][1] - want[policy][1]) <= 1e-9 * want[policy][1]
     assert abs(got["oracle"] - want["oracle"]) <= 1e-9 * want["oracle"]
+
+
+IMPORTER = """
+import json
+from iotbpf.energy import android_profile
+from iotbpf.energy.models import parse_model
+from iotbpf.energy.battery import KiBaMBattery, PeukertBattery
+from iotbpf.energy.harvest import DayNightSolar
+p = android_profile.parse_power_profile(open('/root/pp.xml').read())
+cpu = parse_model(android_profile.phone_model(p, 'x', 'cpu'))
+print(json.dumps([p['suspend_ma'], p['idle_ma'], [c['cores'] for c in p['clusters']],
+                  sorted(cpu.states), KiBaMBattery(1000, 3.0, c=0.166, k_per_s=0.00203).time_to_empty_s(0.5),
+                  PeukertBattery(1000, 3.0, peukert_k=1.2).time_to_empty_s(0.2),
+                  DayNightSolar(1.0).energy_j(0, 86400 * 10 ** 9)]))
+"""
+
+
+def test_importer_and_battery_models_under_micropython_match_cpython(micropython, shared):
+    from iotbpf.energy import android_profile
+    from iotbpf.energy.battery import KiBaMBattery, PeukertBattery
+    from iotbpf.energy.harvest import DayNightSolar
+    from iotbpf.energy.models import parse_model
+
+    xml = shared / "data" / "power_profile_sample.xml"
+    got = json.loads(micropython.run(IMPORTER, files={"pp.xml": xml}).stdout.strip().splitlines()[-1])
+    p = android_profile.parse_power_profile(xml.read_text())
+    cpu = parse_model(android_profile.phone_model(p, "x", "cpu"))
+    assert got[:4] == [p["suspend_ma"], p["idle_ma"], [c["cores"] for c in p["clusters"]], sorted(cpu.states)]
+    want = [KiBaMBattery(1000, 3.0, c=0.166, k_per_s=0.00203).time_to_empty_s(0.5),
+            PeukertBattery(1000, 3.0, peukert_k=1.2).time_to_empty_s(0.2),
+            DayNightSolar(1.0).energy_j(0, 86400 * 10 ** 9)]
+    for a, b in zip(got[4:], want):
+        assert abs(a - b) <= 1e-9 * abs(b)
