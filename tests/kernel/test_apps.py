@@ -162,3 +162,13 @@ def test_pinned_maps_survive_a_restart(tmp_path):
     assert again.runtime.boot_reason == 1  # IOT_BOOT_RESTART
     assert stats["count"] == 2 * 1439
     assert stats["min"] <= sensor_stats(first)["min"]  # kept across the restart, not reset at boot
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_committed_bundles_hold_the_committed_objects(app):
+    path = REPO / "apps" / app / "app.json"
+    _m, from_object = load_app_programs(path, prefer="object")
+    _m, from_bundle = load_app_programs(path, prefer="bundle")
+    _same_programs(from_object, from_bundle)
+    assert Node(path, seed=5, prefer="bundle").simulate("6h").to_dict() == \
+        Node(path, seed=5, prefer="object").simulate("6h").to_dict()
