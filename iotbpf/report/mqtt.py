@@ -637,3 +637,51 @@ class Receiver:
             self._save.write(json.dumps({"topic": topic_name, "received": received, "payload": payload},
                                         sort_keys=True) + "\n")
             self._save.flush()
+
+
+# --------------------------------------------------------------------------- operator side
+
+def send_command(url: str, node: str, secret: bytes, op: str, timeout: float = 10.0, *,
+                 ca_certs: str | None = None, tls_insecure: bool = False, counter: int | None = None,
+                 **fields) -> dict:
+    """Sign a command for ``node`` with its key ``secret``, publish it on ``iotbpf/<node>/cmd``
+    and wait for the reply. ``fields`` are the command's (map=, key=, value=, section=, bundle=...).
+
+    Returns the reply's ``data`` (``ok``, ``reason``, ``result``...). The node must be running
+    and process its commands; raises MqttError if no reply arrives within ``timeout`` seconds
+    (the command stays queued for the node's persistent session and may still run later).
+    """
+    from iotbpf.report.commands import make_command, sign_command
+
+    broker = parse_url(url)
+    body = make_command(check_node_name(node), op, counter=counter, **fields)
+    payload = sign_command(secret, body)
+    reply: dict = {}
+    got = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(client, userdata, message):
+        try:
+            report = parse_payload(bytes(message.payload))
+        except ReportFormatError:
+            return
+        if report["kind"] == "cmd_reply" and report["data"].get("id") == body["id"]:
+            reply.update(report["data"])
+            got.set()
+
+    client = _make_client(broker, "iotbpf-operator-" + uuid.uuid4().hex[:8], True, 30, 0.5, 5.0, ca_certs,
+                          None, None, tls_insecure, None, None)
+    client.on_message = on_message
+    client.on_connect = lambda c, u, f, rc, p: None if rc.is_failure else c.subscribe(topic(node, "cmd/reply"), 1)
+    client.on_subscribe = lambda *a: subscribed.set()
+    _connect(client, broker, 30)
+    try:
+        if not subscribed.wait(timeout):
+            raise MqttError("cannot reach MQTT broker %r" % broker)
+        client.publish(topic(node, "cmd"), payload, qos=1)
+        if not got.wait(timeout):
+            raise MqttError("no reply from node %s within %g s (is it running?)" % (node, timeout))
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return reply

@@ -7,6 +7,7 @@ import hmac
 import json
 import os
 import struct
+import threading
 import time
 
 import paho.mqtt.client as paho
@@ -24,7 +25,7 @@ from iotbpf.report.commands import (
     make_command,
     sign_command,
 )
-from iotbpf.report.mqtt import Publisher, Receiver
+from iotbpf.report.mqtt import MqttError, Publisher, Receiver, send_command
 
 KEY = bytes(range(32))
 
@@ -217,3 +218,35 @@ def test_commands_over_mqtt_are_applied_and_acknowledged(mosquitto_broker, tmp_p
     assert [(r["ok"], r["reason"] and r["reason"].split(":")[0]) for r in replies] == [
         (True, None), (False, "malformed"), (False, "replayed")]
     assert target.maps["blocklist"].keys() == [bytes.fromhex("c0a80001")]
+
+
+def test_send_command_waits_for_the_nodes_reply(mosquitto_broker, tmp_path):
+    target = MapsOnly()
+    fast = {"keepalive": 2, "reconnect_min": 0.1, "reconnect_max": 0.5}
+    pub = Publisher(mosquitto_broker.url, "n1", tmp_path / "o.db", **fast)
+    handler = CommandHandler(target, "n1", KEY, tmp_path / "c.json", publish=pub.report)
+    pub.on_command = handler.submit
+    pub.start()
+    stop = threading.Event()
+
+    def node_loop():
+        while not stop.is_set():
+            handler.process_pending()
+            time.sleep(0.01)
+
+    loop = threading.Thread(target=node_loop, daemon=True)
+    try:
+        assert pub.wait_connected(10)
+        time.sleep(0.2)
+        loop.start()
+        reply = send_command(mosquitto_broker.url, "n1", KEY, "map_update", map="config", key=1, value=7)
+        assert reply["ok"] and reply["result"]["value"] == struct.pack("<Q", 7).hex()
+        reply = send_command(mosquitto_broker.url, "n1", bytes(32), "map_delete", map="config", key=1)
+        assert reply == {"id": reply["id"], "counter": reply["counter"], "op": None, "ok": False,
+                         "reason": "bad signature", "result": {}}
+        with pytest.raises(MqttError, match="no reply from node ghost"):
+            send_command(mosquitto_broker.url, "ghost", KEY, "map_lookup", timeout=0.5, map="config", key=1)
+    finally:
+        stop.set()
+        pub.close(timeout=2)
+    assert target.maps["config"].lookup(struct.pack("<I", 1)) == struct.pack("<Q", 7)
