@@ -289,7 +289,8 @@ class LineInfo:
 
 
 def parse_btf_ext(data: bytes, btf: Btf) -> list:
-    """Line info records of a ``.BTF.ext`` section (func info and CO-RE relocations are skipped)."""
+    """Line info records of a ``.BTF.ext`` section (func info is skipped; CO-RE relocations are
+    refused, since nothing here could honour them)."""
     data = bytes(data)
     if len(data) < 8:
         raise LoadError("malformed .BTF.ext: %d bytes, shorter than its header" % len(data))
@@ -299,6 +300,11 @@ def parse_btf_ext(data: bytes, btf: Btf) -> list:
     if hdr_len < 24 or hdr_len > len(data):
         raise LoadError("malformed .BTF.ext: header length %d" % hdr_len)
     line_off, line_len = _u32s(data, 16, 2, ".BTF.ext header")
+    if hdr_len >= 32:
+        _core_off, core_len = _u32s(data, 24, 2, ".BTF.ext header")
+        if core_len:
+            raise LoadError("CO-RE relocations in .BTF.ext (preserve_access_index / BPF_CORE_READ) "
+                            "are not supported: there are no kernel types to relocate against")
     start = hdr_len + line_off
     end = start + line_len
     if line_len == 0:

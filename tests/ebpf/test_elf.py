@@ -178,6 +178,14 @@ def test_btf_maps_without_btf_and_unresolved_externs(clang):
         load_elf_object(ext)
 
 
+def test_core_relocations_are_refused_by_name(clang):
+    obj = clang.compile('#include "iotbpf.h"\n'
+                        'struct task { int pid; int tgid; } __attribute__((preserve_access_index));\n'
+                        'SEC("timer") int f(struct task *t) { return t->tgid; }\n')
+    with pytest.raises(LoadError, match="CO-RE relocations"):
+        load_elf_object(obj)
+
+
 def test_pointers_in_global_data_are_refused_by_name(clang):
     obj = clang.compile('#include "iotbpf.h"\nint x;\nint *px = &x;\n'
                         'SEC("timer") int f(void *c) { return *px; }\n')
