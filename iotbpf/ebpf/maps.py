@@ -46,7 +46,6 @@ LPM_VAL_SIZE_MAX = 0xFFFFFFFF - 64
 BLOOM_DEFAULT_HASHES = 5
 
 _U32 = isa.make_struct("<I")
-_Q = isa.make_struct("<Q")
 
 
 def _b(data, size, what):
@@ -308,9 +307,9 @@ class PercpuArrayMap(ArrayMap):
 class ProgArrayMap(Map):
     """BPF_MAP_TYPE_PROG_ARRAY: index -> Program, for bpf_tail_call.
 
-    Programs cannot read or write it; the loader fills it with ``set_program``. ``update``
-    from Python accepts the 4-byte value only as an index into ``programs`` given to the
-    constructor of the app (kept for pinning-free symmetry); use set_program.
+    Programs cannot read or write it (only tail-call through it); the loader fills it with
+    ``set_program`` (or from the object's ``__array(values, ...)`` initialiser, see
+    ``fill_prog_arrays``). Programs are code, not data: pinning keeps no entries.
     """
 
     type = T.BPF_MAP_TYPE_PROG_ARRAY
