@@ -339,8 +339,10 @@ def test_fault_in_c_maps_to_the_c_source_line(helpers_obj):
     pcs = [pc for pc in program.line_info if pc <= fault.pc]
     _file, line, text = program.line_info[max(pcs)]
     assert "return *v + 1;" in text
-    assert line == next(i for i, t in enumerate((C_DIR / "helpers_maps.c").read_text().split("\n"), 1)
-                        if "return *v + 1;" in t)
+    assert line == _line_of("return *v + 1;")
+    assert fault.source[1] == line and "return *v + 1;" in fault.source[2]
+    assert str(fault).endswith("helpers_maps.c:%d: return *v + 1; /* no NULL check: faults when the key "
+                               "is missing */]" % line)
 
 
 def test_cli_run_of_a_faulting_c_program_names_the_source_line(cli, helpers_obj):
