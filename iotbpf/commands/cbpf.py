@@ -9,9 +9,8 @@ from iotbpf.ebpf.errors import IotbpfError
 
 NAME = "cbpf"
 HELP = "translate a classic BPF filter (tcpdump -d or -dd output) to eBPF and run it on packets"
-EXAMPLE = """tcpdump -d 'ip and udp' > ip_udp.txt
-iotbpf cbpf ip_udp.txt --packet "000000000000 000000000000 0800 4500001c00000000401100000a0000010a000002"
-iotbpf cbpf ip_udp.txt --ebpf"""
+EXAMPLE = """iotbpf cbpf ip_udp.txt --packet "000000000000 000000000000 0800 4500001c00000000401100000a0000010a000002"
+iotbpf cbpf ip_udp.txt --ebpf     (ip_udp.txt: the output of tcpdump -d 'ip and udp')"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
