@@ -43,6 +43,20 @@ NS_PER_DAY = 86400 * NS_PER_S
 POLICIES = ("always_on", "duty_cycle", "batching", "dvfs", "race", "oracle")
 CPU_POLICIES = ("race", "dvfs", "min_energy")
 PARAM_NAMES = tuple(row[0] for row in wkmaps.POLICY_PARAMS)
+_PARAM_INDEX = {}
+for _row in wkmaps.POLICY_PARAMS:
+    _PARAM_INDEX[_row[0]] = _row[1]
+    _PARAM_INDEX[_row[0][len("IOT_POLICY_"):]] = _row[1]
+
+
+def _param_index(name):
+    """Index in iot_policy of ``name`` (IOT_POLICY_X, X, or x)."""
+    index = _PARAM_INDEX.get(name)
+    if index is None:
+        index = _PARAM_INDEX.get(name.upper())
+    if index is None:
+        return wkmaps.policy_index(name)
+    return index
 
 DEFAULTS = {
     "duty_period_ns": 60 * NS_PER_S,       # duty_cycle: wake period when IOT_POLICY_LISTEN_INTERVAL is 0
@@ -100,8 +114,9 @@ class Scheduler:
         self._batt_mark = {}
         self._util = 0.0
         self._util_t = 0
-        self._cpu_pending = {}
-        self._sensor_pending = {}
+        self._cpu_pending = {}     # dvfs: (busy_ns, app, (hz, state)) -> count not yet charged
+        self._cpu_applied = {}     # fixed frequency: trace_cpu counts already charged
+        self._sensor_applied = {}
         self._sensor_comp = {}
         self._measure_ns = {}
         self._due = False          # cached _batch_due() (False: not computed)
@@ -131,6 +146,7 @@ class Scheduler:
         best = min(self._cpu_cost)
         self._cpu_min_energy = (best[1], best[2])
         self._cpu_fixed = self._cpu_min_energy if self.cpu_policy == "min_energy" else self.cpu_freqs[-1]
+        self._dvfs = self.cpu_policy == "dvfs" and len(self.cpu_freqs) > 1
 
     def _setup_radio(self):
         b = self.board
@@ -170,15 +186,23 @@ class Scheduler:
 
     def update_params(self, values):
         """Set policy values: a list indexed like iot_policy, or {IOT_POLICY_NAME or short name: int}."""
-        before = list(self.policy_values)
         if isinstance(values, dict):
+            before = list(self.policy_values)
             for name, value in values.items():
-                self.policy_values[wkmaps.policy_index(name)] = int(value)
+                self.policy_values[_param_index(name)] = int(value)
+            changed = self.policy_values != before
         else:
-            for i, value in enumerate(values):
-                if i < len(self.policy_values):
-                    self.policy_values[i] = int(value)
-        if self.policy_values != before:
+            current = self.policy_values
+            n = len(current)
+            if len(values) >= n and values[:n] == current:
+                return
+            changed = False
+            for i in range(min(n, len(values))):
+                value = int(values[i])
+                if current[i] != value:
+                    current[i] = value
+                    changed = True
+        if changed:
             self._due = False
 
     def _refresh_params(self):
@@ -188,7 +212,7 @@ class Scheduler:
                 self.update_params(values)
 
     def pval(self, name):
-        return self.policy_values[wkmaps.policy_index(name)]
+        return self.policy_values[_param_index(name)]
 
     # ---------------------------------------------------------------- radio model
 
@@ -312,41 +336,79 @@ class Scheduler:
     def cpu_busy(self, now_ns, busy_ns, app):
         """``busy_ns`` of work (timed at the CPU's top frequency) ran for ``app`` at ``now_ns``.
 
-        Hot path: identical bursts are only counted here and charged to the ledger in bulk
-        (``_apply_pending``) before anything reads the ledger, so the totals are the same."""
+        Hot path: bursts are only counted here (one dict update) and charged to the ledger in
+        bulk (``_apply_pending``) before anything reads it, so the totals are the same."""
         if busy_ns <= 0:
             return
-        if self.cpu_policy == "dvfs" and len(self.cpu_freqs) > 1:
+        if self._dvfs:
             key = (busy_ns, app, self._dvfs_pick(now_ns, busy_ns))
-        else:
-            key = (busy_ns, app, self._cpu_fixed)
-        pending = self._cpu_pending
-        pending[key] = pending.get(key, 0) + 1
-        if self.record:
+            pending = self._cpu_pending
+            pending[key] = pending.get(key, 0) + 1
             tkey = (busy_ns, app)
             self.trace_cpu[tkey] = self.trace_cpu.get(tkey, 0) + 1
+            return
+        key = (busy_ns, app)
+        counts = self.trace_cpu
+        counts[key] = counts.get(key, 0) + 1
+
+    def _pending_cpu(self):
+        """(busy_ns, app, (hz, state), count) of the CPU bursts not yet in the ledger."""
+        if self._dvfs:
+            return [(b, a, choice, n) for (b, a, choice), n in self._cpu_pending.items()]
+        out = []
+        applied = self._cpu_applied
+        for key, n in self.trace_cpu.items():
+            done = applied.get(key, 0)
+            if n > done:
+                out.append((key[0], key[1], self._cpu_fixed, n - done))
+        return out
+
+    def _pending_sensor(self):
+        """(component, app, count) of the sensor reads not yet in the ledger."""
+        out = []
+        applied = self._sensor_applied
+        for key, n in self.trace_sensor.items():
+            done = applied.get(key, 0)
+            if n > done:
+                comp = self._sensor_component(key[0])
+                if comp:
+                    out.append((comp, key[1], n - done))
+        return out
+
+    def _sensor_component(self, sensor):
+        comp = self._sensor_comp.get(sensor)
+        if comp is None:
+            comp = self.board.sensor_component(sensor)
+            model = self.board.models[comp] if comp is not None else None
+            if model is None or "measure" not in model.states or not model.param("measure_s", 0):
+                comp = ""
+            else:
+                self._measure_ns[comp] = int(model.param("measure_s", 0) * NS_PER_S)
+            self._sensor_comp[sensor] = comp
+        return comp
 
     def _apply_pending(self):
         """Charge the counted CPU bursts and sensor reads to the ledger and the apps."""
         led = self.ledger
         attr = self.attr
-        if self._cpu_pending:
-            cpu = self.cpu
-            wake_key = self.cpu_sleep + ">" + self.cpu_run
-            for (busy_ns, app, (hz, state)), count in self._cpu_pending.items():
-                ns = busy_ns if hz == self.cpu_fmax else (busy_ns * self.cpu_fmax + hz - 1) // hz
-                led.add(cpu, state, ns * count)
-                attr.charge(app, cpu, state, ns * count)
-                tns = led.add_transition(cpu, self.cpu_sleep, self.cpu_run, count)
-                if tns:
-                    attr.charge(app, cpu, wake_key, tns)
+        cpu = self.cpu
+        wake_key = self.cpu_sleep + ">" + self.cpu_run
+        for busy_ns, app, (hz, state), count in self._pending_cpu():
+            ns = busy_ns if hz == self.cpu_fmax else (busy_ns * self.cpu_fmax + hz - 1) // hz
+            led.add(cpu, state, ns * count)
+            attr.charge(app, cpu, state, ns * count)
+            tns = led.add_transition(cpu, self.cpu_sleep, self.cpu_run, count)
+            if tns:
+                attr.charge(app, cpu, wake_key, tns)
+        if self._dvfs:
             self._cpu_pending = {}
-        if self._sensor_pending:
-            for (comp, app), count in self._sensor_pending.items():
-                ns = self._measure_ns[comp] * count
-                led.add(comp, "measure", ns)
-                attr.charge(app, comp, "measure", ns)
-            self._sensor_pending = {}
+        else:
+            self._cpu_applied = dict(self.trace_cpu)
+        for comp, app, count in self._pending_sensor():
+            ns = self._measure_ns[comp] * count
+            led.add(comp, "measure", ns)
+            attr.charge(app, comp, "measure", ns)
+        self._sensor_applied = dict(self.trace_sensor)
 
     def _dvfs_pick(self, now_ns, busy_ns):
         """schedutil: next_freq = 1.25 x f_max x util, util an exponential average of busy time."""
@@ -365,21 +427,9 @@ class Scheduler:
         return self.cpu_freqs[-1]
 
     def sensor_read(self, now_ns, sensor, app):
-        comp = self._sensor_comp.get(sensor)
-        if comp is None:
-            comp = self.board.sensor_component(sensor)
-            model = self.board.models[comp] if comp is not None else None
-            if model is None or "measure" not in model.states or not model.param("measure_s", 0):
-                comp = ""
-            else:
-                self._measure_ns[comp] = int(model.param("measure_s", 0) * NS_PER_S)
-            self._sensor_comp[sensor] = comp
-        if self.record:
-            key = (sensor, app)
-            self.trace_sensor[key] = self.trace_sensor.get(key, 0) + 1
-        if comp:
-            key = (comp, app)
-            self._sensor_pending[key] = self._sensor_pending.get(key, 0) + 1
+        key = (sensor, app)
+        counts = self.trace_sensor
+        counts[key] = counts.get(key, 0) + 1
 
     def hold_wakelock(self, now_ns, duration_ns, app):
         """The CPU stays awake (idle state) for ``duration_ns`` because ``app`` holds a wakelock."""
@@ -626,13 +676,13 @@ class Scheduler:
                 m = models[comp]
                 app_j[app] = app_j.get(app, 0.0) + amount * m.current_a(state) * m.voltage_v * 1e-9
 
-        for (busy_ns, app, (hz, state)), count in self._cpu_pending.items():
+        for busy_ns, app, (hz, state), count in self._pending_cpu():
             run = busy_ns if hz == self.cpu_fmax else (busy_ns * self.cpu_fmax + hz - 1) // hz
             add(self.cpu, state, run * count, app)
             tr = models[self.cpu].transition(self.cpu_sleep, self.cpu_run)
             if tr is not None and tr.time_ns:
                 add(self.cpu, tr.key, tr.time_ns * count, app)
-        for (comp, app), count in self._sensor_pending.items():
+        for comp, app, count in self._pending_sensor():
             add(comp, "measure", self._measure_ns[comp] * count, app)
         for comp, state in led.background.items():
             unsettled = now_ns - led._since[comp] - led._debt[comp]
