@@ -172,3 +172,47 @@ def test_committed_bundles_hold_the_committed_objects(app):
     _same_programs(from_object, from_bundle)
     assert Node(path, seed=5, prefer="bundle").simulate("6h").to_dict() == \
         Node(path, seed=5, prefer="object").simulate("6h").to_dict()
+
+
+def test_app_monitor_counts_a_replayed_usage_trace_exactly(tmp_path):
+    from iotbpf.platforms.sim.trace import format_events
+    from iotbpf.platforms.sim.usage import AndroidUsage
+
+    usage = AndroidUsage(21)
+    events = [(t, "app_usage", fields) for t, fields in usage.events(NS_PER_DAY)]
+    trace = tmp_path / "usage.jsonl"
+    trace.write_text(format_events(events))
+    node = Node("app_monitor", events=trace, board="nrf52840_dk")
+    result = node.simulate("1d")
+    assert result.hook("app_usage")["runs"] == len(events)
+    stats = node.app_stats()
+    for uid, expected in usage.truth.items():
+        if any(expected.values()):
+            assert stats[uid] == expected, uid
+
+
+def test_gpio_and_sensor_devices_raise_their_hooks(clang, tmp_path):
+    source = r'''
+#include "iotbpf.h"
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 4); __type(key, __u32); __type(value, __u64); }
+    seen SEC(".maps");
+static __always_inline void add(__u32 k, __u64 v) { __u64 *p = bpf_map_lookup_elem(&seen, &k); if (p) *p += v; }
+SEC("gpio") int on_gpio(struct iot_gpio_ctx *c) { add(0, 1); add(1, c->level); return 0; }
+SEC("sensor") int on_sensor(struct iot_sensor_ctx *c) { add(2, 1); add(3, c->value); return 0; }
+char LICENSE[] SEC("license") = "GPL";
+'''
+    obj = clang.compile(source, out=tmp_path / "dev.o")
+    sim = {"gpio": [{"pin": 4, "rate_per_hour": 60}],
+           "sensors": [{"id": 1, "model": "random_walk", "mean": 1000, "step_size": 0, "diurnal": 0,
+                        "period": "10m"}]}
+    (tmp_path / "app.json").write_text(json.dumps({"version": 1, "name": "dev", "object": str(obj),
+                                                   "programs": {"gpio": "gpio", "sensor": "sensor"},
+                                                   "sim": sim}))
+    node = Node(tmp_path / "app.json", seed=9)
+    result = node.simulate("1d")
+    seen = [struct.unpack("<Q", v)[0] for _k, v in node.map_items("seen")]
+    edges = result.hook("gpio")["runs"]
+    assert seen[0] == edges == node.platform.generated["gpio"]
+    assert 2 * 1300 < edges < 2 * 1600  # 60 pulses per hour, two edges each
+    assert seen[1] == (edges + 1) // 2  # rising edges have level 1
+    assert seen[2] == 143 and seen[3] == 143 * 1000  # a sample every 10 minutes
