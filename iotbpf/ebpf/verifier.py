@@ -581,16 +581,20 @@ class Frame:
 
 
 class State:
-    __slots__ = ("frames", "mem_min", "path", "depth")
+    """Frames (innermost last), the proven input length, the path taken, instructions so far and
+    the ring-buffer records reserved but not yet submitted ((id, pc) pairs)."""
 
-    def __init__(self, frames, mem_min, path, depth):
+    __slots__ = ("frames", "mem_min", "path", "depth", "refs")
+
+    def __init__(self, frames, mem_min, path, depth, refs=()):
         self.frames = frames
         self.mem_min = mem_min
         self.path = path
         self.depth = depth
+        self.refs = refs
 
     def copy(self):
-        return State([f.copy() for f in self.frames], self.mem_min, self.path, self.depth)
+        return State([f.copy() for f in self.frames], self.mem_min, self.path, self.depth, self.refs)
 
     def all_regs(self):
         """(frame, where, reg) for every register and spilled register of every frame."""
@@ -1327,7 +1331,7 @@ class Verifier:
     # ------------------------------------------------------------ state comparison and join
     def covers(self, old, cur, live, pc):
         """True if every concrete state in ``cur`` is in ``old`` (so ``cur`` needs no more work)."""
-        if len(old.frames) != len(cur.frames) or old.mem_min > cur.mem_min:
+        if len(old.frames) != len(cur.frames) or old.mem_min > cur.mem_min or len(old.refs) != len(cur.refs):
             return False
         idmap = {}
         top = len(old.frames) - 1
@@ -1372,7 +1376,7 @@ class Verifier:
 
     def join(self, a, b):
         """A state containing both ``a`` and ``b``, or None if they do not have the same shape."""
-        if len(a.frames) != len(b.frames):
+        if len(a.frames) != len(b.frames) or a.refs != b.refs:
             return None
         frames = []
         for fi in range(len(a.frames)):
@@ -1418,7 +1422,7 @@ class Verifier:
                                           and sb[key] != INVALID):
                     return None
             frames.append(Frame(regs, stack, spills, fa.callsite, fa.func))
-        return State(frames, min(a.mem_min, b.mem_min), b.path, b.depth)
+        return State(frames, min(a.mem_min, b.mem_min), b.path, b.depth, b.refs)
 
     # ------------------------------------------------------------ register access helpers
     def read(self, state, pc, r):
@@ -1601,7 +1605,8 @@ class Verifier:
         if ptr.t == PTR_MEM and not sub and ptr.tm == 0 and ptr.tv == 0 and num.rel is not None:
             rel = num.rel
         r = ptr.with_bounds(nb)
-        r.id = self.new_id()
+        if ptr.t == PTR_MEM:
+            r.id = self.new_id()
         r.rel = rel
         return r
 
@@ -1764,6 +1769,8 @@ class Verifier:
                     st.replace(f, where, nr)
 
     def mark_null(self, st, rid, is_null):
+        if is_null:
+            st.refs = tuple(x for x in st.refs if x[0] != rid)
         for f, where, r in st.all_regs():
             if r.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL) and r.id == rid:
                 if is_null:
@@ -1976,6 +1983,10 @@ class Verifier:
             self.fail(pc, "r0 is not set at exit", "set the return value (r0) before exit", state)
         depth = len(state.frames) - 1
         if depth == 0:
+            if state.refs:
+                self.fail(pc, "the ring buffer record reserved at pc %d is never submitted or discarded"
+                          % state.refs[0][1], "call bpf_ringbuf_submit or bpf_ringbuf_discard on every path",
+                          state)
             if r0.t != SCALAR:
                 self.fail(pc, "r0 is %s: returning a pointer leaks an address" % describe(r0),
                           "return a number", state)
@@ -2001,6 +2012,7 @@ class Verifier:
         regs = state.frames[-1].regs
         map_spec = None
         map_arg = None
+        release = None
         args = spec.args
         ret_size = None
         for i in range(len(args)):
@@ -2081,7 +2093,9 @@ class Verifier:
                     ret_size = reg.tv
                 continue
             if kind == ty.ARG_PTR_TO_CTX:
-                if reg.t != PTR_CTX or reg.off != 0 or reg.tm != 0 or reg.tv != 0:
+                # Standalone runs have no context: the input buffer (r1 at entry) stands in for it.
+                ctx_type = PTR_CTX if self.hook is not None else PTR_MEM
+                if reg.t != ctx_type or reg.off != 0 or reg.tm != 0 or reg.tv != 0:
                     self._arg_fail(state, pc, spec, r, reg, "the context pointer (r1 at entry)")
                 continue
             if kind == ty.ARG_PTR_TO_FUNC:
@@ -2090,11 +2104,21 @@ class Verifier:
             if kind == ty.ARG_PTR_TO_RINGBUF_MEM:
                 if reg.t != PTR_BUF or reg.off != 0 or reg.tm != 0 or reg.tv != 0:
                     self._arg_fail(state, pc, spec, r, reg, "a record returned by ringbuf_reserve")
+                release = reg.id
                 continue
             self.fail(pc, "helper %s: argument kind %s is not supported" % (spec.name, kind), None, state)
         if hid == BPF_FUNC_TAIL_CALL and len(state.frames) > 1:
             self.fail(pc, "tail call from inside a bpf-to-bpf function", "tail-call misuse: tail calls are "
                       "only allowed in the main function", state)
+        if hid == BPF_FUNC_TAIL_CALL and state.refs:
+            self.fail(pc, "tail call while the ring buffer record reserved at pc %d is not submitted"
+                      % state.refs[0][1], "tail-call misuse: submit or discard it first", state)
+        if release is not None:
+            # The record is gone after submit/discard: every copy of the pointer becomes a number.
+            state.refs = tuple(x for x in state.refs if x[0] != release)
+            for f, where, reg in state.all_regs():
+                if reg.t == PTR_BUF and reg.id == release:
+                    state.replace(f, where, scalar(FULL))
         # the call: r0 by the return kind, r1-r5 clobbered
         ret = spec.ret
         if ret == ty.RET_INTEGER:
@@ -2114,6 +2138,7 @@ class Verifier:
                               None, state)
                 ret_size = sz.tv
             r0 = Reg(PTR_BUF_OR_NULL, k=ret_size, id=self.new_id())
+            state.refs = state.refs + ((r0.id, pc),)
         for i in range(1, 6):
             regs[i] = UNINIT
         regs[0] = r0
@@ -2227,7 +2252,7 @@ def reg_covers(o, c, idmap):
     if o.rel is not None and (c.rel is None or c.rel < o.rel):
         return False
     if o.id or c.id:
-        if o.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL, PTR_MEM):
+        if o.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL, PTR_MEM, PTR_BUF):
             prev = idmap.get(o.id)
             back = idmap.get(-c.id - 1)
             if prev is None and back is None:
@@ -2247,7 +2272,7 @@ def reg_join(a, b):
         return None
     if a.t != SCALAR and (a.k != b.k or a.off != b.off):
         return None
-    if a.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL) and a.id != b.id:
+    if a.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL, PTR_BUF) and a.id != b.id:
         return None
     t = T.union((a.tv, a.tm), (b.tv, b.tm))
     bd = sync(min(a.umin, b.umin), max(a.umax, b.umax), min(a.smin, b.smin), max(a.smax, b.smax), t[0], t[1])

@@ -524,3 +524,51 @@ def test_worst_case_bound_covers_a_real_run():
     vm.run(ctx=bytearray(24))
     assert vm.last.insns_executed <= result.max_path_insns
     assert vm.last.insns_executed == result.max_path_insns  # the loop path is the longest
+
+
+RINGBUF_PROGRAM = """
+    lddw %r1, map_fd 0
+    mov %r2, 16
+    mov %r3, 0
+    call 131
+    jeq %r0, 0, out
+    mov %r6, %r0
+    stdw [%r6+8], 7
+    mov %r1, %r6
+    mov %r2, 0
+    call 132
+out:
+    mov %r0, 0
+    exit
+"""
+
+
+def _ringbuf(text):
+    from iotbpf.ebpf.helpers import linux_helpers
+    from iotbpf.ebpf.types import BPF_MAP_TYPE_RINGBUF
+
+    p = Program.from_asm(text)
+    p.maps = [MapSpec("events", BPF_MAP_TYPE_RINGBUF, 0, 0, 4096)]
+    return verify(p, helpers=linux_helpers(), hook=TIMER)
+
+
+def test_ring_buffer_record_reserved_checked_and_submitted_is_accepted():
+    assert _ringbuf(RINGBUF_PROGRAM)
+
+
+def test_ring_buffer_record_used_after_submit_is_rejected():
+    with pytest.raises(VerifierError, match="r6 is a number") as info:
+        _ringbuf(RINGBUF_PROGRAM.replace("call 132\n", "call 132\nstdw [%r6], 1\n"))
+    assert "not a pointer" in str(info.value)
+
+
+def test_ring_buffer_record_out_of_bounds_or_unchecked_is_rejected():
+    with pytest.raises(VerifierError, match="out-of-bounds access: 8 bytes at offset 16 of the 16-byte record"):
+        _ringbuf(RINGBUF_PROGRAM.replace("[%r6+8]", "[%r6+16]"))
+    with pytest.raises(VerifierError, match="may be NULL \\(ring buffer reservation not checked\\)"):
+        _ringbuf(RINGBUF_PROGRAM.replace("jeq %r0, 0, out\n", ""))
+
+
+def test_ring_buffer_record_never_submitted_is_rejected():
+    with pytest.raises(VerifierError, match="the ring buffer record reserved at pc 4 is never submitted"):
+        _ringbuf(RINGBUF_PROGRAM.replace("call 132\n", "mov %r0, 0\n"))

@@ -153,16 +153,18 @@ def random_program(seed):
 
 
 def run_checked(program, mem_size, seed, helpers=None, maps_for_vm=None):
-    """Verify; if accepted, run on several inputs and fail on any fault. Returns accepted?"""
+    """Verify; if accepted, run on several inputs with the proven worst-case instruction count as
+    the budget and fail on any fault. Returns whether the verifier accepted the program."""
     try:
-        verify(program, helpers=helpers, mem_size=mem_size, budget=BUDGET)
+        result = verify(program, helpers=helpers, mem_size=mem_size, budget=BUDGET)
     except VerifierError:
         return False
+    assert result.max_path_insns <= BUDGET
     rng = random.Random(seed)
     sizes = [mem_size] if mem_size is not None else [0, 1, 2, 4, 8, 13, 24, 64]
     for n in sizes:
         mem = bytes(rng.randrange(256) for _ in range(n))
-        vm = VM(program, helpers=helpers, budget=BUDGET, maps=maps_for_vm)
+        vm = VM(program, helpers=helpers, budget=result.max_path_insns, maps=maps_for_vm)
         try:
             vm.run(mem=mem)
         except BPFFault as exc:
@@ -277,15 +279,82 @@ def test_mutated_map_programs_accepted_only_if_safe(seed):
         HelperSpec(0x1000, "sum", [ARG_PTR_TO_MEM, ARG_CONST_SIZE], RET_INTEGER,
                    lambda ex, r1, r2, r3, r4, r5: sum(ex.memory.read_bytes(r1, r2))),
     ])
-    base = Program.from_asm(MAP_PROGRAM).insns
+    ringbuf = rng.random() < 0.4
+    base = Program.from_asm(RINGBUF_PROGRAM if ringbuf else MAP_PROGRAM).insns
     mutated = _mutate(base, rng)
     if rng.random() < 0.5:
         mutated = _mutate(mutated, rng)
-    the_map = maps.create_map(spec)
+    if ringbuf:
+        from iotbpf.ebpf.types import BPF_MAP_TYPE_RINGBUF
+
+        helpers = _helpers_and_maps()
+        the_map = maps.create_map(MapSpec("events", BPF_MAP_TYPE_RINGBUF, 0, 0, 4096))
+    else:
+        the_map = maps.create_map(spec)
     program = Program(mutated, maps=[the_map])
     _count("map-mutation", run_checked(program, None, seed, helpers=helpers))
+
+
+RINGBUF_PROGRAM = """
+    mov %r7, %r1
+    mov %r8, %r2
+    lddw %r1, map_fd 0
+    mov %r2, 16
+    mov %r3, 0
+    call 131
+    jeq %r0, 0, out
+    mov %r6, %r0
+    stdw [%r6+8], 7
+    jlt %r8, 4, skip
+    ldxw %r4, [%r7]
+    stxw [%r6], %r4
+skip:
+    mov %r1, %r6
+    mov %r2, 0
+    call 132
+out:
+    mov %r0, 0
+    exit
+"""
 
 
 def teardown_module(module):
     for name, (tried, acc) in sorted(STATS.items()):
         print("verifier fuzz %-22s tried %5d programs, accepted %5d, faults 0" % (name, tried, acc))
+
+
+# Clang-compiled corpus (tests/c), mutated: standalone programs over a 32-byte input.
+CORPUS_SOURCES = [("corpus_globals", None), ("corpus_signed", None), ("corpus_bswap", None),
+                  ("corpus_loops", None), ("helpers_maps", None)]
+_COMPILED = {}
+
+
+def _corpus(clang):
+    from conftest import REPO
+    from iotbpf.ebpf.elf import load_elf_object
+
+    if not _COMPILED:
+        for name, _ in CORPUS_SOURCES:
+            obj = load_elf_object(clang.compile(REPO / "tests" / "c" / (name + ".c"), extra=(
+                "-I", str(REPO / "tests" / "c"))))
+            for section in obj.programs:
+                _COMPILED[(name, section)] = obj.program(section)
+    return _COMPILED
+
+
+@given(st.integers(0, 2 ** 32))
+def test_mutated_clang_programs_accepted_only_if_safe(clang, seed):
+    from iotbpf.ebpf.helpers import linux_helpers
+    from iotbpf.ebpf.maps import instantiate
+
+    rng = random.Random(seed)
+    corpus = _corpus(clang)
+    key = sorted(corpus)[rng.randrange(len(corpus))]
+    original = corpus[key]
+    mutated = _mutate(original.insns, rng)
+    if rng.random() < 0.3:
+        mutated = _mutate(mutated, rng)
+    program = Program(mutated, maps=list(original.maps), name=original.name)
+    program.maps = [m.spec if hasattr(m, "spec") else m for m in original.maps]
+    instantiate(program)
+    _count("clang-mutation", run_checked(program, 32, seed, helpers=linux_helpers()))
