@@ -424,8 +424,7 @@ class Runtime:
 
     def post(self, hook, fields, at_ns):
         """Schedule an event for ``hook`` at ``at_ns`` (virtual time; from the event loop's thread)."""
-        if hook not in self.hooks:
-            raise LoadError("unknown hook %r (known: %s)" % (hook, ", ".join(HOOK_NAMES)))
+        _check_fields(hook, fields)
         self.queue.push(at_ns, self._posted, (hook, fields))
 
     def _posted(self, now, arg):
@@ -433,8 +432,7 @@ class Runtime:
 
     def inject(self, hook, fields):
         """Queue an event from another thread (a GPIO callback); the real-time loop delivers it."""
-        if hook not in self.hooks:
-            raise LoadError("unknown hook %r (known: %s)" % (hook, ", ".join(HOOK_NAMES)))
+        _check_fields(hook, fields)
         self.inbox.append((hook, fields))
 
     def run_realtime(self, duration_ns, poll_ns=10000000):
@@ -787,6 +785,16 @@ class Runtime:
         if self.scheduler is not None:
             out["energy"] = self.scheduler.summary()
         return out
+
+
+def _check_fields(hook, fields):
+    """LoadError for an unknown hook or context field (events given from outside the node)."""
+    h = HOOKS.get(hook)
+    if h is None:
+        raise LoadError("unknown hook %r (known: %s)" % (hook, ", ".join(HOOK_NAMES)))
+    for name in fields:
+        if name not in h.field_names:
+            raise LoadError("hook %s has no context field %r (fields: %s)" % (hook, name, ", ".join(h.field_names)))
 
 
 # -------------------------------------------------------------------- well-known maps

@@ -232,3 +232,13 @@ def test_the_verifier_checks_context_accesses_against_the_hook_layout():
         rt.load_app(manifest({"timer": "oob"}, name="oob"),
                     {"oob": Program.from_asm("ldxw %%r0, [%%r1+%d]\nexit" % HOOKS["timer"].size)})
     assert [a.name for a in rt.apps] == ["ok"]  # rejected apps are not loaded at all
+
+
+def test_events_from_outside_must_name_a_hook_and_its_fields():
+    from iotbpf.ebpf.errors import LoadError
+
+    rt = node()
+    with pytest.raises(LoadError, match="unknown hook 'gpi0'"):
+        rt.post("gpi0", {}, 1)
+    with pytest.raises(LoadError, match="hook gpio has no context field 'lvl'"):
+        rt.inject("gpio", {"lvl": 1})
