@@ -171,3 +171,19 @@ def test_pack_errors_are_one_line(cli, tmp_path):
     assert "Traceback" not in r.err
     r = cli("run", tmp_path / "missing.ibpf")
     assert r.code == 2 and r.err.startswith("error: ")
+
+
+@pytest.mark.parametrize("suffix", [".o", ".ibpf"])
+def test_run_verify_and_disasm_accept_objects_and_bundles_by_section(cli, obj_path, tmp_path, suffix):
+    path = obj_path
+    if suffix == ".ibpf":
+        path = tmp_path / "app.ibpf"
+        save_bundle(load_elf_object(obj_path), str(path))
+    r = cli("verify", path, "--section", "timer")
+    assert r.code == 0 and r.out.startswith("ok:") and "hook timer" in r.out
+    r = cli("run", path, "--section", "gpio")
+    assert r.code == 0 and r.out.strip() == "0x1c"
+    r = cli("disasm", path, "--section", "gpio")
+    assert r.code == 0 and "lddw %r1, map_fd 0" in r.out
+    r = cli("run", path)
+    assert r.code == 2 and "choose one with --section" in r.err
