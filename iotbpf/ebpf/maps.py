@@ -213,8 +213,8 @@ class ArrayMap(_SlabMap):
                 raise LoadError("map %s: initial data is %d bytes, larger than the map"
                                 % (spec.name, len(data)))
             self.values.extend(data)
-        if self.max_entries * self.value_size <= 4096:
-            self._ensure(self.max_entries - 1)  # small arrays (global data) exist whole
+        if self.max_entries == 1 or self.max_entries * self.value_size <= 4096:
+            self._ensure(self.max_entries - 1)  # global data and small arrays exist whole
 
     def __len__(self):
         return self.max_entries

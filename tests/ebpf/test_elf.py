@@ -233,6 +233,14 @@ def test_several_programs_in_one_section_are_named_by_function(clang):
         obj.program("timer")
 
 
+def test_large_global_buffers_are_addressable(clang):
+    obj = load_elf_object(clang.compile(
+        '#include "iotbpf.h"\n__u8 buf[10000];\n__u64 big[2000] = {1};\n'
+        'SEC("timer") __u64 f(void *c) { buf[9999] += 7; big[1999] += buf[9999]; '
+        'return big[1999] + big[0]; }\n'))
+    assert run_all(obj, ["timer", "timer"]) == [8, 22]
+
+
 def test_text_only_object_is_one_program(clang):
     obj = load_elf_object(clang.compile("unsigned long long f(void) { return 41 + 1; }\n"))
     assert obj.names() == [".text"]
