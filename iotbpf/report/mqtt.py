@@ -320,9 +320,9 @@ class Publisher:
         self.undelivered: int | None = None   # reports left in the outbox by close()
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._idle = threading.Condition(self._lock)
         self._inflight: dict[int, int] = {}   # paho mid -> outbox row id
         self._early: set[int] = set()         # mids acknowledged before publish() returned
+        self._direct: set[int] = set()        # mids of status/discovery messages (not in the outbox)
         self._acked_rows: list[int] = []      # acknowledged, not yet deleted from the outbox
         self._handed = 0                      # highest row id handed to paho
         self._stopping = False
@@ -394,7 +394,13 @@ class Publisher:
         """Flush (up to ``timeout``), mark the node offline, disconnect. True if all was delivered."""
         delivered = self.flush(timeout) if self.connected else self.pending() == 0
         if self.connected:
+            # Never hold self._lock across publish(): paho calls on_publish with its own lock held.
             info = self.client.publish(topic(self.node, "status"), OFFLINE, qos=1, retain=True)
+            with self._lock:
+                if info.mid in self._early:
+                    self._early.discard(info.mid)
+                else:
+                    self._direct.add(info.mid)
             try:
                 info.wait_for_publish(timeout=min(2.0, max(timeout, 0.1)))
             except (RuntimeError, ValueError):
@@ -423,11 +429,16 @@ class Publisher:
             return
         self.connects += 1
         self.last_error = None
-        client.publish(topic(self.node, "status"), ONLINE, qos=1, retain=True)
+        # Their PUBACKs are handled by this same thread after this callback returns, so the
+        # mids are recorded before any acknowledgement can arrive.
+        direct = [client.publish(topic(self.node, "status"), ONLINE, qos=1, retain=True)]
         if self.discovery:
             for config_topic, config in discovery_configs(self.node, self.discovery_prefix,
                                                           self.model).items():
-                client.publish(config_topic, json.dumps(config, sort_keys=True), qos=1, retain=True)
+                direct.append(client.publish(config_topic, json.dumps(config, sort_keys=True), qos=1,
+                                             retain=True))
+        with self._lock:
+            self._direct.update(info.mid for info in direct)
         if self.on_command is not None:
             client.subscribe(topic(self.node, "cmd"), qos=1)
         self._connected.set()
@@ -443,10 +454,12 @@ class Publisher:
         # Called with paho's message lock held: only record the acknowledgement here.
         with self._lock:
             row = self._inflight.pop(mid, None)
-            if row is None:
-                self._early.add(mid)
-            else:
+            if row is not None:
                 self._acked_rows.append(row)
+            elif mid in self._direct:
+                self._direct.discard(mid)
+            else:   # an outbox row whose publish() has not returned yet: the pump claims it
+                self._early.add(mid)
         self._wake.set()
 
     def _on_message(self, client, userdata, message) -> None:
