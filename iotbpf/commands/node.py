@@ -19,6 +19,7 @@ NAME = "node"
 HELP = "run an app in real time on a Raspberry Pi (GPIO, INA219) or any Linux box"
 EXAMPLE = """iotbpf node sensor_node --platform linux --duration 30s
 iotbpf node sensor_node --platform rpi --board rpi_zero2w --gpio BUTTON=17 --mqtt mqtt://broker
+iotbpf node sensor_node --platform linux --mqtt mqtt://broker --key node.key --duration 1h
 iotbpf node sensor_node --platform rpi --ina219 0x40 --shunt-ohms 0.1 --max-amps 0.8"""
 
 
@@ -34,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt", metavar="URL", help="publish reports to this broker")
     parser.add_argument("--node", metavar="NAME", help="node name in MQTT topics (default: the app's)")
     parser.add_argument("--outbox", metavar="FILE", help="MQTT outbox file (default: in the temp folder)")
+    parser.add_argument("--key", metavar="FILE",
+                        help="accept signed remote commands (map updates, program updates) with this key")
     parser.add_argument("--ina219", metavar="ADDR", help="read measured power from an INA219 at ADDR")
     parser.add_argument("--i2c-bus", type=int, default=1, metavar="N", help="I2C bus of the INA219")
     parser.add_argument("--shunt-ohms", type=float, default=0.1, metavar="R", help="INA219 shunt (0.1)")
@@ -68,7 +71,16 @@ def run(args: argparse.Namespace) -> int:
             raise IotbpfError("%s (not a Raspberry Pi? try --platform linux, or "
                               "GPIOZERO_PIN_FACTORY=mock to try it out)" % exc) from None
     runtime.platform = rpi.RealtimePlatform(sim=node.platform, gpio=gpio)
-    publisher = _publisher(args, node)
+    if args.key and not args.mqtt:
+        raise IotbpfError("--key needs --mqtt (commands arrive on iotbpf/<node>/cmd)")
+    publisher = _publisher(args, node, start=False)
+    handler = None
+    if publisher is not None and args.key:
+        from iotbpf.report.node import remote_control
+
+        handler = remote_control(runtime, publisher, args.key, publisher.outbox.path + ".counter")
+    if publisher is not None:
+        publisher.start()
     reports = []
 
     def reporter(report):
@@ -88,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.json and sys.stdout.isatty():
             sys.stdout.write(_line(report) + "\n")
 
-    realtime = rpi.RealtimeNode(runtime, gpio=gpio, meter=meter, reporter=reporter, report_every_s=report_s)
+    realtime = rpi.RealtimeNode(runtime, gpio=gpio, meter=meter, reporter=reporter, report_every_s=report_s,
+                                between=handler.process_pending if handler is not None else None)
     final = realtime.run(duration_s)
     final["app"] = [m.name for m in node.manifests]
     final["platform"] = args.platform
@@ -122,14 +135,15 @@ def make_meter(args):
     return None
 
 
-def _publisher(args, node):
+def _publisher(args, node, start=True):
     if not args.mqtt:
         return None
     from iotbpf.report.mqtt import Publisher
 
     name = (args.node or node.manifests[0].name).replace("_", "-")
     outbox = args.outbox or os.path.join(tempfile.gettempdir(), "iotbpf-outbox-%s.sqlite" % name)
-    return Publisher(args.mqtt, name, outbox, model="iotbpf node").start()
+    publisher = Publisher(args.mqtt, name, outbox, model="iotbpf node")
+    return publisher.start() if start else publisher
 
 
 def close_publisher(publisher, timeout: float = 5.0) -> bool:

@@ -454,10 +454,12 @@ class RealtimeNode:
 
     ``reporter(report_dict)`` is called every ``report_every_s`` and at the end; the report has
     per-hook counts, the model's energy estimate, the measured energy and the error.
+    ``between()`` (optional) runs every ``poll_s`` on the node's thread, between events: the
+    place to apply remote commands queued from the MQTT thread.
     """
 
     def __init__(self, runtime, gpio=None, meter=None, reporter=None, report_every_s: float = 10.0,
-                 meter_period_s: float = 0.1):
+                 meter_period_s: float = 0.1, between=None, poll_s: float = 0.1):
         if getattr(runtime.clock, "virtual", False):
             raise IotbpfError("a real-time node needs a real clock (kernel.clock.MonotonicClock)")
         self.runtime = runtime
@@ -466,6 +468,8 @@ class RealtimeNode:
         self.reporter = reporter
         self.report_every_s = report_every_s
         self.reports = 0
+        self.between = between  # called every poll_s between events (e.g. remote commands)
+        self.poll_s = poll_s
 
     def report(self) -> dict:
         rt = self.runtime
@@ -493,17 +497,25 @@ class RealtimeNode:
         if self.integrator is not None:
             self.integrator.start()
         end_ns = rt.clock.now_ns() + int(duration_s * 1e9)
+        every_ns = max(1, int(self.report_every_s * 1e9))
+        poll_ns = max(1, int(self.poll_s * 1e9))
+        next_report = rt.clock.now_ns() + every_ns
         rt.start_platform(end_ns)
         try:
             while True:
                 now = rt.clock.now_ns()
                 if now >= end_ns or rt.dead_at_ns is not None:
                     break
-                step = min(end_ns - now, int(self.report_every_s * 1e9))
-                rt.run_realtime(step)
-                if self.reporter is not None and rt.clock.now_ns() < end_ns:
-                    self.reporter(self.report())
-                    self.reports += 1
+                rt.run_realtime(max(1, min(end_ns, next_report) - now) if self.between is None
+                                else max(1, min(end_ns - now, next_report - now, poll_ns)))
+                if self.between is not None:
+                    self.between()
+                now = rt.clock.now_ns()
+                if now >= next_report:
+                    next_report += every_ns
+                    if self.reporter is not None and now < end_ns:
+                        self.reporter(self.report())
+                        self.reports += 1
         finally:
             if self.integrator is not None:
                 self.integrator.stop()

@@ -12,6 +12,7 @@ from conftest import run_cli_subprocess
     (("node", "sensor_node", "--platform", "rpi", "--ina219", "forty"), "I2C address"),
     (("node", "sensor_node", "--platform", "rpi", "--ina219-replay", "missing.trace"), "missing.trace"),
     (("node", "sensor_node", "--platform", "rpi", "--ina219", "0x40", "--i2c-bus", "97"), "I2C bus 97"),
+    (("node", "sensor_node", "--platform", "linux", "--key", "node.key"), "--key needs --mqtt"),
     (("node", "sensor_node", "--platform", "mars"), "invalid choice"),
     (("node", "sensor_node", "--platform", "linux", "--duration", "0s"), "positive"),
 ])
@@ -79,3 +80,36 @@ def test_node_on_a_mocked_pi_reports_model_beside_the_replayed_ina219(tmp_path, 
     battery = [x for x in receiver.reports if x["kind"] == "battery"][-1]["data"]
     assert 0 < battery["soc_percent"] <= 100 and final["soc_percent"] == battery["soc_percent"]
     assert "sensor_node" in [x for x in receiver.reports if x["kind"] == "apps"][-1]["data"]["apps"]
+
+
+def test_node_answers_signed_remote_commands_while_running(tmp_path, mosquitto_broker):
+    import os
+    import subprocess
+    import sys
+
+    from iotbpf.report.commands import generate_key
+    from iotbpf.report.mqtt import Receiver, send_command
+
+    key_file = tmp_path / "node.key"
+    secret = generate_key(key_file)
+    receiver = Receiver(mosquitto_broker.url, nodes="lab-1").start()
+    node = subprocess.Popen([sys.executable, "-m", "iotbpf", "node", "sensor_node", "--platform", "linux",
+                             "--duration", "20s", "--mqtt", mosquitto_broker.url, "--node", "lab-1",
+                             "--outbox", str(tmp_path / "outbox.sqlite"), "--key", str(key_file), "--json"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert receiver.wait_connected(10)
+        assert receiver.wait_for(lambda r: "lab-1" in r.nodes and r.nodes["lab-1"].status == "online", 20)
+        reply = send_command(mosquitto_broker.url, "lab-1", secret, "map_lookup", timeout=15,
+                             map=".data.config", key=0)
+        assert reply["ok"] is True, reply
+        assert reply["result"]["map"] == ".data.config" and len(reply["result"]["value"]) == 96  # 48 bytes
+        refused = send_command(mosquitto_broker.url, "lab-1", os.urandom(32), "map_lookup", timeout=15,
+                               map=".data.config", key=0)
+        assert refused["ok"] is False  # signed with the wrong key
+    finally:
+        receiver.stop()
+        node.terminate()
+        node.wait(30)
+        node.stdout.close()
+        node.stderr.close()
