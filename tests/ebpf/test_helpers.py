@@ -354,3 +354,108 @@ def test_cli_run_of_a_faulting_c_program_names_the_source_line(cli, helpers_obj)
 
 def _line_of(text):
     return next(i for i, t in enumerate((C_DIR / "helpers_maps.c").read_text().split("\n"), 1) if text in t)
+
+
+PUSH_POP_ASM = """
+mov %r6, 1
+push:
+stxdw [%r10-8], %r6
+lddw %r1, map_fd 0
+mov %r2, %r10
+add %r2, -8
+mov %r3, 0
+call 87
+add %r6, 1
+jle %r6, 3, push
+lddw %r1, map_fd 0
+mov %r2, %r10
+add %r2, -16
+call 88
+ldxdw %r7, [%r10-16]
+lddw %r1, map_fd 0
+mov %r2, %r10
+add %r2, -16
+call 89
+ldxdw %r0, [%r10-16]
+lsh %r7, 8
+or %r0, %r7
+exit
+"""
+
+
+@pytest.mark.parametrize("map_type,want", [(T.BPF_MAP_TYPE_QUEUE, 0x0102), (T.BPF_MAP_TYPE_STACK, 0x0302)])
+def test_queue_and_stack_order_from_assembly(map_type, want):
+    m = create_map(T.MapSpec("q", map_type, 0, 8, 4))
+    assert asm_vm(PUSH_POP_ASM, [m]).run() == want  # pop, then peek the next
+
+
+RINGBUF_ASM = """
+stdw [%r10-8], 0x1122
+lddw %r1, map_fd 0
+mov %r2, %r10
+add %r2, -8
+mov %r3, 8
+mov %r4, 0
+call 130
+lddw %r1, map_fd 0
+mov %r2, 16
+mov %r3, 0
+call 131
+jeq %r0, 0, full
+stdw [%r0+8], 0x3344
+mov %r1, %r0
+mov %r2, 0
+call 132
+lddw %r1, map_fd 0
+mov %r2, 0
+call 134
+exit
+full:
+mov %r0, -1
+exit
+"""
+
+
+def test_ringbuf_output_reserve_submit_query_from_assembly():
+    rb = create_map(T.MapSpec("rb", T.BPF_MAP_TYPE_RINGBUF, 0, 0, 4096))
+    vm = asm_vm(RINGBUF_ASM, [rb])
+    assert vm.run() == 16 + 24  # two records: 8+8 and 8+16 bytes
+    assert rb.consume() == [struct.pack("<Q", 0x1122), struct.pack("<QQ", 0, 0x3344)]
+    for _ in range(200):  # wraps the 4 KiB ring
+        assert vm.run() == 40
+        assert len(rb.consume()) == 2
+    results = [vm.run() for _ in range(103)]  # without a consumer the ring fills up
+    assert results[101] == 4080  # 102 runs of 40 bytes; the ring holds at most 4095
+    assert results[102] == 2**64 - 1  # then output gets -EAGAIN and reserve returns NULL
+
+
+LPM_ASM = """
+stw [%r10-8], 32
+stw [%r10-4], {addr}
+lddw %r1, map_fd 0
+mov %r2, %r10
+add %r2, -8
+call 1
+jeq %r0, 0, miss
+ldxw %r0, [%r0]
+exit
+miss:
+mov %r0, 0
+exit
+"""
+
+
+def test_lpm_and_lru_from_assembly():
+    lpm = create_map(T.MapSpec("r", T.BPF_MAP_TYPE_LPM_TRIE, 8, 4, 8, T.BPF_F_NO_PREALLOC))
+    lpm.update(u32(16) + bytes([192, 168, 0, 0]), u32(16))
+    lpm.update(u32(24) + bytes([192, 168, 7, 0]), u32(24))
+    addr = lambda a, b, c, d: struct.unpack("<I", bytes([a, b, c, d]))[0]  # noqa: E731
+    assert asm_vm(LPM_ASM.format(addr=addr(192, 168, 7, 9)), [lpm]).run() == 24
+    assert asm_vm(LPM_ASM.format(addr=addr(192, 168, 8, 9)), [lpm]).run() == 16
+    assert asm_vm(LPM_ASM.format(addr=addr(10, 0, 0, 1)), [lpm]).run() == 0
+    lru = create_map(T.MapSpec("l", T.BPF_MAP_TYPE_LRU_HASH, 4, 8, 2))
+    lru.update(u32(1), bytes(8))
+    lru.update(u32(2), bytes(8))
+    assert asm_vm(COUNT_ASM.replace("stw [%r10-4], 3", "stw [%r10-4], 1"), [lru]).run() == 6
+    lru.update(u32(3), bytes(8))  # 2 is the least recently used now
+    assert sorted(lru.keys()) == [u32(1), u32(3)]
