@@ -61,6 +61,8 @@ TYPE_NAMES = {
 # Region names for VerifyResult.access_regions (what the compiled engine may rely on).
 REGION_NAMES = {PTR_CTX: "ctx", PTR_STACK: "stack", PTR_MAP_VALUE: "map_value", PTR_MEM: "mem",
                 PTR_BUF: "buf"}
+STORE_PLACES = {PTR_CTX: "the context", PTR_MAP_VALUE: "a map value", PTR_MEM: "the input buffer",
+                PTR_BUF: "a ring buffer record"}
 ARITH_OK = (PTR_CTX, PTR_STACK, PTR_MAP_VALUE, PTR_MEM, PTR_BUF)
 NEVER_NULL = (PTR_CTX, PTR_STACK, PTR_MAP_VALUE, PTR_BUF, CONST_MAP, PTR_FUNC)
 
@@ -738,14 +740,14 @@ class Verifier:
             except TypeError:
                 pass
         if state is not None and state.path is not None:
-            pcs = []
+            # The branch decisions that led here, oldest first: "pc of the jump -> where it went".
+            steps = []
             p = state.path
-            while p is not None and len(pcs) < 12:
-                pcs.append(p[0])
+            while p is not None and len(steps) < 12:
+                steps.append("%d -> %d" % p[0])
                 p = p[1]
-            pcs.reverse()
-            if len(pcs) > 1 or (pcs and pcs[0] != 0):
-                msg += "; path: " + " -> ".join(str(x) for x in pcs) + " -> %d" % pc
+            steps.reverse()
+            msg += "; path: " + ", ".join(steps)
         return msg
 
     def fail(self, pc, reason, hint=None, state=None):
@@ -1203,9 +1205,9 @@ class Verifier:
                         seg.succ.append(sa)
                         seg.succ.append(sb)
                         cp.branches += 1
-                        taken.path = (target, taken.path)
+                        taken.path = ((pc, target), taken.path)
                         work.append((taken, target, sa, cp, False))
-                        fall.path = (pc + 1, fall.path)
+                        fall.path = ((pc, pc + 1), fall.path)
                         state, pc, seg = fall, pc + 1, sb
                     elif taken is not None:
                         state, pc = taken, target
@@ -1430,7 +1432,7 @@ class Verifier:
         if reg.t == NOT_INIT:
             self.fail(pc, "r%d is read before it is written (uninitialised register)" % r,
                       "assign r%d first" % r if r > 5 or r == 0 else
-                      "r1-r5 are not preserved across calls; assign r%d again" % r, state)
+                      "assign r%d first (r1-r5 do not survive a call)" % r, state)
         return reg
 
     def write(self, state, pc, r, reg):
@@ -1796,7 +1798,7 @@ class Verifier:
         if t in (CONST_MAP, PTR_FUNC, PTR_MEM_END):
             self.fail(pc, "r%d is %s, which cannot be dereferenced" % (regno, describe(ptr)), None, state)
         if mode != "read" and value is not None and value.t not in (SCALAR,) and t != PTR_STACK:
-            self.fail(pc, "storing a pointer (%s) into %s would leak it" % (describe(value), TYPE_NAMES[t]),
+            self.fail(pc, "storing a pointer (%s) into %s would leak it" % (describe(value), STORE_PLACES[t]),
                       "only numbers may be stored outside the stack", state)
         region = REGION_NAMES.get(t)
         if region is not None:
@@ -1868,7 +1870,7 @@ class Verifier:
             self.fail(pc, "r%d has an unbounded variable offset into the stack" % regno,
                       "bound the index with a comparison before adding it", state)
         if lo < -STACK or hi > 0:
-            self.fail(pc, "stack access out of bounds: %d bytes at fp%s (the stack is fp-512 to fp-1)" % (
+            self.fail(pc, "stack access out of bounds: %d byte(s) at fp%s (the stack is fp-512 to fp-1)" % (
                 size, _range_text(lo, hi - size, signed=True)),
                 "each function has 512 bytes of stack" if lo < -STACK else
                 "stack offsets must be negative", state)
@@ -2035,7 +2037,7 @@ class Verifier:
                 allowed = spec.map_types
                 if hid == BPF_FUNC_TAIL_CALL:
                     if mtype != ty.BPF_MAP_TYPE_PROG_ARRAY:
-                        self.fail(pc, "tail call through map %s, which is a %s map, not a prog_array" % (
+                        self.fail(pc, "tail call through map %s of type %s, which is not a prog_array" % (
                             map_spec.name, ty.MAP_TYPE_NAMES.get(mtype, mtype)), "tail-call misuse", state)
                 elif mtype == ty.BPF_MAP_TYPE_PROG_ARRAY:
                     self.fail(pc, "prog_array map %s passed to %s" % (map_spec.name, spec.name),

@@ -103,7 +103,7 @@ def test_reading_an_uninitialised_stack_slot_is_rejected():
 
 def test_registers_r1_to_r5_are_dead_after_a_call():
     msg = rejected("call 5\nmov %r0, %r1\nexit")
-    assert "r1 is read before it is written" in msg and "not preserved across calls" in msg
+    assert "r1 is read before it is written" in msg and "r1-r5 do not survive a call" in msg
 
 
 def test_stack_access_beyond_512_bytes_is_rejected():
@@ -150,7 +150,7 @@ def test_unchecked_map_lookup_result_is_rejected_with_a_hint():
 def test_null_pointer_dereference_is_rejected():
     msg = rejected(LOOKUP + "jne %r0, 0, +1\nldxdw %r0, [%r0]\nmov %r0, 0\nexit")
     assert "r0 is NULL" in msg
-    assert "path: 0 -> 6 -> 6" not in msg and "path:" in msg
+    assert msg.endswith("; path: 6 -> 7")
 
 
 def test_forbidden_pointer_arithmetic_is_rejected():
@@ -164,7 +164,7 @@ def test_forbidden_pointer_arithmetic_is_rejected():
 
 def test_pointer_stored_into_a_map_value_is_a_leak():
     msg = rejected(LOOKUP + "jeq %r0, 0, +1\nstxdw [%r0], %r10\nmov %r0, 0\nexit")
-    assert "storing a pointer (a pointer to the stack (fp+0)) into a pointer to a map value would leak it" \
+    assert "storing a pointer (a pointer to the stack (fp+0)) into a map value would leak it" \
         in msg
 
 
@@ -289,7 +289,7 @@ def test_recursion_is_rejected():
 
 def test_tail_call_misuse_is_rejected():
     msg = rejected("lddw %r2, map_fd 0\nmov %r3, 0\ncall 12\nmov %r0, 0\nexit")
-    assert "tail call through map counters, which is a array map, not a prog_array" in msg
+    assert "tail call through map counters of type array, which is not a prog_array" in msg
     msg = rejected("stw [%r10-4], 0\nlddw %r1, map_fd 1\nmov %r2, %r10\nadd %r2, -4\ncall 1\n"
                    "mov %r0, 0\nexit")
     assert "prog_array map progs passed to map_lookup_elem" in msg
