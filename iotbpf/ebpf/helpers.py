@@ -112,7 +112,9 @@ def map_peek_elem(ex, r1, r2, r3, r4, r5):
 
 # ------------------------------------------------------------------ ring buffer
 # (id(memory), record address) -> (map, position, buffer) for records reserved and not yet
-# submitted or discarded.
+# submitted or discarded. A reserved record is a region of its own (the program cannot write
+# past it) and stays "busy" in the ring until released; the verifier guarantees the release,
+# an unverified program that never releases blocks the consumer at that record, as in Linux.
 _RESERVED = {}
 
 
