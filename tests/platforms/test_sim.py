@@ -131,3 +131,16 @@ def test_event_traces_round_trip_and_are_validated():
                           ('{"version": 9}', "unsupported version"), ("[", "not valid JSON")):
         with pytest.raises(ValueError, match=message):
             parse_events(line)
+
+
+@pytest.mark.parametrize("config,message", [
+    ({"gpio": [{"pin": 1, "rate": 3}]}, "sim.gpio[0]: unknown field 'rate'"),
+    ({"radio": {"traffic": [{"src": 1, "every": "1s"}]}}, "sim.radio.traffic[0]: unknown field 'every'"),
+    ({"sensors": [{"id": 0, "modle": "trace"}]}, "sim.sensors[0]: unknown field 'modle'"),
+    ({"sensors": [{"id": 0, "model": "sine"}]}, "unknown model 'sine'"),
+    ({"usage": {"screen": "1m"}}, "sim.usage: unknown field 'screen'"),
+])
+def test_mistakes_in_device_entries_are_named(config, message):
+    with pytest.raises(ValueError) as info:
+        SimPlatform(config)
+    assert message in str(info.value)

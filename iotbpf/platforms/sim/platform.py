@@ -13,6 +13,38 @@ from iotbpf.platforms.sim.sensors import make_sensor
 from iotbpf.platforms.sim.usage import AndroidUsage
 
 CONFIG_KEYS = ("sensors", "gpio", "outputs", "radio", "usage")
+# the keys each kind of entry accepts (anything else is a mistake worth a clear error)
+ENTRY_KEYS = {
+    "sensors": ("id", "name", "model", "file", "period", "mean", "step_size", "step", "diurnal", "minimum",
+                "maximum"),
+    "gpio": ("pin", "rate_per_hour", "pulse"),
+    "radio": ("bitrate", "overhead_bytes", "loss_ppm", "traffic"),
+    "traffic": ("src", "len", "port", "rssi", "period", "rate_per_hour", "start", "stop"),
+    "usage": ("screen_off", "screen_on", "session", "apps"),
+}
+
+
+def _check_entries(config):
+    for kind in ("sensors", "gpio"):
+        entries = config.get(kind, ())
+        if not isinstance(entries, (list, tuple)):
+            raise ValueError("sim.%s must be a list" % kind)
+        for i, entry in enumerate(entries):
+            _check_keys(entry, kind, "sim.%s[%d]" % (kind, i))
+    radio = config.get("radio", {})
+    _check_keys(radio, "radio", "sim.radio")
+    for i, entry in enumerate(radio.get("traffic", ())):
+        _check_keys(entry, "traffic", "sim.radio.traffic[%d]" % i)
+    if isinstance(config.get("usage"), dict):
+        _check_keys(config["usage"], "usage", "sim.usage")
+
+
+def _check_keys(entry, kind, where):
+    if not isinstance(entry, dict):
+        raise ValueError("%s must be an object" % where)
+    for key in entry:
+        if key not in ENTRY_KEYS[kind]:
+            raise ValueError("%s: unknown field %r (known: %s)" % (where, key, ", ".join(ENTRY_KEYS[kind])))
 DEFAULT_SENSORS = ({"id": 0, "name": "temperature", "model": "random_walk"},
                    {"id": 1, "name": "humidity", "model": "random_walk", "mean": 55000, "step_size": 150,
                     "diurnal": 8000, "minimum": 0, "maximum": 100000})
@@ -26,6 +58,7 @@ class SimPlatform:
         for key in config:
             if key not in CONFIG_KEYS:
                 raise ValueError("sim: unknown field %r (known: %s)" % (key, ", ".join(CONFIG_KEYS)))
+        _check_entries(config)
         self.seed = seed
         self.trace = events
         self.sensors = {}
