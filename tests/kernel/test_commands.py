@@ -60,8 +60,31 @@ def test_simulate_bad_input_is_one_error_line_with_exit_2(cli, tmp_path):
 
 
 def test_a_progress_bar_is_only_drawn_on_a_terminal():
+    import os
+    import pty
+    import subprocess
+    import sys
+
     proc = run_cli_subprocess("simulate", "sensor_node", "--duration", "1d")
-    assert proc.returncode == 0 and "[#" not in proc.stderr
+    assert proc.returncode == 0 and proc.stderr == ""
+    master, slave = pty.openpty()
+    with subprocess.Popen([sys.executable, "-m", "iotbpf", "simulate", "sensor_node", "--duration", "30d"],
+                          stdout=subprocess.PIPE, stderr=slave, cwd=REPO) as tty_proc:
+        os.close(slave)
+        out, _ = tty_proc.communicate(timeout=600)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    os.close(master)
+    assert tty_proc.returncode == 0
+    assert b"[#" in drawn and b"%" in drawn
+    assert out.startswith(b"node 0: sensor_node, 30d simulated")
 
 
 def test_header_check_detects_a_stale_header(cli, tmp_path):
