@@ -216,3 +216,42 @@ char LICENSE[] SEC("license") = "GPL";
     assert 2 * 1300 < edges < 2 * 1600  # 60 pulses per hour, two edges each
     assert seen[1] == (edges + 1) // 2  # rising edges have level 1
     assert seen[2] == 143 and seen[3] == 143 * 1000  # a sample every 10 minutes
+
+
+FAULTY = r"""
+#include "iotbpf.h"
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 8); __type(key, __u32); __type(value, __u64); }
+    counts SEC(".maps");
+SEC("timer")
+int count(struct iot_timer_ctx *ctx)
+{
+	__u32 key = ctx->timer_id;
+	__u64 *n = bpf_map_lookup_elem(&counts, &key);
+	*n += 1;  /* the bug: no NULL check, and the key was never inserted */
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_a_buggy_c_app_is_rejected_by_the_verifier_and_isolated_when_loaded_unverified(clang, tmp_path):
+    from iotbpf.ebpf.errors import VerifierError
+
+    obj = clang.compile(FAULTY, out=tmp_path / "faulty.o")
+    (tmp_path / "app.json").write_text(json.dumps({
+        "version": 1, "name": "faulty", "object": str(obj), "programs": {"timer": "timer"},
+        "timers": [{"id": 1, "period": "10m"}], "faults": {"max": 3, "window": "1h"}}))
+    with pytest.raises(VerifierError, match="app faulty, section timer"):
+        node = Node("sensor_node", seed=1)
+        node.add_app(tmp_path / "app.json")
+        node.build()
+    node = Node("sensor_node", seed=1, verify=False)
+    node.add_app(tmp_path / "app.json")
+    result = node.simulate("1d")
+    faulty = [p for p in result.summary["programs"] if p["app"] == "faulty"][0]
+    assert faulty == dict(faulty, runs=3, faults=3, detached=True)
+    assert result.summary["fault_records"][0]["kind"] == "oob"
+    assert [e["event"] for e in result.summary["events"]] == ["detached"]
+    assert result.summary["events"][0]["t_ns"] == 30 * NS_PER_MIN
+    assert sensor_stats(node)["count"] == 1439  # the node and its other app kept running
+    assert "detached at 1800.000 s" in result.text()
