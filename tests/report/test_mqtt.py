@@ -108,6 +108,8 @@ def test_reports_arrive_with_the_schema(mosquitto_broker, tmp_path):
             assert pub.report(kind, data, ts_ns=(i + 1) * 60 * 10**9) == i + 1
         assert pub.flush(10)
         assert rx.wait_for(lambda r: len(r.reports) == 4, 10)
+        # Every acknowledgement was matched: none left over to be mistaken for a later message's.
+        assert not pub._early and not pub._direct and not pub._inflight
     finally:
         pub.close()
         rx.stop()
