@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.report.commands import CommandHandler, load_key
 
 
@@ -55,6 +56,14 @@ class RuntimeTarget:
         return self._attached(section).faults
 
     def verify_program(self, section: str, program) -> None:
+        # An over-the-air program is never trusted unverified, even on a node started without
+        # the verifier (Runtime(verify=False) skips it at load time).
+        if not getattr(self.runtime, "verify", True):
+            raise IotbpfError("this node runs without the verifier; it accepts no program updates")
+        try:
+            import iotbpf.ebpf.verifier  # noqa: F401
+        except ImportError:
+            raise IotbpfError("the verifier is not installed here; no program updates") from None
         self.runtime.verify_program(self.app.name, section, program)
 
     def replace_program(self, section: str, program) -> None:

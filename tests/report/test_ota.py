@@ -146,3 +146,12 @@ def test_remote_map_update_on_the_running_app(tmp_path):
     body = make_command("gw", "map_update", counter=1, map="blocklist", key=blocked.hex(), value=1)
     assert handler.handle(sign_command(KEY, body))["ok"]
     assert node.map("blocklist").lookup(blocked) == struct.pack("<I", 1)
+
+
+def test_a_node_without_the_verifier_accepts_no_program_update(bundles, tmp_path):
+    node = Node("sensor_node", seed=1, verify=False)
+    handler = CommandHandler(RuntimeTarget(node.build()), "n1", KEY, tmp_path / "c.json")
+    body = make_command("n1", "program_update", counter=1, section="timer", bundle=bundles["good"])
+    reply = handler.handle(sign_command(KEY, body))
+    assert reply["reason"] == ("verifier rejected the program: this node runs without the verifier; "
+                               "it accepts no program updates")
