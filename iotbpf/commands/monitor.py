@@ -190,8 +190,8 @@ def _linux(args, interval_s, duration_s) -> int:
     _outputs(args, summary, timeline)
     if args.json:
         print(json.dumps(summary, indent=2))
-    elif not live:
-        sys.stdout.write(_summary_text(summary, args.top))
+    else:  # after the live table too: the totals of the whole run
+        sys.stdout.write(("\n" if live else "") + _summary_text(summary, args.top))
     return 130 if interrupted else 0
 
 

@@ -112,7 +112,8 @@ def test_monitor_on_a_terminal_redraws_a_live_table():
     proc.stderr.close()
     screen = b"".join(chunks).decode()
     assert screen.count("\x1b[H\x1b[2J") == 2  # one redraw per interval
-    frame = screen.split("\x1b[H\x1b[2J")[-1]
+    frame, totals = screen.split("\x1b[H\x1b[2J")[-1].split("iotbpf monitor: 2 intervals")
+    assert "APP" in totals and "ENERGY J" in totals  # the run's totals after the last frame
     assert "APP" in frame and "CPU%" in frame and "WAKEUP/s" in frame and "POWER W" in frame
     assert "monitor itself:" in frame and "[idle]" in frame
     table = frame[frame.index("APP"):frame.index("model estimate")].strip().splitlines()
