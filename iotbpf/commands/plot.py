@@ -15,7 +15,7 @@ VIEWS = ("power", "states", "soc", "apps", "policies")   # iotbpf.report.plots.V
 
 NAME = "plot"
 HELP = "plot a saved energy report (from simulate/monitor --report FILE.json)"
-EXAMPLE = """iotbpf simulate sensor_node --duration 30d --report run.json && iotbpf plot run.json
+EXAMPLE = """iotbpf plot run.json          # run.json from: iotbpf simulate sensor_node --report run.json
 iotbpf plot run.json -o run.png
 iotbpf plot run.json --plot-dir plots/ --view power --view soc"""
 
