@@ -95,7 +95,7 @@ class _AppMonitorFeed:
         from iotbpf.kernel.clock import MonotonicClock
 
         self.node = Node("app_monitor", clock=MonotonicClock())
-        self.runtime = self.node._build()
+        self.runtime = self.node.build()
         self.runtime.boot()
         self.names = {}
 

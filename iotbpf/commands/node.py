@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                           "generates GPIO edges)")
     meter = make_meter(args)
     node = Node(args.app, board=args.board, seed=args.seed, clock=MonotonicClock())
-    runtime = node._build()
+    runtime = node.build()
     gpio = None
     if pins:
         try:

@@ -507,7 +507,7 @@ def test_app_monitor_accumulates_over_intervals(tmp_path):
     monitor = LinuxMonitor(MODEL, group_by="uid", proc_root=str(proc.root), sys_root=str(tmp_path / "sys"),
                            power_sources=[], clock=clock)
     node = Node("app_monitor", clock=MonotonicClock())
-    node._build().boot()
+    node.build().boot()
     for step in range(4):
         proc.process(100, "nginx", exe="/usr/sbin/nginx", uid=33, ticks=25 * step, wakeups=(3 * step, 0),
                      io=(1000 * step, 10 * step))

@@ -15,7 +15,7 @@ def _app_monitor_node():
     from iotbpf.kernel.clock import MonotonicClock
 
     node = Node("app_monitor", clock=MonotonicClock())
-    node._build().boot()
+    node.build().boot()
     return node
 
 
