@@ -199,7 +199,9 @@ def _summary_text(summary: dict, top: int) -> str:
     lines = ["iotbpf monitor: %d intervals, %.1f s, group by %s, model %s" % (
         summary["intervals"], summary["seconds"], summary["group_by"], summary["model"]["name"]),
         "%-28s %5s %9s %9s %10s  %s" % ("APP", "PROCS", "CPU s", "WAKEUPS", "ENERGY J", "SOURCE")]
-    for app in summary["apps"][:top]:
+    apps = [a for a in summary["apps"] if a["app"] != "[idle]"][:max(0, top - 1)] + \
+        [a for a in summary["apps"] if a["app"] == "[idle]"]
+    for app in apps:
         source = "model" if app["source"].startswith("model") else app["source"].split(",")[0]
         lines.append("%-28s %5d %9.2f %9d %10.3f  %s" % (app["app"][:28], app["processes"], app["cpu_s"],
                                                          app["wakeups"], app["energy_j"], source))

@@ -922,7 +922,9 @@ def format_table(interval: Interval, monitor: LinuxMonitor, top: int = 20) -> st
     lines.append("")
     lines.append("%-28s %5s %7s %9s %9s %9s %9s %9s" % ("APP", "PROCS", "CPU%", "WAKEUP/s", "READ/s",
                                                         "WRITE/s", "POWER W", "ENERGY J"))
-    for usage in interval.apps[:top]:
+    rows = [u for u in interval.apps if u.app != IDLE_APP][:max(0, top - 1)] + \
+        [u for u in interval.apps if u.app == IDLE_APP]  # the idle baseline last, as a footer
+    for usage in rows:
         io = usage.io_known
         lines.append("%-28s %5d %7.1f %9.0f %9s %9s %9.3f %9.3f" % (
             usage.app[:28], len(usage.pids), 100.0 * _rate(usage.cpu_s, secs), _rate(usage.wakeups, secs),
