@@ -169,7 +169,6 @@ class Runtime:
         self.tx = {"queued": 0, "queued_bytes": 0, "sent": 0, "lost": 0, "rejected": 0,
                    "missed_deadlines": 0, "in_flight": 0, "in_flight_bytes": 0}
         self.rx = {"received": 0, "passed": 0, "dropped": 0}
-        self.pending_tx = []  # without a scheduler: FIFO of (done_ns, nbytes, app, deadline, queued_at)
         self._radio_free_ns = 0
         self._sched_tx = []  # with a scheduler: FIFO of (nbytes, app, deadline, queued_at)
         self._wakeup_gen = 0
