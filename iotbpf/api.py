@@ -359,18 +359,25 @@ class Node:
         self._build().post(hook, fields, at_ns)
 
     def inject(self, hook: str, fields: dict) -> None:
-        """Deliver an event from another thread while run_realtime() runs."""
-        self._build().inject(hook, fields)
+        """Deliver an event from another thread while run_realtime() runs (the node then runs on
+        the monotonic clock)."""
+        self._realtime().inject(hook, fields)
 
     def run_realtime(self, duration) -> dict:
         """Run on the monotonic clock for ``duration``; returns the runtime summary."""
-        from iotbpf.kernel.clock import MonotonicClock
-
-        if self.runtime is None:
-            self._clock = self._clock or MonotonicClock()
-        rt = self._build()
+        rt = self._realtime()
         rt.run_realtime(duration_ns(duration))
         return rt.summary()
+
+    def _realtime(self):
+        from iotbpf.kernel.clock import MonotonicClock
+
+        if self.runtime is None and self._clock is None:
+            self._clock = MonotonicClock()
+        rt = self._build()
+        if getattr(rt.clock, "virtual", False):
+            raise _IotbpfError("this node runs in virtual time; make a new Node for real time")
+        return rt
 
     # ------------------------------------------------------------ maps
     def map(self, name: str, app: str | None = None):

@@ -255,3 +255,11 @@ def test_a_buggy_c_app_is_rejected_by_the_verifier_and_isolated_when_loaded_unve
     assert result.summary["events"][0]["t_ns"] == 30 * NS_PER_MIN
     assert sensor_stats(node)["count"] == 1439  # the node and its other app kept running
     assert "detached at 1800.000 s" in result.text()
+
+
+def test_a_node_runs_in_real_time_with_injected_events():
+    node = Node("rx_filter", sim={})
+    node.inject("radio_rx", {"src": 3, "len": 8})
+    summary = node.run_realtime("50ms")
+    assert summary["radio"]["rx"] == {"received": 1, "passed": 1, "dropped": 0}
+    assert 50 * 10**6 <= summary["now_ns"] < 10 * NS_PER_S
