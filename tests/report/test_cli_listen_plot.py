@@ -78,3 +78,17 @@ def test_plot_errors(cli, tmp_path):
     r = cli("plot", path, "-o", tmp_path / "x.jpg")
     assert r.code == 2 and "must end in .png" in r.err
     assert "Traceback" not in r.err
+
+
+def test_simulate_writes_reports_and_plots_without_changing_its_output(cli, tmp_path):
+    plain = cli("simulate", "sensor_node", "--duration", "1d")
+    r = cli("simulate", "sensor_node", "--duration", "1d", "--report", tmp_path / "r.json", "--plot",
+            tmp_path / "r.png", "--plot-dir", tmp_path / "views", "--samples", "24")
+    assert r.code == 0, r.err
+    assert r.out == plain.out
+    assert (tmp_path / "r.png").stat().st_size > 10000
+    assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["apps.png", "power.png", "soc.png",
+                                                                       "states.png"]
+    assert cli("plot", tmp_path / "r.json", "-o", tmp_path / "again.png").code == 0
+    bad = cli("simulate", "sensor_node", "--duration", "1d", "--mqtt", "mqtt://h:notaport")
+    assert bad.code == 2 and bad.err.startswith("error: bad MQTT URL") and bad.err.count("\n") == 1
