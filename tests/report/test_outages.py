@@ -173,3 +173,22 @@ def _read_seqs(proc, n: int) -> list[int]:
         if line.startswith("seq "):
             seqs.append(int(line.split()[1]))
     return seqs
+
+
+def test_a_damaged_or_foreign_outbox_is_a_clear_error(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    from iotbpf.ebpf.errors import IotbpfError
+
+    (tmp_path / "junk.db").write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(IotbpfError, match="outbox .*junk.db"):
+        Outbox(tmp_path / "junk.db")
+    Outbox(tmp_path / "v.db").close()
+    db = sqlite3.connect(tmp_path / "v.db")
+    db.execute("UPDATE meta SET value = '9' WHERE key = 'version'")
+    db.commit()
+    db.close()
+    with pytest.raises(IotbpfError, match="has version 9; this iotbpf reads version 1"):
+        Outbox(tmp_path / "v.db")
