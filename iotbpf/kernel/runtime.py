@@ -354,11 +354,12 @@ class Runtime:
         # (unless it can leave its own code: tail calls, bpf_loop callbacks).
         program.safe_access_pcs = frozenset(result.safe_access_pcs)
         bounded = result.max_path_insns is not None and result.max_path_insns <= app.budget
-        if bounded and not _calls_any(program, _CHAINING_HELPERS):
-            program.proven_within_budget = True
+        program.proven_within_budget = app.budget if bounded and not _calls_any(program, _CHAINING_HELPERS) \
+            else None
 
     def _make_vm(self, program, table, app):
-        budget = None if getattr(program, "proven_within_budget", False) else app.budget
+        proven = self.verify and getattr(program, "proven_within_budget", None) == app.budget
+        budget = None if proven else app.budget
         try:
             return VM(program, helpers=table, engine=self.engine, budget=budget, env=app.env)
         except LoadError as exc:
