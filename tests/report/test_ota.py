@@ -155,3 +155,51 @@ def test_a_node_without_the_verifier_accepts_no_program_update(bundles, tmp_path
     reply = handler.handle(sign_command(KEY, body))
     assert reply["reason"] == ("verifier rejected the program: this node runs without the verifier; "
                                "it accepts no program updates")
+
+
+def test_program_update_and_rollback_over_mqtt(bundles, mosquitto_broker, tmp_path):
+    import threading
+    import time
+
+    from iotbpf.report.mqtt import Publisher, Receiver, send_command
+    from iotbpf.report.node import remote_control
+
+    (tmp_path / "n1.key").write_text(KEY.hex())
+    fast = {"keepalive": 2, "reconnect_min": 0.1, "reconnect_max": 0.5}
+    node = Node("sensor_node", seed=1)
+    rt = node.build()
+    rt.boot()
+    pub = Publisher(mosquitto_broker.url, "n1", tmp_path / "o.db", clock="virtual", **fast)
+    handler = remote_control(rt, pub, tmp_path / "n1.key", tmp_path / "n1.counter")
+    rx = Receiver(mosquitto_broker.url, **fast).start()
+    pub.start()
+    stop = threading.Event()
+
+    def node_loop():   # the node: a minute of virtual time, then its commands, again and again
+        now = 0
+        while not stop.is_set():
+            now += MINUTE
+            rt.run_until(now)
+            handler.process_pending()
+            time.sleep(0.005)
+
+    loop = threading.Thread(target=node_loop, daemon=True)
+    try:
+        assert pub.wait_connected(10) and rx.wait_connected(10)
+        time.sleep(0.2)
+        loop.start()
+        for name in ("good", "faulty"):
+            reply = send_command(mosquitto_broker.url, "n1", KEY, "program_update", section="timer",
+                                 bundle=bundles[name])
+            assert reply["ok"], reply
+        assert rx.wait_for(lambda r: any(x["kind"] == "faults" for x in r.reports), 15)
+    finally:
+        stop.set()
+        loop.join(5)
+        pub.close(timeout=2)
+        rx.stop()
+    rollback = next(x for x in rx.reports if x["kind"] == "faults")["data"]
+    assert rollback["event"] == "rollback" and rollback["section"] == "timer" and rollback["faults"] >= 3
+    timer_events = [e["event"] for e in rt.events if e.get("section") == "timer"]
+    # good swapped in, faulty swapped in, (detached by the kernel after its faults,) rolled back
+    assert timer_events.count("replaced") == 3 and timer_events[-1] == "replaced"
