@@ -329,8 +329,8 @@ class Node:
 
             try:
                 self.platform = _SimPlatform(config, self.seed, self._events, read_file)
-            except ValueError as exc:
-                raise _LoadError("app %s: %s" % (first.name, exc)) from None
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise _LoadError("app %s: sim: %s" % (first.name, exc)) from None
         rt = _Runtime(platform=self.platform, clock=self._clock, scheduler=self.scheduler, board=self.board,
                       node_id=self.node_id, seed=self.seed, engine=self._engine, verify=self._verify,
                       pin_dir=self.pin_dir)
@@ -458,3 +458,22 @@ def build_app(app, output=None, clang: str | None = None, cpu: str = "v3") -> _P
 
         save_bundle(load_elf_object(str(out)), m.path(m.bundle))
     return out
+
+
+# ---------------------------------------------------------------- extensions (written by api)
+# Program.from_c and .maps, Node.maps and simulate(days=...), SimulationResult.energy/.plot(),
+# compare(): subclasses in iotbpf/api_extras.py. Rebinding the names here makes them the public
+# classes and the ones used inside this module (Node.simulate builds a SimulationResult).
+from iotbpf.api_extras import (  # noqa: E402, F811
+    Comparison,
+    GlobalVariable,
+    MapsView,
+    MapView,
+    Node,
+    Program,
+    SimulationResult,
+    compare,
+)
+
+__all__ = ["Program", "RunResult", "Node", "SimulationResult", "compare", "Comparison", "MapView",
+           "MapsView", "GlobalVariable", "APP_STATS_FIELDS", "duration_ns", "find_app", "build_app"]

@@ -1,0 +1,706 @@
+"""The convenience layer of the public API: C compilation, typed map views, result properties, compare.
+
+``iotbpf/api.py`` defines the core objects (``Program`` by the VM work, ``Node`` and
+``SimulationResult`` by the runtime work). This module extends them by subclassing and
+``api.py`` rebinds its public names to these subclasses at its end, so ``iotbpf.Program``,
+``iotbpf.Node`` and ``iotbpf.SimulationResult`` -- and every internal reference in ``api.py`` --
+are the extended classes:
+
+- ``Program.from_c(path_or_source, section=None, cpu="v3")`` compiles C with clang-19;
+  ``Program.maps`` gives typed views of the program's maps.
+- ``Node.maps`` is a dict-like view of a node's maps: ``node.maps["blocklist"][66] = 1``; values
+  are decoded through the BTF types clang recorded (ints, dicts for structs, lists, strings).
+- ``Node.simulate(days=365)`` records a time series (read-only sampling, same results) so
+  ``result.plot("year.png")`` can draw power, states, battery and per-app energy.
+- ``SimulationResult.energy`` / ``.lifetime_days`` / ``.per_app`` / ``.battery`` / ``.plot()``.
+- ``compare(["always_on", "batching", "oracle"], app="sensor_node", days=30)`` -> rows.
+
+Host-only (CPython). This module must never change what a simulation computes: everything
+here reads, encodes or decodes; writes happen only where the user asks for one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from iotbpf import api as _api
+from iotbpf.ebpf import maps as _maps
+from iotbpf.ebpf import types as _T
+from iotbpf.ebpf.errors import IotbpfError, LoadError
+
+DEFAULT_SAMPLES = 240  # time-series samples a simulation records for result.plot()
+
+_INT_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_DATASEC_PREFIXES = (".bss", ".data", ".rodata")
+
+
+# ------------------------------------------------------------------ clang
+
+def find_clang() -> str | None:
+    """Path of clang-19 (or a ``clang`` that is version 17 or newer), or None."""
+    path = shutil.which("clang-19")
+    if path is not None:
+        return path
+    path = shutil.which("clang")
+    if path is None:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for word in out.split():
+        major = word.split(".")[0]
+        if "." in word and major.isdigit():
+            return path if int(major) >= 17 else None
+    return None
+
+
+def include_dir() -> str:
+    """The folder holding ``iotbpf.h`` (the bundled ``apps/include``)."""
+    from iotbpf.resources import data_root
+
+    return str(data_root("apps") / "include")
+
+
+def compile_c(source: str | os.PathLike, output: str | os.PathLike, cpu: str = "v3",
+              clang: str | None = None, include: list | None = None) -> str:
+    """Compile a C file to a BPF object: ``clang-19 -O2 -g -target bpf -mcpu=CPU -I <iotbpf.h dir>``.
+
+    Raises IotbpfError when clang is not installed, LoadError with clang's first error lines
+    when the source does not compile. Returns the object's path.
+    """
+    if cpu not in ("v1", "v2", "v3", "v4"):
+        raise IotbpfError("cpu must be v1, v2, v3 or v4, not %r" % (cpu,))
+    compiler = clang or find_clang()
+    if compiler is None:
+        raise IotbpfError("clang-19 not found: compiling C needs it (Debian/Ubuntu: apt install clang-19)")
+    cmd = [compiler, "-O2", "-g", "-target", "bpf", "-mcpu=" + cpu, "-I", include_dir()]
+    for folder in include or ():
+        cmd += ["-I", os.fspath(folder)]
+    cmd += ["-c", os.fspath(source), "-o", os.fspath(output)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except OSError as exc:
+        raise IotbpfError("cannot run %s: %s" % (compiler, exc.strerror or exc)) from None
+    if proc.returncode != 0:
+        errors = [line for line in proc.stderr.splitlines() if "error" in line] or proc.stderr.splitlines()
+        raise LoadError("clang could not compile %s: %s" % (os.fspath(source),
+                                                             "; ".join(errors[:3]) or "clang failed"))
+    return os.fspath(output)
+
+
+# ------------------------------------------------------------------ encoding and decoding values
+
+def _describe_plain(size: int) -> dict | None:
+    """What a key or value without BTF is taken to be: an unsigned int when it has an int's size."""
+    if size in _INT_FORMATS:
+        return {"kind": "int", "size": size, "signed": False}
+    return None
+
+
+def decode(desc: dict | None, data: bytes) -> Any:
+    """Python value of map bytes: through a BTF description (ints, dicts, lists, str), else an
+    unsigned int for 1/2/4/8-byte data, else the bytes themselves."""
+    desc = desc or _describe_plain(len(data))
+    if desc is None:
+        return bytes(data)
+    value = _maps.decode_value(desc, bytes(data))
+    if isinstance(value, str) and desc.get("kind") not in ("array",):
+        return bytes(data)  # decode_value's hex fallback: give the raw bytes instead
+    return value
+
+
+def encode(desc: dict | None, size: int, value: Any, what: str = "value") -> bytes:
+    """Bytes of ``value`` for a map key or value of ``size`` bytes described by ``desc``.
+
+    bytes must be exactly ``size`` long; ints are packed little-endian (negative ones as two's
+    complement); dicts fill struct members by name (missing members are zero); lists fill
+    arrays; str fills char arrays. Anything else is an IotbpfError naming the problem.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if len(data) != size:
+            raise IotbpfError("%s is %d bytes, the map takes %d-byte %ss" % (what, len(data), size, what))
+        return data
+    desc = desc or _describe_plain(size)
+    if desc is None:
+        raise IotbpfError("%s of %d bytes has no type information: give bytes" % (what, size))
+    out = bytearray(size)
+    _encode_into(desc, out, 0, size, value, what)
+    return bytes(out)
+
+
+def _encode_into(desc: dict, out: bytearray, offset: int, size: int, value: Any, what: str) -> None:
+    kind = desc.get("kind")
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) != size:
+            raise IotbpfError("%s: %d bytes given for a %d-byte field" % (what, len(value), size))
+        out[offset:offset + size] = value
+        return
+    if kind in ("int", "enum"):
+        if kind == "enum" and isinstance(value, str):
+            names = dict((n, int(v)) for v, n in (desc.get("values") or {}).items())
+            if value not in names:
+                raise IotbpfError("%s: %r is not one of %s" % (what, value, ", ".join(sorted(names))))
+            value = names[value]
+        if isinstance(value, bool):
+            value = int(value)
+        if not isinstance(value, int):
+            raise IotbpfError("%s: expected an integer, got %s" % (what, type(value).__name__))
+        bits = 8 * size
+        if not -(1 << (bits - 1)) <= value < (1 << bits):
+            raise IotbpfError("%s: %d does not fit in %d bytes" % (what, value, size))
+        out[offset:offset + size] = (value & ((1 << bits) - 1)).to_bytes(size, "little")
+        return
+    if kind == "array":
+        elem = desc.get("elem") or {}
+        esize = elem.get("size", 0)
+        count = desc.get("len", 0)
+        if isinstance(value, str):
+            raw = value.encode("utf-8")
+            if esize != 1 or len(raw) > count:
+                raise IotbpfError("%s: %r does not fit in char[%d]" % (what, value, count))
+            out[offset:offset + len(raw)] = raw
+            return
+        if not isinstance(value, (list, tuple)) or len(value) > count:
+            raise IotbpfError("%s: expected a list of at most %d items" % (what, count))
+        for i, item in enumerate(value):
+            _encode_into(elem, out, offset + i * esize, esize, item, "%s[%d]" % (what, i))
+        return
+    if kind in ("struct", "union"):
+        if not isinstance(value, dict):
+            raise IotbpfError("%s: expected a dict of %s members, got %s"
+                              % (what, desc.get("name") or "struct", type(value).__name__))
+        members = dict((m.get("name"), m) for m in desc.get("members", ()))
+        for name, item in value.items():
+            if name not in members:
+                raise IotbpfError("%s: no member %r (members: %s)" % (what, name, ", ".join(
+                    str(n) for n in members)))
+            m = members[name]
+            t = m.get("type") or {}
+            _encode_into(t, out, offset + m.get("offset", 0), t.get("size", 0), item, "%s.%s" % (what, name))
+        return
+    raise IotbpfError("%s: cannot encode a %s from Python; give bytes" % (what, kind))
+
+
+# ------------------------------------------------------------------ map views
+
+class MapView(MutableMapping):
+    """A dict-like, typed view of one live eBPF map.
+
+    ``view[key]`` returns the decoded value (KeyError when absent); ``view[key] = value`` writes
+    it (BPF_ANY); ``del view[key]`` deletes it. Keys and values are decoded and encoded through
+    the map's BTF types when the object carried them (``int``, ``dict`` for a struct, ``list``
+    for an array, ``str`` for a char array), otherwise as unsigned ints when 1, 2, 4 or 8 bytes
+    long, else as bytes; raw ``bytes`` of the right size are always accepted.
+    Queue and stack maps have no keys: use ``push``/``pop``/``peek`` and ``values()``.
+    ``view.map`` is the underlying ``iotbpf.ebpf.maps.Map``.
+    """
+
+    def __init__(self, map_obj: _maps.Map):
+        self.map = map_obj
+        self.name: str = map_obj.name
+        self.key_type = getattr(map_obj.spec, "key_type", None)
+        self.value_type = getattr(map_obj.spec, "value_type", None)
+
+    def __repr__(self) -> str:
+        return "<MapView %s: %s, %d entries>" % (self.name, self.type, len(self))
+
+    @property
+    def type(self) -> str:
+        """The map type's name, e.g. ``hash``, ``array``, ``lru_hash``."""
+        name = getattr(self.map.spec, "type_name", None)
+        return name or str(self.map.type)
+
+    def key_bytes(self, key: Any) -> bytes:
+        """The raw key for ``key`` (encoded as the view encodes keys)."""
+        return encode(self.key_type, self.map.key_size, key, "key")
+
+    def value_bytes(self, value: Any) -> bytes:
+        """The raw value for ``value``."""
+        return encode(self.value_type, self.map.value_size, value, "value")
+
+    def decode_key(self, data: bytes) -> Any:
+        return decode(self.key_type, data)
+
+    def decode_value(self, data: bytes) -> Any:
+        return decode(self.value_type, data)
+
+    def __getitem__(self, key: Any) -> Any:
+        self._need_keys()
+        raw = self.map.lookup(self.key_bytes(key))
+        if raw is None:
+            raise KeyError(key)
+        return self.decode_value(raw)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._need_keys()
+        rc = self.map.update(self.key_bytes(key), self.value_bytes(value), _T.BPF_ANY)
+        if rc:
+            raise IotbpfError("map %s: update of key %r refused (%s)" % (self.name, key, _errno_name(rc)))
+
+    def __delitem__(self, key: Any) -> None:
+        self._need_keys()
+        rc = self.map.delete(self.key_bytes(key))
+        if rc == -_T.ENOENT:
+            raise KeyError(key)
+        if rc:
+            raise IotbpfError("map %s: delete of key %r refused (%s)" % (self.name, key, _errno_name(rc)))
+
+    def __iter__(self) -> Iterator:
+        if not self.map.key_size:
+            return iter(range(len(self.map.items())))
+        return iter([self.decode_key(k) for k, _ in self._raw_items()])
+
+    def __len__(self) -> int:
+        return len(self._raw_items())
+
+    def items(self) -> list:  # type: ignore[override]
+        """[(key, value)] decoded, in the map's key order (queues: [(index, value)], oldest first)."""
+        if not self.map.key_size:
+            return [(i, self.decode_value(v)) for i, (_, v) in enumerate(self.map.items())]
+        return [(self.decode_key(k), self.decode_value(v)) for k, v in self._raw_items()]
+
+    def values(self) -> list:  # type: ignore[override]
+        return [v for _, v in self.items()]
+
+    def to_dict(self) -> dict:
+        """The whole map as a plain dict (a snapshot)."""
+        return dict(self.items())
+
+    def push(self, value: Any) -> None:
+        """Queue/stack/bloom filter: add a value (IotbpfError when full)."""
+        rc = self.map.push(self.value_bytes(value), _T.BPF_ANY)
+        if rc:
+            raise IotbpfError("map %s: push refused (%s)" % (self.name, _errno_name(rc)))
+
+    def pop(self, *default: Any) -> Any:  # type: ignore[override]
+        """Queue/stack: remove and return the next value (IndexError when empty)."""
+        if self.map.key_size:
+            return MutableMapping.pop(self, *default)
+        raw = self.map.pop()
+        if isinstance(raw, int):
+            raise IndexError("map %s is empty" % self.name)
+        return self.decode_value(raw)
+
+    def peek(self) -> Any:
+        """Queue/stack: the next value without removing it (IndexError when empty)."""
+        raw = self.map.peek()
+        if isinstance(raw, int):
+            raise IndexError("map %s is empty" % self.name)
+        return self.decode_value(raw)
+
+    def _raw_items(self) -> list:
+        used = getattr(self.map, "used_items", None)
+        if used is not None and self.map.max_entries > 64:
+            return used()  # a large array: only the elements ever written
+        return self.map.items()
+
+    def _need_keys(self) -> None:
+        if not self.map.key_size:
+            raise IotbpfError("map %s (%s) has no keys: use push(), pop(), peek() or values()"
+                              % (self.name, self.type))
+
+
+class GlobalVariable(MutableMapping):
+    """One C global variable (``struct stats stats;``) that clang placed in a .bss/.data/.rodata map.
+
+    ``var.value`` is its decoded value (a dict for a struct); for a struct the view is also a
+    dict of its members: ``var["count"]``, ``var["count"] = 0``, ``dict(var)``. Writes change the
+    node's memory at once, as a program's store would.
+    """
+
+    def __init__(self, section: MapView, member: dict):
+        self.section = section
+        self.name: str = member.get("name") or "?"
+        self.offset: int = member.get("offset", 0)
+        self.desc: dict = member.get("type") or {}
+        self.size: int = self.desc.get("size", 0)
+
+    def __repr__(self) -> str:
+        return "<GlobalVariable %s in %s: %r>" % (self.name, self.section.name, self.value)
+
+    def _raw(self) -> bytes:
+        return self.section.map.lookup(b"\0\0\0\0") or bytes(self.section.map.value_size)
+
+    @property
+    def value(self) -> Any:
+        return decode(self.desc, self._raw()[self.offset:self.offset + self.size])
+
+    @value.setter
+    def value(self, new: Any) -> None:
+        self._write(encode(self.desc, self.size, new, self.name))
+
+    def _write(self, data: bytes) -> None:
+        raw = bytearray(self._raw())
+        raw[self.offset:self.offset + self.size] = data
+        rc = self.section.map.update(b"\0\0\0\0", bytes(raw), _T.BPF_ANY)
+        if rc:
+            raise IotbpfError("%s: write refused (%s)" % (self.name, _errno_name(rc)))
+
+    def _members(self) -> dict:
+        if self.desc.get("kind") not in ("struct", "union"):
+            raise IotbpfError("%s is a %s, not a struct: use .value" % (self.name, self.desc.get("kind")))
+        return dict((m.get("name"), m) for m in self.desc.get("members", ()))
+
+    def __getitem__(self, field: str) -> Any:
+        value = self.value
+        if field not in self._members():
+            raise KeyError(field)
+        return value[field]
+
+    def __setitem__(self, field: str, new: Any) -> None:
+        members = self._members()
+        if field not in members:
+            raise IotbpfError("%s has no member %r (members: %s)" % (self.name, field, ", ".join(members)))
+        t = members[field].get("type") or {}
+        off = members[field].get("offset", 0)
+        raw = bytearray(self._raw()[self.offset:self.offset + self.size])
+        raw[off:off + t.get("size", 0)] = encode(t, t.get("size", 0), new, "%s.%s" % (self.name, field))
+        self._write(bytes(raw))
+
+    def __delitem__(self, field: str) -> None:
+        raise IotbpfError("cannot delete a member of %s; set it to 0 instead" % self.name)
+
+    def __iter__(self) -> Iterator:
+        return iter(list(self._members()))
+
+    def __len__(self) -> int:
+        return len(self._members())
+
+
+class MapsView(MutableMapping):
+    """The maps of a node (or a program) by name: ``maps["blocklist"]`` -> MapView.
+
+    C global variables are found by their own name too: ``maps["stats"]`` is the
+    GlobalVariable ``stats`` inside the ``.bss.stats`` map. Well-known maps shared by all apps
+    (``iot_txq``, ``iot_policy``, ``iot_app_demand``) are included. Names are looked up in the
+    first app that has them; ``Node.map(name, app=...)`` picks a specific app.
+    """
+
+    def __init__(self, maps_by_name: dict):
+        self._maps = maps_by_name
+
+    def __repr__(self) -> str:
+        return "<maps: %s>" % ", ".join(self)
+
+    def _variables(self) -> dict:
+        out = {}
+        for name, m in self._maps.items():
+            if not name.startswith(_DATASEC_PREFIXES):
+                continue
+            desc = getattr(m.spec, "value_type", None) or {}
+            for member in desc.get("members", ()):
+                if member.get("name") and member["name"] not in self._maps:
+                    out.setdefault(member["name"], (name, member))
+        return out
+
+    def __getitem__(self, name: str) -> MapView | GlobalVariable:
+        if name in self._maps:
+            return MapView(self._maps[name])
+        variables = self._variables()
+        if name in variables:
+            section, member = variables[name]
+            return GlobalVariable(MapView(self._maps[section]), member)
+        raise IotbpfError("no map or global variable %r (maps: %s)" % (name, ", ".join(self) or "none"))
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        raise IotbpfError("maps are declared by the programs; write entries with maps[%r][key] = value" % name)
+
+    def __delitem__(self, name: str) -> None:
+        raise IotbpfError("maps are declared by the programs and cannot be removed")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._maps or name in self._variables()
+
+    def __iter__(self) -> Iterator:
+        return iter(list(self._maps) + sorted(self._variables()))
+
+    def __len__(self) -> int:
+        return len(self._maps) + len(self._variables())
+
+
+def _errno_name(rc: int) -> str:
+    names = dict((getattr(_T, n), n) for n in ("ENOENT", "EEXIST", "E2BIG", "EINVAL", "ENOMEM", "EPERM",
+                                               "ENOSPC", "EBUSY") if hasattr(_T, n))
+    return "%s, errno %d" % (names.get(-rc, "error"), -rc)
+
+
+# ------------------------------------------------------------------ Program
+
+class Program(_api.Program):
+    """An eBPF program you can compile, load, verify, run and disassemble.
+
+    Build one with ``Program.from_c("handler.c", section="timer")`` (clang-19),
+    ``Program.from_asm("mov %r0, 42\\nexit")``, ``Program.from_file("prog.o" | ".ibpf" | ".s" |
+    ".bin" | ".data", section=...)`` or ``Program.from_bytes(raw)``. Then:
+
+    - ``prog.run(mem=b"...", engine="interp"|"compiled")`` -> r0 (a fault raises BPFFault
+      ``pc N: <insn>: <reason>``); ``prog.execute(...)`` -> RunResult with ``r0``, ``insns``;
+    - ``prog.verify(mem_size=None, hook=None)`` -> the verifier's result, or VerifierError;
+      helpers default to the Linux helpers, as for ``run``;
+    - ``prog.disasm()`` -> assembler text; ``prog.maps["counts"]`` -> typed views of its maps
+      (their contents persist across runs of the same Program).
+
+    >>> p = Program.from_asm("mov %r0, 42\\nexit")
+    >>> p.run()
+    42
+    """
+
+    @classmethod
+    def from_c(cls, path_or_source: str | os.PathLike, section: str | None = None, cpu: str = "v3",
+               clang: str | None = None, include: list | None = None) -> Program:
+        """Compile C with ``clang-19 -O2 -g -target bpf`` (``#include "iotbpf.h"`` works: the
+        bundled header folder is on the include path) and load the program of ``section``.
+
+        ``path_or_source`` is a ``.c`` file, or C source text (anything containing a newline).
+        ``section=None`` works when the object has one program; otherwise the LoadError lists
+        the sections. Raises IotbpfError when clang-19 is missing, LoadError on a compile error.
+        """
+        text = os.fspath(path_or_source)
+        with tempfile.TemporaryDirectory(prefix="iotbpf-c-") as tmp:
+            if "\n" in text:
+                source = os.path.join(tmp, "program.c")
+                with open(source, "w") as f:
+                    f.write(text)
+                name = "program"
+            else:
+                if not os.path.isfile(text):
+                    raise LoadError("C source not found: %s (give a .c file or C source text)" % text)
+                source = text
+                name = os.path.splitext(os.path.basename(text))[0]
+            obj = compile_c(source, os.path.join(tmp, name + ".o"), cpu=cpu, clang=clang, include=include)
+            return cls.from_file(obj, section=section)
+
+    @property
+    def maps(self) -> MapsView:
+        """The program's maps by name (MapView / GlobalVariable), live: runs of this Program
+        share them, so counters a program keeps can be read after ``run()``."""
+        entries = self.program.maps
+        if any(not isinstance(m, _maps.Map) for m in entries):
+            _maps.instantiate(self.program)
+        return MapsView(dict((m.name, m) for m in self.program.maps))
+
+
+# ------------------------------------------------------------------ SimulationResult
+
+class SimulationResult(_api.SimulationResult):
+    """What ``Node.simulate`` produced.
+
+    - ``energy`` (J), ``average_current_a``, ``lifetime_days`` (predicted, from the battery
+      model), ``battery`` (dict: soc, drawn_mah, time_to_empty_s, ...), ``per_app``
+      ({app: J}, BatteryStats-style attribution; "system" is energy no app caused);
+    - ``summary`` (the full deterministic dict), ``hook("timer")`` (per-hook counts),
+      ``faults``, ``text()`` (what ``iotbpf simulate`` prints), ``to_json()``, ``to_dict()``;
+    - ``plot(path=None, view=None)`` draws power by component, states, battery and per-app
+      energy over the run (matplotlib; returns the Figure); ``report`` is the same numbers as
+      the ``--report`` JSON.
+
+    The energy properties raise IotbpfError when the node ran without an energy model (no board).
+    """
+
+    _report: dict | None = None
+
+    def _energy(self) -> dict:
+        energy = self.summary.get("energy")
+        if energy is None:
+            raise IotbpfError("this node ran without an energy model: give Node(..., board=...) "
+                              "or a \"board\" in app.json")
+        return energy
+
+    @property
+    def energy(self) -> float:
+        """Energy used over the run, in joules (all components of the board)."""
+        return float(self._energy()["energy_j"])
+
+    @property
+    def average_current_a(self) -> float:
+        """Average current drawn from the battery, in amperes."""
+        return float(self._energy()["average_current_a"])
+
+    @property
+    def lifetime_days(self) -> float | None:
+        """Predicted battery lifetime from boot, in days (None: unlimited, e.g. with harvesting)."""
+        value = self._energy().get("lifetime_days")
+        return None if value is None else float(value)
+
+    @property
+    def battery(self) -> dict:
+        """The battery model's state at the end: model, capacity_mah, soc, drawn_mah, dead, ..."""
+        return dict(self._energy().get("battery") or {})
+
+    @property
+    def per_app(self) -> dict:
+        """Energy per app in joules, largest first ("system" = energy no app caused)."""
+        apps = self._energy().get("apps") or {}
+        return dict(sorted(apps.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    @property
+    def report(self) -> dict:
+        """The run as the ``--report`` JSON dict (time series of power, states, battery, apps)."""
+        if self._report is None:
+            raise IotbpfError("this result has no time series: simulate with samples > 0 on a node "
+                              "with an energy model")
+        return self._report
+
+    def plot(self, path: str | os.PathLike | None = None, view: str | list | None = None) -> Any:
+        """Plot the run: ``view`` one of "power", "states", "soc", "apps" (or a list; default all)
+        into one figure, saved to ``path`` (.png/.svg/.pdf) when given. Returns the Figure."""
+        from iotbpf.report import plots
+
+        report = self.report
+        views = [view] if isinstance(view, str) else view
+        known = plots.available_views(report)
+        for v in views or ():
+            if v not in known:
+                raise IotbpfError("unknown plot view %r (available: %s)" % (v, ", ".join(known)))
+        return plots.plot_report(report, path, views)
+
+    def save_report(self, path: str | os.PathLike) -> str:
+        """Write the ``--report`` numbers as FILE.json or FILE.csv; returns the path."""
+        from iotbpf.report.export import write_report
+
+        if not os.fspath(path).endswith((".json", ".csv")):
+            raise IotbpfError("report file must end in .json or .csv: %s" % os.fspath(path))
+        return write_report(self.report, path)
+
+
+# ------------------------------------------------------------------ Node
+
+class Node(_api.Node):
+    """A node running eBPF apps on a board's energy model, in virtual (or real) time.
+
+    >>> node = Node("sensor_node", board="nrf52840_dk", policy="batching", seed=1)
+    >>> result = node.simulate(days=1)
+    >>> round(result.energy, 3), result.per_app["sensor_node"] > 0
+    (0.857, True)
+    >>> node.maps["stats"]["count"]
+    1439
+
+    ``app`` is a bundled app name (``sensor_node``, ``rx_filter``, ``app_monitor``), an app
+    folder or an app.json; ``board``/``policy`` default to the app's; the same ``seed`` gives the
+    same result, byte for byte. Main methods:
+
+    - ``simulate(duration="1d" | days=N, samples=240)`` -> SimulationResult (a Node runs once);
+    - ``maps`` -> dict-like typed views: ``node.maps["blocklist"][66] = 1`` before or after a
+      run, ``node.maps["stats"]`` (a C global), ``dict(node.maps["verdicts"])``;
+    - ``build()`` (load and verify without running), ``add_app(app)``, ``post(hook, fields,
+      at_ns)`` (schedule an event), ``inject``/``run_realtime`` (real time), ``map(name)``
+      (the raw map), ``map_update``/``map_items``/``map_delete`` (bytes), ``app_stats()``.
+    """
+
+    @property
+    def maps(self) -> MapsView:
+        """Every map of the node's apps and the shared well-known maps, by name (typed views)."""
+        rt = self.build()
+        by_name = {}
+        for app in rt.apps:
+            for name, m in app.maps.items():
+                by_name.setdefault(name, m)
+        for name, m in rt.shared_maps.items():
+            by_name.setdefault(name, m)
+        return MapsView(by_name)
+
+    def simulate(self, duration: str | int | None = None, progress: Any = None, *, days: float | None = None,
+                 samples: int = DEFAULT_SAMPLES) -> SimulationResult:
+        """Run in virtual time from boot for ``duration`` ("1h", "30d", "1y" or ns) or ``days``
+        (default one day) and return the SimulationResult.
+
+        With an energy model, ``samples`` read-only snapshots of the scheduler's ledger and
+        battery are taken over the run for ``result.plot()``/``result.report`` (0: none); they
+        do not change any result. A node runs once: make a new Node to simulate again.
+        """
+        if days is not None:
+            if duration is not None:
+                raise IotbpfError("give duration or days, not both")
+            if not isinstance(days, (int, float)) or days <= 0:
+                raise IotbpfError("days must be a positive number, not %r" % (days,))
+            duration = int(round(days * 86400)) * 1000000000
+        ns = _api.duration_ns("1d" if duration is None else duration)
+        if ns <= 0:
+            raise IotbpfError("the duration must be positive")
+        rt = self.build()
+        session = None
+        if samples and self.scheduler is not None and not rt.booted:
+            from iotbpf.report.attach import Session
+
+            meta = {"app": ",".join(m.name for m in self.manifests), "node_id": self.node_id,
+                    "seed": self.seed, "clock": "virtual", "duration_ns": ns,
+                    "policy": getattr(self.scheduler, "policy", None),
+                    "board": getattr(getattr(self.scheduler, "board", None), "name", None)}
+            session = Session(rt, meta, ns, max(2, int(samples))).start()
+        result = super().simulate(ns, progress)
+        if session is not None:
+            session.take_sample()
+            result.events_handled -= session.samples_taken
+            if len(session.recorder):
+                result._report = session.recorder.report()
+        return result
+
+
+# ------------------------------------------------------------------ compare
+
+class Comparison(list):
+    """Rows of a policy comparison (a list of dicts: policy, energy_j, average_current_a,
+    lifetime_days, deadline_misses, ratio_to_oracle), plus an "oracle" row: the minimum energy
+    for the same events. ``text()`` is the table ``iotbpf simulate --compare`` prints."""
+
+    def text(self) -> str:
+        from iotbpf.kernel.scheduler import format_compare
+
+        return format_compare(list(self)).rstrip("\n") + "\n"
+
+    def row(self, policy: str) -> dict:
+        """The row of one policy (KeyError if it was not compared)."""
+        for r in self:
+            if r["policy"] == policy:
+                return r
+        raise KeyError(policy)
+
+
+def compare(policies: list | tuple | str, app: str | os.PathLike = "sensor_node", board: str | None = None,
+            days: float = 30, seed: int = 0, duration: str | int | None = None,
+            events: Any = None) -> Comparison:
+    """Simulate ``app`` once per scheduler policy (same seed, same events) and compare them with
+    the offline oracle, as ``iotbpf simulate APP --compare P1,P2`` does.
+
+    ``policies``: names from ``iotbpf.kernel.scheduler.POLICIES`` (always_on, duty_cycle,
+    batching, dvfs, race, oracle) as a list or a comma-separated string; ``duration`` (e.g.
+    "12h") overrides ``days``. Returns a Comparison (list of row dicts; ``.text()`` for the table).
+    """
+    from iotbpf.kernel.scheduler import POLICIES
+    from iotbpf.kernel.scheduler import compare as _compare
+
+    if isinstance(policies, str):
+        policies = [p.strip() for p in policies.split(",") if p.strip()]
+    policies = list(policies)
+    if not policies:
+        raise IotbpfError("compare needs at least one policy (known: %s)" % ", ".join(POLICIES))
+    for p in policies:
+        if p not in POLICIES:
+            raise IotbpfError("unknown policy %r (known: %s)" % (p, ", ".join(POLICIES)))
+    if len(set(policies)) != len(policies):
+        raise IotbpfError("a policy is listed twice: %s" % ", ".join(policies))
+    if duration is None:
+        if not isinstance(days, (int, float)) or days <= 0:
+            raise IotbpfError("days must be a positive number, not %r" % (days,))
+        duration = int(round(days * 86400)) * 1000000000
+    ns = _api.duration_ns(duration)
+    schedulers = {}
+    for policy in policies:
+        node = Node(app, board=board, seed=seed, policy=policy, events=events)
+        node.build()
+        if node.scheduler is None:
+            raise IotbpfError("compare needs a board (board=..., or \"board\" in app.json)")
+        node.simulate(ns, samples=0)
+        schedulers[policy] = node.scheduler
+    return Comparison(_compare(schedulers))
+
+
+__all__ = ["Program", "Node", "SimulationResult", "compare", "Comparison", "MapView", "MapsView",
+           "GlobalVariable", "compile_c", "find_clang", "include_dir", "encode", "decode"]
