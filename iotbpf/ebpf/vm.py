@@ -9,8 +9,8 @@ VM
     maps=None)``. ``program`` is a ``program.Program`` (or anything with ``.insns``, the
     slot-indexed Instruction list of isa.py, and ``.maps``). ``helpers``: None, a dict
     ``{id: fn_or_spec}`` or a HelperTable (anything with ``.get(id)``); a spec is any object
-    with ``.func`` (and optionally ``.name``). ``engine``: "interp" or "compiled" (the
-    compiled engine is ``ebpf/compiler.py``; see ``make_engine``). ``budget``: default
+    with ``.func`` (and optionally ``.name``). ``engine``: "interp", "compact" or "compiled"
+    (see Engines below and ``make_engine``). ``budget``: default
     instruction budget per run (None = unlimited). ``maps`` overrides ``program.maps``.
     Construction pre-decodes the program and resolves every lddw; a lddw the VM cannot
     resolve (BTF id, kernel symbol, missing map) raises ``LoadError`` naming the source.
@@ -80,6 +80,8 @@ BPFFault kinds: "oob" (out of bounds, NULL, not a pointer), "readonly", "opcode"
 malformed instruction), "jump" (target out of range, into a lddw, fell off the end),
 "depth" (more than 8 frames), "helper" (unknown helper or the helper failed), "budget";
 "internal" marks a bug in an engine (a Python exception that should never happen).
+``fault.source`` is the (file, line, text) of the nearest line-info entry of the faulting
+function, also appended to the message as `` [file:line: text]``.
 """
 
 import struct
