@@ -113,3 +113,16 @@ def test_build_reports_compiler_errors_in_one_line(cli, clang, tmp_path):
                                               "programs": {"timer": "timer"}}))
     r = cli("build", str(app), "--clang", clang.path)
     assert r.code == 1 and r.err.startswith("error: clang failed") and r.err.count("\n") == 1
+
+
+def test_a_bad_sim_section_is_a_one_line_error(cli, tmp_path):
+    app = json.loads((REPO / "apps" / "sensor_node" / "app.json").read_text())
+    app["object"] = str(REPO / "apps" / "sensor_node" / "sensor_node.o")
+    app.pop("bundle")
+    for sim, message in (({"gpio": [{"pin": 1, "rate_per_hour": 0}]}, "rate_per_hour must be a positive"),
+                         ({"sensors": [{"id": 0, "mean": [1]}]}, "sim:"),
+                         ({"radio": {"bitrate": -5}}, "bitrate must be")):
+        app["sim"] = sim
+        (tmp_path / "app.json").write_text(json.dumps(app))
+        r = cli("simulate", str(tmp_path / "app.json"), "--duration", "1h")
+        assert r.code == 2 and r.err.startswith("error: app sensor_node: sim:") and message in r.err, r.err

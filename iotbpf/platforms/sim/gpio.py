@@ -10,7 +10,11 @@ class PoissonPin:
     """An input pin that pulses high for ``pulse`` at Poisson-distributed times (``rate_per_hour``)."""
 
     def __init__(self, seed, pin, rate_per_hour=1.0, pulse="100ms"):
-        self.pin = int(pin)
+        if not isinstance(pin, int) or pin < 0:
+            raise ValueError("gpio pin must be a non-negative integer, got %r" % (pin,))
+        if not isinstance(rate_per_hour, (int, float)) or rate_per_hour <= 0:
+            raise ValueError("gpio pin %d: rate_per_hour must be a positive number" % pin)
+        self.pin = pin
         self.rng = Rng(seed, "gpio:%d" % self.pin)
         self.mean_gap_ns = int(NS_PER_H / float(rate_per_hour))
         self.pulse_ns = parse_duration(pulse)

@@ -67,6 +67,9 @@ class SimPlatform:
             self.sensors[sid] = make_sensor(seed, spec, read_file)
         self.sensor_periods = [(int(s.get("id", 0)), parse_duration(s["period"]))
                                for s in config.get("sensors", ()) if "period" in s]
+        for sid, period in self.sensor_periods:
+            if period <= 0:
+                raise ValueError("sensor %d: period must be a positive duration" % sid)
         pins = config.get("gpio", ())
         self.pins = [PoissonPin(seed, p["pin"], p.get("rate_per_hour", 1), p.get("pulse", "100ms"))
                      for p in pins]

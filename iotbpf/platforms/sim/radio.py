@@ -11,11 +11,16 @@ class Link:
 
     def __init__(self, seed, bitrate=250000, overhead_bytes=17, loss_ppm=10000):
         self.rng = Rng(seed, "radio:link")
-        self.bitrate = int(bitrate)
-        self.overhead = int(overhead_bytes)
-        self.loss_ppm = int(loss_ppm)
+        for name, value in (("bitrate", bitrate), ("overhead_bytes", overhead_bytes), ("loss_ppm", loss_ppm)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError("sim.radio.%s must be a non-negative integer" % name)
+        self.bitrate = bitrate
+        self.overhead = overhead_bytes
+        self.loss_ppm = loss_ppm
         if self.bitrate <= 0:
-            raise ValueError("radio bitrate must be positive")
+            raise ValueError("sim.radio.bitrate must be positive")
+        if self.loss_ppm > 1000000:
+            raise ValueError("sim.radio.loss_ppm must be at most 1000000")
 
     def airtime_ns(self, nbytes):
         """Time on air of a packet of nbytes payload (preamble/header/CRC overhead included)."""
@@ -39,7 +44,9 @@ class TrafficSource:
         self.port = int(spec.get("port", 1))
         self.rssi = int(spec.get("rssi", -70))
         self.period_ns = parse_duration(spec["period"]) if "period" in spec else 0
-        rate = float(spec.get("rate_per_hour", 0))
+        rate = spec.get("rate_per_hour", 0)
+        if not isinstance(rate, (int, float)) or rate < 0:
+            raise ValueError("traffic source %d: rate_per_hour must be a positive number" % self.src)
         self.mean_gap_ns = int(NS_PER_H / rate) if rate > 0 else 0
         if not self.period_ns and not self.mean_gap_ns:
             raise ValueError("traffic source %d needs a period or a rate_per_hour" % self.src)

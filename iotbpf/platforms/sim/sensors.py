@@ -30,6 +30,8 @@ class RandomWalkSensor:
         self.mean = int(mean)
         self.step_size = int(step_size)
         self.step_ns = parse_duration(step)
+        if self.step_ns <= 0:
+            raise ValueError("sensor %s: step must be a positive duration" % name)
         self.diurnal = int(diurnal)
         self.minimum = int(minimum)
         self.maximum = int(maximum)
