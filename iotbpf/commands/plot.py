@@ -9,7 +9,7 @@ import argparse
 import os
 
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.report.export import load_report
+from iotbpf.report.export import load_report, report_from_saved
 
 VIEWS = ("power", "states", "soc", "apps", "policies")   # iotbpf.report.plots.VIEWS
 
@@ -17,11 +17,16 @@ NAME = "plot"
 HELP = "plot a saved energy report (from simulate/monitor --report FILE.json)"
 EXAMPLE = """iotbpf plot run.json          # run.json from: iotbpf simulate sensor_node --report run.json
 iotbpf plot run.json -o run.png
-iotbpf plot run.json --plot-dir plots/ --view power --view soc"""
+iotbpf plot run.json --plot-dir plots/ --view power --view soc
+iotbpf plot seen.jsonl --node greenhouse-1   # seen.jsonl from: iotbpf listen URL --save seen.jsonl"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("report", metavar="REPORT.json", help="a report written with --report FILE.json")
+    parser.add_argument("report", metavar="REPORT.json",
+                        help="a report written with --report FILE.json, or the reports `iotbpf listen "
+                             "--save FILE.jsonl` saved")
+    parser.add_argument("--node", metavar="NAME",
+                        help="with a listen --save file: which node (default: the one with most reports)")
     out = parser.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", metavar="FILE.png", help="one image with every plot (default: REPORT.png)")
     out.add_argument("--plot-dir", metavar="DIR", help="one image per plot in DIR")
@@ -32,7 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from iotbpf.report import plots  # matplotlib is slow to import: only when plotting
 
-    report = load_report(args.report)
+    if args.report.endswith(".jsonl"):
+        report = report_from_saved(args.report, args.node)
+    else:
+        report = load_report(args.report)
     views = args.view or plots.available_views(report)
     missing = [v for v in views if v not in plots.available_views(report)]
     if missing:

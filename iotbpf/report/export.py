@@ -303,3 +303,54 @@ def report_to_csv(report: dict) -> str:
     for row in csv_rows(report):
         writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
     return out.getvalue()
+
+
+# --------------------------------------------------------------------------- saved MQTT reports
+
+def report_from_saved(path: str | os.PathLike, node: str | None = None) -> dict:
+    """A report (schema above) from the JSON lines ``iotbpf listen --save FILE`` wrote.
+
+    Takes one node's battery, energy and apps reports (``node``, or the node with the most
+    reports), grouped by the node's own timestamp; energy per component comes from the energy
+    reports' ``components`` (cumulative ``energy_j``), or their total as component "node".
+    """
+    path = os.fspath(path)
+    by_node: dict[str, dict[int, dict]] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except OSError as exc:
+        raise LoadError("cannot read %s: %s" % (path, exc.strerror)) from None
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise LoadError("%s:%d: not a JSON line" % (path, number)) from None
+        payload = entry.get("payload") if isinstance(entry, dict) else None
+        if not isinstance(payload, dict) or payload.get("kind") not in ("battery", "energy", "apps"):
+            continue
+        at = by_node.setdefault(str(payload.get("node")), {}).setdefault(int(payload.get("ts_ns", 0)), {})
+        at[payload["kind"]] = payload.get("data", {})
+    if not by_node:
+        raise LoadError("%s has no battery, energy or apps reports" % path)
+    if node is None:
+        node = max(sorted(by_node), key=lambda n: len(by_node[n]))
+    elif node not in by_node:
+        raise LoadError("%s has no reports of node %r (nodes: %s)" % (path, node, ", ".join(sorted(by_node))))
+    rec = Recorder({"node": node, "source": os.path.basename(path)}, origin="zero")
+    for ts in sorted(by_node[node]):
+        kinds = by_node[node][ts]
+        energy = kinds.get("energy")
+        if energy is None:
+            continue
+        comps = energy.get("components")
+        if isinstance(comps, dict) and comps:
+            components = {n: {"energy_j": c.get("energy_j") or 0.0} for n, c in comps.items()}
+        else:
+            components = {"node": {"energy_j": energy.get("energy_j") or 0.0}}
+        battery = kinds.get("battery", {})
+        apps = {a: v.get("energy_j") or 0.0 for a, v in kinds.get("apps", {}).get("apps", {}).items()}
+        rec.sample(ts, components, battery.get("soc_percent"), battery.get("time_to_empty_s"), apps)
+    if len(rec) < 2:
+        raise LoadError("%s: node %s has fewer than two energy reports to plot" % (path, node))
+    return rec.report()

@@ -279,8 +279,12 @@ _PLOTTERS = {"power": plot_power, "states": plot_states, "soc": plot_soc, "apps"
 
 
 def available_views(report: dict) -> list[str]:
-    """The views a report has data for (policies only with a comparison, apps only with apps)."""
-    views = ["power", "states", "soc"]
+    """The views a report has data for (states only when states were recorded, apps only with
+    apps, policies only with a comparison)."""
+    views = ["power"]
+    if any(s is not None for states in report["series"]["state"].values() for s in states):
+        views.append("states")
+    views.append("soc")
     if report.get("apps"):
         views.append("apps")
     if report.get("policies"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from iotbpf.report.export import Recorder, write_report
 from iotbpf.report.mqtt import Publisher
 
@@ -92,3 +94,27 @@ def test_simulate_writes_reports_and_plots_without_changing_its_output(cli, tmp_
     assert cli("plot", tmp_path / "r.json", "-o", tmp_path / "again.png").code == 0
     bad = cli("simulate", "sensor_node", "--duration", "1d", "--mqtt", "mqtt://h:notaport")
     assert bad.code == 2 and bad.err.startswith("error: bad MQTT URL") and bad.err.count("\n") == 1
+
+
+def test_plot_what_listen_saved(cli, mosquitto_broker, tmp_path):
+    from iotbpf.report.export import load_report, report_from_saved
+
+    url = mosquitto_broker.url
+    assert cli("listen", url, "--client-id", "ops-2", "--duration", "300ms").code == 0
+    r = cli("simulate", "sensor_node", "--duration", "1d", "--samples", "12", "--mqtt", url, "--node-name",
+            "field-9", "--outbox", tmp_path / "o.db", "--report", tmp_path / "sim.json")
+    assert r.code == 0, r.err
+    assert cli("listen", url, "--client-id", "ops-2", "--duration", "1s", "--save", tmp_path / "seen.jsonl").code == 0
+    saved = report_from_saved(tmp_path / "seen.jsonl")
+    sim = load_report(tmp_path / "sim.json")
+    assert saved["meta"]["node"] == "field-9"
+    assert saved["series"]["t_s"] == sim["series"]["t_s"]
+    assert saved["totals"]["energy_j"] == pytest.approx(sim["totals"]["energy_j"], rel=1e-9)
+    assert saved["series"]["power_w"]["radio"] == pytest.approx(sim["series"]["power_w"]["radio"], rel=1e-9)
+    assert saved["series"]["soc_percent"] == pytest.approx(sim["series"]["soc_percent"], rel=1e-6)
+    r = cli("plot", tmp_path / "seen.jsonl", "--plot-dir", tmp_path / "views")
+    assert r.code == 0, r.err
+    # MQTT reports carry energy per component, not time per state: no state timeline.
+    assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["apps.png", "power.png", "soc.png"]
+    r = cli("plot", tmp_path / "seen.jsonl", "--node", "nobody")
+    assert r.code == 2 and "no reports of node 'nobody' (nodes: field-9)" in r.err
