@@ -690,8 +690,8 @@ class CompactInterpreter:
             else:
                 f = (ALU64_FUNCS if is64 else ALU32_FUNCS)[code]
             if op & isa.BPF_X:
-                return (_c_alu_x, d, s, f)
-            return (_c_alu_k, d, imm & M64, f)
+                return (_C_FAST_X.get(op, _c_alu_x) if not off else _c_alu_x, d, s, f)
+            return (_C_FAST_K.get(op, _c_alu_k) if not off else _c_alu_k, d, imm & M64, f)
         if kind == "end":
             if imm not in (16, 32, 64):
                 return (_c_fault, "invalid byte swap width %d" % imm, "opcode", self)
@@ -736,6 +736,10 @@ class CompactInterpreter:
             b = s if x else imm & mask
             if not 0 <= target < self.n:
                 return (_c_jbad, d, b, cond, mask, x, self, "jump target %d out of range" % target)
+            if is64:
+                fast = (_C_FAST_JX if x else _C_FAST_JK).get(op & 0xF0)
+                if fast is not None:
+                    return (fast, d, b, cond, mask, target)
             return (_c_jx if x else _c_jk, d, b, cond, mask, target)
         if kind == "call":
             if s == isa.BPF_PSEUDO_CALL:
@@ -849,6 +853,52 @@ def _c_alu_x(r, t, pc):
     d = t[1]
     r[d] = t[3](r[d], r[t[2]])
     return pc + 1
+
+
+# the most frequent forms without the value-function call (same results as the tables)
+def _c_mov_k(r, t, pc):
+    r[t[1]] = t[2]
+    return pc + 1
+
+
+def _c_add_k(r, t, pc):
+    d = t[1]
+    r[d] = (r[d] + t[2]) & M64
+    return pc + 1
+
+
+def _c_mov_x(r, t, pc):
+    r[t[1]] = r[t[2]]
+    return pc + 1
+
+
+def _c_add_x(r, t, pc):
+    d = t[1]
+    r[d] = (r[d] + r[t[2]]) & M64
+    return pc + 1
+
+
+def _c_jeq_k(r, t, pc):
+    return t[5] if r[t[1]] == t[2] else pc + 1
+
+
+def _c_jne_k(r, t, pc):
+    return t[5] if r[t[1]] != t[2] else pc + 1
+
+
+def _c_jeq_x(r, t, pc):
+    return t[5] if r[t[1]] == r[t[2]] else pc + 1
+
+
+def _c_jne_x(r, t, pc):
+    return t[5] if r[t[1]] != r[t[2]] else pc + 1
+
+
+_C_FAST_K = {isa.BPF_ALU64 | isa.BPF_MOV: _c_mov_k, isa.BPF_ALU64 | isa.BPF_ADD: _c_add_k}
+_C_FAST_X = {isa.BPF_ALU64 | isa.BPF_X | isa.BPF_MOV: _c_mov_x,
+             isa.BPF_ALU64 | isa.BPF_X | isa.BPF_ADD: _c_add_x}
+_C_FAST_JK = {isa.BPF_JEQ: _c_jeq_k, isa.BPF_JNE: _c_jne_k}
+_C_FAST_JX = {isa.BPF_JEQ: _c_jeq_x, isa.BPF_JNE: _c_jne_x}
 
 
 def _c_lddw(r, t, pc):
