@@ -15,11 +15,15 @@ HELP = "simulate a node running an app for days to years of virtual time"
 EXAMPLE = """iotbpf simulate sensor_node --duration 1y
 iotbpf simulate rx_filter --duration 1d --seed 7 --json
 iotbpf simulate sensor_node --duration 30d --compare always_on,duty_cycle,batching
-iotbpf simulate apps/app_monitor --events usage.jsonl --report usage.json"""
+iotbpf simulate apps/app_monitor --events usage.jsonl --report usage.json
+iotbpf simulate sensor_node --fleet 20 --duration 30d"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("app", help="bundled app name, app folder or app.json")
+    from iotbpf.commands import fleet_cli
+
+    parser.add_argument("app", nargs="?", help="bundled app name, app folder or app.json "
+                        "(optional with --fleet SPEC.json)")
     parser.add_argument("--board", metavar="B", help="board (bundled name or JSON file; default: the app's)")
     parser.add_argument("--duration", default="1d", metavar="D",
                         help="virtual time to simulate (1d, 30d, 1y)")
@@ -34,9 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default="compiled", choices=("compiled", "interp"),
                         help=argparse.SUPPRESS)
     report_attach.add_arguments(parser)
+    fleet_cli.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "fleet", None):
+        from iotbpf.commands import fleet_cli
+
+        return fleet_cli.run(args)
+    if not args.app:
+        raise IotbpfError("simulate needs an APP (a bundled name, an app folder or an app.json)")
     ns = duration_ns(args.duration)
     if args.compare:
         return _compare(args, ns)
