@@ -374,9 +374,9 @@ class Publisher:
 
     def pending(self) -> int:
         """Reports not yet acknowledged by the broker (in the outbox)."""
+        # Under the lock, so a batch being deleted is never counted as gone twice.
         with self._lock:
-            unflushed = len(self._acked_rows)
-        return self.outbox.count() - unflushed
+            return self.outbox.count() - len(self._acked_rows)
 
     def flush(self, timeout: float) -> bool:
         """Wait until the broker acknowledged every report; False on timeout."""
@@ -417,7 +417,7 @@ class Publisher:
             self._thread.join(timeout=5)
         with self._lock:
             acked, self._acked_rows = self._acked_rows, []
-        self.outbox.ack(acked)
+            self.outbox.ack(acked)
         self.undelivered = self.outbox.count()
         if self._own_outbox:
             self.outbox.close()
@@ -475,10 +475,10 @@ class Publisher:
                 break
             with self._lock:
                 acked, self._acked_rows = self._acked_rows, []
+                if acked:
+                    self.outbox.ack(acked)
+                    self.acked += len(acked)
                 room = self.window - len(self._inflight)
-            if acked:
-                self.outbox.ack(acked)
-                self.acked += len(acked)
             if room <= 0:
                 continue
             for row in self.outbox.pending(limit=room, after_id=self._handed):
