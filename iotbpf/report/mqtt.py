@@ -483,6 +483,8 @@ class Publisher:
                 continue
             for row in self.outbox.pending(limit=room, after_id=self._handed):
                 info = self.client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+                if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+                    break   # paho did not take it (its queue is full): try again on the next wake-up
                 self._handed = row.id
                 with self._lock:
                     if info.mid in self._early:
