@@ -46,6 +46,7 @@ import queue
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from iotbpf.ebpf import types as T
@@ -201,7 +202,7 @@ class CommandHandler:
         self.max_command_bytes = max_command_bytes
         self.max_bundle_bytes = max_bundle_bytes
         self.max_message_bytes = max_command_bytes + (max_bundle_bytes * 4) // 3 + 4
-        self.replies: list[dict] = []
+        self.replies: deque = deque(maxlen=100)   # the latest replies, for the node's own view
         self._watch: dict[str, tuple] = {}   # section -> (previous program, fault baseline, id)
         self._inbox: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
