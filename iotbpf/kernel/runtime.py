@@ -9,7 +9,9 @@ in the programs. MicroPython-compatible.
 Platform interface (what ``platform`` provides; iotbpf/platforms/sim/platform.py is one)
     ``sensor_read(sensor_id, now_ns) -> int or None``, ``gpio_read(pin) -> int or None``,
     ``gpio_write(pin, level) -> bool``, ``airtime_ns(nbytes) -> int``, ``delivered() -> bool``
-    (link loss), ``jitter_ns(max_ns) -> int`` and ``start(runtime, end_ns)``, which schedules
+    (link loss), ``jitter_ns(max_ns) -> int``, ``transmit(app_name, payload, now_ns) -> bool``
+    (a real node sends the packet's bytes when the scheduler completes it; False = lost),
+    ``log_line(now_ns, app_name, msg, value)`` (each iot_log line) and ``start(runtime, end_ns)``, which schedules
     its event streams with ``runtime.queue.push(t, fn, arg)`` and delivers each event with
     ``runtime.raise_event(hook, fields)``. Every method is optional except ``start``.
 
@@ -619,15 +621,15 @@ class Runtime:
         app.tx_packets += 1
         app.tx_bytes += nbytes
         if self.scheduler is not None:
-            self._sched_tx.append((nbytes, app, deadline, now))
+            self._sched_tx.append((nbytes, app, deadline, now, payload))
             self.scheduler.enqueue_tx(now, nbytes, deadline, app.name)
             self._reschedule_wakeup()
         else:
             start = now if now > self._radio_free_ns else self._radio_free_ns
-            air = self.platform.airtime_ns(nbytes) if self.platform is not None else 0
-            done = start + air
+            airtime = getattr(self.platform, "airtime_ns", None)
+            done = start + (airtime(nbytes) if airtime is not None else 0)
             self._radio_free_ns = done
-            self.queue.push(done, self._tx_done_plain, (nbytes, app, deadline, now))
+            self.queue.push(done, self._tx_done_plain, (nbytes, app, deadline, now, payload))
         self._update_txq()
         return True
 
@@ -657,7 +659,11 @@ class Runtime:
             msg = text.decode()
         except Exception:
             msg = repr(text)
-        self.logs.append((self.clock.now_ns(), app.name, msg, value))
+        now = self.clock.now_ns()
+        self.logs.append((now, app.name, msg, value))
+        log_line = getattr(self.platform, "log_line", None)
+        if log_line is not None:
+            log_line(now, app.name, msg, value)
 
     # ---------------------------------------------------------------- radio
 
@@ -674,11 +680,16 @@ class Runtime:
         return results
 
     def _tx_done_plain(self, now, arg):
-        nbytes, app, deadline, queued_at = arg
-        ok = self.platform.delivered() if self.platform is not None else True
-        self._complete_tx(now, nbytes, app, deadline, queued_at, ok)
+        nbytes, app, deadline, queued_at, payload = arg
+        delivered = getattr(self.platform, "delivered", None)
+        ok = delivered() if delivered is not None else True
+        self._complete_tx(now, nbytes, app, deadline, queued_at, ok, payload)
 
-    def _complete_tx(self, now, nbytes, app, deadline, queued_at, ok):
+    def _complete_tx(self, now, nbytes, app, deadline, queued_at, ok, payload):
+        transmit = getattr(self.platform, "transmit", None)
+        if transmit is not None:
+            # a real platform sends the bytes here (serial, MQTT); its answer counts as delivery
+            ok = bool(transmit(app.name, payload, now)) and ok
         tx = self.tx
         tx["in_flight"] -= 1
         tx["in_flight_bytes"] -= nbytes
@@ -716,11 +727,12 @@ class Runtime:
             entry = self._pop_sched_tx(app_name, nbytes)
             if entry is None:
                 continue
-            _n, app, deadline, queued_at = entry
-            if ok and self.platform is not None and hasattr(self.platform, "delivered"):
-                ok = self.platform.delivered()
+            _n, app, deadline, queued_at, payload = entry
+            delivered = getattr(self.platform, "delivered", None)
+            if ok and delivered is not None:
+                ok = delivered()
             self._complete_tx(now if done_ns is None else max(now, done_ns), nbytes, app, deadline,
-                              queued_at, ok)
+                              queued_at, ok, payload)
         self._reschedule_wakeup()
 
     def _pop_sched_tx(self, app_name, nbytes):

@@ -242,3 +242,50 @@ def test_events_from_outside_must_name_a_hook_and_its_fields():
         rt.post("gpi0", {}, 1)
     with pytest.raises(LoadError, match="hook gpio has no context field 'lvl'"):
         rt.inject("gpio", {"lvl": 1})
+
+
+def test_a_real_platform_sends_the_packet_bytes_and_gets_the_log_lines():
+    class Wire(SimPlatform):
+        def __init__(self):
+            SimPlatform.__init__(self, {"radio": {"loss_ppm": 0}}, seed=1)
+            self.sent = []
+            self.lines = []
+
+        def transmit(self, app_name, payload, now_ns):
+            self.sent.append((app_name, bytes(payload), now_ns))
+            return len(self.sent) == 1  # the second packet is lost on the wire
+
+        def log_line(self, now_ns, app_name, msg, value):
+            self.lines.append((now_ns, app_name, msg, value))
+
+    # boot: send 8 bytes of the stack twice, log "hi"
+    prog = Program.from_asm("""
+        lddw %r1, 0x0807060504030201
+        stxdw [%r10-8], %r1
+        mov %r1, %r10
+        add %r1, -8
+        mov %r2, 8
+        mov %r3, 0
+        call 0x1005
+        mov %r1, %r10
+        add %r1, -8
+        mov %r2, 8
+        mov %r3, 0
+        call 0x1005
+        mov %r1, 0x6968
+        stxdw [%r10-16], %r1
+        mov %r1, %r10
+        add %r1, -16
+        mov %r2, 8
+        mov %r3, 42
+        call 0x1009
+        mov %r0, 0
+        exit
+    """)
+    wire = Wire()
+    rt = Runtime(platform=wire, verify=False)
+    rt.load_app(manifest({"boot": "b"}, name="w"), {"b": prog})
+    rt.run_until(NS_PER_S)
+    assert [(a, p) for a, p, _t in wire.sent] == [("w", bytes(range(1, 9)))] * 2
+    assert rt.tx["sent"] == 1 and rt.tx["lost"] == 1
+    assert wire.lines == [(0, "w", "hi", 42)]
