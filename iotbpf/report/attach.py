@@ -217,8 +217,7 @@ def attach(node, args: argparse.Namespace, duration_ns: int, meta: dict | None =
         return None
     runtime = node
     if not hasattr(node, "queue"):
-        build = getattr(node, "build", None) or node._build
-        runtime = build()
+        runtime = node.build()
     app_names = [a.name for a in getattr(runtime, "apps", [])]
     info = {"app": ",".join(app_names) or None, "node_id": getattr(runtime, "node_id", 0),
             "seed": getattr(runtime, "seed", None), "clock": "virtual", "duration_ns": duration_ns}

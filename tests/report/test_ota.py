@@ -65,7 +65,7 @@ def bundles(clang):
 class Rig:
     def __init__(self, tmp_path):
         self.node = Node("sensor_node", seed=1)
-        self.rt = self.node._build()
+        self.rt = self.node.build()
         self.rt.boot()
         self.now = 0
         self.published = []
@@ -140,7 +140,7 @@ def test_unsafe_or_unsigned_updates_change_nothing(bundles, tmp_path):
 
 def test_remote_map_update_on_the_running_app(tmp_path):
     node = Node("rx_filter", seed=2)
-    rt = node._build()
+    rt = node.build()
     handler = CommandHandler(RuntimeTarget(rt), "gw", KEY, tmp_path / "c.json")
     blocked = struct.pack("<I", 99)
     body = make_command("gw", "map_update", counter=1, map="blocklist", key=blocked.hex(), value=1)
