@@ -203,3 +203,14 @@ def test_program_update_and_rollback_over_mqtt(bundles, mosquitto_broker, tmp_pa
     timer_events = [e["event"] for e in rt.events if e.get("section") == "timer"]
     # good swapped in, faulty swapped in, (detached by the kernel after its faults,) rolled back
     assert timer_events.count("replaced") == 3 and timer_events[-1] == "replaced"
+
+
+def test_the_manifests_remote_list_limits_remote_map_updates(tmp_path):
+    node = Node("rx_filter", seed=2)
+    rt = node.build()
+    rt.apps[0].manifest.remote = ["limits"]      # as `"remote": ["limits"]` in app.json
+    handler = CommandHandler(RuntimeTarget(rt), "gw", KEY, tmp_path / "c.json")
+    body = make_command("gw", "map_update", counter=1, map="blocklist", key=99, value=1)
+    reply = handler.handle(sign_command(KEY, body))
+    assert reply["reason"] == "map 'blocklist' may not be changed remotely (the manifest allows: limits)"
+    assert node.map("blocklist").keys() == []
