@@ -1,11 +1,13 @@
 // sensor_node: samples a temperature sensor every minute, keeps running statistics, detects
-// threshold crossings, batches readings and asks the radio scheduler to send them before a
-// deadline; samples five times slower while the battery is low.
+// threshold crossings, batches readings, keeps full batches in a queue map (the outbox) and asks
+// the radio scheduler to send them before a deadline; samples five times slower while the
+// battery is low.
 #include "iotbpf.h"
 
 #define SENSOR_TEMPERATURE 0
 #define SAMPLE_TIMER 0
 #define BATCH_MAX 16
+#define OUTBOX_MAX 8
 
 struct config {
 	__s64 threshold_high;     // m°C: crossing upwards raises an alarm packet
@@ -33,7 +35,7 @@ struct stats {
 };
 
 struct state {
-	__u32 pending;    // readings in the batch queue
+	__u32 queued;     // batches waiting in the outbox
 	__u32 low_power;  // 1 while sampling slowly
 	__u32 above;      // 1 while above threshold_high
 	__u32 pad;
@@ -42,6 +44,12 @@ struct state {
 struct reading {
 	__u32 t_s;        // seconds since boot
 	__s32 value;      // m°C
+};
+
+struct batch {
+	__u32 n;          // readings in r
+	__u32 pad;
+	struct reading r[BATCH_MAX];
 };
 
 // Configuration, statistics and state are global variables: libbpf-style global-data maps
@@ -58,12 +66,15 @@ struct config config SEC(".data.config") = {
 };
 struct stats stats SEC(".bss.stats");
 struct state state SEC(".bss.state");
+struct batch filling SEC(".bss.filling");  // the batch being filled, one reading per sample
 
+// Full batches wait here until the radio scheduler accepts them (iot_radio_send fails with
+// -ENOSPC while its transmit queue is full); when the outbox is full the oldest batch is dropped.
 struct {
 	__uint(type, BPF_MAP_TYPE_QUEUE);
-	__uint(max_entries, BATCH_MAX);
-	__type(value, struct reading);
-} batch SEC(".maps");
+	__uint(max_entries, OUTBOX_MAX);
+	__type(value, struct batch);
+} outbox SEC(".maps");
 
 SEC("boot")
 int on_boot(struct iot_boot_ctx *ctx)
@@ -75,24 +86,26 @@ int on_boot(struct iot_boot_ctx *ctx)
 	return 0;
 }
 
-static __always_inline void send_batch(void)
+// Move the filled batch into the outbox, then hand the oldest queued batch to the radio.
+static __always_inline void flush_batch(void)
 {
-	struct reading buf[BATCH_MAX] = {};
-	__u32 n = 0;
-#pragma unroll
-	for (int i = 0; i < BATCH_MAX; i++) {
-		if (bpf_map_pop_elem(&batch, &buf[i]) != 0)
-			break;
-		n++;
-	}
-	state.pending = 0;
-	if (n == 0)
+	if (bpf_map_push_elem(&outbox, &filling, BPF_EXIST) == 0)
+		state.queued++;
+	filling.n = 0;
+
+	struct batch b = {};
+	if (bpf_map_peek_elem(&outbox, &b) != 0)
 		return;
-	if (iot_radio_send(buf, n * sizeof(struct reading) > sizeof(buf) ? sizeof(buf) : n * sizeof(struct reading),
-			   config.batch_deadline_ns) == 0)
-		stats.batches_sent++;
-	else
-		stats.batches_failed++;
+	__u32 n = b.n;
+	if (n > BATCH_MAX)
+		n = BATCH_MAX;
+	if (n == 0 || iot_radio_send(b.r, n * sizeof(struct reading), config.batch_deadline_ns) != 0) {
+		stats.batches_failed++;  // stays in the outbox; retried at the next flush
+		return;
+	}
+	stats.batches_sent++;
+	if (bpf_map_pop_elem(&outbox, &b) == 0 && state.queued)
+		state.queued--;
 }
 
 SEC("timer")
@@ -123,11 +136,14 @@ int on_timer(struct iot_timer_ctx *ctx)
 		state.above = 0;  // 0.5 °C hysteresis
 	}
 
-	struct reading r = { .t_s = ctx->now_ns / 1000000000ULL, .value = v };
-	if (bpf_map_push_elem(&batch, &r, BPF_ANY) == 0)
-		state.pending++;
-	if (state.pending >= config.batch_size)
-		send_batch();
+	__u32 i = filling.n;
+	if (i < BATCH_MAX) {
+		filling.r[i].t_s = ctx->now_ns / 1000000000ULL;
+		filling.r[i].value = v;
+		filling.n = i + 1;
+	}
+	if (filling.n >= config.batch_size || filling.n >= BATCH_MAX)
+		flush_batch();
 	return 0;
 }
 
