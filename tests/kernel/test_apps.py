@@ -263,3 +263,17 @@ def test_a_node_runs_in_real_time_with_injected_events():
     summary = node.run_realtime("50ms")
     assert summary["radio"]["rx"] == {"received": 1, "passed": 1, "dropped": 0}
     assert 50 * 10**6 <= summary["now_ns"] < 10 * NS_PER_S
+
+
+def test_sensor_node_keeps_batches_in_its_outbox_while_the_radio_queue_is_full():
+    from iotbpf.kernel.maps import policy_index
+
+    node = Node("sensor_node", seed=3)
+    limit = struct.pack("<I", policy_index("tx_queue_limit_bytes"))
+    node.map_update("iot_policy", limit, struct.pack("<Q", 64))  # smaller than one batch (120 bytes)
+    result = node.simulate("1d")
+    stats = sensor_stats(node)
+    assert stats["batches_sent"] == 0 and stats["batches_failed"] == 1439 // 15
+    assert len(node.map_items("outbox")) == 8  # full: the oldest batches were dropped
+    assert result.summary["radio"]["tx"]["rejected"] == 1439 // 15
+    assert result.summary["radio"]["tx"]["queued"] == stats["alarms"]  # 8-byte alarms still fit
