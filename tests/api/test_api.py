@@ -160,13 +160,19 @@ def test_node_maps_global_variables_and_queues():
     stats["alarms"] = 5
     assert node.maps["stats"]["alarms"] == 5
     assert node.maps[".bss.stats"][0]["stats"]["alarms"] == 5
-    batch = node.maps["batch"]
-    readings = batch.values()
+    filling = node.maps["filling"]                     # struct batch {n; pad; struct reading r[]}
+    readings = filling["r"][:filling["n"]]
     assert readings and set(readings[0]) == {"t_s", "value"}
-    first = batch.peek()
-    assert batch.pop() == first and len(batch) == len(readings) - 1
+    outbox = node.maps["outbox"]                       # a queue of struct batch
+    assert outbox.type == "queue"
+    outbox.push({"n": 1, "r": [{"t_s": 5, "value": -7}]})
+    outbox.push({"n": 2})
+    assert len(outbox) == 2 and outbox.values()[0]["r"][0] == {"t_s": 5, "value": -7}
+    assert outbox.peek()["n"] == 1 and outbox.pop()["n"] == 1 and outbox.pop()["n"] == 2
+    with pytest.raises(IndexError):
+        outbox.pop()
     with pytest.raises(IotbpfError, match="no keys"):
-        batch[0]
+        outbox[0]
 
 
 def test_map_view_bad_input_is_clear():
@@ -290,3 +296,12 @@ def test_public_objects_are_documented():
 # Base-class members written elsewhere whose names say what they are.
 UNDOCUMENTED_OK = {"name", "insns", "expected", "to_bytes", "faults", "hook", "to_dict", "to_json", "map_delete",
                    "decode_key", "decode_value"}
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from iotbpf import api_extras
+
+    failures, tried = doctest.testmod(api_extras)
+    assert tried >= 5 and failures == 0
