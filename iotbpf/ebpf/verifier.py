@@ -35,6 +35,8 @@ JOIN_AFTER = 4  # states kept at a join point outside loops before new ones are 
 MAX_STATES_PER_PC = 64
 CHECKPOINT_EVERY = 8  # store a new state only this many instructions after the last (except loops)
 BPF_FUNC_TAIL_CALL = 12
+BPF_MAX_LOOPS = 1 << 23
+BPF_LOOP_ARGS = (ty.ARG_ANYTHING, ty.ARG_PTR_TO_FUNC, ty.ARG_PTR_TO_STACK_OR_NULL, ty.ARG_ANYTHING)
 
 # ------------------------------------------------------------------ register types
 NOT_INIT = 0
@@ -568,18 +570,22 @@ def from_s32_view(orig, v):
 
 # ------------------------------------------------------------------ state
 class Frame:
-    __slots__ = ("regs", "stack", "spills", "callsite", "func")
+    """One function's registers and stack. ``cb`` is set for a bpf_loop callback invocation:
+    (iteration, most iterations, the context argument to pass again)."""
 
-    def __init__(self, regs, stack, spills, callsite, func):
+    __slots__ = ("regs", "stack", "spills", "callsite", "func", "cb")
+
+    def __init__(self, regs, stack, spills, callsite, func, cb=None):
         self.regs = regs
         self.stack = stack
         self.spills = spills
         self.callsite = callsite
         self.func = func
+        self.cb = cb
 
     def copy(self):
         return Frame(list(self.regs), bytearray(self.stack), dict(self.spills), self.callsite,
-                     self.func)
+                     self.func, self.cb)
 
 
 class State:
@@ -719,6 +725,7 @@ class Verifier:
         self.states = 1
         self.max_stack = {}
         self.access = {}
+        self.pending = None
 
     # ------------------------------------------------------------ messages
     def text(self, pc):
@@ -1219,6 +1226,8 @@ class Verifier:
                     continue
                 if kind == "exit":
                     nxt = self.do_exit(state, pc)
+                    if self.pending is not None:
+                        seg, cp = self.fork_pending(work, seg, cp)
                     if nxt is None:
                         self.finish(cp)
                         break
@@ -1232,11 +1241,38 @@ class Verifier:
                     pc += 1
                     continue
                 self.step(state, pc, insn, kind)
+                if self.pending is not None:
+                    seg, cp = self.fork_pending(work, seg, cp)
                 pc += 2 if insn.opcode == isa.LDDW else 1
         self.max_path = self.longest(root_seg)
         if self.budget is not None and self.max_path > self.budget:
             raise Reject("pc 0: %s: a run may execute up to %d instructions, more than the budget of %d "
                          "\u2014 bound the loops more tightly" % (self.text(0), self.max_path, self.budget))
+
+    def fork_pending(self, work, seg, cp):
+        """Queue the extra path a callback helper or a callback's return opened (self.pending)."""
+        other, other_pc = self.pending
+        self.pending = None
+        sa = Seg()
+        sb = Seg()
+        seg.succ.append(sa)
+        seg.succ.append(sb)
+        cp.branches += 1
+        work.append((other, other_pc, sa, cp, False))
+        return sb, cp
+
+    def enter_callback(self, state, pc, target, k, nr_max, ctx_reg):
+        """A state that runs iteration ``k`` of a bpf_loop callback called from ``pc``."""
+        st = state.copy()
+        if len(st.frames) >= MAX_FRAMES:
+            self.fail(pc, "call depth exceeds %d frames (bpf_loop callback)" % MAX_FRAMES, None, state)
+        regs = [UNINIT] * 11
+        regs[1] = known(k)
+        regs[2] = ctx_reg
+        regs[10] = Reg(PTR_STACK, k=len(st.frames))
+        st.frames.append(Frame(regs, bytearray(STACK), {}, pc, target, (k, nr_max, ctx_reg)))
+        st.path = ((pc, target), st.path)
+        return st
 
     def finish(self, cp):
         while cp is not None:
@@ -1289,11 +1325,14 @@ class Verifier:
         new_cp.ckey = key if state is joined_from else self.const_key(state, pc)
         new_cp.depth = state.depth
         if len(entries) >= MAX_STATES_PER_PC:
-            # Keep the ancestors (loop detection) and the newest; drop old completed ones.
+            # Forget the oldest completed state (pruning is an optimisation), else the oldest
+            # ancestor (only long-period loop detection is lost; the instruction bound remains).
+            drop = 0
             for i in range(len(entries)):
                 if entries[i].complete:
-                    del entries[i]
+                    drop = i
                     break
+            del entries[drop]
         entries.append(new_cp)
         return state, new_seg, new_cp
 
@@ -1342,6 +1381,10 @@ class Verifier:
             fc = cur.frames[fi]
             if fo.callsite != fc.callsite:
                 return False
+            if fo.cb is not None or fc.cb is not None:
+                if fo.cb is None or fc.cb is None or fo.cb[:2] != fc.cb[:2] or \
+                        not reg_covers(fo.cb[2], fc.cb[2], idmap):
+                    return False
             if fi == top:
                 mask = live[pc]
                 prec = self.precise[pc]
@@ -1384,7 +1427,7 @@ class Verifier:
         for fi in range(len(a.frames)):
             fa = a.frames[fi]
             fb = b.frames[fi]
-            if fa.callsite != fb.callsite:
+            if fa.callsite != fb.callsite or fa.cb is not None or fb.cb is not None:
                 return None
             regs = []
             for i in range(11):
@@ -1995,11 +2038,21 @@ class Verifier:
             return None
         if r0.t == PTR_STACK and r0.k == depth:
             self.fail(pc, "returns a pointer to its own stack, which is gone after the return", None, state)
+        if frame.cb is not None and r0.t != SCALAR:
+            self.fail(pc, "a bpf_loop callback must return a number (0 to continue, 1 to stop), not %s"
+                      % describe(r0), None, state)
         state.frames.pop()
         for _f, _where, r in state.all_regs():
             if r.t == PTR_STACK and r.k >= depth:
                 self.fail(pc, "a pointer to the returning function's stack is kept by its caller",
                           "it would dangle after the return", state)
+        if frame.cb is not None:
+            # Back in bpf_loop: it may call the callback again (next index) or return.
+            k, nr_max, ctx_reg = frame.cb
+            if k + 1 < nr_max:
+                self.pending = (self.enter_callback(state, frame.callsite, frame.func, k + 1, nr_max, ctx_reg),
+                                frame.func)
+            return frame.callsite + 1
         caller = state.frames[-1]
         caller.regs[0] = r0
         for i in range(1, 6):
@@ -2015,6 +2068,7 @@ class Verifier:
         map_spec = None
         map_arg = None
         release = None
+        callback = None
         args = spec.args
         ret_size = None
         for i in range(len(args)):
@@ -2101,8 +2155,13 @@ class Verifier:
                     self._arg_fail(state, pc, spec, r, reg, "the context pointer (r1 at entry)")
                 continue
             if kind == ty.ARG_PTR_TO_FUNC:
-                self.fail(pc, "helper %s takes a callback, which this verifier does not support" % spec.name,
-                          None, state)
+                if spec.name not in ("loop", "bpf_loop") or tuple(args) != BPF_LOOP_ARGS:
+                    self.fail(pc, "helper %s takes a callback, which this verifier only follows for bpf_loop"
+                              % spec.name, None, state)
+                if reg.t != PTR_FUNC:
+                    self._arg_fail(state, pc, spec, r, reg, "a function (lddw rN, func LABEL)")
+                callback = reg.k
+                continue
             if kind == ty.ARG_PTR_TO_RINGBUF_MEM:
                 if reg.t != PTR_BUF or reg.off != 0 or reg.tm != 0 or reg.tv != 0:
                     self._arg_fail(state, pc, spec, r, reg, "a record returned by ringbuf_reserve")
@@ -2141,9 +2200,20 @@ class Verifier:
                 ret_size = sz.tv
             r0 = Reg(PTR_BUF_OR_NULL, k=ret_size, id=self.new_id())
             state.refs = state.refs + ((r0.id, pc),)
+        ctx_reg = regs[3]
+        nr = regs[1]
         for i in range(1, 6):
             regs[i] = UNINIT
         regs[0] = r0
+        if callback is not None:
+            nr_max = min(nr.umax if nr.t == SCALAR else U64, BPF_MAX_LOOPS)
+            limit = self.budget if self.budget is not None else self.complexity
+            if nr_max > 0 and state.depth + nr_max > limit:
+                self.fail(pc, "bpf_loop may call its callback up to %d times, more than %d instructions "
+                          "allow" % (nr_max, limit), "bound the number of iterations (r1) with a comparison "
+                          "or a mask first", state)
+            if nr_max > 0:
+                self.pending = (self.enter_callback(state, pc, callback, 0, nr_max, ctx_reg), callback)
 
     def _arg_fail(self, state, pc, spec, r, reg, expected):
         self.fail(pc, "argument %d (r%d) of %s is %s, expected %s" % (

@@ -572,3 +572,59 @@ def test_ring_buffer_record_out_of_bounds_or_unchecked_is_rejected():
 def test_ring_buffer_record_never_submitted_is_rejected():
     with pytest.raises(VerifierError, match="the ring buffer record reserved at pc 4 is never submitted"):
         _ringbuf(RINGBUF_PROGRAM.replace("call 132\n", "mov %r0, 0\n"))
+
+
+LOOP_PROGRAM = """
+    stdw [%r10-8], 0
+    ldxw %r1, [%r1+16]
+    and %r1, 15
+    lddw %r2, func cb
+    mov %r3, %r10
+    add %r3, -8
+    mov %r4, 0
+    call 181
+    ldxdw %r0, [%r10-8]
+    exit
+cb:
+    ldxdw %r3, [%r2]
+    add %r3, %r1
+    stxdw [%r2], %r3
+    mov %r0, 0
+    exit
+"""
+
+
+def _loop(text, **kw):
+    from iotbpf.ebpf.helpers import linux_helpers
+
+    return verify(Program.from_asm(text), helpers=linux_helpers(), hook=TIMER, **kw)
+
+
+def test_bpf_loop_callback_is_verified_for_every_iteration():
+    from iotbpf.ebpf.helpers import linux_helpers
+
+    result = _loop(LOOP_PROGRAM)
+    assert result.max_stack == 8
+    p = Program.from_asm(LOOP_PROGRAM)
+    vm = VM(p, helpers=linux_helpers(), budget=result.max_path_insns)
+    ctx = bytearray(24)
+    ctx[16] = 15
+    assert vm.run(ctx=ctx) == sum(range(15))
+    assert vm.last.insns_executed <= result.max_path_insns
+
+
+def test_bpf_loop_with_an_unbounded_count_is_rejected():
+    with pytest.raises(VerifierError, match="bpf_loop may call its callback up to 8388608 times"):
+        _loop(LOOP_PROGRAM.replace("and %r1, 15", "mov %r1, %r1"))
+    with pytest.raises(VerifierError, match="more than 50 instructions"):
+        _loop(LOOP_PROGRAM, budget=50)
+
+
+def test_bpf_loop_callback_must_be_safe_and_return_a_number():
+    with pytest.raises(VerifierError, match="stack access out of bounds"):
+        _loop(LOOP_PROGRAM.replace("ldxdw %r3, [%r2]", "ldxdw %r3, [%r2+8]"))
+    with pytest.raises(VerifierError, match="callback must return a number"):
+        _loop(LOOP_PROGRAM.replace("mov %r0, 0\n    exit\n", "mov %r0, %r2\n    exit\n", 1)
+              .replace("stxdw [%r2], %r3\n    mov %r0, 0", "stxdw [%r2], %r3\n    mov %r0, %r2"))
+    with pytest.raises(VerifierError, match="expected a function"):
+        _loop(LOOP_PROGRAM.replace("lddw %r2, func cb", "lddw %r5, func cb\n    mov %r2, 7"))

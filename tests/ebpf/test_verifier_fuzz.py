@@ -279,7 +279,12 @@ def test_mutated_map_programs_accepted_only_if_safe(seed):
         HelperSpec(0x1000, "sum", [ARG_PTR_TO_MEM, ARG_CONST_SIZE], RET_INTEGER,
                    lambda ex, r1, r2, r3, r4, r5: sum(ex.memory.read_bytes(r1, r2))),
     ])
-    ringbuf = rng.random() < 0.4
+    choice = rng.random()
+    ringbuf = choice < 0.35
+    if choice > 0.7:  # bpf_loop with a callback writing through its context pointer
+        program = Program(_mutate(Program.from_asm(LOOP_PROGRAM).insns, rng))
+        _count("map-mutation", run_checked(program, None, seed, helpers=_helpers_and_maps()))
+        return
     base = Program.from_asm(RINGBUF_PROGRAM if ringbuf else MAP_PROGRAM).insns
     mutated = _mutate(base, rng)
     if rng.random() < 0.5:
@@ -293,6 +298,31 @@ def test_mutated_map_programs_accepted_only_if_safe(seed):
         the_map = maps.create_map(spec)
     program = Program(mutated, maps=[the_map])
     _count("map-mutation", run_checked(program, None, seed, helpers=helpers))
+
+
+LOOP_PROGRAM = """
+    stdw [%r10-16], 0
+    stdw [%r10-8], 0
+    mov %r1, %r2
+    and %r1, 7
+    lddw %r2, func cb
+    mov %r3, %r10
+    add %r3, -16
+    mov %r4, 0
+    call 181
+    ldxdw %r0, [%r10-16]
+    exit
+cb:
+    ldxdw %r3, [%r2]
+    add %r3, %r1
+    stxdw [%r2], %r3
+    mov %r4, %r1
+    and %r4, 7
+    add %r2, %r4
+    stxb [%r2+8], %r4
+    mov %r0, 0
+    exit
+"""
 
 
 RINGBUF_PROGRAM = """
