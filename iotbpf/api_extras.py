@@ -202,11 +202,11 @@ class MapView(MutableMapping):
     ``view.map`` is the underlying ``iotbpf.ebpf.maps.Map``.
     """
 
-    def __init__(self, map_obj: _maps.Map):
+    def __init__(self, map_obj: _maps.Map, key_type: dict | None = None, value_type: dict | None = None):
         self.map = map_obj
         self.name: str = map_obj.name
-        self.key_type = getattr(map_obj.spec, "key_type", None)
-        self.value_type = getattr(map_obj.spec, "value_type", None)
+        self.key_type = key_type or getattr(map_obj.spec, "key_type", None)
+        self.value_type = value_type or getattr(map_obj.spec, "value_type", None)
 
     def __repr__(self) -> str:
         return "<MapView %s: %s, %d entries>" % (self.name, self.type, len(self))
@@ -402,7 +402,11 @@ class MapsView(MutableMapping):
 
     def __getitem__(self, name: str) -> MapView | GlobalVariable:
         if name in self._maps:
-            return MapView(self._maps[name])
+            m = self._maps[name]
+            if getattr(m.spec, "value_type", None) is None:
+                key_type, value_type = _well_known_types(name)
+                return MapView(m, key_type, value_type)
+            return MapView(m)
         variables = self._variables()
         if name in variables:
             section, member = variables[name]
@@ -423,6 +427,38 @@ class MapsView(MutableMapping):
 
     def __len__(self) -> int:
         return len(self._maps) + len(self._variables())
+
+
+def _ctype_desc(ctype: str, size: int) -> dict:
+    """A BTF-like description of a kernel-table C type ("u32", "s64", "u8[16]")."""
+    base = ctype.split("[")[0]
+    if "[" in ctype:
+        count = int(ctype.split("[")[1].rstrip("]"))
+        elem = size // count if count else 0
+        return {"kind": "array", "len": count, "size": size,
+                "elem": {"kind": "int", "size": elem, "signed": base.startswith("s"), "name": base}}
+    return {"kind": "int", "size": size, "signed": base.startswith("s"), "name": base}
+
+
+def _well_known_types(name: str) -> tuple:
+    """(key_type, value_type) descriptions of a well-known map (iot_txq, iot_policy,
+    iot_app_demand) from the kernel's declaration, which carries no BTF; (None, None) otherwise."""
+    from iotbpf.kernel import maps as wk
+    from iotbpf.kernel.hooks import Struct
+
+    for row in wk.WELL_KNOWN_MAPS:
+        if row[0] != name:
+            continue
+        key_type = _ctype_desc(row[2], wk.key_size(name))
+        value = row[3]
+        if isinstance(value, Struct):
+            members = [{"name": f.name, "offset": f.offset, "type": _ctype_desc(f.ctype, f.size)}
+                       for f in value.fields]
+            value_type = {"kind": "struct", "name": value.name, "size": value.size, "members": members}
+        else:
+            value_type = _ctype_desc(value, wk.value_size(name))
+        return key_type, value_type
+    return None, None
 
 
 def _errno_name(rc: int) -> str:

@@ -175,6 +175,22 @@ def test_node_maps_global_variables_and_queues():
         outbox[0]
 
 
+def test_well_known_maps_are_decoded_from_the_kernel_tables():
+    node = iotbpf.Node("sensor_node", seed=1)
+    result = node.simulate("1d", samples=0)
+    txq = node.maps["iot_txq"][0]
+    assert txq["sent_packets"] == result.summary["radio"]["tx"]["sent"]
+    demand = dict(node.maps["iot_app_demand"])
+    assert len(demand) == 1 and set(next(iter(demand.values()))) == {"tx_bytes", "rx_bytes", "tx_packets",
+                                                                       "rx_packets"}
+    from iotbpf.kernel.maps import policy_index
+
+    policy = node.maps["iot_policy"]
+    assert policy[policy_index("low_battery_permille")] == 200
+    policy[policy_index("low_battery_permille")] = 150
+    assert node.map("iot_policy").lookup(struct.pack("<I", 3)) == struct.pack("<Q", 150)
+
+
 def test_map_view_bad_input_is_clear():
     node = iotbpf.Node("rx_filter")
     with pytest.raises(IotbpfError, match="no map or global variable 'nope'.*blocklist"):
