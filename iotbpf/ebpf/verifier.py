@@ -7,7 +7,8 @@ function); scalars and pointer offsets carry signed and unsigned 64-bit ranges p
 (tnum.py). Paths are explored depth first; at jump targets a state already proven safe that
 contains the current one prunes the path, and outside loops states are joined (merged) so
 branchy code does not explode. Loops are unrolled until the loop state repeats (rejected:
-cannot terminate) or the instruction bound is exceeded; the worst-case number of instructions
+cannot terminate) or the instruction bound is exceeded (bpf_loop callbacks likewise, once per
+possible iteration); the worst-case number of instructions
 any run executes is computed from the explored graph, so "accepted" also means "finishes
 within the budget". Never executes the program and never imports anything outside ebpf/.
 MicroPython-compatible syntax (it runs on the host before deployment).
@@ -726,6 +727,7 @@ class Verifier:
         self.max_stack = {}
         self.access = {}
         self.pending = None
+        self.extra_cost = 0
 
     # ------------------------------------------------------------ messages
     def text(self, pc):
@@ -1241,6 +1243,11 @@ class Verifier:
                     pc += 1
                     continue
                 self.step(state, pc, insn, kind)
+                if self.extra_cost:
+                    # A helper's declared extra cost counts against the budget like instructions.
+                    seg.length += self.extra_cost
+                    state.depth += self.extra_cost
+                    self.extra_cost = 0
                 if self.pending is not None:
                     seg, cp = self.fork_pending(work, seg, cp)
                 pc += 2 if insn.opcode == isa.LDDW else 1
@@ -2200,6 +2207,7 @@ class Verifier:
                 ret_size = sz.tv
             r0 = Reg(PTR_BUF_OR_NULL, k=ret_size, id=self.new_id())
             state.refs = state.refs + ((r0.id, pc),)
+        self.extra_cost = getattr(spec, "cost", 0) or 0
         ctx_reg = regs[3]
         nr = regs[1]
         for i in range(1, 6):
