@@ -88,7 +88,7 @@ def compile_c(source: str | os.PathLike, output: str | os.PathLike, cpu: str = "
     except OSError as exc:
         raise IotbpfError("cannot run %s: %s" % (compiler, exc.strerror or exc)) from None
     if proc.returncode != 0:
-        errors = [line for line in proc.stderr.splitlines() if "error" in line] or proc.stderr.splitlines()
+        errors = [line for line in proc.stderr.splitlines() if "error:" in line] or proc.stderr.splitlines()
         raise LoadError("clang could not compile %s: %s" % (os.fspath(source),
                                                              "; ".join(errors[:3]) or "clang failed"))
     return os.fspath(output)
@@ -494,13 +494,14 @@ class Program(_api.Program):
         """Compile C with ``clang-19 -O2 -g -target bpf`` (``#include "iotbpf.h"`` works: the
         bundled header folder is on the include path) and load the program of ``section``.
 
-        ``path_or_source`` is a ``.c`` file, or C source text (anything containing a newline).
+        ``path_or_source`` is a ``.c`` file, or C source text (anything containing a newline or
+        a ``{``).
         ``section=None`` works when the object has one program; otherwise the LoadError lists
         the sections. Raises IotbpfError when clang-19 is missing, LoadError on a compile error.
         """
         text = os.fspath(path_or_source)
         with tempfile.TemporaryDirectory(prefix="iotbpf-c-") as tmp:
-            if "\n" in text:
+            if "\n" in text or "{" in text:
                 source = os.path.join(tmp, "program.c")
                 with open(source, "w") as f:
                     f.write(text)
@@ -510,7 +511,13 @@ class Program(_api.Program):
                     raise LoadError("C source not found: %s (give a .c file or C source text)" % text)
                 source = text
                 name = os.path.splitext(os.path.basename(text))[0]
-            obj = compile_c(source, os.path.join(tmp, name + ".o"), cpu=cpu, clang=clang, include=include)
+            try:
+                obj = compile_c(source, os.path.join(tmp, name + ".o"), cpu=cpu, clang=clang, include=include)
+            except LoadError as exc:
+                if source == text:
+                    raise
+                # C given as text: name it "program.c" in messages, not a temporary path
+                raise LoadError(str(exc).replace(source, "program.c")) from None
             return cls.from_file(obj, section=section)
 
     @property

@@ -115,6 +115,9 @@ def test_from_c_reports_compile_errors_and_missing_files(clang, tmp_path):
     with pytest.raises(LoadError) as info:
         iotbpf.Program.from_c("int broken(void) { return undeclared_thing; }\n")
     assert "undeclared_thing" in str(info.value)
+    assert str(info.value).startswith("clang could not compile program.c: program.c:1:")
+    one_line = '__attribute__((section("x"))) int f(void *ctx) { return 3; }'
+    assert iotbpf.Program.from_c(one_line).run() == 3
     with pytest.raises(LoadError) as info:
         iotbpf.Program.from_c(tmp_path / "missing.c")
     assert "not found" in str(info.value)
