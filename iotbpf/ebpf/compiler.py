@@ -572,9 +572,10 @@ def _ranges(an, f, gen):
 class _Gen:
     """Python source for one module: every function reachable from ``entries``."""
 
-    def __init__(self, an, entries, proofs):
+    def __init__(self, an, entries, proofs, checks=True):
         self.an = an
         self.proofs = proofs or ()
+        self.checks = checks  # False: no budget can run out (unlimited), only count
         self.funcs = []
         self.by_entry = {}
         work = list(entries)
@@ -598,13 +599,14 @@ class _Gen:
         self.helper_sites = []  # (pc, hid)
         self.callx_sites = []  # (pc, reg)
         self.at_sites = []  # (pc, insn)
+        self.mem_sites = []  # (pc, size, signed): checked accesses off the fast path
         self.la_sites = []  # insn
         self.structured = 0
         self.state_machines = 0
 
     # -------------------------------------------------------------- module
     def source(self):
-        out = ["def factory(X, E, R, G, T, S, FX, BF, AF, HS, CXS, AT, LA, C, U2, U4, U8, P2, P4, P8,"
+        out = ["def factory(X, E, R, G, T, S, FX, BF, AF, HS, CXS, AT, LA, LD, ST, C, U2, U4, U8, P2, P4, P8,"
                " SX1, SX2, SX4, SW16, SW32, SW64, SD64, SM64, SD32, SM32, TAIL):",
                "    b = 0"]
         for k in range(len(self.an.lddw)):
@@ -658,8 +660,9 @@ class _Gen:
     def function(self, f):
         an = self.an
         params = ["r%d" % i for i in _bits(f.params)] + ["d"]
-        head = ["    def f%d(%s):" % (f.index, ", ".join(params)), "        nonlocal b",
-                "        fp = T[d]", "        st = S[d]"]
+        head = ["    def f%d(%s):" % (f.index, ", ".join(params)), "        nonlocal b"]
+        if self._uses_fp(f):
+            head += ["        fp = T[d]", "        st = S[d]"]
         # an atomic fetch into r10 is the one way a program can move its frame pointer
         self.fp_fixed = True
         for node in f.nodes:
@@ -696,6 +699,19 @@ class _Gen:
             self.state_machines += 1
         return head + body
 
+    def _uses_fp(self, f):
+        for node in f.nodes:
+            blk = self.an.blocks[node]
+            for _pc, insn in blk.items:
+                if insn.dst == 10 or (insn.src == 10 and insn.kind != "lddw"):
+                    return True
+            term = blk.term
+            if term[0] == "jcond" and (term[2].dst == 10 or (term[2].opcode & isa.BPF_X and term[2].src == 10)):
+                return True
+            if term[0] == "callx" and term[2] == 10:
+                return True
+        return False
+
     def state_machine(self, f, code_lines, cond_text, idx_succs, entry):
         """Block-level dispatch loop: the fallback for irreducible or too deeply nested flow."""
         lines = ["        L = %d" % entry, "        while True:"]
@@ -729,11 +745,16 @@ class _Gen:
         blk = an.blocks[node]
         lines = []
         if blk.cost:
-            lines.append("if b < %d: raise BF(%d)" % (blk.cost, blk.start))
+            if self.checks:
+                lines.append("if b < %d: raise BF(%d)" % (blk.cost, blk.start))
             lines.append("b -= %d" % blk.cost)
         st = list(self.ranges.get(node, TOP_STATE))
+        self.bases = {}
         for pc, insn in blk.items:
             lines += self.insn(pc, insn, _insn_step(insn, st))
+            if self.bases:
+                for reg in _bits(_uses_defs(insn)[1]):
+                    self.bases.pop(reg, None)
         self.term_states[node] = st
         term = blk.term
         t = term[0]
@@ -971,27 +992,50 @@ class _Gen:
             return "%s = %s & %d" % (d, d, (1 << w) - 1)
         return "%s = SW%d(%s, 0)" % (d, w, d)
 
-    def _address(self, reg, off):
-        return "a = %s + %d" % (_reg(reg), off) if off else "a = %s" % _reg(reg)
+    def _base(self, reg):
+        """Region and offset of base register ``reg``, looked up once per block until it changes."""
+        lines = []
+        if reg not in self.bases:
+            self.bases[reg] = True
+            lines.append("g%d = G(%s >> 32)" % (reg, _reg(reg)))
+            lines.append("o%d = %s & %d" % (reg, _reg(reg), M32))
+        return lines
+
+    @staticmethod
+    def _inside(reg, off, size):
+        """The fast-path test: the access stays inside the base register's region."""
+        test = "g%d is not None and o%d + %d <= g%d[1]" % (reg, reg, off + size, reg)
+        if off < 0:
+            test += " and o%d >= %d" % (reg, -off)
+        return test
+
+    @staticmethod
+    def _offset(reg, off):
+        if off == 0:
+            return "o%d" % reg
+        return "o%d + %d" % (reg, off) if off > 0 else "o%d - %d" % (reg, -off)
+
+    def _slow_site(self, pc, size, signed):
+        self.mem_sites.append((pc, size, signed))
+        return len(self.mem_sites) - 1
 
     def load(self, pc, insn, signed):
         size = isa.SIZE_BYTES[insn.opcode & 0x18]
         d = "r%d" % insn.dst
-        if insn.src == 10 and self.fp_fixed:
-            o = STACK + insn.off
+        reg, off = insn.src, insn.off
+        if reg == 10 and self.fp_fixed:
+            o = STACK + off
             if 0 <= o and o + size <= STACK:
                 return [d + " = " + self._read("st", str(o), size, signed)]
-            return ["raise AF(%d, fp + %d, %d, 0)" % (pc, insn.off, size)]
-        lines = [self._address(insn.src, insn.off)]
+            return ["raise AF(%d, fp + %d, %d, 0)" % (pc, off, size)]
+        address = "%s + %d" % (_reg(reg), off) if off else _reg(reg)
         if pc in self.proofs:
-            lines.append("g = G(a >> 32)")
-        else:
-            lines.append("g = G(a >> 32)")
-            lines.append("o = a & %d" % M32)
-            limit = "o >= g[1]" if size == 1 else "o + %d > g[1]" % size
-            lines.append("if g is None or %s: raise AF(%d, a, %d, 0)" % (limit, pc, size))
-        off = "o" if pc not in self.proofs else "a & %d" % M32
-        lines.append(d + " = " + self._read("g[0]", off, size, signed))
+            return ["a = " + address, "%s = %s" % (d, self._read("G(a >> 32)[0]", "a & %d" % M32, size, signed))]
+        lines = self._base(reg)
+        k = self._slow_site(pc, size, signed)
+        lines.append("%s = %s if %s else LD(%d, %s)" % (
+            d, self._read("g%d[0]" % reg, self._offset(reg, off), size, signed), self._inside(reg, off, size),
+            k, address))
         return lines
 
     @staticmethod
@@ -1011,18 +1055,20 @@ class _Gen:
             value = _reg(insn.src)
             if size != 8:
                 value = "%s & %d" % (value, mask)
-        if insn.dst == 10 and self.fp_fixed:
-            o = STACK + insn.off
+        reg, off = insn.dst, insn.off
+        if reg == 10 and self.fp_fixed:
+            o = STACK + off
             if 0 <= o and o + size <= STACK:
                 return [self._write("st", str(o), size, value)]
-            return ["raise AF(%d, fp + %d, %d, 1)" % (pc, insn.off, size)]
-        lines = [self._address(insn.dst, insn.off), "g = G(a >> 32)"]
+            return ["raise AF(%d, fp + %d, %d, 1)" % (pc, off, size)]
+        address = "%s + %d" % (_reg(reg), off) if off else _reg(reg)
         if pc in self.proofs:
-            return lines + [self._write("g[0]", "a & %d" % M32, size, value)]
-        lines.append("o = a & %d" % M32)
-        limit = "o >= g[1]" if size == 1 else "o + %d > g[1]" % size
-        lines.append("if g is None or %s or not g[2]: raise AF(%d, a, %d, 1)" % (limit, pc, size))
-        lines.append(self._write("g[0]", "o", size, value))
+            return ["a = " + address, self._write("G(a >> 32)[0]", "a & %d" % M32, size, value)]
+        lines = self._base(reg)
+        k = self._slow_site(pc, size, False)
+        lines.append("if %s and g%d[2]: %s" % (self._inside(reg, off, size), reg,
+                                              self._write("g%d[0]" % reg, self._offset(reg, off), size, value)))
+        lines.append("else: ST(%d, %s, %s)" % (k, address, value))
         return lines
 
     @staticmethod
@@ -1056,6 +1102,7 @@ class Compiled:
         self.callx_sites = gen.callx_sites
         self.la_sites = gen.la_sites
         self.at_sites = gen.at_sites
+        self.mem_sites = gen.mem_sites
         self.structured = gen.structured
         self.state_machines = gen.state_machines
         self.entries = [f.entry for f in gen.funcs]
@@ -1065,22 +1112,24 @@ _CACHE = {}
 _CACHE_ORDER = []
 
 
-def compile_program(program, proofs=None, entries=None):
+def compile_program(program, proofs=None, entries=None, budget_checks=True):
     """Translate ``program`` (a Program or Instruction list) into a ``Compiled``; cached.
 
     ``proofs``: pcs whose memory access the verifier proved in bounds (its
     ``safe_access_pcs``); those accesses are emitted without run-time checks. ``entries``:
     extra function entry pcs beyond pc 0 and the subprograms (callx/callback targets).
+    ``budget_checks=False`` translates for runs without a budget: blocks are still counted
+    (``insns_executed``) but never checked.
     """
     insns = getattr(program, "insns", program)
     proofs = frozenset(proofs) if proofs else frozenset()
     extra = tuple(sorted(set(entries or ())))
-    key = (isa.encode(insns), tuple(sorted(proofs)), extra)
+    key = (isa.encode(insns), tuple(sorted(proofs)), extra, bool(budget_checks))
     hit = _CACHE.get(key)
     if hit is not None:
         return hit
     an = Analysis(insns)
-    gen = _Gen(an, [0] + list(extra), proofs)
+    gen = _Gen(an, [0] + list(extra), proofs, budget_checks)
     source = gen.source()
     namespace = {}
     exec(source, namespace)
@@ -1111,7 +1160,9 @@ class CompiledEngine:
         self._modules = {}
         self.compiled = compile_program(program, self.proofs)
         # the interpreter resolves every lddw at load time (LoadError); so do we
-        self.gens = self._bind(self.compiled)
+        self.checked = self._bind(self.compiled)
+        self.counting = None  # the variant for runs without a budget, made on first use
+        self.gens = self.checked
 
     # -------------------------------------------------------------- binding
     def _bind(self, comp):
@@ -1147,6 +1198,30 @@ class CompiledEngine:
             return at_ops[k](a, v, r0)
 
         la_ops = [self._ldabs_op(insn, regions) for insn in comp.la_sites]
+        sites = comp.mem_sites
+
+        def ld(k, a):
+            pc, size, signed = sites[k]
+            a &= M64
+            g = regions.get(a >> 32)
+            o = a & M32
+            if g is None or o + size > g[1]:
+                raise af(pc, a, size, False)
+            if signed:
+                return _UNPACK_S[size].unpack_from(g[0], o)[0] & M64
+            return g[0][o] if size == 1 else _UNPACK[size].unpack_from(g[0], o)[0]
+
+        def store(k, a, v):
+            pc, size, _ = sites[k]
+            a &= M64
+            g = regions.get(a >> 32)
+            o = a & M32
+            if g is None or o + size > g[1] or not g[2]:
+                raise af(pc, a, size, True)
+            if size == 1:
+                g[0][o] = v
+            else:
+                _UNPACK[size].pack_into(g[0], o, v)
 
         def la(k, x):
             return la_ops[k](x)
@@ -1156,7 +1231,7 @@ class CompiledEngine:
         s32 = SIGNED32_FUNCS
         return comp.factory(
             ex, self, ex.regs, regions.get, vm.stack_tops, vm.stack_bufs, fx, bf, af, helpers, cxs, at, la,
-            consts, _UNPACK[2].unpack_from, _UNPACK[4].unpack_from, _UNPACK[8].unpack_from,
+            ld, store, consts, _UNPACK[2].unpack_from, _UNPACK[4].unpack_from, _UNPACK[8].unpack_from,
             _UNPACK[2].pack_into, _UNPACK[4].pack_into, _UNPACK[8].pack_into,
             _UNPACK_S[1].unpack_from, _UNPACK_S[2].unpack_from, _UNPACK_S[4].unpack_from,
             sw[16], sw[32], sw[64], s64[isa.BPF_DIV], s64[isa.BPF_MOD], s32[isa.BPF_DIV], s32[isa.BPF_MOD],
@@ -1208,10 +1283,11 @@ class CompiledEngine:
         """The generic entry (parameters from ex.regs) of the function at ``entry``."""
         g = self.gens.get(entry)
         if g is None:
-            g = self._modules.get(entry)
+            checks = self.gens is self.checked
+            g = self._modules.get((entry, checks))
             if g is None:
-                comp = compile_program(self.program, self.proofs, entries=(entry,))
-                g = self._modules[entry] = self._bind(comp)[entry]
+                comp = compile_program(self.program, self.proofs, entries=(entry,), budget_checks=checks)
+                g = self._modules[(entry, checks)] = self._bind(comp)[entry]
         return g
 
     def _atomic_op(self, pc, insn, regions, af):
@@ -1262,6 +1338,12 @@ class CompiledEngine:
         if ex.trace is not None or ex.profile is not None:
             return self._interpreter().run_main()
         self.depth = 0
+        if ex.budget is None:
+            if self.counting is None:
+                self.counting = self._bind(compile_program(self.program, self.proofs, budget_checks=False))
+            self.gens = self.counting
+        else:
+            self.gens = self.checked
         try:
             return self.gens[0](0)
         except _TailCall:

@@ -258,3 +258,12 @@ def test_engines_agree_where_value_ranges_drop_masks(starts, chain, jop):
         insns.append(isa.Instruction(isa.BPF_ALU64 | isa.BPF_ADD | isa.BPF_X, 0, r))
     insns.append(isa.Instruction(isa.EXIT))
     assert outcome(insns, "compiled", b"", 3000) == outcome(insns, "interp", b"", 3000), Program(insns).disasm()
+
+
+def test_runs_without_a_budget_count_the_same_instructions():
+    from conftest import REPO
+
+    for name in ("arith_loop", "mem_loop", "call_loop"):
+        insns = Program.from_asm((REPO / "bench" / "programs" / (name + ".s")).read_text()).insns
+        mem = struct.pack("<Q", 50) + bytes(range(64))
+        assert outcome(insns, "compiled", mem, None) == outcome(insns, "interp", mem, None)
