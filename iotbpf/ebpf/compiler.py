@@ -55,6 +55,26 @@ def _reg(n):
     return "fp" if n == 10 else "r%d" % n
 
 
+def _replace_word(text, word, by):
+    """``text`` with every whole-identifier occurrence of ``word`` replaced by ``by``."""
+    out = []
+    i = 0
+    n = len(word)
+    while True:
+        j = text.find(word, i)
+        if j < 0:
+            out.append(text[i:])
+            return "".join(out)
+        before = text[j - 1] if j else " "
+        after = text[j + n] if j + n < len(text) else " "
+        if (before.isalpha() or before.isdigit() or before == "_" or after.isalpha() or after.isdigit()
+                or after == "_"):
+            out.append(text[i:j + n])
+        else:
+            out.append(text[i:j] + by)
+        i = j + n
+
+
 # ---------------------------------------------------------------- program analysis
 class _Block:
     __slots__ = ("start", "cost", "items", "term", "succs", "uses", "defs")
@@ -750,8 +770,22 @@ class _Gen:
             lines.append("b -= %d" % blk.cost)
         st = list(self.ranges.get(node, TOP_STATE))
         self.bases = {}
+        moved = None  # (register, line index) of a `mov rD, rS` the next ALU op on rD can absorb
         for pc, insn in blk.items:
-            lines += self.insn(pc, insn, _insn_step(insn, st))
+            out = self.insn(pc, insn, _insn_step(insn, st))
+            kind = insn.kind
+            if moved is not None and kind in ("alu", "end") and insn.dst == moved[0] and len(out) == 1 \
+                    and " = " in out[0]:
+                # `rD = rS` then `rD = f(rD)` becomes `rD = f(rS)`
+                lhs, rhs = out[0].split(" = ", 1)
+                source = lines[moved[1]].split(" = ", 1)[1]
+                out = [lhs + " = " + _replace_word(rhs, "r%d" % insn.dst, source)]
+                del lines[moved[1]]
+            moved = None
+            if kind == "alu" and insn.opcode == isa.BPF_ALU64 | isa.BPF_MOV | isa.BPF_X and not insn.off \
+                    and insn.src != insn.dst:
+                moved = (insn.dst, len(lines))
+            lines += out
             if self.bases:
                 for reg in _bits(_uses_defs(insn)[1]):
                     self.bases.pop(reg, None)
