@@ -48,32 +48,40 @@ def _best(fn, repeats: int) -> tuple[float, object]:
     return best, result
 
 
-def time_engine(program: Program, engine: str, n: int, repeats: int) -> tuple[float, int, bytes]:
+def engine_runner(program: Program, engine: str, n: int):
+    """A no-argument callable doing one run (after a warm-up run that also translates)."""
     vm = VM(program, engine=engine)
-    vm.run(mem=struct.pack("<Q", 10) + bytes(64))  # warm-up (and translation for "compiled")
+    vm.run(mem=struct.pack("<Q", 10) + bytes(64))
     mem = struct.pack("<Q", n) + bytes(64)
     ctx = bytearray(mem)
 
     def once():
         ctx[:] = mem
-        return vm.run(ctx=ctx)
-
-    seconds, r0 = _best(once, repeats)
-    return seconds, r0, bytes(ctx[8:])
+        return vm.run(ctx=ctx), bytes(ctx[8:])
+    return once
 
 
-def time_handwritten(module: ModuleType, name: str, n: int, repeats: int) -> tuple[float, int, bytes]:
+def handwritten_runner(module: ModuleType, name: str, n: int):
     buf = bytearray(64)
     fn = getattr(module, name)
-    if name == "mem_loop":
-        def once():
-            buf[:] = bytes(64)
-            return fn(n, buf)
-    else:
-        def once():
-            return fn(n)
-    seconds, r0 = _best(once, repeats)
-    return seconds, r0, bytes(buf)
+
+    def once():
+        buf[:] = bytes(64)
+        r0 = fn(n, buf) if name == "mem_loop" else fn(n)
+        return r0, bytes(buf)
+    return once
+
+
+def interleaved(runners: dict, repeats: int) -> tuple[dict, dict]:
+    """Best time and last result of each runner, taking turns so machine load hits all alike."""
+    best = {key: float("inf") for key in runners}
+    results = {}
+    for _ in range(repeats):
+        for key, once in runners.items():
+            start = time.perf_counter()
+            results[key] = once()
+            best[key] = min(best[key], time.perf_counter() - start)
+    return best, results
 
 
 def generated_program(size: int, seed: int = 1) -> Program:
@@ -132,17 +140,19 @@ def simulated_day_seconds() -> float | None:
 
 def run(quick: bool) -> list[dict]:
     n = 20_000 if quick else 300_000
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 7
     hand = handwritten()
     rows = []
     for name in PROGRAMS:
         program = load(name)
-        t_interp, r_interp, m_interp = time_engine(program, "interp", n, repeats)
-        t_comp, r_comp, m_comp = time_engine(program, "compiled", n, repeats)
-        t_hand, r_hand, m_hand = time_handwritten(hand, name, n, repeats)
-        same = r_interp == r_comp == r_hand and m_interp == m_comp and (name != "mem_loop" or m_hand == m_comp)
-        check = "same result" if same else "RESULTS DIFFER (interp %d, compiled %d, python %d)" % (
-            r_interp, r_comp, r_hand)
+        runners = {"interp": engine_runner(program, "interp", n),
+                   "compiled": engine_runner(program, "compiled", n),
+                   "python": handwritten_runner(hand, name, n)}
+        best, res = interleaved(runners, repeats)
+        t_interp, t_comp, t_hand = best["interp"], best["compiled"], best["python"]
+        same = res["interp"] == res["compiled"] and res["compiled"][0] == res["python"][0] and (
+            name != "mem_loop" or res["compiled"][1] == res["python"][1])
+        check = "same result" if same else "RESULTS DIFFER: %r" % (res,)
         rows.append({"name": "%s interp" % name, "value": t_interp, "unit": "s",
                      "note": "%d iterations, best of %d" % (n, repeats)})
         rows.append({"name": "%s compiled" % name, "value": t_comp, "unit": "s", "note": check})
