@@ -30,6 +30,7 @@ def main(argv=None) -> int:
     parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://[user[:pw]@]host[:port]")
     parser.add_argument("--node-name", default="example-gw-%d" % os.getpid())
     parser.add_argument("--quick", action="store_true", help="simulate 4 hours afterwards instead of 1 day")
+    parser.add_argument("--timeout", type=float, default=10, help="seconds to wait for the broker and replies")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="iotbpf-example-") as tmp:
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
         publisher = Publisher(args.broker, args.node_name, os.path.join(tmp, "outbox.db"), clock="real")
         handler = remote_control(node.build(), publisher, key_file, os.path.join(tmp, "counter.json"))
         publisher.start()
-        if not publisher.wait_connected(10):
+        if not publisher.wait_connected(args.timeout):
             print("cannot reach the MQTT broker at %s" % args.broker)
             return 1
         stop = threading.Event()
@@ -56,14 +57,14 @@ def main(argv=None) -> int:
         try:
             # ---- the operator: sign, publish, wait for the acknowledgment
             print("blocklist before: %s" % dict(node.maps["blocklist"]))
-            reply = send_command(args.broker, args.node_name, key, "map_update", timeout=10,
+            reply = send_command(args.broker, args.node_name, key, "map_update", timeout=args.timeout,
                                  map="blocklist", key=NOISY_SOURCE, value=1)
             print("node acknowledged: ok=%s, reply %s" % (reply.get("ok"), reply))
-            forged = send_command(args.broker, args.node_name, os.urandom(32), "map_update", timeout=10,
+            forged = send_command(args.broker, args.node_name, os.urandom(32), "map_update", timeout=args.timeout,
                                   map="blocklist", key=NOISY_SOURCE, value=0)
             print("a command signed with the wrong key: ok=%s, reason: %s" % (forged.get("ok"),
                                                                             forged.get("reason")))
-            looked_up = send_command(args.broker, args.node_name, key, "map_lookup", timeout=10,
+            looked_up = send_command(args.broker, args.node_name, key, "map_lookup", timeout=args.timeout,
                                      map="blocklist", key=NOISY_SOURCE)
             print("map_lookup blocklist[%d] -> %s" % (NOISY_SOURCE, looked_up.get("result")))
         except MqttError as exc:

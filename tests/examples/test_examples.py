@@ -76,6 +76,7 @@ def test_05_update_map_over_mqtt(mosquitto_broker, tmp_path):
 
 def test_05_without_a_broker_says_so(tmp_path):
     proc = subprocess.run([sys.executable, str(EXAMPLES / "05_update_map_over_mqtt.py"), "--quick", "--broker",
-                           "mqtt://127.0.0.1:1"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                           "mqtt://127.0.0.1:1", "--timeout", "2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "cannot reach the MQTT broker" in proc.stdout
