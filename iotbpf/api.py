@@ -210,16 +210,20 @@ class SimulationResult:
 
     @property
     def faults(self) -> int:
+        """Program faults during the run (every app, every hook)."""
         return self.summary["faults"]
 
     def hook(self, name: str) -> dict:
+        """One hook's statistics: events, runs, instructions, faults, handler_ns."""
         return self.summary["hooks"][name]
 
     def to_dict(self) -> dict:
+        """The whole result as JSON-able data, with a format version."""
         return {"version": RESULT_VERSION, "apps": self.apps, "duration_ns": self.duration_ns,
                 "events_handled": self.events_handled, "summary": self.summary}
 
     def to_json(self) -> str:
+        """to_dict() as JSON text (sorted keys: same seed, same bytes)."""
         return _json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def text(self) -> str:
@@ -404,6 +408,7 @@ class Node:
             raise _IotbpfError("map %s: update failed (errno %d)" % (name, -rc))
 
     def map_delete(self, name: str, key: bytes, app: str | None = None) -> None:
+        """Delete one entry of a map (no error when the key is absent)."""
         self.map(name, app).delete(bytes(key))
 
     def app_stats(self, app: str = "app_monitor") -> dict:

@@ -356,7 +356,7 @@ class Runtime:
                 from None
         # what the verifier proved speeds the compiled engine up: accesses proven in bounds run
         # unchecked, and a program whose longest path fits the budget runs without budget checks
-        # (unless it can leave its own code: tail calls, bpf_loop callbacks).
+        # (unless it can leave its own code through a tail call, which the bound does not cover).
         program.safe_access_pcs = frozenset(result.safe_access_pcs)
         bounded = result.max_path_insns is not None and result.max_path_insns <= app.budget
         program.proven_within_budget = app.budget if bounded and not _calls_any(program, _CHAINING_HELPERS) \
@@ -831,7 +831,7 @@ class Runtime:
         return out
 
 
-_CHAINING_HELPERS = (12, 181)  # bpf_tail_call, bpf_loop
+_CHAINING_HELPERS = (12,)  # bpf_tail_call (bpf_loop callbacks are inside the verifier's bound)
 
 
 def _calls_any(program, helper_ids):
