@@ -8,7 +8,7 @@ from iotbpf.ebpf.errors import IotbpfError
 
 __version__ = "0.1.0"
 
-_API_NAMES = ("Program", "Node", "SimulationResult", "compare")
+_API_NAMES = ("Program", "Node", "SimulationResult", "MapView", "Comparison", "compare")
 
 
 def __getattr__(name):
