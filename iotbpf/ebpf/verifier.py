@@ -1720,6 +1720,11 @@ class Verifier:
                 regs[s] = b.with_bounds(res[1])
             if is64 or (apply_a and apply_b):
                 self.refine_len(st, code, which, d, a, s, b, regs)
+            for r in (regs[d], regs[s] if s is not None else None):
+                # A number known to equal length + k (no wrap) bounds the length from below.
+                if r is not None and r.t == SCALAR and r.sym is not None and r.smin >= 0 and \
+                        r.umin - r.sym > st.mem_min:
+                    st.mem_min = r.umin - r.sym
             out.append(st)
         return out[0], out[1]
 

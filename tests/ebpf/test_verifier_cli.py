@@ -109,3 +109,42 @@ def test_verifier_runs_under_micropython(micropython):
     )
     result = micropython.run(code)
     assert result.stdout.split() == ["22", "pc", "0"]
+
+
+INPUT_IDIOMS_C = r"""
+#include <iotbpf.h>
+SEC("sum") __u64 sum_bytes(const __u8 *buf, __u64 len)
+{
+    __u64 sum = 0;
+    for (__u64 i = 0; i < len && i < 64; i++)
+        sum += buf[i];
+    return sum;
+}
+SEC("header") __u64 eth_type(const __u8 *buf, __u64 len)
+{
+    if (len < 14)
+        return 0;
+    return (buf[12] << 8) | buf[13];
+}
+SEC("end") __u64 end_pointer(const __u8 *buf, __u64 len)
+{
+    const __u8 *end = buf + len;
+    if (buf + 4 > end)
+        return 0;
+    return *(const __u32 *)buf;
+}
+"""
+
+
+def test_c_input_idioms_are_proven_against_the_length(clang):
+    from iotbpf.ebpf.elf import load_elf_object
+    from iotbpf.ebpf.verifier import verify
+    from iotbpf.ebpf.vm import VM
+
+    obj = load_elf_object(clang.compile(INPUT_IDIOMS_C))
+    for section in ("sum", "header", "end"):
+        program = obj.program(section)
+        result = verify(program)
+        for n in (0, 1, 4, 13, 14, 100):
+            vm = VM(program, budget=result.max_path_insns)
+            vm.run(mem=bytes(range(n)))
