@@ -2257,12 +2257,17 @@ class Verifier:
             frame = state.frames[reg.k]
             if -lo > self.max_stack.get(frame.func, 0):
                 self.max_stack[frame.func] = -lo
+            # Saved registers the helper may overwrite are gone; bytes it surely writes (a constant
+            # offset, the minimum size) become initialised; zero bytes it may touch are no longer 0.
+            a = lo + STACK
+            b = hi + STACK
+            for key in range(a & ~7, b, 8):
+                if key in frame.spills and frame.stack[key] == SPILL:
+                    self._drop_spill(frame.stack, frame.spills, key)
+            for i in range(a, b):
+                if frame.stack[i] == ZERO:
+                    frame.stack[i] = MISC
             if reg.tm == 0:
-                # bytes the helper surely writes become initialised
-                a = lo + STACK
-                for key in range(a & ~7, a + size, 8):
-                    if key in frame.spills and frame.stack[key] == SPILL:
-                        self._drop_spill(frame.stack, frame.spills, key)
                 for i in range(a, a + min_size):
                     frame.stack[i] = MISC
             return

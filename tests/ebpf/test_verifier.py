@@ -628,3 +628,23 @@ def test_bpf_loop_callback_must_be_safe_and_return_a_number():
               .replace("stxdw [%r2], %r3\n    mov %r0, 0", "stxdw [%r2], %r3\n    mov %r0, %r2"))
     with pytest.raises(VerifierError, match="expected a function"):
         _loop(LOOP_PROGRAM.replace("lddw %r2, func cb", "lddw %r5, func cb\n    mov %r2, 7"))
+
+
+def test_helper_writing_over_a_saved_pointer_destroys_it():
+    text = """
+        stxdw [%r10-8], %r1
+        stdw [%r10-16], 0
+        ldxw %r3, [%r1+16]
+        and %r3, 8
+        mov %r1, %r10
+        add %r1, -16
+        add %r1, %r3
+        mov %r2, 8
+        call 0x1001
+        ldxdw %r3, [%r10-8]
+        ldxw %r0, [%r3+16]
+        exit
+    """
+    msg = rejected(text)
+    assert "r3 is" in msg and "not a pointer" in msg
+    assert check(text.replace("and %r3, 8", "and %r3, 0"))
