@@ -230,6 +230,11 @@ def structure(succs, entry=0, graph=None):
                 continue
             merges = [c for c in kids if c in placed]
             if not merges:
+                s = succs[x]
+                if len(s) == 1 and not g.is_backward(x, s[0]) and s[0] not in placed:
+                    out.append(("code", x))  # straight-line fall-through: a tail, no recursion
+                    x = s[0]
+                    continue
                 out.extend(node_code(x, depth))
                 return
             inner = within(x, merges[:-1], depth)

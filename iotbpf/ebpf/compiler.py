@@ -10,6 +10,8 @@ and every memory access is checked unless the verifier proved it safe (``proofs`
 MicroPython-compatible (needs ``exec``); imports nothing of iotbpf outside ``ebpf``.
 """
 
+import heapq
+
 from iotbpf.ebpf import cfg, isa
 from iotbpf.ebpf.memory import FUNC_REGION_ID, MemoryFault
 from iotbpf.ebpf.vm import (
@@ -538,53 +540,52 @@ def _branch_states(insn, st):
 
 
 def _ranges(an, f, gen):
-    """Entry ranges of every block of ``f`` (forward fixpoint with widening)."""
-    entry_state = TOP_STATE
-    states = {f.entry: entry_state}
+    """Entry ranges of every block of ``f`` (forward worklist fixpoint with widening)."""
+    states = {f.entry: TOP_STATE}
     visits = {}
-    order = list(f.nodes)
-    changed = True
-    while changed:
-        changed = False
-        for node in order:
-            st_in = states.get(node)
-            if st_in is None:
-                continue
-            blk = an.blocks[node]
-            st = list(st_in)
-            for _pc, insn in blk.items:
-                _insn_step(insn, st)
-            term = blk.term
-            t = term[0]
-            outs = []
-            if t == "jcond" and term[3] is True and len(blk.succs) == 2:
-                taken, fall = _branch_states(term[2], st)
-                outs = [(blk.succs[0], taken), (blk.succs[1], fall)]
+    index = {node: i for i, node in enumerate(f.nodes)}
+    work = [(index[f.entry], f.entry)]
+    queued = {f.entry}
+    while work:
+        _, node = heapq.heappop(work)
+        queued.discard(node)
+        blk = an.blocks[node]
+        st = list(states[node])
+        for _pc, insn in blk.items:
+            _insn_step(insn, st)
+        term = blk.term
+        t = term[0]
+        if t == "jcond" and term[3] is True and len(blk.succs) == 2:
+            taken, fall = _branch_states(term[2], st)
+            outs = [(blk.succs[0], taken), (blk.succs[1], fall)]
+        else:
+            if t == "helper":
+                st[0] = TOP
+            elif t == "call":
+                for i in _bits(gen.by_entry[term[2]].rets):
+                    st[i] = TOP
+            elif t == "callx":
+                for i in range(6):
+                    st[i] = TOP
+            outs = [(s, st) for s in blk.succs]
+        for succ, out in outs:
+            old = states.get(succ)
+            if old is None:
+                new = tuple(out)
             else:
-                if t == "helper":
-                    st[0] = TOP
-                elif t == "call":
-                    for i in _bits(gen.by_entry[term[2]].rets):
-                        st[i] = TOP
-                elif t == "callx":
-                    for i in range(6):
-                        st[i] = TOP
-                outs = [(s, st) for s in blk.succs]
-            for succ, out in outs:
-                old = states.get(succ)
-                if old is None:
-                    new = tuple(out)
-                else:
-                    new = tuple((min(a[0], b[0]), max(a[1], b[1])) for a, b in zip(old, out))
-                    if new != old:
-                        count = visits.get(succ, 0) + 1
-                        visits[succ] = count
-                        if count > 3:
-                            new = tuple((0 if n[0] < o[0] else o[0], M64 if n[1] > o[1] else o[1])
-                                        for n, o in zip(new, old))
+                new = tuple((a[0] if a[0] < b[0] else b[0], a[1] if a[1] > b[1] else b[1])
+                            for a, b in zip(old, out))
                 if new != old:
-                    states[succ] = new
-                    changed = True
+                    count = visits.get(succ, 0) + 1
+                    visits[succ] = count
+                    if count > 3:
+                        new = tuple((0 if n[0] < o[0] else o[0], M64 if n[1] > o[1] else o[1])
+                                    for n, o in zip(new, old))
+            if new != old:
+                states[succ] = new
+                if succ not in queued:
+                    queued.add(succ)
+                    heapq.heappush(work, (index[succ], succ))
     return states
 
 
