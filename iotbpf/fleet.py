@@ -465,8 +465,9 @@ class ProgressBar:
 
 SOC_SAMPLES = 24  # state-of-charge samples per node over the run, for the fleet SoC plot
 
-# The `sampling_period` variation follows the bundled apps' convention: timer 0 samples, and an
-# array map `config` holds `period_ns` at offset 8 and `low_power_period_ns` (5x) at offset 16.
+# The `sampling_period` variation follows the bundled apps' convention: timer 0 samples, and the
+# app's `config` (a map, or the C global in section .data.config) holds `period_ns` at offset 8
+# and `low_power_period_ns` (5x) at offset 16.
 _CONFIG_PERIOD_OFFSET = 8
 _CONFIG_LOW_POWER_OFFSET = 16
 
@@ -507,7 +508,7 @@ def _set_sampling_config(runtime, period_ns: int) -> None:
     import struct
 
     for app in runtime.apps:
-        config = app.maps.get("config")
+        config = app.maps.get("config", app.maps.get(".data.config"))
         if config is None or config.spec.value_size < _CONFIG_LOW_POWER_OFFSET + 8:
             continue
         key = struct.pack("<I", 0)

@@ -137,3 +137,17 @@ def test_bad_spec_file_is_one_error_line(cli, tmp_path):
     spec.write_text("{broken")
     result = cli("simulate", "--fleet", spec)
     assert result.code == 2 and "not valid JSON" in result.err
+
+
+def test_sampling_period_reaches_the_apps_config():
+    import struct
+
+    from iotbpf.api import Node
+
+    node = Node("sensor_node", seed=1)
+    runtime = node.build()
+    runtime.boot()
+    fleet._set_sampling_config(runtime, 30 * 10**9)
+    config = runtime.apps[0].maps.get("config") or runtime.apps[0].maps[".data.config"]
+    value = config.lookup(struct.pack("<I", 0))
+    assert struct.unpack_from("<QQ", value, 8) == (30 * 10**9, 150 * 10**9)
