@@ -342,6 +342,41 @@ def decode(data):
     return insns
 
 
+class PackedInsns:
+    """A read-only slot-indexed instruction list kept as the raw 8-byte slots.
+
+    For microcontrollers: 8 bytes per slot instead of one Instruction object (~90 B on
+    MicroPython). ``packed[pc]`` decodes that slot on each access into a fresh Instruction,
+    exactly as ``decode(data)[pc]`` would (a lddw's first slot carries the full 64-bit imm),
+    so changing the returned object changes nothing. Supports len, indexing and iteration.
+    """
+
+    def __init__(self, data):
+        if len(data) % 8:
+            raise DecodeError("program length %d is not a multiple of 8 bytes" % len(data))
+        self.data = bytes(data)
+        self.n = len(data) // 8
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, pc):
+        n = self.n
+        if pc < 0:
+            pc += n
+        if not 0 <= pc < n:
+            raise IndexError("slot %d out of range" % pc)
+        insn = decode_slot(self.data, pc * 8)
+        if insn.opcode == LDDW and pc + 1 < n:
+            high = _SLOT.unpack_from(self.data, pc * 8 + 8)[3]
+            insn.imm = (insn.imm & MASK32) | ((high & MASK32) << 32)
+        return insn
+
+    def __iter__(self):
+        for pc in range(self.n):
+            yield self[pc]
+
+
 def encode(insns):
     """Encode a slot-indexed Instruction list back to bytes (inverse of decode)."""
     out = []

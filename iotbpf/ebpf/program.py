@@ -101,6 +101,16 @@ class Program:
 
         return disasm.disassemble(self.insns, labels=labels)
 
+    def pack(self):
+        """Keep the instructions as raw slots (``isa.PackedInsns``) and drop source lines and
+        labels: what a microcontroller keeps of a loaded program (engines read it the same)."""
+        if not isinstance(self.insns, isa.PackedInsns):
+            self.insns = isa.PackedInsns(isa.encode(self.insns))
+        self.line_info = {}
+        self.labels = {}
+        self.source = None
+        return self
+
     def insn_text(self, pc):
         if 0 <= pc < len(self.insns):
             return isa.format_insn(self.insns[pc], pc)

@@ -649,17 +649,21 @@ class CompactInterpreter:
         for start, _end, c in isa.basic_blocks(insns):
             cost[start] = c
         code = [None] * (n + 1)
+        # equal tuples (same operation, operands and target) are stored once: RAM on MCUs
+        shared = {}
+        lddw_tail = (_c_lddw_tail, self)
         pc = 0
         while pc < n:
             insn = insns[pc]
-            code[pc] = self._decode(pc, insn)
+            t = self._decode(pc, insn)
+            code[pc] = shared.setdefault(t, t)
             if insn.opcode == isa.LDDW:
                 if pc + 1 < n:
-                    code[pc + 1] = (_c_fault, "jump into the second slot of the lddw at pc %d" % pc,
-                                    "jump", self)
+                    code[pc + 1] = lddw_tail
                 pc += 2
             else:
                 pc += 1
+        shared = None
         code[n] = (_c_fault, "execution fell off the end of the program", "jump", self, n - 1 if n else 0)
         self.code = code
         self.cost = cost
@@ -841,6 +845,10 @@ def _enter_frame(engine, r, pc, target):
 # Handlers of the compact interpreter: ``handler(regs, t, pc) -> next pc`` with t = code[pc].
 def _c_fault(r, t, pc):
     raise t[3]._fault(t[4] if len(t) > 4 else pc, t[1], t[2])
+
+
+def _c_lddw_tail(r, t, pc):
+    raise t[1]._fault(pc, "jump into the second slot of the lddw at pc %d" % (pc - 1), "jump")
 
 
 def _c_alu_k(r, t, pc):

@@ -313,7 +313,7 @@ def load_node(app_dir, device_config=None, board=None, policy=None, sink=None, p
     for _hook, section in manifest.hooks:
         if section not in programs:
             program = bundle.program(section)
-            program.line_info = {}  # source lines serve host-side messages; RAM is scarcer here
+            program.pack()  # raw 8-byte slots, no source lines: RAM is scarcer here than on the host
             programs[section] = program
     bundle = None
     scheduler = None

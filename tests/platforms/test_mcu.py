@@ -90,12 +90,12 @@ node.run(1200 * 10**6)
 print("RAM", gc.mem_alloc())
 stats = node.runtime.summary()["hooks"]
 print("RUNS", stats["timer"]["runs"], stats["gpio"]["events"], len(machine.sleeps))
-count_before = node.runtime.apps[0].maps["stats"].lookup(b"\\0\\0\\0\\0")
+count_before = node.runtime.apps[0].maps[".bss.stats"].lookup(b"\\0\\0\\0\\0")
 # a reset: everything in RAM is gone; the pinned maps in flash bring the counters back
 node = None
 # @gc
 node = mcu.load_node('/root/app', pin_dir='/root/pins')
-count_after = node.runtime.apps[0].maps["stats"].lookup(b"\\0\\0\\0\\0")
+count_after = node.runtime.apps[0].maps[".bss.stats"].lookup(b"\\0\\0\\0\\0")
 print("PINNED", count_before[:8] == count_after[:8], int.from_bytes(count_after[:8], "little"))
 """
 
@@ -115,3 +115,37 @@ def test_sensor_node_runs_on_the_mcu_platform_under_micropython(micropython, boa
     ram = int(next(line for line in lines if line.startswith("RAM")).split()[1])
     print("live heap with the device profile and sensor_node running: %d bytes" % ram)
     assert ram <= RAM_BUDGET_BYTES
+
+
+def test_packed_program_decodes_and_runs_like_the_instruction_list():
+    """Program.pack() (what the device keeps: raw slots) is indistinguishable to the engines."""
+    from iotbpf.ebpf import isa
+    from iotbpf.ebpf.program import Program
+    from iotbpf.ebpf.vm import VM
+
+    text = """
+        lddw %r4, 0x1122334455667788
+        mov %r0, 0
+        jeq %r2, 0, +2
+        ldxb %r3, [%r1+0]
+        add %r0, %r3
+        rsh %r4, 8
+        add %r0, %r4
+        exit
+    """
+    plain = Program.from_asm(text, name="t")
+    packed = Program.from_asm(text, name="t").pack()
+    assert isinstance(packed.insns, isa.PackedInsns)
+    assert len(packed.insns) == len(plain.insns) == 9
+    assert list(packed.insns) == plain.insns and packed.insns[-1] == plain.insns[-1]
+    assert packed.insns[0].imm == 0x1122334455667788 and packed.insns[1].opcode == 0
+    assert packed.to_bytes() == plain.to_bytes()
+    assert packed.line_info == {} and packed.labels == {}
+    with pytest.raises(IndexError):
+        packed.insns[9]
+    for mem in (b"", b"\x05"):
+        assert VM(packed, engine="compact").run(mem=mem) == VM(plain, engine="compact").run(mem=mem)
+    bad = Program.from_asm("mov %r0, 1\nja +5\nexit").pack()
+    with pytest.raises(Exception) as exc:
+        VM(bad, engine="compact").run()
+    assert "pc 1: ja +5" in str(exc.value)
