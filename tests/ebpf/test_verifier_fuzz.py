@@ -55,7 +55,7 @@ def _reg(rng):
 
 def _snippet(rng):
     """A few instructions; jumps use ('J', insn, k) placeholders resolved later."""
-    kind = rng.randrange(14)
+    kind = rng.randrange(17)
     cls = isa.BPF_ALU64 if rng.random() < 0.75 else isa.BPF_ALU
     size = rng.choice(SIZES)
     if kind <= 2:
@@ -83,8 +83,36 @@ def _snippet(rng):
         return [I(isa.BPF_STX | isa.BPF_MEM | size, 1, _reg(rng), off)]
     if kind == 6:  # bounds check against the length
         n = rng.randint(0, 24)
-        op = rng.choice([isa.BPF_JLT, isa.BPF_JLE, isa.BPF_JGT, isa.BPF_JGE, isa.BPF_JEQ, isa.BPF_JNE])
-        return [("J", I(isa.BPF_JMP | op, 2, 0, 0, n), rng.randint(1, 6))]
+        op = rng.choice([isa.BPF_JLT, isa.BPF_JLE, isa.BPF_JGT, isa.BPF_JGE, isa.BPF_JEQ, isa.BPF_JNE,
+                         isa.BPF_JSLT, isa.BPF_JSGE, isa.BPF_JSGT, isa.BPF_JSLE])
+        jcls = isa.BPF_JMP if rng.random() < 0.8 else isa.BPF_JMP32
+        return [("J", I(jcls | op, 2, 0, 0, n), rng.randint(1, 6))]
+    if kind == 14:  # pointer against the end of the input, then an access below it
+        k = rng.randint(0, 16)
+        op = rng.choice([isa.BPF_JGT, isa.BPF_JGE, isa.BPF_JLT, isa.BPF_JLE])
+        out = [I(isa.BPF_ALU64 | isa.BPF_MOV | isa.BPF_X, 3, 1),
+               I(isa.BPF_ALU64 | isa.BPF_ADD | isa.BPF_X, 3, 2),
+               I(isa.BPF_ALU64 | isa.BPF_MOV | isa.BPF_X, 4, 1),
+               I(isa.BPF_ALU64 | isa.BPF_ADD, 4, 0, 0, k)]
+        if rng.random() < 0.5:
+            out.append(("J", I(isa.BPF_JMP | op | isa.BPF_X, 4, 3), 2))
+        else:
+            out.append(("J", I(isa.BPF_JMP | op | isa.BPF_X, 3, 4), 2))
+        out.append(I(isa.BPF_LDX | isa.BPF_MEM | size, 5, 1, rng.randint(0, 16)))
+        return out
+    if kind == 15:  # arithmetic on a copy of the length, then a check
+        return [I(isa.BPF_ALU64 | isa.BPF_MOV | isa.BPF_X, 5, 2),
+                I(isa.BPF_ALU64 | rng.choice([isa.BPF_ADD, isa.BPF_SUB]), 5, 0, 0, rng.randint(-8, 8)),
+                ("J", I(isa.BPF_JMP | rng.choice([isa.BPF_JLT, isa.BPF_JGE, isa.BPF_JSLT, isa.BPF_JEQ]), 5, 0, 0,
+                        rng.randint(0, 16)), rng.randint(1, 4)),
+                I(isa.BPF_LDX | isa.BPF_MEM | size, 4, 1, rng.randint(0, 16))]
+    if kind == 16:  # a byte index checked against the length with a 32-bit compare
+        r = _reg(rng)
+        return [I(isa.BPF_ALU64 | isa.BPF_AND, r, 0, 0, rng.choice([15, 63, 255])),
+                ("J", I(rng.choice([isa.BPF_JMP, isa.BPF_JMP32]) | isa.BPF_JGE | isa.BPF_X, r, 2), 4),
+                I(isa.BPF_ALU64 | isa.BPF_MOV | isa.BPF_X, 3, 1),
+                I(isa.BPF_ALU64 | isa.BPF_ADD | isa.BPF_X, 3, r),
+                I(isa.BPF_LDX | isa.BPF_MEM | isa.BPF_B, 4, 3, 0)]
     if kind == 7:  # variable index into the input
         r = _reg(rng)
         mask = rng.choice([3, 7, 15, 31, 255])
@@ -388,3 +416,73 @@ def test_mutated_clang_programs_accepted_only_if_safe(clang, seed):
     program.maps = [m.spec if hasattr(m, "spec") else m for m in original.maps]
     instantiate(program)
     _count("clang-mutation", run_checked(program, 32, seed, helpers=linux_helpers()))
+
+
+# The verifier's trickiest proofs (length checks, end pointers, index < length, variable stack
+# offsets), mutated: each mutation that is still accepted must still be safe.
+TRICKY = [
+    """
+        mov %r0, 0
+        jgt %r2, 64, out
+        mov %r3, 0
+    loop:
+        jge %r3, %r2, out
+        mov %r4, %r1
+        add %r4, %r3
+        ldxb %r5, [%r4]
+        add %r0, %r5
+        add %r3, 1
+        ja loop
+    out:
+        exit
+    """,
+    """
+        mov %r0, 0
+        mov %r3, %r1
+        add %r3, %r2
+        mov %r4, %r1
+        add %r4, 14
+        jgt %r4, %r3, out
+        ldxh %r0, [%r1+12]
+        stb [%r1+13], 1
+    out:
+        exit
+    """,
+    """
+        stdw [%r10-16], 0
+        stdw [%r10-8], 0
+        mov %r0, 0
+        jlt %r2, 4, out
+        ldxw %r3, [%r1]
+        and %r3, 15
+        mov %r4, %r10
+        add %r4, -16
+        add %r4, %r3
+        ldxb %r0, [%r4]
+        stb [%r4], 1
+    out:
+        exit
+    """,
+    """
+        mov %r0, 0
+        jeq %r2, 0, out
+        mov %r5, %r2
+        sub %r5, 4
+        jslt %r5, 0, out
+        ldxw %r0, [%r1]
+        ldxb %r3, [%r1+3]
+    out:
+        exit
+    """,
+]
+TRICKY_INSNS = [Program.from_asm(t).insns for t in TRICKY]
+
+
+@given(st.integers(0, 2 ** 32), st.booleans())
+def test_mutated_tricky_programs_accepted_only_if_safe(seed, twice):
+    rng = random.Random(seed)
+    insns = TRICKY_INSNS[rng.randrange(len(TRICKY_INSNS))]
+    mutated = _mutate(insns, rng)
+    if twice:
+        mutated = _mutate(mutated, rng)
+    _count("tricky-mutation", run_checked(Program(mutated), None, seed))
