@@ -149,3 +149,18 @@ def test_packed_program_decodes_and_runs_like_the_instruction_list():
     with pytest.raises(Exception) as exc:
         VM(bad, engine="compact").run()
     assert "pc 1: ja +5" in str(exc.value)
+
+
+def test_device_profile_has_no_asserts_that_mpy_cross_O3_would_strip():
+    """The profile is compiled with mpy-cross -O3 (no line tables, asserts removed): an assert
+    in a device module would silently stop checking on the board."""
+    import ast
+
+    from iotbpf.platforms.device import MPY_OPT, module_file
+
+    assert MPY_OPT == "-O3"
+    for name in device_profile_modules():
+        tree = ast.parse((REPO / module_file(name)).read_text())
+        asserts = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+        debug = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id == "__debug__"]
+        assert not asserts and not debug, (name, asserts, debug)
