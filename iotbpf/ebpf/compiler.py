@@ -617,6 +617,7 @@ class _Gen:
                 self.funcs.append(f)
                 self.by_entry[e] = f
         _liveness(an, self.funcs)
+        self.depths = self._static_depths(entries)
         self.helper_sites = []  # (pc, hid)
         self.callx_sites = []  # (pc, reg)
         self.at_sites = []  # (pc, insn)
@@ -624,6 +625,38 @@ class _Gen:
         self.la_sites = []  # insn
         self.structured = 0
         self.state_machines = 0
+
+    def _static_depths(self, entries):
+        """Frame depth of every function when it is fixed, else None (depth passed at run time).
+
+        Fixed when nothing can enter a function but a direct call -- no helper (so no
+        callbacks, no tail calls), no callx, no extra entries -- every function is always
+        called at the same depth and the deepest stays within the 8-frame limit.
+        """
+        if list(entries) != [0]:
+            return None
+        edges = {}
+        for f in self.funcs:
+            callees = []
+            for node in f.nodes:
+                term = self.an.blocks[node].term
+                if term[0] in ("helper", "callx"):
+                    return None
+                if term[0] == "call":
+                    callees.append(term[2])
+            edges[f.entry] = callees
+        depths = {0: 0}
+        work = [0]
+        while work:
+            e = work.pop()
+            for c in edges[e]:
+                want = depths[e] + 1
+                if want > DEPTH_LIMIT or depths.get(c, want) != want:
+                    return None
+                if c not in depths:
+                    depths[c] = want
+                    work.append(c)
+        return depths
 
     # -------------------------------------------------------------- module
     def source(self):
@@ -662,7 +695,7 @@ class _Gen:
             out.append("        nonlocal b")
             out.append("        b = X.left")
             out.append("        try:")
-            args = ["R[%d]" % i for i in _bits(f.params)] + ["d"]
+            args = ["R[%d]" % i for i in _bits(f.params)] + ([] if self.depths is not None else ["d"])
             rets = _bits(f.rets)
             out.append("            %s = f%d(%s)" % (self._ret_tuple(rets), f.index, ", ".join(args)))
             for i in rets:
@@ -680,10 +713,12 @@ class _Gen:
     # -------------------------------------------------------------- one function
     def function(self, f):
         an = self.an
-        params = ["r%d" % i for i in _bits(f.params)] + ["d"]
+        static = self.depths is not None
+        params = ["r%d" % i for i in _bits(f.params)] + ([] if static else ["d"])
         head = ["    def f%d(%s):" % (f.index, ", ".join(params)), "        nonlocal b"]
         if self._uses_fp(f):
-            head += ["        fp = T[d]", "        st = S[d]"]
+            depth = str(self.depths.get(f.entry, 0)) if static else "d"
+            head += ["        fp = T[%s]" % depth, "        st = S[%s]" % depth]
         # an atomic fetch into r10 is the one way a program can move its frame pointer
         self.fp_fixed = True
         for node in f.nodes:
@@ -801,9 +836,11 @@ class _Gen:
             lines.append("if %s: raise FX(%d)" % (self.cond(term[2], st), term[3]))
         elif t == "call":
             g = self.by_entry[term[2]]
-            k = an.fault(term[1], "call depth exceeded (%d frames)" % isa.MAX_CALL_FRAMES, "depth")
-            lines.append("if d >= %d: raise FX(%d)" % (DEPTH_LIMIT, k))
-            args = ["r%d" % i for i in _bits(g.params)] + ["d + 1"]
+            args = ["r%d" % i for i in _bits(g.params)]
+            if self.depths is None:
+                k = an.fault(term[1], "call depth exceeded (%d frames)" % isa.MAX_CALL_FRAMES, "depth")
+                lines.append("if d >= %d: raise FX(%d)" % (DEPTH_LIMIT, k))
+                args.append("d + 1")
             lines.append("%s = f%d(%s)" % (self._ret_tuple(_bits(g.rets)), g.index, ", ".join(args)))
         elif t == "helper":
             k = len(self.helper_sites)

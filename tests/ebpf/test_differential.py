@@ -9,7 +9,7 @@ fault (kind, pc, text), the context and stack bytes afterwards, and instructions
 
 import struct
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iotbpf.ebpf import compiler, isa
@@ -184,6 +184,7 @@ def outcome(insns, engine, mem, budget):
     return result, bytes(ctx), stacks, vm.last.insns_executed
 
 
+@settings(max_examples=300)
 @given(functions, st.binary(min_size=0, max_size=48), st.sampled_from([30, 200, 1000, 5000, None]))
 def test_engines_agree_on_random_programs(funcs, mem, budget):
     insns = build(funcs)
