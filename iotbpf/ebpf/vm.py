@@ -1086,7 +1086,9 @@ def __getattr__(name):
     # ``from iotbpf.ebpf.vm import Interpreter`` keeps working; the closure interpreter lives in
     # interp.py so that MicroPython (which runs the compact one) never loads it
     if name == "Interpreter":
-        from iotbpf.ebpf.interp import Interpreter
-
+        try:
+            from iotbpf.ebpf.interp import Interpreter
+        except ImportError:  # the device profile leaves interp.py out: same semantics, less RAM
+            return CompactInterpreter
         return Interpreter
     raise AttributeError("module 'iotbpf.ebpf.vm' has no attribute " + repr(name))

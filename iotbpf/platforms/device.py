@@ -28,6 +28,9 @@ HOST_ONLY = frozenset({
     "iotbpf.ebpf.asm", "iotbpf.ebpf.disasm", "iotbpf.ebpf.verifier", "iotbpf.ebpf.tnum", "iotbpf.ebpf.elf",
     "iotbpf.ebpf.btf", "iotbpf.ebpf.conformance", "iotbpf.ebpf.cbpf", "iotbpf.kernel.header",
     "iotbpf.energy.android_profile", "iotbpf.api", "iotbpf.resources", "iotbpf.cli",
+    # CPython's closure interpreter: MicroPython runs vm.CompactInterpreter for "interp" (and
+    # `from iotbpf.ebpf.vm import Interpreter` gives that one when interp.py is absent)
+    "iotbpf.ebpf.interp",
 })
 # -O3: no line-number tables in the bytecode (about 4 KB less RAM once imported; device
 # tracebacks then show no line numbers). The profile has no assert statements, so nothing else

@@ -309,6 +309,9 @@ def load_node(app_dir, device_config=None, board=None, policy=None, sink=None, p
     if manifest.bundle is None:
         raise ValueError("app %s has no bundle (deploy packs one)" % manifest.name)
     bundle = load_bundle_object(manifest.path(manifest.bundle))
+    for spec in bundle.maps:  # BTF layouts serve the host's typed map views; ~1 KB each here
+        spec.key_type = None
+        spec.value_type = None
     programs = {}
     for _hook, section in manifest.hooks:
         if section not in programs:
