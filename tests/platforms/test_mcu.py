@@ -20,9 +20,10 @@ from iotbpf.platforms.device import (
 )
 
 STAND_IN_MACHINE = REPO / "tests" / "platforms" / "mcu" / "machine.py"
-# DESIGN.md's target is 100 KiB of live heap; bench/RESULTS.md records the measured figure and
-# what it is made of. This bound guards against regressions from what is measured today.
-RAM_BUDGET_BYTES = 300 * 1024
+# DESIGN.md's target is 100 KiB of live heap; bench/RESULTS.md (## device) records the measured
+# figure (~200 KB here: ~165 KB is the imported .mpy code) and what it is made of. This bound is
+# today's figure + ~10 %: it guards against regressions, it is not the target.
+RAM_BUDGET_BYTES = 215 * 1024
 
 
 @pytest.fixture(scope="module")
