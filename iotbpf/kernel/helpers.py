@@ -21,7 +21,7 @@ def _neg(errno):
 
 
 def _sensor_read(ex, sensor, r2, r3, r4, r5):
-    value = ex.env.node.sensor_read(ex.env.app, sensor & 0xFFFFFFFF)
+    value = ex.env.read_sensor(sensor & 0xFFFFFFFF)  # AppEnv: Runtime.sensor_read, lookups bound once
     if value is None:
         return SENSOR_ERROR
     return value & MASK64

@@ -41,6 +41,7 @@ fields)`` (thread-safe) + ``run_realtime(duration_ns)``; ``replace_program(app, 
 """
 
 import struct
+from heapq import heappush as _heappush
 
 from iotbpf.ebpf.errors import LoadError, VerifierError
 from iotbpf.ebpf.vm import VM, BPFFault
@@ -52,8 +53,12 @@ from iotbpf.kernel.hooks import HOOK_NAMES, HOOKS
 from iotbpf.kernel.prng import Rng
 
 _TIMER_FMT = HOOKS["timer"].fmt
+try:
+    _pack_timer = struct.Struct(_TIMER_FMT).pack_into  # CPython: the format parsed once
+except AttributeError:  # MicroPython's struct has no Struct
+    def _pack_timer(buf, offset, *values):
+        struct.pack_into(_TIMER_FMT, buf, offset, *values)
 _POLICY_INDEX = {}
-_pack_into = struct.pack_into
 
 DEFAULT_NS_PER_INSN = 125  # a 64 MHz Cortex-M4 interpreting eBPF at ~8 cycles per instruction
 BATTERY_REPORT_NS = NS_PER_H
@@ -74,12 +79,48 @@ class AppEnv:
         self.app = app
         self.trace_output = []
         self._rng = Rng(node.seed, "app:" + app.name)
+        self.read_sensor = _sensor_reader(self, node, app)
 
     def clock_ns(self):
         return self.node.clock.now_ns()
 
     def random_u32(self):
         return self._rng.u32()
+
+
+def _sensor_reader(env, node, app):
+    """``read_sensor(sensor_id) -> int or None`` for iot_sensor_read: what ``Runtime.sensor_read``
+    does, with the lookups done once (one sensor read per event of a node-year). It rebinds itself
+    if the node's platform or scheduler object is replaced."""
+    platform = node.platform
+    sched = node.scheduler
+    counted = sched.sensor_read if sched is not None else None
+    name = app.name
+    readers = {}
+
+    def read_sensor(sensor_id):
+        if node.platform is not platform or node.scheduler is not sched:
+            env.read_sensor = _sensor_reader(env, node, app)
+            return env.read_sensor(sensor_id)
+        if platform is None:
+            return None
+        reader = readers.get(sensor_id)
+        if reader is None:
+            reader = readers[sensor_id] = _platform_reader(platform, sensor_id)
+        now = node.clock.now_ns()
+        value = reader(now)
+        if value is not None and counted is not None:
+            counted(now, sensor_id, name)
+        return value
+    return read_sensor
+
+
+def _platform_reader(platform, sensor_id):
+    """``fn(now_ns)`` reading one sensor of the platform (its ``sensor_reader`` if it has one)."""
+    make = getattr(platform, "sensor_reader", None)
+    if make is not None:
+        return make(sensor_id)
+    return lambda now_ns: platform.sensor_read(sensor_id, now_ns)
 
 
 class Attached:
@@ -178,6 +219,7 @@ class Runtime:
         ns = getattr(board, "ns_per_insn", None) if board is not None else None
         self.ns_per_insn = ns if ns else DEFAULT_NS_PER_INSN
         self._insn_ns = getattr(board, "insn_ns", None) if board is not None else None
+        self._busy_ns = {}  # instruction count -> CPU ns (see _busy_for)
         self._timer_stats = self.hook_stats["timer"]
         self._timer_atts = {}  # app id -> its timer programs in hook order (cleared on any change)
         self.shared_maps = _make_well_known_maps()
@@ -515,7 +557,9 @@ class Runtime:
             return None
         # _account, inlined: this runs once per event of a node-year
         insns = vm.last.insns_executed
-        busy = self._insn_ns(insns) if self._insn_ns is not None else int(insns * self.ns_per_insn)
+        busy = self._busy_ns.get(insns)
+        if busy is None:
+            busy = self._busy_for(insns)
         att.runs += 1
         att.insns += insns
         att.handler_ns += busy
@@ -529,8 +573,15 @@ class Runtime:
             del out[: len(out) - MAX_LOG]
         return r0
 
-    def _account(self, att, stats, now, insns):
+    def _busy_for(self, insns):
+        """CPU ns of ``insns`` instructions on the board (memoised: runs repeat the same counts)."""
         busy = self._insn_ns(insns) if self._insn_ns is not None else int(insns * self.ns_per_insn)
+        if len(self._busy_ns) < 4096:
+            self._busy_ns[insns] = busy
+        return busy
+
+    def _account(self, att, stats, now, insns):
+        busy = self._busy_for(insns)
         att.runs += 1
         att.insns += insns
         att.handler_ns += busy
@@ -596,19 +647,46 @@ class Runtime:
         timer[2] += 1
         period = timer[1]
         if period:
-            self.queue.push(now + period + (self._jitter(timer[3]) if timer[3] else 0), self._timer_fire, arg)
+            queue = self.queue  # EventQueue.push, inlined
+            queue._seq += 1
+            _heappush(queue._heap, (now + period + (self._jitter(timer[3]) if timer[3] else 0), queue._seq,
+                                    self._timer_fire, arg))
         else:
             del app.timers[timer_id]
-        # the hot path of a node-year: pack the timer context directly (layout from hooks.py)
+        # the hot path of a node-year: pack the timer context directly (layout from hooks.py) and
+        # run the program with _run's accounting inlined
         stats = self._timer_stats
         stats.events += 1
         atts = self._timer_atts.get(app.id)
         if atts is None:
             atts = self._timer_atts[app.id] = tuple(a for a in self.hooks["timer"] if a.app is app)
         for att in atts:
-            if not att.detached:
-                _pack_into(_TIMER_FMT, att.ctx, 0, now, period, timer_id, timer[2])
-                self._run(att, stats, now)
+            if att.detached:
+                continue
+            _pack_timer(att.ctx, 0, now, period, timer_id, timer[2])
+            vm = att.vm
+            try:
+                vm.run(ctx=att.ctx_addr)
+            except BPFFault as exc:
+                self._account(att, stats, now, vm.last.insns_executed)
+                self._fault(att, stats, now, exc)
+                continue
+            insns = vm.last.insns_executed
+            busy = self._busy_ns.get(insns)
+            if busy is None:
+                busy = self._busy_for(insns)
+            att.runs += 1
+            att.insns += insns
+            att.handler_ns += busy
+            stats.runs += 1
+            stats.insns += insns
+            stats.handler_ns += busy
+            sched = self.scheduler
+            if sched is not None:
+                sched.cpu_busy(now, busy, app.name)
+            out = app.env.trace_output
+            if out and len(out) > MAX_LOG:
+                del out[: len(out) - MAX_LOG]
 
     # ---------------------------------------------------------------- devices (helpers call these)
 

@@ -94,6 +94,16 @@ class SimPlatform:
         sensor = self.sensors.get(sensor_id)
         return None if sensor is None else sensor.read(now_ns)
 
+    def sensor_reader(self, sensor_id):
+        """``fn(now_ns) -> int or None`` reading one sensor, as ``sensor_read(sensor_id, now_ns)``
+        does: the sensor model's own ``read`` when no trace can set values (the runtime's fast path)."""
+        if self.trace is not None:
+            return lambda now_ns: self.sensor_read(sensor_id, now_ns)
+        sensor = self.sensors.get(sensor_id)
+        if sensor is None:
+            return lambda now_ns: None
+        return sensor.read
+
     def gpio_read(self, pin):
         return self.gpio.read(pin)
 

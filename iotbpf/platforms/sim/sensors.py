@@ -5,7 +5,10 @@ CPython and MicroPython produce identical readings; they must never read the hos
 """
 
 from iotbpf.kernel.clock import NS_PER_DAY, parse_duration
+from iotbpf.kernel.prng import MASK64 as _MASK64
 from iotbpf.kernel.prng import Rng
+
+_XS_MULT = 0x2545F4914F6CDD1D  # xorshift64*'s output multiplier (prng.Rng.u64)
 
 _MAX_CATCHUP_STEPS = 4096  # older steps are forgotten by mean reversion anyway
 
@@ -38,6 +41,8 @@ class RandomWalkSensor:
         self.shift = int(reversion_shift)
         self.offset = 0
         self.steps_done = 0
+        self._phase = -1  # the diurnal term, cached per phase step (1/1000 of a day)
+        self._diurnal_now = 0
 
     def read(self, now_ns):
         target = now_ns // self.step_ns
@@ -45,18 +50,30 @@ class RandomWalkSensor:
         if todo > _MAX_CATCHUP_STEPS:
             self.steps_done = target - _MAX_CATCHUP_STEPS
             todo = _MAX_CATCHUP_STEPS
-        rng = self.rng
         offset = self.offset
-        size = self.step_size
-        shift = self.shift
-        while todo > 0:
-            offset += rng.below(2 * size + 1) - size
-            offset -= offset >> shift if offset > 0 else -((-offset) >> shift)
-            todo -= 1
-        self.offset = offset
+        if todo > 0:
+            # rng.below(2 * size + 1) per step, with the xorshift64* generator (prng.Rng.u64)
+            # inlined: the same draws, without two calls per step of a node-year
+            rng = self.rng
+            size = self.step_size
+            span = 2 * size + 1
+            shift = self.shift
+            x = rng.state
+            while todo > 0:
+                x ^= x >> 12
+                x ^= (x << 25) & _MASK64
+                x ^= x >> 27
+                offset += ((((x * _XS_MULT) & _MASK64) >> 32) * span >> 32) - size
+                offset -= offset >> shift if offset > 0 else -((-offset) >> shift)
+                todo -= 1
+            rng.state = x
+            self.offset = offset
         self.steps_done = target
         phase = ((now_ns % NS_PER_DAY) * 1000) // NS_PER_DAY
-        value = self.mean + offset + (self.diurnal * _sin_milli(phase)) // 1000
+        if phase != self._phase:
+            self._phase = phase
+            self._diurnal_now = (self.diurnal * _sin_milli(phase)) // 1000
+        value = self.mean + offset + self._diurnal_now
         if value < self.minimum:
             return self.minimum
         if value > self.maximum:
