@@ -87,12 +87,14 @@ class Reg:
     variable offset; ``id`` links copies (NULL checks, buffer bounds); ``k`` is the map index,
     stack frame, function pc or buffer size; ``rel`` (scalars and input-buffer pointers):
     value (variable part) + rel <= buffer length; ``sym``: the scalar equals length + sym.
+    Scalars with the same non-zero ``id`` are linked: each equals one hidden value + its ``dl``
+    (copies and copies plus a constant), so a comparison of one bounds the others.
     """
 
-    __slots__ = ("t", "off", "umin", "umax", "smin", "smax", "tv", "tm", "id", "k", "rel", "sym")
+    __slots__ = ("t", "off", "umin", "umax", "smin", "smax", "tv", "tm", "id", "k", "rel", "sym", "dl")
 
     def __init__(self, t, off=0, umin=0, umax=0, smin=0, smax=0, tv=0, tm=0, id=0, k=0, rel=None,
-                 sym=None):
+                 sym=None, dl=0):
         self.t = t
         self.off = off
         self.umin = umin
@@ -105,13 +107,14 @@ class Reg:
         self.k = k
         self.rel = rel
         self.sym = sym
+        self.dl = dl
 
     def bounds(self):
         return (self.umin, self.umax, self.smin, self.smax, self.tv, self.tm)
 
     def with_bounds(self, b, **kw):
         r = Reg(self.t, self.off, b[0], b[1], b[2], b[3], b[4], b[5], self.id, self.k, self.rel,
-                self.sym)
+                self.sym, self.dl)
         for name in kw:
             setattr(r, name, kw[name])
         return r
@@ -1590,6 +1593,12 @@ class Verifier:
                 self.fail(pc, "%s of r%d, which is %s, would turn a pointer into a number"
                           % ("32-bit move" if not is64 else "sign-extending move", insn.src, describe(src)),
                           "forbidden pointer arithmetic", state)
+            if is64 and insn.off == 0 and op & isa.BPF_X and src.tm != 0:
+                if src.id == 0:
+                    src = src.with_bounds(src.bounds(), id=self.new_id())
+                    state.frames[-1].regs[insn.src] = src
+                self.write(state, pc, d, src)
+                return
             if not is64 or insn.off:
                 b = scalar_alu(isa.BPF_MOV, bits, insn.off, ZERO_B, src.bounds())
                 keep = (not is64 and insn.off == 0 and src.umax <= U32) or (is64 and b == src.bounds())
@@ -1613,6 +1622,12 @@ class Verifier:
                     sym = dreg.sym + c
                 if dreg.rel is not None and b[3] >= 0 and b[2] >= 0 and dreg.smin >= 0:
                     rel = dreg.rel - c
+                if dreg.id and b[5] != 0 and -(1 << 32) < dreg.dl + c < (1 << 32):
+                    res = scalar(b, rel, sym)
+                    res.id = dreg.id
+                    res.dl = dreg.dl + c
+                    self.write(state, pc, d, res)
+                    return
             self.write(state, pc, d, scalar(b, rel, sym))
             return
         # pointer arithmetic
@@ -1720,6 +1735,9 @@ class Verifier:
                 regs[s] = b.with_bounds(res[1])
             if is64 or (apply_a and apply_b):
                 self.refine_len(st, code, which, d, a, s, b, regs)
+            self.propagate_links(st, regs[d])
+            if s is not None and s != d:
+                self.propagate_links(st, regs[s])
             for r in (regs[d], regs[s] if s is not None else None):
                 # A number known to equal length + k (no wrap) bounds the length from below.
                 if r is not None and r.t == SCALAR and r.sym is not None and r.smin >= 0 and \
@@ -1727,6 +1745,28 @@ class Verifier:
                     st.mem_min = r.umin - r.sym
             out.append(st)
         return out[0], out[1]
+
+    def propagate_links(self, st, x):
+        """Give every scalar linked to ``x`` what a comparison just proved about ``x``."""
+        if x.t != SCALAR or not x.id:
+            return
+        for f, where, y in st.all_regs():
+            if y is x or y.t != SCALAR or y.id != x.id:
+                continue
+            ny = None
+            if y.dl == x.dl:
+                m = _meet(y.bounds(), x.bounds())
+                if m is not None:
+                    ny = y.with_bounds(m)
+            if x.rel is not None and x.smin >= 0 and y.smin >= 0 and x.smax < (1 << 62) and \
+                    y.smax < (1 << 62):
+                rel = x.rel + x.dl - y.dl  # x - y == x.dl - y.dl exactly: both small, non-negative
+                base = ny if ny is not None else y
+                if base.rel is None or base.rel < rel:
+                    ny = base.with_bounds(base.bounds())
+                    ny.rel = rel
+            if ny is not None:
+                st.replace(f, where, ny)
 
     def _map32(self, res, ab, bb):
         if res is None:
@@ -2332,6 +2372,17 @@ def reg_covers(o, c, idmap):
             return False
         if o.rel is not None and (c.rel is None or c.rel < o.rel):
             return False
+        if o.id:
+            # the old state relied on this link: the new one must link the same way
+            if c.id == 0 or o.dl != c.dl:
+                return False
+            prev = idmap.get(o.id)
+            back = idmap.get(-c.id - 1)
+            if prev is None and back is None:
+                idmap[o.id] = c.id
+                idmap[-c.id - 1] = o.id
+            elif prev != c.id or back != o.id:
+                return False
         return True
     if o.k != c.k or o.off != c.off:
         return False
@@ -2371,8 +2422,9 @@ def reg_join(a, b):
     r = a.with_bounds(bd)
     r.rel = None if a.rel is None or b.rel is None else min(a.rel, b.rel)
     r.sym = a.sym if a.sym == b.sym else None
-    if a.id != b.id:
+    if a.id != b.id or a.dl != b.dl:
         r.id = 0
+        r.dl = 0
         if a.t == PTR_MEM:
             r.rel = None
     return r

@@ -648,3 +648,27 @@ def test_helper_writing_over_a_saved_pointer_destroys_it():
     msg = rejected(text)
     assert "r3 is" in msg and "not a pointer" in msg
     assert check(text.replace("and %r3, 8", "and %r3, 0"))
+
+
+def test_linked_copies_share_what_a_comparison_proves():
+    # off + 2 <= len, checked on a copy, proves buf[off] and buf[off + 1] (a TLV parser's loop).
+    text = """
+        mov %r0, 0
+        ldxdw %r4, [%r1]
+        and %r4, 255
+        mov %r5, %r4
+        add %r5, 2
+        jgt %r5, %r2, out
+        mov %r3, %r1
+        add %r3, %r4
+        ldxb %r0, [%r3+1]
+    out:
+        exit
+    """
+    assert "may go past the end" in rejected(text, hook=None)  # the first load is unchecked
+    text = text.replace("ldxdw %r4, [%r1]\n", "ldxdw %r4, [%r10-8]\n").replace(
+        "mov %r0, 0\n", "mov %r0, 0\nstdw [%r10-8], 0\n", 1)
+    assert check(text, hook=None)
+    assert "may go past the end" in rejected(text.replace("[%r3+1]", "[%r3+2]"), hook=None)
+    copy = text.replace("add %r5, 2\n", "").replace("jgt %r5, %r2, out", "jge %r5, %r2, out")
+    assert check(copy.replace("[%r3+1]", "[%r3]"), hook=None)

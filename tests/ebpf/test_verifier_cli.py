@@ -126,6 +126,17 @@ SEC("header") __u64 eth_type(const __u8 *buf, __u64 len)
         return 0;
     return (buf[12] << 8) | buf[13];
 }
+SEC("tlv") __u64 parse_tlv(const __u8 *buf, __u64 len)
+{
+    __u64 off = 0, total = 0;
+    for (int k = 0; k < 8; k++) {
+        if (off + 2 > len)
+            break;
+        total += buf[off];
+        off += 2 + (buf[off + 1] & 7);
+    }
+    return total;
+}
 SEC("end") __u64 end_pointer(const __u8 *buf, __u64 len)
 {
     const __u8 *end = buf + len;
@@ -142,7 +153,7 @@ def test_c_input_idioms_are_proven_against_the_length(clang):
     from iotbpf.ebpf.vm import VM
 
     obj = load_elf_object(clang.compile(INPUT_IDIOMS_C))
-    for section in ("sum", "header", "end"):
+    for section in ("sum", "header", "tlv", "end"):
         program = obj.program(section)
         result = verify(program)
         for n in (0, 1, 4, 13, 14, 100):

@@ -475,6 +475,27 @@ TRICKY = [
         exit
     """,
 ]
+TRICKY.append("""
+        mov %r0, 0
+        mov %r3, 0
+        mov %r4, 0
+    loop:
+        mov %r5, %r4
+        add %r5, 2
+        jgt %r5, %r2, out
+        mov %r6, %r1
+        add %r6, %r4
+        ldxb %r7, [%r6]
+        add %r0, %r7
+        ldxb %r7, [%r6+1]
+        and %r7, 7
+        add %r4, 2
+        add %r4, %r7
+        add %r3, 1
+        jlt %r3, 8, loop
+    out:
+        exit
+""")
 TRICKY_INSNS = [Program.from_asm(t).insns for t in TRICKY]
 
 
