@@ -41,6 +41,9 @@ _SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
 _ATOMIC_OPS = {isa.BPF_ADD: "+", isa.BPF_OR: "|", isa.BPF_AND: "&", isa.BPF_XOR: "^"}
 
 
+_NO_REGION = (b"", -1, False)  # stands in for a missing region: every bounds test fails
+
+
 class _TailCall(Exception):
     """Unwinds the generated frames when a helper requested a tail call."""
 
@@ -661,7 +664,7 @@ class _Gen:
     # -------------------------------------------------------------- module
     def source(self):
         out = ["def factory(X, E, R, G, T, S, FX, BF, AF, HS, CXS, AT, LA, LD, ST, C, U2, U4, U8, P2, P4, P8,"
-               " SX1, SX2, SX4, SW16, SW32, SW64, SD64, SM64, SD32, SM32, TAIL):",
+               " SX1, SX2, SX4, SW16, SW32, SW64, SD64, SM64, SD32, SM32, TAIL, NOREG):",
                "    b = 0"]
         for k in range(len(self.an.lddw)):
             out.append("    c%d = C[%d]" % (k, k))
@@ -1069,14 +1072,17 @@ class _Gen:
         lines = []
         if reg not in self.bases:
             self.bases[reg] = True
-            lines.append("g%d = G(%s >> 32)" % (reg, _reg(reg)))
+            # NOREG (size -1) makes every bounds test fail for an address with no region
+            lines.append("g%d = G(%s >> 32, NOREG)" % (reg, _reg(reg)))
+            lines.append("m%d = g%d[0]" % (reg, reg))
+            lines.append("n%d = g%d[1]" % (reg, reg))
             lines.append("o%d = %s & %d" % (reg, _reg(reg), M32))
         return lines
 
     @staticmethod
     def _inside(reg, off, size):
         """The fast-path test: the access stays inside the base register's region."""
-        test = "g%d is not None and o%d + %d <= g%d[1]" % (reg, reg, off + size, reg)
+        test = "o%d + %d <= n%d" % (reg, off + size, reg)
         if off < 0:
             test += " and o%d >= %d" % (reg, -off)
         return test
@@ -1106,7 +1112,7 @@ class _Gen:
         lines = self._base(reg)
         k = self._slow_site(pc, size, signed)
         lines.append("%s = %s if %s else LD(%d, %s)" % (
-            d, self._read("g%d[0]" % reg, self._offset(reg, off), size, signed), self._inside(reg, off, size),
+            d, self._read("m%d" % reg, self._offset(reg, off), size, signed), self._inside(reg, off, size),
             k, address))
         return lines
 
@@ -1139,7 +1145,7 @@ class _Gen:
         lines = self._base(reg)
         k = self._slow_site(pc, size, False)
         lines.append("if %s and g%d[2]: %s" % (self._inside(reg, off, size), reg,
-                                              self._write("g%d[0]" % reg, self._offset(reg, off), size, value)))
+                                              self._write("m%d" % reg, self._offset(reg, off), size, value)))
         lines.append("else: ST(%d, %s, %s)" % (k, address, value))
         return lines
 
@@ -1307,7 +1313,7 @@ class CompiledEngine:
             _UNPACK[2].pack_into, _UNPACK[4].pack_into, _UNPACK[8].pack_into,
             _UNPACK_S[1].unpack_from, _UNPACK_S[2].unpack_from, _UNPACK_S[4].unpack_from,
             sw[16], sw[32], sw[64], s64[isa.BPF_DIV], s64[isa.BPF_MOD], s32[isa.BPF_DIV], s32[isa.BPF_MOD],
-            _TailCall)
+            _TailCall, _NO_REGION)
 
     def _helper_call(self, pc, hid):
         """The call of helper ``hid`` at ``pc``: exactly the interpreter's checks and fault texts."""
