@@ -162,12 +162,15 @@ OPCODES = {}
 
 
 def _build_opcode_table():
+    # The K and X forms share one entry tuple, and names without a suffix are the table's own
+    # strings: each new string or tuple here stays in RAM on a microcontroller.
     for cls, suffix in ((BPF_ALU64, ""), (BPF_ALU, "32")):
         for op, name in ALU_NAMES.items():
+            entry = ("alu", name + suffix if suffix else name)
             for srcbit in (BPF_K, BPF_X):
                 if op == BPF_NEG and srcbit == BPF_X:
                     continue
-                OPCODES[cls | op | srcbit] = ("alu", name + suffix)
+                OPCODES[cls | op | srcbit] = entry
     OPCODES[BPF_ALU | BPF_END | BPF_TO_LE] = ("end", "le")
     OPCODES[BPF_ALU | BPF_END | BPF_TO_BE] = ("end", "be")
     OPCODES[BPF_ALU64 | BPF_END | BPF_TO_LE] = ("end", "bswap")
@@ -184,8 +187,9 @@ def _build_opcode_table():
     OPCODES[BPF_STX | BPF_ATOMIC | BPF_DW] = ("atomic", "")
     for cls, suffix in ((BPF_JMP, ""), (BPF_JMP32, "32")):
         for op in COND_JMP_OPS:
+            entry = ("jcond", JMP_NAMES[op] + suffix if suffix else JMP_NAMES[op])
             for srcbit in (BPF_K, BPF_X):
-                OPCODES[cls | op | srcbit] = ("jcond", JMP_NAMES[op] + suffix)
+                OPCODES[cls | op | srcbit] = entry
     OPCODES[JA] = ("ja", "ja")
     OPCODES[JA32] = ("ja32", "ja32")
     OPCODES[CALL] = ("call", "call")
