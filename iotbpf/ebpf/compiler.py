@@ -14,6 +14,7 @@ import heapq
 
 from iotbpf.ebpf import cfg, isa
 from iotbpf.ebpf.memory import FUNC_REGION_ID, MemoryFault
+from iotbpf.ebpf.types import ARG_PTR_TO_FUNC
 from iotbpf.ebpf.vm import (
     ALU64_FUNCS,
     SIGNED32_FUNCS,
@@ -21,8 +22,8 @@ from iotbpf.ebpf.vm import (
     SWAP_FUNCS,
     BPFFault,
     HelperFault,
-    Interpreter,
     StopRun,
+    make_engine,
 )
 
 M64 = 0xFFFFFFFFFFFFFFFF
@@ -663,8 +664,8 @@ class _Gen:
 
     # -------------------------------------------------------------- module
     def source(self):
-        out = ["def factory(X, E, R, G, T, S, FX, BF, AF, HS, CXS, AT, LA, LD, ST, C, U2, U4, U8, P2, P4, P8,"
-               " SX1, SX2, SX4, SW16, SW32, SW64, SD64, SM64, SD32, SM32, TAIL, NOREG):",
+        out = ["def factory(X, E, R, G, T, S, FX, BF, AF, HF, HP, HE, HV, SY, CXS, AT, LA, LD, ST, C,"
+               " U2, U4, U8, P2, P4, P8, SX1, SX2, SX4, SW16, SW32, SW64, SD64, SM64, SD32, SM32, TAIL, NOREG):",
                "    b = 0"]
         for k in range(len(self.an.lddw)):
             out.append("    c%d = C[%d]" % (k, k))
@@ -673,8 +674,15 @@ class _Gen:
             "        nonlocal b",
             "        E.depth = d",
             "        X.left = b",
-            "        v = HS[k](r1, r2, r3, r4, r5)",
+            "        X.pc = HP[k]",
+            "        try:",
+            "            v = HF[k](X, r1, r2, r3, r4, r5)",
+            "        except Exception as e:",
+            "            raise HE(k, e)",
             "        b = X.left",
+            "        if v.__class__ is not int:",
+            "            v = HV(k, v)",
+            "        v &= %d" % M64,
             "        if X.tail_target is not None:",
             "            R[0] = v",
             "            raise TAIL()",
@@ -848,7 +856,8 @@ class _Gen:
         elif t == "helper":
             k = len(self.helper_sites)
             self.helper_sites.append((term[1], term[2]))
-            lines.append("R[0:10] = (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9)")
+            # registers go to ex.regs only for helpers that can look at them (tail calls, callbacks)
+            lines.append("if SY[%d]: R[0:10] = (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9)" % k)
             lines.append("r0 = HC(%d, d, r1, r2, r3, r4, r5)" % k)
         elif t == "callx":
             k = len(self.callx_sites)
@@ -1264,7 +1273,23 @@ class CompiledEngine:
             exc = memory.fault(a, size, write)
             return vm.fault(pc, exc.reason, exc.kind, program, a)
 
-        helpers = [self._helper_call(pc, hid) for pc, hid in comp.helper_sites]
+        hsites = [self._helper_site(pc, hid) for pc, hid in comp.helper_sites]
+        h_fns = [site[0] for site in hsites]
+        h_pcs = [pc for pc, _ in comp.helper_sites]
+        h_sync = [site[2] for site in hsites]
+
+        def h_error(k, exc):
+            if isinstance(exc, (StopRun, BPFFault, _TailCall)):
+                return exc
+            return _helper_fault(vm, program, h_pcs[k], hsites[k][1], exc)
+
+        def h_value(k, v):
+            if v is None:
+                return 0
+            if isinstance(v, int):
+                return int(v)
+            raise vm.fault(h_pcs[k], "helper %s returned %s, not an integer" % (hsites[k][1], type(v).__name__),
+                           "helper", program)
         callx = [self._callx(pc, reg) for pc, reg in comp.callx_sites]
 
         def cxs(k, d, v):
@@ -1308,22 +1333,23 @@ class CompiledEngine:
         s64 = SIGNED64_FUNCS
         s32 = SIGNED32_FUNCS
         return comp.factory(
-            ex, self, ex.regs, regions.get, vm.stack_tops, vm.stack_bufs, fx, bf, af, helpers, cxs, at, la,
+            ex, self, ex.regs, regions.get, vm.stack_tops, vm.stack_bufs, fx, bf, af,
+            h_fns, h_pcs, h_error, h_value, h_sync, cxs, at, la,
             ld, store, consts, _UNPACK[2].unpack_from, _UNPACK[4].unpack_from, _UNPACK[8].unpack_from,
             _UNPACK[2].pack_into, _UNPACK[4].pack_into, _UNPACK[8].pack_into,
             _UNPACK_S[1].unpack_from, _UNPACK_S[2].unpack_from, _UNPACK_S[4].unpack_from,
             sw[16], sw[32], sw[64], s64[isa.BPF_DIV], s64[isa.BPF_MOD], s32[isa.BPF_DIV], s32[isa.BPF_MOD],
             _TailCall, _NO_REGION)
 
-    def _helper_call(self, pc, hid):
-        """The call of helper ``hid`` at ``pc``: exactly the interpreter's checks and fault texts."""
-        vm, ex, program = self.vm, self.ex, self.program
+    def _helper_site(self, pc, hid):
+        """(function, name, needs registers in ex.regs) for the helper call at ``pc``."""
+        vm, program = self.vm, self.program
         fn, name = vm.helper(hid)
         if fn is None:
-            def unknown(r1, r2, r3, r4, r5):
+            def unknown(ex, r1, r2, r3, r4, r5):
                 raise vm.fault(pc, "unknown helper %d" % hid, "helper", program)
-            return unknown
-        return _make_helper_call(vm, ex, program, pc, fn, name)
+            return unknown, "#%d" % hid, False
+        return fn, name, _sees_registers(vm, hid, name)
 
     def _callx(self, pc, reg):
         vm, ex, program = self.vm, self.ex, self.program
@@ -1453,8 +1479,34 @@ class CompiledEngine:
     def _interpreter(self):
         """--trace and --profile run on the reference interpreter (same faults, same budget)."""
         if self._interp is None:
-            self._interp = Interpreter(self.program, self.vm)
+            self._interp = make_engine("interp", self.program, self.vm)
         return self._interp
+
+
+def _sees_registers(vm, hid, name):
+    """True unless the helper's spec shows it can neither tail-call nor run a callback.
+
+    Those two read the whole register file (the next program starts with it; a callback's
+    frame starts from it), so the generated code stores its registers to ex.regs first.
+    A plain callable without a spec is assumed to need them.
+    """
+    try:
+        spec = vm.helpers.get(hid)
+    except Exception:
+        spec = None
+    args = getattr(spec, "args", None)
+    if args is None or hid == 12 or "tail" in str(name):
+        return True
+    return ARG_PTR_TO_FUNC in args
+
+
+def _helper_fault(vm, program, pc, name, exc):
+    """The BPFFault for an exception a helper raised (the interpreter's texts and kinds)."""
+    if isinstance(exc, HelperFault):
+        return vm.fault(pc, "helper %s: %s" % (name, exc.reason), "helper", program)
+    if isinstance(exc, MemoryFault):
+        return vm.fault(pc, "helper %s: %s" % (name, exc.reason), exc.kind, program, exc.addr)
+    return vm.fault(pc, "helper %s failed: %s: %s" % (name, type(exc).__name__, exc), "helper", program)
 
 
 def _make_helper_call(vm, ex, program, pc, fn, name):

@@ -13,7 +13,8 @@ from iotbpf.ebpf.vm import VM, BPFFault
 
 BENCH = REPO / "bench" / "programs"
 KEYWORDS = {"def", "nonlocal", "if", "else", "elif", "while", "True", "break", "continue", "return",
-            "raise", "is", "not", "None", "and", "or", "try", "finally", "pass", "in"}
+            "raise", "is", "not", "None", "and", "or", "try", "finally", "pass", "in", "except", "as",
+            "Exception", "int", "e", "pc", "__class__"}
 
 
 def names_in(source):
