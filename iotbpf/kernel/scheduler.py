@@ -49,6 +49,10 @@ for _row in wkmaps.POLICY_PARAMS:
     _PARAM_INDEX[_row[0][len("IOT_POLICY_"):]] = _row[1]
 
 
+def _by_deadline(entry):
+    return entry[1]
+
+
 def _param_index(name):
     """Index in iot_policy of ``name`` (IOT_POLICY_X, X, or x)."""
     index = _PARAM_INDEX.get(name)
@@ -57,6 +61,8 @@ def _param_index(name):
     if index is None:
         return wkmaps.policy_index(name)
     return index
+
+_HOLD_INDEX = _PARAM_INDEX["IOT_POLICY_MAX_BATCH_DELAY_NS"]
 
 DEFAULTS = {
     "duty_period_ns": 60 * NS_PER_S,       # duty_cycle: wake period when IOT_POLICY_LISTEN_INTERVAL is 0
@@ -91,6 +97,7 @@ class Scheduler:
         self.harvester = board.make_harvester()
         self.policy_values = wkmaps.policy_defaults()
         self._param_reader = None
+        self._param_seen = None    # the reader's last list, already applied (see _refresh_params)
         self.record = bool(p.get("record", True))
         self.planned = list(p.get("wake_times", ()))
         self._plan_i = 0
@@ -180,12 +187,13 @@ class Scheduler:
     # ---------------------------------------------------------------- parameters (iot_policy map)
 
     def set_param_reader(self, fn):
-        """``fn() -> list of u64`` (the iot_policy array); re-read on every wakeup and enqueue."""
+        """``fn() -> list or tuple of u64`` (the iot_policy array); re-read on every wakeup and enqueue."""
         self._param_reader = fn
         self._refresh_params()
 
     def update_params(self, values):
         """Set policy values: a list indexed like iot_policy, or {IOT_POLICY_NAME or short name: int}."""
+        self._param_seen = None
         if isinstance(values, dict):
             before = list(self.policy_values)
             for name, value in values.items():
@@ -208,8 +216,12 @@ class Scheduler:
     def _refresh_params(self):
         if self._param_reader is not None:
             values = self._param_reader()
-            if values:
+            # a reader may hand back the very tuple it gave last time when the map is unchanged (the
+            # runtime's does): policy_values already equal it unless update_params was called since
+            # (that resets _param_seen). Only a tuple: a list may have been changed in place.
+            if values and (values is not self._param_seen or type(values) is not tuple):
                 self.update_params(values)
+                self._param_seen = values
 
     def pval(self, name):
         return self.policy_values[_param_index(name)]
@@ -490,38 +502,48 @@ class Scheduler:
         if not self.queue:
             return None
         guard = self.params["guard_ns"] + self.ramp_out_ns
-        total = 0
-        for q in self.queue:
-            total += q[4] + self.ack_ns * self._frames(q[2])
+        ack = self.ack_ns
+        payload = self.max_payload
         due = None
         cumulative = 0
-        for q in sorted(self.queue, key=lambda e: e[1]):
-            cumulative += q[4] + self.ack_ns * self._frames(q[2])
+        oldest = None
+        for q in sorted(self.queue, key=_by_deadline):
+            frames = (q[2] + payload - 1) // payload  # self._frames(q[2])
+            cumulative += q[4] + ack * (frames if frames > 1 else 1)
             t = q[1] - guard - cumulative
             if due is None or t < due:
                 due = t
-        hold = self.pval("MAX_BATCH_DELAY_NS")
+            if oldest is None or q[0] < oldest:
+                oldest = q[0]
+        hold = self.policy_values[_HOLD_INDEX]
         if hold:
-            oldest = min(q[0] for q in self.queue)
             if oldest + hold < due:
                 due = oldest + hold
         return due
 
     def next_wakeup_ns(self):
-        times = []
+        best = None
         if self.done:
-            times.append(min(d[0] for d in self.done))
+            for d in self.done:
+                if best is None or d[0] < best:
+                    best = d[0]
         if self._batching:
-            due = self._batch_due()
-            if due is not None:
-                times.append(due)
+            due = self._due
+            if due is False:
+                due = self._batch_due()
+            if due is not None and (best is None or due < best):
+                best = due
         elif self.policy == "duty_cycle" and self._next_duty is not None:
-            times.append(self._next_duty)
+            if best is None or self._next_duty < best:
+                best = self._next_duty
         elif self.policy == "planned" and self._plan_i < len(self.planned):
-            times.append(self.planned[self._plan_i])
-        if self._next_listen is not None:
-            times.append(self._next_listen)
-        return min(times) if times else None
+            t = self.planned[self._plan_i]
+            if best is None or t < best:
+                best = t
+        nl = self._next_listen
+        if nl is not None and (best is None or nl < best):
+            best = nl
+        return best
 
     def on_wakeup(self, now_ns):
         """Do what was due by ``now_ns``; return finished transmissions [(done_ns, nbytes, app, ok)]."""

@@ -48,7 +48,6 @@ class RandomWalkSensor:
         target = now_ns // self.step_ns
         todo = target - self.steps_done
         if todo > _MAX_CATCHUP_STEPS:
-            self.steps_done = target - _MAX_CATCHUP_STEPS
             todo = _MAX_CATCHUP_STEPS
         offset = self.offset
         if todo > 0:
@@ -70,10 +69,12 @@ class RandomWalkSensor:
             self.offset = offset
         self.steps_done = target
         phase = ((now_ns % NS_PER_DAY) * 1000) // NS_PER_DAY
-        if phase != self._phase:
+        if phase == self._phase:
+            value = self.mean + offset + self._diurnal_now
+        else:
             self._phase = phase
-            self._diurnal_now = (self.diurnal * _sin_milli(phase)) // 1000
-        value = self.mean + offset + self._diurnal_now
+            diurnal = self._diurnal_now = (self.diurnal * _sin_milli(phase)) // 1000
+            value = self.mean + offset + diurnal
         if value < self.minimum:
             return self.minimum
         if value > self.maximum:
