@@ -42,6 +42,7 @@ _SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
 _ATOMIC_OPS = {isa.BPF_ADD: "+", isa.BPF_OR: "|", isa.BPF_AND: "&", isa.BPF_XOR: "^"}
 
 
+_VALUE_SOURCES = (isa.BPF_PSEUDO_MAP_VALUE, isa.BPF_PSEUDO_MAP_IDX_VALUE)
 _NO_REGION = (b"", -1, False)  # stands in for a missing region: every bounds test fails
 
 
@@ -669,6 +670,10 @@ class _Gen:
                "    b = 0"]
         for k in range(len(self.an.lddw)):
             out.append("    c%d = C[%d]" % (k, k))
+            if self.an.lddw[k][1].src in _VALUE_SOURCES:
+                # a map value address: its buffer never changes, so proven accesses use it directly
+                out.append("    q%d = G(c%d >> 32, NOREG)[0]" % (k, k))
+                out.append("    p%d = c%d & %d" % (k, k, M32))
         out += [
             "    def HC(k, d, r1, r2, r3, r4, r5):",
             "        nonlocal b",
@@ -737,6 +742,7 @@ class _Gen:
                 if insn.kind == "atomic" and insn.src == 10 and insn.imm & isa.BPF_FETCH:
                     self.fp_fixed = False
         self.ranges = _ranges(an, f, self)
+        self.konst_in = self._constants(f)
         self.term_states = {}
         succs = {}
         for node in f.nodes:
@@ -817,6 +823,7 @@ class _Gen:
             lines.append("b -= %d" % blk.cost)
         st = list(self.ranges.get(node, TOP_STATE))
         self.bases = {}
+        self.konst = dict(self.konst_in.get(node, ()))  # reg -> (k, delta): value c<k> + delta
         moved = None  # (register, line index) of a `mov rD, rS` the next ALU op on rD can absorb
         for pc, insn in blk.items:
             out = self.insn(pc, insn, _insn_step(insn, st))
@@ -833,6 +840,7 @@ class _Gen:
                     and insn.src != insn.dst:
                 moved = (insn.dst, len(lines))
             lines += out
+            self._track_constant(pc, insn)
             if self.bases:
                 for reg in _bits(_uses_defs(insn)[1]):
                     self.bases.pop(reg, None)
@@ -1076,6 +1084,53 @@ class _Gen:
             return "%s = %s & %d" % (d, d, (1 << w) - 1)
         return "%s = SW%d(%s, 0)" % (d, w, d)
 
+    def _track_constant(self, pc, insn, konst=None):
+        """Follow registers holding a map value address (lddw) plus a constant."""
+        if konst is None:
+            konst = self.konst
+        op = insn.opcode
+        d = insn.dst
+        if insn.kind == "lddw" and insn.src in _VALUE_SOURCES:
+            konst[d] = (self.an.lddw_index[pc], 0)
+            return
+        if d in konst and op in (isa.BPF_ALU64 | isa.BPF_ADD, isa.BPF_ALU64 | isa.BPF_SUB):
+            k, delta = konst[d]
+            konst[d] = (k, delta + insn.imm if op & 0xF0 == isa.BPF_ADD else delta - insn.imm)
+            return
+        if op == isa.BPF_ALU64 | isa.BPF_MOV | isa.BPF_X and not insn.off and insn.src in konst:
+            konst[d] = konst[insn.src]
+            return
+        for reg in _bits(_uses_defs(insn)[1]):
+            konst.pop(reg, None)
+
+    def _constants(self, f):
+        """Registers that hold a map value address + constant on entry to each block (must-analysis)."""
+        an = self.an
+        states = {f.entry: {}}
+        changed = True
+        while changed:
+            changed = False
+            for node in f.nodes:
+                if node not in states:
+                    continue
+                blk = an.blocks[node]
+                konst = dict(states[node])
+                for pc, insn in blk.items:
+                    self._track_constant(pc, insn, konst)
+                term = blk.term
+                if term[0] == "helper":
+                    konst.pop(0, None)
+                elif term[0] in ("call", "callx"):
+                    for reg in range(6):
+                        konst.pop(reg, None)
+                for succ in blk.succs:
+                    old = states.get(succ)
+                    new = konst if old is None else {r: v for r, v in old.items() if konst.get(r) == v}
+                    if new != old:
+                        states[succ] = dict(new)
+                        changed = True
+        return states
+
     def _base(self, reg):
         """Region and offset of base register ``reg``, looked up once per block until it changes."""
         lines = []
@@ -1117,6 +1172,9 @@ class _Gen:
             return ["raise AF(%d, fp + %d, %d, 0)" % (pc, off, size)]
         address = "%s + %d" % (_reg(reg), off) if off else _reg(reg)
         if pc in self.proofs:
+            if reg in self.konst:
+                k, delta = self.konst[reg]
+                return ["%s = %s" % (d, self._read("q%d" % k, "p%d + %d" % (k, delta + off), size, signed))]
             return ["a = " + address, "%s = %s" % (d, self._read("G(a >> 32)[0]", "a & %d" % M32, size, signed))]
         lines = self._base(reg)
         k = self._slow_site(pc, size, signed)
@@ -1150,6 +1208,9 @@ class _Gen:
             return ["raise AF(%d, fp + %d, %d, 1)" % (pc, off, size)]
         address = "%s + %d" % (_reg(reg), off) if off else _reg(reg)
         if pc in self.proofs:
+            if reg in self.konst:
+                k, delta = self.konst[reg]
+                return [self._write("q%d" % k, "p%d + %d" % (k, delta + off), size, value)]
             return ["a = " + address, self._write("G(a >> 32)[0]", "a & %d" % M32, size, value)]
         lines = self._base(reg)
         k = self._slow_site(pc, size, False)

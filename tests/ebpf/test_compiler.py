@@ -63,7 +63,7 @@ def test_generated_source_holds_only_names_the_compiler_makes():
     made_here = {"factory", "fp", "st", "b", "d", "a", "g", "o", "v", "k", "res", "_j", "L", "depth", "left",
                  "tail_target"}
     for name in names_in(comp.source) - KEYWORDS:
-        assert name.isupper() or name in made_here or (name[0] in "rfgcom" and name[1:].isdigit()), name
+        assert name.isupper() or name in made_here or (name[0] in "rfgcomnqp" and name[1:].isdigit()), name
 
 
 def test_verifier_proofs_drop_the_checks_and_keep_the_results():
@@ -125,3 +125,28 @@ def test_a_4096_instruction_program_translates_structured():
     assert comp.state_machines == 0
     assert VM(program, engine="compiled").run() == VM(program, engine="interp").run()
     assert isa.MAX_CALL_FRAMES == 8
+
+
+def test_proven_accesses_through_a_map_value_address_use_its_buffer_directly():
+    from iotbpf.ebpf.maps import create_map
+
+    text = ("lddw %r1, map_value 0, 8\nstdw [%r1], 5\nldxdw %r0, [%r1]\nmov %r2, %r1\nadd %r2, 8\n"
+            "jeq %r0, 0, out\nstxdw [%r2+8], %r0\nldxdw %r3, [%r2-8]\nadd %r0, %r3\nout:\nexit")
+    results = []
+    for engine in ("interp", "compiled"):
+        value_map = create_map(MapSpec("v", 2, 4, 32, 1))
+        program = Program.from_asm(text)
+        program.maps = [value_map]
+        program.safe_access_pcs = verify(program).safe_access_pcs
+        results.append((VM(program, engine=engine).run(), bytes(value_map.values)))
+    assert results[0] == results[1] and results[0][0] == 10
+    source = compiler.compile_program(program, proofs=program.safe_access_pcs).source
+    assert "P8(q0, p0 + 16, r0)" in source  # across the branch, r2 is still the value address + 8
+
+
+def test_a_simulated_sensor_node_day_is_identical_on_both_engines():
+    from iotbpf.api import Node
+
+    interp = Node("sensor_node", engine="interp").simulate("1d").to_dict()
+    compiled = Node("sensor_node", engine="compiled").simulate("1d").to_dict()
+    assert interp == compiled
