@@ -143,7 +143,9 @@ class FleetSpec:
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> FleetSpec:
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise FleetError("fleet spec %s is not UTF-8 text" % path) from None
         except OSError as exc:
             raise FleetError("cannot read fleet spec %s: %s" % (path, exc.strerror or exc)) from None
         try:
@@ -354,6 +356,16 @@ def run_nodes(
     return results
 
 
+def check_cluster_address(cluster: str) -> str:
+    """``tcp://host:port`` (scheme optional) of a Dask scheduler, or FleetError saying what is wrong."""
+    address = cluster if "://" in cluster else "tcp://" + cluster
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme not in ("tcp", "tls", "ucx") or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise FleetError("bad --cluster %r: use tcp://HOST:PORT (e.g. tcp://scheduler:8786) or 'local'" % cluster)
+    return address
+
+
 def _run_dask(
     chunks: list[list[NodeSpec]], simulate, workers: int, cluster: str | None
 ) -> Iterator[list[dict]]:
@@ -374,7 +386,7 @@ def _run_dask(
             )
             client = Client(local)
         else:
-            address = cluster if "://" in cluster else "tcp://" + cluster
+            address = check_cluster_address(cluster)
             try:
                 client = Client(address, timeout=10)
             except OSError as exc:

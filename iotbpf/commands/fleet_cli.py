@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     backend = args.backend or ("dask" if args.cluster else "processes")
     if args.cluster and backend != "dask":
         raise IotbpfError("--cluster needs --backend dask")
+    if args.cluster and args.cluster != "local":
+        fleet.check_cluster_address(args.cluster)
     if args.workers is not None and args.workers < 1:
         raise IotbpfError("--workers must be at least 1")
     as_json = getattr(args, "json", False)

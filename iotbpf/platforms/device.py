@@ -134,6 +134,54 @@ def build_device(out_dir: str | os.PathLike, compile_mpy: bool = True) -> list[P
     return written
 
 
+_TRIGGERS = ("rising", "falling", "both")
+_PULLS = ("up", "down", "none")
+MAX_PIN = 1023
+
+
+def _is_int(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def check_device_config(config: dict, where: str = "device config") -> dict:
+    """Validate a board's hardware description (see iotbpf.platforms.mcu.McuPlatform) on the host,
+    so a typo is reported here rather than crashing the board after deployment."""
+    if not isinstance(config, dict):
+        raise IotbpfError("%s: must be a JSON object" % where)
+    unknown = set(config) - {"gpio", "sensors", "outputs", "airtime_bitrate"}
+    if unknown:
+        raise IotbpfError("%s: unknown field(s) %s" % (where, ", ".join(sorted(unknown))))
+    for key in ("gpio", "sensors", "outputs"):
+        if key in config and not isinstance(config[key], list):
+            raise IotbpfError("%s: %r must be a list" % (where, key))
+    for i, spec in enumerate(config.get("gpio", [])):
+        at = "%s: gpio[%d]" % (where, i)
+        if not isinstance(spec, dict) or not _is_int(spec.get("pin"), 0, MAX_PIN):
+            raise IotbpfError("%s: needs a pin number 0..%d" % (at, MAX_PIN))
+        if spec.get("trigger", "both") not in _TRIGGERS:
+            raise IotbpfError("%s: trigger must be one of %s" % (at, ", ".join(_TRIGGERS)))
+        if spec.get("pull", "up") not in _PULLS:
+            raise IotbpfError("%s: pull must be one of %s" % (at, ", ".join(_PULLS)))
+    for i, spec in enumerate(config.get("sensors", [])):
+        at = "%s: sensors[%d]" % (where, i)
+        if not isinstance(spec, dict) or not _is_int(spec.get("id", 0), 0, 0xFFFF):
+            raise IotbpfError("%s: needs an id 0..65535" % at)
+        if "adc" in spec and not _is_int(spec["adc"], 0, MAX_PIN):
+            raise IotbpfError("%s: adc must be a channel 0..%d" % (at, MAX_PIN))
+        scale = spec.get("scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale != scale \
+                or abs(scale) == float("inf"):
+            raise IotbpfError("%s: scale must be a finite number" % at)
+        if not _is_int(spec.get("offset", 0), -(2**31), 2**31 - 1):
+            raise IotbpfError("%s: offset must be a 32-bit integer" % at)
+    for i, pin in enumerate(config.get("outputs", [])):
+        if not _is_int(pin, 0, MAX_PIN):
+            raise IotbpfError("%s: outputs[%d] must be a pin number 0..%d" % (where, i, MAX_PIN))
+    if "airtime_bitrate" in config and not _is_int(config["airtime_bitrate"], 1, 10**9):
+        raise IotbpfError("%s: airtime_bitrate must be a positive number of bits per second" % where)
+    return config
+
+
 class CopyPlan:
     """What deploy copies: (local file, device path) pairs, then a reset."""
 
@@ -155,8 +203,12 @@ def plan_deploy(app: str, board: str | None = None, policy: str | None = None,
     from iotbpf.kernel import manifest as manifest_module
     from iotbpf.kernel.hooks import HOOKS
     from iotbpf.kernel.runtime import Runtime
+    from iotbpf.kernel.scheduler import POLICIES
     from iotbpf.resources import resolve
 
+    if policy is not None and policy not in POLICIES:
+        raise IotbpfError("unknown policy %r (known: %s)" % (policy, ", ".join(POLICIES)))
+    check_device_config(device_config or {})
     app_path = resolve("apps", app)
     manifest_path = app_path / "app.json" if app_path.is_dir() else app_path
     manifest = manifest_module.load(str(manifest_path))
