@@ -153,6 +153,7 @@ class Struct:
         self.size = offset
         self.fmt = fmt
         self.field_names = [f.name for f in self.fields]
+        self._plan = None  # (field name, is an array) per field, for pack_into
         if struct.calcsize(fmt) != offset:
             raise AssertionError("layout of %s is inconsistent" % name)
 
@@ -169,10 +170,14 @@ class Struct:
         return buf
 
     def pack_into(self, buf, values):
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = tuple((f.name, f.ctype.endswith("]")) for f in self.fields)
+        get = values.get
         args = []
-        for f in self.fields:
-            v = values.get(f.name, 0)
-            if f.ctype.endswith("]") and not isinstance(v, (bytes, bytearray)):
+        for name, is_array in plan:
+            v = get(name, 0)
+            if is_array and not isinstance(v, (bytes, bytearray)):
                 v = b""
             args.append(v)
         struct.pack_into(self.fmt, buf, 0, *args)

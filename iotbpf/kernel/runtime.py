@@ -25,8 +25,9 @@ Energy contract (kernel/scheduler.py, owned by the energy engineer)
       runtime raises radio_tx_done for the sending app); ``advance(now_ns)`` integrate energy up
       to now; ``energy_used_j()``; ``soc()`` in 0..1; ``battery_dead() -> bool`` (the run ends);
       ``summary() -> dict``. Optional: ``set_param_reader(fn)`` (fn() -> the iot_policy map as a
-      list of u64). ``app`` is the app's name. Without a scheduler the runtime still runs: a
-      packet is sent at once (FIFO, airtime from the platform) and energy reads as 0.
+      tuple of u64; the same tuple while the map is unchanged). ``app`` is the app's name.
+      Without a scheduler the runtime still runs: a packet is sent at once (FIFO, airtime from
+      the platform) and energy reads as 0.
 
 Public API: ``Runtime(platform=None, clock=None, scheduler=None, board=None, node_id=0, seed=0,
 engine="compiled", verify=True, battery_report_ns=3600 s, map_budget_bytes=256 KiB,
@@ -1024,8 +1025,13 @@ def _array_values(array_map, count):
     return out
 
 
+_DEMAND_KEYS = {}  # app id -> its u32 key in iot_app_demand
+
+
 def _demand_add(demand_map, app_id, tx_bytes, rx_bytes, tx_packets, rx_packets):
-    key = struct.pack("<I", app_id)
+    key = _DEMAND_KEYS.get(app_id)
+    if key is None:
+        key = _DEMAND_KEYS[app_id] = struct.pack("<I", app_id)
     old = demand_map.lookup(key)
     fmt = wellknown.APP_DEMAND.fmt
     if old is None:

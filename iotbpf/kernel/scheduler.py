@@ -264,7 +264,7 @@ class Scheduler:
         if not packets:
             return
         self._settle_tail(t)
-        packets.sort(key=lambda q: q[1])
+        packets.sort(key=_by_deadline)
         led = self.ledger
         radio = self.radio
         apps = [q[3] for q in packets]
@@ -577,9 +577,12 @@ class Scheduler:
                 if ready:
                     self.queue = [q for q in self.queue if q[0] > now_ns]
                     self._burst(now_ns, ready)
-        out = [d for d in self.done if d[0] <= now_ns]
+        done = self.done
+        if not done:
+            return []
+        out = [d for d in done if d[0] <= now_ns]
         if out:
-            self.done = [d for d in self.done if d[0] > now_ns]
+            self.done = [d for d in done if d[0] > now_ns]
         return out
 
     def advance(self, now_ns):
