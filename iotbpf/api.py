@@ -333,7 +333,7 @@ class Node:
 
             try:
                 self.platform = _SimPlatform(config, self.seed, self._events, read_file)
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
                 raise _LoadError("app %s: sim: %s" % (first.name, exc)) from None
         rt = _Runtime(platform=self.platform, clock=self._clock, scheduler=self.scheduler, board=self.board,
                       node_id=self.node_id, seed=self.seed, engine=self._engine, verify=self._verify,
@@ -425,9 +425,11 @@ def _read_events(events):
         return list(events)
     path = str(events)
     try:
-        text = _Path(path).read_text()
+        text = _Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise _LoadError("cannot read events file %s: %s" % (path, exc.strerror)) from None
+    except UnicodeDecodeError:
+        raise _LoadError("events file %s is not UTF-8 text" % path) from None
     try:
         return _parse_events(text, path)
     except ValueError as exc:

@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.budget < 0:
+        raise IotbpfError("--budget must be >= 0")
     engines = ("interp", "compiled") if args.engine == "both" else (args.engine,)
     for engine in engines:
         if not engine_available(engine):

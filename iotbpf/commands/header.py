@@ -28,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.output:
             raise IotbpfError("--check needs -o FILE (the header to compare)")
         path = Path(args.output)
-        current = path.read_text() if path.exists() else None
+        try:
+            current = path.read_text(encoding="utf-8") if path.exists() else None
+        except UnicodeDecodeError:
+            current = None  # not text, so not the header: stale
         if current != text:
             raise RuntimeFailure("%s is stale: run `iotbpf header -o %s`" % (path, path))
         print("%s is up to date" % path)

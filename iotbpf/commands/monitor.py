@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.power_profile and not args.android_checkin:
         raise IotbpfError("--power-profile goes with --android-checkin")
+    if args.top < 1:
+        raise IotbpfError("--top must be >= 1")
     if args.plot and not args.plot.lower().endswith((".png", ".svg", ".pdf")):
         raise IotbpfError("plot file must end in .png, .svg or .pdf: %s" % args.plot)
     if args.android_checkin:

@@ -131,7 +131,8 @@ def make_meter(args):
             address = int(args.ina219, 0)
         except ValueError:
             raise IotbpfError("--ina219 %r: expected an I2C address such as 0x40" % args.ina219) from None
-        return rpi.Ina219Meter(args.shunt_ohms, args.max_amps, address=address, busnum=args.i2c_bus)
+        busnum = getattr(args, "i2c_bus", 1)  # node has --i2c-bus; monitor always reads bus 1
+        return rpi.Ina219Meter(args.shunt_ohms, args.max_amps, address=address, busnum=busnum)
     return None
 
 

@@ -60,6 +60,8 @@ def _helpers(hooked: bool):
 def run(args: argparse.Namespace) -> int:
     if args.mem_size is not None and args.mem_size < 0:
         raise IotbpfError("--mem-size must be >= 0")
+    if args.mem_size is not None and args.mem_size > 0xFFFFFFFF:
+        raise IotbpfError("--mem-size must be <= 4294967295 (a memory region's offsets are 32 bits)")
     if args.mem_size is not None and args.hook is not None:
         raise IotbpfError("--mem-size is for standalone programs; a hooked program gets its context in r1")
     if args.budget is not None and args.budget < 1:
@@ -77,8 +79,10 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"version": 1, "program": args.program, "ok": False, "errors": errors},
                              indent=2))
         else:
-            for line in errors:
-                sys.stderr.write("error: " + line + "\n")
+            # DESIGN.md: one line `error: <message>`; the first rejection, and how many more --json lists
+            more = len(errors) - 1
+            note = " (and %d more error%s; --json lists all)" % (more, "" if more == 1 else "s") if more else ""
+            sys.stderr.write("error: " + errors[0] + note + "\n")
         return 1
     if args.json:
         out = {"version": 1, "program": args.program}

@@ -140,16 +140,24 @@ def parse_d(text):
     return out
 
 
+def _k(tok, lineno):
+    """A k operand: a number that fits the 32-bit k field (as the -dd form requires)."""
+    k = _num(tok, lineno)
+    if not -0x80000000 <= k <= M32:
+        raise LoadError("line %d: k out of range: %s" % (lineno, tok.strip()))
+    return k
+
+
 def _mem_index(arg, lineno):
     if not (arg.startswith("M[") and arg.endswith("]")):
         raise LoadError("line %d: expected M[n], got %r" % (lineno, arg))
-    return _num(arg[2:-1], lineno)
+    return _k(arg[2:-1], lineno)
 
 
 def _imm(arg, lineno):
     if not arg.startswith("#"):
         raise LoadError("line %d: expected #value, got %r" % (lineno, arg))
-    return _num(arg[1:], lineno)
+    return _k(arg[1:], lineno)
 
 
 def _parse_d_insn(line, n, lineno):
@@ -177,9 +185,9 @@ def _parse_d_insn(line, n, lineno):
         if arg.startswith("M[") and op == "ld":
             return CInsn(LD | MEM, k=_mem_index(arg, lineno))
         if arg.startswith("[x+") and arg.endswith("]"):
-            return CInsn(LD | size | IND, k=_num(arg[3:-1], lineno))
+            return CInsn(LD | size | IND, k=_k(arg[3:-1], lineno))
         if arg.startswith("[") and arg.endswith("]"):
-            return CInsn(LD | size | ABS, k=_num(arg[1:-1], lineno))
+            return CInsn(LD | size | ABS, k=_k(arg[1:-1], lineno))
         raise LoadError("line %d: bad operand %r for %s" % (lineno, rest, op))
     if op in ("ldx", "ldxb"):
         if arg in ("#pktlen", "#len", "len"):
@@ -187,7 +195,7 @@ def _parse_d_insn(line, n, lineno):
         if op == "ldxb" or arg.startswith("4*("):
             if not (arg.startswith("4*([") and arg.endswith("]&0xf)")):
                 raise LoadError("line %d: expected 4*([k]&0xf), got %r" % (lineno, rest))
-            return CInsn(LDX | B | MSH, k=_num(arg[4:arg.index("]")], lineno))
+            return CInsn(LDX | B | MSH, k=_k(arg[4:arg.index("]")], lineno))
         if arg.startswith("#"):
             return CInsn(LDX | IMM, k=_imm(arg, lineno))
         if arg.startswith("M["):
@@ -205,6 +213,8 @@ def _parse_d_insn(line, n, lineno):
         return CInsn(ALU | isa.BPF_NEG)
     if op in ("ja", "jmp"):
         target = _num(arg.lstrip("#"), lineno)
+        if not n < target <= n + 1 + M32:
+            raise LoadError("line %d: ja target %d out of range" % (lineno, target))
         return CInsn(JMP | isa.BPF_JA, k=target - n - 1)
     if op in JMP_OPS:
         if jt is None:
@@ -214,6 +224,8 @@ def _parse_d_insn(line, n, lineno):
         if jt <= n or jf <= n:
             raise LoadError("line %d: jumps must go forward" % lineno)
         jt_rel, jf_rel = jt - n - 1, jf - n - 1
+        if jt_rel > 255 or jf_rel > 255:
+            raise LoadError("line %d: jump target too far (at most 255 instructions ahead)" % lineno)
         if arg == "x":
             return CInsn(JMP | JMP_OPS[op] | X, jt_rel, jf_rel)
         return CInsn(JMP | JMP_OPS[op] | K, jt_rel, jf_rel, _imm(arg, lineno))

@@ -33,9 +33,12 @@ def _attr(tag, name):
 def _number(text, name):
     text = text.strip()
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ModelError("power_profile: %s: not a number: %r" % (name, text[:40])) from None
+    if value != value or value - value != 0.0:
+        raise ModelError("power_profile: %s: not a finite number: %r" % (name, text[:40]))
+    return value
 
 
 def read_items(xml_text):

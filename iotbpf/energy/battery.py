@@ -27,6 +27,8 @@ class Battery:
         if capacity_mah <= 0:
             raise ModelError("battery capacity must be positive")
         self.capacity_c = capacity_mah * 3.6
+        if not _finite(capacity_mah) or not _finite(self.capacity_c * YEAR_S):
+            raise ModelError("battery capacity %r mAh is not a usable finite number" % (capacity_mah,))
         self.voltage_v = voltage_v
         self.leak_a = self_discharge_per_year * self.capacity_c / YEAR_S
         self.cutoff_soc = cutoff_soc
@@ -252,10 +254,11 @@ def make_battery(spec, where="battery"):
     cap = spec.get("capacity_mah")
     volt = spec.get("voltage_v")
     for key, value in (("capacity_mah", cap), ("voltage_v", volt)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ModelError("%s.%s: expected a positive number, got %r" % (where, key, value))
-    kw = {"self_discharge_per_year": float(spec.get("self_discharge_per_year", 0.0)),
-          "cutoff_soc": float(spec.get("cutoff_soc", 0.0))}
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value) or value <= 0:
+            raise ModelError("%s.%s: expected a positive finite number, got %r" % (where, key, value))
+    kw = {"self_discharge_per_year": _finite_float(spec.get("self_discharge_per_year", 0.0),
+                                                   where + ".self_discharge_per_year"),
+          "cutoff_soc": _finite_float(spec.get("cutoff_soc", 0.0), where + ".cutoff_soc")}
     params = spec.get("params", {})
     if not isinstance(params, dict):
         raise ModelError(where + ".params: expected an object")
@@ -266,5 +269,21 @@ def make_battery(spec, where="battery"):
         if key not in allowed:
             raise ModelError("%s.params.%s: not a parameter of the %s model (allowed: %s)"
                              % (where, key, model, ", ".join(allowed) or "none"))
-        kw[key] = float(value)
+        kw[key] = _finite_float(value, "%s.params.%s" % (where, key))
     return cls(float(cap), float(volt), **kw)
+
+
+def _finite(value):
+    """True for a finite int or float (NaN and infinities fail; MicroPython has no math.isfinite
+    on every port)."""
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range
+        return False
+    return value == value and value - value == 0.0
+
+
+def _finite_float(value, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+        raise ModelError("%s: expected a finite number, got %r" % (where, value))
+    return float(value)

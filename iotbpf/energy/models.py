@@ -42,6 +42,8 @@ class ModelError(IotbpfError):
 def _num(value, where):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ModelError("%s: expected a number, got %r" % (where, value))
+    if value != value or value - value != 0:
+        raise ModelError("%s: expected a finite number, got %r" % (where, value))
     if value < 0:
         raise ModelError("%s: must not be negative (got %r)" % (where, value))
     return value
@@ -240,13 +242,22 @@ def parse_model(data, where="model"):
                           data.get("description", ""))
 
 
-def read_json(path):
-    """Decode a JSON file at a plain string path; errors become ModelError naming the file."""
+def read_text(path):
+    """The UTF-8 text of a file at a plain string path; errors become ModelError naming the file."""
     try:
-        with open(path) as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError:
         raise ModelError("cannot read %s" % path) from None
+    try:
+        return data.decode("utf-8")  # MicroPython's decode takes no errors= argument
+    except (UnicodeError, ValueError):
+        raise ModelError("%s: not UTF-8 text" % path) from None
+
+
+def read_json(path):
+    """Decode a JSON file at a plain string path; errors become ModelError naming the file."""
+    text = read_text(path)
     try:
         return json.loads(text)
     except ValueError as exc:
@@ -260,11 +271,7 @@ def load_model(path):
         component = "cpu"
         if "#" in path:
             path, component = path.split("#", 1)
-        try:
-            with open(path) as fh:
-                text = fh.read()
-        except OSError:
-            raise ModelError("cannot read %s" % path) from None
+        text = read_text(path)
         name = path.replace("\\", "/").split("/")[-1]
         name = name[:name.index(".xml")]
         profile = android_profile.parse_power_profile(text)

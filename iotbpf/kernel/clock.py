@@ -73,6 +73,9 @@ _UNITS = (("ms", NS_PER_MS), ("us", NS_PER_US), ("ns", 1), ("s", NS_PER_S), ("m"
           ("h", NS_PER_H), ("d", NS_PER_DAY), ("y", NS_PER_YEAR))
 
 
+MAX_DURATION_NS = (1 << 63) - 1  # a typed duration must leave room on the u64 nanosecond clock (~292 y)
+
+
 def parse_duration(text):
     """``"1y"``, ``"30d"``, ``"1.5h"``, ``"500ms"`` or an int of nanoseconds -> integer nanoseconds.
 
@@ -88,9 +91,14 @@ def parse_duration(text):
             number = s[: -len(unit)].strip()
             if number and _is_number(number):
                 if "." not in number:
-                    return int(number) * scale
-                whole, frac = number.split(".")
-                return int(whole or "0") * scale + (int(frac) * scale) // (10 ** len(frac))
+                    ns = int(number) * scale
+                else:
+                    whole, frac = number.split(".")
+                    ns = int(whole or "0") * scale + (int(frac) * scale) // (10 ** len(frac))
+                if ns > MAX_DURATION_NS:
+                    raise ValueError("duration %r is too long (the clock counts 64-bit nanoseconds: at most "
+                                     "%s)" % (s, format_duration(MAX_DURATION_NS)))
+                return ns
             break
     raise ValueError("bad duration %r (use a number with a unit: ns us ms s m h d y, e.g. 30d)" % s)
 

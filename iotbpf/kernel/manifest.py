@@ -141,9 +141,13 @@ def loads(text, base_dir=""):
 def load(path):
     """Read and validate a manifest file (``.../app.json``); relative paths resolve beside it."""
     try:
-        with open(path) as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as exc:
         raise LoadError("cannot read manifest %s: %s" % (path, exc)) from None
+    try:
+        text = data.decode("utf-8")  # MicroPython's decode takes no errors= argument
+    except (UnicodeError, ValueError):
+        raise LoadError("manifest %s is not UTF-8 text" % path) from None
     slash = path.rfind("/")
     return loads(text, path[:slash] if slash >= 0 else "")

@@ -413,9 +413,9 @@ def app_usage_events(checkin: Checkin, comparison=None, voltage_v: float = 3.85)
 def load_power_profile(path: str) -> dict:
     """A power_profile.xml as the energy layer's normalised dict (old and new key names)."""
     from iotbpf.energy import android_profile
+    from iotbpf.energy.models import read_text
 
-    with open(path, encoding="utf-8") as handle:
-        return android_profile.parse_power_profile(handle.read())
+    return android_profile.parse_power_profile(read_text(path))
 
 
 def load_checkin(path: str) -> Checkin:

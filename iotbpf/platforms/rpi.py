@@ -92,8 +92,13 @@ class Ina219Trace:
 
     @classmethod
     def load(cls, path: str) -> "Ina219Trace":
-        with open(path, encoding="utf-8") as handle:
-            return cls(handle.read(), path)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise IotbpfError("%s: not an INA219 trace (not UTF-8 text)" % path) from None
+        return cls(text, path)
 
     @property
     def duration_s(self) -> float:

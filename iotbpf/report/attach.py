@@ -24,6 +24,7 @@ from iotbpf.ebpf.errors import IotbpfError, RuntimeFailure
 from iotbpf.report.export import Recorder, write_report
 
 DEFAULT_SAMPLES = 240
+MAX_SAMPLES = 100000  # more points than any plot shows; each one is a snapshot of the running node
 SYSTEM = "system"   # the attribution's name for energy no app caused
 
 
@@ -236,9 +237,11 @@ def attach(node, args: argparse.Namespace, duration_ns: int, meta: dict | None =
     report = getattr(args, "report", None)
     if report and not report.endswith((".json", ".csv")):
         raise IotbpfError("--report file must end in .json or .csv: %s" % report)
-    samples = getattr(args, "samples", DEFAULT_SAMPLES) or DEFAULT_SAMPLES
-    if samples < 2:
-        raise IotbpfError("--samples must be at least 2")
+    samples = getattr(args, "samples", None)
+    if samples is None:
+        samples = DEFAULT_SAMPLES
+    if not 2 <= samples <= MAX_SAMPLES:
+        raise IotbpfError("--samples must be between 2 and %d, got %d" % (MAX_SAMPLES, samples))
     publisher = None
     if getattr(args, "mqtt", None):
         from iotbpf.report.mqtt import Publisher

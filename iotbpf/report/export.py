@@ -255,6 +255,47 @@ def validate_report(report) -> None:
             raise LoadError("%s is missing" % key)
     if "policies" in report and not isinstance(report["policies"], list):
         raise LoadError("policies must be a list")
+    _check_types(report)
+
+
+def _is_number(value) -> bool:
+    """A finite JSON number (bool is not one; Python's json reads NaN and Infinity)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and (isinstance(value, int) or value - value == 0.0))
+
+
+def _check_types(report: dict) -> None:
+    """The JSON types of every field plot/export read (a wrong one is a LoadError, not a crash)."""
+    if not _is_number(report.get("duration_s")):
+        raise LoadError("duration_s must be a number, got %r" % (report.get("duration_s"),))
+    series = report["series"]
+    if not all(_is_number(t) for t in series["t_s"]):
+        raise LoadError("series.t_s must hold numbers")
+    for name, values in series["power_w"].items():
+        if not all(_is_number(v) for v in values):
+            raise LoadError("series.power_w.%s must hold numbers" % name)
+    for name, values in series["state"].items():
+        if not all(v is None or isinstance(v, str) for v in values):
+            raise LoadError("series.state.%s must hold state names or null" % name)
+    for key in ("soc_percent", "time_to_empty_s"):
+        if not all(v is None or _is_number(v) for v in series[key]):
+            raise LoadError("series.%s must hold numbers or null" % key)
+    for section in ("components", "apps"):
+        for name, entry in report[section].items():
+            if not isinstance(entry, dict) or not _is_number(entry.get("energy_j")):
+                raise LoadError("%s.%s.energy_j must be a number" % (section, name))
+            states = entry.get("states", {})
+            if not isinstance(states, dict) or not all(
+                    isinstance(info, dict) and _is_number(info.get("time_s"))
+                    and ("energy_j" not in info or _is_number(info["energy_j"])) for info in states.values()):
+                raise LoadError("%s.%s.states must map states to {time_s, energy_j} numbers" % (section, name))
+    for key in ("energy_j", "avg_power_w"):
+        if not _is_number(report["totals"].get(key)):
+            raise LoadError("totals.%s must be a number" % key)
+    for key in ("soc_percent", "time_to_empty_s", "lifetime_days"):
+        value = report["battery"].get(key)
+        if not (value is None or _is_number(value)):
+            raise LoadError("battery.%s must be a number or null" % key)
 
 
 def csv_rows(report: dict) -> list[tuple]:
@@ -307,6 +348,38 @@ def report_to_csv(report: dict) -> str:
 
 # --------------------------------------------------------------------------- saved MQTT reports
 
+def _saved_payload_problem(payload: dict) -> str | None:
+    """What is wrong with the JSON types of a saved battery/energy/apps payload, or None."""
+    ts = payload.get("ts_ns", 0)
+    if not _is_number(ts):
+        return "ts_ns must be a number, got %r" % (ts,)
+    data = payload.get("data", {})
+    if not isinstance(data, dict):
+        return "data must be an object"
+    kind = payload["kind"]
+    if kind == "battery":
+        for key in ("soc_percent", "time_to_empty_s"):
+            if data.get(key) is not None and not _is_number(data[key]):
+                return "%s must be a number, got %r" % (key, data[key])
+    elif kind == "energy":
+        if data.get("energy_j") is not None and not _is_number(data["energy_j"]):
+            return "energy_j must be a number, got %r" % (data["energy_j"],)
+        comps = data.get("components")
+        if comps is not None and not isinstance(comps, dict):
+            return "components must be an object"
+        for name, comp in (comps or {}).items():
+            if not isinstance(comp, dict) or (comp.get("energy_j") is not None and not _is_number(comp["energy_j"])):
+                return "components.%s.energy_j must be a number" % name
+    else:
+        apps = data.get("apps", {})
+        if not isinstance(apps, dict):
+            return "apps must be an object"
+        for name, app in apps.items():
+            if not isinstance(app, dict) or (app.get("energy_j") is not None and not _is_number(app["energy_j"])):
+                return "apps.%s.energy_j must be a number" % name
+    return None
+
+
 def report_from_saved(path: str | os.PathLike, node: str | None = None) -> dict:
     """A report (schema above) from the JSON lines ``iotbpf listen --save FILE`` wrote.
 
@@ -321,6 +394,9 @@ def report_from_saved(path: str | os.PathLike, node: str | None = None) -> dict:
             lines = f.readlines()
     except OSError as exc:
         raise LoadError("cannot read %s: %s" % (path, exc.strerror)) from None
+    except UnicodeDecodeError:
+        raise LoadError("%s is not UTF-8 text (expected the JSON lines `iotbpf listen --save` writes)"
+                        % path) from None
     for number, line in enumerate(lines, 1):
         try:
             entry = json.loads(line)
@@ -329,6 +405,9 @@ def report_from_saved(path: str | os.PathLike, node: str | None = None) -> dict:
         payload = entry.get("payload") if isinstance(entry, dict) else None
         if not isinstance(payload, dict) or payload.get("kind") not in ("battery", "energy", "apps"):
             continue
+        problem = _saved_payload_problem(payload)
+        if problem:
+            raise LoadError("%s:%d: %s report: %s" % (path, number, payload["kind"], problem))
         at = by_node.setdefault(str(payload.get("node")), {}).setdefault(int(payload.get("ts_ns", 0)), {})
         at[payload["kind"]] = payload.get("data", {})
     if not by_node:

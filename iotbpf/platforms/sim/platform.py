@@ -24,7 +24,21 @@ ENTRY_KEYS = {
 }
 
 
+def _check_finite(value, where):
+    """Refuse NaN and infinities anywhere in the config (Python's json reads NaN/Infinity)."""
+    if isinstance(value, float):
+        if value != value or value - value != 0.0:
+            raise ValueError("%s: %r is not a finite number" % (where, value))
+    elif isinstance(value, dict):
+        for key in value:
+            _check_finite(value[key], "%s.%s" % (where, key))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_finite(item, "%s[%d]" % (where, i))
+
+
 def _check_entries(config):
+    _check_finite(config, "sim")
     for kind in ("sensors", "gpio"):
         entries = config.get(kind, ())
         if not isinstance(entries, (list, tuple)):
