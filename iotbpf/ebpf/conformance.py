@@ -116,9 +116,12 @@ def parse_data(text, name="<data>"):
         case.mem = parse_hex_bytes("\n".join(sections["mem"]), where, starts["mem"])
     if "result" in sections:
         words = " ".join(sections["result"]).split()
-        if len(words) != 1 or _parse_number(words[0]) is None:
+        value = _parse_number(words[0]) if len(words) == 1 else None
+        if value is None:
             raise LoadError("%sresult section must hold one number" % where)
-        case.result = _parse_number(words[0]) & M64
+        if not -(1 << 63) <= value <= M64:
+            raise LoadError("%sresult %s does not fit in 64 bits" % (where, words[0]))
+        case.result = value & M64
     if "error" in sections:
         case.error = " ".join(" ".join(sections["error"]).split())
     if "asm" not in sections and "raw" not in sections and case.skip is None:

@@ -129,6 +129,8 @@ class Board:
         self.harvester_spec = data.get("harvester")
         make_harvester(self.harvester_spec, where + ".harvester")
         self.ram_bytes = data.get("ram_bytes", 0)
+        if isinstance(self.ram_bytes, bool) or not isinstance(self.ram_bytes, int) or self.ram_bytes < 0:
+            raise ModelError("%s.ram_bytes: expected a byte count (integer >= 0), got %r" % (where, self.ram_bytes))
 
     def _role(self, spec, where, states):
         if not isinstance(spec, dict):
