@@ -31,6 +31,10 @@ def run(args: argparse.Namespace) -> int:
     if out is None:
         out = (args.input[:-2] if args.input.endswith(".s") else args.input) + ".bin"
     code = program.to_bytes()
+    if not code:  # run/disasm/verify refuse an empty program: do not write one
+        from iotbpf.ebpf.errors import LoadError
+
+        raise LoadError("%s: empty program (no instructions)" % args.input)
     with open(out, "wb") as f:
         f.write(code)
     print("%s: %d instructions (%d bytes)" % (out, len(code) // 8, len(code)))
