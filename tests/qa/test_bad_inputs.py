@@ -6,8 +6,8 @@ line of defence for exceptions that should have been an IotbpfError). Each case 
 user can really type or a file they can really have (empty, binary garbage, truncated, huge
 numbers, wrong JSON types, a folder where a file is expected).
 
-Cases marked ``xfail(strict=True)`` are known bugs, reason = "<owner>: <bug>". When an owner fixes
-one, the case XPASSes and fails strictly: the owner may delete that case's ``marks=`` (qa agrees).
+Known bugs are listed in KNOWN_BUGS (case id -> "<owner>: <bug>") and run as ``xfail(strict=True)``;
+qa removes an entry when the owner's committed fix makes its case pass (then it fails strictly).
 Hanging cases run in a subprocess with a timeout so a regression cannot stall the suite.
 """
 
@@ -26,8 +26,28 @@ GARBAGE = bytes(range(128, 256)) * 8 + b"\x00\xff\xfe" * 50  # never valid UTF-8
 OK_ASM = "mov r0, 1\nexit\n"
 
 
-def xfail(reason):
-    return pytest.mark.xfail(strict=True, reason=reason)
+KNOWN_BUGS = {
+    # case id (or test function name): "<owner>: <bug>". Empty: every bug qa found so far is fixed in HEAD
+    # (33 cases were strict xfails at 21:43; fixed by 9086e31, 15e475a and 5439d32).
+}
+
+
+def known_bug(case_id):
+    """The strict xfail mark of a known bug, or no mark once it is fixed."""
+    if case_id in KNOWN_BUGS:
+        return (pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[case_id]),)
+    return ()
+
+
+def case(case_id, *values):
+    return pytest.param(*values, id=case_id, marks=known_bug(case_id))
+
+
+def unless_fixed(function):
+    """Decorator: a plain test function named in KNOWN_BUGS runs as a strict xfail."""
+    for mark in known_bug(function.__name__):
+        function = mark(function)
+    return function
 
 
 @pytest.fixture
@@ -62,6 +82,12 @@ def files(tmp_path):
     board = json.loads((REPO / "boards" / "nrf52840_dk.json").read_text())
     board["battery"]["capacity_mah"] = 1e308                  # x 3.6 C/mAh overflows to inf
     (tmp_path / "board_cap_huge.json").write_text(json.dumps(board))
+    board["battery"]["capacity_mah"] = 235
+    board["ram_bytes"] = "x"
+    (tmp_path / "board_ram_str.json").write_text(json.dumps(board))
+    (tmp_path / "empty.s").write_text("")
+    (tmp_path / "profile_huge.xml").write_text(
+        '<device name="x"><item name="battery.capacity">1e999</item></device>\n')
     for name, config in (("dev_gpio_str.json", {"gpio": "x"}),
                          ("dev_trigger.json", {"gpio": [{"pin": 5, "trigger": "sideways"}]}),
                          ("dev_hugepin.json", {"gpio": [{"pin": 10 ** 20, "trigger": "falling"}]})):
@@ -101,12 +127,14 @@ CASES = [
     ("run-trunc-o", ["run", "{d}/trunc.o", "--section", "timer"]),
     ("run-trunc-ibpf", ["run", "{d}/trunc.ibpf", "--section", "timer"]),
     ("asm-out-is-dir", ["asm", "{d}/ok.s", "-o", "{d}/adir"]),
+    ("asm-empty-source", ["asm", "{d}/empty.s", "-o", "{d}/empty.bin"]),
     ("disasm-trunc", ["disasm", "{d}/trunc.bin"]),
     ("conformance-neg-budget", ["conformance", str(SHARED / "conformance" / "add.data"),
                                 "--budget", "-1"]),
     # verifier
     ("verify-two-bad-opcodes", ["verify", "{d}/two_bad_slots.bin"]),
     ("verify-unknown-hook", ["verify", "{d}/ok.s", "--hook", "nosuch"]),
+    ("verify-huge-mem-size", ["verify", "{d}/ok.s", "--mem-size", "99999999999999999999999"]),
     # maps: pack / cbpf / map dump
     ("pack-trunc-o", ["pack", "{d}/trunc.o", "-o", "{d}/x.ibpf"]),
     ("cbpf-huge-ret", ["cbpf", "{d}/hugeret.cbpf", "--packet", "00"]),
@@ -124,6 +152,8 @@ CASES = [
     # energy: boards
     ("simulate-non-utf8-board", ["simulate", "sensor_node", "--duration", "1h", "--board", "{d}/garbage.json"]),
     ("simulate-list-board", ["simulate", "sensor_node", "--duration", "1h", "--board", "{d}/list.json"]),
+    ("simulate-board-ram-bytes-str", ["simulate", "sensor_node", "--duration", "1h", "--board",
+                                      "{d}/board_ram_str.json"]),
     # report: plot / reporting options
     ("plot-non-utf8-listen-save", ["plot", "{d}/garbage.jsonl", "-o", "{d}/p.png"]),
     ("plot-empty", ["plot", "{d}/empty.json", "-o", "{d}/p.png"]),
@@ -150,6 +180,9 @@ CASES = [
     ("monitor-non-utf8-power-profile", ["monitor", "--android-checkin",
                                         str(SHARED / "data" / "batterystats_checkin_emulator.txt"),
                                         "--power-profile", "{d}/garbage.json"]),
+    ("monitor-infinite-profile-capacity", ["monitor", "--android-checkin",
+                                           str(SHARED / "data" / "batterystats_checkin_emulator.txt"),
+                                           "--power-profile", "{d}/profile_huge.xml"]),
     ("node-non-utf8-board", ["node", "sensor_node", "--platform", "linux", "--duration", "1s",
                              "--board", "{d}/garbage.json"]),
     ("node-bad-gpio", ["node", "sensor_node", "--platform", "linux", "--duration", "1s", "--gpio", "BUTTON=abc"]),
@@ -158,10 +191,8 @@ CASES = [
 
 
 def _params():
-    for case in CASES:
-        name, argv = case[0], case[1]
-        marks = case[2:] if len(case) > 2 else ()
-        yield pytest.param(argv, id=name, marks=marks)
+    for name, argv in CASES:
+        yield case(name, argv)
 
 
 @pytest.mark.parametrize("argv", _params())
@@ -170,6 +201,7 @@ def test_bad_input_is_one_error_line(cli, files, argv):
     assert_one_error_line(r)
 
 
+@unless_fixed
 def test_huge_board_capacity_gives_finite_numbers_or_an_error(cli, files):
     r = cli("simulate", "sensor_node", "--duration", "1h", "--board", files / "board_cap_huge.json")
     if r.code == 0:
@@ -178,6 +210,7 @@ def test_huge_board_capacity_gives_finite_numbers_or_an_error(cli, files):
         assert_one_error_line(r)
 
 
+@unless_fixed
 def test_plot_refuses_a_report_with_a_wrong_json_type(cli, tmp_path, real_report):
     report = dict(real_report, duration_s="long")
     (tmp_path / "report.json").write_text(json.dumps(report))
@@ -219,10 +252,10 @@ def _set_data(kind, key, value):
 
 # Any node (or anyone on the broker) can publish these; listen --save keeps them; plot must refuse cleanly.
 SAVED_WRONG_TYPES = [
-    pytest.param(_set_data("battery", "soc_percent", "full"), id="soc-percent-str"),
-    pytest.param(lambda p: p.update(ts_ns="later"), id="ts-ns-str"),
-    pytest.param(lambda p: p.update(data=[1]), id="data-list"),
-    pytest.param(_set_data("apps", "apps", "x"), id="apps-str"),
+    case("soc-percent-str", _set_data("battery", "soc_percent", "full")),
+    case("ts-ns-str", lambda p: p.update(ts_ns="later")),
+    case("data-list", lambda p: p.update(data=[1])),
+    case("apps-str", _set_data("apps", "apps", "x")),
 ]
 
 
@@ -238,9 +271,9 @@ def test_plot_of_listen_reports_with_wrong_types_is_one_error_line(cli, tmp_path
 
 # Inputs that used to run (nearly) forever: run in a subprocess with a timeout.
 HANGS = [
-    pytest.param(["simulate", "sensor_node", "--duration", "1000000y"], id="duration-beyond-u64-ns"),
-    pytest.param(["simulate", "sensor_node", "--duration", "1h", "--samples", "999999999999", "--report",
-                  "{d}/r.json"], id="samples-huge"),
+    case("duration-beyond-u64-ns", ["simulate", "sensor_node", "--duration", "1000000y"]),
+    case("samples-huge", ["simulate", "sensor_node", "--duration", "1h", "--samples", "999999999999", "--report",
+                          "{d}/r.json"]),
 ]
 
 
