@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.budget is not None and args.budget < 0:
         raise IotbpfError("--budget must be >= 0")
+    if args.section is not None and not args.program.lower().endswith((".o", ".ibpf")):
+        raise IotbpfError("--section picks a program of a .o or .ibpf file; %s holds one program" % args.program)
     program = Program.from_file(args.program, section=args.section)
     inputs = [parse_hex(m) for m in args.mem] or [program.mem]
     if args.verify:
