@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import time
 
 from iotbpf.platforms.android import app_usage_events as android_events
 from iotbpf.platforms.android import attribute, load_checkin, load_power_profile
@@ -27,10 +28,21 @@ def _deliver(node, events):
 def test_app_monitor_counts_what_the_monitor_measured_on_real_proc():
     node = _app_monitor_node()
     monitor = LinuxMonitor(MODEL, group_by="uid", power_sources=[])
-    monitor.sample()
-    burner = subprocess.Popen(["/bin/sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
-    burner.wait()
-    interval = monitor.sample()
+    burner = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"])
+    try:
+        monitor.sample()
+        # the burner is sampled while it runs: a process that exits between samples leaves /proc
+        # and its CPU time with it, so a short-lived burner could be missed on a busy machine
+        deadline = time.monotonic() + 10
+        while True:
+            time.sleep(0.2)
+            interval = monitor.sample()
+            usage = next((u for u in interval.apps if u.uid == os.getuid()), None)
+            if (usage is not None and usage.cpu_s > 0) or time.monotonic() > deadline:
+                break
+    finally:
+        burner.kill()
+        burner.wait()
     events = app_usage_events(interval, now_ns=1)
     _deliver(node, events)
     stats = node.app_stats("app_monitor")
