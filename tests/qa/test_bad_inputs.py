@@ -29,6 +29,17 @@ OK_ASM = "mov r0, 1\nexit\n"
 KNOWN_BUGS = {
     # case id (or test function name): "<owner>: <bug>". Empty: every bug qa found so far is fixed in HEAD
     # (33 cases were strict xfails at 21:43; fixed by 9086e31, 15e475a and 5439d32).
+    'fleet-link-loss-above-1':
+        "lead: fleet spec vary.link_loss 5 (a probability) is accepted",
+    'fleet-sampling-period-0':
+        "lead: fleet spec vary.sampling_period 0 is accepted (-5 is refused)",
+    'fleet-name-with-slash':
+        "lead: fleet spec name 'a/b' is accepted (node names go into MQTT topics; --node-name refuses '/')",
+    'fleet-name-not-a-string':
+        "lead: fleet spec name 5 (wrong JSON type) is accepted",
+    'fleet-duration-beyond-u64-ns':
+        "lead: fleet spec duration '1000000y' is accepted and runs forever (fleet.parse_duration_ns has no "
+        "upper bound; kernel's parse_duration now refuses it)",
 }
 
 
@@ -86,6 +97,19 @@ def files(tmp_path):
     board["ram_bytes"] = "x"
     (tmp_path / "board_ram_str.json").write_text(json.dumps(board))
     (tmp_path / "empty.s").write_text("")
+    fleet = {"version": 1, "name": "farm", "seed": 7, "duration": "1h", "policy": "batching",
+             "groups": [{"count": 2, "app": "sensor_node", "board": "nrf52840_dk", "vary": {}}]}
+    for name, group_vary, top in (("fleet_loss_5.json", {"link_loss": 5}, {}),
+                                  ("fleet_period_0.json", {"sampling_period": 0}, {}),
+                                  ("fleet_name_slash.json", {}, {"name": "a/b"}),
+                                  ("fleet_name_number.json", {}, {"name": 5})):
+        spec = json.loads(json.dumps(fleet))
+        spec["groups"][0]["vary"].update(group_vary)
+        spec.update(top)
+        (tmp_path / name).write_text(json.dumps(spec))
+    spec = json.loads(json.dumps(fleet))
+    spec["duration"] = "1000000y"
+    (tmp_path / "fleet_forever.json").write_text(json.dumps(spec))
     (tmp_path / "profile_huge.xml").write_text(
         '<device name="x"><item name="battery.capacity">1e999</item></device>\n')
     for name, config in (("dev_gpio_str.json", {"gpio": "x"}),
@@ -164,6 +188,10 @@ CASES = [
     ("fleet-non-utf8-spec", ["simulate", "--fleet", "{d}/garbage.json", "--duration", "1h"]),
     ("fleet-bad-cluster-url", ["simulate", "sensor_node", "--fleet", "2", "--backend", "dask",
                                "--cluster", "garbage", "--duration", "1h"]),
+    ("fleet-link-loss-above-1", ["simulate", "--fleet", "{d}/fleet_loss_5.json", "--backend", "inprocess"]),
+    ("fleet-sampling-period-0", ["simulate", "--fleet", "{d}/fleet_period_0.json", "--backend", "inprocess"]),
+    ("fleet-name-with-slash", ["simulate", "--fleet", "{d}/fleet_name_slash.json", "--backend", "inprocess"]),
+    ("fleet-name-not-a-string", ["simulate", "--fleet", "{d}/fleet_name_number.json", "--backend", "inprocess"]),
     ("deploy-unknown-policy", ["deploy", "sensor_node", "--to-folder", "{d}/fs", "--policy", "nosuch",
                                "--dry-run"]),
     ("deploy-gpio-not-a-list", ["deploy", "sensor_node", "--to-folder", "{d}/fs", "--device-config",
@@ -272,13 +300,15 @@ def test_plot_of_listen_reports_with_wrong_types_is_one_error_line(cli, tmp_path
 # Inputs that used to run (nearly) forever: run in a subprocess with a timeout.
 HANGS = [
     case("duration-beyond-u64-ns", ["simulate", "sensor_node", "--duration", "1000000y"]),
+    case("fleet-duration-beyond-u64-ns", ["simulate", "--fleet", "{d}/fleet_forever.json", "--backend", "inprocess"]),
     case("samples-huge", ["simulate", "sensor_node", "--duration", "1h", "--samples", "999999999999", "--report",
                           "{d}/r.json"]),
 ]
 
 
 @pytest.mark.parametrize("argv", HANGS)
-def test_huge_values_fail_fast(tmp_path, argv):
+def test_huge_values_fail_fast(files, argv):
+    tmp_path = files
     argv = [a.replace("{d}", str(tmp_path)) for a in argv]
     try:
         proc = subprocess.run([sys.executable, "-m", "iotbpf", *argv], capture_output=True, text=True,
