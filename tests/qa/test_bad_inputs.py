@@ -40,6 +40,8 @@ KNOWN_BUGS = {
     'fleet-duration-beyond-u64-ns':
         "lead: fleet spec duration '1000000y' is accepted and runs forever (fleet.parse_duration_ns has no "
         "upper bound; kernel's parse_duration now refuses it)",
+    'simulate-sensor-id-beyond-u32':
+        "kernel: manifest sim sensor id 10**30 is accepted (programs read sensors by u32 id; timers check 0..65535)",
 }
 
 
@@ -90,6 +92,11 @@ def files(tmp_path):
     shutil.copytree(SENSOR_NODE, inf_app)
     manifest["sim"]["sensors"][0]["mean"] = float("inf")      # json writes Infinity, Python reads it
     (inf_app / "app.json").write_text(json.dumps(manifest))
+    id_app = tmp_path / "sensoridapp"
+    shutil.copytree(SENSOR_NODE, id_app)
+    manifest = json.loads((SENSOR_NODE / "app.json").read_text())
+    manifest["sim"]["sensors"][0]["id"] = 10 ** 30              # iot_sensor_read takes a u32 id
+    (id_app / "app.json").write_text(json.dumps(manifest))
     board = json.loads((REPO / "boards" / "nrf52840_dk.json").read_text())
     board["battery"]["capacity_mah"] = 1e308                  # x 3.6 C/mAh overflows to inf
     (tmp_path / "board_cap_huge.json").write_text(json.dumps(board))
@@ -171,6 +178,7 @@ CASES = [
     ("simulate-non-utf8-manifest", ["simulate", "{d}/garbapp", "--duration", "1h"]),
     ("simulate-non-utf8-events", ["simulate", "sensor_node", "--duration", "1h", "--events", "{d}/garbage.jsonl"]),
     ("simulate-infinite-sensor-mean", ["simulate", "{d}/infapp", "--duration", "1h"]),
+    ("simulate-sensor-id-beyond-u32", ["simulate", "{d}/sensoridapp", "--duration", "10m"]),
     ("simulate-bad-duration", ["simulate", "sensor_node", "--duration", "abc"]),
     ("simulate-unknown-policy", ["simulate", "sensor_node", "--duration", "1h", "--policy", "nosuch"]),
     # energy: boards
