@@ -67,6 +67,8 @@ class Memory:
         self._maps = []  # map handle k -> map object
         self._map_index = {}  # id(map) -> k
         self._map_regions = {}  # id(map) -> base of its value storage region
+        # [region, full size] of the map value regions that can still grow (refresh_map_regions)
+        self._growing = []
 
     # ---------------------------------------------------------------- regions
     def add_region(self, buf, name, writable=True):
@@ -175,6 +177,15 @@ class Memory:
             name = "map:" + str(getattr(getattr(map_obj, "spec", None), "name", None) or "map")
             base = self.add_region(values, name, not getattr(map_obj, "readonly", False))
             self._map_regions[key] = base
+            # maps grow their storage up to max_entries * value_size (maps.py); a region
+            # already that large is never refreshed again
+            spec = getattr(map_obj, "spec", None)
+            try:
+                full = spec.max_entries * spec.value_size
+            except (AttributeError, TypeError):
+                full = None
+            if full is None or len(values) < full:
+                self._growing.append([self.regions[base >> 32], full])
         else:
             # map values grow in place (bytearray.extend): the region follows the buffer
             region = self.regions[base >> 32]
@@ -182,9 +193,14 @@ class Memory:
         return base
 
     def refresh_map_regions(self):
-        """Re-read the size of every map value region (maps grow their storage in place)."""
-        regions = self.regions
-        for base in self._map_regions.values():
-            region = regions.get(base >> 32)
-            if region is not None:
-                region[1] = len(region[0])
+        """Re-read the size of the map value regions that can still grow (maps grow their
+        storage in place, up to max_entries * value_size); engines call it before a run when
+        ``_growing`` is not empty."""
+        done = False
+        for item in self._growing:
+            region = item[0]
+            n = region[1] = len(region[0])
+            if item[1] is not None and n >= item[1]:
+                done = True
+        if done:
+            self._growing = [item for item in self._growing if item[1] is None or item[0][1] < item[1]]

@@ -439,6 +439,7 @@ class VM:
         self.stack_tops = []
         self._add_frames(1)  # frames 1-7 only for programs that can call (saves RAM on MCUs)
         self._top0 = self.stack_tops[0]
+        self._regs0 = [0] * 10 + [self._top0]  # the register file a run starts with
         self.ex = Execution(self, self.memory, self.env)
         self.last = self.ex
         self._engines = {}
@@ -540,11 +541,10 @@ class VM:
         self.last = ex
         memory = self.memory
         regs = ex.regs
-        regs[:] = _ZERO_REGS
-        regs[10] = self._top0
+        regs[:] = self._regs0
         added = None
         if ctx is not None:
-            if isinstance(ctx, int):
+            if ctx.__class__ is int or isinstance(ctx, int):
                 regs[1] = ctx & M64
             else:
                 added = [memory.add_region(ctx, "ctx", isinstance(ctx, bytearray))]
@@ -565,7 +565,7 @@ class VM:
             ex.packet = (regs[1], regs[2])
         else:
             ex.packet = _NO_PACKET
-        if memory._map_regions:
+        if memory._growing:
             memory.refresh_map_regions()
         # frame 0 is cleared for every run; the other frames only if a program can call
         self.stack_bufs[0][:] = _ZERO_STACK
@@ -575,7 +575,8 @@ class VM:
             budget = self.budget
         ex.budget = budget
         ex.left = UNLIMITED if budget is None else budget
-        ex.frames = []
+        if ex.frames:
+            ex.frames = []
         ex.tail_target = None
         ex.tail_calls = 0
         ex.trace = [] if trace else None
