@@ -700,8 +700,12 @@ class _Gen:
             "        b = X.left",
             "        return res",
         ]
+        bodies = []
         for f in self.funcs:
-            out += self.function(f)
+            bodies += self.function(f)
+        for k in range(len(self.helper_sites)):
+            out.append("    h%d = HF[%d]" % (k, k))
+        out += bodies
         # generic entries: parameters from R, all of r0..r5 back (callx, callbacks, run_main)
         gens = []
         for f in self.funcs:
@@ -864,9 +868,22 @@ class _Gen:
         elif t == "helper":
             k = len(self.helper_sites)
             self.helper_sites.append((term[1], term[2]))
-            # registers go to ex.regs only for helpers that can look at them (tail calls, callbacks)
-            lines.append("if SY[%d]: R[0:10] = (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9)" % k)
-            lines.append("r0 = HC(%d, d, r1, r2, r3, r4, r5)" % k)
+            # Helpers that can look at the machine (tail calls, callbacks, no spec) go through HC:
+            # registers to ex.regs, budget and depth synchronised. The others are called right
+            # here; the budget left and the pc reach ex only if the helper raises (fault, stop).
+            lines.append("if SY[%d]:" % k)
+            lines.append("    R[0:10] = (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9)")
+            lines.append("    r0 = HC(%d, d, r1, r2, r3, r4, r5)" % k)
+            lines.append("else:")
+            lines.append("    try:")
+            lines.append("        r0 = h%d(X, r1, r2, r3, r4, r5)" % k)
+            lines.append("    except Exception as e:")
+            lines.append("        X.left = b")
+            lines.append("        X.pc = %d" % term[1])
+            lines.append("        raise HE(%d, e)" % k)
+            lines.append("    if r0.__class__ is not int:")
+            lines.append("        r0 = HV(%d, r0)" % k)
+            lines.append("    r0 &= %d" % M64)
         elif t == "callx":
             k = len(self.callx_sites)
             self.callx_sites.append((term[1], term[2]))
