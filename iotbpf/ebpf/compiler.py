@@ -11,6 +11,7 @@ MicroPython-compatible (needs ``exec``); imports nothing of iotbpf outside ``ebp
 """
 
 import heapq
+import sys
 
 from iotbpf.ebpf import cfg, isa
 from iotbpf.ebpf.memory import FUNC_REGION_ID, MemoryFault
@@ -628,6 +629,7 @@ class _Gen:
         self.at_sites = []  # (pc, insn)
         self.mem_sites = []  # (pc, size, signed): checked accesses off the fast path
         self.la_sites = []  # insn
+        self.views = set()  # (lddw index, size): item views of a map value buffer (w<size>_<k>)
         self.structured = 0
         self.state_machines = 0
 
@@ -666,7 +668,7 @@ class _Gen:
     # -------------------------------------------------------------- module
     def source(self):
         out = ["def factory(X, E, R, G, T, S, FX, BF, AF, HF, HP, HE, HV, SY, CXS, AT, LA, LD, ST, C,"
-               " U2, U4, U8, P2, P4, P8, SX1, SX2, SX4, SW16, SW32, SW64, SD64, SM64, SD32, SM32, TAIL, NOREG):",
+               " U2, U4, U8, P2, P4, P8, SX1, SX2, SX4, SW16, SW32, SW64, SD64, SM64, SD32, SM32, TAIL, NOREG, MV):",
                "    b = 0"]
         for k in range(len(self.an.lddw)):
             out.append("    c%d = C[%d]" % (k, k))
@@ -705,6 +707,8 @@ class _Gen:
             bodies += self.function(f)
         for k in range(len(self.helper_sites)):
             out.append("    h%d = HF[%d]" % (k, k))
+        for k, size in sorted(self.views):
+            out.append("    w%d_%d = MV(q%d, p%d, %d)" % (size, k, k, k, size))
         out += bodies
         # generic entries: parameters from R, all of r0..r5 back (callx, callbacks, run_main)
         gens = []
@@ -1191,6 +1195,9 @@ class _Gen:
         if pc in self.proofs:
             if reg in self.konst:
                 k, delta = self.konst[reg]
+                view = self._view(k, delta + off, size, signed)
+                if view is not None:
+                    return ["%s = %s" % (d, view)]
                 return ["%s = %s" % (d, self._read("q%d" % k, "p%d + %d" % (k, delta + off), size, signed))]
             return ["a = " + address, "%s = %s" % (d, self._read("G(a >> 32)[0]", "a & %d" % M32, size, signed))]
         lines = self._base(reg)
@@ -1199,6 +1206,14 @@ class _Gen:
             d, self._read("m%d" % reg, self._offset(reg, off), size, signed), self._inside(reg, off, size),
             k, address))
         return lines
+
+    def _view(self, k, rel, size, signed):
+        """``w<size>_<k>[i]``: a proven, size-aligned access at ``rel`` bytes from map value
+        address c<k>, through an item view of its buffer (``_value_view``), or None."""
+        if signed or size == 1 or rel < 0 or rel % size:
+            return None
+        self.views.add((k, size))
+        return "w%d_%d[%d]" % (size, k, rel // size)
 
     @staticmethod
     def _read(buf, off, size, signed):
@@ -1417,7 +1432,7 @@ class CompiledEngine:
             _UNPACK[2].pack_into, _UNPACK[4].pack_into, _UNPACK[8].pack_into,
             _UNPACK_S[1].unpack_from, _UNPACK_S[2].unpack_from, _UNPACK_S[4].unpack_from,
             sw[16], sw[32], sw[64], s64[isa.BPF_DIV], s64[isa.BPF_MOD], s32[isa.BPF_DIV], s32[isa.BPF_MOD],
-            _TailCall, _NO_REGION)
+            _TailCall, _NO_REGION, lambda buf, start, size: _value_view(memory, buf, start, size))
 
     def _helper_site(self, pc, hid):
         """(function, name, needs registers in ex.regs) for the helper call at ``pc``."""
@@ -1559,6 +1574,51 @@ class CompiledEngine:
         if self._interp is None:
             self._interp = make_engine("interp", self.program, self.vm)
         return self._interp
+
+
+_CAST = {2: "H", 4: "I", 8: "Q"}
+try:
+    _NATIVE_VIEWS = sys.byteorder == "little" and hasattr(memoryview(b""), "cast")
+except Exception:  # MicroPython: no memoryview.cast
+    _NATIVE_VIEWS = False
+
+
+class _StructView:
+    """``view[i]`` = the u<size> at ``start + i * size`` of ``buf``, through struct (the
+    fallback of ``_value_view``)."""
+
+    def __init__(self, buf, start, size):
+        self.buf = buf
+        self.start = start
+        self.size = size
+        self.unpack = _UNPACK[size].unpack_from
+        self.pack = _UNPACK[size].pack_into
+
+    def __getitem__(self, i):
+        return self.unpack(self.buf, self.start + i * self.size)[0]
+
+    def __setitem__(self, i, value):
+        self.pack(self.buf, self.start + i * self.size, value)
+
+
+def _value_view(memory, buf, start, size):
+    """An item view (u2/u4/u8, little-endian) of ``buf`` from byte ``start``: the generated code
+    reads and writes proven map value fields as ``w8_3[5]``.
+
+    A native memoryview cast on little-endian CPython when the buffer has reached its final
+    size (a view pins a bytearray's size, and map storage that can still grow must stay
+    resizable, see Memory._growing); else struct through _StructView, same results.
+    """
+    if _NATIVE_VIEWS and isinstance(buf, (bytearray, bytes)):
+        growing = False
+        for item in memory._growing:
+            if item[0][0] is buf:
+                growing = True
+        if not growing:
+            view = memoryview(buf)[start:]
+            view = view[:len(view) - len(view) % size]
+            return view.cast(_CAST[size])
+    return _StructView(buf, start, size)
 
 
 def _sees_registers(vm, hid, name):
