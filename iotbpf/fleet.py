@@ -66,34 +66,22 @@ class NodeRandom:
 
 # ------------------------------------------------------------------ the spec
 
-_DURATION_UNITS = {
-    "ms": 10**6,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-    "d": 86400 * 10**9,
-    "y": 365 * 86400 * 10**9,
-}
+MAX_FLEET_DURATION_NS = 100 * 365 * 86400 * 10**9  # a node simulated for a century is enough
 
 
-def parse_duration_ns(text: str | int | float) -> int:
-    """Parse DESIGN.md's duration grammar (``90s``, ``1.5h``, ``30d``, ``1y``) into nanoseconds."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if text <= 0:
-            raise FleetError("duration must be positive, got %r" % (text,))
-        return int(text * 10**9)
-    value = str(text).strip()
-    for unit in sorted(_DURATION_UNITS, key=len, reverse=True):
-        if value.endswith(unit):
-            number = value[: -len(unit)]
-            try:
-                amount = float(number)
-            except ValueError:
-                break
-            if not math.isfinite(amount) or amount <= 0:
-                break
-            return int(round(amount * _DURATION_UNITS[unit]))
-    raise FleetError("bad duration %r (use a number with a unit: ms s m h d y, e.g. 30d)" % (text,))
+def parse_duration_ns(text: str) -> int:
+    """A fleet's duration in DESIGN.md's grammar (``90s``, ``1.5h``, ``30d``, ``1y``), in nanoseconds."""
+    from iotbpf.kernel.clock import parse_duration
+
+    if not isinstance(text, str):
+        raise FleetError("duration must be a string with a unit (e.g. \"30d\"), got %r" % (text,))
+    try:
+        ns = parse_duration(text)
+    except ValueError as exc:
+        raise FleetError(str(exc)) from None
+    if not 0 < ns <= MAX_FLEET_DURATION_NS:
+        raise FleetError("duration %r must be more than 0 and at most 100y" % text)
+    return ns
 
 
 _VARY_KEYS = {
@@ -181,7 +169,7 @@ class FleetSpec:
             parse_duration_ns(data.get("duration", "1y")),
             seed,
             policy,
-            str(data.get("name", "fleet")),
+            _check_name(data.get("name", "fleet"), "%s: 'name'" % where),
         )
         if spec.node_count > MAX_NODES:
             raise FleetError(
@@ -233,6 +221,8 @@ def _check_group(group, where: str) -> dict:
     for key in ("app", "board"):
         if not isinstance(group.get(key), str) or not group[key]:
             raise FleetError("%s: %r must be a non-empty string" % (where, key))
+    if "name" in group:
+        _check_name(group["name"], where + ": 'name'")
     vary = group.get("vary", {})
     if not isinstance(vary, dict):
         raise FleetError("%s: 'vary' must be an object" % where)
@@ -241,34 +231,42 @@ def _check_group(group, where: str) -> dict:
             raise FleetError(
                 "%s: unknown 'vary' key %r (known: %s)" % (where, key, ", ".join(sorted(_VARY_KEYS)))
             )
-        _check_variation(value, "%s.vary.%s" % (where, key))
+        _check_variation(value, "%s.vary.%s" % (where, key), _VARY_LIMITS[key])
     return dict(group)
 
 
-def _check_variation(value, where: str) -> None:
-    if isinstance(value, bool):
-        raise FleetError("%s: must be a number, a list of numbers or {min, max}" % where)
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value < 0:
-            raise FleetError("%s: must be a finite, non-negative number" % where)
+def _check_name(name, where: str) -> str:
+    """Fleet and group names become node names and so MQTT topic levels: no '/', '+', '#'."""
+    if not isinstance(name, str) or not name or len(name) > 64 or any(c in name for c in "/+#\0 "):
+        raise FleetError("%s must be a string of 1-64 characters without spaces, '/', '+' or '#'" % where)
+    return name
+
+
+# key -> (lowest, highest) allowed value of that variation
+_VARY_LIMITS = {
+    "sampling_period": (0.001, 365 * 86400.0),
+    "link_loss": (0.0, 1.0),
+    "battery_capacity_spread": (0.0, 1.0),
+    "traffic_rate": (0.0, 3.6e6),
+}
+
+
+def _check_variation(value, where: str, limits: tuple) -> None:
+    low_limit, high_limit = limits
+
+    def ok(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+            and low_limit <= v <= high_limit
+
+    if ok(value):
         return
-    if (
-        isinstance(value, list)
-        and value
-        and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-            for v in value
-        )
-    ):
+    if isinstance(value, list) and value and all(ok(v) for v in value):
         return
-    if isinstance(value, dict) and set(value) == {"min", "max"}:
-        low, high = value["min"], value["max"]
-        if (
-            all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
-            and 0 <= low <= high
-        ):
-            return
-    raise FleetError('%s: must be a number, a non-empty list of numbers or {"min": a, "max": b}' % where)
+    if isinstance(value, dict) and set(value) == {"min", "max"} and ok(value["min"]) and ok(value["max"]) \
+            and value["min"] <= value["max"]:
+        return
+    raise FleetError('%s: must be a number from %g to %g, a non-empty list of them or {"min": a, "max": b}'
+                     % (where, low_limit, high_limit))
 
 
 def _draw_params(vary: dict, rng: NodeRandom) -> dict:

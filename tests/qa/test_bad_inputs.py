@@ -29,19 +29,6 @@ OK_ASM = "mov r0, 1\nexit\n"
 KNOWN_BUGS = {
     # case id (or test function name): "<owner>: <bug>". Empty: every bug qa found so far is fixed in HEAD
     # (33 cases were strict xfails at 21:43; fixed by 9086e31, 15e475a and 5439d32).
-    'fleet-link-loss-above-1':
-        "lead: fleet spec vary.link_loss 5 (a probability) is accepted",
-    'fleet-sampling-period-0':
-        "lead: fleet spec vary.sampling_period 0 is accepted (-5 is refused)",
-    'fleet-name-with-slash':
-        "lead: fleet spec name 'a/b' is accepted (node names go into MQTT topics; --node-name refuses '/')",
-    'fleet-name-not-a-string':
-        "lead: fleet spec name 5 (wrong JSON type) is accepted",
-    'fleet-duration-beyond-u64-ns':
-        "lead: fleet spec duration '1000000y' is accepted and runs forever (fleet.parse_duration_ns has no "
-        "upper bound; kernel's parse_duration now refuses it)",
-    'simulate-sensor-id-beyond-u32':
-        "kernel: manifest sim sensor id 10**30 is accepted (programs read sensors by u32 id; timers check 0..65535)",
 }
 
 

@@ -78,6 +78,8 @@ class SimPlatform:
         self.sensors = {}
         for spec in config.get("sensors", DEFAULT_SENSORS):
             sid = int(spec.get("id", 0))
+            if not 0 <= sid <= 0xFFFFFFFF:
+                raise ValueError("sim.sensors: id %d is not a u32 (programs read sensors by a 32-bit id)" % sid)
             self.sensors[sid] = make_sensor(seed, spec, read_file)
         self.sensor_periods = [(int(s.get("id", 0)), parse_duration(s["period"]))
                                for s in config.get("sensors", ()) if "period" in s]
