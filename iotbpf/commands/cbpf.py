@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from iotbpf.commands.run import parse_hex
 from iotbpf.ebpf import cbpf
 from iotbpf.ebpf.errors import IotbpfError
 
@@ -21,19 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("interp", "compiled"), default="interp")
 
 
-def _hex(text: str) -> bytes:
-    t = text.strip()
-    if t[:2].lower() == "0x":
-        t = t[2:]
-    t = "".join(t.split())
-    try:
-        if len(t) % 2:
-            raise ValueError
-        return bytes.fromhex(t)
-    except ValueError:
-        raise IotbpfError("bad --packet %r: expected hex bytes" % text) from None
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         with open(args.file, encoding="utf-8", errors="replace") as f:
@@ -49,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
     if not args.packet and not args.ebpf:
         raise IotbpfError("give --packet HEX (one or more) or --ebpf")
     for packet in args.packet:
-        print(cbpf.run_filter(insns, _hex(packet), engine=args.engine))
+        print(cbpf.run_filter(insns, parse_hex(packet, "--packet"), engine=args.engine))
     return 0

@@ -20,8 +20,8 @@ iotbpf run app.o --section timer --mem 00000000 --engine compiled --json"""
 DEFAULT_BUDGET = 100_000_000
 
 
-def parse_hex(text: str) -> bytes:
-    """``--mem HEX``: hex bytes, optional 0x prefix, spaces allowed."""
+def parse_hex(text: str, option: str = "--mem") -> bytes:
+    """``--mem HEX`` (or another ``option``'s value): hex bytes, optional 0x prefix, spaces allowed."""
     t = text.strip()
     if t[:2].lower() == "0x":
         t = t[2:]
@@ -31,7 +31,7 @@ def parse_hex(text: str) -> bytes:
             raise ValueError
         return bytes.fromhex(t)
     except ValueError:
-        raise IotbpfError("bad --mem %r: expected hex bytes like '01 02 ff' or 0x0102ff" % text) from None
+        raise IotbpfError("bad %s %r: expected hex bytes like '01 02 ff' or 0x0102ff" % (option, text)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

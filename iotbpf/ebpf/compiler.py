@@ -15,6 +15,7 @@ import sys
 
 from iotbpf.ebpf import cfg, isa
 from iotbpf.ebpf.memory import FUNC_REGION_ID, MemoryFault
+from iotbpf.ebpf.program import subprogram_starts
 from iotbpf.ebpf.types import ARG_PTR_TO_FUNC
 from iotbpf.ebpf.vm import (
     ALU64_FUNCS,
@@ -129,7 +130,7 @@ class Analysis:
                                                       "jump"))
                     self.blocks[s] = extra
         self.leaders = set(start for start, _, _ in isa.basic_blocks(insns))
-        self.subprograms = sorted(set(_subprogram_starts(insns)))
+        self.subprograms = subprogram_starts(insns)
 
     def fault(self, pc, reason, kind):
         self.faults.append((pc, reason, kind))
@@ -207,23 +208,6 @@ class Analysis:
                     seen.add(s)
                     work.append(s)
         return seen
-
-
-def _subprogram_starts(insns):
-    starts = {0}
-    n = len(insns)
-    pc = 0
-    while pc < n:
-        insn = insns[pc]
-        target = -1
-        if insn.opcode == isa.CALL and insn.src == isa.BPF_PSEUDO_CALL:
-            target = pc + 1 + insn.imm
-        elif insn.opcode == isa.LDDW and insn.src == isa.BPF_PSEUDO_FUNC:
-            target = pc + 1 + isa.s32(insn.imm)
-        if 0 <= target < n:
-            starts.add(target)
-        pc += 2 if insn.opcode == isa.LDDW else 1
-    return starts
 
 
 def _invalid(insns, pc, insn):
