@@ -1226,6 +1226,9 @@ class _Gen:
         if pc in self.proofs:
             if reg in self.konst:
                 k, delta = self.konst[reg]
+                view = self._view(k, delta + off, size, False)
+                if view is not None:  # an item store: the value is already masked to the size
+                    return ["%s = %s" % (view, value)]
                 return [self._write("q%d" % k, "p%d + %d" % (k, delta + off), size, value)]
             return ["a = " + address, self._write("G(a >> 32)[0]", "a & %d" % M32, size, value)]
         lines = self._base(reg)
