@@ -406,16 +406,21 @@ class Runtime:
         bounded = result.max_path_insns is not None and result.max_path_insns <= app.budget
         program.proven_within_budget = app.budget if bounded and not _calls_any(program, _CHAINING_HELPERS) \
             else None
+        program.verified_stack = True  # no read of stack bytes before they are written in the run
 
     def _make_vm(self, program, table, app):
         proven = self.verify and getattr(program, "proven_within_budget", None) == app.budget
         budget = None if proven else app.budget
         try:
-            return VM(program, helpers=table, engine=self.engine, budget=budget, env=app.env)
+            vm = VM(program, helpers=table, engine=self.engine, budget=budget, env=app.env)
         except LoadError as exc:
             if self.engine != "interp" and "not available" in str(exc):
-                return VM(program, helpers=table, engine="interp", budget=budget, env=app.env)
-            raise
+                vm = VM(program, helpers=table, engine="interp", budget=budget, env=app.env)
+            else:
+                raise
+        # a verified program never sees what an earlier run left on its stack: no need to clear it
+        vm.clear_stack = not (self.verify and getattr(program, "verified_stack", False))
+        return vm
 
     # ---------------------------------------------------------------- running
 
@@ -564,7 +569,7 @@ class Runtime:
         """Run one attached program on its (already packed) context; None if it faulted."""
         vm = att.vm
         try:
-            r0 = vm.run(ctx=att.ctx_addr)
+            r0 = vm.run_event(att.ctx_addr)
         except BPFFault as exc:
             self._account(att, stats, now, vm.last.insns_executed)
             self._fault(att, stats, now, exc)
@@ -680,7 +685,7 @@ class Runtime:
             _pack_timer(att.ctx, 0, now, period, timer_id, timer[2])
             vm = att.vm
             try:
-                vm.run(ctx=att.ctx_addr)
+                vm.run_event(att.ctx_addr)
             except BPFFault as exc:
                 self._account(att, stats, now, vm.last.insns_executed)
                 self._fault(att, stats, now, exc)

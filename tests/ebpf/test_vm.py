@@ -326,6 +326,50 @@ def test_tail_calls_switch_programs_keep_r1_and_stop_after_33():
     assert vm.last.tail_calls == 33
 
 
+def test_run_event_equals_run_with_a_context_address_through_tail_calls_and_faults():
+    # run_event is the event loop's entry: the same r0, counts, tail calls and faults as run(ctx=...)
+    counter = array_map("n", 8, 1)
+    jumps = maps.create_map(types.MapSpec("jumps", types.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2))
+    text = """
+        mov %r6, %r1
+        lddw %r7, map_value 1, 0
+        mov %r1, 1
+        lock add [%r7], %r1
+        mov %r1, %r6
+        lddw %r2, map_fd 0
+        mov %r3, 0
+        call 12
+        ldxdw %r0, [%r7]
+        ldxb %r1, [%r6]
+        add %r0, %r1
+        exit
+    """
+    prog = Program.from_asm(text)
+    jumps.set_program(0, prog)
+    vm = make_vm(prog, helpers=linux.linux_helpers(), maps=[jumps, counter], budget=10000)
+    ctx = bytearray(b"\x05")
+    addr = vm.memory.add_region(ctx, "ctx")
+    first = (vm.run(ctx=addr), vm.last.tail_calls, vm.last.insns_executed)
+    second = (vm.run_event(addr), vm.last.tail_calls, vm.last.insns_executed)
+    assert first == (34 + 5, 33, first[2]) and second == (68 + 5, 33, first[2])
+    faulty = make_vm(Program.from_asm("ldxdw %r0, [%r1+8]\nexit"), budget=100)
+    with pytest.raises(BPFFault) as a:
+        faulty.run(ctx=addr)
+    with pytest.raises(BPFFault) as b:
+        faulty.run_event(addr)
+    assert (a.value.pc, a.value.kind, str(a.value)) == (b.value.pc, b.value.kind, str(b.value))
+
+
+def test_the_stack_is_cleared_between_runs_unless_the_vm_is_told_not_to():
+    # a program that reads stack bytes it did not write (the verifier rejects it) sees zeros,
+    # or, with clear_stack off (for verified programs only), what the previous run left there
+    prog = Program.from_asm("ldxdw %r0, [%r10-8]\nstdw [%r10-8], 7\nexit")
+    vm = make_vm(prog)
+    assert [vm.run(), vm.run()] == [0, 0]
+    vm.clear_stack = False
+    assert [vm.run(), vm.run_event(0)] == [7, 7]
+
+
 def test_tail_call_to_an_empty_slot_continues_the_program():
     jumps = maps.create_map(types.MapSpec("jumps", types.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2))
     prog = Program.from_asm("lddw %r2, map_fd 0\nmov %r3, 1\ncall 12\nexit")

@@ -169,6 +169,15 @@ def test_a_program_over_its_instruction_budget_is_stopped_with_a_budget_fault():
     assert rt.hook_stats["gpio"].insns <= 1000
 
 
+def test_only_verified_programs_skip_clearing_their_stack_between_runs():
+    prog = Program.from_asm("mov %r0, 0\nstdw [%r10-8], 7\nexit")
+    for verify in (True, False):
+        rt = node(verify=verify)
+        rt.load_app(manifest({"gpio": "p"}), {"p": prog})
+        assert rt.apps[0].attached[0].vm.clear_stack is (not verify)
+        assert rt.raise_event("gpio", {"pin": 1}) == [0]
+
+
 def test_handler_time_is_instructions_times_the_boards_instruction_time():
     class Board:
         ns_per_insn = 50.0
