@@ -6,6 +6,8 @@ node through ``ex.env`` (an AppEnv: ``.node`` the Runtime, ``.app`` the calling 
 never trust a program's arguments: bad ids return a negative errno, bad pointers fault.
 """
 
+from iotbpf.ebpf.vm import HelperFault
+
 IOT_HELPER_BASE = 0x1000
 MASK64 = 0xFFFFFFFFFFFFFFFF
 
@@ -82,8 +84,6 @@ def _log(ex, msg, size, value, r4, r5):
 
 
 def _read(ex, addr, size):
-    from iotbpf.ebpf.vm import HelperFault
-
     if size > 4096:
         raise HelperFault("size %d too large" % size)
     try:

@@ -46,6 +46,7 @@ from heapq import heappop as _heappop
 from heapq import heappush as _heappush
 
 from iotbpf.ebpf.errors import LoadError, VerifierError
+from iotbpf.ebpf.vm import UNLIMITED as _UNLIMITED
 from iotbpf.ebpf.vm import VM, BPFFault
 from iotbpf.kernel import helpers as iot_helpers
 from iotbpf.kernel import maps as wellknown
@@ -223,6 +224,7 @@ class Runtime:
         self._insn_ns = getattr(board, "insn_ns", None) if board is not None else None
         self._busy_ns = {}  # instruction count -> CPU ns (see _busy_for)
         self._timer_stats = self.hook_stats["timer"]
+        self._timer_fire_bound = self._timer_fire  # one bound method for every re-armed timer
         self._timer_atts = {}  # app id -> its timer programs in hook order (cleared on any change)
         self.shared_maps = _make_well_known_maps()
         defaults = wellknown.policy_defaults()
@@ -669,7 +671,7 @@ class Runtime:
             queue = self.queue  # EventQueue.push, inlined
             queue._seq += 1
             _heappush(queue._heap, (now + period + (self._jitter(timer[3]) if timer[3] else 0), queue._seq,
-                                    self._timer_fire, arg))
+                                    self._timer_fire_bound, arg))
         else:
             del app.timers[timer_id]
         # the hot path of a node-year: pack the timer context directly (layout from hooks.py) and
@@ -690,7 +692,8 @@ class Runtime:
                 self._account(att, stats, now, vm.last.insns_executed)
                 self._fault(att, stats, now, exc)
                 continue
-            insns = vm.last.insns_executed
+            ex = vm.ex  # Execution.insns_executed, inlined (the run may not have set a budget)
+            insns = (_UNLIMITED if ex.budget is None else ex.budget) - ex.left
             busy = self._busy_ns.get(insns)
             if busy is None:
                 busy = self._busy_for(insns)
@@ -1037,12 +1040,14 @@ def _demand_add(demand_map, app_id, tx_bytes, rx_bytes, tx_packets, rx_packets):
     key = _DEMAND_KEYS.get(app_id)
     if key is None:
         key = _DEMAND_KEYS[app_id] = struct.pack("<I", app_id)
-    old = demand_map.lookup(key)
     fmt = wellknown.APP_DEMAND.fmt
-    if old is None:
-        vals = (tx_bytes, rx_bytes, tx_packets, rx_packets)
-    else:
-        a, b, c, d = struct.unpack_from(fmt, old, 0)
-        vals = ((a + tx_bytes) & 0xFFFFFFFFFFFFFFFF, (b + rx_bytes) & 0xFFFFFFFFFFFFFFFF,
-                (c + tx_packets) & 0xFFFFFFFF, (d + rx_packets) & 0xFFFFFFFF)
-    demand_map.update(key, struct.pack(fmt, *vals))
+    slot = demand_map.lookup_slot(key)
+    if slot is None:
+        demand_map.update(key, struct.pack(fmt, tx_bytes, rx_bytes, tx_packets, rx_packets))
+        return
+    # the entry exists: add in place, as a program's atomic adds to its value would
+    buf = demand_map.values
+    off = slot * demand_map.value_size
+    a, b, c, d = struct.unpack_from(fmt, buf, off)
+    struct.pack_into(fmt, buf, off, (a + tx_bytes) & 0xFFFFFFFFFFFFFFFF, (b + rx_bytes) & 0xFFFFFFFFFFFFFFFF,
+                     (c + tx_packets) & 0xFFFFFFFF, (d + rx_packets) & 0xFFFFFFFF)
