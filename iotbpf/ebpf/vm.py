@@ -620,7 +620,19 @@ class VM:
         ex.trace = None
         ex.profile = None
         ex.program = self.program
-        return self._execute(self.engine)
+        engine = self.engine
+        ex.engine = engine
+        try:  # the first program inline (_execute's loop, for the common case of no tail call)
+            r0 = engine.run_main()
+            if ex.tail_target is None:
+                return r0
+        except StopRun as stop:
+            return stop.value & M64
+        except BPFFault:
+            raise
+        except Exception as exc:
+            raise self._run_failure(exc) from None
+        return self._execute(self._tail_call_engine())
 
     def _execute(self, engine):
         """Run the prepared ``ex`` on ``engine``, following tail calls; every Python exception
@@ -630,30 +642,38 @@ class VM:
             while True:
                 ex.engine = engine
                 r0 = engine.run_main()
-                target = ex.tail_target
-                if target is None:
+                if ex.tail_target is None:
                     return r0
-                ex.tail_target = None
-                try:
-                    engine = self.engine_for(target)
-                except LoadError as exc:
-                    raise self.fault(ex.pc, "tail call target cannot be loaded: %s" % exc,
-                                     "helper") from None
-                if not self._dirty_frames and _has_calls(target):
-                    self._dirty_frames = True
-                    self._add_frames(isa.MAX_CALL_FRAMES)
-                ex.frames = []
-                ex.program = target
-                ex.regs[10] = self._top0
+                engine = self._tail_call_engine()
         except StopRun as stop:
             return stop.value & M64
         except BPFFault:
             raise
-        except MemoryFault as exc:
-            raise self.fault(ex.pc, exc.reason, exc.kind, addr=exc.addr) from None
-        except Exception as exc:  # never let a Python exception escape a run
-            raise self.fault(ex.pc, "internal error: %s: %s" % (type(exc).__name__, exc),
-                             "internal") from None
+        except Exception as exc:
+            raise self._run_failure(exc) from None
+
+    def _tail_call_engine(self):
+        """Switch ``ex`` to the program a tail call asked for; its engine."""
+        ex = self.ex
+        target = ex.tail_target
+        ex.tail_target = None
+        try:
+            engine = self.engine_for(target)
+        except LoadError as exc:
+            raise self.fault(ex.pc, "tail call target cannot be loaded: %s" % exc, "helper") from None
+        if not self._dirty_frames and _has_calls(target):
+            self._dirty_frames = True
+            self._add_frames(isa.MAX_CALL_FRAMES)
+        ex.frames = []
+        ex.program = target
+        ex.regs[10] = self._top0
+        return engine
+
+    def _run_failure(self, exc):
+        """The BPFFault for a Python exception out of a run (never let one escape)."""
+        if isinstance(exc, MemoryFault):
+            return self.fault(self.ex.pc, exc.reason, exc.kind, addr=exc.addr)
+        return self.fault(self.ex.pc, "internal error: %s: %s" % (type(exc).__name__, exc), "internal")
 
     def _add_frames(self, count):
         """Allocate stack frames up to ``count`` (each its own 512-byte region "stackN")."""
