@@ -46,6 +46,7 @@ _ATOMIC_OPS = {isa.BPF_ADD: "+", isa.BPF_OR: "|", isa.BPF_AND: "&", isa.BPF_XOR:
 
 _VALUE_SOURCES = (isa.BPF_PSEUDO_MAP_VALUE, isa.BPF_PSEUDO_MAP_IDX_VALUE)
 _NO_REGION = (b"", -1, False)  # stands in for a missing region: every bounds test fails
+CTX = -1  # the region key (see _track_constant) of r1 on entry to the main function
 
 
 class _TailCall(Exception):
@@ -82,6 +83,52 @@ def _replace_word(text, word, by):
         else:
             out.append(text[i:j] + by)
         i = j + n
+
+
+def _reg_uses(text):
+    """Bit set of the registers r0..r9 that generated ``text`` names."""
+    used = 0
+    n = len(text)
+    i = text.find("r")
+    while i >= 0:
+        if i + 1 < n and text[i + 1].isdigit() and (i + 2 == n or not _word_char(text[i + 2])) \
+                and (i == 0 or not _word_char(text[i - 1])):
+            used |= 1 << int(text[i + 1])
+        i = text.find("r", i + 1)
+    return used
+
+
+def _word_char(c):
+    return c.isalpha() or c.isdigit() or c == "_"
+
+
+def _assigned(line):
+    """The register a generated ``rN = ...`` line assigns, or None."""
+    if len(line) > 5 and line[0] == "r" and line[1].isdigit() and line[2:5] == " = ":
+        return int(line[1])
+    return None
+
+
+def _drop_dead(items):
+    """``items`` ([lines, pure] per instruction of one block) without the pure assignments
+    whose register the block assigns again before any generated line reads it. Whatever is
+    live at the end of the block stays (every register is assumed read there); a line that
+    can fail or has an effect is never pure, and a fault reads no register it does not name."""
+    live = ALL_REGS
+    for item in reversed(items):
+        lines, pure = item
+        if pure and len(lines) == 1:
+            d = _assigned(lines[0])
+            if d is not None and not live >> d & 1:
+                item[0] = []
+                continue
+        for line in reversed(lines):
+            d = _assigned(line)
+            if d is not None:
+                live &= ~(1 << d)
+                line = line[5:]
+            live |= _reg_uses(line)
+    return items
 
 
 # ---------------------------------------------------------------- program analysis
@@ -735,6 +782,7 @@ class _Gen:
                     self.fp_fixed = False
         self.ranges = _ranges(an, f, self)
         self.konst_in = self._constants(f)
+        self.ctx_used = self.ctx_base_used = False
         self.term_states = {}
         succs = {}
         for node in f.nodes:
@@ -762,6 +810,12 @@ class _Gen:
         except (cfg.StructureError, RuntimeError):
             body = self.state_machine(f, code_lines, cond_text, idx_succs, entry)
             self.state_machines += 1
+        if self.ctx_used:
+            # the context's buffer, once per call: proven accesses through r1 (on entry) use it
+            # (a missing region reads as NOREG's empty buffer: the access fails as with G(..)[0])
+            head.append("        qx = G(r1 >> 32, NOREG)[0]")
+            if self.ctx_base_used:
+                head.append("        px = r1 & %d" % M32)
         return head + body
 
     def _uses_fp(self, f):
@@ -813,29 +867,35 @@ class _Gen:
             if self.checks:
                 lines.append("if b < %d: raise BF(%d)" % (blk.cost, blk.start))
             lines.append("b -= %d" % blk.cost)
-        st = list(self.ranges.get(node, TOP_STATE))
+        st = self.state = list(self.ranges.get(node, TOP_STATE))
         self.bases = {}
-        self.konst = dict(self.konst_in.get(node, ()))  # reg -> (k, delta): value c<k> + delta
-        moved = None  # (register, line index) of a `mov rD, rS` the next ALU op on rD can absorb
+        self.konst = dict(self.konst_in.get(node, ()))  # reg -> (k, delta), see _track_constant
+        items = []  # [lines, pure] per instruction; pure: an assignment that cannot fail
+        moved = None  # (item, rD, source) of a `rD = source` the next ALU op on rD can absorb
         for pc, insn in blk.items:
             out = self.insn(pc, insn, _insn_step(insn, st))
             kind = insn.kind
-            if moved is not None and kind in ("alu", "end") and insn.dst == moved[0] and len(out) == 1 \
+            if moved is not None and kind in ("alu", "end") and insn.dst == moved[1] and len(out) == 1 \
                     and " = " in out[0]:
                 # `rD = rS` then `rD = f(rD)` becomes `rD = f(rS)`
                 lhs, rhs = out[0].split(" = ", 1)
-                source = lines[moved[1]].split(" = ", 1)[1]
-                out = [lhs + " = " + _replace_word(rhs, "r%d" % insn.dst, source)]
-                del lines[moved[1]]
+                out = [lhs + " = " + _replace_word(rhs, "r%d" % insn.dst, moved[2])]
+                moved[0][0] = []
+            item = [out, kind in ("alu", "end", "lddw") and not insn.off]
+            items.append(item)
             moved = None
-            if kind == "alu" and insn.opcode == isa.BPF_ALU64 | isa.BPF_MOV | isa.BPF_X and not insn.off \
-                    and insn.src != insn.dst:
-                moved = (insn.dst, len(lines))
-            lines += out
+            if (kind == "lddw" or (kind == "alu" and insn.opcode & 0xF0 == isa.BPF_MOV)) and len(out) == 1:
+                # `rD = <one name or number>`: a plain copy, the next ALU op on rD can take it in
+                source = out[0][len("r%d = " % insn.dst):]
+                if out[0].startswith("r%d = " % insn.dst) and source and " " not in source \
+                        and source != "r%d" % insn.dst and (source[0].isalpha() or source[0].isdigit()):
+                    moved = (item, insn.dst, source)
             self._track_constant(pc, insn)
             if self.bases:
                 for reg in _bits(_uses_defs(insn)[1]):
                     self.bases.pop(reg, None)
+        for out, _pure in _drop_dead(items):
+            lines += out
         self.term_states[node] = st
         term = blk.term
         t = term[0]
@@ -1090,7 +1150,12 @@ class _Gen:
         return "%s = SW%d(%s, 0)" % (d, w, d)
 
     def _track_constant(self, pc, insn, konst=None):
-        """Follow registers holding a map value address (lddw) plus a constant."""
+        """Follow registers that point into a known region: ``reg -> (k, delta)`` means the
+        value is c<k> (a map value address from lddw; CTX: r1 on entry to the main function)
+        plus ``delta``, or plus an unknown number when ``delta`` is None (``r4 = c11;
+        r4 += r3``). Only proven accesses use it, and the verifier proves an access through a
+        pointer only inside the region the pointer was derived from (it rejects adding two
+        pointers), so such an access reads that region's buffer at the address's low 32 bits."""
         if konst is None:
             konst = self.konst
         op = insn.opcode
@@ -1100,18 +1165,44 @@ class _Gen:
             return
         if d in konst and op in (isa.BPF_ALU64 | isa.BPF_ADD, isa.BPF_ALU64 | isa.BPF_SUB):
             k, delta = konst[d]
-            konst[d] = (k, delta + insn.imm if op & 0xF0 == isa.BPF_ADD else delta - insn.imm)
+            if delta is not None:
+                delta = delta + insn.imm if op & 0xF0 == isa.BPF_ADD else delta - insn.imm
+            konst[d] = (k, delta)
             return
         if op == isa.BPF_ALU64 | isa.BPF_MOV | isa.BPF_X and not insn.off and insn.src in konst:
             konst[d] = konst[insn.src]
             return
+        s = insn.src
+        if op in (isa.BPF_ALU64 | isa.BPF_ADD | isa.BPF_X, isa.BPF_ALU64 | isa.BPF_SUB | isa.BPF_X) \
+                and not insn.off and s < 10 and s != d:
+            # pointer +/- number, or number + pointer: same region, offset no longer known
+            if d in konst and s not in konst:
+                konst[d] = (konst[d][0], None)
+                return
+            if s in konst and d not in konst and op & 0xF0 == isa.BPF_ADD:
+                konst[d] = (konst[s][0], None)
+                return
         for reg in _bits(_uses_defs(insn)[1]):
             konst.pop(reg, None)
 
+    @staticmethod
+    def _meet(old, new):
+        """Facts that hold on both paths: equal ones, and same region with the offset forgotten
+        where the offsets differ (never two different regions as one)."""
+        out = {}
+        for reg, v in old.items():
+            w = new.get(reg)
+            if w == v:
+                out[reg] = v
+            elif w is not None and w[0] == v[0]:
+                out[reg] = (v[0], None)
+        return out
+
     def _constants(self, f):
-        """Registers that hold a map value address + constant on entry to each block (must-analysis)."""
+        """Registers that point into a known region on entry to each block (must-analysis)."""
         an = self.an
-        states = {f.entry: {}}
+        # r1 on entry to the main function: the context (whatever region it points into)
+        states = {f.entry: {1: (CTX, 0)} if f.entry == 0 and f.params & 2 else {}}
         changed = True
         while changed:
             changed = False
@@ -1130,9 +1221,9 @@ class _Gen:
                         konst.pop(reg, None)
                 for succ in blk.succs:
                     old = states.get(succ)
-                    new = konst if old is None else {r: v for r, v in old.items() if konst.get(r) == v}
+                    new = dict(konst) if old is None else self._meet(old, konst)
                     if new != old:
-                        states[succ] = dict(new)
+                        states[succ] = new
                         changed = True
         return states
 
@@ -1178,11 +1269,8 @@ class _Gen:
         address = "%s + %d" % (_reg(reg), off) if off else _reg(reg)
         if pc in self.proofs:
             if reg in self.konst:
-                k, delta = self.konst[reg]
-                view = self._view(k, delta + off, size, signed)
-                if view is not None:
-                    return ["%s = %s" % (d, view)]
-                return ["%s = %s" % (d, self._read("q%d" % k, "p%d + %d" % (k, delta + off), size, signed))]
+                view, buf, where = self._in_region(reg, off, size, signed)
+                return ["%s = %s" % (d, view or self._read(buf, where, size, signed))]
             return ["a = " + address, "%s = %s" % (d, self._read("G(a >> 32)[0]", "a & %d" % M32, size, signed))]
         lines = self._base(reg)
         k = self._slow_site(pc, size, signed)
@@ -1190,6 +1278,31 @@ class _Gen:
             d, self._read("m%d" % reg, self._offset(reg, off), size, signed), self._inside(reg, off, size),
             k, address))
         return lines
+
+    def _in_region(self, reg, off, size, signed):
+        """A proven access at ``reg + off`` where ``reg`` points into a known region (konst):
+        (item view, None, None) or (None, buffer, offset expression)."""
+        k, delta = self.konst[reg]
+        if k == CTX:
+            buf = "qx"
+            self.ctx_used = True
+        else:
+            buf = "q%d" % k
+        if delta is None:
+            # the region is known, the offset is the address's low 32 bits
+            if off:
+                return None, buf, "(%s %s %d) & %d" % (_reg(reg), "-" if off < 0 else "+", abs(off), M32)
+            return None, buf, "%s & %d" % (_reg(reg), M32)
+        rel = delta + off
+        if k == CTX:
+            self.ctx_base_used = True
+            base = "px"
+        else:
+            view = self._view(k, rel, size, signed)
+            if view is not None:
+                return view, None, None
+            base = "p%d" % k
+        return None, buf, "%s %s %d" % (base, "-" if rel < 0 else "+", abs(rel)) if rel else base
 
     def _view(self, k, rel, size, signed):
         """``w<size>_<k>[i]``: a proven, size-aligned access at ``rel`` bytes from map value
@@ -1214,8 +1327,8 @@ class _Gen:
             value = str(insn.imm & mask)
         else:
             value = _reg(insn.src)
-            if size != 8:
-                value = "%s & %d" % (value, mask)
+            if size != 8 and not (insn.src < 10 and self.state[insn.src][1] <= mask):
+                value = "%s & %d" % (value, mask)  # (unless value ranges show it fits)
         reg, off = insn.dst, insn.off
         if reg == 10 and self.fp_fixed:
             o = STACK + off
@@ -1225,11 +1338,10 @@ class _Gen:
         address = "%s + %d" % (_reg(reg), off) if off else _reg(reg)
         if pc in self.proofs:
             if reg in self.konst:
-                k, delta = self.konst[reg]
-                view = self._view(k, delta + off, size, False)
+                view, buf, where = self._in_region(reg, off, size, False)
                 if view is not None:  # an item store: the value is already masked to the size
                     return ["%s = %s" % (view, value)]
-                return [self._write("q%d" % k, "p%d + %d" % (k, delta + off), size, value)]
+                return [self._write(buf, where, size, value)]
             return ["a = " + address, self._write("G(a >> 32)[0]", "a & %d" % M32, size, value)]
         lines = self._base(reg)
         k = self._slow_site(pc, size, False)
