@@ -22,6 +22,15 @@ def test_random_walk_sensor_is_reproducible_and_stays_in_range():
     assert ra != [RandomWalkSensor(8, mean=20000).read(t) for t in times]
 
 
+def test_the_diurnal_table_gives_the_readings_micropython_computes():
+    tabled = RandomWalkSensor(5, diurnal=4321)
+    computed = RandomWalkSensor(5, diurnal=4321)
+    computed._diurnal = None  # MicroPython's path: the term computed when the phase changes
+    assert tabled._diurnal is not None
+    times = [i * 37 * NS_PER_S for i in range(5000)]
+    assert [tabled.read(t) for t in times] == [computed.read(t) for t in times]
+
+
 def test_the_diurnal_cycle_peaks_at_a_quarter_day():
     assert _sin_milli(250) == 1000 and _sin_milli(750) == -1000 and _sin_milli(0) == 0
 

@@ -4,6 +4,8 @@
 CPython and MicroPython produce identical readings; they must never read the host's clock.
 """
 
+import sys
+
 from iotbpf.kernel.clock import NS_PER_DAY, parse_duration
 from iotbpf.kernel.prng import MASK64 as _MASK64
 from iotbpf.kernel.prng import Rng
@@ -11,6 +13,10 @@ from iotbpf.kernel.prng import Rng
 _XS_MULT = 0x2545F4914F6CDD1D  # xorshift64*'s output multiplier (prng.Rng.u64)
 
 _MAX_CATCHUP_STEPS = 4096  # older steps are forgotten by mean reversion anyway
+
+# a 1000-entry table of the diurnal term per sensor where RAM is plentiful (CPython); MicroPython
+# computes it when the phase changes instead. Same values either way.
+_DIURNAL_TABLE = getattr(getattr(sys, "implementation", None), "name", "") != "micropython"
 
 
 def _sin_milli(phase_milli):
@@ -43,6 +49,9 @@ class RandomWalkSensor:
         self.steps_done = 0
         self._phase = -1  # the diurnal term, cached per phase step (1/1000 of a day)
         self._diurnal_now = 0
+        self._diurnal = None
+        if _DIURNAL_TABLE:
+            self._diurnal = [(self.diurnal * _sin_milli(p)) // 1000 for p in range(1000)]
 
     def read(self, now_ns):
         target = now_ns // self.step_ns
@@ -69,7 +78,10 @@ class RandomWalkSensor:
             self.offset = offset
         self.steps_done = target
         phase = ((now_ns % NS_PER_DAY) * 1000) // NS_PER_DAY
-        if phase == self._phase:
+        table = self._diurnal
+        if table is not None:
+            value = self.mean + offset + table[phase]
+        elif phase == self._phase:
             value = self.mean + offset + self._diurnal_now
         else:
             self._phase = phase
