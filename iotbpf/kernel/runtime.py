@@ -98,8 +98,10 @@ def _sensor_reader(env, node, app):
     platform = node.platform
     sched = node.scheduler
     counted = sched.sensor_read if sched is not None else None
+    counter = getattr(sched, "sensor_counter", None)
     name = app.name
     readers = {}
+    counters = {}  # sensor id -> the scheduler's read counter (made at the first good read)
 
     def read_sensor(sensor_id):
         if node.platform is not platform or node.scheduler is not sched:
@@ -113,7 +115,14 @@ def _sensor_reader(env, node, app):
         now = node.clock.now_ns()
         value = reader(now)
         if value is not None and counted is not None:
-            counted(now, sensor_id, name)
+            cell = counters.get(sensor_id)
+            if cell is not None:
+                cell[0] += 1  # what counted(now, sensor_id, name) would count
+            elif counter is not None:
+                cell = counters[sensor_id] = counter(sensor_id, name)
+                cell[0] += 1
+            else:
+                counted(now, sensor_id, name)
         return value
     return read_sensor
 
@@ -143,6 +152,10 @@ class Attached:
         self.handler_ns = 0
         self.recent_faults = []
         self.detached = False
+        # instruction count -> (CPU ns, the scheduler's counter for that burst or None), for
+        # the timer path; valid while run_memo_for is the node's scheduler
+        self.run_memo = {}
+        self.run_memo_for = None
 
 
 class App:
@@ -594,6 +607,21 @@ class Runtime:
             del out[: len(out) - MAX_LOG]
         return r0
 
+    def _run_memo(self, att, insns):
+        """(CPU ns, scheduler counter or None) of a run of ``insns`` instructions of ``att``."""
+        sched = self.scheduler
+        if att.run_memo_for is not sched:
+            att.run_memo = {}
+            att.run_memo_for = sched
+        busy = self._busy_ns.get(insns)
+        if busy is None:
+            busy = self._busy_for(insns)
+        counter = getattr(sched, "cpu_counter", None)
+        memo = (busy, counter(busy, att.app.name) if counter is not None else None)
+        if len(att.run_memo) < 4096:
+            att.run_memo[insns] = memo
+        return memo
+
     def _busy_for(self, insns):
         """CPU ns of ``insns`` instructions on the board (memoised: runs repeat the same counts)."""
         busy = self._insn_ns(insns) if self._insn_ns is not None else int(insns * self.ns_per_insn)
@@ -694,17 +722,20 @@ class Runtime:
                 continue
             ex = vm.ex  # Execution.insns_executed, inlined (the run may not have set a budget)
             insns = (_UNLIMITED if ex.budget is None else ex.budget) - ex.left
-            busy = self._busy_ns.get(insns)
-            if busy is None:
-                busy = self._busy_for(insns)
+            sched = self.scheduler
+            memo = att.run_memo.get(insns)
+            if memo is None or att.run_memo_for is not sched:
+                memo = self._run_memo(att, insns)
+            busy, counter = memo
             att.runs += 1
             att.insns += insns
             att.handler_ns += busy
             stats.runs += 1
             stats.insns += insns
             stats.handler_ns += busy
-            sched = self.scheduler
-            if sched is not None:
+            if counter is not None:
+                counter[0] += 1  # what sched.cpu_busy(now, busy, app.name) would count
+            elif sched is not None:
                 sched.cpu_busy(now, busy, app.name)
             out = app.env.trace_output
             if out and len(out) > MAX_LOG:

@@ -107,8 +107,8 @@ class Scheduler:
         self.done = []             # completions not yet handed to the runtime
         self.trace_tx = []         # (arrival, deadline, nbytes, app)
         self.trace_listen = []     # (start, duration, app)
-        self.trace_cpu = {}        # (busy_ns, app) -> count
-        self.trace_sensor = {}     # (sensor, app) -> count
+        self._cpu_cells = {}       # (busy_ns, app) -> [count] (trace_cpu); callers may bump a cell
+        self._sensor_cells = {}    # (sensor, app) -> [count] (trace_sensor)
         self.trace_wakelock = {}   # (duration, app) -> count
         self.stats = {"bursts": 0, "packets": 0, "bytes": 0, "missed": 0, "listen_ns": 0}
         self.boot_ns = None
@@ -345,23 +345,53 @@ class Scheduler:
         else:
             self._next_listen = None
 
+    @property
+    def trace_cpu(self):
+        """(busy_ns, app) -> how many bursts of busy_ns ran for app (the trace the oracle replays)."""
+        return {key: cell[0] for key, cell in self._cpu_cells.items() if cell[0]}
+
+    @property
+    def trace_sensor(self):
+        """(sensor, app) -> how many reads of the sensor app made."""
+        return {key: cell[0] for key, cell in self._sensor_cells.items() if cell[0]}
+
     def cpu_busy(self, now_ns, busy_ns, app):
         """``busy_ns`` of work (timed at the CPU's top frequency) ran for ``app`` at ``now_ns``.
 
-        Hot path: bursts are only counted here (one dict update) and charged to the ledger in
-        bulk (``_apply_pending``) before anything reads it, so the totals are the same."""
+        Hot path: bursts are only counted here (one counter) and charged to the ledger in bulk
+        (``_apply_pending``) before anything reads it, so the totals are the same."""
         if busy_ns <= 0:
             return
+        key = (busy_ns, app)
+        cell = self._cpu_cells.get(key)
+        if cell is None:
+            cell = self._cpu_cells[key] = [0]
+        cell[0] += 1
         if self._dvfs:
             key = (busy_ns, app, self._dvfs_pick(now_ns, busy_ns))
             pending = self._cpu_pending
             pending[key] = pending.get(key, 0) + 1
-            tkey = (busy_ns, app)
-            self.trace_cpu[tkey] = self.trace_cpu.get(tkey, 0) + 1
-            return
+
+    def cpu_counter(self, busy_ns, app):
+        """The counter ``[count]`` that ``cpu_busy(now, busy_ns, app)`` increments, for a caller that
+        runs the same burst again and again (``cell[0] += 1`` instead of a call per run), or None
+        when each burst's time matters (the DVFS governor) or it charges nothing."""
+        if self._dvfs or busy_ns <= 0:
+            return None
         key = (busy_ns, app)
-        counts = self.trace_cpu
-        counts[key] = counts.get(key, 0) + 1
+        cell = self._cpu_cells.get(key)
+        if cell is None:
+            cell = self._cpu_cells[key] = [0]
+        return cell
+
+    def sensor_counter(self, sensor, app):
+        """The counter ``[count]`` that ``sensor_read(now, sensor, app)`` increments (see
+        cpu_counter); a read's time never matters."""
+        key = (sensor, app)
+        cell = self._sensor_cells.get(key)
+        if cell is None:
+            cell = self._sensor_cells[key] = [0]
+        return cell
 
     def _pending_cpu(self):
         """(busy_ns, app, (hz, state), count) of the CPU bursts not yet in the ledger."""
@@ -369,7 +399,8 @@ class Scheduler:
             return [(b, a, choice, n) for (b, a, choice), n in self._cpu_pending.items()]
         out = []
         applied = self._cpu_applied
-        for key, n in self.trace_cpu.items():
+        for key, cell in self._cpu_cells.items():
+            n = cell[0]
             done = applied.get(key, 0)
             if n > done:
                 out.append((key[0], key[1], self._cpu_fixed, n - done))
@@ -379,7 +410,8 @@ class Scheduler:
         """(component, app, count) of the sensor reads not yet in the ledger."""
         out = []
         applied = self._sensor_applied
-        for key, n in self.trace_sensor.items():
+        for key, cell in self._sensor_cells.items():
+            n = cell[0]
             done = applied.get(key, 0)
             if n > done:
                 comp = self._sensor_component(key[0])
@@ -415,12 +447,12 @@ class Scheduler:
         if self._dvfs:
             self._cpu_pending = {}
         else:
-            self._cpu_applied = dict(self.trace_cpu)
+            self._cpu_applied = {key: cell[0] for key, cell in self._cpu_cells.items()}
         for comp, app, count in self._pending_sensor():
             ns = self._measure_ns[comp] * count
             led.add(comp, "measure", ns)
             attr.charge(app, comp, "measure", ns)
-        self._sensor_applied = dict(self.trace_sensor)
+        self._sensor_applied = {key: cell[0] for key, cell in self._sensor_cells.items()}
 
     def _dvfs_pick(self, now_ns, busy_ns):
         """schedutil: next_freq = 1.25 x f_max x util, util an exponential average of busy time."""
@@ -439,9 +471,7 @@ class Scheduler:
         return self.cpu_freqs[-1]
 
     def sensor_read(self, now_ns, sensor, app):
-        key = (sensor, app)
-        counts = self.trace_sensor
-        counts[key] = counts.get(key, 0) + 1
+        self.sensor_counter(sensor, app)[0] += 1
 
     def hold_wakelock(self, now_ns, duration_ns, app):
         """The CPU stays awake (idle state) for ``duration_ns`` because ``app`` holds a wakelock."""

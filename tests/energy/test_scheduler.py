@@ -259,3 +259,30 @@ def test_a_solar_board_in_daylight_can_be_energy_neutral():
     dark.boot(0)
     dark.advance(48 * 3600 * NS)
     assert dark.lifetime_days() > 0
+
+
+def test_bumping_the_cpu_and_sensor_counters_charges_exactly_what_the_calls_charge():
+    # the runtime bumps scheduler.cpu_counter/sensor_counter cells instead of calling per run
+    called = make_scheduler("batching", "nrf52840_dk")
+    bumped = make_scheduler("batching", "nrf52840_dk")
+    for sched in (called, bumped):
+        sched.boot(0)
+    cpu_cell = bumped.cpu_counter(35000, "app")
+    sensor_cell = bumped.sensor_counter(0, "app")
+    for i in range(1, 500):
+        t = i * 60 * NS
+        for sched in (called, bumped):
+            sched.advance(t)
+        called.cpu_busy(t, 35000, "app")
+        called.sensor_read(t, 0, "app")
+        cpu_cell[0] += 1
+        sensor_cell[0] += 1
+    for sched in (called, bumped):
+        sched.advance(600 * 60 * NS)
+        sched.flush()
+    assert called.trace_cpu == bumped.trace_cpu == {(35000, "app"): 499}
+    assert called.trace_sensor == bumped.trace_sensor == {(0, "app"): 499}
+    assert called.ledger.ns == bumped.ledger.ns and called.attr.ns == bumped.attr.ns
+    assert called.energy_used_j() == bumped.energy_used_j() > 0
+    # the DVFS governor needs each burst's time: no counter, calls only
+    assert make_scheduler("dvfs", "esp32_devkit").cpu_counter(35000, "app") is None
