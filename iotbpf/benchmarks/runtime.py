@@ -1,6 +1,7 @@
 """`iotbpf bench runtime`: events per second of the node runtime on sensor_node, and a full
 simulated year of sensor_node timed end to end (not extrapolated), energy accounting on.
 
+The year runs twice (fresh nodes) and the better CPU time is the result, both are in the note.
 Ratios in one run: the year with energy accounting vs. without (the scheduler's cost), and the
 runtime with the compiled engine vs. the interpreter on the same day. CPU time (process_time)
 is reported beside wall time because the machine may be shared.
@@ -13,6 +14,7 @@ import time
 from iotbpf.api import Node
 
 YEAR = "1y"
+YEAR_REPEATS = 2
 TARGET_S = 5.0
 
 
@@ -37,10 +39,14 @@ def run(quick: bool = False) -> list[dict]:
                  "unit": "events/s", "note": "compiled engine speed-up %.2fx" % (icpu / cpu)})
     if quick:
         return rows
-    wall, cpu, result = _simulate(YEAR)
+    # the year twice, each a fresh node: the better of the two is the node's cost, the other
+    # shows how much a shared machine adds (both are in the note)
+    years = [_simulate(YEAR) for _ in range(YEAR_REPEATS)]
+    wall, cpu, result = min(years, key=lambda y: y[1])
     rows.append({"name": "sensor_node node-year (energy on)", "value": round(cpu, 2), "unit": "s CPU",
-                 "note": "%.2f s wall, %d events, target <= %.0f s: %s" % (
-                     wall, result.events_handled, TARGET_S, "met" if cpu <= TARGET_S else "NOT met")})
+                 "note": "best of %d full years (%s s CPU), %.2f s wall, %d events, target <= %.0f s: %s" % (
+                     len(years), " / ".join("%.2f" % y[1] for y in years), wall, result.events_handled,
+                     TARGET_S, "met" if cpu <= TARGET_S else "NOT met")})
     node = Node("sensor_node", seed=1)
     node.manifests[0].board = None
     node._build()
