@@ -589,7 +589,7 @@ def run_fleet(spec: FleetSpec, backend: str = "processes", workers: int | None =
         "version": SPEC_VERSION,
         "spec": spec.to_dict(),
         "backend": backend,
-        "workers": workers or os.cpu_count() or 1,
+        "workers": 1 if backend == "inprocess" else (workers or os.cpu_count() or 1),
         "seconds": time.monotonic() - started,
         "stats": fleet_statistics(results),
         "soc_samples": SOC_SAMPLES,

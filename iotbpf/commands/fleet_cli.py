@@ -15,6 +15,8 @@ import sys
 from iotbpf import fleet
 from iotbpf.ebpf.errors import IotbpfError
 
+HISTOGRAM_MIN_SPREAD_S = 60.0  # lifetimes closer than this get no histogram in the text summary
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fleets")
@@ -102,8 +104,9 @@ def format_report(report: dict) -> str:
              % (spec["name"], stats["nodes"], groups, days, spec["policy"], spec["seed"])]
     node_years = stats["nodes"] * days / 365.0
     rate = node_years / max(report["seconds"], 1e-9)
-    lines.append("backend %s, %d workers, %.1f s (%.3g node-years/s)"
-                 % (report["backend"], report["workers"], report["seconds"], rate))
+    lines.append("backend %s, %d worker%s, %.1f s (%.3g node-years/s)"
+                 % (report["backend"], report["workers"], "" if report["workers"] == 1 else "s",
+                    report["seconds"], rate))
     life = stats["lifetime_days"]
     if life["min"] is not None:
         lines.append("lifetime (days): min %.1f  p5 %.1f  p25 %.1f  median %.1f  p75 %.1f  p95 %.1f"
@@ -117,10 +120,20 @@ def format_report(report: dict) -> str:
     lines.append("energy %.6g J in all, deadline misses %d, faults %d"
                  % (stats["energy_j_total"], stats["deadline_misses_total"], stats["faults_total"]))
     hist = stats["lifetime_histogram"]
-    if hist["counts"]:
+    spread_s = (life["max"] - life["min"]) * 86400.0 if life["min"] is not None else 0.0
+    if hist["counts"] and stats["nodes"] > 1 and spread_s < HISTOGRAM_MIN_SPREAD_S:
+        # bins narrower than a second would only show float noise as a distribution
+        lines.append("lifetime histogram: none, every lifetime is within %.3g s of the others" % spread_s)
+    elif hist["counts"]:
         top = max(hist["counts"])
+        edges = hist["edges"]
+        width = edges[1] - edges[0]
+        decimals = 1  # enough for neighbouring edges to print differently
+        while decimals < 6 and width < 10.0 ** -decimals:
+            decimals += 1
         lines.append("lifetime histogram:")
         for i, count in enumerate(hist["counts"]):
             bar = "#" * ((40 * count + top - 1) // top)
-            lines.append("  %8.1f-%-8.1f d %6d %s" % (hist["edges"][i], hist["edges"][i + 1], count, bar))
+            lines.append("  %s-%s d %6d %s" % (("%.*f" % (decimals, edges[i])).rjust(8),
+                                               ("%.*f" % (decimals, edges[i + 1])).ljust(8), count, bar))
     return "\n".join(lines) + "\n"

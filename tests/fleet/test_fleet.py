@@ -151,3 +151,19 @@ def test_sampling_period_reaches_the_apps_config():
     config = runtime.apps[0].maps.get("config") or runtime.apps[0].maps[".data.config"]
     value = config.lookup(struct.pack("<I", 0))
     assert struct.unpack_from("<QQ", value, 8) == (30 * 10**9, 150 * 10**9)
+
+
+def test_the_text_histogram_shows_edges_that_differ_or_says_there_is_no_spread(reference):
+    from iotbpf.commands.fleet_cli import format_report
+
+    text = format_report(reference)  # lifetimes days apart: a histogram whose edges all differ
+    rows = [line.split(" d ")[0].strip() for line in text.splitlines() if line.startswith("  ") and " d " in line]
+    assert len(rows) == 20 and len(set(rows)) == 20
+    same = json.loads(json.dumps(reference))
+    for node in same["nodes"]:
+        node["lifetime_days"] = 2740.673
+    same["stats"] = fleet.fleet_statistics(same["nodes"])
+    same["stats"]["lifetime_days"]["max"] += 1e-6  # 0.09 s apart: float noise, not a distribution
+    text = format_report(same)
+    assert "lifetime histogram: none, every lifetime is within 0.0864 s of the others" in text
+    assert "#" not in text
