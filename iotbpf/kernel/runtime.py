@@ -22,7 +22,8 @@ Energy contract (kernel/scheduler.py, owned by the energy engineer)
       app)``; ``enqueue_tx(now_ns, nbytes, deadline_ns, app)``; ``request_listen(now_ns,
       duration_ns, app)``; ``next_wakeup_ns() -> int or None`` (the runtime schedules an event
       then); ``on_wakeup(now_ns) -> [(done_ns, nbytes, app, ok)]`` finished transmissions (the
-      runtime raises radio_tx_done for the sending app); ``advance(now_ns)`` integrate energy up
+      runtime raises radio_tx_done for the sending app; optional ``take_done()`` hands over every
+      timed transmission at once, each then becomes an event at its time); ``advance(now_ns)`` integrate energy up
       to now; ``energy_used_j()``; ``soc()`` in 0..1; ``battery_dead() -> bool`` (the run ends);
       ``summary() -> dict``. Optional: ``set_param_reader(fn)`` (fn() -> the iot_policy map as a
       tuple of u64; the same tuple while the map is unchanged). ``app`` is the app's name.
@@ -861,9 +862,17 @@ class Runtime:
         self._run_hook(self.hooks["radio_tx_done"], "radio_tx_done", values, app)
 
     def _reschedule_wakeup(self):
-        if self.scheduler is None:
+        sched = self.scheduler
+        if sched is None:
             return
-        wake = self.scheduler.next_wakeup_ns()
+        take = getattr(sched, "take_done", None)
+        if take is not None:
+            # finished transmissions become events at their own times (no wake-up for them)
+            for done_ns, nbytes, app_name, ok in take():
+                now = self.clock.now_ns()
+                at = now if done_ns is None or done_ns < now else done_ns
+                self.queue.push(at, self._tx_finished, (nbytes, app_name, ok))
+        wake = sched.next_wakeup_ns()
         if wake is None or wake == self._wakeup_at:
             return
         now = self.clock.now_ns()
@@ -889,6 +898,18 @@ class Runtime:
             self._complete_tx(now if done_ns is None else max(now, done_ns), nbytes, app, deadline,
                               queued_at, ok, payload)
         self._reschedule_wakeup()
+
+    def _tx_finished(self, now, arg):
+        """A transmission the scheduler handed over (take_done) ends now: radio_tx_done."""
+        nbytes, app_name, ok = arg
+        entry = self._pop_sched_tx(app_name, nbytes)
+        if entry is None:
+            return
+        _n, app, deadline, queued_at, payload = entry
+        delivered = getattr(self.platform, "delivered", None)
+        if ok and delivered is not None:
+            ok = delivered()
+        self._complete_tx(now, nbytes, app, deadline, queued_at, ok, payload)
 
     def _pop_sched_tx(self, app_name, nbytes):
         pending = self._sched_tx

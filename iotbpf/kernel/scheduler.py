@@ -615,6 +615,16 @@ class Scheduler:
             self.done = [d for d in done if d[0] > now_ns]
         return out
 
+    def take_done(self):
+        """Every transmission the scheduler has finished or timed so far, ``[(done_ns, nbytes, app,
+        ok)]``, handed over once: the runtime delivers each at its own time, so no wake-up is
+        needed for it (on_wakeup then has none of them to return)."""
+        done = self.done
+        if not done:
+            return ()
+        self.done = []
+        return done
+
     def advance(self, now_ns):
         """Integrate energy up to ``now_ns``; the battery model is updated every battery_step."""
         if now_ns < self.now_ns:

@@ -298,3 +298,19 @@ def test_a_real_platform_sends_the_packet_bytes_and_gets_the_log_lines():
     assert [(a, p) for a, p, _t in wire.sent] == [("w", bytes(range(1, 9)))] * 2
     assert rt.tx["sent"] == 1 and rt.tx["lost"] == 1
     assert wire.lines == [(0, "w", "hi", 42)]
+
+
+def test_transmissions_handed_over_by_take_done_end_exactly_as_through_wakeups():
+    # a scheduler without take_done reports finished packets from on_wakeup; one with it hands
+    # them over when timed and the runtime makes each an event: the same node either way
+    from iotbpf.api import Node
+
+    results = []
+    for hand_over in (True, False):
+        node = Node("sensor_node", seed=2)
+        node._build()
+        if not hand_over:
+            node.runtime.scheduler.take_done = None
+        results.append(node.simulate("3d", samples=0).to_dict())
+    assert results[0] == results[1]
+    assert results[0]["summary"]["radio"]["tx"]["sent"] > 200
