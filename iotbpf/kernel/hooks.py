@@ -154,6 +154,7 @@ class Struct:
         self.fmt = fmt
         self.field_names = [f.name for f in self.fields]
         self._plan = None  # (field name, is an array) per field, for pack_into
+        self._scalar_names = None  # the field names when no field is an array (pack_into)
         if struct.calcsize(fmt) != offset:
             raise AssertionError("layout of %s is inconsistent" % name)
 
@@ -173,7 +174,12 @@ class Struct:
         plan = self._plan
         if plan is None:
             plan = self._plan = tuple((f.name, f.ctype.endswith("]")) for f in self.fields)
+            self._scalar_names = None if any(a for _n, a in plan) else tuple(n for n, _a in plan)
         get = values.get
+        names = self._scalar_names
+        if names is not None:  # no array field: every value is a number
+            struct.pack_into(self.fmt, buf, 0, *[get(name, 0) for name in names])
+            return
         args = []
         for name, is_array in plan:
             v = get(name, 0)

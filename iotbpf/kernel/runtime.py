@@ -95,7 +95,7 @@ class AppEnv:
 def _sensor_reader(env, node, app):
     """``read_sensor(sensor_id) -> int or None`` for iot_sensor_read: what ``Runtime.sensor_read``
     does, with the lookups done once (one sensor read per event of a node-year). It rebinds itself
-    if the node's platform or scheduler object is replaced."""
+    if the node's platform, scheduler or clock object is replaced."""
     platform = node.platform
     sched = node.scheduler
     counted = sched.sensor_read if sched is not None else None
@@ -103,9 +103,11 @@ def _sensor_reader(env, node, app):
     name = app.name
     readers = {}
     counters = {}  # sensor id -> the scheduler's read counter (made at the first good read)
+    clock = node.clock
+    virtual = type(clock) is VirtualClock  # its now_ns() is its ``now``
 
     def read_sensor(sensor_id):
-        if node.platform is not platform or node.scheduler is not sched:
+        if node.platform is not platform or node.scheduler is not sched or node.clock is not clock:
             env.read_sensor = _sensor_reader(env, node, app)
             return env.read_sensor(sensor_id)
         if platform is None:
@@ -113,7 +115,7 @@ def _sensor_reader(env, node, app):
         reader = readers.get(sensor_id)
         if reader is None:
             reader = readers[sensor_id] = _platform_reader(platform, sensor_id)
-        now = node.clock.now_ns()
+        now = clock.now if virtual else clock.now_ns()
         value = reader(now)
         if value is not None and counted is not None:
             cell = counters.get(sensor_id)
