@@ -26,6 +26,7 @@ class Ledger:
         self.start_ns = start_ns
         self.now_ns = start_ns
         self.supply_v = supply_v
+        self._factor = {}  # ledger key -> (current A, voltage V), see _factors
         for comp, model in models.items():
             self.background[comp] = model.default_state
             self._debt[comp] = 0
@@ -95,13 +96,22 @@ class Ledger:
                 total += ns * self.models[c].current_a(s)
         return total * NS
 
+    def _factors(self, key):
+        """(current A, voltage V) of a ledger key (models do not change; cached per key)."""
+        f = self._factor.get(key)
+        if f is None:
+            model = self.models[key[0]]
+            f = self._factor[key] = (model.current_a(key[1]), model.voltage_v)
+        return f
+
     def energy_j(self, comp=None, state=None):
         """Energy (J): ns x current x the component's voltage, summed."""
         total = 0.0
-        for (c, s), ns in self.ns.items():
-            if (comp is None or c == comp) and (state is None or s == state):
-                model = self.models[c]
-                total += ns * model.current_a(s) * model.voltage_v
+        factors = self._factor
+        for key, ns in self.ns.items():
+            if (comp is None or key[0] == comp) and (state is None or key[1] == state):
+                f = factors.get(key) or self._factors(key)
+                total += ns * f[0] * f[1]
         return total * NS
 
     def by_component(self):
@@ -135,11 +145,12 @@ class Ledger:
     def energy_delta_since(self, mark):
         """Energy (J) accounted since ``mark`` (a copy of ``self.ns`` from ``snapshot()``)."""
         total = 0.0
+        factors = self._factor
         for key, ns in self.ns.items():
             d = ns - mark.get(key, 0)
             if d:
-                model = self.models[key[0]]
-                total += d * model.current_a(key[1]) * model.voltage_v
+                f = factors.get(key) or self._factors(key)
+                total += d * f[0] * f[1]
         return total * NS
 
     def snapshot(self):
