@@ -14,7 +14,7 @@ import heapq
 import sys
 
 from iotbpf.ebpf import cfg, isa
-from iotbpf.ebpf.memory import FUNC_REGION_ID, MemoryFault
+from iotbpf.ebpf.memory import FUNC_REGION_ID
 from iotbpf.ebpf.program import subprogram_starts
 from iotbpf.ebpf.types import ARG_PTR_TO_FUNC
 from iotbpf.ebpf.vm import (
@@ -25,6 +25,8 @@ from iotbpf.ebpf.vm import (
     BPFFault,
     HelperFault,
     StopRun,
+    _helper_fault,
+    _helper_result,
     make_engine,
 )
 
@@ -1476,12 +1478,7 @@ class CompiledEngine:
             return _helper_fault(vm, program, h_pcs[k], hsites[k][1], exc)
 
         def h_value(k, v):
-            if v is None:
-                return 0
-            if isinstance(v, int):
-                return int(v)
-            raise vm.fault(h_pcs[k], "helper %s returned %s, not an integer" % (hsites[k][1], type(v).__name__),
-                           "helper", program)
+            return _helper_result(vm, program, h_pcs[k], hsites[k][1], v)
         callx = [self._callx(pc, reg) for pc, reg in comp.callx_sites]
 
         def cxs(k, d, v):
@@ -1737,15 +1734,6 @@ def _sees_registers(vm, hid, name):
     return ARG_PTR_TO_FUNC in args
 
 
-def _helper_fault(vm, program, pc, name, exc):
-    """The BPFFault for an exception a helper raised (the interpreter's texts and kinds)."""
-    if isinstance(exc, HelperFault):
-        return vm.fault(pc, "helper %s: %s" % (name, exc.reason), "helper", program)
-    if isinstance(exc, MemoryFault):
-        return vm.fault(pc, "helper %s: %s" % (name, exc.reason), exc.kind, program, exc.addr)
-    return vm.fault(pc, "helper %s failed: %s: %s" % (name, type(exc).__name__, exc), "helper", program)
-
-
 def _make_helper_call(vm, ex, program, pc, fn, name):
     def call(r1, r2, r3, r4, r5):
         ex.pc = pc
@@ -1757,17 +1745,9 @@ def _make_helper_call(vm, ex, program, pc, fn, name):
             raise
         except _TailCall:
             raise
-        except HelperFault as exc:
-            raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), "helper", program) from None
-        except MemoryFault as exc:
-            raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), exc.kind, program, exc.addr) from None
         except Exception as exc:
-            raise vm.fault(pc, "helper %s failed: %s: %s" % (name, type(exc).__name__, exc),
-                           "helper", program) from None
-        if v is None:
-            return 0
-        if not isinstance(v, int):
-            raise vm.fault(pc, "helper %s returned %s, not an integer" % (name, type(v).__name__),
-                           "helper", program)
+            raise _helper_fault(vm, program, pc, name, exc) from None
+        if v.__class__ is not int:
+            v = _helper_result(vm, program, pc, name, v)
         return v & M64
     return call

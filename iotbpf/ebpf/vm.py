@@ -1110,6 +1110,25 @@ def _has_calls(program):
     return False
 
 
+def _helper_fault(vm, program, pc, name, exc):
+    """The BPFFault for an exception helper ``name`` raised at ``pc`` (every engine's texts and kinds)."""
+    if isinstance(exc, HelperFault):
+        return vm.fault(pc, "helper %s: %s" % (name, exc.reason), "helper", program)
+    if isinstance(exc, MemoryFault):
+        return vm.fault(pc, "helper %s: %s" % (name, exc.reason), exc.kind, program, exc.addr)
+    return vm.fault(pc, "helper %s failed: %s: %s" % (name, type(exc).__name__, exc), "helper", program)
+
+
+def _helper_result(vm, program, pc, name, v):
+    """A helper's return value that is not a plain int: None is 0, an int subclass its value,
+    anything else a fault."""
+    if v is None:
+        return 0
+    if isinstance(v, int):
+        return int(v)
+    raise vm.fault(pc, "helper %s returned %s, not an integer" % (name, type(v).__name__), "helper", program)
+
+
 def _invoke_helper(vm, ex, r, program, pc, fn, name):
     """Call helper ``fn`` for the call at ``pc``: r0 = result; faults wrapped; TAIL or pc + 1."""
     ex.pc = pc
@@ -1119,18 +1138,10 @@ def _invoke_helper(vm, ex, r, program, pc, fn, name):
         raise
     except BPFFault:
         raise
-    except HelperFault as exc:
-        raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), "helper", program) from None
-    except MemoryFault as exc:
-        raise vm.fault(pc, "helper %s: %s" % (name, exc.reason), exc.kind, program, exc.addr) from None
     except Exception as exc:
-        raise vm.fault(pc, "helper %s failed: %s: %s" % (name, type(exc).__name__, exc),
-                       "helper", program) from None
-    if v is None:
-        v = 0
-    elif not isinstance(v, int):
-        raise vm.fault(pc, "helper %s returned %s, not an integer" % (name, type(v).__name__),
-                       "helper", program)
+        raise _helper_fault(vm, program, pc, name, exc) from None
+    if v.__class__ is not int:
+        v = _helper_result(vm, program, pc, name, v)
     r[0] = v & M64
     if ex.tail_target is not None:
         return TAIL
