@@ -155,8 +155,8 @@ class Attached:
         self.handler_ns = 0
         self.recent_faults = []
         self.detached = False
-        # instruction count -> (CPU ns, the scheduler's counter for that burst or None), for
-        # the timer path; valid while run_memo_for is the node's scheduler
+        # instruction count -> (CPU ns, the scheduler's counter for that burst or None), see
+        # _account; valid while run_memo_for is the node's scheduler
         self.run_memo = {}
         self.run_memo_for = None
 
@@ -592,22 +592,7 @@ class Runtime:
             self._account(att, stats, now, vm.last.insns_executed)
             self._fault(att, stats, now, exc)
             return None
-        # _account, inlined: this runs once per event of a node-year
-        insns = vm.last.insns_executed
-        busy = self._busy_ns.get(insns)
-        if busy is None:
-            busy = self._busy_for(insns)
-        att.runs += 1
-        att.insns += insns
-        att.handler_ns += busy
-        stats.runs += 1
-        stats.insns += insns
-        stats.handler_ns += busy
-        if self.scheduler is not None:
-            self.scheduler.cpu_busy(now, busy, att.app.name)
-        out = att.app.env.trace_output
-        if out and len(out) > MAX_LOG:
-            del out[: len(out) - MAX_LOG]
+        self._account(att, stats, now, vm.last.insns_executed)
         return r0
 
     def _run_memo(self, att, insns):
@@ -633,15 +618,23 @@ class Runtime:
         return busy
 
     def _account(self, att, stats, now, insns):
-        busy = self._busy_for(insns)
+        """Charge one run of ``insns`` instructions to its program, its hook and the scheduler
+        (_timer_fire has this inlined: it runs once per event of a node-year)."""
+        sched = self.scheduler
+        memo = att.run_memo.get(insns)
+        if memo is None or att.run_memo_for is not sched:
+            memo = self._run_memo(att, insns)
+        busy, counter = memo
         att.runs += 1
         att.insns += insns
         att.handler_ns += busy
         stats.runs += 1
         stats.insns += insns
         stats.handler_ns += busy
-        if self.scheduler is not None:
-            self.scheduler.cpu_busy(now, busy, att.app.name)
+        if counter is not None:
+            counter[0] += 1  # what sched.cpu_busy(now, busy, app name) would count
+        elif sched is not None:
+            sched.cpu_busy(now, busy, att.app.name)
         out = att.app.env.trace_output
         if out and len(out) > MAX_LOG:
             del out[: len(out) - MAX_LOG]

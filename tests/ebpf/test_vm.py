@@ -300,10 +300,11 @@ def test_callx_calls_a_function_address_or_a_helper_id():
     assert run(prog) == 41
 
 
-def test_tail_calls_switch_programs_keep_r1_and_stop_after_33():
+def self_tail_calling_vm(**kw):
+    """A program that counts its runs in a map, then tail-calls slot 0 (itself) until that fails;
+    returns (count << 8) + the context's first byte."""
     counter = array_map("n", 8, 1)
     jumps = maps.create_map(types.MapSpec("jumps", types.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2))
-    # each program run counts itself, then tail-calls slot 0 (itself) until that fails
     text = """
         mov %r6, %r1
         lddw %r7, map_value 1, 0
@@ -321,37 +322,22 @@ def test_tail_calls_switch_programs_keep_r1_and_stop_after_33():
     """
     prog = Program.from_asm(text)
     jumps.set_program(0, prog)
-    vm = make_vm(prog, helpers=linux.linux_helpers(), maps=[jumps, counter])
+    return make_vm(prog, helpers=linux.linux_helpers(), maps=[jumps, counter], **kw)
+
+
+def test_tail_calls_switch_programs_keep_r1_and_stop_after_33():
+    vm = self_tail_calling_vm()
     assert vm.run(mem=b"\x05") == (34 << 8) + 5
     assert vm.last.tail_calls == 33
 
 
 def test_run_event_equals_run_with_a_context_address_through_tail_calls_and_faults():
     # run_event is the event loop's entry: the same r0, counts, tail calls and faults as run(ctx=...)
-    counter = array_map("n", 8, 1)
-    jumps = maps.create_map(types.MapSpec("jumps", types.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2))
-    text = """
-        mov %r6, %r1
-        lddw %r7, map_value 1, 0
-        mov %r1, 1
-        lock add [%r7], %r1
-        mov %r1, %r6
-        lddw %r2, map_fd 0
-        mov %r3, 0
-        call 12
-        ldxdw %r0, [%r7]
-        ldxb %r1, [%r6]
-        add %r0, %r1
-        exit
-    """
-    prog = Program.from_asm(text)
-    jumps.set_program(0, prog)
-    vm = make_vm(prog, helpers=linux.linux_helpers(), maps=[jumps, counter], budget=10000)
-    ctx = bytearray(b"\x05")
-    addr = vm.memory.add_region(ctx, "ctx")
+    vm = self_tail_calling_vm(budget=10000)
+    addr = vm.memory.add_region(bytearray(b"\x05"), "ctx")
     first = (vm.run(ctx=addr), vm.last.tail_calls, vm.last.insns_executed)
     second = (vm.run_event(addr), vm.last.tail_calls, vm.last.insns_executed)
-    assert first == (34 + 5, 33, first[2]) and second == (68 + 5, 33, first[2])
+    assert first == ((34 << 8) + 5, 33, first[2]) and second == ((68 << 8) + 5, 33, first[2])
     faulty = make_vm(Program.from_asm("ldxdw %r0, [%r1+8]\nexit"), budget=100)
     with pytest.raises(BPFFault) as a:
         faulty.run(ctx=addr)
