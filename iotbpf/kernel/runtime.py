@@ -882,20 +882,12 @@ class Runtime:
             return
         self._wakeup_at = None
         done = self.scheduler.on_wakeup(now)
-        for done_ns, nbytes, app_name, ok in done or ():
-            entry = self._pop_sched_tx(app_name, nbytes)
-            if entry is None:
-                continue
-            _n, app, deadline, queued_at, payload = entry
-            delivered = getattr(self.platform, "delivered", None)
-            if ok and delivered is not None:
-                ok = delivered()
-            self._complete_tx(now if done_ns is None else max(now, done_ns), nbytes, app, deadline,
-                              queued_at, ok, payload)
+        for done_ns, nbytes, app_name, ok in done or ():  # a scheduler without take_done
+            self._tx_finished(now if done_ns is None or done_ns < now else done_ns, (nbytes, app_name, ok))
         self._reschedule_wakeup()
 
     def _tx_finished(self, now, arg):
-        """A transmission the scheduler handed over (take_done) ends now: radio_tx_done."""
+        """A transmission the scheduler timed ends now: radio_tx_done."""
         nbytes, app_name, ok = arg
         entry = self._pop_sched_tx(app_name, nbytes)
         if entry is None:

@@ -53,6 +53,15 @@ def _by_deadline(entry):
     return entry[1]
 
 
+def _counter(cells, key):
+    """The counter cell ``[count]`` of ``key`` in ``cells``, made at its first use (so the cells
+    keep the order of first use, which the ledger's sums follow)."""
+    cell = cells.get(key)
+    if cell is None:
+        cell = cells[key] = [0]
+    return cell
+
+
 def _param_index(name):
     """Index in iot_policy of ``name`` (IOT_POLICY_X, X, or x)."""
     index = _PARAM_INDEX.get(name)
@@ -362,11 +371,7 @@ class Scheduler:
         (``_apply_pending``) before anything reads it, so the totals are the same."""
         if busy_ns <= 0:
             return
-        key = (busy_ns, app)
-        cell = self._cpu_cells.get(key)
-        if cell is None:
-            cell = self._cpu_cells[key] = [0]
-        cell[0] += 1
+        _counter(self._cpu_cells, (busy_ns, app))[0] += 1
         if self._dvfs:
             key = (busy_ns, app, self._dvfs_pick(now_ns, busy_ns))
             pending = self._cpu_pending
@@ -378,20 +383,12 @@ class Scheduler:
         when each burst's time matters (the DVFS governor) or it charges nothing."""
         if self._dvfs or busy_ns <= 0:
             return None
-        key = (busy_ns, app)
-        cell = self._cpu_cells.get(key)
-        if cell is None:
-            cell = self._cpu_cells[key] = [0]
-        return cell
+        return _counter(self._cpu_cells, (busy_ns, app))
 
     def sensor_counter(self, sensor, app):
         """The counter ``[count]`` that ``sensor_read(now, sensor, app)`` increments (see
         cpu_counter); a read's time never matters."""
-        key = (sensor, app)
-        cell = self._sensor_cells.get(key)
-        if cell is None:
-            cell = self._sensor_cells[key] = [0]
-        return cell
+        return _counter(self._sensor_cells, (sensor, app))
 
     def _pending_cpu(self):
         """(busy_ns, app, (hz, state), count) of the CPU bursts not yet in the ledger."""
