@@ -242,6 +242,8 @@ class Runtime:
         self._timer_stats = self.hook_stats["timer"]
         self._timer_fire_bound = self._timer_fire  # one bound method for every re-armed timer
         self._timer_atts = {}  # app id -> its timer programs in hook order (cleared on any change)
+        self._direct_end = None  # run_until's end while timers may fire again without the heap
+        self._direct_fired = 0  # timer events _timer_fire handled that way
         self.shared_maps = _make_well_known_maps()
         defaults = wellknown.policy_defaults()
         if battery_report_ns:
@@ -488,14 +490,21 @@ class Runtime:
         virtual = getattr(clock, "virtual", False)
         if virtual and progress is None:
             # the loop of a simulated node-year: EventQueue.pop inlined, the clock set directly
-            # (events come out of the heap in time order: time never goes back)
-            while heap and heap[0][0] < end_ns:
-                t, _seq, fn, arg = _heappop(heap)
-                clock.now = t
-                fn(t, arg)
-                handled += 1
-                if self.dead_at_ns is not None:
-                    break
+            # (events come out of the heap in time order: time never goes back); periodic
+            # timers may fire again in _timer_fire while they stay the earliest event
+            self._direct_end = end_ns
+            self._direct_fired = 0
+            try:
+                while heap and heap[0][0] < end_ns:
+                    t, _seq, fn, arg = _heappop(heap)
+                    clock.now = t
+                    fn(t, arg)
+                    handled += 1
+                    if self.dead_at_ns is not None:
+                        break
+            finally:
+                self._direct_end = None
+                handled += self._direct_fired
         else:
             while heap and heap[0][0] < end_ns:
                 t, _seq, fn, arg = pop()
@@ -685,57 +694,74 @@ class Runtime:
         return draw(jitter_ns) if draw is not None else 0
 
     def _timer_fire(self, now, arg):
+        """A timer expires: run the app's timer programs. In a simulated run (``_direct_end``
+        set by run_until) a periodic timer whose next expiry would be the very next event to
+        pop fires again here, without the heap: the same events in the same order."""
         app, timer_id, gen = arg
-        timer = app.timers.get(timer_id)
-        if timer is None or timer[0] != gen:
-            return  # cancelled or re-armed
-        timer[2] += 1
-        period = timer[1]
-        if period:
-            queue = self.queue  # EventQueue.push, inlined
-            queue._seq += 1
-            _heappush(queue._heap, (now + period + (self._jitter(timer[3]) if timer[3] else 0), queue._seq,
-                                    self._timer_fire_bound, arg))
-        else:
-            del app.timers[timer_id]
-        # the hot path of a node-year: pack the timer context directly (layout from hooks.py) and
-        # run the program with _run's accounting inlined
-        stats = self._timer_stats
-        stats.events += 1
-        atts = self._timer_atts.get(app.id)
-        if atts is None:
-            atts = self._timer_atts[app.id] = tuple(a for a in self.hooks["timer"] if a.app is app)
-        for att in atts:
-            if att.detached:
-                continue
-            _pack_timer(att.ctx, 0, now, period, timer_id, timer[2])
-            vm = att.vm
-            try:
-                vm.run_event(att.ctx_addr)
-            except BPFFault as exc:
-                self._account(att, stats, now, vm.last.insns_executed)
-                self._fault(att, stats, now, exc)
-                continue
-            ex = vm.ex  # Execution.insns_executed, inlined (the run may not have set a budget)
-            insns = (_UNLIMITED if ex.budget is None else ex.budget) - ex.left
-            sched = self.scheduler
-            memo = att.run_memo.get(insns)
-            if memo is None or att.run_memo_for is not sched:
-                memo = self._run_memo(att, insns)
-            busy, counter = memo
-            att.runs += 1
-            att.insns += insns
-            att.handler_ns += busy
-            stats.runs += 1
-            stats.insns += insns
-            stats.handler_ns += busy
-            if counter is not None:
-                counter[0] += 1  # what sched.cpu_busy(now, busy, app.name) would count
-            elif sched is not None:
-                sched.cpu_busy(now, busy, app.name)
-            out = app.env.trace_output
-            if out and len(out) > MAX_LOG:
-                del out[: len(out) - MAX_LOG]
+        queue = self.queue
+        heap = queue._heap
+        while True:
+            timer = app.timers.get(timer_id)
+            if timer is None or timer[0] != gen:
+                return  # cancelled or re-armed
+            timer[2] += 1
+            period = timer[1]
+            if period:
+                # the next expiry takes its sequence number now, as a push here would
+                queue._seq += 1
+                seq = queue._seq
+                at = now + period + (self._jitter(timer[3]) if timer[3] else 0)
+            else:
+                del app.timers[timer_id]
+            # the hot path of a node-year: pack the timer context directly (layout from hooks.py)
+            # and run the program with _run's accounting inlined
+            stats = self._timer_stats
+            stats.events += 1
+            atts = self._timer_atts.get(app.id)
+            if atts is None:
+                atts = self._timer_atts[app.id] = tuple(a for a in self.hooks["timer"] if a.app is app)
+            for att in atts:
+                if att.detached:
+                    continue
+                _pack_timer(att.ctx, 0, now, period, timer_id, timer[2])
+                vm = att.vm
+                try:
+                    vm.run_event(att.ctx_addr)
+                except BPFFault as exc:
+                    self._account(att, stats, now, vm.last.insns_executed)
+                    self._fault(att, stats, now, exc)
+                    continue
+                ex = vm.ex  # Execution.insns_executed, inlined (the run may not have set a budget)
+                insns = (_UNLIMITED if ex.budget is None else ex.budget) - ex.left
+                sched = self.scheduler
+                memo = att.run_memo.get(insns)
+                if memo is None or att.run_memo_for is not sched:
+                    memo = self._run_memo(att, insns)
+                busy, counter = memo
+                att.runs += 1
+                att.insns += insns
+                att.handler_ns += busy
+                stats.runs += 1
+                stats.insns += insns
+                stats.handler_ns += busy
+                if counter is not None:
+                    counter[0] += 1  # what sched.cpu_busy(now, busy, app.name) would count
+                elif sched is not None:
+                    sched.cpu_busy(now, busy, app.name)
+                out = app.env.trace_output
+                if out and len(out) > MAX_LOG:
+                    del out[: len(out) - MAX_LOG]
+            if not period:
+                return
+            end = self._direct_end
+            if (end is None or at >= end or self.dead_at_ns is not None
+                    or (heap and (heap[0][0] < at or (heap[0][0] == at and heap[0][1] < seq)))):
+                _heappush(heap, (at, seq, self._timer_fire_bound, arg))
+                return
+            # (at, seq) would be the heap's minimum: pop it at once
+            now = at
+            self.clock.now = at
+            self._direct_fired += 1
 
     # ---------------------------------------------------------------- devices (helpers call these)
 
