@@ -36,6 +36,7 @@ ALL_REGS = (1 << 10) - 1  # r0..r9 as a bit set (r10 is never a local: it is the
 R0_5 = (1 << 6) - 1
 STACK = isa.STACK_SIZE
 DEPTH_LIMIT = isa.MAX_CALL_FRAMES - 1
+EVENT_ENTRY = -1  # the key of e0 (VM.run_event's entry) among the generic entries, which are keyed by pc
 CACHE_SIZE = 64
 
 _UNPACK = {2: isa.make_struct("<H"), 4: isa.make_struct("<I"), 8: isa.make_struct("<Q")}
@@ -760,8 +761,30 @@ class _Gen:
             out.append("        finally:")
             out.append("            X.left = b")
             out.append("        return R[0]")
+            if f.entry == 0:
+                out += self._event_entry(f, rets)
+                gens.append("%d: e0" % EVENT_ENTRY)
         out.append("    return {%s}" % ", ".join(gens))
         return "\n".join(out) + "\n"
+
+    def _event_entry(self, f, rets):
+        """``e0(ctx_addr)``: g0 for a fresh run whose registers are the VM's initial ones (r1 the
+        context, the rest 0), without reading them back from R (VM.run_event's entry)."""
+        args = ["a" if i == 1 else "0" for i in _bits(f.params)] + ([] if self.depths is not None else ["0"])
+        lines = ["    def e0(a):",
+                 "        nonlocal b",
+                 "        E.depth = 0",
+                 "        b = X.left",
+                 "        try:",
+                 "            %s = f%d(%s)" % (self._ret_tuple(rets), f.index, ", ".join(args))]
+        for i in rets:
+            lines.append("            R[%d] = r%d" % (i, i))
+        lines += ["        except TAIL:",
+                  "            return R[0]",
+                  "        finally:",
+                  "            X.left = b",
+                  "        return r0" if 0 in rets else "        return R[0]"]
+        return lines
 
     @staticmethod
     def _ret_tuple(rets):
@@ -1641,6 +1664,12 @@ class CompiledEngine:
             return self.gens[0](0)
         except _TailCall:
             return ex.regs[0]
+
+    def event_entry(self):
+        """``fn(ctx_addr) -> r0``: the main program's run_main for a run that starts with the
+        VM's initial registers and finds ``ex`` as the last run_main left it (no trace, no
+        profile, the same budget mode); VM.run_event calls it while that holds."""
+        return self.gens.get(EVENT_ENTRY)
 
     def call_function(self, pc, r1=0, r2=0, r3=0, r4=0, r5=0):
         """Run the subprogram at ``pc`` in a new frame (callbacks); returns its r0."""

@@ -450,6 +450,8 @@ class VM:
         if self._dirty_frames:
             self._add_frames(isa.MAX_CALL_FRAMES)
         self.engine = self.engine_for(program)
+        self._event_fn = None  # run_event's shortcut (see there)
+        self._event_counting = False
 
     # ---------------------------------------------------------------- loading
     def engine_for(self, program):
@@ -542,6 +544,7 @@ class VM:
     def run(self, mem=b"", ctx=None, packet=None, budget=None, trace=False, profile=False):
         ex = self.ex
         self.last = ex
+        self._event_fn = None  # this run may leave ex otherwise than run_event needs it
         memory = self.memory
         regs = ex.regs
         regs[:] = self._regs0
@@ -597,13 +600,16 @@ class VM:
     def run_event(self, ctx_addr):
         """``run(ctx=ctx_addr)`` for an event loop: the context is already in memory at
         ``ctx_addr``, the VM's budget applies, no trace. Same results, a fraction of the setup
-        (this runs once per event of a simulated node-year)."""
+        (this runs once per event of a simulated node-year).
+
+        After one such run ended without a tail call or an exception, ``ex`` holds what the
+        next one needs besides registers, stack and budget, so the next run goes straight to
+        the engine's event entry (``_event_fn``); ``run`` and every other ending drop it."""
         ex = self.ex
         self.last = ex
         regs = ex.regs
         regs[:] = self._regs0
-        regs[1] = ctx_addr & M64
-        ex.packet = _NO_PACKET
+        regs[1] = ctx_addr = ctx_addr & M64
         if self.memory._growing:
             self.memory.refresh_map_regions()
         if self.clear_stack:
@@ -615,6 +621,24 @@ class VM:
         ex.left = UNLIMITED if budget is None else budget
         if ex.frames:
             ex.frames = []
+        fn = self._event_fn
+        if fn is not None and (budget is None) is self._event_counting:
+            try:
+                r0 = fn(ctx_addr)
+                if ex.tail_target is None:
+                    return r0
+            except StopRun as stop:
+                self._event_fn = None
+                return stop.value & M64
+            except BPFFault:
+                self._event_fn = None
+                raise
+            except Exception as exc:
+                self._event_fn = None
+                raise self._run_failure(exc) from None
+            self._event_fn = None
+            return self._execute(self._tail_call_engine())
+        ex.packet = _NO_PACKET
         ex.tail_target = None
         ex.tail_calls = 0
         ex.trace = None
@@ -625,6 +649,10 @@ class VM:
         try:  # the first program inline (_execute's loop, for the common case of no tail call)
             r0 = engine.run_main()
             if ex.tail_target is None:
+                entry = getattr(engine, "event_entry", None)
+                if entry is not None:
+                    self._event_fn = entry()
+                    self._event_counting = budget is None
                 return r0
         except StopRun as stop:
             return stop.value & M64

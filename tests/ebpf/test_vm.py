@@ -346,6 +346,70 @@ def test_run_event_equals_run_with_a_context_address_through_tail_calls_and_faul
     assert (a.value.pc, a.value.kind, str(a.value)) == (b.value.pc, b.value.kind, str(b.value))
 
 
+@pytest.mark.parametrize("engine", ["compiled", "interp"])
+def test_run_event_after_runs_of_every_kind_returns_what_a_fresh_run_returns(engine):
+    # run_event skips re-setting the execution state after a run that ended cleanly; tail calls,
+    # faults, budget faults, traced runs and budget changes in between must not leak into the next run
+    jumps = maps.create_map(types.MapSpec("jumps", types.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2))
+    target = Program.from_asm("mov %r0, 99\nexit")
+    jumps.set_program(0, target)
+    text = """
+        ldxb %r2, [%r1]
+        jeq %r2, 1, tail
+        jeq %r2, 2, boom
+        jeq %r2, 3, spin
+        mov %r0, %r2
+        add %r0, 10
+        exit
+    tail:
+        lddw %r2, map_fd 0
+        mov %r3, 0
+        call 12
+        mov %r0, 5
+        exit
+    boom:
+        ldxdw %r0, [%r1+64]
+        exit
+    spin:
+        mov %r0, 0
+    again:
+        add %r0, 1
+        jlt %r0, 1000, again
+        exit
+    """
+    program = Program.from_asm(text)
+    modes = [0, 0, 1, 0, 2, 0, 3, 0, 1, 1, 4, "trace", 0, "unlimited", 0, 3, 1, 0, "limited", 0, 3, 2, 2, 0]
+
+    def outcome(vm, run):
+        try:
+            r0 = run()
+        except BPFFault as exc:
+            r0 = (exc.pc, exc.kind, str(exc))
+        ex = vm.last
+        return r0, ex.insns_executed, ex.tail_calls, ex.program is program, ex.regs[0], ex.trace is None
+
+    def play(use_run_event):
+        vm = make_vm(program, helpers=linux.linux_helpers(), maps=[jumps], engine=engine, budget=500)
+        ctx = bytearray(72)
+        addr = vm.memory.add_region(ctx, "ctx")
+        seen = []
+        for mode in modes:
+            if mode == "trace":
+                ctx[0] = 0
+                seen.append((outcome(vm, lambda: vm.run(ctx=addr, trace=True)), len(vm.last.trace)))
+                continue
+            if mode in ("unlimited", "limited"):
+                vm.budget = None if mode == "unlimited" else 500
+                continue
+            ctx[0] = mode
+            seen.append(outcome(vm, (lambda: vm.run_event(addr)) if use_run_event else (lambda: vm.run(ctx=addr))))
+        return seen
+
+    seen = play(True)
+    assert seen == play(False)
+    assert [s[0] for s in seen[:4]] == [10, 10, 99, 10] and seen[6][0][1] == "budget"
+
+
 def test_the_stack_is_cleared_between_runs_unless_the_vm_is_told_not_to():
     # a program that reads stack bytes it did not write (the verifier rejects it) sees zeros,
     # or, with clear_stack off (for verified programs only), what the previous run left there
