@@ -1561,6 +1561,12 @@ class CompiledEngine:
             def unknown(ex, r1, r2, r3, r4, r5):
                 raise vm.fault(pc, "unknown helper %d" % hid, "helper", program)
             return unknown, "#%d" % hid, False
+        try:
+            bind = getattr(vm.helpers.get(hid), "bind", None)
+        except Exception:
+            bind = None
+        if bind is not None:
+            fn = bind(vm.env) or fn  # specialized for this VM's environment (HelperSpec.bind)
         return fn, name, _sees_registers(vm, hid, name)
 
     def _callx(self, pc, reg):

@@ -144,11 +144,14 @@ class HelperSpec:
     tuple of ARG_* kinds (at most 5), ``ret`` a RET_* kind. Optional:
     ``map_types`` — map types accepted by the ARG_CONST_MAP_PTR argument (None: any);
     ``ret_size_arg`` — for RET_PTR_TO_MEM_OR_NULL, the 1-based argument whose constant value
-    is the size of the returned memory; ``cost`` — extra instructions charged to the budget.
+    is the size of the returned memory; ``cost`` — extra instructions charged to the budget;
+    ``bind(env)`` — the same helper specialized for one VM's environment (``ex.env``), or None:
+    the compiled engine binds each call site once, so a helper whose work depends on the
+    environment can skip looking it up on every call.
     """
 
     def __init__(self, id, name, args, ret, func, doc="", map_types=None, ret_size_arg=None,
-                 cost=0):
+                 cost=0, bind=None):
         args = tuple(args)
         if len(args) > MAX_HELPER_ARGS:
             raise ValueError("helper %s: %d arguments, at most 5" % (name, len(args)))
@@ -168,6 +171,7 @@ class HelperSpec:
         self.map_types = None if map_types is None else tuple(map_types)
         self.ret_size_arg = ret_size_arg
         self.cost = cost
+        self.bind = bind
 
     def __repr__(self):
         return "HelperSpec(%d, %r, %r, %r)" % (self.id, self.name, self.args, self.ret)

@@ -23,10 +23,14 @@ def _neg(errno):
 
 
 def _sensor_read(ex, sensor, r2, r3, r4, r5):
-    value = ex.env.read_sensor(sensor & 0xFFFFFFFF)  # AppEnv: Runtime.sensor_read, lookups bound once
-    if value is None:
-        return SENSOR_ERROR
-    return value & MASK64
+    # AppEnv.sensor_helper: Runtime.sensor_read with the lookups done once (runtime._sensor_helper)
+    return ex.env.sensor_helper(ex, sensor, r2, r3, r4, r5)
+
+
+def _sensor_read_for(env):
+    """iot_sensor_read bound to one app's environment: its sensor_helper itself (one call less
+    per sample of a node-year); None for an environment that has none."""
+    return getattr(env, "sensor_helper", None)
 
 
 def _timer_arm(ex, timer_id, delay_ns, period_ns, r4, r5):
@@ -134,8 +138,11 @@ def helper_specs():
     specs = []
     for hid, name, _cret, _cargs, kinds, ret, fn, doc in HELPER_TABLE:
         args = tuple(getattr(types, k) for k in kinds)
-        specs.append(types.HelperSpec(hid, name, args, getattr(types, ret), fn, doc))
+        specs.append(types.HelperSpec(hid, name, args, getattr(types, ret), fn, doc, bind=_BINDERS.get(hid)))
     return specs
+
+
+_BINDERS = {0x1000: _sensor_read_for}  # helper id -> HelperSpec.bind
 
 
 def register(table):

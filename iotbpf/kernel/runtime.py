@@ -56,6 +56,9 @@ from iotbpf.kernel.events import EventQueue
 from iotbpf.kernel.hooks import HOOK_NAMES, HOOKS
 from iotbpf.kernel.prng import Rng
 
+_SENSOR_ERROR = iot_helpers.SENSOR_ERROR
+_MASK64 = iot_helpers.MASK64
+
 _TIMER_FMT = HOOKS["timer"].fmt
 try:
     _pack_timer = struct.Struct(_TIMER_FMT).pack_into  # CPython: the format parsed once
@@ -83,7 +86,7 @@ class AppEnv:
         self.app = app
         self.trace_output = []
         self._rng = Rng(node.seed, "app:" + app.name)
-        self.read_sensor = _sensor_reader(self, node, app)
+        self.sensor_helper = _sensor_helper(self, node, app)
 
     def clock_ns(self):
         return self.node.clock.now_ns()
@@ -92,10 +95,11 @@ class AppEnv:
         return self._rng.u32()
 
 
-def _sensor_reader(env, node, app):
-    """``read_sensor(sensor_id) -> int or None`` for iot_sensor_read: what ``Runtime.sensor_read``
-    does, with the lookups done once (one sensor read per event of a node-year). It rebinds itself
-    if the node's platform, scheduler or clock object is replaced."""
+def _sensor_helper(env, node, app):
+    """iot_sensor_read for one app, ``fn(ex, sensor_id, r2, r3, r4, r5) -> u64``: what
+    ``Runtime.sensor_read`` does, with the lookups done once (one sensor read per event of a
+    node-year); the compiled engine calls it directly (HelperSpec.bind). It rebinds itself if
+    the node's platform, scheduler or clock object is replaced."""
     platform = node.platform
     sched = node.scheduler
     counted = sched.sensor_read if sched is not None else None
@@ -106,18 +110,21 @@ def _sensor_reader(env, node, app):
     clock = node.clock
     virtual = type(clock) is VirtualClock  # its now_ns() is its ``now``
 
-    def read_sensor(sensor_id):
+    def sensor_helper(ex, sensor_id, r2, r3, r4, r5):
         if node.platform is not platform or node.scheduler is not sched or node.clock is not clock:
-            env.read_sensor = _sensor_reader(env, node, app)
-            return env.read_sensor(sensor_id)
+            env.sensor_helper = _sensor_helper(env, node, app)
+            return env.sensor_helper(ex, sensor_id, r2, r3, r4, r5)
         if platform is None:
-            return None
+            return _SENSOR_ERROR
+        sensor_id &= 0xFFFFFFFF
         reader = readers.get(sensor_id)
         if reader is None:
             reader = readers[sensor_id] = _platform_reader(platform, sensor_id)
         now = clock.now if virtual else clock.now_ns()
         value = reader(now)
-        if value is not None and counted is not None:
+        if value is None:
+            return _SENSOR_ERROR
+        if counted is not None:
             cell = counters.get(sensor_id)
             if cell is not None:
                 cell[0] += 1  # what counted(now, sensor_id, name) would count
@@ -126,8 +133,8 @@ def _sensor_reader(env, node, app):
                 cell[0] += 1
             else:
                 counted(now, sensor_id, name)
-        return value
-    return read_sensor
+        return value & _MASK64
+    return sensor_helper
 
 
 def _platform_reader(platform, sensor_id):

@@ -509,3 +509,34 @@ def test_helper_fault_carries_the_call_pc():
     with pytest.raises(BPFFault) as info:
         run("mov %r0, 0\ncall 3\nexit", helpers={3: bad})
     assert info.value.pc == 1 and "size must be positive" in str(info.value)
+
+
+def test_a_helper_bound_to_the_environment_is_what_the_compiled_engine_calls():
+    # HelperSpec.bind(env) gives the compiled engine a per-environment implementation, bound
+    # when its code is bound (not per call); the interpreters call ``func``. Both must mean the
+    # same helper.
+    class Env(Environment):
+        offset = 1000
+
+    bound_for = []
+
+    def generic(ex, r1, r2, r3, r4, r5):
+        return ex.env.offset + r1
+
+    def bind(env):
+        bound_for.append(env)
+        offset = env.offset
+
+        def specialized(ex, r1, r2, r3, r4, r5):
+            return offset + r1  # the same value, without looking up ex.env
+        return specialized
+
+    table = types.HelperTable([types.HelperSpec(0x1100, "offset_add", (types.ARG_ANYTHING,), types.RET_INTEGER,
+                                                generic, bind=bind)])
+    program = Program.from_asm("mov %r1, 5\ncall 0x1100\nmov %r1, %r0\ncall 0x1100\nexit")
+    env = Env()
+    vm = make_vm(program, helpers=table, env=env)
+    assert [vm.run() for _ in range(3)] == [2005, 2005, 2005]
+    calls = len(bound_for)
+    assert vm.run() == 2005 and len(bound_for) == calls  # bound once, not per run
+    assert set(bound_for) == ({env} if ENGINE == "compiled" else set())

@@ -362,3 +362,35 @@ def test_timers_fired_again_without_the_heap_give_the_same_node_as_the_heap_loop
     assert sum(c[0] for c in direct[0]) > 600 and len(direct[1]) > 500
     assert fired_in_place > 10  # the path under test was taken
     assert direct == run(lambda now_ns: None)[0]
+
+
+@pytest.mark.parametrize("engine", ["compiled", "interp"])
+def test_sensor_reads_follow_the_platform_when_it_is_replaced(engine):
+    # the compiled engine calls the app's bound sensor helper directly (HelperSpec.bind); it must
+    # still read the platform the node has now, and return the error value when there is none
+    reader = Program.from_asm("""
+        ldxdw %r1, [%r1+0]
+        mov %r1, 0
+        call 0x1000
+        mov %r3, %r0
+        stw [%r10-8], 0x76
+        mov %r1, %r10
+        add %r1, -8
+        mov %r2, 1
+        call 0x1009
+        mov %r0, 0
+        exit
+    """)
+
+    def platform(mean):
+        return SimPlatform({"sensors": [{"id": 0, "model": "random_walk", "mean": mean, "step_size": 0,
+                                         "diurnal": 0}]}, seed=1)
+
+    rt = Runtime(platform=platform(1000), seed=1, verify=False, engine=engine)
+    rt.load_app(manifest({"timer": "t"}, timers=[{"id": 0, "period": "1m"}]), {"t": reader})
+    rt.run_until(3 * NS_PER_MIN + 1)
+    rt.platform = platform(2000)
+    rt.run_until(5 * NS_PER_MIN + 1)
+    rt.platform = None
+    rt.run_until(6 * NS_PER_MIN + 1)
+    assert [value for _t, _app, _text, value in rt.logs] == [1000, 1000, 1000, 2000, 2000, 1 << 63]
