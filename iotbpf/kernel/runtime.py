@@ -74,6 +74,7 @@ LOW_PERMILLE = 200
 CRITICAL_PERMILLE = 50
 MAX_LOG = 1000
 MAX_FAULT_RECORDS = 1000
+RUN_MEMO_MAX = 4096  # distinct instruction counts remembered per program (Attached.run_memo)
 MAX_APPS = 16
 MAP_BUDGET_BYTES = 256 * 1024  # per app, unless the board or the caller says otherwise
 
@@ -146,26 +147,62 @@ def _platform_reader(platform, sensor_id):
 
 
 class Attached:
-    """One program attached to a hook, with its VM, its context buffer and its statistics."""
+    """One program attached to a hook, with its VM, its context buffer and its statistics.
 
-    def __init__(self, app, hook, section, program, vm):
+    A run is counted once, in its ``run_memo`` cell; ``runs``, ``insns`` and ``handler_ns``
+    here and in the hook's HookStats fold those counts in when read."""
+
+    def __init__(self, app, hook, section, program, vm, stats):
         self.app = app
         self.hook = hook
         self.section = section
         self.program = program
         self.vm = vm
+        self.stats = stats
         self.ctx = bytearray(hook.size)
         self.ctx_addr = vm.memory.add_region(self.ctx, "ctx", True)
-        self.runs = 0
-        self.insns = 0
+        self._runs = 0
+        self._insns = 0
         self.faults = 0
-        self.handler_ns = 0
+        self._handler_ns = 0
         self.recent_faults = []
         self.detached = False
-        # instruction count -> (CPU ns, the scheduler's counter for that burst or None), see
-        # _account; valid while run_memo_for is the node's scheduler
+        # instruction count -> [CPU ns, the scheduler's counter for that burst or None, runs not
+        # yet folded into the statistics], see _account; valid while run_memo_for is the
+        # node's scheduler
         self.run_memo = {}
         self.run_memo_for = None
+        stats._atts.append(self)
+
+    def fold(self):
+        """Move the runs counted in run_memo into this program's and its hook's statistics."""
+        stats = self.stats
+        for insns, cell in self.run_memo.items():
+            n = cell[2]
+            if n:
+                cell[2] = 0
+                busy = cell[0] * n
+                self._runs += n
+                self._insns += insns * n
+                self._handler_ns += busy
+                stats._runs += n
+                stats._insns += insns * n
+                stats._handler_ns += busy
+
+    @property
+    def runs(self):
+        self.fold()
+        return self._runs
+
+    @property
+    def insns(self):
+        self.fold()
+        return self._insns
+
+    @property
+    def handler_ns(self):
+        self.fold()
+        return self._handler_ns
 
 
 class App:
@@ -186,14 +223,35 @@ class App:
 
 
 class HookStats:
-    """Per-hook counters: events raised, program runs, instructions, faults, handler time (ns)."""
+    """Per-hook counters: events raised, program runs, instructions, faults, handler time (ns).
+    Runs, instructions and handler time include the runs its programs have not folded in yet."""
 
     def __init__(self):
         self.events = 0
-        self.runs = 0
-        self.insns = 0
+        self._runs = 0
+        self._insns = 0
         self.faults = 0
-        self.handler_ns = 0
+        self._handler_ns = 0
+        self._atts = []  # the programs attached to this hook now or detached from it
+
+    def _fold(self):
+        for att in self._atts:
+            att.fold()
+
+    @property
+    def runs(self):
+        self._fold()
+        return self._runs
+
+    @property
+    def insns(self):
+        self._fold()
+        return self._insns
+
+    @property
+    def handler_ns(self):
+        self._fold()
+        return self._handler_ns
 
     def as_dict(self):
         return {"events": self.events, "runs": self.runs, "instructions": self.insns,
@@ -306,7 +364,7 @@ class Runtime:
         self._fill_prog_arrays(app, programs, plan, budget, table)
         for hook, section, program in plan:
             vm = self._make_vm(program, table, app)
-            att = Attached(app, hook, section, program, vm)
+            att = Attached(app, hook, section, program, vm, self.hook_stats[hook.name])
             app.attached.append(att)
             self.hooks[hook.name].append(att)
         self.apps.append(app)
@@ -404,7 +462,10 @@ class Runtime:
             name = m.spec.name
             if name not in app.maps and name not in self.shared_maps:
                 app.maps[name] = m
-        fresh = Attached(app, att.hook, section, program, self._make_vm(program, self.helper_table(), app))
+        fresh = Attached(app, att.hook, section, program, self._make_vm(program, self.helper_table(), app),
+                         att.stats)
+        att.fold()  # its runs stay in the hook's statistics; the program's own go with it
+        att.stats._atts.remove(att)
         app.attached[app.attached.index(att)] = fresh
         hook_list = self.hooks[att.hook.name]
         if att in hook_list:
@@ -605,25 +666,25 @@ class Runtime:
         try:
             r0 = vm.run_event(att.ctx_addr)
         except BPFFault as exc:
-            self._account(att, stats, now, vm.last.insns_executed)
+            self._account(att, now, vm.last.insns_executed)
             self._fault(att, stats, now, exc)
             return None
-        self._account(att, stats, now, vm.last.insns_executed)
+        self._account(att, now, vm.last.insns_executed)
         return r0
 
     def _run_memo(self, att, insns):
-        """(CPU ns, scheduler counter or None) of a run of ``insns`` instructions of ``att``."""
+        """The run_memo cell ``[CPU ns, scheduler counter or None, runs]`` for runs of ``insns``
+        instructions of ``att`` (made on first use; at most RUN_MEMO_MAX per program)."""
         sched = self.scheduler
-        if att.run_memo_for is not sched:
+        if att.run_memo_for is not sched or len(att.run_memo) >= RUN_MEMO_MAX:
+            att.fold()
             att.run_memo = {}
             att.run_memo_for = sched
         busy = self._busy_ns.get(insns)
         if busy is None:
             busy = self._busy_for(insns)
         counter = getattr(sched, "cpu_counter", None)
-        memo = (busy, counter(busy, att.app.name) if counter is not None else None)
-        if len(att.run_memo) < 4096:
-            att.run_memo[insns] = memo
+        memo = att.run_memo[insns] = [busy, counter(busy, att.app.name) if counter is not None else None, 0]
         return memo
 
     def _busy_for(self, insns):
@@ -633,24 +694,19 @@ class Runtime:
             self._busy_ns[insns] = busy
         return busy
 
-    def _account(self, att, stats, now, insns):
+    def _account(self, att, now, insns):
         """Charge one run of ``insns`` instructions to its program, its hook and the scheduler
         (_timer_fire has this inlined: it runs once per event of a node-year)."""
         sched = self.scheduler
         memo = att.run_memo.get(insns)
         if memo is None or att.run_memo_for is not sched:
             memo = self._run_memo(att, insns)
-        busy, counter = memo
-        att.runs += 1
-        att.insns += insns
-        att.handler_ns += busy
-        stats.runs += 1
-        stats.insns += insns
-        stats.handler_ns += busy
+        memo[2] += 1  # the run, for att's and its hook's statistics (Attached.fold)
+        counter = memo[1]
         if counter is not None:
             counter[0] += 1  # what sched.cpu_busy(now, busy, app name) would count
         elif sched is not None:
-            sched.cpu_busy(now, busy, att.app.name)
+            sched.cpu_busy(now, memo[0], att.app.name)
         out = att.app.env.trace_output
         if out and len(out) > MAX_LOG:
             del out[: len(out) - MAX_LOG]
@@ -735,7 +791,7 @@ class Runtime:
                 try:
                     vm.run_event(att.ctx_addr)
                 except BPFFault as exc:
-                    self._account(att, stats, now, vm.last.insns_executed)
+                    self._account(att, now, vm.last.insns_executed)
                     self._fault(att, stats, now, exc)
                     continue
                 ex = vm.ex  # Execution.insns_executed, inlined (the run may not have set a budget)
@@ -744,17 +800,12 @@ class Runtime:
                 memo = att.run_memo.get(insns)
                 if memo is None or att.run_memo_for is not sched:
                     memo = self._run_memo(att, insns)
-                busy, counter = memo
-                att.runs += 1
-                att.insns += insns
-                att.handler_ns += busy
-                stats.runs += 1
-                stats.insns += insns
-                stats.handler_ns += busy
+                memo[2] += 1  # the run, for att's and the hook's statistics (Attached.fold)
+                counter = memo[1]
                 if counter is not None:
                     counter[0] += 1  # what sched.cpu_busy(now, busy, app.name) would count
                 elif sched is not None:
-                    sched.cpu_busy(now, busy, app.name)
+                    sched.cpu_busy(now, memo[0], app.name)
                 out = app.env.trace_output
                 if out and len(out) > MAX_LOG:
                     del out[: len(out) - MAX_LOG]

@@ -394,3 +394,46 @@ def test_sensor_reads_follow_the_platform_when_it_is_replaced(engine):
     rt.platform = None
     rt.run_until(6 * NS_PER_MIN + 1)
     assert [value for _t, _app, _text, value in rt.logs] == [1000, 1000, 1000, 2000, 2000, 1 << 63]
+
+
+def test_run_statistics_are_exact_when_read_at_any_moment(monkeypatch):
+    # runs are counted in per-program cells and folded into the program's and the hook's
+    # statistics when read: after a forgotten cell (more distinct instruction counts than the
+    # memo keeps), a replaced program and a replaced scheduler, nothing is lost or counted twice
+    import iotbpf.kernel.runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "RUN_MEMO_MAX", 4)
+    looping = Program.from_asm("""
+        ldxw %r2, [%r1+20]
+        mod %r2, 7
+        mov %r0, 0
+    again:
+        jeq %r2, 0, out
+        add %r0, 1
+        sub %r2, 1
+        ja again
+    out:
+        exit
+    """)
+
+    def insns_of(expiration):
+        return 5 + 4 * (expiration % 7)
+
+    rt = node()
+    rt.load_app(manifest({"timer": "t"}, timers=[{"id": 0, "period": "1m"}]), {"t": looping})
+    att = rt.hooks["timer"][0]
+    stats = rt.hook_stats["timer"]
+    rt.run_until(30 * NS_PER_MIN + 1)
+    assert (att.runs, att.insns) == (30, sum(insns_of(e) for e in range(1, 31)))
+    assert (stats.runs, stats.insns) == (att.runs, att.insns)
+    assert stats.handler_ns == att.handler_ns == att.insns * rt.ns_per_insn
+    rt.run_until(50 * NS_PER_MIN + 1)
+    rt.replace_program("t", "t", looping)
+    assert stats.runs == 50  # (read before the old program's own statistics)
+    fresh = rt.hooks["timer"][0]
+    assert fresh is not att and fresh.runs == 0 and att.runs == 50
+    rt.scheduler = None
+    rt.run_until(60 * NS_PER_MIN + 1)
+    assert (fresh.runs, fresh.insns) == (10, sum(insns_of(e) for e in range(51, 61)))
+    assert (stats.runs, stats.insns) == (60, sum(insns_of(e) for e in range(1, 61)))
+    assert rt.summary()["hooks"]["timer"]["runs"] == 60
