@@ -54,11 +54,11 @@ def _by_deadline(entry):
 
 
 def _counter(cells, key):
-    """The counter cell ``[count]`` of ``key`` in ``cells``, made at its first use (so the cells
-    keep the order of first use, which the ledger's sums follow)."""
+    """The counter cell ``[count, count already charged]`` of ``key`` in ``cells``, made at its
+    first use (so the cells keep the order of first use, which the ledger's sums follow)."""
     cell = cells.get(key)
     if cell is None:
-        cell = cells[key] = [0]
+        cell = cells[key] = [0, 0]
     return cell
 
 
@@ -116,8 +116,8 @@ class Scheduler:
         self.done = []             # completions not yet handed to the runtime
         self.trace_tx = []         # (arrival, deadline, nbytes, app)
         self.trace_listen = []     # (start, duration, app)
-        self._cpu_cells = {}       # (busy_ns, app) -> [count] (trace_cpu); callers may bump a cell
-        self._sensor_cells = {}    # (sensor, app) -> [count] (trace_sensor)
+        self._cpu_cells = {}       # (busy_ns, app) -> [count, charged] (trace_cpu); callers may bump a count
+        self._sensor_cells = {}    # (sensor, app) -> [count, charged] (trace_sensor)
         self.trace_wakelock = {}   # (duration, app) -> count
         self.stats = {"bursts": 0, "packets": 0, "bytes": 0, "missed": 0, "listen_ns": 0}
         self.boot_ns = None
@@ -131,8 +131,6 @@ class Scheduler:
         self._util = 0.0
         self._util_t = 0
         self._cpu_pending = {}     # dvfs: (busy_ns, app, (hz, state)) -> count not yet charged
-        self._cpu_applied = {}     # fixed frequency: trace_cpu counts already charged
-        self._sensor_applied = {}
         self._sensor_comp = {}
         self._measure_ns = {}
         self._due = False          # cached _batch_due() (False: not computed)
@@ -391,29 +389,41 @@ class Scheduler:
         return _counter(self._sensor_cells, (sensor, app))
 
     def _pending_cpu(self):
-        """(busy_ns, app, (hz, state), count) of the CPU bursts not yet in the ledger."""
+        """(busy_ns, app, (hz, state), count) of the CPU bursts not yet in the ledger (read only)."""
         if self._dvfs:
             return [(b, a, choice, n) for (b, a, choice), n in self._cpu_pending.items()]
-        out = []
-        applied = self._cpu_applied
-        for key, cell in self._cpu_cells.items():
-            n = cell[0]
-            done = applied.get(key, 0)
-            if n > done:
-                out.append((key[0], key[1], self._cpu_fixed, n - done))
-        return out
+        return [(key[0], key[1], self._cpu_fixed, cell[0] - cell[1])
+                for key, cell in self._cpu_cells.items() if cell[0] > cell[1]]
 
     def _pending_sensor(self):
-        """(component, app, count) of the sensor reads not yet in the ledger."""
+        """(component, app, count) of the sensor reads not yet in the ledger (read only)."""
         out = []
-        applied = self._sensor_applied
         for key, cell in self._sensor_cells.items():
-            n = cell[0]
-            done = applied.get(key, 0)
-            if n > done:
+            if cell[0] > cell[1]:
                 comp = self._sensor_component(key[0])
                 if comp:
-                    out.append((comp, key[1], n - done))
+                    out.append((comp, key[1], cell[0] - cell[1]))
+        return out
+
+    def _take_pending_cpu(self):
+        """{app: [ns, bursts]} of the CPU bursts not yet in the ledger at the fixed frequency,
+        apps in the order of their first burst, and marks them charged (integer sums: one
+        charge per app equals one per burst)."""
+        hz = self._cpu_fixed[0]
+        fmax = self.cpu_fmax
+        out = {}
+        for key, cell in self._cpu_cells.items():
+            n = cell[0] - cell[1]
+            if n > 0:
+                cell[1] = cell[0]
+                busy_ns = key[0]
+                ns = busy_ns if hz == fmax else (busy_ns * fmax + hz - 1) // hz
+                acc = out.get(key[1])
+                if acc is None:
+                    out[key[1]] = [ns * n, n]
+                else:
+                    acc[0] += ns * n
+                    acc[1] += n
         return out
 
     def _sensor_component(self, sensor):
@@ -432,24 +442,35 @@ class Scheduler:
         """Charge the counted CPU bursts and sensor reads to the ledger and the apps."""
         led = self.ledger
         attr = self.attr
-        cpu = self.cpu
         wake_key = self.cpu_sleep + ">" + self.cpu_run
-        for busy_ns, app, (hz, state), count in self._pending_cpu():
-            ns = busy_ns if hz == self.cpu_fmax else (busy_ns * self.cpu_fmax + hz - 1) // hz
-            led.add(cpu, state, ns * count)
-            attr.charge(app, cpu, state, ns * count)
-            tns = led.add_transition(cpu, self.cpu_sleep, self.cpu_run, count)
-            if tns:
-                attr.charge(app, cpu, wake_key, tns)
         if self._dvfs:
+            pending = self._cpu_pending
             self._cpu_pending = {}
+            for (busy_ns, app, (hz, state)), count in pending.items():
+                ns = busy_ns if hz == self.cpu_fmax else (busy_ns * self.cpu_fmax + hz - 1) // hz
+                self._charge_cpu(app, state, ns * count, count, wake_key)
+            for cell in self._cpu_cells.values():
+                cell[1] = cell[0]
         else:
-            self._cpu_applied = {key: cell[0] for key, cell in self._cpu_cells.items()}
+            state = self._cpu_fixed[1]
+            for app, (ns, count) in self._take_pending_cpu().items():
+                self._charge_cpu(app, state, ns, count, wake_key)
         for comp, app, count in self._pending_sensor():
             ns = self._measure_ns[comp] * count
             led.add(comp, "measure", ns)
             attr.charge(app, comp, "measure", ns)
-        self._sensor_applied = {key: cell[0] for key, cell in self._sensor_cells.items()}
+        for cell in self._sensor_cells.values():
+            cell[1] = cell[0]
+
+    def _charge_cpu(self, app, state, ns, bursts, wake_key):
+        """``ns`` of CPU time in ``state`` and ``bursts`` wake-ups from sleep, for ``app``."""
+        led = self.ledger
+        cpu = self.cpu
+        led.add(cpu, state, ns)
+        self.attr.charge(app, cpu, state, ns)
+        tns = led.add_transition(cpu, self.cpu_sleep, self.cpu_run, bursts)
+        if tns:
+            self.attr.charge(app, cpu, wake_key, tns)
 
     def _dvfs_pick(self, now_ns, busy_ns):
         """schedutil: next_freq = 1.25 x f_max x util, util an exponential average of busy time."""
