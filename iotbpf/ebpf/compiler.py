@@ -1544,7 +1544,7 @@ class CompiledEngine:
         sw = SWAP_FUNCS
         s64 = SIGNED64_FUNCS
         s32 = SIGNED32_FUNCS
-        return comp.factory(
+        fns = comp.factory(
             ex, self, ex.regs, regions.get, vm.stack_tops, vm.stack_bufs, fx, bf, af,
             h_fns, h_pcs, h_error, h_value, h_sync, cxs, at, la,
             ld, store, consts, _UNPACK[2].unpack_from, _UNPACK[4].unpack_from, _UNPACK[8].unpack_from,
@@ -1552,6 +1552,11 @@ class CompiledEngine:
             _UNPACK_S[1].unpack_from, _UNPACK_S[2].unpack_from, _UNPACK_S[4].unpack_from,
             sw[16], sw[32], sw[64], s64[isa.BPF_DIV], s64[isa.BPF_MOD], s32[isa.BPF_DIV], s32[isa.BPF_MOD],
             _TailCall, _NO_REGION, lambda buf, start, size: _value_view(memory, buf, start, size))
+        if any(h_sync) or comp.callx_sites:
+            # such code stores registers to ex.regs during a run: it may leave them otherwise than
+            # a fresh run finds them, so VM.run_event must reset them (no event entry)
+            fns.pop(EVENT_ENTRY, None)
+        return fns
 
     def _helper_site(self, pc, hid):
         """(function, name, needs registers in ex.regs) for the helper call at ``pc``."""
@@ -1674,7 +1679,9 @@ class CompiledEngine:
     def event_entry(self):
         """``fn(ctx_addr) -> r0``: the main program's run_main for a run that starts with the
         VM's initial registers and finds ``ex`` as the last run_main left it (no trace, no
-        profile, the same budget mode); VM.run_event calls it while that holds."""
+        profile, the same budget mode); VM.run_event calls it while that holds. Only for code
+        that writes no register but r0 to ex.regs (so the registers stay as the last fresh
+        run set them, r1 aside); None otherwise."""
         return self.gens.get(EVENT_ENTRY)
 
     def call_function(self, pc, r1=0, r2=0, r3=0, r4=0, r5=0):

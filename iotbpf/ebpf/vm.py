@@ -603,13 +603,12 @@ class VM:
         (this runs once per event of a simulated node-year).
 
         After one such run ended without a tail call or an exception, ``ex`` holds what the
-        next one needs besides registers, stack and budget, so the next run goes straight to
-        the engine's event entry (``_event_fn``); ``run`` and every other ending drop it."""
+        next one needs besides r1, stack and budget, so the next run goes straight to the
+        engine's event entry (``_event_fn``, offered only for code that leaves r2-r10 alone);
+        ``run`` and every other ending drop it."""
         ex = self.ex
         self.last = ex
-        regs = ex.regs
-        regs[:] = self._regs0
-        regs[1] = ctx_addr = ctx_addr & M64
+        ctx_addr &= M64
         if self.memory._growing:
             self.memory.refresh_map_regions()
         if self.clear_stack:
@@ -623,21 +622,25 @@ class VM:
             ex.frames = []
         fn = self._event_fn
         if fn is not None and (budget is None) is self._event_counting:
+            ex.regs[1] = ctx_addr
             try:
                 r0 = fn(ctx_addr)
                 if ex.tail_target is None:
                     return r0
             except StopRun as stop:
-                self._event_fn = None
+                self._event_ended(ctx_addr)
                 return stop.value & M64
             except BPFFault:
-                self._event_fn = None
+                self._event_ended(ctx_addr)
                 raise
             except Exception as exc:
-                self._event_fn = None
+                self._event_ended(ctx_addr)
                 raise self._run_failure(exc) from None
             self._event_fn = None
             return self._execute(self._tail_call_engine())
+        regs = ex.regs
+        regs[:] = self._regs0
+        regs[1] = ctx_addr
         ex.packet = _NO_PACKET
         ex.tail_target = None
         ex.tail_calls = 0
@@ -661,6 +664,14 @@ class VM:
         except Exception as exc:
             raise self._run_failure(exc) from None
         return self._execute(self._tail_call_engine())
+
+    def _event_ended(self, ctx_addr):
+        """A run through the event entry stopped early: the registers as a fresh run that
+        stopped there leaves them (r0 not yet returned), and no shortcut for the next run."""
+        self._event_fn = None
+        regs = self.ex.regs
+        regs[:] = self._regs0
+        regs[1] = ctx_addr
 
     def _execute(self, engine):
         """Run the prepared ``ex`` on ``engine``, following tail calls; every Python exception

@@ -346,13 +346,19 @@ def test_run_event_equals_run_with_a_context_address_through_tail_calls_and_faul
     assert (a.value.pc, a.value.kind, str(a.value)) == (b.value.pc, b.value.kind, str(b.value))
 
 
-@pytest.mark.parametrize("engine", ["compiled", "interp"])
-def test_run_event_after_runs_of_every_kind_returns_what_a_fresh_run_returns(engine):
-    # run_event skips re-setting the execution state after a run that ended cleanly; tail calls,
-    # faults, budget faults, traced runs and budget changes in between must not leak into the next run
+@pytest.mark.parametrize("tail_calls", [False, True])
+def test_run_event_after_runs_of_every_kind_returns_what_a_fresh_run_returns(tail_calls):
+    # run_event skips re-setting the execution state after a run that ended cleanly; faults,
+    # budget faults, traced runs, budget changes and (for code that may tail-call, which gets
+    # no shortcut) tail calls in between must not leak into the next run
     jumps = maps.create_map(types.MapSpec("jumps", types.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2))
     target = Program.from_asm("mov %r0, 99\nexit")
     jumps.set_program(0, target)
+    tail = """
+        lddw %r2, map_fd 0
+        mov %r3, 0
+        call 12
+    """ if tail_calls else "mov %r2, 7\n"
     text = """
         ldxb %r2, [%r1]
         jeq %r2, 1, tail
@@ -362,13 +368,11 @@ def test_run_event_after_runs_of_every_kind_returns_what_a_fresh_run_returns(eng
         add %r0, 10
         exit
     tail:
-        lddw %r2, map_fd 0
-        mov %r3, 0
-        call 12
+        """ + tail + """
         mov %r0, 5
         exit
     boom:
-        ldxdw %r0, [%r1+64]
+        ldxdw %r0, [%r1+68]
         exit
     spin:
         mov %r0, 0
@@ -378,7 +382,8 @@ def test_run_event_after_runs_of_every_kind_returns_what_a_fresh_run_returns(eng
         exit
     """
     program = Program.from_asm(text)
-    modes = [0, 0, 1, 0, 2, 0, 3, 0, 1, 1, 4, "trace", 0, "unlimited", 0, 3, 1, 0, "limited", 0, 3, 2, 2, 0]
+    modes = ["unlimited", 0, 0, "limited", 3, 0, 1, 0, 2, 0, 3, 0, 1, 1, 4, "trace", 0, "unlimited", 0, 3, 1, 0,
+             "limited", 0, 3, 2, 2, 0]
 
     def outcome(vm, run):
         try:
@@ -386,28 +391,36 @@ def test_run_event_after_runs_of_every_kind_returns_what_a_fresh_run_returns(eng
         except BPFFault as exc:
             r0 = (exc.pc, exc.kind, str(exc))
         ex = vm.last
-        return r0, ex.insns_executed, ex.tail_calls, ex.program is program, ex.regs[0], ex.trace is None
+        return r0, ex.insns_executed, ex.tail_calls, ex.program is program, list(ex.regs), ex.trace is None
 
     def play(use_run_event):
-        vm = make_vm(program, helpers=linux.linux_helpers(), maps=[jumps], engine=engine, budget=500)
-        ctx = bytearray(72)
-        addr = vm.memory.add_region(ctx, "ctx")
+        vm = make_vm(program, helpers=linux.linux_helpers(), maps=[jumps], budget=500)
+        ctxs = [bytearray(72), bytearray(72)]  # two contexts in turn (r1 changes between runs)
+        addrs = [vm.memory.add_region(ctx, "ctx") for ctx in ctxs]
         seen = []
-        for mode in modes:
+        shortcuts = 0
+        for step, mode in enumerate(modes):
+            ctx, addr = ctxs[step % 2], addrs[step % 2]
             if mode == "trace":
                 ctx[0] = 0
-                seen.append((outcome(vm, lambda: vm.run(ctx=addr, trace=True)), len(vm.last.trace)))
+                seen.append((outcome(vm, lambda a=addr: vm.run(ctx=a, trace=True)), len(vm.last.trace)))
                 continue
             if mode in ("unlimited", "limited"):
                 vm.budget = None if mode == "unlimited" else 500
                 continue
             ctx[0] = mode
-            seen.append(outcome(vm, (lambda: vm.run_event(addr)) if use_run_event else (lambda: vm.run(ctx=addr))))
-        return seen
+            shortcuts += vm._event_fn is not None
+            run = (lambda a=addr: vm.run_event(a)) if use_run_event else (lambda a=addr: vm.run(ctx=a))
+            seen.append(outcome(vm, run))
+        return seen, shortcuts
 
-    seen = play(True)
-    assert seen == play(False)
-    assert [s[0] for s in seen[:4]] == [10, 10, 99, 10] and seen[6][0][1] == "budget"
+    seen, shortcuts = play(True)
+    assert seen == play(False)[0]
+    assert [seen[i][0] for i in (0, 1, 3, 4)] == [10, 10, 10, 99 if tail_calls else 5]
+    assert seen[2][0][1] == "budget" and seen[6][0][1] == "oob"
+    # the shortcut is taken where it may be, and only there
+    assert shortcuts > (0 if ENGINE == "compiled" and not tail_calls else -1)
+    assert shortcuts == 0 or (ENGINE == "compiled" and not tail_calls)
 
 
 def test_the_stack_is_cleared_between_runs_unless_the_vm_is_told_not_to():
