@@ -102,6 +102,18 @@ HOOK_TABLE = (
 )
 
 
+def _packer(fmt):
+    """``pack_into(buf, offset, *values)`` for ``fmt``: a compiled struct.Struct's where there is
+    one (CPython), else struct.pack_into with the format (MicroPython)."""
+    compiled = getattr(struct, "Struct", None)
+    if compiled is not None:
+        return compiled(fmt).pack_into
+
+    def pack_into(buf, offset, *values):
+        struct.pack_into(fmt, buf, offset, *values)
+    return pack_into
+
+
 def _parse_ctype(ctype):
     """'u32' -> ('u32', 1); 'u8[64]' -> ('u8', 64)."""
     if "[" in ctype:
@@ -155,6 +167,7 @@ class Struct:
         self.field_names = [f.name for f in self.fields]
         self._plan = None  # (field name, is an array) per field, for pack_into
         self._scalar_names = None  # the field names when no field is an array (pack_into)
+        self._packer = None  # pack_into(buf, offset, *values) for this format (packer())
         if struct.calcsize(fmt) != offset:
             raise AssertionError("layout of %s is inconsistent" % name)
 
@@ -163,6 +176,15 @@ class Struct:
             if f.name == name:
                 return f
         raise KeyError(name)
+
+    def packer(self):
+        """``pack_into(buf, offset, *values)`` for this layout, every field's value in declared
+        order (scalar layouts only): the event paths that run per packet keep it and pack with
+        it (no dict of names)."""
+        packer = self._packer
+        if packer is None:
+            packer = self._packer = _packer(self.fmt)
+        return packer
 
     def pack(self, values):
         """A fresh context buffer from a dict of field values (missing fields are zero)."""

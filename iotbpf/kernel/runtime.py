@@ -56,15 +56,12 @@ from iotbpf.kernel.events import EventQueue
 from iotbpf.kernel.hooks import HOOK_NAMES, HOOKS
 from iotbpf.kernel.prng import Rng
 
+_pack_txq = wellknown.TXQ_STATE.packer()  # iot_txq's one entry
+_TXQ_SIZE = wellknown.TXQ_STATE.size
 _SENSOR_ERROR = iot_helpers.SENSOR_ERROR
 _MASK64 = iot_helpers.MASK64
 
-_TIMER_FMT = HOOKS["timer"].fmt
-try:
-    _pack_timer = struct.Struct(_TIMER_FMT).pack_into  # CPython: the format parsed once
-except AttributeError:  # MicroPython's struct has no Struct
-    def _pack_timer(buf, offset, *values):
-        struct.pack_into(_TIMER_FMT, buf, offset, *values)
+_pack_timer = HOOKS["timer"].packer()  # the timer context, fields in declared order
 _POLICY_INDEX = {}
 
 DEFAULT_NS_PER_INSN = 125  # a 64 MHz Cortex-M4 interpreting eBPF at ~8 cycles per instruction
@@ -660,6 +657,21 @@ class Runtime:
                 results.append(r0)
         return results
 
+    def _run_hook_values(self, hook_name, now, values, only_app=None):
+        """_run_hook for a hook without array fields, given every field's value in declared
+        order (the completion of each packet and the battery report run this)."""
+        stats = self.hook_stats[hook_name]
+        stats.events += 1
+        attached = self.hooks[hook_name]
+        if not attached:
+            return
+        pack = HOOKS[hook_name].packer()
+        for att in tuple(attached):
+            if only_app is not None and att.app is not only_app:
+                continue
+            pack(att.ctx, 0, *values)
+            self._run(att, stats, now)
+
     def _run(self, att, stats, now):
         """Run one attached program on its (already packed) context; None if it faulted."""
         vm = att.vm
@@ -936,9 +948,8 @@ class Runtime:
         tx["missed_deadlines"] += missed
         _demand_add(self.shared_maps["iot_app_demand"], app.id, nbytes, 0, 1, 0)
         self._update_txq()
-        values = {"now_ns": now, "latency_ns": now - queued_at, "nbytes": nbytes, "ok": 1 if ok else 0,
-                  "deadline_missed": missed}
-        self._run_hook(self.hooks["radio_tx_done"], "radio_tx_done", values, app)
+        # radio_tx_done's fields: now_ns, latency_ns, nbytes, ok, deadline_missed, pad
+        self._run_hook_values("radio_tx_done", now, (now, now - queued_at, nbytes, 1 if ok else 0, missed, 0), app)
 
     def _reschedule_wakeup(self):
         sched = self.scheduler
@@ -996,9 +1007,11 @@ class Runtime:
         earliest = 0
         if self._sched_tx:
             earliest = min(e[2] for e in self._sched_tx)
-        state = (tx["in_flight_bytes"], earliest, tx["in_flight"], tx["sent"], tx["lost"],
-                 tx["missed_deadlines"])
-        _array_store(self.shared_maps["iot_txq"], 0, wellknown.TXQ_STATE.fmt, state)
+        buf = self.shared_maps["iot_txq"].values
+        if len(buf) < _TXQ_SIZE:
+            buf.extend(bytes(_TXQ_SIZE - len(buf)))
+        _pack_txq(buf, 0, tx["in_flight_bytes"], earliest, tx["in_flight"], tx["sent"], tx["lost"],
+                  tx["missed_deadlines"])
 
     # ---------------------------------------------------------------- battery
 
@@ -1009,9 +1022,8 @@ class Runtime:
             flags |= 1
         if permille < self.policy("critical_permille", CRITICAL_PERMILLE):
             flags |= 2
-        values = {"now_ns": now, "energy_used_uj": self.energy_used_uj(), "soc_permille": permille,
-                  "flags": flags}
-        self._run_hook(self.hooks["battery"], "battery", values)
+        # battery's fields: now_ns, energy_used_uj, soc_permille, flags
+        self._run_hook_values("battery", now, (now, self.energy_used_uj(), permille, flags))
         if self.scheduler is not None and self.scheduler.battery_dead():
             self.dead_at_ns = now
             self.events.append({"t_ns": now, "event": "battery_dead"})
@@ -1136,6 +1148,8 @@ def _array_store(array_map, index, fmt, values):
     if len(buf) < need:
         buf.extend(bytes(need - len(buf)))
     struct.pack_into(fmt, buf, index * size, *values)
+
+
 
 
 def _array_store_all(array_map, values):

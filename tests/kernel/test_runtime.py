@@ -437,3 +437,29 @@ def test_run_statistics_are_exact_when_read_at_any_moment(monkeypatch):
     assert (fresh.runs, fresh.insns) == (10, sum(insns_of(e) for e in range(51, 61)))
     assert (stats.runs, stats.insns) == (60, sum(insns_of(e) for e in range(1, 61)))
     assert rt.summary()["hooks"]["timer"]["runs"] == 60
+
+
+def test_the_runtimes_own_events_pack_their_context_in_the_declared_layout():
+    # packet completions and battery reports pack their fields positionally (no dict): what a
+    # program finds must still be each field at its declared offset
+    send = Program.from_asm("""
+        stdw [%r10-8], 0
+        mov %r1, %r10
+        add %r1, -8
+        mov %r2, 8
+        mov %r3, 0
+        call 0x1005
+        mov %r0, 0
+        exit
+    """)
+    done = Program.from_asm("mov %r0, 0\nexit")
+    rt = Runtime(platform=SimPlatform({"radio": {"loss_ppm": 0}}, seed=1), verify=False)
+    app = rt.load_app(manifest({"boot": "b", "radio_tx_done": "d", "battery": "d"}),
+                      {"b": send, "d": done})
+    rt.run_until(NS_PER_H + 1)
+    contexts = {att.hook.name: HOOKS[att.hook.name].unpack(att.ctx) for att in app.attached}
+    tx = contexts["radio_tx_done"]
+    assert tx["nbytes"] == 8 and tx["ok"] == 1 and tx["deadline_missed"] == 1 and tx["pad"] == 0
+    assert 0 < tx["now_ns"] == tx["latency_ns"] < NS_PER_S  # queued at boot, time 0
+    assert contexts["battery"] == {"now_ns": NS_PER_H, "energy_used_uj": 0, "soc_permille": 1000, "flags": 0}
+    assert rt.hook_stats["radio_tx_done"].runs == 1 and rt.hook_stats["battery"].runs == 1
