@@ -775,8 +775,11 @@ class Runtime:
         app, timer_id, gen = arg
         queue = self.queue
         heap = queue._heap
+        timers = app.timers
+        stats = self._timer_stats
+        out = app.env.trace_output
         while True:
-            timer = app.timers.get(timer_id)
+            timer = timers.get(timer_id)
             if timer is None or timer[0] != gen:
                 return  # cancelled or re-armed
             timer[2] += 1
@@ -787,14 +790,14 @@ class Runtime:
                 seq = queue._seq
                 at = now + period + (self._jitter(timer[3]) if timer[3] else 0)
             else:
-                del app.timers[timer_id]
+                del timers[timer_id]
             # the hot path of a node-year: pack the timer context directly (layout from hooks.py)
             # and run the program with _run's accounting inlined
-            stats = self._timer_stats
             stats.events += 1
             atts = self._timer_atts.get(app.id)
             if atts is None:
                 atts = self._timer_atts[app.id] = tuple(a for a in self.hooks["timer"] if a.app is app)
+            sched = self.scheduler
             for att in atts:
                 if att.detached:
                     continue
@@ -808,7 +811,6 @@ class Runtime:
                     continue
                 ex = vm.ex  # Execution.insns_executed, inlined (the run may not have set a budget)
                 insns = (_UNLIMITED if ex.budget is None else ex.budget) - ex.left
-                sched = self.scheduler
                 memo = att.run_memo.get(insns)
                 if memo is None or att.run_memo_for is not sched:
                     memo = self._run_memo(att, insns)
@@ -818,7 +820,6 @@ class Runtime:
                     counter[0] += 1  # what sched.cpu_busy(now, busy, app.name) would count
                 elif sched is not None:
                     sched.cpu_busy(now, memo[0], app.name)
-                out = app.env.trace_output
                 if out and len(out) > MAX_LOG:
                     del out[: len(out) - MAX_LOG]
             if not period:

@@ -19,7 +19,8 @@ def test_random_walk_sensor_is_reproducible_and_stays_in_range():
     assert ra == [b.read(t) for t in times]
     assert all(0 <= v <= 40000 for v in ra)
     assert len(set(ra)) > 100
-    assert ra != [RandomWalkSensor(8, mean=20000).read(t) for t in times]
+    other = RandomWalkSensor(8, mean=20000)
+    assert ra != [other.read(t) for t in times]
 
 
 def test_the_diurnal_table_gives_the_readings_micropython_computes():
@@ -29,6 +30,29 @@ def test_the_diurnal_table_gives_the_readings_micropython_computes():
     assert tabled._diurnal is not None
     times = [i * 37 * NS_PER_S for i in range(5000)]
     assert [tabled.read(t) for t in times] == [computed.read(t) for t in times]
+
+
+@pytest.mark.parametrize("step_size", [0, 40, 150, 1 << 20])
+def test_steps_drawn_a_chunk_at_a_time_are_the_steps_micropython_draws_one_by_one(step_size):
+    # where numpy is available the walk's generator runs ahead a chunk at a time (_draw_chunk);
+    # readings, generator state and offset must be those of the step-by-step loop, across chunk
+    # boundaries, catch-ups after long gaps and the catch-up limit
+    import random
+
+    from iotbpf.platforms.sim import sensors
+
+    chunked = RandomWalkSensor(11, step_size=step_size)
+    stepwise = RandomWalkSensor(11, step_size=step_size)
+    stepwise._draws = None  # MicroPython's path
+    assert chunked._draws is not None
+    gaps = random.Random(step_size)
+    t = 0
+    for _ in range(2500):
+        t += gaps.choice([60 * NS_PER_S] * 8 + [0, 1, 59 * NS_PER_S, 7 * 60 * NS_PER_S,
+                                                sensors._CHUNK * 60 * NS_PER_S - 1, 3 * NS_PER_DAY])
+        assert chunked.read(t) == stepwise.read(t)
+        assert (chunked.rng.state, chunked.offset, chunked.steps_done) == \
+            (stepwise.rng.state, stepwise.offset, stepwise.steps_done)
 
 
 def test_the_diurnal_cycle_peaks_at_a_quarter_day():

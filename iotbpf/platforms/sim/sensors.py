@@ -18,6 +18,50 @@ _MAX_CATCHUP_STEPS = 4096  # older steps are forgotten by mean reversion anyway
 # computes it when the phase changes instead. Same values either way.
 _DIURNAL_TABLE = getattr(getattr(sys, "implementation", None), "name", "") != "micropython"
 
+_CHUNK = 512  # random-walk steps drawn at a time where numpy is available (_draw_chunk)
+_jumps = []  # [table or None], made on first use: see _jump_table
+
+
+def _jump_table():
+    """numpy's uint64 array J with J[k, j] the xorshift64 state k + 1 steps after the state
+    1 << j, and numpy; None without numpy (MicroPython, or not installed). Made once."""
+    if not _jumps:
+        table = None
+        if _DIURNAL_TABLE:  # CPython
+            try:
+                import numpy
+            except ImportError:
+                numpy = None
+            if numpy is not None:
+                state = numpy.array([1 << j for j in range(64)], dtype=numpy.uint64)
+                table = numpy.empty((_CHUNK, 64), dtype=numpy.uint64)
+                s12, s25, s27 = numpy.uint64(12), numpy.uint64(25), numpy.uint64(27)
+                for k in range(_CHUNK):
+                    state ^= state >> s12
+                    state ^= state << s25  # numpy's uint64 shift drops the bits above 63
+                    state ^= state >> s27
+                    table[k] = state
+                table = (table, numpy, numpy.array([1 << j for j in range(64)], dtype=numpy.uint64))
+        _jumps.append(table)
+    return _jumps[0]
+
+
+def _draw_chunk(x, size, span):
+    """The _CHUNK xorshift64* states after state ``x`` and each one's draw ``below(span) - size``
+    (two lists of ints), exactly as stepping one by one gives them, or None without numpy.
+
+    xorshift64's step is linear over GF(2): the state k steps after x is the XOR of the states
+    k steps after each set bit of x. With those in a table (_jump_table) a whole chunk takes a
+    few vector operations instead of 13 big-integer operations per step in Python."""
+    jumps = _jump_table()
+    if jumps is None:
+        return None
+    table, numpy, bits = jumps
+    states = numpy.bitwise_xor.reduce(table[:, (numpy.uint64(x) & bits) != 0], axis=1)
+    u32 = numpy.uint64(32)
+    draws = ((states * numpy.uint64(_XS_MULT)) >> u32) * numpy.uint64(span) >> u32  # uint64 wraps
+    return states.tolist(), (draws.astype(numpy.int64) - size).tolist()
+
 
 def _sin_milli(phase_milli):
     """1000*sin(2*pi*phase) for phase in [0, 1000) (Bhaskara I's approximation, integers only)."""
@@ -52,6 +96,11 @@ class RandomWalkSensor:
         self._diurnal = None
         if _DIURNAL_TABLE:
             self._diurnal = [(self.diurnal * _sin_milli(p)) // 1000 for p in range(1000)]
+        # upcoming steps drawn a chunk at a time (numpy, see _draw_chunk): their generator states
+        # and draws, and the index of the next; None: each step is drawn when it is taken
+        self._draws = [] if _jump_table() is not None else None
+        self._states = []
+        self._next = 0
 
     def read(self, now_ns):
         target = now_ns // self.step_ns
@@ -64,17 +113,34 @@ class RandomWalkSensor:
             # inlined: the same draws, without two calls per step of a node-year
             rng = self.rng
             size = self.step_size
-            span = 2 * size + 1
             shift = self.shift
-            x = rng.state
-            while todo > 0:
-                x ^= x >> 12
-                x ^= (x << 25) & _MASK64
-                x ^= x >> 27
-                offset += ((((x * _XS_MULT) & _MASK64) >> 32) * span >> 32) - size
-                offset -= offset >> shift if offset > 0 else -((-offset) >> shift)
-                todo -= 1
-            rng.state = x
+            draws = self._draws
+            if draws is not None:  # drawn ahead, a chunk at a time
+                states = self._states
+                i = self._next
+                while todo > 0:
+                    if i == len(draws):
+                        states, draws = _draw_chunk(states[i - 1] if i else rng.state, size, 2 * size + 1)
+                        i = 0
+                    offset += draws[i]
+                    offset -= offset >> shift if offset > 0 else -((-offset) >> shift)
+                    i += 1
+                    todo -= 1
+                rng.state = states[i - 1]
+                self._states = states
+                self._draws = draws
+                self._next = i
+            else:
+                span = 2 * size + 1
+                x = rng.state
+                while todo > 0:
+                    x ^= x >> 12
+                    x ^= (x << 25) & _MASK64
+                    x ^= x >> 27
+                    offset += ((((x * _XS_MULT) & _MASK64) >> 32) * span >> 32) - size
+                    offset -= offset >> shift if offset > 0 else -((-offset) >> shift)
+                    todo -= 1
+                rng.state = x
             self.offset = offset
         self.steps_done = target
         phase = ((now_ns % NS_PER_DAY) * 1000) // NS_PER_DAY
