@@ -270,31 +270,43 @@ class Scheduler:
         self._due = False
         if not packets:
             return
-        self._settle_tail(t)
-        packets.sort(key=_by_deadline)
+        if self._tail is not None:
+            self._settle_tail(t)
+        if len(packets) > 1:
+            packets.sort(key=_by_deadline)
         led = self.ledger
+        attr = self.attr
         radio = self.radio
+        r_tx = self.r_tx
+        r_listen = self.r_listen
         apps = [q[3] for q in packets]
-        src = self.r_listen if self._listening(t) else self.r_sleep
-        ns = led.add_transition(radio, src, self.r_tx)
+        src = r_listen if self._listening(t) else self.r_sleep
+        ns = led.add_transition(radio, src, r_tx)
         if ns:
-            self.attr.split(apps, radio, src + ">" + self.r_tx, ns)
+            attr.split(apps, radio, src + ">" + r_tx, ns)
         cursor = t + ns
+        ack_ns = self.ack_ns
+        payload = self.max_payload
+        stats = self.stats
+        done = self.done
         for q in packets:
             air = q[4]
-            led.add(radio, self.r_tx, air)
-            self.attr.charge(q[3], radio, self.r_tx, air)
-            ack = self.ack_ns * self._frames(q[2])
+            nbytes = q[2]
+            app = q[3]
+            led.add(radio, r_tx, air)
+            attr.charge(app, radio, r_tx, air)
+            frames = (nbytes + payload - 1) // payload  # self._frames(nbytes)
+            ack = ack_ns * (frames if frames > 1 else 1)
             if ack:
-                led.add(radio, self.r_listen, ack)
-                self.attr.charge(q[3], radio, self.r_listen, ack)
+                led.add(radio, r_listen, ack)
+                attr.charge(app, radio, r_listen, ack)
             cursor += air + ack
             if cursor > q[1]:
-                self.stats["missed"] += 1
-            self.stats["packets"] += 1
-            self.stats["bytes"] += q[2]
-            self.done.append((cursor, q[2], q[3], True))
-        self.stats["bursts"] += 1
+                stats["missed"] += 1
+            stats["packets"] += 1
+            stats["bytes"] += nbytes
+            done.append((cursor, nbytes, app, True))
+        stats["bursts"] += 1
         if self.tail_ns:
             self._tail = (cursor, apps)
 

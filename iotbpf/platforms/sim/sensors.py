@@ -19,6 +19,7 @@ _MAX_CATCHUP_STEPS = 4096  # older steps are forgotten by mean reversion anyway
 _DIURNAL_TABLE = getattr(getattr(sys, "implementation", None), "name", "") != "micropython"
 
 _CHUNK = 512  # random-walk steps drawn at a time where numpy is available (_draw_chunk)
+_PHASE_NS = NS_PER_DAY // 1000  # the diurnal term's step: 1/1000 of a day (86.4 s, exact)
 _jumps = []  # [table or None], made on first use: see _jump_table
 
 
@@ -105,59 +106,72 @@ class RandomWalkSensor:
     def read(self, now_ns):
         target = now_ns // self.step_ns
         todo = target - self.steps_done
-        if todo > _MAX_CATCHUP_STEPS:
-            todo = _MAX_CATCHUP_STEPS
-        offset = self.offset
-        if todo > 0:
-            # rng.below(2 * size + 1) per step, with the xorshift64* generator (prng.Rng.u64)
-            # inlined: the same draws, without two calls per step of a node-year
-            rng = self.rng
-            size = self.step_size
-            shift = self.shift
-            draws = self._draws
-            if draws is not None:  # drawn ahead, a chunk at a time
-                states = self._states
-                i = self._next
-                while todo > 0:
-                    if i == len(draws):
-                        states, draws = _draw_chunk(states[i - 1] if i else rng.state, size, 2 * size + 1)
-                        i = 0
-                    offset += draws[i]
-                    offset -= offset >> shift if offset > 0 else -((-offset) >> shift)
-                    i += 1
-                    todo -= 1
-                rng.state = states[i - 1]
-                self._states = states
-                self._draws = draws
-                self._next = i
-            else:
-                span = 2 * size + 1
-                x = rng.state
-                while todo > 0:
-                    x ^= x >> 12
-                    x ^= (x << 25) & _MASK64
-                    x ^= x >> 27
-                    offset += ((((x * _XS_MULT) & _MASK64) >> 32) * span >> 32) - size
-                    offset -= offset >> shift if offset > 0 else -((-offset) >> shift)
-                    todo -= 1
-                rng.state = x
+        draws = self._draws
+        if todo == 1 and draws is not None and self._next < len(draws):
+            # one step, already drawn: the read of each sample of a node-year
+            i = self._next
+            self._next = i + 1
+            self.rng.state = self._states[i]
+            offset = self.offset + draws[i]
+            offset -= offset >> self.shift if offset > 0 else -((-offset) >> self.shift)
             self.offset = offset
+        elif todo > 0:
+            offset = self._walk(todo if todo < _MAX_CATCHUP_STEPS else _MAX_CATCHUP_STEPS)
+        else:
+            offset = self.offset
         self.steps_done = target
-        phase = ((now_ns % NS_PER_DAY) * 1000) // NS_PER_DAY
         table = self._diurnal
         if table is not None:
-            value = self.mean + offset + table[phase]
-        elif phase == self._phase:
-            value = self.mean + offset + self._diurnal_now
+            value = self.mean + offset + table[(now_ns % NS_PER_DAY) // _PHASE_NS]
         else:
-            self._phase = phase
-            diurnal = self._diurnal_now = (self.diurnal * _sin_milli(phase)) // 1000
-            value = self.mean + offset + diurnal
+            phase = (now_ns % NS_PER_DAY) // _PHASE_NS
+            if phase != self._phase:
+                self._phase = phase
+                self._diurnal_now = (self.diurnal * _sin_milli(phase)) // 1000
+            value = self.mean + offset + self._diurnal_now
         if value < self.minimum:
             return self.minimum
         if value > self.maximum:
             return self.maximum
         return value
+
+    def _walk(self, todo):
+        """Take ``todo`` steps of the walk; the new offset."""
+        # rng.below(2 * size + 1) per step, with the xorshift64* generator (prng.Rng.u64)
+        # inlined: the same draws, without two calls per step
+        rng = self.rng
+        size = self.step_size
+        shift = self.shift
+        offset = self.offset
+        draws = self._draws
+        if draws is not None:  # drawn ahead, a chunk at a time
+            states = self._states
+            i = self._next
+            while todo > 0:
+                if i == len(draws):
+                    states, draws = _draw_chunk(states[i - 1] if i else rng.state, size, 2 * size + 1)
+                    i = 0
+                offset += draws[i]
+                offset -= offset >> shift if offset > 0 else -((-offset) >> shift)
+                i += 1
+                todo -= 1
+            rng.state = states[i - 1]
+            self._states = states
+            self._draws = draws
+            self._next = i
+        else:
+            span = 2 * size + 1
+            x = rng.state
+            while todo > 0:
+                x ^= x >> 12
+                x ^= (x << 25) & _MASK64
+                x ^= x >> 27
+                offset += ((((x * _XS_MULT) & _MASK64) >> 32) * span >> 32) - size
+                offset -= offset >> shift if offset > 0 else -((-offset) >> shift)
+                todo -= 1
+            rng.state = x
+        self.offset = offset
+        return offset
 
 
 class TraceSensor:
