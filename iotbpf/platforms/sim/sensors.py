@@ -24,8 +24,9 @@ _jumps = []  # [table or None], made on first use: see _jump_table
 
 
 def _jump_table():
-    """numpy's uint64 array J with J[k, j] the xorshift64 state k + 1 steps after the state
-    1 << j, and numpy; None without numpy (MicroPython, or not installed). Made once."""
+    """(J, numpy, bits): numpy's uint64 array J with J[j, k] the xorshift64 state k + 1 steps
+    after the state 1 << j (a row per bit), and bits[j] = 1 << j; None without numpy
+    (MicroPython, or not installed). Made once."""
     if not _jumps:
         table = None
         if _DIURNAL_TABLE:  # CPython
@@ -42,7 +43,8 @@ def _jump_table():
                     state ^= state << s25  # numpy's uint64 shift drops the bits above 63
                     state ^= state >> s27
                     table[k] = state
-                table = (table, numpy, numpy.array([1 << j for j in range(64)], dtype=numpy.uint64))
+                table = (numpy.ascontiguousarray(table.T), numpy,
+                         numpy.array([1 << j for j in range(64)], dtype=numpy.uint64))
         _jumps.append(table)
     return _jumps[0]
 
@@ -58,7 +60,7 @@ def _draw_chunk(x, size, span):
     if jumps is None:
         return None
     table, numpy, bits = jumps
-    states = numpy.bitwise_xor.reduce(table[:, (numpy.uint64(x) & bits) != 0], axis=1)
+    states = numpy.bitwise_xor.reduce(table[(numpy.uint64(x) & bits) != 0], axis=0)
     u32 = numpy.uint64(32)
     draws = ((states * numpy.uint64(_XS_MULT)) >> u32) * numpy.uint64(span) >> u32  # uint64 wraps
     return states.tolist(), (draws.astype(numpy.int64) - size).tolist()
