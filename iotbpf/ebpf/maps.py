@@ -53,7 +53,8 @@ _U32 = isa.make_struct("<I")
 
 def _b(data, size, what):
     """``data`` as bytes of exactly ``size`` bytes (ValueError otherwise: a Python caller bug)."""
-    data = bytes(data)
+    if data.__class__ is not bytes:
+        data = bytes(data)
     if len(data) != size:
         raise ValueError("%s must be %d bytes, got %d" % (what, size, len(data)))
     return data

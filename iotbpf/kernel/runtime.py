@@ -1005,13 +1005,14 @@ class Runtime:
 
     def _update_txq(self):
         tx = self.tx
-        earliest = 0
-        if self._sched_tx:
-            earliest = min(e[2] for e in self._sched_tx)
+        earliest = None
+        for entry in self._sched_tx:  # (a loop: there are one or two)
+            if earliest is None or entry[2] < earliest:
+                earliest = entry[2]
         buf = self.shared_maps["iot_txq"].values
         if len(buf) < _TXQ_SIZE:
             buf.extend(bytes(_TXQ_SIZE - len(buf)))
-        _pack_txq(buf, 0, tx["in_flight_bytes"], earliest, tx["in_flight"], tx["sent"], tx["lost"],
+        _pack_txq(buf, 0, tx["in_flight_bytes"], earliest or 0, tx["in_flight"], tx["sent"], tx["lost"],
                   tx["missed_deadlines"])
 
     # ---------------------------------------------------------------- battery
