@@ -782,13 +782,16 @@ class Runtime:
             timer = timers.get(timer_id)
             if timer is None or timer[0] != gen:
                 return  # cancelled or re-armed
-            timer[2] += 1
+            expirations = timer[2] + 1
+            timer[2] = expirations
             period = timer[1]
             if period:
                 # the next expiry takes its sequence number now, as a push here would
-                queue._seq += 1
-                seq = queue._seq
-                at = now + period + (self._jitter(timer[3]) if timer[3] else 0)
+                seq = queue._seq + 1
+                queue._seq = seq
+                at = now + period
+                if timer[3]:
+                    at += self._jitter(timer[3])
             else:
                 del timers[timer_id]
             # the hot path of a node-year: pack the timer context directly (layout from hooks.py)
@@ -801,7 +804,7 @@ class Runtime:
             for att in atts:
                 if att.detached:
                     continue
-                _pack_timer(att.ctx, 0, now, period, timer_id, timer[2])
+                _pack_timer(att.ctx, 0, now, period, timer_id, expirations)
                 vm = att.vm
                 try:
                     vm.run_event(att.ctx_addr)
@@ -810,10 +813,10 @@ class Runtime:
                     self._fault(att, stats, now, exc)
                     continue
                 ex = vm.ex  # Execution.insns_executed, inlined (the run may not have set a budget)
-                insns = (_UNLIMITED if ex.budget is None else ex.budget) - ex.left
-                memo = att.run_memo.get(insns)
+                budget = ex.budget
+                memo = att.run_memo.get((_UNLIMITED if budget is None else budget) - ex.left)
                 if memo is None or att.run_memo_for is not sched:
-                    memo = self._run_memo(att, insns)
+                    memo = self._run_memo(att, (_UNLIMITED if budget is None else budget) - ex.left)
                 memo[2] += 1  # the run, for att's and the hook's statistics (Attached.fold)
                 counter = memo[1]
                 if counter is not None:
@@ -825,10 +828,14 @@ class Runtime:
             if not period:
                 return
             end = self._direct_end
-            if (end is None or at >= end or self.dead_at_ns is not None
-                    or (heap and (heap[0][0] < at or (heap[0][0] == at and heap[0][1] < seq)))):
+            if end is None or at >= end or self.dead_at_ns is not None:
                 _heappush(heap, (at, seq, self._timer_fire_bound, arg))
                 return
+            if heap:
+                first = heap[0]
+                if first[0] < at or (first[0] == at and first[1] < seq):
+                    _heappush(heap, (at, seq, self._timer_fire_bound, arg))
+                    return
             # (at, seq) would be the heap's minimum: pop it at once
             now = at
             self.clock.now = at
