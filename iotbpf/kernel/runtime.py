@@ -103,8 +103,7 @@ def _sensor_helper(env, node, app):
     counted = sched.sensor_read if sched is not None else None
     counter = getattr(sched, "sensor_counter", None)
     name = app.name
-    readers = {}
-    counters = {}  # sensor id -> the scheduler's read counter (made at the first good read)
+    sensors = {}  # sensor id -> [reader, the scheduler's read counter (made at the first good read)]
     clock = node.clock
     virtual = type(clock) is VirtualClock  # its now_ns() is its ``now``
 
@@ -112,25 +111,23 @@ def _sensor_helper(env, node, app):
         if node.platform is not platform or node.scheduler is not sched or node.clock is not clock:
             env.sensor_helper = _sensor_helper(env, node, app)
             return env.sensor_helper(ex, sensor_id, r2, r3, r4, r5)
-        if platform is None:
-            return _SENSOR_ERROR
         sensor_id &= 0xFFFFFFFF
-        reader = readers.get(sensor_id)
-        if reader is None:
-            reader = readers[sensor_id] = _platform_reader(platform, sensor_id)
-        now = clock.now if virtual else clock.now_ns()
-        value = reader(now)
+        sensor = sensors.get(sensor_id)
+        if sensor is None:
+            if platform is None:
+                return _SENSOR_ERROR
+            sensor = sensors[sensor_id] = [_platform_reader(platform, sensor_id), None]
+        value = sensor[0](clock.now if virtual else clock.now_ns())
         if value is None:
             return _SENSOR_ERROR
-        if counted is not None:
-            cell = counters.get(sensor_id)
-            if cell is not None:
-                cell[0] += 1  # what counted(now, sensor_id, name) would count
-            elif counter is not None:
-                cell = counters[sensor_id] = counter(sensor_id, name)
-                cell[0] += 1
-            else:
-                counted(now, sensor_id, name)
+        cell = sensor[1]
+        if cell is not None:
+            cell[0] += 1  # what counted(now, sensor_id, name) would count
+        elif counter is not None:
+            cell = sensor[1] = counter(sensor_id, name)
+            cell[0] += 1
+        elif counted is not None:
+            counted(clock.now_ns(), sensor_id, name)
         return value & _MASK64
     return sensor_helper
 
