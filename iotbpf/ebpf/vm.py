@@ -426,7 +426,8 @@ class VM:
         self.program = program
         self.helpers = helpers
         self.engine_kind = engine
-        self.budget = budget
+        self._event_fn = None
+        self._budget = budget
         self.env = env if env is not None else Environment()
         self.memory = memory if memory is not None else Memory()
         self.maps = maps
@@ -435,9 +436,7 @@ class VM:
             name = getattr(m, "name", None)
             if name is not None:
                 self._maps_by_name.setdefault(name, m)
-        # False only for verified programs (the verifier rejects every read of stack bytes not
-        # written in the same run, so what an earlier run left there cannot be observed)
-        self.clear_stack = True
+        self._clear_stack = True  # see the clear_stack property
         self.stack_bufs = []
         self.stack_tops = []
         self._add_frames(1)  # frames 1-7 only for programs that can call (saves RAM on MCUs)
@@ -451,7 +450,28 @@ class VM:
             self._add_frames(isa.MAX_CALL_FRAMES)
         self.engine = self.engine_for(program)
         self._event_fn = None  # run_event's shortcut (see there)
-        self._event_counting = False
+        self._event_left = UNLIMITED
+
+    @property
+    def budget(self):
+        """Instructions a run may execute (None: no limit)."""
+        return self._budget
+
+    @budget.setter
+    def budget(self, value):
+        self._budget = value
+        self._event_fn = None  # run_event's next run sets the budget up again
+
+    @property
+    def clear_stack(self):
+        """Whether each run starts with a zeroed stack (False only for verified programs: the
+        verifier rejects every read of stack bytes not written earlier in the same run)."""
+        return self._clear_stack
+
+    @clear_stack.setter
+    def clear_stack(self, value):
+        self._clear_stack = value
+        self._event_fn = None
 
     # ---------------------------------------------------------------- loading
     def engine_for(self, program):
@@ -575,12 +595,12 @@ class VM:
             memory.refresh_map_regions()
         # frame 0 is cleared for every run (unless clear_stack is off); the other frames only if a
         # program can call
-        if self.clear_stack:
+        if self._clear_stack:
             self.stack_bufs[0][:] = _ZERO_STACK
         if self._dirty_frames:
             self._clear_frames()
         if budget is None:
-            budget = self.budget
+            budget = self._budget
         ex.budget = budget
         ex.left = UNLIMITED if budget is None else budget
         if ex.frames:
@@ -603,25 +623,15 @@ class VM:
         (this runs once per event of a simulated node-year).
 
         After one such run ended without a tail call or an exception, ``ex`` holds what the
-        next one needs besides r1, stack and budget, so the next run goes straight to the
-        engine's event entry (``_event_fn``, offered only for code that leaves r2-r10 alone);
-        ``run`` and every other ending drop it."""
-        ex = self.ex
-        self.last = ex
-        ctx_addr &= M64
-        if self.memory._growing:
-            self.memory.refresh_map_regions()
-        if self.clear_stack:
-            self.stack_bufs[0][:] = _ZERO_STACK
-        if self._dirty_frames:
-            self._clear_frames()
-        budget = self.budget
-        ex.budget = budget
-        ex.left = UNLIMITED if budget is None else budget
-        if ex.frames:
-            ex.frames = []
+        next one needs besides r1 and the budget left, so the next run goes straight to the
+        engine's event entry (``_event_fn``: offered only for code that leaves r2-r10 alone,
+        kept only while the stack need not be cleared between runs). ``run``, every other
+        ending and setting ``budget`` or ``clear_stack`` drop it."""
         fn = self._event_fn
-        if fn is not None and (budget is None) is self._event_counting:
+        ex = self.ex
+        if fn is not None and not self.memory._growing:
+            ex.left = self._event_left
+            ctx_addr &= M64
             ex.regs[1] = ctx_addr
             try:
                 r0 = fn(ctx_addr)
@@ -638,6 +648,20 @@ class VM:
                 raise self._run_failure(exc) from None
             self._event_fn = None
             return self._execute(self._tail_call_engine())
+        self._event_fn = None
+        self.last = ex
+        ctx_addr &= M64
+        if self.memory._growing:
+            self.memory.refresh_map_regions()
+        if self._clear_stack:
+            self.stack_bufs[0][:] = _ZERO_STACK
+        if self._dirty_frames:
+            self._clear_frames()
+        budget = self._budget
+        ex.budget = budget
+        left = ex.left = UNLIMITED if budget is None else budget
+        if ex.frames:
+            ex.frames = []
         regs = ex.regs
         regs[:] = self._regs0
         regs[1] = ctx_addr
@@ -653,9 +677,9 @@ class VM:
             r0 = engine.run_main()
             if ex.tail_target is None:
                 entry = getattr(engine, "event_entry", None)
-                if entry is not None:
+                if entry is not None and not self._clear_stack and not self._dirty_frames:
                     self._event_fn = entry()
-                    self._event_counting = budget is None
+                    self._event_left = left
                 return r0
         except StopRun as stop:
             return stop.value & M64

@@ -395,6 +395,7 @@ def test_run_event_after_runs_of_every_kind_returns_what_a_fresh_run_returns(tai
 
     def play(use_run_event):
         vm = make_vm(program, helpers=linux.linux_helpers(), maps=[jumps], budget=500)
+        vm.clear_stack = False  # the program never reads the stack (as the verifier would prove)
         ctxs = [bytearray(72), bytearray(72)]  # two contexts in turn (r1 changes between runs)
         addrs = [vm.memory.add_region(ctx, "ctx") for ctx in ctxs]
         seen = []
@@ -430,7 +431,9 @@ def test_the_stack_is_cleared_between_runs_unless_the_vm_is_told_not_to():
     vm = make_vm(prog)
     assert [vm.run(), vm.run()] == [0, 0]
     vm.clear_stack = False
-    assert [vm.run(), vm.run_event(0)] == [7, 7]
+    assert [vm.run(), vm.run_event(0), vm.run_event(0), vm.run_event(0)] == [7, 7, 7, 7]
+    vm.clear_stack = True  # after run_event's shortcut too
+    assert [vm.run_event(0), vm.run_event(0)] == [0, 0]
 
 
 def test_tail_call_to_an_empty_slot_continues_the_program():
@@ -553,3 +556,28 @@ def test_a_helper_bound_to_the_environment_is_what_the_compiled_engine_calls():
     calls = len(bound_for)
     assert vm.run() == 2005 and len(bound_for) == calls  # bound once, not per run
     assert set(bound_for) == ({env} if ENGINE == "compiled" else set())
+
+
+def test_run_event_sees_map_storage_that_grew_since_its_last_run():
+    # an array map's value storage grows as entries are written; run_event's shortcut must still
+    # let the program reach values in the new part of it through its direct value pointer
+    array = maps.create_map(types.MapSpec("a", types.BPF_MAP_TYPE_ARRAY, 4, 8, 1000))
+    array.update(struct.pack("<I", 0), struct.pack("<Q", 5))
+    program = Program.from_asm("""
+        ldxw %r2, [%r1]
+        lsh %r2, 3
+        lddw %r1, map_value 0, 0
+        add %r1, %r2
+        ldxdw %r0, [%r1]
+        exit
+    """)
+    vm = make_vm(program, maps=[array])
+    vm.clear_stack = False  # the program never reads the stack
+    ctx = bytearray(4)
+    addr = vm.memory.add_region(ctx, "ctx")
+    grown_before = len(array.values)
+    assert [vm.run_event(addr), vm.run_event(addr)] == [5, 5]
+    array.update(struct.pack("<I", 900), struct.pack("<Q", 1900))
+    assert len(array.values) > grown_before
+    ctx[:] = struct.pack("<I", 900)
+    assert [vm.run_event(addr), vm.run_event(addr)] == [1900, 1900]
