@@ -633,10 +633,11 @@ def _ranges(an, f, gen):
 class _Gen:
     """Python source for one module: every function reachable from ``entries``."""
 
-    def __init__(self, an, entries, proofs, checks=True):
+    def __init__(self, an, entries, proofs, checks=True, direct_helpers=()):
         self.an = an
         self.proofs = proofs or ()
         self.checks = checks  # False: no budget can run out (unlimited), only count
+        self.direct_helpers = frozenset(direct_helpers)
         self.funcs = []
         self.by_entry = {}
         work = list(entries)
@@ -944,19 +945,24 @@ class _Gen:
             # Helpers that can look at the machine (tail calls, callbacks, no spec) go through HC:
             # registers to ex.regs, budget and depth synchronised. The others are called right
             # here; the budget left and the pc reach ex only if the helper raises (fault, stop).
-            lines.append("if SY[%d]:" % k)
-            lines.append("    R[0:10] = (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9)")
-            lines.append("    r0 = HC(%d, d, r1, r2, r3, r4, r5)" % k)
-            lines.append("else:")
-            lines.append("    try:")
-            lines.append("        r0 = h%d(X, r1, r2, r3, r4, r5)" % k)
-            lines.append("    except Exception as e:")
-            lines.append("        X.left = b")
-            lines.append("        X.pc = %d" % term[1])
-            lines.append("        raise HE(%d, e)" % k)
-            lines.append("    if r0.__class__ is not int:")
-            lines.append("        r0 = HV(%d, r0)" % k)
-            lines.append("    r0 &= %d" % M64)
+            call = ["try:",
+                    "    r0 = h%d(X, r1, r2, r3, r4, r5)" % k,
+                    "except Exception as e:",
+                    "    X.left = b",
+                    "    X.pc = %d" % term[1],
+                    "    raise HE(%d, e)" % k]
+            if term[2] in self.direct_helpers:
+                # its spec promises a u64 int and no look at the machine: just the call
+                lines += call
+            else:
+                lines.append("if SY[%d]:" % k)
+                lines.append("    R[0:10] = (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9)")
+                lines.append("    r0 = HC(%d, d, r1, r2, r3, r4, r5)" % k)
+                lines.append("else:")
+                lines += ["    " + line for line in call]
+                lines.append("    if r0.__class__ is not int:")
+                lines.append("        r0 = HV(%d, r0)" % k)
+                lines.append("    r0 &= %d" % M64)
         elif t == "callx":
             k = len(self.callx_sites)
             self.callx_sites.append((term[1], term[2]))
@@ -1416,24 +1422,27 @@ _CACHE = {}
 _CACHE_ORDER = []
 
 
-def compile_program(program, proofs=None, entries=None, budget_checks=True):
+def compile_program(program, proofs=None, entries=None, budget_checks=True, direct_helpers=()):
     """Translate ``program`` (a Program or Instruction list) into a ``Compiled``; cached.
 
     ``proofs``: pcs whose memory access the verifier proved in bounds (its
     ``safe_access_pcs``); those accesses are emitted without run-time checks. ``entries``:
     extra function entry pcs beyond pc 0 and the subprograms (callx/callback targets).
     ``budget_checks=False`` translates for runs without a budget: blocks are still counted
-    (``insns_executed``) but never checked.
+    (``insns_executed``) but never checked. ``direct_helpers``: helper ids whose calls need
+    neither the registers in ex.regs nor a check of the result (see CompiledEngine's
+    _direct_helpers): they are called plainly.
     """
     insns = getattr(program, "insns", program)
     proofs = frozenset(proofs) if proofs else frozenset()
     extra = tuple(sorted(set(entries or ())))
-    key = (isa.encode(insns), tuple(sorted(proofs)), extra, bool(budget_checks))
+    direct = tuple(sorted(set(direct_helpers)))
+    key = (isa.encode(insns), tuple(sorted(proofs)), extra, bool(budget_checks), direct)
     hit = _CACHE.get(key)
     if hit is not None:
         return hit
     an = Analysis(insns)
-    gen = _Gen(an, [0] + list(extra), proofs, budget_checks)
+    gen = _Gen(an, [0] + list(extra), proofs, budget_checks, direct)
     source = gen.source()
     namespace = {}
     exec(source, namespace)
@@ -1462,11 +1471,31 @@ class CompiledEngine:
         self.proofs = getattr(program, "safe_access_pcs", None)
         self._interp = None
         self._modules = {}
-        self.compiled = compile_program(program, self.proofs)
+        self.direct = self._direct_helpers()
+        self.compiled = compile_program(program, self.proofs, direct_helpers=self.direct)
         # the interpreter resolves every lddw at load time (LoadError); so do we
         self.checked = self._bind(self.compiled)
         self.counting = None  # the variant for runs without a budget, made on first use
         self.gens = self.checked
+
+    def _direct_helpers(self):
+        """Ids of the helpers this program calls whose calls can be plain: the VM's spec says the
+        result is always an int in [0, 2**64) (``u64_result``) and the helper neither tail-calls
+        nor runs a callback (it needs no registers in ex.regs)."""
+        vm = self.vm
+        direct = set()
+        for insn in self.program.insns:
+            if insn.kind != "call" or insn.src != 0:
+                continue
+            hid = insn.imm  # as the helper terminator has it
+            try:
+                spec = vm.helpers.get(hid)
+            except Exception:
+                spec = None
+            fn, name = vm.helper(hid)
+            if fn is not None and getattr(spec, "u64_result", False) and not _sees_registers(vm, hid, name):
+                direct.add(hid)
+        return frozenset(direct)
 
     # -------------------------------------------------------------- binding
     def _bind(self, comp):
@@ -1613,7 +1642,8 @@ class CompiledEngine:
             checks = self.gens is self.checked
             g = self._modules.get((entry, checks))
             if g is None:
-                comp = compile_program(self.program, self.proofs, entries=(entry,), budget_checks=checks)
+                comp = compile_program(self.program, self.proofs, entries=(entry,), budget_checks=checks,
+                                       direct_helpers=self.direct)
                 g = self._modules[(entry, checks)] = self._bind(comp)[entry]
         return g
 
@@ -1667,7 +1697,8 @@ class CompiledEngine:
         self.depth = 0
         if ex.budget is None:
             if self.counting is None:
-                self.counting = self._bind(compile_program(self.program, self.proofs, budget_checks=False))
+                self.counting = self._bind(compile_program(self.program, self.proofs, budget_checks=False,
+                                                           direct_helpers=self.direct))
             self.gens = self.counting
         else:
             self.gens = self.checked

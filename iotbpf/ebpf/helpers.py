@@ -402,12 +402,19 @@ _TABLE = (
 )
 
 
+# helpers whose implementation always returns an int in [0, 2**64) (HelperSpec.u64_result): a
+# map's 0/-errno through _ret, 0, or a value pointer
+_U64_RESULT = ("map_lookup_elem", "map_update_elem", "map_delete_elem", "map_push_elem", "map_pop_elem",
+               "map_peek_elem")
+
+
 def linux_helper_specs():
     """The Linux helpers as HelperSpec objects (ids from LINUX_HELPER_IDS)."""
     specs = []
     for name, args, ret, func, map_types, ret_size_arg, doc in _TABLE:
         specs.append(HelperSpec(LINUX_HELPER_IDS[name], name, args, ret, func, doc,
-                                map_types=map_types, ret_size_arg=ret_size_arg))
+                                map_types=map_types, ret_size_arg=ret_size_arg,
+                                u64_result=name in _U64_RESULT))
     return specs
 
 

@@ -147,11 +147,13 @@ class HelperSpec:
     is the size of the returned memory; ``cost`` — extra instructions charged to the budget;
     ``bind(env)`` — the same helper specialized for one VM's environment (``ex.env``), or None:
     the compiled engine binds each call site once, so a helper whose work depends on the
-    environment can skip looking it up on every call.
+    environment can skip looking it up on every call; ``u64_result`` — a promise that ``func``
+    (and what ``bind`` returns) always returns an ``int`` in [0, 2**64), so the compiled
+    engine calls it without checking or masking the result.
     """
 
     def __init__(self, id, name, args, ret, func, doc="", map_types=None, ret_size_arg=None,
-                 cost=0, bind=None):
+                 cost=0, bind=None, u64_result=False):
         args = tuple(args)
         if len(args) > MAX_HELPER_ARGS:
             raise ValueError("helper %s: %d arguments, at most 5" % (name, len(args)))
@@ -172,6 +174,7 @@ class HelperSpec:
         self.ret_size_arg = ret_size_arg
         self.cost = cost
         self.bind = bind
+        self.u64_result = u64_result
 
     def __repr__(self):
         return "HelperSpec(%d, %r, %r, %r)" % (self.id, self.name, self.args, self.ret)

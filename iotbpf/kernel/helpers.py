@@ -138,11 +138,15 @@ def helper_specs():
     specs = []
     for hid, name, _cret, _cargs, kinds, ret, fn, doc in HELPER_TABLE:
         args = tuple(getattr(types, k) for k in kinds)
-        specs.append(types.HelperSpec(hid, name, args, getattr(types, ret), fn, doc, bind=_BINDERS.get(hid)))
+        specs.append(types.HelperSpec(hid, name, args, getattr(types, ret), fn, doc, bind=_BINDERS.get(hid),
+                                      u64_result=hid in _U64_RESULT))
     return specs
 
 
 _BINDERS = {0x1000: _sensor_read_for}  # helper id -> HelperSpec.bind
+# the helpers whose implementation always returns an int in [0, 2**64) (HelperSpec.u64_result):
+# a reading masked to 64 bits, 0 or a negative errno through _neg
+_U64_RESULT = (0x1000, 0x1001, 0x1002, 0x1004, 0x1005, 0x1006, 0x1009)
 
 
 def register(table):

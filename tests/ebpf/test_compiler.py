@@ -350,3 +350,27 @@ def test_mutated_region_programs_run_the_same_with_proofs_on_both_engines(seed):
             value = (exc.kind, exc.pc, str(exc))
         outs.append((value, vm.last.insns_executed, [bytes(m.values) for m in program.maps]))
     assert outs[0] == outs[1]
+
+
+def test_helpers_that_promise_a_u64_result_are_called_plainly_and_the_rest_are_checked():
+    # HelperSpec.u64_result (and no look at the registers) lets the compiled code call the
+    # helper without the register sync branch, the result check and the mask; a helper without
+    # the promise keeps them, so its bool result still becomes 1
+    from iotbpf.ebpf import types
+
+    def seven(ex, r1, r2, r3, r4, r5):
+        return 7
+
+    def yes(ex, r1, r2, r3, r4, r5):
+        return True
+
+    table = types.HelperTable([
+        types.HelperSpec(0x1100, "seven", (), types.RET_INTEGER, seven, u64_result=True),
+        types.HelperSpec(0x1101, "yes", (), types.RET_INTEGER, yes),
+    ])
+    program = Program.from_asm("call 0x1100\nmov %r6, %r0\ncall 0x1101\nadd %r0, %r6\nexit")
+    vm = VM(program, helpers=table, engine="compiled")
+    assert vm.engine.direct == frozenset([0x1100])
+    source = vm.engine.compiled.source
+    assert source.count("if SY[") == 1 and source.count("r0 = HV(") == 1
+    assert vm.run() == 8 == VM(program, helpers=table, engine="interp").run()
