@@ -34,6 +34,7 @@ M64 = 0xFFFFFFFFFFFFFFFF
 M32 = 0xFFFFFFFF
 ALL_REGS = (1 << 10) - 1  # r0..r9 as a bit set (r10 is never a local: it is the frame's fp)
 R0_5 = (1 << 6) - 1
+_R1_5 = R0_5 & ~1
 STACK = isa.STACK_SIZE
 DEPTH_LIMIT = isa.MAX_CALL_FRAMES - 1
 EVENT_ENTRY = -1  # the key of e0 (VM.run_event's entry) among the generic entries, which are keyed by pc
@@ -344,8 +345,10 @@ class _Function:
         self.live_in = {}
 
 
-def _liveness(an, funcs):
-    """Parameters (live-in registers) and results (registers callers read) of every function."""
+def _liveness(an, funcs, direct_helpers=frozenset()):
+    """Parameters (live-in registers) and results (registers callers read) of every function.
+    A call of a helper in ``direct_helpers`` reads r1-r5 and sets r0 (see _Gen.block_lines);
+    any other helper call may read every register."""
     by_entry = {f.entry: f for f in funcs}
     changed = True
     while changed:
@@ -367,7 +370,7 @@ def _liveness(an, funcs):
                     if t == "exit":
                         cur = f.rets
                     elif t == "helper":
-                        cur = ALL_REGS
+                        cur = ((out & ~1) | _R1_5) if term[2] in direct_helpers else ALL_REGS
                     elif t == "callx":
                         cur = ALL_REGS
                     elif t == "call":
@@ -657,7 +660,7 @@ class _Gen:
                 f = _Function(e, len(self.funcs), sorted(an.reachable(e)))
                 self.funcs.append(f)
                 self.by_entry[e] = f
-        _liveness(an, self.funcs)
+        _liveness(an, self.funcs, self.direct_helpers)
         self.depths = self._static_depths(entries)
         self.helper_sites = []  # (pc, hid)
         self.callx_sites = []  # (pc, reg)
