@@ -426,7 +426,6 @@ class VM:
         self.program = program
         self.helpers = helpers
         self.engine_kind = engine
-        self._event_fn = None
         self._budget = budget
         self.env = env if env is not None else Environment()
         self.memory = memory if memory is not None else Memory()
@@ -619,10 +618,9 @@ class VM:
 
     def run_event(self, ctx_addr):
         """``run(ctx=ctx_addr)`` for an event loop: the context is already in memory at
-        ``ctx_addr``, the VM's budget applies, no trace. Same results, a fraction of the setup
-        (this runs once per event of a simulated node-year).
+        ``ctx_addr``, the VM's budget applies, no trace. Same results.
 
-        After one such run ended without a tail call or an exception, ``ex`` holds what the
+        After a run that ended in the main program without an exception, ``ex`` holds what the
         next one needs besides r1 and the budget left, so the next run goes straight to the
         engine's event entry (``_event_fn``: offered only for code that leaves r2-r10 alone,
         kept only while the stack need not be cleared between runs). ``run``, every other
@@ -637,57 +635,19 @@ class VM:
                 r0 = fn(ctx_addr)
                 if ex.tail_target is None:
                     return r0
-            except StopRun as stop:
-                self._event_ended(ctx_addr)
-                return stop.value & M64
-            except BPFFault:
-                self._event_ended(ctx_addr)
-                raise
             except Exception as exc:
                 self._event_ended(ctx_addr)
-                raise self._run_failure(exc) from None
+                return self._ended_by(exc)
             self._event_fn = None
             return self._execute(self._tail_call_engine())
-        self._event_fn = None
-        self.last = ex
-        ctx_addr &= M64
-        if self.memory._growing:
-            self.memory.refresh_map_regions()
-        if self._clear_stack:
-            self.stack_bufs[0][:] = _ZERO_STACK
-        if self._dirty_frames:
-            self._clear_frames()
-        budget = self._budget
-        ex.budget = budget
-        left = ex.left = UNLIMITED if budget is None else budget
-        if ex.frames:
-            ex.frames = []
-        regs = ex.regs
-        regs[:] = self._regs0
-        regs[1] = ctx_addr
-        ex.packet = _NO_PACKET
-        ex.tail_target = None
-        ex.tail_calls = 0
-        ex.trace = None
-        ex.profile = None
-        ex.program = self.program
-        engine = self.engine
-        ex.engine = engine
-        try:  # the first program inline (_execute's loop, for the common case of no tail call)
-            r0 = engine.run_main()
-            if ex.tail_target is None:
-                entry = getattr(engine, "event_entry", None)
-                if entry is not None and not self._clear_stack and not self._dirty_frames:
-                    self._event_fn = entry()
-                    self._event_left = left
-                return r0
-        except StopRun as stop:
-            return stop.value & M64
-        except BPFFault:
-            raise
-        except Exception as exc:
-            raise self._run_failure(exc) from None
-        return self._execute(self._tail_call_engine())
+        r0 = self.run(ctx=ctx_addr & M64)
+        if ex.program is self.program and not ex.tail_calls and not self._clear_stack and not self._dirty_frames:
+            # it ended in the main program: the next run may take the shortcut
+            entry = getattr(self.engine, "event_entry", None)
+            if entry is not None:
+                self._event_fn = entry()
+                self._event_left = ex.budget if ex.budget is not None else UNLIMITED
+        return r0
 
     def _event_ended(self, ctx_addr):
         """A run through the event entry stopped early: the registers as a fresh run that
@@ -708,12 +668,17 @@ class VM:
                 if ex.tail_target is None:
                     return r0
                 engine = self._tail_call_engine()
-        except StopRun as stop:
-            return stop.value & M64
-        except BPFFault:
-            raise
         except Exception as exc:
-            raise self._run_failure(exc) from None
+            return self._ended_by(exc)
+
+    def _ended_by(self, exc):
+        """How a run that raised ``exc`` ends: StopRun's value as r0, a BPFFault as it is, any
+        other exception as the BPFFault _run_failure makes of it."""
+        if isinstance(exc, StopRun):
+            return exc.value & M64
+        if isinstance(exc, BPFFault):
+            raise exc
+        raise self._run_failure(exc) from None
 
     def _tail_call_engine(self):
         """Switch ``ex`` to the program a tail call asked for; its engine."""
