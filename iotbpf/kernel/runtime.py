@@ -140,7 +140,27 @@ def _platform_reader(platform, sensor_id):
     return lambda now_ns: platform.sensor_read(sensor_id, now_ns)
 
 
-class Attached:
+class _FoldedRuns:
+    """``runs``, ``insns`` and ``handler_ns`` read after ``fold()`` has brought in the runs
+    counted in run_memo cells (Attached, HookStats)."""
+
+    @property
+    def runs(self):
+        self.fold()
+        return self._runs
+
+    @property
+    def insns(self):
+        self.fold()
+        return self._insns
+
+    @property
+    def handler_ns(self):
+        self.fold()
+        return self._handler_ns
+
+
+class Attached(_FoldedRuns):
     """One program attached to a hook, with its VM, its context buffer and its statistics.
 
     A run is counted once, in its ``run_memo`` cell; ``runs``, ``insns`` and ``handler_ns``
@@ -183,21 +203,6 @@ class Attached:
                 stats._insns += insns * n
                 stats._handler_ns += busy
 
-    @property
-    def runs(self):
-        self.fold()
-        return self._runs
-
-    @property
-    def insns(self):
-        self.fold()
-        return self._insns
-
-    @property
-    def handler_ns(self):
-        self.fold()
-        return self._handler_ns
-
 
 class App:
     """A loaded app: manifest, maps by name, attached programs, timers."""
@@ -216,7 +221,7 @@ class App:
         self.tx_bytes = 0
 
 
-class HookStats:
+class HookStats(_FoldedRuns):
     """Per-hook counters: events raised, program runs, instructions, faults, handler time (ns).
     Runs, instructions and handler time include the runs its programs have not folded in yet."""
 
@@ -228,24 +233,10 @@ class HookStats:
         self._handler_ns = 0
         self._atts = []  # the programs attached to this hook now or detached from it
 
-    def _fold(self):
+    def fold(self):
+        """Bring in the runs its programs have counted and not folded yet."""
         for att in self._atts:
             att.fold()
-
-    @property
-    def runs(self):
-        self._fold()
-        return self._runs
-
-    @property
-    def insns(self):
-        self._fold()
-        return self._insns
-
-    @property
-    def handler_ns(self):
-        self._fold()
-        return self._handler_ns
 
     def as_dict(self):
         return {"events": self.events, "runs": self.runs, "instructions": self.insns,
@@ -638,36 +629,31 @@ class Runtime:
         return self._run_hook(self.hooks[hook], hook, values, app)
 
     def _run_hook(self, attached, hook_name, values, only_app=None):
+        """One event on a hook, its context given as {field: value} (``now_ns`` among them;
+        missing fields are 0): the r0 of each program that ran without fault."""
+        return self._run_each(attached, hook_name, values["now_ns"], only_app, HOOKS[hook_name].pack_into,
+                              (values,))
+
+    def _run_hook_values(self, hook_name, now, values, only_app=None):
+        """_run_hook for a hook without array fields, given every field's value in declared
+        order (the completion of each packet and the battery report run this: no dict)."""
+        return self._run_each(self.hooks[hook_name], hook_name, now, only_app, HOOKS[hook_name].packer(),
+                              (0,) + values)
+
+    def _run_each(self, attached, hook_name, now, only_app, pack, args):
+        """Count the event, then run each program of ``attached`` (``only_app``'s, if given) on
+        its context packed by ``pack(ctx, *args)``; the r0s of those that did not fault."""
         stats = self.hook_stats[hook_name]
         stats.events += 1
         results = []
-        if not attached:
-            return results
-        now = values["now_ns"]
-        hook = HOOKS[hook_name]
-        for att in list(attached):
+        for att in tuple(attached):
             if only_app is not None and att.app is not only_app:
                 continue
-            hook.pack_into(att.ctx, values)
+            pack(att.ctx, *args)
             r0 = self._run(att, stats, now)
             if r0 is not None:
                 results.append(r0)
         return results
-
-    def _run_hook_values(self, hook_name, now, values, only_app=None):
-        """_run_hook for a hook without array fields, given every field's value in declared
-        order (the completion of each packet and the battery report run this)."""
-        stats = self.hook_stats[hook_name]
-        stats.events += 1
-        attached = self.hooks[hook_name]
-        if not attached:
-            return
-        pack = HOOKS[hook_name].packer()
-        for att in tuple(attached):
-            if only_app is not None and att.app is not only_app:
-                continue
-            pack(att.ctx, 0, *values)
-            self._run(att, stats, now)
 
     def _run(self, att, stats, now):
         """Run one attached program on its (already packed) context; None if it faulted."""
@@ -810,10 +796,10 @@ class Runtime:
                     self._fault(att, stats, now, exc)
                     continue
                 ex = vm.ex  # Execution.insns_executed, inlined (the run may not have set a budget)
-                budget = ex.budget
-                memo = att.run_memo.get((_UNLIMITED if budget is None else budget) - ex.left)
+                insns = (_UNLIMITED if ex.budget is None else ex.budget) - ex.left
+                memo = att.run_memo.get(insns)
                 if memo is None or att.run_memo_for is not sched:
-                    memo = self._run_memo(att, (_UNLIMITED if budget is None else budget) - ex.left)
+                    memo = self._run_memo(att, insns)
                 memo[2] += 1  # the run, for att's and the hook's statistics (Attached.fold)
                 counter = memo[1]
                 if counter is not None:
@@ -1154,8 +1140,6 @@ def _array_store(array_map, index, fmt, values):
     if len(buf) < need:
         buf.extend(bytes(need - len(buf)))
     struct.pack_into(fmt, buf, index * size, *values)
-
-
 
 
 def _array_store_all(array_map, values):
