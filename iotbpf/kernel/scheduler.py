@@ -286,7 +286,6 @@ class Scheduler:
             attr.split(apps, radio, src + ">" + r_tx, ns)
         cursor = t + ns
         ack_ns = self.ack_ns
-        payload = self.max_payload
         stats = self.stats
         done = self.done
         for q in packets:
@@ -295,8 +294,7 @@ class Scheduler:
             app = q[3]
             led.add(radio, r_tx, air)
             attr.charge(app, radio, r_tx, air)
-            frames = (nbytes + payload - 1) // payload  # self._frames(nbytes)
-            ack = ack_ns * (frames if frames > 1 else 1)
+            ack = ack_ns * self._frames(nbytes)
             if ack:
                 led.add(radio, r_listen, ack)
                 attr.charge(app, radio, r_listen, ack)
@@ -417,19 +415,22 @@ class Scheduler:
                     out.append((comp, key[1], cell[0] - cell[1]))
         return out
 
+    def _run_ns(self, busy_ns, hz):
+        """CPU time of a burst timed at the top frequency when it runs at ``hz`` (rounded up)."""
+        fmax = self.cpu_fmax
+        return busy_ns if hz == fmax else (busy_ns * fmax + hz - 1) // hz
+
     def _take_pending_cpu(self):
         """{app: [ns, bursts]} of the CPU bursts not yet in the ledger at the fixed frequency,
         apps in the order of their first burst, and marks them charged (integer sums: one
         charge per app equals one per burst)."""
         hz = self._cpu_fixed[0]
-        fmax = self.cpu_fmax
         out = {}
         for key, cell in self._cpu_cells.items():
             n = cell[0] - cell[1]
             if n > 0:
                 cell[1] = cell[0]
-                busy_ns = key[0]
-                ns = busy_ns if hz == fmax else (busy_ns * fmax + hz - 1) // hz
+                ns = self._run_ns(key[0], hz)
                 acc = out.get(key[1])
                 if acc is None:
                     out[key[1]] = [ns * n, n]
@@ -459,8 +460,7 @@ class Scheduler:
             pending = self._cpu_pending
             self._cpu_pending = {}
             for (busy_ns, app, (hz, state)), count in pending.items():
-                ns = busy_ns if hz == self.cpu_fmax else (busy_ns * self.cpu_fmax + hz - 1) // hz
-                self._charge_cpu(app, state, ns * count, count, wake_key)
+                self._charge_cpu(app, state, self._run_ns(busy_ns, hz) * count, count, wake_key)
             for cell in self._cpu_cells.values():
                 cell[1] = cell[0]
         else:
@@ -772,7 +772,7 @@ class Scheduler:
                 app_j[app] = app_j.get(app, 0.0) + amount * m.current_a(state) * m.voltage_v * 1e-9
 
         for busy_ns, app, (hz, state), count in self._pending_cpu():
-            run = busy_ns if hz == self.cpu_fmax else (busy_ns * self.cpu_fmax + hz - 1) // hz
+            run = self._run_ns(busy_ns, hz)
             add(self.cpu, state, run * count, app)
             tr = models[self.cpu].transition(self.cpu_sleep, self.cpu_run)
             if tr is not None and tr.time_ns:
