@@ -1491,12 +1491,9 @@ class CompiledEngine:
             if insn.kind != "call" or insn.src != 0:
                 continue
             hid = insn.imm  # as the helper terminator has it
-            try:
-                spec = vm.helpers.get(hid)
-            except Exception:
-                spec = None
             fn, name = vm.helper(hid)
-            if fn is not None and getattr(spec, "u64_result", False) and not _sees_registers(vm, hid, name):
+            if fn is not None and getattr(_helper_spec(vm, hid), "u64_result", False) \
+                    and not _sees_registers(vm, hid, name):
                 direct.add(hid)
         return frozenset(direct)
 
@@ -1598,10 +1595,7 @@ class CompiledEngine:
             def unknown(ex, r1, r2, r3, r4, r5):
                 raise vm.fault(pc, "unknown helper %d" % hid, "helper", program)
             return unknown, "#%d" % hid, False
-        try:
-            bind = getattr(vm.helpers.get(hid), "bind", None)
-        except Exception:
-            bind = None
+        bind = getattr(_helper_spec(vm, hid), "bind", None)
         if bind is not None:
             fn = bind(vm.env) or fn  # specialized for this VM's environment (HelperSpec.bind)
         return fn, name, _sees_registers(vm, hid, name)
@@ -1793,6 +1787,14 @@ def _value_view(memory, buf, start, size):
     return _StructView(buf, start, size)
 
 
+def _helper_spec(vm, hid):
+    """The VM's entry for helper ``hid`` (a HelperSpec, a plain callable) or None."""
+    try:
+        return vm.helpers.get(hid)
+    except Exception:
+        return None
+
+
 def _sees_registers(vm, hid, name):
     """True unless the helper's spec shows it can neither tail-call nor run a callback.
 
@@ -1800,11 +1802,7 @@ def _sees_registers(vm, hid, name):
     frame starts from it), so the generated code stores its registers to ex.regs first.
     A plain callable without a spec is assumed to need them.
     """
-    try:
-        spec = vm.helpers.get(hid)
-    except Exception:
-        spec = None
-    args = getattr(spec, "args", None)
+    args = getattr(_helper_spec(vm, hid), "args", None)
     if args is None or hid == 12 or "tail" in str(name):
         return True
     return ARG_PTR_TO_FUNC in args

@@ -35,7 +35,8 @@ def _jump_table():
             except ImportError:
                 numpy = None
             if numpy is not None:
-                state = numpy.array([1 << j for j in range(64)], dtype=numpy.uint64)
+                bits = numpy.array([1 << j for j in range(64)], dtype=numpy.uint64)
+                state = bits.copy()
                 table = numpy.empty((_CHUNK, 64), dtype=numpy.uint64)
                 s12, s25, s27 = numpy.uint64(12), numpy.uint64(25), numpy.uint64(27)
                 for k in range(_CHUNK):
@@ -43,8 +44,7 @@ def _jump_table():
                     state ^= state << s25  # numpy's uint64 shift drops the bits above 63
                     state ^= state >> s27
                     table[k] = state
-                table = (numpy.ascontiguousarray(table.T), numpy,
-                         numpy.array([1 << j for j in range(64)], dtype=numpy.uint64))
+                table = (numpy.ascontiguousarray(table.T), numpy, bits)
         _jumps.append(table)
     return _jumps[0]
 
