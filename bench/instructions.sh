@@ -7,14 +7,24 @@
 set -euo pipefail
 duration="${1:-10d}"
 source_dir="${2:-$(cd "$(dirname "$0")/.." && pwd)}"
+command -v valgrind >/dev/null || { echo "error: valgrind is not installed" >&2; exit 2; }
+[ -d "$source_dir/iotbpf" ] || { echo "error: $source_dir has no iotbpf package" >&2; exit 2; }
 python_bin="$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 count() {
-    (cd /tmp && PYTHONPATH="$source_dir" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-        "$python_bin" -c "import sys
-from iotbpf.api import Node
-node = Node('sensor_node', seed=1)
-node._build()
-node.simulate(sys.argv[1], samples=0)" "$1" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+    if ! (cd /tmp && PYTHONPATH="$source_dir" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+            --log-file="$log" "$python_bin" -c "import sys
+try:
+    from iotbpf.api import Node
+    node = Node('sensor_node', seed=1)
+    node._build()
+    node.simulate(sys.argv[1], samples=0)
+except Exception as exc:
+    sys.exit('error: simulating %r of sensor_node: %s' % (sys.argv[1], exc))" "$1"); then
+        exit 2
+    fi
+    sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log"
 }
 total=$(count "$duration")
 base=$(count 1m)
