@@ -313,3 +313,12 @@ def test_huge_values_fail_fast(files, argv):
     lines = proc.stderr.splitlines()
     assert proc.returncode in (1, 2), (proc.returncode, proc.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: ") and "internal error" not in proc.stderr
+
+
+def test_the_instruction_count_script_refuses_a_tree_without_iotbpf():
+    # bench/instructions.sh: one `error:` line and exit 2 (without valgrind it says so instead)
+    done = subprocess.run(["bash", str(REPO / "bench" / "instructions.sh"), "10d", str(REPO / "apps")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
