@@ -451,8 +451,10 @@ def build_app(app, output=None, clang: str | None = None, cpu: str = "v3") -> _P
     if compiler is None:
         raise _IotbpfError("clang-19 not found (install clang-19, or pass --clang PATH)")
     include = _resources.data_root("apps") / "include"
-    cmd = [compiler, "-O2", "-g", "-target", "bpf", "-mcpu=" + cpu, "-I", str(include), "-c", source,
-           "-o", str(out)]
+    from iotbpf.api_extras import path_map_flags
+
+    cmd = [compiler, "-O2", "-g", "-target", "bpf", "-mcpu=" + cpu, *path_map_flags(source, [include]),
+           "-I", str(include), "-c", source, "-o", str(out)]
     proc = _subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         first = (proc.stderr.strip().splitlines() or ["clang failed"])[0]

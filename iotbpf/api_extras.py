@@ -60,6 +60,18 @@ def find_clang() -> str | None:
     return None
 
 
+def path_map_flags(source: str | os.PathLike, include_dirs: list | tuple = ()) -> list:
+    """clang flags that keep the build machine's absolute paths out of an object's debug and line
+    info: the source's folder maps to nothing (file names relative to the app), each include folder
+    to its own name, and the compilation directory to ``.``."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(source)))
+    flags = ["-ffile-prefix-map=%s/=" % folder, "-fdebug-compilation-dir=."]
+    for inc in include_dirs:
+        inc = os.path.abspath(os.fspath(inc))
+        flags.append("-ffile-prefix-map=%s=%s" % (inc, os.path.basename(inc)))
+    return flags
+
+
 def include_dir() -> str:
     """The folder holding ``iotbpf.h`` (the bundled ``apps/include``)."""
     from iotbpf.resources import data_root
@@ -79,9 +91,10 @@ def compile_c(source: str | os.PathLike, output: str | os.PathLike, cpu: str = "
     compiler = clang or find_clang()
     if compiler is None:
         raise IotbpfError("clang-19 not found: compiling C needs it (Debian/Ubuntu: apt install clang-19)")
-    cmd = [compiler, "-O2", "-g", "-target", "bpf", "-mcpu=" + cpu, "-I", include_dir()]
-    for folder in include or ():
-        cmd += ["-I", os.fspath(folder)]
+    includes = [include_dir()] + [os.fspath(folder) for folder in include or ()]
+    cmd = [compiler, "-O2", "-g", "-target", "bpf", "-mcpu=" + cpu] + path_map_flags(source, includes)
+    for folder in includes:
+        cmd += ["-I", folder]
     cmd += ["-c", os.fspath(source), "-o", os.fspath(output)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

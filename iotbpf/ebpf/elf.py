@@ -18,6 +18,7 @@ Maps shared by all the object's programs.
 from __future__ import annotations
 
 import io
+import os
 import struct
 
 from iotbpf.ebpf import isa
@@ -101,6 +102,19 @@ class ElfObject:
 def load_elf(source, section: str | None = None) -> Program:
     """The Program in ``section`` of a BPF object (path or bytes)."""
     return load_elf_object(source).program(section)
+
+
+def display_file_name(name: str, object_path: str) -> str:
+    """A source file name as messages show it: relative to the object's folder when the object
+    was built with an absolute path (no build machine's paths in errors, bundles or OTA replies)."""
+    if not name or not os.path.isabs(name):
+        return name
+    base = os.path.dirname(os.path.abspath(object_path)) if object_path and os.path.exists(object_path) else ""
+    if base:
+        rel = os.path.relpath(name, base)
+        if not rel.startswith(".."):
+            return rel
+    return os.path.basename(name)
 
 
 def load_elf_object(source) -> ElfObject:
@@ -429,6 +443,7 @@ class _Loader:
                 line_records = parse_btf_ext(ext.data, self.btf)
         self.lines: dict = {}
         for rec in line_records:
+            rec.file = display_file_name(rec.file, self.path)
             self.lines.setdefault(rec.section, []).append(rec)
         for sec in code:
             insns = self._decode(sec)
