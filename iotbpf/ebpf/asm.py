@@ -209,7 +209,10 @@ class Assembler:
         value = parse_int(text)
         if value is None:
             raise _error(line, "expected a number, got %r" % text)
-        if not -0x80000000 <= value <= 0xFFFFFFFF:
+        # As bpf_conformance's assembler: hex spells the 32 bits (up to 0xffffffff), decimal the
+        # signed value the instruction holds (-2147483648..2147483647).
+        is_hex = text.strip().lower().lstrip("+-").startswith("0x")
+        if not -0x80000000 <= value <= (0xFFFFFFFF if is_hex else 0x7FFFFFFF):
             raise _error(line, "immediate %s does not fit in 32 bits" % text)
         return isa.s32(value)
 

@@ -104,14 +104,7 @@ def parse_data(text, name="<data>"):
         case.asm = "\n".join(sections["asm"])
         case.asm_line = starts["asm"]
     if "raw" in sections:
-        words = " ".join(sections["raw"]).split()
-        data = bytearray()
-        for word in words:
-            value = _parse_number(word)
-            if value is None or not 0 <= value <= M64:
-                raise LoadError("%sraw section: bad 64-bit slot %r" % (where, word))
-            data.extend(value.to_bytes(8, "little"))
-        case.raw = bytes(data)
+        case.raw = _parse_raw(sections["raw"], where)
     if "mem" in sections:
         case.mem = parse_hex_bytes("\n".join(sections["mem"]), where, starts["mem"])
     if "result" in sections:
@@ -129,6 +122,28 @@ def parse_data(text, name="<data>"):
     if case.result is None and case.error is None and case.skip is None:
         raise LoadError("%sno result or error section" % where)
     return case
+
+
+def _is_byte_line(words):
+    """A raw line written as the instruction's eight bytes in memory order (``63 0a fc ff 01 00 00 00``,
+    the form of bpf_conformance's negative tests) rather than as 64-bit slot values."""
+    return len(words) == 8 and all(len(w) == 2 and all(c in "0123456789abcdefABCDEF" for c in w) for w in words)
+
+
+def _parse_raw(lines, where):
+    """The raw section: per line either eight hex bytes (one instruction) or 64-bit slot values."""
+    data = bytearray()
+    for line in lines:
+        words = line.split()
+        if _is_byte_line(words):
+            data.extend(bytes.fromhex("".join(words)))
+            continue
+        for word in words:
+            value = _parse_number(word)
+            if value is None or not 0 <= value <= M64:
+                raise LoadError("%sraw section: bad 64-bit slot %r" % (where, word))
+            data.extend(value.to_bytes(8, "little"))
+    return bytes(data)
 
 
 def _parse_number(word):

@@ -482,6 +482,30 @@ def operand_error(insn):
         return "invalid source register r%d" % insn.src
     if insn.dst == R10 and kind in WRITES_DST:
         return "r10 (the frame pointer) is read-only"
+    if kind not in ("lddw", "atomic") and not is_canonical(insn):
+        return reserved_field_error(insn)
+    return None
+
+
+def reserved_field_error(insn):
+    """Which field an instruction does not use is set (RFC 9669: unused fields must be zero), or None.
+
+    Values an instruction gives meaning to but that are out of range (a movsx size, a byte-swap
+    width) are left to the engines' own messages."""
+    kind = op_kind(insn.opcode)
+    code = insn.opcode & 0xF0
+    meaningful = ()
+    if kind == "alu" and (code in (BPF_DIV, BPF_MOD) or (code == BPF_MOV and insn.opcode & BPF_X)):
+        meaningful = ("off",)  # sdiv/smod and movsx sizes
+    elif kind == "end":
+        meaningful = ("imm",)  # the swap width
+    for field in ("dst", "src", "off", "imm"):
+        value = getattr(insn, field)
+        if not value or field in meaningful:
+            continue
+        probe = Instruction(insn.opcode, *[0 if f == field else getattr(insn, f) for f in ("dst", "src", "off", "imm")])
+        if is_canonical(probe) and not is_canonical(insn):
+            return "reserved field %s is %d; this instruction does not use it and it must be 0" % (field, value)
     return None
 
 
