@@ -1,4 +1,4 @@
-"""`iotbpf deploy APP --port PORT`: verify, pack and copy an app and the device profile to a board."""
+"""`iotbpf deploy APP --port PORT`: verify and link an app, copy its device image and the device runtime."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 import json
 
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.platforms import device
+from iotbpf.platforms import device, devimage
 
 NAME = "deploy"
-HELP = "verify an app on the host and copy it with the device profile to a MicroPython board"
+HELP = "verify and link an app on the host, copy its image and the device runtime to a MicroPython board"
 EXAMPLE = """iotbpf deploy sensor_node --port /dev/ttyUSB0 --board esp32_devkit
 iotbpf deploy sensor_node --port /dev/ttyACM0 --dry-run
 iotbpf deploy apps/rx_filter --to-folder /tmp/board-fs"""
@@ -22,9 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--to-folder", metavar="DIR",
                         help="write the board's files into DIR instead (for `mpremote mount` or an SD card)")
     parser.add_argument("--board", metavar="B", help="board model for on-device energy accounting")
-    parser.add_argument("--policy", metavar="P", help="scheduler policy on the device")
+    parser.add_argument("--key", metavar="FILE",
+                        help="the node's key (hex, >= 16 bytes): sign the image with HMAC-SHA256 and copy the key")
     parser.add_argument("--device-config", metavar="FILE",
-                        help="JSON: the board's GPIO pins, ADC sensors and outputs (see iotbpf.platforms.mcu)")
+                        help="JSON: the board's GPIO pins, ADC sensors and outputs (see docs/mcu.md)")
     parser.add_argument("--dry-run", action="store_true", help="list what would be copied, copy nothing")
     parser.add_argument("--mpremote", metavar="PATH", help="the mpremote executable (default: python -m mpremote)")
 
@@ -41,12 +42,14 @@ def run(args: argparse.Namespace) -> int:
             raise IotbpfError("%s is not valid JSON: %s" % (args.device_config, exc)) from None
         if not isinstance(config, dict):
             raise IotbpfError("%s: the device config must be a JSON object" % args.device_config)
-    plan = device.plan_deploy(args.app, board=args.board, policy=args.policy, device_config=config)
+    key = devimage.read_key(args.key) if args.key else None
+    plan = device.plan_deploy(args.app, board=args.board, device_config=config, key=key)
     destination = args.port or args.to_folder
     if args.dry_run:
         print("would copy %d files to %s, then reset:" % (len(plan.files), destination))
         for line in plan.lines():
             print("  " + line)
+        print("flash: %d bytes (of %d)" % (plan.flash_bytes(), device.FLASH_BUDGET_BYTES))
         return 0
     transport = device.MpremoteTransport(args.port, args.mpremote) if args.port \
         else device.FolderTransport(args.to_folder)
