@@ -153,12 +153,13 @@ class CopyPlan:
 
 def plan_deploy(app: str, board: str | None = None, device_config: dict | None = None,
                 workdir: str | os.PathLike | None = None, key: bytes | None = None,
-                run_ns: int = 10 ** 18, counter: int = 0) -> CopyPlan:
+                run_ns: int = 10 ** 18, counter: int = 0, timer_period_ns: int | None = None) -> CopyPlan:
     """Verify and link the app on the host, build the device runtime; returns what to copy."""
     from iotbpf.platforms import devimage
 
     check_device_config(device_config or {})
-    image = devimage.link(app, board=board, device_config=device_config, key=key, counter=counter)
+    image = devimage.link(app, board=board, device_config=device_config, key=key, counter=counter,
+                          timer_period_ns=timer_period_ns)
     work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="iotbpf-deploy-"))
     staging = work / "app"
     staging.mkdir(parents=True, exist_ok=True)

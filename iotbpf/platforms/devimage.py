@@ -227,13 +227,16 @@ def load_app(app: str):
 
 
 def link(app: str, board: str | None = None, device_config: dict | None = None, key: bytes | None = None,
-         counter: int = 0) -> bytes:
-    """Verify every program of ``app`` on the host, then link and sign its device image."""
+         counter: int = 0, timer_period_ns: int | None = None) -> bytes:
+    """Verify every program of ``app`` on the host, then link and sign its device image.
+    ``timer_period_ns`` replaces every manifest timer's start and period (tests, benchmarks)."""
     from iotbpf.ebpf.verifier import verify
     from iotbpf.kernel.hooks import HOOKS
     from iotbpf.kernel.runtime import Runtime
 
     manifest, programs = load_app(app)
+    if timer_period_ns is not None:
+        manifest.timer_specs = [(t[0], timer_period_ns, timer_period_ns, 0) for t in manifest.timer_specs]
     helpers = Runtime().helper_table()
     for hook, section in manifest.hooks:
         verify(programs[section], helpers=helpers, hook=HOOKS[hook].layout(), budget=manifest.budget)
