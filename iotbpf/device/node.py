@@ -36,7 +36,7 @@ class Prog:
 class Node:
     """An app running on this board. ``clock``: hw.Clock (real time) or hw.VirtualClock (replay)."""
 
-    def __init__(self, image, clock=None, sink=None, pin_dir="/pins", key=None):
+    def __init__(self, image, clock=None, sink=None, pin_dir="/pins", key=None, app_dir=None):
         from iotbpf.device import hw
 
         self.image = image
@@ -44,6 +44,7 @@ class Node:
         self.clock = clock or hw.Clock()
         self.sink = sink or hw.SerialSink()
         self.key = key
+        self.app_dir = app_dir  # where over-the-air updates arrive (ota.UPDATE_FILE)
         self.mem = vm.Memory()
         self.maps = {}
         self._by_region = []
@@ -173,9 +174,23 @@ class Node:
             if self.pin_dir and now - self._last_save >= SAVE_EVERY_NS:
                 self.save()
                 self._last_save = now
+            if self.app_dir is not None:
+                self.poll_update()
         self.report(self.clock.now_ns())
         if self.pin_dir:
             self.save()
+
+    def poll_update(self):
+        """Apply an image copied to ``app_dir``/update.dimg (ota.py is imported only then)."""
+        import os
+
+        try:
+            os.stat(self.app_dir + "/update.dimg")
+        except OSError:
+            return None
+        from iotbpf.device import ota
+
+        return ota.poll(self, self.app_dir)
 
     def _edge(self, number):
         level = self.pins.level(number)
@@ -443,4 +458,5 @@ def start(app_dir="/app", pin_dir="/pins", clock=None, sink=None):
             key = bytes.fromhex(f.read().strip())
     except OSError:
         pass
-    return Node(image.load(app_dir + "/app.dimg", key), clock=clock, sink=sink, pin_dir=pin_dir, key=key)
+    return Node(image.load(app_dir + "/app.dimg", key), clock=clock, sink=sink, pin_dir=pin_dir, key=key,
+                app_dir=app_dir)

@@ -20,7 +20,7 @@ class Fault(Exception):
     """A program did something the device refuses (bad address, budget, helper misuse)."""
 
     def __init__(self, pc, message):
-        Exception.__init__(self, "pc %d: %s" % (pc, message))
+        super().__init__("pc %d: %s" % (pc, message))
         self.pc = pc
 
 

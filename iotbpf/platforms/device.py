@@ -139,9 +139,10 @@ def check_device_config(config: dict, where: str = "device config") -> dict:
 class CopyPlan:
     """What deploy copies: (local file, device path) pairs, then a reset."""
 
-    def __init__(self, files: list[tuple[Path, str]], workdir: Path):
+    def __init__(self, files: list[tuple[Path, str]], workdir: Path, reset: bool = True):
         self.files = files
         self.workdir = workdir
+        self.reset = reset
 
     def lines(self) -> list[str]:
         return ["%s -> :%s" % (local, remote) for local, remote in self.files]
@@ -174,6 +175,22 @@ def plan_deploy(app: str, board: str | None = None, device_config: dict | None =
     (staging / "main.py").write_text(MAIN_PY.format(app_dir=APP_DIR, run_ns=run_ns))
     files.append((staging / "main.py", "/main.py"))
     return CopyPlan(files, work)
+
+
+def plan_update(app: str, board: str | None = None, device_config: dict | None = None,
+                workdir: str | os.PathLike | None = None, key: bytes | None = None, counter: int = 1) -> CopyPlan:
+    """An over-the-air update: the app's new image, copied to /app/update.dimg while the node runs
+    (it applies it between slices: iotbpf/device/ota.py); no reset."""
+    from iotbpf.platforms import devimage
+
+    check_device_config(device_config or {})
+    if counter < 1:
+        raise IotbpfError("an update needs a counter larger than the running image's (--counter N, N >= 1)")
+    image = devimage.link(app, board=board, device_config=device_config, key=key, counter=counter)
+    work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="iotbpf-update-"))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "update.dimg").write_bytes(image)
+    return CopyPlan([(work / "update.dimg", APP_DIR + "/update.dimg")], work, reset=False)
 
 
 class MpremoteTransport:
@@ -234,4 +251,5 @@ def deploy(plan: CopyPlan, transport) -> None:
                 made.add(path)
     for local, remote in plan.files:
         transport.copy(local, remote)
-    transport.reset()
+    if plan.reset:
+        transport.reset()
