@@ -154,11 +154,12 @@ class Memory:
         buf[off:off + len(data)] = data
 
 
-def run(code, mem, ctx_addr, call, budget):
+def run(code, mem, ctx_addr, call, budget, r2=0):
     """Run one program on its context: (r0, instructions executed). ``call(id, regs)`` runs a
     helper. Raises Fault (with the instruction index) on any refused access or over budget."""
     reg = [0] * 11
     reg[1] = ctx_addr
+    reg[2] = r2
     reg[10] = (1 << 16) + STACK
     pc = 0
     n = 0
