@@ -15,6 +15,8 @@ class Ledger:
         self.sensor_j = params["sensor_j"]  # one sensor reading
         self.capacity_j = params["capacity_j"]
         self.soc0 = params["soc0"]
+        self.leak_per_ns = params.get("leak_per_ns", 0.0)  # self-discharge, fraction of capacity
+        self.cutoff = params.get("cutoff", 0.0)  # the battery is dead at this state of charge
         self.t_ns = 0
         self.cpu_ns = 0
         self.tx_ns = 0
@@ -34,6 +36,11 @@ class Ledger:
     def used_uj(self):
         return int(self.used_j() * 1000000)
 
+    def soc(self):
+        return self.soc0 - self.used_j() / self.capacity_j - self.leak_per_ns * self.t_ns
+
     def permille(self):
-        soc = self.soc0 - self.used_j() / self.capacity_j
-        return max(0, min(1000, int(soc * 1000 + 0.5)))
+        return max(0, min(1000, int(self.soc() * 1000 + 0.5)))
+
+    def dead(self):
+        return self.soc() <= self.cutoff

@@ -396,7 +396,7 @@ class Node:
         policy = self.image["policy"]
         flags = (1 if permille < policy["low"] else 0) | (2 if permille < policy["critical"] else 0)
         self.hook("battery", {"energy_used_uj": self.energy_used_uj(), "soc_permille": permille, "flags": flags})
-        if self.ledger is not None and permille <= 0:
+        if self.ledger is not None and self.ledger.dead():
             self.dead_at_ns = now
             return
         self.push(now + self.battery_ns, self._battery, None)

@@ -38,6 +38,7 @@ DEVICE_MAP_TYPES = {1: "hash", 2: "array", 9: "lru_hash", 22: "queue"}
 DEVICE_HELPERS = {1, 2, 3, 5, 87, 88, 89, 0x1000, 0x1001, 0x1002, 0x1003, 0x1004, 0x1005, 0x1006, 0x1007,
                   0x1008, 0x1009}
 DEFAULT_BITRATE = 250000
+YEAR_S = 365 * 86400  # as iotbpf/energy/battery.py counts self-discharge
 M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
 
@@ -134,6 +135,8 @@ def _energy(board) -> dict:
     battery = board.battery_spec or {}
     params["capacity_j"] = battery.get("capacity_mah", 0) * 3.6 * battery.get("voltage_v", board.supply_voltage_v)
     params["soc0"] = battery.get("initial_soc", 1.0)
+    params["leak_per_ns"] = battery.get("self_discharge_per_year", 0.0) / (YEAR_S * 1e9)
+    params["cutoff"] = battery.get("cutoff_soc", 0.0)
     if params["capacity_j"] <= 0:
         raise ImageError("board %s has no battery capacity for the state-of-charge estimate" % board.name)
     return params

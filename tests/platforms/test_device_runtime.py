@@ -156,3 +156,34 @@ def test_sensor_node_scenario_sends_batches_and_alarms():
     assert any(len(r["payload"]) == 16 for r in radio)  # an 8-byte alarm
     assert any(len(r["payload"]) == 15 * 16 for r in radio)  # a batch of 15 readings
     assert reports[-1][1]["runs"] == 1 + 239 + len(radio) + 3  # boot, 239 timers (60 s .. 4 h), tx_done, battery
+
+
+def test_device_energy_ledger_tracks_the_host_s_energy_model(monkeypatch):
+    """With a board, sensor_node's energy and state of charge on the device (its ledger and
+    coulomb-counting estimate) stay within 1 % and 1 permille of the host's scheduler and battery
+    model after ten simulated days (radio packets are timed differently: the host batches them)."""
+    from iotbpf.device import hw, image, node
+    from iotbpf.energy.board import load_board
+    from iotbpf.kernel.scheduler import make_scheduler
+
+    monkeypatch.syspath_prepend(str(STAND_IN_MACHINE.parent))
+    import machine
+
+    end = 10 * 86400 * S
+    readings = [21000, 22000, 23000]
+    manifest, programs = devimage.load_app("sensor_node")
+    board = load_board("nrf52840_dk")
+    host = Runtime(platform=ReplayPlatform("sensor_node", {0: readings}), clock=VirtualClock(),
+                   scheduler=make_scheduler("batching", board), board=board)
+    host.load_app(manifest, programs)
+    host.run_until(end)
+    machine.set_adc(3, readings)
+    payload = image.parse(devimage.link("sensor_node", board="nrf52840_dk",
+                                        device_config={"sensors": [{"id": 0, "adc": 3}]}))
+    device = node.Node(payload, clock=hw.VirtualClock(), sink=hw.SerialSink(), pin_dir=None)
+    device.sink.publish = lambda topic, data: True
+    device.run_until(end)
+    assert device.stats["timer"][1] == host.summary()["hooks"]["timer"]["runs"] > 14000
+    assert abs(device.energy_used_uj() - host.energy_used_uj()) <= 0.01 * host.energy_used_uj()
+    assert abs(device.battery_permille() - host.battery_permille()) <= 1
+    assert device.battery_permille() < 1000
