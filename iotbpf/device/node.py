@@ -458,5 +458,10 @@ def start(app_dir="/app", pin_dir="/pins", clock=None, sink=None):
             key = bytes.fromhex(f.read().strip())
     except OSError:
         pass
-    return Node(image.load(app_dir + "/app.dimg", key), clock=clock, sink=sink, pin_dir=pin_dir, key=key,
-                app_dir=app_dir)
+    img = image.load(app_dir + "/app.dimg", key)
+    mqtt = (img.get("device") or {}).get("mqtt")
+    if sink is None and mqtt:  # Wi-Fi boards: umqtt.simple, serial while the broker is unreachable
+        from iotbpf.device.hw import MqttSink
+
+        sink = MqttSink(img["app"], mqtt["server"], mqtt.get("port", 1883))
+    return Node(img, clock=clock, sink=sink, pin_dir=pin_dir, key=key, app_dir=app_dir)

@@ -102,7 +102,7 @@ def check_device_config(config: dict, where: str = "device config") -> dict:
     so a typo is reported here rather than crashing the board after deployment."""
     if not isinstance(config, dict):
         raise IotbpfError("%s: must be a JSON object" % where)
-    unknown = set(config) - {"gpio", "sensors", "outputs", "airtime_bitrate"}
+    unknown = set(config) - {"gpio", "sensors", "outputs", "airtime_bitrate", "mqtt"}
     if unknown:
         raise IotbpfError("%s: unknown field(s) %s" % (where, ", ".join(sorted(unknown))))
     for key in ("gpio", "sensors", "outputs"):
@@ -133,6 +133,11 @@ def check_device_config(config: dict, where: str = "device config") -> dict:
             raise IotbpfError("%s: outputs[%d] must be a pin number 0..%d" % (where, i, MAX_PIN))
     if "airtime_bitrate" in config and not _is_int(config["airtime_bitrate"], 1, 10**9):
         raise IotbpfError("%s: airtime_bitrate must be a positive number of bits per second" % where)
+    mqtt = config.get("mqtt")
+    if mqtt is not None and (not isinstance(mqtt, dict) or not isinstance(mqtt.get("server"), str)
+                             or not mqtt["server"] or not _is_int(mqtt.get("port", 1883), 1, 65535)
+                             or set(mqtt) - {"server", "port"}):
+        raise IotbpfError("%s: mqtt must be {\"server\": host, \"port\": 1..65535}" % where)
     return config
 
 

@@ -183,3 +183,13 @@ def test_device_runtime_has_no_asserts_that_mpy_cross_O3_would_strip():
         asserts = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
         debug = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id == "__debug__"]
         assert not asserts and not debug, (name, asserts, debug)
+
+
+def test_deploy_checks_the_mqtt_broker_of_the_device_config(cli, tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"mqtt": {"server": "192.168.1.10", "port": 1883}}))
+    assert cli("deploy", "sensor_node", "--to-folder", tmp_path / "fs", "--device-config", good, "--dry-run").code == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"mqtt": {"server": "", "port": 70000}}))
+    result = cli("deploy", "sensor_node", "--to-folder", tmp_path / "fs", "--device-config", bad, "--dry-run")
+    assert result.code == 2 and result.err.startswith("error: ") and "mqtt" in result.err
