@@ -226,6 +226,8 @@ class Node:
             try:
                 r0, insns = vm.run(p.code, self.mem, 2 << 16, self._call, p.budget)
             except vm.Fault as exc:
+                if self.ledger is not None:
+                    self.ledger.cpu(exc.insns)
                 self._fault(p, hook, st, now, exc)
                 continue
             finally:

@@ -221,9 +221,10 @@ def run(code, mem, ctx_addr, call, budget, r2=0):
             else:  # lddw (class 0): the linker resolved the value
                 reg[d] = imm
     except Fault as exc:
-        if exc.pc < 0:
-            raise Fault(pc // 3 - 1, str(exc).split(": ", 1)[1]) from None
-        raise
+        if exc.pc < 0:  # raised by Memory or a helper: give it this instruction's index
+            exc = Fault(pc // 3 - 1, str(exc).split(": ", 1)[1])
+        exc.insns = n  # the energy ledger charges a faulted run too
+        raise exc from None
 
 
 def _atomic(mem, addr, size, imm, reg, s):

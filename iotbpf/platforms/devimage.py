@@ -92,9 +92,11 @@ def link_program(program, map_index: dict, where: str) -> list[int]:
             if ins.src == 0:
                 imm &= M64
             elif ins.src in (1, 2):
-                spec = program.maps[ins.imm & M32]
-                name = getattr(spec, "spec", spec).name
-                region = (MAP_REGION_BASE + map_index[name]) << 16
+                spec = getattr(program.maps[ins.imm & M32], "spec", program.maps[ins.imm & M32])
+                if ins.src == 2 and spec.type != 2:
+                    raise ImageError("%s: a direct value address (lddw map_value) needs an array map, %s is not"
+                                     % (at, spec.name))
+                region = (MAP_REGION_BASE + map_index[spec.name]) << 16
                 imm = region if ins.src == 1 else region + (ins.imm >> 32)
             else:
                 raise ImageError("%s: lddw source %d is not supported on the device" % (at, ins.src))

@@ -8,6 +8,7 @@ import pytest
 from conftest import REPO
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.program import Program
+from iotbpf.ebpf.types import MapSpec
 from iotbpf.platforms import devimage
 
 STAND_IN_MACHINE = REPO / "tests" / "platforms" / "mcu" / "machine.py"
@@ -103,6 +104,11 @@ def test_link_refuses_what_the_device_lacks():
     with pytest.raises(devimage.ImageError, match="bpf-to-bpf call"):
         local_call = isa.Instruction(0x85, 0, 1, 0, 1)  # call pc + 1 + 1
         devimage.link_program(Program([local_call] + Program.from_asm("exit\nmov %r0, 1\nexit").insns), {}, "t")
+    hash_map = MapSpec("h", 1, 4, 8, 4, 0)
+    value_of_hash = Program([isa.Instruction(0x18, 1, 2, 0, 0), isa.Instruction(0)] + Program.from_asm(
+        "mov %r0, 0\nexit").insns, maps=[hash_map])
+    with pytest.raises(devimage.ImageError, match="needs an array map"):
+        devimage.link_program(value_of_hash, {"h": 0}, "t")
     with pytest.raises(devimage.ImageError, match="no such instruction"):
         devimage.link_program(Program([isa.Instruction(0x30, 0, 0, 0, 0)] + Program.from_asm("exit").insns), {}, "t")
 
