@@ -193,3 +193,26 @@ def test_deploy_checks_the_mqtt_broker_of_the_device_config(cli, tmp_path):
     bad.write_text(json.dumps({"mqtt": {"server": "", "port": 70000}}))
     result = cli("deploy", "sensor_node", "--to-folder", tmp_path / "fs", "--device-config", bad, "--dry-run")
     assert result.code == 2 and result.err.startswith("error: ") and "mqtt" in result.err
+
+
+FULL_KERNEL = """
+import machine
+from iotbpf.platforms import mcu
+node = mcu.load_node('/root/app', pin_dir='/root/pins', device_config={"gpio": [{"pin": 5, "trigger": "falling"}]})
+node.run(1000 * 10**6)
+machine.drive(5, 0)
+node.run(600 * 10**6)
+stats = node.runtime.summary()["hooks"]
+print("RUNS", stats["timer"]["runs"], stats["gpio"]["events"], len(machine.sleeps))
+"""
+
+
+def test_full_kernel_mcu_platform_still_runs_sensor_node_under_micropython(micropython, tmp_path):
+    """iotbpf.platforms.mcu (the host's kernel on a big board) keeps working beside the thin runtime."""
+    app = json.loads((REPO / "apps" / "sensor_node" / "app.json").read_text())
+    app["timers"][0]["period"] = "200ms"
+    files = {"machine.py": STAND_IN_MACHINE, "app/app.json": json.dumps(app),
+             "app/sensor_node.ibpf": REPO / "apps" / "sensor_node" / "sensor_node.ibpf"}
+    result = micropython.run(FULL_KERNEL, files=files)
+    runs = next(line for line in result.stdout.splitlines() if line.startswith("RUNS")).split()
+    assert 5 <= int(runs[1]) <= 10 and runs[2] == "1" and int(runs[3]) > 0, result.stdout
