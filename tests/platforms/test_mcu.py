@@ -216,3 +216,13 @@ def test_full_kernel_mcu_platform_still_runs_sensor_node_under_micropython(micro
     result = micropython.run(FULL_KERNEL, files=files)
     runs = next(line for line in result.stdout.splitlines() if line.startswith("RUNS")).split()
     assert 5 <= int(runs[1]) <= 10 and runs[2] == "1" and int(runs[3]) > 0, result.stdout
+
+
+def test_bench_device_reports_heap_and_flash_within_the_targets(cli, micropython):
+    result = cli("bench", "device", "--quick", "--json")
+    assert result.code == 0, result.err
+    rows = {row["name"]: row["value"] for row in json.loads(result.out)}
+    heap = rows["live heap as deployed, sensor_node running (energy + SoC on)"]
+    flash = next(v for k, v in rows.items() if k.startswith("flash, deployed files"))
+    assert 10000 < heap <= rows["RAM target (issue 28)"] == 65536
+    assert 10000 < flash <= rows["flash budget"] == 128 * 1024
