@@ -130,15 +130,24 @@ def _app_monitor_events():
 SCENARIOS = {"sensor_node": _sensor_node_events, "rx_filter": _rx_filter_events, "app_monitor": _app_monitor_events}
 
 
+@pytest.fixture(scope="module")
+def runtime_mpy(tmp_path_factory):
+    """The device runtime as deploy builds it (mpy-cross -O3)."""
+    from iotbpf.platforms.device import build_device
+
+    out = tmp_path_factory.mktemp("lib")
+    build_device(out)
+    return out
+
+
 @pytest.mark.parametrize("app", sorted(SCENARIOS))
-def test_device_image_gives_the_host_simulation_s_maps_and_reports(micropython, tmp_path, app):
+def test_device_image_gives_the_host_simulation_s_maps_and_reports(micropython, runtime_mpy, app):
     adc, events, end = SCENARIOS[app]()
     config = {"sensors": [{"id": 0, "adc": 3}]} if adc else None
     image = devimage.link(app, device_config=config, key=KEY)
     host_maps, host_reports = host_run(app, {0: adc}, events, end)
     code = DEVICE_REPLAY % {"adc": adc, "events": json.dumps(events), "end": end}
-    result = micropython.run(code, files={"lib/machine.py": STAND_IN_MACHINE, "lib/iotbpf/__init__.py": "",
-                                          "lib/iotbpf/device": REPO / "iotbpf" / "device",
+    result = micropython.run(code, files={"lib": runtime_mpy, "lib/machine.py": STAND_IN_MACHINE,
                                           "app/app.dimg": image}, core=False)
     line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
     device = json.loads(line[len("RESULT "):])
