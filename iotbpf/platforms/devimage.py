@@ -55,7 +55,9 @@ def _opcode_ok(op: int) -> bool:
         code = op & 0xF0
         return code <= 0xD0 and not (code == 0xD0 and cls == 7 and op & 8)
     if cls in (5, 6):
-        return (op & 0xF0) <= 0xD0 and not (cls == 6 and (op & 0xF0) in (0x80, 0x90))
+        if op & 0xF0 in (0x80, 0x90):  # call and exit: JMP class only, no register form (callx)
+            return cls == 5 and not op & 8
+        return (op & 0xF0) <= 0xD0
     if cls == 1:
         return op & 0xE0 in (0x60, 0x80)
     if cls == 2:
