@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.platforms import device, devimage
@@ -51,19 +52,26 @@ def run(args: argparse.Namespace) -> int:
     if args.counter is not None and args.counter < 0:
         raise IotbpfError("--counter must be >= 0")
     key = devimage.read_key(args.key) if args.key else None
-    if args.update:
-        plan = device.plan_update(args.app, board=args.board, device_config=config, key=key,
-                                  counter=1 if args.counter is None else args.counter)
-    else:
-        plan = device.plan_deploy(args.app, board=args.board, device_config=config, key=key,
-                                  counter=args.counter or 0)
-    destination = args.port or args.to_folder
-    if args.dry_run:
-        print("would copy %d files to %s%s:" % (len(plan.files), destination, ", then reset" if plan.reset else ""))
-        for line in plan.lines():
-            print("  " + line)
-        print("flash: %d bytes (of %d)" % (plan.flash_bytes(), device.FLASH_BUDGET_BYTES))
-        return 0
+    with tempfile.TemporaryDirectory(prefix="iotbpf-deploy-") as work:  # nothing left behind
+        if args.update:
+            plan = device.plan_update(args.app, board=args.board, device_config=config, key=key, workdir=work,
+                                      counter=1 if args.counter is None else args.counter)
+        else:
+            plan = device.plan_deploy(args.app, board=args.board, device_config=config, key=key, workdir=work,
+                                      counter=args.counter or 0)
+        destination = args.port or args.to_folder
+        if args.dry_run:
+            print("would copy %d files to %s%s:" % (len(plan.files), destination,
+                                                    ", then reset" if plan.reset else ""))
+            for remote in plan.remotes():
+                print("  :" + remote)
+            print("flash: %d bytes (of %d)" % (plan.flash_bytes(), device.FLASH_BUDGET_BYTES))
+            return 0
+        transport = device.MpremoteTransport(args.port, args.mpremote) if args.port \
+            else device.FolderTransport(args.to_folder)
+        device.deploy(plan, transport)
+    print("deployed %s: %d files to %s" % (args.app, len(plan.files), destination))
+    return 0
     transport = device.MpremoteTransport(args.port, args.mpremote) if args.port \
         else device.FolderTransport(args.to_folder)
     device.deploy(plan, transport)

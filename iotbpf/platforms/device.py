@@ -149,8 +149,9 @@ class CopyPlan:
         self.workdir = workdir
         self.reset = reset
 
-    def lines(self) -> list[str]:
-        return ["%s -> :%s" % (local, remote) for local, remote in self.files]
+    def remotes(self) -> list[str]:
+        """The device paths, with the size of each file."""
+        return ["%s (%d bytes)" % (remote, local.stat().st_size) for local, remote in self.files]
 
     def flash_bytes(self) -> int:
         """Bytes the copied files take (what the board's filesystem must hold)."""

@@ -78,9 +78,14 @@ def test_deployed_files_fit_in_128_KiB_of_flash(deployed):
     assert on_board == plan.flash_bytes() <= FLASH_BUDGET_BYTES
 
 
-def test_deploy_dry_run_lists_the_copies_and_copies_nothing(cli, tmp_path):
+def test_deploy_dry_run_lists_the_copies_and_copies_nothing(cli, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     result = cli("deploy", "sensor_node", "--to-folder", tmp_path / "fs", "--dry-run")
     assert result.code == 0, result.err
+    assert list((tmp_path / "tmp").iterdir()) == []  # no staging folder left behind
     assert "would copy" in result.out and "flash: " in result.out
     assert ":/main.py" in result.out and ":/app/app.dimg" in result.out and "vm.mpy" in result.out
     assert not (tmp_path / "fs").exists()
