@@ -435,14 +435,24 @@ class Node:
                     saved.get("map") == self.name + "." + name:
                 m.import_state(saved.get("state", {}))
                 self.restored += 1
+        if self.ledger is not None:
+            try:
+                with open(self._pin_path("@energy")) as f:
+                    self.ledger.restore(json.loads(f.read()))
+            except (OSError, ValueError, AttributeError):
+                pass
 
     def save(self):
         import os
 
-        for name, m in self.maps.items():
-            path = self._pin_path(name)
+        files = [(self._pin_path(name), {"version": 1, "map": self.name + "." + name, "state": m.export_state()})
+                 for name, m in self.maps.items()]
+        if self.ledger is not None:
+            self.ledger.advance(self.clock.now_ns())
+            files.append((self._pin_path("@energy"), self.ledger.state()))
+        for path, data in files:
             with open(path + ".tmp", "w") as f:
-                f.write(json.dumps({"version": 1, "map": self.name + "." + name, "state": m.export_state()}))
+                f.write(json.dumps(data))
             os.rename(path + ".tmp", path)
 
 

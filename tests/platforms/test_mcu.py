@@ -114,12 +114,15 @@ n.run(1200 * 10**6)
 print("RAM", gc.mem_alloc())
 print("RUNS", n.stats["timer"][1], n.stats["gpio"][0], len(machine.sleeps), n.battery_permille(), n.energy_used_uj())
 count_before = bytes(n.maps[".bss.stats"].values[:8])
+n.save()  # what node.run did on exit, once more: the ledger as pinned
+used_before = int(n.ledger.used_j() * 10**6)
 # a reset: everything in RAM is gone; the pinned maps in flash bring the counters back
 n = None
 # @gc
 n = node.start('/root/app', pin_dir='/root/pins')
 count_after = bytes(n.maps[".bss.stats"].values[:8])
 print("PINNED", count_before == count_after, int.from_bytes(count_after, "little"), n.restored)
+print("LEDGER", n.energy_used_uj() >= used_before > 0)
 """
 
 
@@ -135,6 +138,7 @@ def test_sensor_node_runs_on_the_device_runtime_under_micropython(micropython, d
     assert used_uj > 0 and 990 <= permille <= 1000  # energy accounting on (a coin cell, 2.4 s)
     pinned = next(line for line in lines if line.startswith("PINNED")).split()
     assert pinned[1] == "True" and int(pinned[2]) == timer_runs and int(pinned[3]) == 5
+    assert "LEDGER True" in lines  # a reset does not refill the battery
     reports = [json.loads(line) for line in lines if line.startswith("{")]
     status = [r["payload"] for r in reports if r["topic"] == "iotbpf/sensor_node/status"]
     assert status and status[-1]["runs"] >= timer_runs + 1 and status[-1]["faults"] == 0
