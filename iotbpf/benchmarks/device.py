@@ -14,7 +14,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from iotbpf.platforms.device import FLASH_BUDGET_BYTES, FolderTransport, deploy, device_profile_modules, plan_deploy
+from iotbpf.platforms.device import (
+    FLASH_BUDGET_BYTES,
+    FolderTransport,
+    deploy,
+    device_profile_modules,
+    plan_deploy,
+    plan_update,
+)
 
 REPO = Path(__file__).resolve().parent.parent.parent
 STAND_IN_MACHINE = REPO / "tests" / "platforms" / "mcu" / "machine.py"
@@ -50,6 +57,7 @@ def _script(per_module: bool) -> str:
             code += "import %s\n# @gc\nnow = gc.mem_alloc()\nprint('RAM %s', now - last)\nlast = now\n" % (name, name)
     code += _START + "# @gc\nnow = gc.mem_alloc()\nprint('RAM sensor_node loaded and running', now - last)\n"
     code += "print('RAM total', now)\nprint('RUNS', n.stats['timer'][1], n.battery_permille())\n"
+    code += "print('COUNTER', n.image['counter'])\n"
     return code
 
 
@@ -64,6 +72,8 @@ def _measure(runner: list[str], fs: Path, script: Path) -> list[tuple[str, int]]
             rows.append((label, int(value)))
         elif line.startswith("RUNS ") and int(line.split()[1]) < 2:
             raise RuntimeError("sensor_node did not run: " + line)
+        elif line.startswith("COUNTER "):
+            rows.append(("counter", int(line.split()[1])))
     return rows
 
 
@@ -94,7 +104,17 @@ def run(quick: bool = False) -> list[dict]:
             per_module = Path(tmp) / "ram_modules.py"
             per_module.write_text(_script(True))
             for label, value in _measure(runner, fs, per_module):
-                name = "live heap, imported module by module" if label == "total" else "  " + label
-                rows.append({"name": name, "value": value, "unit": "bytes"})
+                if label != "counter":
+                    name = "live heap, imported module by module" if label == "total" else "  " + label
+                    rows.append({"name": name, "value": value, "unit": "bytes"})
+            # an over-the-air update waiting on the board: the node applies it between slices
+            update = plan_update("sensor_node", board=BOARD, device_config=DEVICE_CONFIG,
+                                 workdir=Path(tmp) / "update", counter=1)
+            shutil.copy(update.files[0][0], fs / "app" / "update.dimg")
+            measured = dict(_measure(runner, fs, deployed))
+            if measured.get("counter") != 1:
+                raise RuntimeError("the update was not applied")
+            rows.append({"name": "live heap after an OTA update (ota imported, rollback kept)",
+                         "value": measured["total"], "unit": "bytes"})
     rows.append({"name": "RAM target (issue 28)", "value": RAM_TARGET_BYTES, "unit": "bytes"})
     return rows
