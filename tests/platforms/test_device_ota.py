@@ -156,3 +156,24 @@ def test_link_command_writes_a_signed_image(cli, tmp_path):
     short.write_text("abcd")
     bad = cli("link", "sensor_node", "-o", out, "--key", short)
     assert bad.code == 2 and "at least 16 bytes" in bad.err
+
+
+def test_board_refuses_to_boot_a_tampered_image(micropython):
+    good = _image(1)
+    tampered = bytearray(good)
+    tampered[100] ^= 0x01
+    code = """
+import sys
+sys.path.insert(0, '/root/lib')
+from iotbpf.device import node, image
+try:
+    node.start('/root/app', pin_dir=None)
+    print("BOOTED")
+except image.ImageError as exc:
+    print("REFUSED", exc)
+"""
+    files = {"lib/iotbpf/__init__.py": "", "lib/iotbpf/device": REPO / "iotbpf" / "device",
+             "lib/machine.py": STAND_IN_MACHINE, "app/app.dimg": bytes(tampered), "app/key": KEY.hex()}
+    assert micropython.run(code, files=files, core=False).stdout.strip() == "REFUSED bad signature"
+    files["app/app.dimg"] = good
+    assert micropython.run(code, files=files, core=False).stdout.strip() == "BOOTED"
