@@ -25,7 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "header", "build", "simulate",
     "monitor", "node",
     "listen", "plot",
-    "deploy",
+    "deploy", "link",
     "bench",
 )
 

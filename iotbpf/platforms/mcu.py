@@ -1,4 +1,7 @@
-"""The microcontroller platform (MicroPython only): real time, GPIO interrupts, sleep, pinned maps.
+"""The full kernel runtime on a microcontroller (MicroPython only): real time, GPIO interrupts,
+sleep, pinned maps. It loads bundles and runs the host's kernel, scheduler and battery models
+(~200 KB of heap: boards with PSRAM); `iotbpf deploy` installs the thin device runtime
+(iotbpf/device, under 64 KiB) instead.
 
 Runs an app's programs on an ESP32/RP2040-class board: a clock from ``time.ticks_us`` that
 sleeps with ``machine.lightsleep`` between events, GPIO edges from ``machine.Pin.irq`` delivered

@@ -37,3 +37,16 @@ def test_importing_ebpf_pulls_in_nothing_else_of_iotbpf(micropython):
         "print(sorted(m for m in sys.modules if m.startswith('iotbpf')))\n")
     loaded = eval(result.stdout.strip())
     assert loaded == ["iotbpf", "iotbpf.ebpf", "iotbpf.ebpf.errors"]
+
+
+def test_device_runtime_imports_alone_under_micropython(micropython):
+    """The device runtime (iotbpf/device) imports under MicroPython with nothing else of iotbpf
+    on the board (its package root is empty there), and pulls in no other iotbpf module."""
+    names = sorted("iotbpf.device" + ("" if p.stem == "__init__" else "." + p.stem)
+                   for p in (REPO / "iotbpf" / "device").glob("*.py"))
+    code = "import sys\n" + "".join("import %s\n" % name for name in names)
+    code += "print(sorted(m for m in sys.modules if m.startswith('iotbpf')))\n"
+    result = micropython.run(code, files={"iotbpf/__init__.py": "", "iotbpf/device": REPO / "iotbpf" / "device"},
+                             core=False)
+    assert eval(result.stdout.strip()) == ["iotbpf"] + names
+    print("live heap with every device runtime module imported (.py): %d bytes" % result.mem_alloc)

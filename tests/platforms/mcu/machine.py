@@ -46,12 +46,25 @@ def drive(number, level):
         pin._handler(pin)
 
 
+_adc_values = {}
+
+
+def set_adc(channel, values):
+    """Test hook: ADC ``channel`` reads ``values`` in turn (cycling), instead of 20000 + channel."""
+    _adc_values[channel] = [0, list(values)]
+
+
 class ADC:
     def __init__(self, channel):
         self.channel = channel
 
     def read_u16(self):
-        return 20000 + self.channel
+        cell = _adc_values.get(self.channel)
+        if cell is None:
+            return 20000 + self.channel
+        value = cell[1][cell[0] % len(cell[1])]
+        cell[0] += 1
+        return value
 
 
 class Timer:
