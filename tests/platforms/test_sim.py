@@ -8,7 +8,7 @@ from iotbpf.platforms.sim.platform import SimPlatform
 from iotbpf.platforms.sim.radio import Link, TrafficSource
 from iotbpf.platforms.sim.sensors import RandomWalkSensor, TraceSensor, _sin_milli, parse_csv
 from iotbpf.platforms.sim.trace import format_events, parse_events
-from iotbpf.platforms.sim.usage import FOREGROUND, SCREEN_OFF, SCREEN_ON, AndroidUsage
+from iotbpf.platforms.sim.usage import DISK, FOREGROUND, SCREEN_OFF, SCREEN_ON, AndroidUsage
 
 
 def test_random_walk_sensor_is_reproducible_and_stays_in_range():
@@ -116,8 +116,10 @@ def test_usage_generator_is_reproducible_and_well_formed():
 def test_usage_truth_adds_up_to_the_events():
     usage = AndroidUsage(9)
     events = list(usage.events(2 * NS_PER_DAY))
-    rx = sum(f.get("rx_bytes", 0) for _t, f in events)
+    rx = sum(f.get("rx_bytes", 0) for _t, f in events if f["kind"] != DISK)
     assert rx == sum(v["rx_bytes"] for v in usage.truth.values())
+    read = sum(f["rx_bytes"] for _t, f in events if f["kind"] == DISK)  # storage, never network
+    assert read == sum(v["disk_read_bytes"] for v in usage.truth.values()) > 0
     sessions = sum(1 for _t, f in events if f["kind"] == FOREGROUND)
     assert sessions == sum(v["sessions"] for v in usage.truth.values())
 
