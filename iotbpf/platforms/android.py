@@ -37,6 +37,8 @@ class UidUsage:
         self.network = {}  # nt fields by name
         self.wifi_running_ms = 0
         self.wifi_scan_ms = 0
+        self.foreground_ms = 0  # fg: time with an activity on top
+        self.foreground_count = 0
 
     @property
     def cpu_ms(self) -> int:
@@ -54,7 +56,8 @@ class UidUsage:
                 "cpu_user_ms": self.cpu_user_ms, "cpu_system_ms": self.cpu_system_ms,
                 "wakelock_partial_ms": self.wakelock_partial_ms, "wakelocks": dict(self.wakelocks),
                 "processes": dict(self.processes), "network": dict(self.network),
-                "wifi_running_ms": self.wifi_running_ms, "wifi_scan_ms": self.wifi_scan_ms}
+                "wifi_running_ms": self.wifi_running_ms, "wifi_scan_ms": self.wifi_scan_ms,
+                "foreground_ms": self.foreground_ms, "foreground_count": self.foreground_count}
 
 
 class Checkin:
@@ -205,6 +208,10 @@ def _parse_line(out: Checkin, uid: int, kind: str, f: list) -> None:
             if f[i + 1] == "p":
                 out.uid(uid).wakelocks[name] = int(f[i])
                 break
+    elif kind == "fg":
+        usage = out.uid(uid)
+        usage.foreground_ms += int(f[0])
+        usage.foreground_count += _int(f[1])
     elif kind == "nt":
         out.uid(uid).network = dict((name, _int(v)) for name, v in zip(_NT, f))
     elif kind == "wfl":
