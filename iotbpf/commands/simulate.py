@@ -15,7 +15,8 @@ HELP = "simulate a node running an app for days to years of virtual time"
 EXAMPLE = """iotbpf simulate sensor_node --duration 1y
 iotbpf simulate rx_filter --duration 1d --seed 7 --json
 iotbpf simulate sensor_node --duration 30d --compare always_on,duty_cycle,batching
-iotbpf simulate apps/app_monitor --events usage.jsonl --report usage.json
+iotbpf simulate app_monitor --duration 1d
+iotbpf simulate apps/app_monitor --events apps/app_monitor/usage.jsonl --report usage.json
 iotbpf simulate sensor_node --fleet 20 --duration 30d"""
 
 
@@ -61,10 +62,22 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("\r" + " " * 60 + "\r")
     if session is not None:
         session.finish(result)
+    phone = getattr(node.platform, "phone", None) is not None
     if args.json:
-        print(result.to_json())
+        if phone:
+            from iotbpf.report.apps import from_node
+
+            data = json.loads(result.to_json())
+            data["apps_report"] = from_node(node).to_dict()
+            print(json.dumps(data, indent=2, sort_keys=True))
+        else:
+            print(result.to_json())
     else:
         sys.stdout.write(result.text())
+        if phone:
+            from iotbpf.report.apps import from_node
+
+            sys.stdout.write(from_node(node).text())
     return 0
 
 

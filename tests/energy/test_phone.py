@@ -133,7 +133,8 @@ def test_a_simulated_phone_day_charges_every_app_that_ran_by_name(phone_day):
 def test_the_phone_day_is_within_published_usage(phone_day):
     from iotbpf.platforms.sim.usage import AndroidUsage, day_stats
 
-    stats = day_stats(list(AndroidUsage(0).events(24 * 3600 * S)))
+    spec = phone_day[0].manifests[0].sim["usage"]  # app_monitor's own day
+    stats = day_stats(list(AndroidUsage(0, spec).events(24 * 3600 * S)))
     # Falaki et al. (MobiSys 2010): 10-200 interactions a day, mean length 10-250 s
     assert 10 <= stats["sessions"] <= 200
     mean_s = stats["screen_on_ns"] / stats["sessions"] / S
