@@ -270,6 +270,10 @@ def _android(args) -> int:
     profile = load_power_profile(args.power_profile)
     comparison = attribute(checkin, profile, os.path.basename(args.power_profile))
     report = comparison.to_dict()
+    from iotbpf.report.apps import from_android
+
+    apps_report = from_android(checkin, comparison)
+    report["apps_report"] = apps_report.to_dict()
     events = app_usage_events(checkin, comparison)
     try:
         feed = _AppMonitorFeed()
@@ -287,7 +291,8 @@ def _android(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        sys.stdout.write(comparison.table(args.top) + "\n")
+        sys.stdout.write(comparison.table(args.top) + "\n\n")
+        sys.stdout.write(apps_report.text(args.top))
         for note in report["notes"]:
             sys.stdout.write("note: %s\n" % note)
     return 0

@@ -158,6 +158,9 @@ def from_node(node, app: str = "app_monitor") -> AppsReport:
 def from_android(checkin, comparison, voltage_v: float = 3.85) -> AppsReport:
     """An Android import: the dump's per-uid counters with our attributed charge as energy
     (mAh x nominal voltage); global items (screen, cell, idle, unaccounted) are "system"."""
+    from iotbpf.platforms.android import wakelock_ms
+
+    held = wakelock_ms(checkin)
     rows = []
     apps_mah = 0.0
     for r in comparison.rows:
@@ -169,7 +172,7 @@ def from_android(checkin, comparison, voltage_v: float = 3.85) -> AppsReport:
             net = usage.network
             counters = {"foreground_ns": usage.foreground_ms * 1000000, "sessions": usage.foreground_count,
                         "cpu_ns": usage.cpu_ms * 1000000,
-                        "wakelock_ns": sum(usage.wakelocks.values()) * 1000000,
+                        "wakelock_ns": held.get(r["uid"], 0) * 1000000,
                         "rx_bytes": net.get("mobile_rx_bytes", 0) + net.get("wifi_rx_bytes", 0),
                         "tx_bytes": net.get("mobile_tx_bytes", 0) + net.get("wifi_tx_bytes", 0)}
         rows.append(_row(r["name"], r["uid"], counters, r["ours_mah"] * 3.6 * voltage_v))

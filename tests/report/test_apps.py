@@ -69,7 +69,7 @@ def test_an_android_import_becomes_the_same_kind_of_report(shared):
     report = from_android(checkin, comparison)
     top = report.rows[0]
     assert top["uid"] == 1001 and top["energy_j"] == pytest.approx(comparison.row("uid 1001")["ours_mah"] * 3.6 * 3.85)
-    assert top["cpu_s"] == pytest.approx(0.272)
+    assert top["cpu_s"] == pytest.approx(0.272) and top["wakelock_s"] == pytest.approx(43699.891)
     assert sum(r["energy_j"] for r in report.rows) == pytest.approx(report.total_j)
 
 
