@@ -52,7 +52,7 @@ def read_items(xml_text):
         lt = xml_text.find("<", pos)
         if lt < 0:
             break
-        if xml_text.startswith("<!--", lt):  # a comment may hold example <array> tags: skip it
+        if xml_text[lt:lt + 4] == "<!--":  # a comment may hold example <array> tags: skip it
             end = xml_text.find("-->", lt + 4)
             if end < 0:
                 raise ModelError("power_profile: unterminated comment at offset %d" % lt)

@@ -15,6 +15,11 @@ import re
 
 SYSTEM = "system"
 REPORT_VERSION = 1
+# app_monitor's struct app_stats (apps/app_monitor/app_monitor.c), as iotbpf.api.APP_STATS_FIELDS
+# reads it (report/ sits below api/, so the layout is restated here; a test checks they agree)
+APP_STATS_FIELDS = ("foreground_ns", "cpu_ns", "rx_bytes", "tx_bytes", "wakelock_ns", "energy_uj",
+                    "wakeups", "sessions", "disk_read_bytes", "disk_write_bytes")
+_APP_STATS_FMT = "<QQQQQQIIQQ"
 FIELDS = ("name", "uid", "foreground_s", "sessions", "wakeups", "cpu_s", "wakelock_s", "net_rx_bytes",
           "net_tx_bytes", "disk_read_bytes", "disk_write_bytes", "energy_j", "share_percent")
 
@@ -213,8 +218,6 @@ def _jinja_string(text: str) -> str:
 def runtime_counters(runtime, app: str = "app_monitor") -> dict:
     """app_monitor's per-uid counters read from a kernel Runtime ({} when it is not loaded)."""
     import struct
-
-    from iotbpf.api import _APP_STATS_FMT, APP_STATS_FIELDS
 
     for a in getattr(runtime, "apps", ()):
         if a.name == app and "app_stats" in a.maps:
