@@ -1,5 +1,7 @@
 """The usage-driven phone (iotbpf.energy.phone): BatteryStats' rules on the ledger, exact sums."""
 
+import json
+
 import pytest
 
 from iotbpf import Node
@@ -141,3 +143,48 @@ def test_the_phone_day_is_within_published_usage(phone_day):
     assert 10 <= mean_s <= 250
     fg = sorted(stats["foreground_ns"].items(), key=lambda kv: -kv[1])
     assert len(fg) >= 5 and fg[0][0] in ("com.whatsapp", "com.android.chrome", "com.instagram.android")
+
+
+PHONE_SNIPPET = """
+import json
+from iotbpf.energy import android_profile
+from iotbpf.energy.accounting import Ledger
+from iotbpf.energy.attribution import Attribution
+from iotbpf.energy.models import parse_model
+from iotbpf.energy.phone import Phone
+profile = android_profile.parse_power_profile(open('/root/pp.xml').read())
+models = {}
+for name, m in android_profile.phone_models(profile, 'p').items():
+    models[name] = parse_model(m)
+ledger = Ledger(models)
+attr = Attribution(ledger)
+phone = Phone(profile, ledger, attr, 0, {10: 'a', 11: 'b'})
+S = 1000000000
+for t, f in EVENTS:
+    phone.on_usage(t, f)
+phone.finish(600 * S)
+print(json.dumps([sorted([list(k), v] for k, v in ledger.ns.items()),
+                  sorted([list(k), v] for k, v in attr.ns.items())]))
+"""
+EVENTS = [(0, {"kind": 1, "arg": 3}), (0, {"kind": 3, "uid": 10}),
+          (5 * S, {"kind": 6, "uid": 10, "rx_bytes": 123456, "arg": 1}),
+          (9 * S, {"kind": 8, "uid": 10, "cpu_time_ns": 3 * S, "arg": (2 << 8) | 7}),
+          (30 * S, {"kind": 2}), (31 * S, {"kind": 10, "uid": 11}), (40 * S, {"kind": 10, "uid": 10}),
+          (70 * S, {"kind": 5, "uid": 11, "duration_ns": 39 * S}), (71 * S, {"kind": 11, "uid": 10, "duration_ns": S}),
+          (90 * S, {"kind": 5, "uid": 10, "duration_ns": 50 * S})]
+
+
+def test_the_phone_model_gives_the_same_integer_ledger_under_micropython(micropython, shared):
+    xml = shared / "data" / "power_profile_sample.xml"
+    code = "EVENTS = %r\n" % EVENTS + PHONE_SNIPPET
+    got = json.loads(micropython.run(code, files={"pp.xml": xml}).stdout.strip().splitlines()[-1])
+    profile = parse_power_profile(xml.read_text())
+    models = dict((name, parse_model(m)) for name, m in phone_models(profile, "p").items())
+    ledger = Ledger(models)
+    attr = Attribution(ledger)
+    phone = ph.Phone(profile, ledger, attr, 0, {10: "a", 11: "b"})
+    for t, f in EVENTS:
+        phone.on_usage(t, dict(f))
+    phone.finish(600 * S)
+    want = [sorted([list(k), v] for k, v in ledger.ns.items()), sorted([list(k), v] for k, v in attr.ns.items())]
+    assert got == want
