@@ -179,3 +179,22 @@ def test_mistakes_in_device_entries_are_named(config, message):
     with pytest.raises(ValueError) as info:
         SimPlatform(config)
     assert message in str(info.value)
+
+
+def test_the_sample_usage_trace_of_simulate_help_exists_and_replays():
+    import re
+
+    from conftest import REPO
+    from iotbpf.api import Node
+    from iotbpf.commands.simulate import EXAMPLE
+    from iotbpf.platforms.sim.trace import parse_events
+
+    path = REPO / re.search(r"--events (\S+)", EXAMPLE).group(1)
+    events = parse_events(path.read_text())
+    assert len(events) > 20 and all(hook == "app_usage" for _t, hook, _f in events)
+    node = Node(REPO / "apps" / "app_monitor", events=path)
+    node.simulate("9h")
+    apps = node.scheduler.summary()["apps"]
+    named = set(f["app"] for _t, _h, f in events if f.get("app"))
+    assert named <= set(apps) and all(apps[name] > 0 for name in named)
+    assert node.app_stats()[10067]["disk_write_bytes"] == 12000000  # the photo, as storage bytes
