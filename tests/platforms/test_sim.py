@@ -163,7 +163,9 @@ def test_event_traces_round_trip_and_are_validated():
                           ('{"t": "1s", "hook": "nope"}', "'hook' must be"),
                           ('{"t": "1s", "hook": "gpio", "pins": 1}', "no field 'pins'"),
                           ('{"t": "1s", "hook": "gpio", "pin": -1}', "integer in"),
-                          ('{"version": 9}', "unsupported version"), ("[", "not valid JSON")):
+                          ('{"version": 9}', "unsupported version"), ("[", "not valid JSON"),
+                          ('{"t": "1s", "hook": "app_usage", "app": 7}', "app must be a name"),
+                          ('{"t": "1s", "hook": "gpio", "app": "x"}', "hook gpio has no field 'app'")):
         with pytest.raises(ValueError, match=message):
             parse_events(line)
 
@@ -174,6 +176,11 @@ def test_event_traces_round_trip_and_are_validated():
     ({"sensors": [{"id": 0, "modle": "trace"}]}, "sim.sensors[0]: unknown field 'modle'"),
     ({"sensors": [{"id": 0, "model": "sine"}]}, "unknown model 'sine'"),
     ({"usage": {"screen": "1m"}}, "sim.usage: unknown field 'screen'"),
+    ({"usage": {"apps": [{"uid": 1, "weight": 1, "bogus": 2}]}}, "usage.apps: unknown field 'bogus'"),
+    ({"usage": {"apps": [{"uid": 1, "weight": 1}, {"uid": 1}]}}, "usage.apps: uid 1 twice"),
+    ({"usage": {"apps": [{"uid": 1, "weight": 1, "big": 2}]}}, "big in [0, 1]"),
+    ({"usage": {"night": "late"}}, "usage.night must look like"),
+    ({"usage": {"power_profile": 3}}, "sim.usage.power_profile must be a file name"),
 ])
 def test_mistakes_in_device_entries_are_named(config, message):
     with pytest.raises(ValueError) as info:
