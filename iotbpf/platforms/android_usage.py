@@ -148,15 +148,19 @@ def _uid(value: str) -> tuple | None:
     else:
         uid = int(m.group(5))
     name = None
-    i = value.find(':"')
-    if i >= 0 and value.endswith('"'):
-        name = value[i + 2:-1]
-    return uid, name
+    i = value.find(":")
+    if i >= 0:
+        name = value[i + 1:]
+        if name.startswith('"'):
+            name = name[1:-1] if name.endswith('"') and len(name) > 1 else name[1:]
+    return uid, name or None
 
 
 def parse_history(text: str) -> UsageTrace:
     """The `dumpsys batterystats --history` timeline: screen on/off and brightness, the top app
-    (`top=`), partial wakelocks held per uid (`wake_lock_in=`)."""
+    (`top=u0a42:"pkg"`, names quoted or not), partial wakelocks per uid (`wake_lock_in=` with full
+    wake history, else `+wake_lock=uid:"tag"` ... `-wake_lock`); state words in hex, battery
+    fields and other entries are passed over."""
     if len(text) > MAX_TEXT:
         raise IotbpfError("history dump is larger than %d bytes" % MAX_TEXT)
     trace = UsageTrace("batterystats --history")
@@ -188,17 +192,19 @@ def parse_history(text: str) -> UsageTrace:
                 if who[1]:
                     trace.names.setdefault(who[0], who[1])
                 trace.add(t * MS, FOREGROUND, who[0])
-            elif key == "wake_lock_in" and sign and value:
+            elif key in ("wake_lock_in", "wake_lock") and sign == "+" and value:
                 who = _uid(value)
                 if who is None:
                     bad += 1
                     continue
-                key2 = (who[0], who[1])
-                if sign == "+":
-                    held[key2] = t
-                    trace.add(t * MS, ACQUIRE, who[0])
-                elif key2 in held:
-                    trace.add(t * MS, WAKELOCK, who[0], duration_ns=(t - held.pop(key2)) * MS)
+                held[(key, who[0], who[1])] = t
+                trace.add(t * MS, ACQUIRE, who[0])
+            elif key in ("wake_lock_in", "wake_lock") and sign == "-":
+                # `-wake_lock_in=uid:"tag"` ends that wakelock; a bare `-wake_lock` (the default
+                # history names only the wakelock that woke the device) ends the one it named
+                who = _uid(value) if value else None
+                for k in [k for k in held if k[0] == key and (who is None or k[1:] == who)]:
+                    trace.add(t * MS, WAKELOCK, k[1], duration_ns=(t - held.pop(k)) * MS)
     if lines == 0:
         raise IotbpfError("not a `dumpsys batterystats --history` dump (no history lines)")
     if bad:

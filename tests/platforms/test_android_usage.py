@@ -97,6 +97,21 @@ def test_a_history_timeline_replays_with_its_foreground_times(tmp_path):
     assert node.scheduler.summary()["apps"]["com.memfault.smartfridge.bort"] > 0
 
 
+def test_history_shapes_of_older_releases_are_read():
+    history = "\n".join([
+        '                    0 (2) 100 c0500020 status=discharging +running +wake_lock=1000:"*alarm*:TIME_TICK" '
+        '+screen brightness=dim',
+        '                    0 (2) 100 c0500020 +top=u0a19:com.google.android.googlequick',
+        '            +1s500ms (1) 100 c0500020 -wake_lock',
+        '         +40s000ms (3) 100 80400020 -screen -top=u0a19:com.google.android.googlequick',
+    ])
+    trace = parse_history(history)
+    assert trace.foreground_ms() == {10019: 40000}
+    assert trace.names[10019] == "com.google.android.googlequick"
+    locks = [f for _t, _h, f in trace.events if f["kind"] == 5]
+    assert [(f["uid"], f["duration_ns"]) for f in locks] == [(1000, 1500 * 10**6)]
+
+
 def test_usagestats_events_become_foreground_sessions():
     trace = parse_usagestats(USAGESTATS, {"com.android.launcher3": 10081})
     assert [f["kind"] for _t, _h, f in trace.events].count(FOREGROUND) == 2
