@@ -27,9 +27,10 @@ FIELDS = ("name", "uid", "foreground_s", "sessions", "wakeups", "cpu_s", "wakelo
 class AppsReport:
     """Rows (dicts with FIELDS), largest energy first; ``system`` last; shares of ``total_j``."""
 
-    def __init__(self, rows: list, total_j: float, source: str):
+    def __init__(self, rows: list, total_j: float, source: str, system_detail: dict | None = None):
         self.source = source
         self.total_j = float(total_j)
+        self.system_detail = dict(system_detail or {})  # component -> J of the "system" row
         apps = [r for r in rows if r["name"] != SYSTEM]
         system = [r for r in rows if r["name"] == SYSTEM]
         apps.sort(key=lambda r: (-r["energy_j"], -r["foreground_s"], r["name"]))
@@ -45,7 +46,8 @@ class AppsReport:
 
     def to_dict(self) -> dict:
         return {"version": REPORT_VERSION, "kind": "iotbpf-apps", "source": self.source,
-                "total_j": self.total_j, "apps": [dict(r) for r in self.rows]}
+                "total_j": self.total_j, "apps": [dict(r) for r in self.rows],
+                "system_detail": dict(self.system_detail)}
 
     def to_csv(self) -> str:
         out = io.StringIO()
@@ -70,6 +72,9 @@ class AppsReport:
                 r["wakeups"], _dur(r["cpu_s"]), _dur(r["wakelock_s"]), _bytes(r["net_rx_bytes"]),
                 _bytes(r["net_tx_bytes"]), _bytes(r["disk_read_bytes"]), _bytes(r["disk_write_bytes"]),
                 r["energy_j"], r["share_percent"]))
+        if self.system_detail:
+            lines.append("  system = " + ", ".join("%s %.4g J" % (c, j) for c, j in sorted(
+                self.system_detail.items(), key=lambda kv: -kv[1]) if j))
         rest = apps[len(shown):]
         if rest:
             lines.append("%-34s %d more apps, %.4g J" % ("(other apps)", len(rest), sum(r["energy_j"] for r in rest)))
@@ -156,8 +161,16 @@ def from_node(node, app: str = "app_monitor") -> AppsReport:
     summary = node.scheduler.summary() if node.scheduler is not None else {"apps": {}, "energy_j": 0.0}
     platform = getattr(runtime, "platform", None)
     source = "simulation" if getattr(platform, "usage", None) is not None else "node"
-    return from_counters(runtime_counters(runtime, app), runtime_names(runtime), summary["apps"],
-                         summary["energy_j"], source)
+    report = from_counters(runtime_counters(runtime, app), runtime_names(runtime), summary["apps"],
+                           summary["energy_j"], source)
+    if node.scheduler is not None:  # what "system" is made of: the idle CPU, radios on standby...
+        attr = node.scheduler.attr
+        models = attr.ledger.models
+        for (comp, state), ns in attr.per_app_detail().get(SYSTEM, {}).items():
+            m = models[comp]
+            report.system_detail[comp] = report.system_detail.get(comp, 0.0) + \
+                ns * m.current_a(state) * m.voltage_v * 1e-9
+    return report
 
 
 def from_android(checkin, comparison, voltage_v: float = 3.85) -> AppsReport:

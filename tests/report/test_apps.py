@@ -36,6 +36,9 @@ def test_the_report_names_every_app_top_first_and_adds_up(day):
         assert not row["name"].startswith("uid ")  # a package name, uid in its own column
         assert row["foreground_s"] == counters["foreground_ns"] / 1e9
         assert (row["disk_read_bytes"], row["net_rx_bytes"]) == (counters["disk_read_bytes"], counters["rx_bytes"])
+    system = report.row(SYSTEM)["energy_j"]
+    assert sum(report.system_detail.values()) == pytest.approx(system)  # system, by component
+    assert report.system_detail["cell"] > 0 and report.system_detail["cpu"] > 0
     camera = report.row("com.android.camera")
     assert camera["disk_write_bytes"] > 0 and camera["net_rx_bytes"] == 0  # storage is not network
 
