@@ -188,3 +188,17 @@ def test_the_phone_model_gives_the_same_integer_ledger_under_micropython(micropy
     phone.finish(600 * S)
     want = [sorted([list(k), v] for k, v in ledger.ns.items()), sorted([list(k), v] for k, v in attr.ns.items())]
     assert got == want
+
+
+def test_the_phone_takes_the_boards_own_power_profile(tmp_path):
+    from conftest import REPO
+
+    board = json.loads((REPO / "boards" / "phone.json").read_text())
+    for comp, ref in board["components"].items():
+        board["components"][comp] = ref.replace("raphael_power_profile.xml", "aosp_default_power_profile.xml")
+    path = tmp_path / "emulator.json"
+    path.write_text(json.dumps(board))
+    node = Node("app_monitor", board=str(path))
+    node.simulate("2h")
+    assert node.platform.phone.profile["battery_mah"] == 1000  # AOSP's default, not the Xiaomi's 4000
+    assert node.scheduler.ledger.models["screen"].current_a("bright4") == pytest.approx((0.1 + 0.1 * 0.9) * 1e-3)

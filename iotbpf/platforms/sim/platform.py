@@ -174,8 +174,13 @@ class SimPlatform:
         from iotbpf.energy.models import read_text
         from iotbpf.energy.phone import Phone
 
-        # a bare "x.xml" is looked up among the bundled energy models, a path is used as given
-        path = find_file("energy_models", self.power_profile or "raphael_power_profile.xml", ".json")
+        # the board's own profile (its cpu model is "<profile>_cpu", see android_profile.phone_models)
+        # unless sim.usage names one; a bare "x.xml" is looked up among the bundled energy models
+        name = self.power_profile
+        cpu = sched.ledger.models.get("cpu")
+        if name is None and cpu is not None and cpu.name.endswith("_cpu"):
+            name = cpu.name[:-4] + ".xml"
+        path = find_file("energy_models", name or "raphael_power_profile.xml", ".json")
         profile = parse_power_profile(read_text(path))
         wifi = {}
         radio = getattr(sched.board, "radio", None)
