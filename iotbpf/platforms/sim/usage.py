@@ -10,9 +10,10 @@ stops was never delivered). It must never depend on wall-clock time.
 The default day follows published usage: Falaki et al., "Diversity in Smartphone Usage"
 (MobiSys 2010) found 10 to 200 interactions a day per user with mean lengths of 10 to 250 s; the
 defaults (a session every ~20 min while awake, ~2 min long, no use from midnight to 7 am) give
-about 45 sessions and 1.5 h of screen-on time a day. Communication apps lead the foreground time,
-then browsing, social, media and maps, as in Böhmer et al., "Falling Asleep with Angry Birds,
-Facebook and Kindle" (MobileHCI 2011).
+about 45 sessions and 1.5 h of screen-on time a day. Communication apps take the largest share of
+the foreground time, as in Böhmer et al., "Falling Asleep with Angry Birds, Facebook and Kindle"
+(MobileHCI 2011); the other shares (browser, social, music, maps, mail, camera) are this
+generator's choice, not a measurement.
 """
 
 import heapq
