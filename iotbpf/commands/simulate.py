@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="seed of every generator (default 0)")
     parser.add_argument("--events", metavar="FILE",
-                        help="JSON-lines event trace to replay instead of the generators")
+                        help="JSON-lines event trace to replay instead of the generators (or an Android "
+                        "batterystats --checkin/--history or usagestats dump)")
     parser.add_argument("--policy", metavar="P", help="scheduler policy (default: the app's)")
     parser.add_argument("--compare", metavar="P1,P2,...",
                         help="run once per policy (same seed) and print a table with the oracle")
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     ns = duration_ns(args.duration)
     if args.compare:
         return _compare(args, ns)
-    node = Node(args.app, board=args.board, seed=args.seed, policy=args.policy, events=args.events,
+    node = Node(args.app, board=args.board, seed=args.seed, policy=args.policy, events=_events(args.events),
                 engine=args.engine)
     node.build()
     session = report_attach.attach(node, args, ns)
@@ -81,6 +82,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _events(path: str | None):
+    """``--events FILE``: a JSON-lines trace as it is, or an Android dump (`dumpsys batterystats
+    --checkin` or `--history`, `dumpsys usagestats`) converted to app_usage events."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return path  # the node reports the unreadable file
+    first = next((line.strip() for line in head.splitlines() if line.strip() and not line.startswith("#")), "")
+    if first.startswith("{"):
+        return path
+    from iotbpf.platforms.android_usage import load_trace
+
+    trace = load_trace(path)
+    for note in trace.notes:
+        sys.stderr.write("note: %s: %s\n" % (path, note))
+    return trace.events
+
+
 def _compare(args: argparse.Namespace, ns: int) -> int:
     from iotbpf.kernel.scheduler import POLICIES, compare, format_compare
 
@@ -91,8 +113,9 @@ def _compare(args: argparse.Namespace, ns: int) -> int:
     schedulers = {}
     session = None
     first = None
+    events = _events(args.events)
     for policy in policies:
-        node = Node(args.app, board=args.board, seed=args.seed, policy=policy, events=args.events,
+        node = Node(args.app, board=args.board, seed=args.seed, policy=policy, events=events,
                     engine=args.engine)
         node.build()
         if node.scheduler is None:

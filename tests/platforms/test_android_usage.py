@@ -1,6 +1,8 @@
 """A real phone's day replayed: checkin totals, the history timeline and usagestats become app_usage
 traces that app_monitor counts exactly as the dump says."""
 
+import json
+
 import pytest
 
 from iotbpf import Node
@@ -131,3 +133,20 @@ def test_dump_kinds_are_told_apart_and_bad_input_is_a_clear_error(tmp_path):
         parse_usagestats("hello\n")
     with pytest.raises(IotbpfError, match="cannot read"):
         load_trace(str(tmp_path / "missing.txt"))
+
+
+def test_simulate_replays_an_android_dump_given_as_events(cli, shared, tmp_path):
+    dump = shared / "data" / "batterystats_checkin_emulator.txt"
+    result = cli("simulate", "app_monitor", "--events", dump, "--duration", "13h", "--json")
+    assert result.code == 0, result.err
+    rows = dict((r["uid"], r) for r in json.loads(result.out)["apps_report"]["apps"])
+    assert rows[1001]["wakelock_s"] == pytest.approx(43699.891) and rows[1001]["cpu_s"] == pytest.approx(0.272)
+    assert rows[1001]["name"].startswith("com.android.providers.telephony")
+    history = tmp_path / "history.txt"
+    history.write_text(HISTORY)
+    out = cli("simulate", "app_monitor", "--events", history, "--duration", "2h").out
+    assert "com.memfault.smartfridge.bort" in out
+    bad = tmp_path / "bad.txt"
+    bad.write_text("nothing useful\n")
+    result = cli("simulate", "app_monitor", "--events", bad)
+    assert result.code == 2 and result.err.startswith("error: not a `dumpsys batterystats --history` dump")
