@@ -152,8 +152,8 @@ RESULT_VERSION = 1
 
 # app_monitor's per-uid counters (apps/app_monitor/app_monitor.c, struct app_stats).
 APP_STATS_FIELDS = ("foreground_ns", "cpu_ns", "rx_bytes", "tx_bytes", "wakelock_ns", "energy_uj",
-                    "wakeups", "sessions")
-_APP_STATS_FMT = "<QQQQQQII"
+                    "wakeups", "sessions", "disk_read_bytes", "disk_write_bytes")
+_APP_STATS_FMT = "<QQQQQQIIQQ"
 
 
 def duration_ns(value) -> int:

@@ -1,16 +1,19 @@
 // app_monitor: per-app usage counters from app_usage events (Android-like sessions or a Linux
-// monitor's samples): foreground time, CPU time, wakeups, wakelock time, bytes, energy, per uid.
+// monitor's samples): foreground time, CPU time, wakeups, wakelock time, network and storage
+// bytes, energy, per uid.
 #include "iotbpf.h"
 
 struct app_stats {
 	__u64 foreground_ns;  // time in the foreground with the screen on
 	__u64 cpu_ns;
-	__u64 rx_bytes;
-	__u64 tx_bytes;
+	__u64 rx_bytes;       // network bytes received
+	__u64 tx_bytes;       // network bytes sent
 	__u64 wakelock_ns;
 	__u64 energy_uj;
 	__u32 wakeups;
 	__u32 sessions;       // times the app came to the foreground
+	__u64 disk_read_bytes;
+	__u64 disk_write_bytes;
 };
 
 struct fg_state {
@@ -76,6 +79,8 @@ int on_usage(struct iot_app_usage_ctx *ctx)
 		f->screen_on = 0;
 		return 0;
 	}
+	if (kind == IOT_USAGE_BRIGHTNESS)   // the screen's, not an app's
+		return 0;
 	if (kind == IOT_USAGE_FOREGROUND) {
 		charge_foreground(f, now);
 		f->uid = ctx->uid;
@@ -91,8 +96,13 @@ int on_usage(struct iot_app_usage_ctx *ctx)
 	if (kind == IOT_USAGE_WAKELOCK)
 		s->wakelock_ns += ctx->duration_ns;
 	s->cpu_ns += ctx->cpu_time_ns;
-	s->rx_bytes += ctx->rx_bytes;
-	s->tx_bytes += ctx->tx_bytes;
+	if (kind == IOT_USAGE_DISK) {   // storage I/O: rx_bytes read, tx_bytes written
+		s->disk_read_bytes += ctx->rx_bytes;
+		s->disk_write_bytes += ctx->tx_bytes;
+	} else {
+		s->rx_bytes += ctx->rx_bytes;
+		s->tx_bytes += ctx->tx_bytes;
+	}
 	s->energy_uj += ctx->energy_uj;
 	s->wakeups += ctx->wakeups;
 	return 0;

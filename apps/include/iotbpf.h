@@ -66,6 +66,15 @@ typedef __u32 __be32;
 #define IOT_USAGE_WAKELOCK 5 /* app_usage kind: uid released a wakelock held for duration_ns */
 #define IOT_USAGE_NETWORK 6 /* app_usage kind: network burst of rx_bytes/tx_bytes by uid */
 #define IOT_USAGE_SAMPLE 7 /* app_usage kind: periodic per-uid sample from a monitor (cpu, bytes) */
+#define IOT_USAGE_CPU 8 /* app_usage kind: uid ran cpu_time_ns on one core; arg = cluster << 8 | speed step */
+#define IOT_USAGE_BRIGHTNESS 9 /* app_usage kind: screen brightness changed; arg = bin 0..4 */
+#define IOT_USAGE_WAKELOCK_ACQUIRE 10 /* app_usage kind: uid acquired a partial wakelock */
+#define IOT_USAGE_GPS 11 /* app_usage kind: uid used GPS for duration_ns, ending now */
+#define IOT_USAGE_CAMERA 12 /* app_usage kind: uid used the camera for duration_ns; arg 1 = flashlight */
+#define IOT_USAGE_AUDIO 13 /* app_usage kind: uid played audio for duration_ns; arg 1 = video */
+#define IOT_USAGE_DISK 14 /* app_usage kind: uid read rx_bytes from and wrote tx_bytes to storage */
+#define IOT_USAGE_NET_WIFI 0 /* app_usage NETWORK arg: the burst went over Wi-Fi */
+#define IOT_USAGE_NET_CELL 1 /* app_usage NETWORK arg: the burst went over the cellular modem */
 #define IOT_BATTERY_LOW 1 /* battery flags: state of charge below the policy's low threshold */
 #define IOT_BATTERY_CRITICAL 2 /* battery flags: state of charge below the critical threshold */
 #define IOT_SENSOR_ERROR (-0x7fffffffffffffffLL - 1) /* iot_sensor_read result for an unknown or failed sensor */
@@ -145,7 +154,7 @@ struct iot_app_usage_ctx {
 	__u32 uid; /* +48 app / user id (0 = system) */
 	__u32 kind; /* +52 IOT_USAGE_* */
 	__u32 wakeups; /* +56 wakeups caused by uid */
-	__u32 pad; /* +60 reserved */
+	__u32 arg; /* +60 kind's argument (SCREEN_ON/BRIGHTNESS: bin, CPU: cluster<<8|step, NETWORK: IOT_USAGE_NET_*) */
 };
 _Static_assert(sizeof(struct iot_app_usage_ctx) == 64, "layout of iot_app_usage_ctx");
 

@@ -158,9 +158,13 @@ def _linux(args, interval_s, duration_s) -> int:
     publisher = _publisher(args)
     live = sys.stdout.isatty() and not args.json
     timeline = []
+    app_energy = {}
 
     def on_interval(interval):
         events = app_usage_events(interval, now_ns=int(interval.end * 1e9))
+        for u in interval.apps:  # the idle baseline and unattributed CPU are the report's "system"
+            name = "system" if u.app.startswith("[") else u.app
+            app_energy[name] = app_energy.get(name, 0.0) + u.energy_j
         if feed is not None:
             feed.feed(events)
         timeline.append((interval.end, dict((u.app, u.energy_j / interval.seconds) for u in interval.apps
@@ -186,7 +190,12 @@ def _linux(args, interval_s, duration_s) -> int:
             integrator.stop()
     summary = monitor.summary()
     if feed is not None:
+        from iotbpf.report.apps import from_counters
+
         summary["app_monitor"] = feed.counters()
+        total = sum(app_energy.values())
+        summary["apps_report"] = from_counters(feed.node.app_stats("app_monitor"), feed.names, app_energy,
+                                               total, "linux monitor").to_dict()
     if publisher is not None:
         summary["mqtt"] = {"delivered": close_publisher(publisher), "node": publisher.node}
     _outputs(args, summary, timeline)
@@ -270,6 +279,10 @@ def _android(args) -> int:
     profile = load_power_profile(args.power_profile)
     comparison = attribute(checkin, profile, os.path.basename(args.power_profile))
     report = comparison.to_dict()
+    from iotbpf.report.apps import from_android
+
+    apps_report = from_android(checkin, comparison)
+    report["apps_report"] = apps_report.to_dict()
     events = app_usage_events(checkin, comparison)
     try:
         feed = _AppMonitorFeed()
@@ -287,7 +300,8 @@ def _android(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        sys.stdout.write(comparison.table(args.top) + "\n")
+        sys.stdout.write(comparison.table(args.top) + "\n\n")
+        sys.stdout.write(apps_report.text(args.top))
         for note in report["notes"]:
             sys.stdout.write("note: %s\n" % note)
     return 0

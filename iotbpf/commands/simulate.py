@@ -15,7 +15,8 @@ HELP = "simulate a node running an app for days to years of virtual time"
 EXAMPLE = """iotbpf simulate sensor_node --duration 1y
 iotbpf simulate rx_filter --duration 1d --seed 7 --json
 iotbpf simulate sensor_node --duration 30d --compare always_on,duty_cycle,batching
-iotbpf simulate apps/app_monitor --events usage.jsonl --report usage.json
+iotbpf simulate app_monitor --duration 1d
+iotbpf simulate apps/app_monitor --events apps/app_monitor/usage.jsonl --report usage.json
 iotbpf simulate sensor_node --fleet 20 --duration 30d"""
 
 
@@ -30,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="seed of every generator (default 0)")
     parser.add_argument("--events", metavar="FILE",
-                        help="JSON-lines event trace to replay instead of the generators")
+                        help="JSON-lines event trace to replay instead of the generators (or an Android "
+                        "batterystats --checkin/--history or usagestats dump)")
     parser.add_argument("--policy", metavar="P", help="scheduler policy (default: the app's)")
     parser.add_argument("--compare", metavar="P1,P2,...",
                         help="run once per policy (same seed) and print a table with the oracle")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     ns = duration_ns(args.duration)
     if args.compare:
         return _compare(args, ns)
-    node = Node(args.app, board=args.board, seed=args.seed, policy=args.policy, events=args.events,
+    node = Node(args.app, board=args.board, seed=args.seed, policy=args.policy, events=_events(args.events),
                 engine=args.engine)
     node.build()
     session = report_attach.attach(node, args, ns)
@@ -61,11 +63,44 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("\r" + " " * 60 + "\r")
     if session is not None:
         session.finish(result)
+    phone = getattr(node.platform, "phone", None) is not None
     if args.json:
-        print(result.to_json())
+        if phone:
+            from iotbpf.report.apps import from_node
+
+            data = json.loads(result.to_json())
+            data["apps_report"] = from_node(node).to_dict()
+            print(json.dumps(data, indent=2, sort_keys=True))
+        else:
+            print(result.to_json())
     else:
         sys.stdout.write(result.text())
+        if phone:
+            from iotbpf.report.apps import from_node
+
+            sys.stdout.write(from_node(node).text())
     return 0
+
+
+def _events(path: str | None):
+    """``--events FILE``: a JSON-lines trace as it is, or an Android dump (`dumpsys batterystats
+    --checkin` or `--history`, `dumpsys usagestats`) converted to app_usage events."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return path  # the node reports the unreadable file
+    first = next((line.strip() for line in head.splitlines() if line.strip() and not line.startswith("#")), "")
+    if first.startswith("{"):
+        return path
+    from iotbpf.platforms.android_usage import load_trace
+
+    trace = load_trace(path)
+    for note in trace.notes:
+        sys.stderr.write("note: %s: %s\n" % (path, note))
+    return trace.events
 
 
 def _compare(args: argparse.Namespace, ns: int) -> int:
@@ -78,8 +113,9 @@ def _compare(args: argparse.Namespace, ns: int) -> int:
     schedulers = {}
     session = None
     first = None
+    events = _events(args.events)
     for policy in policies:
-        node = Node(args.app, board=args.board, seed=args.seed, policy=policy, events=args.events,
+        node = Node(args.app, board=args.board, seed=args.seed, policy=policy, events=events,
                     engine=args.engine)
         node.build()
         if node.scheduler is None:

@@ -32,6 +32,17 @@ class Ledger:
             self._debt[comp] = 0
             self._since[comp] = start_ns
 
+    def add_component(self, comp, model, now_ns):
+        """Account one more component from ``now_ns`` on (a phone's camera, say, that the board
+        does not list); its default state is its background."""
+        if comp in self.models:
+            raise ValueError("ledger already has a component %r" % comp)
+        self.models = dict(self.models)  # the board's own dict stays as loaded
+        self.models[comp] = model
+        self.background[comp] = model.default_state
+        self._debt[comp] = 0
+        self._since[comp] = now_ns
+
     # ---------------------------------------------------------------- recording
 
     def add(self, comp, state, ns):

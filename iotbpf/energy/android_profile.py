@@ -52,6 +52,12 @@ def read_items(xml_text):
         lt = xml_text.find("<", pos)
         if lt < 0:
             break
+        if xml_text[lt:lt + 4] == "<!--":  # a comment may hold example <array> tags: skip it
+            end = xml_text.find("-->", lt + 4)
+            if end < 0:
+                raise ModelError("power_profile: unterminated comment at offset %d" % lt)
+            pos = end + 3
+            continue
         gt = xml_text.find(">", lt)
         if gt < 0:
             raise ModelError("power_profile: unterminated tag at offset %d" % lt)
@@ -112,8 +118,9 @@ def parse_power_profile(xml_text):
     bluetooth_on_ma, bluetooth_active_ma, gps_on_ma, naming ("old" or "new"), raw.
     """
     items = read_items(xml_text)
-    new = "cpu.suspend" in items or "cpu.active" in items or any(
-        k.startswith("cpu.cluster_power.") for k in items)
+    # Android <= 7 named the awake current cpu.awake and the suspended one cpu.idle; from 8 on
+    # they are cpu.idle and cpu.suspend. Only a file with cpu.awake uses the old meaning.
+    new = "cpu.awake" not in items
     if new:
         suspend = _first(items, ("cpu.suspend",))
         idle = _first(items, ("cpu.idle",))
@@ -155,11 +162,35 @@ def parse_power_profile(xml_text):
         "bluetooth_on_ma": _first(items, ("bluetooth.on",)),
         "bluetooth_active_ma": _first(items, ("bluetooth.active",)),
         "gps_on_ma": _first(items, ("gps.on",)),
+        "camera_ma": _first(items, ("camera.avg",)),
+        "flashlight_ma": _first(items, ("camera.flashlight",)),
+        "audio_ma": _first(items, ("audio", "dsp.audio")),
+        "video_ma": _first(items, ("video", "dsp.video")),
         "raw": items,
     }
 
 
-COMPONENTS = ("cpu", "screen", "wifi", "cell", "bluetooth", "gps")
+COMPONENTS = ("cpu", "screen", "wifi", "cell", "bluetooth", "gps", "camera", "audio")
+BRIGHTNESS_BINS = 5  # BatteryStats.NUM_SCREEN_BRIGHTNESS_BINS
+
+
+def cluster_state(cluster, khz):
+    """The cpu model's state name for one core of ``cluster`` busy at ``khz``."""
+    return "c%d_%dk" % (cluster, khz)
+
+
+def core_ma(profile, cluster, step):
+    """mA one busy core of ``cluster`` at speed ``step`` adds (BatteryStats' CPU formula: cpu.active
+    + cpu.cluster_power.clusterN + cpu.core_power.clusterN[step])."""
+    c = profile["clusters"][cluster]
+    powers = c["core_ma"]
+    core = powers[min(step, len(powers) - 1)] if powers else 0.0
+    return profile["active_ma"] + c["cluster_ma"] + core
+
+
+def brightness_ma(profile, level):
+    """Screen mA in brightness bin ``level`` (0-4): screen.on + screen.full x (level + 0.5) / 5."""
+    return profile["screen_on_ma"] + profile["screen_full_ma"] * (level + 0.5) / BRIGHTNESS_BINS
 
 
 def phone_models(profile, name="phone", voltage_v=NOMINAL_V):
@@ -189,26 +220,37 @@ def phone_models(profile, name="phone", voltage_v=NOMINAL_V):
         total = ma * big["cores"] + big["cluster_ma"] + profile["active_ma"]
         freqs.append({"hz": khz * 1000, "current_ma": total, "source": "pp"})
     max_hz = max([f["hz"] for f in freqs]) if freqs else 1000000000
-    out["cpu"] = model("cpu", "cpu", {"suspend": st(profile["suspend_ma"]), "idle": st(profile["idle_ma"])},
-                       "suspend", frequencies=freqs,
+    cpu_states = {"suspend": st(profile["suspend_ma"]), "idle": st(profile["idle_ma"])}
+    for i, cluster in enumerate(clusters):
+        for step, khz in enumerate(cluster["speeds_khz"]):
+            cpu_states[cluster_state(i, khz)] = st(core_ma(profile, i, step))
+    out["cpu"] = model("cpu", "cpu", cpu_states, "suspend", frequencies=freqs,
                        params={"clock_hz": max_hz, "cores": big["cores"],
                                "source": "pp"})
     screen_full = profile["screen_on_ma"] + profile["screen_full_ma"]
-    out["screen"] = model("screen", "display", {"off": st(0.0), "on": st(profile["screen_on_ma"]),
-                                                "full": st(screen_full)}, "off")
+    screen = {"off": st(0.0), "on": st(profile["screen_on_ma"]), "full": st(screen_full)}
+    for level in range(BRIGHTNESS_BINS):
+        screen["bright%d" % level] = st(brightness_ma(profile, level))
+    out["screen"] = model("screen", "display", screen, "off")
     out["wifi"] = model("wifi", "radio", {"off": st(0.0), "sleep": st(profile["wifi_on_ma"]),
                                           "rx": st(profile["wifi_active_ma"]),
                                           "tx": st(profile["wifi_active_ma"]),
+                                          "active": st(profile["wifi_active_ma"]),
                                           "scan": st(profile["wifi_scan_ma"])}, "sleep")
     on = profile["radio_on_ma"]
     out["cell"] = model("cell", "radio", {"off": st(0.0), "sleep": st(on[0] if on else 0.0),
                                           "rx": st(profile["radio_active_ma"]),
                                           "tx": st(profile["radio_active_ma"]),
+                                          "active": st(profile["radio_active_ma"]),
                                           "scan": st(profile["radio_scanning_ma"])}, "sleep")
     out["bluetooth"] = model("bluetooth", "radio", {"off": st(0.0), "sleep": st(profile["bluetooth_on_ma"]),
                                                     "rx": st(profile["bluetooth_active_ma"]),
                                                     "tx": st(profile["bluetooth_active_ma"])}, "sleep")
     out["gps"] = model("gps", "gps", {"off": st(0.0), "on": st(profile["gps_on_ma"])}, "off")
+    out["camera"] = model("camera", "camera", {"off": st(0.0), "on": st(profile["camera_ma"]),
+                                               "flashlight": st(profile["flashlight_ma"])}, "off")
+    out["audio"] = model("audio", "other", {"off": st(0.0), "on": st(profile["audio_ma"]),
+                                            "video": st(profile["video_ma"])}, "off")
     return out
 
 

@@ -34,6 +34,28 @@ class Attribution:
         for i, app in enumerate(apps):
             self.charge(app, comp, state, share + (1 if i < rest else 0))
 
+    def split_weighted(self, weights, comp, state, ns):
+        """Split ``ns`` of (comp, state) between apps in proportion to their weights (a list of
+        (app, weight), e.g. bytes moved); integer shares, the remainder to the heaviest app."""
+        total = 0
+        for _app, w in weights:
+            total += w
+        if total <= 0 or ns == 0:
+            return
+        given = 0
+        heaviest = weights[0][0]
+        top = -1
+        for app, w in weights:
+            share = ns * w // total
+            if share:
+                self.charge(app, comp, state, share)
+            given += share
+            if w > top:
+                top = w
+                heaviest = app
+        if ns - given:
+            self.charge(heaviest, comp, state, ns - given)
+
     def _system_ns(self):
         """Ledger ns not attributed to any app, per (comp, state)."""
         left = dict(self.ledger.ns)

@@ -37,6 +37,8 @@ class UidUsage:
         self.network = {}  # nt fields by name
         self.wifi_running_ms = 0
         self.wifi_scan_ms = 0
+        self.foreground_ms = 0  # fg: time with an activity on top
+        self.foreground_count = 0
 
     @property
     def cpu_ms(self) -> int:
@@ -54,7 +56,8 @@ class UidUsage:
                 "cpu_user_ms": self.cpu_user_ms, "cpu_system_ms": self.cpu_system_ms,
                 "wakelock_partial_ms": self.wakelock_partial_ms, "wakelocks": dict(self.wakelocks),
                 "processes": dict(self.processes), "network": dict(self.network),
-                "wifi_running_ms": self.wifi_running_ms, "wifi_scan_ms": self.wifi_scan_ms}
+                "wifi_running_ms": self.wifi_running_ms, "wifi_scan_ms": self.wifi_scan_ms,
+                "foreground_ms": self.foreground_ms, "foreground_count": self.foreground_count}
 
 
 class Checkin:
@@ -205,6 +208,10 @@ def _parse_line(out: Checkin, uid: int, kind: str, f: list) -> None:
             if f[i + 1] == "p":
                 out.uid(uid).wakelocks[name] = int(f[i])
                 break
+    elif kind == "fg":
+        usage = out.uid(uid)
+        usage.foreground_ms += int(f[0])
+        usage.foreground_count += _int(f[1])
     elif kind == "nt":
         out.uid(uid).network = dict((name, _int(v)) for name, v in zip(_NT, f))
     elif kind == "wfl":
@@ -278,6 +285,21 @@ class Comparison:
         return "\n".join(lines)
 
 
+def comparison_markdown(comparison: Comparison) -> str:
+    """The comparison as a Markdown table (docs/platforms.md carries the emulator dump's)."""
+    lines = ["| item | uid | ours mAh | Android mAh | diff | in Android's total | our basis |",
+             "|---|---:|---:|---:|---:|:-:|---|"]
+    for r in comparison.rows:
+        diff = "-" if r["diff_mah"] is None else (
+            "%+.1f %%" % r["diff_pct"] if r["diff_pct"] is not None else "%+.3g mAh" % r["diff_mah"])
+        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            r["name"], "" if r["uid"] is None else r["uid"], _fmt(r["ours_mah"]), _fmt(r["android_mah"]),
+            diff, "yes" if r["in_android_total"] else "no", r["basis"]))
+    lines.append("| computed total | | %s | %s | | | |" % (_fmt(comparison.ours_total_mah),
+                                                         _fmt(comparison.android_total_mah)))
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(value) -> str:
     if value is None:
         return "-"
@@ -288,43 +310,90 @@ def _fmt(value) -> str:
     return "%.4f" % value
 
 
+def wakelock_ms(checkin: Checkin) -> dict:
+    """{uid: partial wakelock ms} as BatteryStats charges them: each uid's `wl` partial timers
+    (Android's timer pool already splits time between uids holding wakelocks at once).
+
+    A dump whose `wl` lines were cut (the shared emulator fixture is one) has a total (`m`) larger
+    than the listed timers; that rest goes to the uids that show a `*wakelock*` process (the CPU
+    BatteryStats books under a held wakelock), in proportion to that process's CPU time. With no
+    such uid it stays unassigned, and Android's rule gives it to the OS (uid 0).
+    """
+    out = {}
+    for uid, usage in checkin.uids.items():
+        if usage.wakelocks:
+            out[uid] = sum(usage.wakelocks.values())
+    rest = checkin.misc.get("partial_wakelock_ms", 0) - sum(out.values())
+    weights = []
+    for uid, usage in sorted(checkin.uids.items()):
+        proc = usage.processes.get("*wakelock*")
+        if proc is not None:
+            weights.append((uid, proc["user_ms"] + proc["system_ms"] + 1))
+    if rest > 0 and weights:
+        total = sum(w for _u, w in weights)
+        given = 0
+        for i, (uid, w) in enumerate(weights):
+            share = rest - given if i == len(weights) - 1 else rest * w // total
+            out[uid] = out.get(uid, 0) + share
+            given += share
+        checkin_note = ("%d ms of partial wakelock time (`m`) is in no `wl` line; given to uid(s) %s "
+                        "that hold a `*wakelock*` process" % (rest, ", ".join(str(u) for u, _w in weights)))
+        if checkin_note not in checkin.notes:
+            checkin.notes.append(checkin_note)
+    return out
+
+
 def attribute(checkin: Checkin, profile: dict, model_name: str = "power_profile") -> Comparison:
     """Attribute charge per uid with our model and set it beside Android's `pwi` estimates.
 
-    Our rules (Android's legacy BatteryStatsHelper ones, from the dump's totals): app CPU =
-    CPU ms x mean busy-core current; app wakelock = partial wakelock ms x CPU awake (idle) current;
-    app radio = mobile active ms x radio.active; app wifi = running ms x wifi.on + scan ms x wifi.scan;
-    idle = realtime x cpu.suspend + uptime x cpu awake; cell = signal-bin time x radio.on[bin] +
-    scanning x radio.scanning; screen = on time x screen.on + brightness-bin time x screen.full x
-    (bin + 0.5) / 5; wakelock time not held by any app goes to uid 0 (the OS), as Android does.
+    The rules are BatteryStatsHelper's power calculators (Android 8-11), applied to the dump:
+    app CPU = CPU ms x the mean busy-core current (the dump has no per-speed times); app
+    wakelock = its partial wakelock ms (``wakelock_ms``) x cpu.idle; app mobile radio = its active
+    ms x radio.active; app Wi-Fi = running ms x wifi.on + scan ms x wifi.scan. The OS (uid 0)
+    gets the awake time no app or screen accounts for: uptime - app wakelocks - screen on, x
+    cpu.idle. Global items: idle = realtime x cpu.suspend + uptime x cpu.idle; cell = signal-bin
+    time x radio.on[bin] + scanning x radio.scanning + active time no app caused x radio.active;
+    screen = on time x screen.on + brightness-bin time x screen.full x (bin + 0.5) / 5; unaccounted
+    = Android's minimum drained charge (discharge % x capacity) - the computed total.
     """
     result = Comparison()
     result.model = model_name
     core_ma = cpu_active_ma(profile)
     awake_ma = _ma(profile, "idle_ma")
+    radio_active_ma = _ma(profile, "radio_active_ma")
     ours = {}  # item -> (uid, name, mah, basis)
-    app_wakelock_ms = 0
+    held = wakelock_ms(checkin)
+    app_mobile_ms = 0
     for uid, usage in sorted(checkin.uids.items()):
+        lock_ms = held.get(uid, 0)
+        mobile_ms = usage.network.get("mobile_active_ms", 0)
+        app_mobile_ms += mobile_ms
         cpu = usage.cpu_ms * core_ma / MS_PER_HOUR
-        wakelock = usage.wakelock_partial_ms * awake_ma / MS_PER_HOUR
-        app_wakelock_ms += usage.wakelock_partial_ms
-        radio = usage.network.get("mobile_active_ms", 0) * _ma(profile, "radio_active_ma") / MS_PER_HOUR
+        wakelock = lock_ms * awake_ma / MS_PER_HOUR
+        radio = mobile_ms * radio_active_ma / MS_PER_HOUR
         wifi = (usage.wifi_running_ms * _ma(profile, "wifi_on_ma")
                 + usage.wifi_scan_ms * _ma(profile, "wifi_scan_ma")) / MS_PER_HOUR
-        total = cpu + wakelock + radio + wifi
         parts = []
         if usage.cpu_ms:
             parts.append("cpu %d ms x %.4g mA" % (usage.cpu_ms, core_ma))
-        if usage.wakelock_partial_ms:
-            parts.append("wakelock %d ms x %.4g mA" % (usage.wakelock_partial_ms, awake_ma))
+        if lock_ms:
+            parts.append("wakelock %d ms x %.4g mA" % (lock_ms, awake_ma))
         if radio:
-            parts.append("radio %d ms" % usage.network.get("mobile_active_ms", 0))
+            parts.append("radio %d ms" % mobile_ms)
         if wifi:
             parts.append("wifi")
-        ours["uid %d" % uid] = [uid, usage.name, total, ", ".join(parts) or "no usage in dump"]
+        ours["uid %d" % uid] = [uid, usage.name, cpu + wakelock + radio + wifi,
+                                ", ".join(parts) or "no usage in dump"]
     battery = checkin.battery
     realtime = battery.get("realtime_ms", 0)
     uptime = battery.get("uptime_ms", 0)
+    screen_on_ms = checkin.misc.get("screen_on_ms", 0)
+    os_ms = uptime - sum(held.values()) - screen_on_ms
+    if os_ms > 0:
+        entry = ours.setdefault("uid 0", [0, UidUsage(0).name, 0.0, "no usage in dump"])
+        entry[2] += os_ms * awake_ma / MS_PER_HOUR
+        entry[3] = ("" if entry[3] == "no usage in dump" else entry[3] + ", ") + \
+            "awake time no app or screen accounts for %d ms x %.4g mA" % (os_ms, awake_ma)
     idle = (realtime * _ma(profile, "suspend_ma") + uptime * awake_ma) / MS_PER_HOUR
     ours["idle"] = [None, "idle", idle, "realtime %d ms x suspend, uptime %d ms x awake" % (realtime, uptime)]
     radio_on = profile.get("radio_on_ma") or [0.0]
@@ -334,20 +403,29 @@ def attribute(checkin: Checkin, profile: dict, model_name: str = "power_profile"
     for level, ms in enumerate(checkin.signal_ms):
         cell += ms * float(radio_on[min(level, len(radio_on) - 1)] if radio_on else 0.0)
     cell += checkin.signal_scanning_ms * _ma(profile, "radio_scanning_ma")
-    ours["cell"] = [None, "cell", cell / MS_PER_HOUR, "signal-bin time x radio.on, scanning x radio.scanning"]
-    screen_on_ms = checkin.misc.get("screen_on_ms", 0)
+    unclaimed_ms = max(0, checkin.misc.get("mobile_radio_active_ms", 0) - app_mobile_ms)
+    cell += unclaimed_ms * radio_active_ma
+    ours["cell"] = [None, "cell", cell / MS_PER_HOUR, "signal-bin time x radio.on, scanning x radio.scanning, "
+                    "radio active %d ms no app caused x radio.active" % unclaimed_ms]
     screen = screen_on_ms * _ma(profile, "screen_on_ma")
     bins = len(checkin.brightness_ms) or 5
     for level, ms in enumerate(checkin.brightness_ms):
         screen += ms * _ma(profile, "screen_full_ma") * (level + 0.5) / bins
     ours["scrn"] = [None, "screen", screen / MS_PER_HOUR,
                     "on %d ms x screen.on + brightness bins x screen.full" % screen_on_ms]
-    remaining = max(0, checkin.misc.get("partial_wakelock_ms", 0) - app_wakelock_ms)
-    if remaining:
-        entry = ours.setdefault("uid 0", [0, checkin.uid(0).name, 0.0, ""])
-        entry[2] += remaining * awake_ma / MS_PER_HOUR
-        entry[3] = (entry[3] + ", " if entry[3] and entry[3] != "no usage in dump" else "") + \
-            "wakelock held by no app %d ms x %.4g mA" % (remaining, awake_ma)
+    computed = sum(v[2] for v in ours.values())
+    capacity = float(profile.get("battery_mah") or 0.0)
+    low = checkin.discharge.get("low_percent")
+    high = checkin.discharge.get("high_percent")
+    if capacity and low is not None and low > 1:
+        min_drained = low * capacity / 100.0
+        max_drained = (high if high is not None else low) * capacity / 100.0
+        if min_drained > computed:
+            ours["unacc"] = [None, "unaccounted", min_drained - computed,
+                             "drained at least %d %% x %g mAh - computed" % (low, capacity)]
+        elif max_drained < computed:
+            ours["over"] = [None, "overcounted", computed - max_drained,
+                            "computed - drained at most %d %% x %g mAh" % (high, capacity)]
     android = {}
     for est in checkin.android_estimates:
         item = "uid %d" % est["uid"] if est["label"] == "uid" else est["label"]
@@ -357,7 +435,8 @@ def attribute(checkin: Checkin, profile: dict, model_name: str = "power_profile"
         if name is None:
             if item.startswith("uid "):
                 uid = int(item[4:])
-                name = checkin.uid(uid).name
+                name = (checkin.uids.get(uid) or UidUsage(uid)).name
+                mah, basis = 0.0, "no usage in dump"
             else:
                 name = item
         theirs = android.get(item)
@@ -368,19 +447,48 @@ def attribute(checkin: Checkin, profile: dict, model_name: str = "power_profile"
         result.rows.append({"item": item, "uid": uid, "name": name,
                             "ours_mah": None if mah is None else round(mah, 12),
                             "android_mah": theirs, "diff_mah": None if diff is None else round(diff, 12),
-                            "diff_pct": None if pct is None else round(pct, 3), "basis": basis})
+                            "diff_pct": None if pct is None else round(pct, 3), "basis": basis,
+                            "in_android_total": True})
     result.rows.sort(key=lambda r: -max(r["ours_mah"] or 0.0, r["android_mah"] or 0.0))
-    result.ours_total_mah = sum(r["ours_mah"] or 0.0 for r in result.rows)
+    result.ours_total_mah = computed
     summary = checkin.power_summary
     if summary is not None:
         result.android_total_mah = summary[1]
         result.drained_mah = "%g..%g" % (summary[2], summary[3])
+        _mark_outside_total(result, summary[1])
     profile_mah = profile.get("battery_mah")
     if summary is not None and profile_mah and abs(float(profile_mah) - summary[0]) > 0.5:
         result.notes.append("Android's estimates used a %g mAh power profile; ours uses a %g mAh one, so "
                             "the two models differ, not only the rules" % (summary[0], float(profile_mah)))
     result.notes.extend(checkin.notes)
     return result
+
+
+def _mark_outside_total(result: Comparison, android_computed: float) -> None:
+    """Flag Android's rows that its own computed total (`pws`) does not include.
+
+    Android's items (not unaccounted/overcounted) add up to its computed total; when they add up
+    to more, the excess is made of uid lines with no usage in the dump (an edited or merged
+    dump): those rows, largest first, are marked ``in_android_total: False`` and named in a note.
+    """
+    items = [r for r in result.rows if r["android_mah"] is not None and r["item"] not in ("unacc", "over")]
+    excess = sum(r["android_mah"] for r in items) - android_computed
+    tolerance = 0.01 + 0.005 * android_computed  # `pwi` and `pws` print 3 significant digits
+    if excess <= tolerance:
+        return
+    taken = []
+    left = excess
+    for r in sorted(items, key=lambda r: -r["android_mah"]):
+        if r["item"].startswith("uid ") and r["basis"] == "no usage in dump" and r["android_mah"] >= 0.005 \
+                and r["android_mah"] <= left + tolerance:
+            r["in_android_total"] = False
+            taken.append(r)
+            left -= r["android_mah"]
+    if taken:
+        result.notes.append("Android's items add up to %.4g mAh, but its own computed total is %g mAh: %s "
+                            "(no usage lines in the dump) are not part of it" % (
+                                android_computed + excess, android_computed,
+                                ", ".join("%s %g mAh" % (r["item"], r["android_mah"]) for r in taken)))
 
 
 def app_usage_events(checkin: Checkin, comparison=None, voltage_v: float = 3.85) -> list:
@@ -395,6 +503,7 @@ def app_usage_events(checkin: Checkin, comparison=None, voltage_v: float = 3.85)
             if row["uid"] is not None and row["ours_mah"] is not None:
                 energy[row["uid"]] = row["ours_mah"] * 3.6 * voltage_v  # mAh x V = mWh; x 3.6 = J
     events = []
+    held = wakelock_ms(checkin)
     for uid, usage in sorted(checkin.uids.items()):
         rx = usage.network.get("mobile_rx_bytes", 0) + usage.network.get("wifi_rx_bytes", 0)
         tx = usage.network.get("mobile_tx_bytes", 0) + usage.network.get("wifi_tx_bytes", 0)
@@ -403,9 +512,9 @@ def app_usage_events(checkin: Checkin, comparison=None, voltage_v: float = 3.85)
                            "now_ns": duration_ns, "duration_ns": duration_ns,
                            "cpu_time_ns": usage.cpu_ms * 1000000, "rx_bytes": rx, "tx_bytes": tx,
                            "energy_uj": int(round(energy.get(uid, 0.0) * 1e6)), "wakeups": 0})
-        if usage.wakelock_partial_ms:
+        if held.get(uid):
             events.append({"app": usage.name, "uid": uid & 0xFFFFFFFF, "kind": USAGE_WAKELOCK,
-                           "now_ns": duration_ns, "duration_ns": usage.wakelock_partial_ms * 1000000,
+                           "now_ns": duration_ns, "duration_ns": held[uid] * 1000000,
                            "cpu_time_ns": 0, "rx_bytes": 0, "tx_bytes": 0, "energy_uj": 0, "wakeups": 0})
     return events
 

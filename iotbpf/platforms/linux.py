@@ -19,6 +19,7 @@ GROUP_BY = ("exe", "comm", "uid", "cgroup")
 PF_KTHREAD = 0x00200000  # task flag of kernel threads (include/linux/sched.h)
 
 USAGE_SAMPLE = 7  # IOT_USAGE_SAMPLE in iotbpf.kernel.hooks: a periodic per-app sample from a monitor
+USAGE_DISK = 14  # IOT_USAGE_DISK: storage bytes read (rx_bytes) and written (tx_bytes)
 
 # Bucket names for CPU energy that belongs to no sampled process.
 SYSTEM_APP = "[system]"  # busy CPU time not seen in any process: kernel, IRQs, processes that exited
@@ -849,11 +850,13 @@ class LinuxMonitor:
 
 
 def app_usage_events(interval: Interval, now_ns: int = 0) -> list:
-    """The interval as ``app_usage`` hook contexts (kind IOT_USAGE_SAMPLE), one per active app.
+    """The interval as ``app_usage`` hook contexts, per active app: a sample (kind IOT_USAGE_SAMPLE)
+    and, when it did storage I/O, a disk event (kind IOT_USAGE_DISK).
 
     Field names are the hook's (iotbpf.kernel.hooks): uid is the app's id (its real uid when
-    grouping by uid), cpu_time_ns, wakeups, rx_bytes (bytes read), tx_bytes (bytes written),
-    energy_uj, duration_ns (the interval); "app" carries the name for the host side.
+    grouping by uid), cpu_time_ns, wakeups, energy_uj, duration_ns (the interval); a disk event's
+    rx_bytes/tx_bytes are the bytes read/written (app_monitor keeps them apart from network
+    bytes); "app" carries the name for the host side.
     """
     events = []
     for usage in interval.apps:
@@ -865,8 +868,10 @@ def app_usage_events(interval: Interval, now_ns: int = 0) -> list:
         events.append({"app": usage.app, "uid": uid & 0xFFFFFFFF, "kind": USAGE_SAMPLE,
                        "now_ns": int(now_ns), "duration_ns": int(round(interval.seconds * 1e9)),
                        "cpu_time_ns": int(round(usage.cpu_s * 1e9)), "wakeups": int(usage.wakeups),
-                       "rx_bytes": int(usage.read_bytes), "tx_bytes": int(usage.write_bytes),
                        "energy_uj": int(round(usage.energy_j * 1e6))})
+        if usage.read_bytes or usage.write_bytes:
+            events.append({"app": usage.app, "uid": uid & 0xFFFFFFFF, "kind": USAGE_DISK, "now_ns": int(now_ns),
+                           "rx_bytes": int(usage.read_bytes), "tx_bytes": int(usage.write_bytes)})
     return events
 
 

@@ -164,8 +164,9 @@ class Session:
             "power_w": power, "energy_j": energy,
             "components": {n: {"energy_j": c["energy_j"], "power_w": comp_power.get(n)}
                            for n, c in sorted(snap["components"].items())}}, ts_ns=ts)
-        self.publisher.report("apps", {"apps": {a: {"energy_j": j} for a, j in sorted(snap["apps"].items())}},
-                              ts_ns=ts)
+        from iotbpf.report.apps import live_data
+
+        self.publisher.report("apps", live_data(self.runtime, snap["apps"], energy), ts_ns=ts)
 
     def finish(self, result=None, policies: list | None = None, flush_timeout: float = 15.0) -> list[str]:
         """Final sample, files and plots; flush MQTT. Returns the paths written.

@@ -323,6 +323,7 @@ class Publisher:
         self._inflight: dict[int, int] = {}   # paho mid -> outbox row id
         self._early: set[int] = set()         # mids acknowledged before publish() returned
         self._direct: set[int] = set()        # mids of status/discovery messages (not in the outbox)
+        self._app_configs: dict = {}          # per-app energy sensors announced (iotbpf.report.apps)
         self._acked_rows: list[int] = []      # acknowledged, not yet deleted from the outbox
         self._handed = 0                      # highest row id handed to paho
         self._stopping = False
@@ -370,7 +371,23 @@ class Publisher:
             lambda s: make_payload(self.node, kind, stream, s, ts_ns, self.clock, data),
             self.node)
         self._wake.set()
+        if kind == "apps" and self.discovery:
+            self._announce_apps(data.get("apps") or {})
         return seq
+
+    def _announce_apps(self, apps: dict) -> None:
+        """Home Assistant discovery for apps not announced yet (again on every connect)."""
+        from iotbpf.report.apps import discovery_configs as app_configs
+
+        for name in apps:
+            if name in self._app_configs:
+                continue
+            config_topic, config = next(iter(app_configs(self.node, [name], self.discovery_prefix).items()))
+            self._app_configs[name] = (config_topic, config)
+            if self.connected:
+                info = self.client.publish(config_topic, json.dumps(config, sort_keys=True), qos=1, retain=True)
+                with self._lock:
+                    self._direct.add(info.mid)
 
     def pending(self) -> int:
         """Reports not yet acknowledged by the broker (in the outbox)."""
@@ -435,6 +452,9 @@ class Publisher:
         if self.discovery:
             for config_topic, config in discovery_configs(self.node, self.discovery_prefix,
                                                           self.model).items():
+                direct.append(client.publish(config_topic, json.dumps(config, sort_keys=True), qos=1,
+                                             retain=True))
+            for config_topic, config in list(self._app_configs.values()):
                 direct.append(client.publish(config_topic, json.dumps(config, sort_keys=True), qos=1,
                                              retain=True))
         with self._lock:

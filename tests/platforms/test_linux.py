@@ -475,17 +475,20 @@ def test_app_usage_events_use_the_hook_fields(tmp_path):
     proc.advance(1.0, 61)
     clock.t = 1.0
     events = app_usage_events(monitor.sample(), now_ns=5)
-    by_uid = {e["uid"]: e for e in events}
+    by_uid = {e["uid"]: e for e in events if e["kind"] == 7}
     assert set(by_uid) == {33, 1000, 0}
     nginx = by_uid[33]
     assert nginx["cpu_time_ns"] == round(50 * 1e9 / HZ) and nginx["wakeups"] == 14
-    assert nginx["rx_bytes"] == 512 and nginx["tx_bytes"] == 4096
+    assert "rx_bytes" not in nginx  # storage bytes are not network bytes: a disk event carries them
+    disk = [e for e in events if e["uid"] == 33 and e["kind"] == 14]
+    assert [(e["rx_bytes"], e["tx_bytes"]) for e in disk] == [(512, 4096)]
     assert nginx["duration_ns"] == 1000000000 and nginx["now_ns"] == 5 and nginx["kind"] == 7
     assert nginx["energy_uj"] == round(50.0 / HZ * 5.0 * 1e6)
     hooks = pytest.importorskip("iotbpf.kernel.hooks")
     fields = {f[0] for h in hooks.HOOK_TABLE if h[0] == "app_usage" for f in h[4]}
     assert set(nginx) - {"app"} <= fields
     assert dict((c[0], c[1]) for c in hooks.CONSTANTS)["IOT_USAGE_SAMPLE"] == nginx["kind"]
+    assert dict((c[0], c[1]) for c in hooks.CONSTANTS)["IOT_USAGE_DISK"] == disk[0]["kind"]
 
 
 def test_cpu_model_interpolates_and_rejects_negative_power():
@@ -520,7 +523,8 @@ def test_app_monitor_accumulates_over_intervals(tmp_path):
     hz = os.sysconf("SC_CLK_TCK")
     stats = node.app_stats("app_monitor")[33]
     assert stats["cpu_ns"] == round(75 * 1e9 / hz)
-    assert stats["wakeups"] == 9 and stats["rx_bytes"] == 3000 and stats["tx_bytes"] == 30
+    assert stats["wakeups"] == 9 and stats["disk_read_bytes"] == 3000 and stats["disk_write_bytes"] == 30
+    assert stats["rx_bytes"] == 0 and stats["tx_bytes"] == 0  # no network bytes were seen
     assert stats["energy_uj"] == pytest.approx(75.0 / hz * 5.0 * 1e6, abs=3)
 
 

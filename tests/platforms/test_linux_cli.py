@@ -20,6 +20,9 @@ def test_monitor_json_reports_apps_model_and_its_own_overhead(cli):
     assert report["monitor"]["samples"] == 4 and report["monitor"]["cpu_s_per_sample"] > 0
     assert report["monitor"]["process_percent_of_one_core"] > 0  # the whole monitoring process
     assert report["measured_j"] is None or report["error_pct"] is not None
+    apps = report["apps_report"]  # the per-app report every source shares (iotbpf.report.apps)
+    assert apps["kind"] == "iotbpf-apps" and apps["apps"][-1]["name"] == "system"
+    assert sum(a["energy_j"] for a in apps["apps"]) == pytest.approx(apps["total_j"])
 
 
 def test_monitor_writes_report_and_plot_files(cli, tmp_path):

@@ -8,7 +8,7 @@ from iotbpf.platforms.sim.platform import SimPlatform
 from iotbpf.platforms.sim.radio import Link, TrafficSource
 from iotbpf.platforms.sim.sensors import RandomWalkSensor, TraceSensor, _sin_milli, parse_csv
 from iotbpf.platforms.sim.trace import format_events, parse_events
-from iotbpf.platforms.sim.usage import FOREGROUND, SCREEN_OFF, SCREEN_ON, AndroidUsage
+from iotbpf.platforms.sim.usage import DISK, FOREGROUND, SCREEN_OFF, SCREEN_ON, AndroidUsage
 
 
 def test_random_walk_sensor_is_reproducible_and_stays_in_range():
@@ -116,8 +116,10 @@ def test_usage_generator_is_reproducible_and_well_formed():
 def test_usage_truth_adds_up_to_the_events():
     usage = AndroidUsage(9)
     events = list(usage.events(2 * NS_PER_DAY))
-    rx = sum(f.get("rx_bytes", 0) for _t, f in events)
+    rx = sum(f.get("rx_bytes", 0) for _t, f in events if f["kind"] != DISK)
     assert rx == sum(v["rx_bytes"] for v in usage.truth.values())
+    read = sum(f["rx_bytes"] for _t, f in events if f["kind"] == DISK)  # storage, never network
+    assert read == sum(v["disk_read_bytes"] for v in usage.truth.values()) > 0
     sessions = sum(1 for _t, f in events if f["kind"] == FOREGROUND)
     assert sessions == sum(v["sessions"] for v in usage.truth.values())
 
@@ -161,7 +163,9 @@ def test_event_traces_round_trip_and_are_validated():
                           ('{"t": "1s", "hook": "nope"}', "'hook' must be"),
                           ('{"t": "1s", "hook": "gpio", "pins": 1}', "no field 'pins'"),
                           ('{"t": "1s", "hook": "gpio", "pin": -1}', "integer in"),
-                          ('{"version": 9}', "unsupported version"), ("[", "not valid JSON")):
+                          ('{"version": 9}', "unsupported version"), ("[", "not valid JSON"),
+                          ('{"t": "1s", "hook": "app_usage", "app": 7}', "app must be a name"),
+                          ('{"t": "1s", "hook": "gpio", "app": "x"}', "hook gpio has no field 'app'")):
         with pytest.raises(ValueError, match=message):
             parse_events(line)
 
@@ -172,8 +176,32 @@ def test_event_traces_round_trip_and_are_validated():
     ({"sensors": [{"id": 0, "modle": "trace"}]}, "sim.sensors[0]: unknown field 'modle'"),
     ({"sensors": [{"id": 0, "model": "sine"}]}, "unknown model 'sine'"),
     ({"usage": {"screen": "1m"}}, "sim.usage: unknown field 'screen'"),
+    ({"usage": {"apps": [{"uid": 1, "weight": 1, "bogus": 2}]}}, "usage.apps: unknown field 'bogus'"),
+    ({"usage": {"apps": [{"uid": 1, "weight": 1}, {"uid": 1}]}}, "usage.apps: uid 1 twice"),
+    ({"usage": {"apps": [{"uid": 1, "weight": 1, "big": 2}]}}, "big in [0, 1]"),
+    ({"usage": {"night": "late"}}, "usage.night must look like"),
+    ({"usage": {"power_profile": 3}}, "sim.usage.power_profile must be a file name"),
 ])
 def test_mistakes_in_device_entries_are_named(config, message):
     with pytest.raises(ValueError) as info:
         SimPlatform(config)
     assert message in str(info.value)
+
+
+def test_the_sample_usage_trace_of_simulate_help_exists_and_replays():
+    import re
+
+    from conftest import REPO
+    from iotbpf.api import Node
+    from iotbpf.commands.simulate import EXAMPLE
+    from iotbpf.platforms.sim.trace import parse_events
+
+    path = REPO / re.search(r"--events (\S+)", EXAMPLE).group(1)
+    events = parse_events(path.read_text())
+    assert len(events) > 20 and all(hook == "app_usage" for _t, hook, _f in events)
+    node = Node(REPO / "apps" / "app_monitor", events=path)
+    node.simulate("9h")
+    apps = node.scheduler.summary()["apps"]
+    named = set(f["app"] for _t, _h, f in events if f.get("app"))
+    assert named <= set(apps) and all(apps[name] > 0 for name in named)
+    assert node.app_stats()[10067]["disk_write_bytes"] == 12000000  # the photo, as storage bytes

@@ -20,8 +20,14 @@ ENTRY_KEYS = {
     "gpio": ("pin", "rate_per_hour", "pulse"),
     "radio": ("bitrate", "overhead_bytes", "loss_ppm", "traffic"),
     "traffic": ("src", "len", "port", "rssi", "period", "rate_per_hour", "start", "stop"),
-    "usage": ("screen_off", "screen_on", "session", "apps"),
+    "usage": ("screen_off", "screen_on", "session", "night", "apps", "power_profile"),
 }
+
+
+def _is_phone(models):
+    """A board built from a power_profile.xml: its screen has brightness bins."""
+    screen = models.get("screen")
+    return screen is not None and "bright0" in screen.states
 
 
 def _check_finite(value, where):
@@ -98,6 +104,10 @@ class SimPlatform:
         if usage is not None and not isinstance(usage, dict):
             raise ValueError("sim.usage must be an object (e.g. {} for the default apps)")
         self.usage = AndroidUsage(seed, usage) if usage is not None else None
+        self.power_profile = usage.get("power_profile") if usage is not None else None
+        if self.power_profile is not None and not isinstance(self.power_profile, str):
+            raise ValueError("sim.usage.power_profile must be a file name (e.g. raphael_power_profile.xml)")
+        self.phone = None
         self.trace_sensor = {}
         self.generated = {}
         self.jitter_rng = Rng(seed, "timers")
@@ -139,8 +149,13 @@ class SimPlatform:
     # ---------------------------------------------------------------- event streams
 
     def start(self, runtime, end_ns):
-        """Schedule every stream's first event on the runtime's queue."""
+        """Schedule every stream's first event on the runtime's queue (and, for a phone -- an app
+        with ``sim.usage`` on a board built from a power_profile.xml -- the usage-driven energy
+        model, iotbpf.energy.phone)."""
         self.runtime = runtime
+        sched = getattr(runtime, "scheduler", None)
+        if self.usage is not None and sched is not None and _is_phone(sched.ledger.models):
+            self._start_phone(sched, end_ns)
         if self.trace is not None:
             self._stream(iter(self.trace), end_ns)
             return
@@ -152,6 +167,32 @@ class SimPlatform:
             self._stream(self._sensor_events(sid, period), end_ns)
         if self.usage is not None:
             self._stream(self._usage_events(end_ns), end_ns)
+
+    def _start_phone(self, sched, end_ns):
+        from iotbpf.energy.android_profile import parse_power_profile
+        from iotbpf.energy.board import find_file
+        from iotbpf.energy.models import read_text
+        from iotbpf.energy.phone import Phone
+
+        # the board's own profile (its cpu model is "<profile>_cpu", see android_profile.phone_models)
+        # unless sim.usage names one; a bare "x.xml" is looked up among the bundled energy models
+        name = self.power_profile
+        cpu = sched.ledger.models.get("cpu")
+        if name is None and cpu is not None and cpu.name.endswith("_cpu"):
+            name = cpu.name[:-4] + ".xml"
+        path = find_file("energy_models", name or "raphael_power_profile.xml", ".json")
+        profile = parse_power_profile(read_text(path))
+        wifi = {}
+        radio = getattr(sched.board, "radio", None)
+        if isinstance(radio, dict) and isinstance(radio.get("params"), dict):
+            wifi = radio["params"]
+        self.phone = Phone(profile, sched.ledger, sched.attr, 0, self.usage.names, wifi)
+        if end_ns > 0:
+            self.runtime.queue.push(end_ns - 1, self._finish_phone, None)
+
+    def _finish_phone(self, now_ns, _arg):
+        self.phone.finish(now_ns)
+        self.runtime.scheduler.advance(now_ns)  # the ledger is settled up to here at the end
 
     def _stream(self, iterator, end_ns):
         first = next(iterator, None)
@@ -165,6 +206,8 @@ class SimPlatform:
             self.gpio.levels[fields.get("pin", 0)] = fields.get("level", 0)
         elif hook == "sensor" and self.trace is not None:
             self.trace_sensor[fields.get("sensor_id", 0)] = fields.get("value", 0)
+        elif hook == "app_usage" and self.phone is not None:
+            self.phone.on_usage(now_ns, fields)
         self.runtime.raise_event(hook, fields)
         nxt = next(iterator, None)
         if nxt is not None and nxt[0] < end_ns:

@@ -2,6 +2,8 @@
 the generators (``iotbpf simulate --events FILE``). Every field is checked; nothing is trusted.
 
 An optional first line ``{"version": 1, "format": "iotbpf-events"}`` names the format version.
+``app_usage`` events may carry ``"app"``, the app's name (package), which reports show; it is not
+part of the eBPF context. The format is documented in docs/platforms.md ("Usage traces").
 """
 
 import json
@@ -11,6 +13,7 @@ from iotbpf.kernel.hooks import HOOKS
 
 TRACE_VERSION = 1
 MAX_EVENTS = 10000000
+MAX_NAME = 256
 
 
 def parse_events(text, where="events"):
@@ -55,6 +58,11 @@ def _event(obj, where, line_no):
     fields = {}
     for key, value in obj.items():
         if key in ("t", "hook"):
+            continue
+        if key == "app" and hook_name == "app_usage":  # the app's name, for the host (not in the context)
+            if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
+                raise ValueError("%s line %d: app must be a name of 1 to %d characters" % (where, line_no, MAX_NAME))
+            fields[key] = value
             continue
         try:
             f = hook.field(key)
