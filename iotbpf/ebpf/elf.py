@@ -1,7 +1,8 @@
 """The ELF loader (host side, pyelftools): ``clang-19 -O2 -target bpf`` objects -> Programs.
 
 Does what libbpf does before BPF_PROG_LOAD: one program per function in each executable
-section, ``.text`` subprograms appended and bpf-to-bpf calls relinked, ``.data`` / ``.rodata*``
+section, each followed by exactly the ``.text`` subprograms it reaches (transitively, each once)
+with its bpf-to-bpf calls and callback addresses relocated for it, ``.data`` / ``.rodata*``
 / ``.bss`` turned into single-entry array maps (lddw -> BPF_PSEUDO_MAP_VALUE), legacy ``maps``
 and BTF-defined ``.maps`` map definitions (lddw -> BPF_PSEUDO_MAP_FD with the map's index),
 the ``license`` section, and ``.BTF.ext`` line info as ``program.line_info`` (pc -> (file,
@@ -73,6 +74,7 @@ class ElfObject:
         self.maps: list = []
         self.license = ""
         self._by_section: dict = {}
+        self._by_function: dict = {}
 
     def names(self) -> list:
         return list(self.programs)
@@ -88,6 +90,8 @@ class ElfObject:
                             % (self.path, len(self.programs), ", ".join(self.programs)))
         if section in self.programs:
             return self.programs[section]
+        if section in self._by_function:
+            return self._by_function[section]
         found = self._by_section.get(section)
         if found is not None and len(found) == 1:
             return found[0]
@@ -422,6 +426,7 @@ class _Loader:
             text = None
         self.text = text
         self.text_insns = self._decode(text) if text is not None else None
+        self.text_funcs = None
         line_records = []
         if self.btf is not None:
             ext = self._named(".BTF.ext")
@@ -446,42 +451,131 @@ class _Loader:
                 prog = self._link(sec, insns, start, end, name, func.name if func else sec.name)
                 self.obj.programs[name] = prog
                 self.obj._by_section.setdefault(sec.name, []).append(prog)
+                if func is not None:
+                    self.obj._by_function[func.name] = prog
+
+    def _text_functions(self) -> list:
+        """.text split into its functions [(start, end, name)] by their symbols (libbpf's
+        subprograms); the whole section as one piece when it has no function symbols."""
+        text = self.text
+        n = len(self.text_insns)
+        starts = {}
+        for s in self._syms_in(text):
+            if s.type != STT_FUNC:
+                continue
+            if s.value % 8 or s.value >= text.size:
+                raise self.fail("function %s has a bad position in .text" % s.name)
+            starts.setdefault(s.value // 8, s.name)
+        if 0 not in starts:
+            starts[0] = ".text"
+        order = sorted(starts)
+        return [(pc, order[i + 1] if i + 1 < len(order) else n, starts[pc])
+                for i, pc in enumerate(order)]
 
     def _link(self, sec, sec_insns, start: int, end: int, name: str, func_name: str) -> Program:
-        insns = [isa.Instruction(i.opcode, i.dst, i.src, i.off, i.imm) for i in sec_insns[start:end]]
+        """One program as libbpf links it: its own function, then every .text subprogram it
+        reaches (transitively, each once, in the order first reached), calls relocated."""
         if end < len(sec_insns) and end > 0 and sec_insns[end - 1].opcode == isa.LDDW:
             raise self.fail("function %s ends inside a lddw" % func_name)
-        relocs = [(off // 8 - start, sym, rtype) for off, sym, rtype in self.rels.get(sec.index, ())
-                  if start * 8 <= off < end * 8]
-        text_base = None
-        text = self.text
-        if text is not None and any(sym.shndx == text.index for _o, sym, _t in relocs):
-            text_base = len(insns)
-            insns.extend(isa.Instruction(i.opcode, i.dst, i.src, i.off, i.imm) for i in self.text_insns)
-            relocs.extend((off // 8 + text_base, sym, rtype)
-                          for off, sym, rtype in self.rels.get(text.index, ()))
-        for pc, sym, rtype in relocs:
-            if rtype == R_BPF_NONE:
-                continue
-            self._relocate(insns, pc, sym, rtype, sec, start, end, text_base)
+        insns = []
         line_info = {}
-        for rec in self.lines.get(sec.name, ()):
-            pc = rec.insn_off // 8 - start
-            if 0 <= pc < end - start:
-                line_info[pc] = (rec.file, rec.line, rec.text)
-        labels = {func_name: 0}
-        if text_base is not None:
-            for rec in self.lines.get(".text", ()):
-                line_info[text_base + rec.insn_off // 8] = (rec.file, rec.line, rec.text)
-            for s in self._syms_in(text):
-                if s.type == STT_FUNC and s.name not in labels:
-                    labels[s.name] = text_base + s.value // 8
+        labels = {}
+        placed = {}  # (section index, first insn of the piece) -> its pc in the program
+        fixups = []  # (pc, is_call, piece key, insn offset in the piece)
+        pieces = [(sec, sec_insns, start, end, func_name)]
+        queued = {(sec.index, start)}
+        for psec, pinsns, pstart, pend, pname in pieces:  # grows while it runs
+            base = len(insns)
+            placed[(psec.index, pstart)] = base
+            labels.setdefault(pname, base)
+            insns.extend(isa.Instruction(x.opcode, x.dst, x.src, x.off, x.imm)
+                         for x in pinsns[pstart:pend])
+            for rec in self.lines.get(psec.name, ()):
+                pc = rec.insn_off // 8
+                if pstart <= pc < pend:
+                    line_info[base + pc - pstart] = (rec.file, rec.line, rec.text)
+            relocs = {}
+            for off, sym, rtype in self.rels.get(psec.index, ()):
+                if pstart * 8 <= off < pend * 8:
+                    relocs[off // 8] = (sym, rtype)
+            for pc in range(pstart, pend):
+                at = base + pc - pstart
+                x = insns[at]
+                entry = relocs.get(pc)
+                if entry is not None:
+                    if entry[1] == R_BPF_NONE:
+                        continue
+                    target = self._relocate(insns, at, entry[0], entry[1], psec)
+                elif x.opcode == isa.CALL and x.src == isa.BPF_PSEUDO_CALL:
+                    target = (psec, (pc + 1 + x.imm) * 8,
+                              "bpf-to-bpf call at instruction %d of %s" % (pc, psec.name))
+                else:
+                    continue
+                if target is None:
+                    continue
+                tsec, byte_off, what = target
+                piece = self._piece(tsec, byte_off, what, sec, start, end, func_name)
+                key = (tsec.index, piece[0])
+                if key not in queued:
+                    queued.add(key)
+                    pieces.append((tsec, self.text_insns, piece[0], piece[1], piece[2]))
+                fixups.append((at, x.opcode == isa.CALL, key, byte_off // 8 - piece[0]))
+        for at, is_call, key, delta in fixups:
+            rel = placed[key] + delta - (at + 1)
+            if is_call:
+                insns[at].imm = rel
+            else:
+                insns[at].src = isa.BPF_PSEUDO_FUNC
+                insns[at].imm = rel & 0xFFFFFFFF
         prog = Program(insns, maps=self.obj.maps, name=name, section=sec.name, line_info=line_info,
                        labels=labels)
         prog.license = self.obj.license
         return prog
 
-    def _relocate(self, insns, pc, sym, rtype, sec, start, end, text_base) -> None:
+    def _piece(self, target, byte_off, what, sec, start, end, func_name):
+        """(first, end, name) of the function holding code offset ``byte_off`` of ``target``:
+        the program's own range, or a .text subprogram; other programs' code is an error."""
+        if byte_off % 8 or byte_off < 0 or byte_off >= target.size:
+            raise self.fail("%s: target offset %d is not an instruction of %s"
+                            % (what, byte_off, target.name))
+        idx = byte_off // 8
+        if target.index == sec.index and start <= idx < end:
+            return start, end, func_name
+        if self.text is not None and target.index == self.text.index:
+            if self.text_funcs is None:
+                self.text_funcs = self._text_functions()
+            for first, last, fname in self.text_funcs:
+                if first <= idx < last:
+                    return first, last, fname
+        raise self.fail("%s: calls into another program's code (%s) are not supported; put shared "
+                        "functions in .text (no SEC)" % (what, target.name))
+
+    def _text_functions(self) -> list:
+        """.text cut at its function symbols [(first, end, name)] (libbpf's subprograms); a
+        .text without function symbols is one piece."""
+        text = self.text
+        starts = {}
+        for s in self._syms_in(text):
+            if s.type != STT_FUNC:
+                continue
+            if s.value % 8 or s.value >= text.size:
+                raise self.fail("function %s has a bad position in .text" % s.name)
+            starts.setdefault(s.value // 8, s.name)
+        if 0 not in starts:
+            starts[0] = ".text"
+        order = sorted(starts)
+        n = len(self.text_insns)
+        out = []
+        for i, first in enumerate(order):
+            last = order[i + 1] if i + 1 < len(order) else n
+            if first < last and self.text_insns[last - 1].opcode == isa.LDDW and last < n:
+                raise self.fail("function %s ends inside a lddw" % starts[first])
+            out.append((first, last, starts[first]))
+        return out
+
+    def _relocate(self, insns, pc, sym, rtype, sec):
+        """Apply a map or data relocation; for a code reference return (section, byte offset,
+        description) for _link to place."""
         if not 0 <= pc < len(insns):
             raise self.fail("relocation offset outside section %s" % sec.name)
         insn = insns[pc]
@@ -505,36 +599,20 @@ class _Loader:
                 insn.src = isa.BPF_PSEUDO_MAP_VALUE
                 insn.imm = self.data_maps[target.index] | (off << 32)
             elif target.flags & SHF_EXECINSTR:
-                dest = self._code_target(target, (sym.value + addend), what, sec, start, end, text_base)
-                insn.src = isa.BPF_PSEUDO_FUNC
-                insn.imm = (dest - (pc + 1)) & 0xFFFFFFFF
+                return target, sym.value + addend, what
             elif target.name in ("maps", ".maps"):
                 raise self.fail("%s: no map starts at offset %d of %s" % (what, sym.value, target.name))
             else:
                 raise self.fail("%s: section %s is not supported (only maps, .maps, .data, .rodata*, "
                                 ".bss and code)" % (what, target.name))
-        elif rtype == R_BPF_64_32:
+            return None
+        if rtype == R_BPF_64_32:
             if insn.opcode != isa.CALL or insn.src != isa.BPF_PSEUDO_CALL:
                 raise self.fail("%s: not on a bpf-to-bpf call (kfunc calls are not supported)" % what)
             if not target.flags & SHF_EXECINSTR:
                 raise self.fail("%s: call into non-code section %s" % (what, target.name))
-            dest = self._code_target(target, sym.value + (insn.imm + 1) * 8, what, sec, start, end,
-                                     text_base)
-            insn.imm = dest - (pc + 1)
-        else:
-            raise self.fail("%s: relocation type not supported in code" % what)
-
-    def _code_target(self, target, byte_off, what, sec, start, end, text_base) -> int:
-        if byte_off % 8 or byte_off < 0 or byte_off >= target.size:
-            raise self.fail("%s: target offset %d is not an instruction of %s"
-                            % (what, byte_off, target.name))
-        idx = byte_off // 8
-        if text_base is not None and self.text is not None and target.index == self.text.index:
-            return text_base + idx
-        if target.index == sec.index and start <= idx < end:
-            return idx - start
-        raise self.fail("%s: calls into another program's code (%s) are not supported; put shared "
-                        "functions in .text (no SEC)" % (what, target.name))
+            return target, sym.value + (insn.imm + 1) * 8, what
+        raise self.fail("%s: relocation type not supported in code" % what)
 
 
 def _datasec_description(btf: Btf, ds, size: int) -> dict:
