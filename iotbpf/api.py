@@ -95,7 +95,11 @@ class Program:
             from iotbpf.ebpf.helpers import linux_helpers
 
             helpers = linux_helpers()
-        return _ebpf_vm.VM(self.program, helpers=helpers, engine=engine, budget=budget, env=env)
+        machine = _ebpf_vm.VM(self.program, helpers=helpers, engine=engine, budget=budget, env=env)
+        from iotbpf.ebpf.maps import freeze_readonly
+
+        freeze_readonly(self.program.maps)  # loaded: .rodata is now constant, as libbpf freezes it
+        return machine
 
     def verify(self, helpers=None, **options) -> object:
         """Run the static verifier (ebpf/verifier.py ``verify``); raises VerifierError if rejected.
@@ -340,6 +344,10 @@ class Node:
                       pin_dir=self.pin_dir)
         for m, programs in zip(self.manifests, self._programs):
             rt.load_app(m, programs)
+        from iotbpf.ebpf.maps import freeze_readonly
+
+        for a in rt.apps:
+            freeze_readonly(a.maps.values())
         self.runtime = rt
         return rt
 

@@ -337,6 +337,9 @@ class GlobalVariable(MutableMapping):
         self._write(encode(self.desc, self.size, new, self.name))
 
     def _write(self, data: bytes) -> None:
+        if self.section.map.frozen:
+            raise IotbpfError("%s is in %s, read-only once its program is loaded (libbpf freezes it "
+                              "too): change it in the C source" % (self.name, self.section.name))
         raw = bytearray(self._raw())
         raw[self.offset:self.offset + self.size] = data
         rc = self.section.map.update(b"\0\0\0\0", bytes(raw), _T.BPF_ANY)

@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--engine", default="compiled", choices=("compiled", "interp"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--trace-log", metavar="FILE",
+                        help="write bpf_trace_printk and iot_log lines with their virtual times to "
+                             "FILE as they happen ('-': stdout)")
+    parser.add_argument("--trace-limit", type=int, default=100_000, metavar="N",
+                        help="write at most N trace/log lines, count the rest (default 100000)")
     report_attach.add_arguments(parser)
     fleet_cli.add_arguments(parser)
 
@@ -53,12 +58,17 @@ def run(args: argparse.Namespace) -> int:
         return _compare(args, ns)
     node = Node(args.app, board=args.board, seed=args.seed, policy=args.policy, events=args.events,
                 engine=args.engine)
-    node.build()
+    from iotbpf.report import tracelog
+
+    runtime = node.build()
+    trace = tracelog.attach(runtime, args.trace_log, args.trace_limit)
     session = report_attach.attach(node, args, ns)
     progress = _progress_bar(ns) if sys.stderr.isatty() and not args.json else None
     result = node.simulate(ns, progress=progress)
     if progress is not None:
         sys.stderr.write("\r" + " " * 60 + "\r")
+    if trace is not None:
+        trace.close()
     if session is not None:
         session.finish(result)
     if args.json:

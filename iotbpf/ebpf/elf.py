@@ -397,7 +397,8 @@ class _Loader:
             if self.btf is not None:
                 ds = self.btf.datasec(name)
                 if ds is not None:
-                    spec.value_type = _datasec_description(self.btf, ds, sec.size)
+                    offsets = dict((sym.name, sym.value) for sym in self._syms_in(sec))
+                    spec.value_type = _datasec_description(self.btf, ds, sec.size, offsets)
             self.data_maps[sec.index] = self._add_map(spec)
 
     # ---------------------------------------------------------------- programs
@@ -615,12 +616,17 @@ class _Loader:
         raise self.fail("%s: relocation type not supported in code" % what)
 
 
-def _datasec_description(btf: Btf, ds, size: int) -> dict:
+def _datasec_description(btf: Btf, ds, size: int, offsets: dict) -> dict:
+    """The section as a struct of its variables. clang leaves every DATASEC offset 0 in the
+    object; like libbpf's btf_fixup_datasec, each variable's offset is its symbol's value."""
     members = []
-    for tid, offset, _vsize in ds.extra:
+    for tid, offset, vsize in ds.extra:
         var = btf.get(tid)
         if var.kind != 14:  # KIND_VAR
             continue
+        offset = offsets.get(var.name, offset)
+        if offset + vsize > size:
+            continue  # a variable outside its section: no view rather than a wrong one
         members.append({"name": var.name, "offset": offset, "type": btf.describe(var.size_or_type)})
     return {"kind": "struct", "name": ds.name, "size": size, "members": members}
 

@@ -342,11 +342,15 @@ def trace_printk(ex, r1, r2, r3, r4, r5):
     out = getattr(ex.env, "trace_output", None)
     if out is not None:
         out.append(text)
+    sink = getattr(ex.env, "on_trace", None)
+    if sink is not None:
+        sink(text)
     return len(text)
 
 
 # ------------------------------------------------------------------ the table
 _A = T.ARG_ANYTHING
+_D = T.ARG_DONTCARE  # Linux's bpf_trace_printk_proto leaves arg3..arg5 unchecked
 _MAPS = T.VALUE_MAP_TYPES
 _RB = (T.BPF_MAP_TYPE_RINGBUF,)
 
@@ -363,9 +367,10 @@ _TABLE = (
      probe_read, None, None, "Copy size bytes from an unsafe address; -EFAULT (dst zeroed)."),
     ("ktime_get_ns", (), T.RET_INTEGER, ktime_get_ns, None, None,
      "The runtime's clock in nanoseconds."),
-    ("trace_printk", (T.ARG_PTR_TO_MEM, T.ARG_CONST_SIZE, _A, _A, _A), T.RET_INTEGER,
+    ("trace_printk", (T.ARG_PTR_TO_MEM, T.ARG_CONST_SIZE, _D, _D, _D), T.RET_INTEGER,
      trace_printk, None, None,
-     "printf-like output (up to 3 args: %d %i %u %x %ld %lld %s %c %p) into the trace log."),
+     "printf-like output (0 to 3 args: %d %i %u %x %ld %lld %s %c %p) into the trace log; as in "
+     "Linux, arguments the format does not use need not be set."),
     ("get_prandom_u32", (), T.RET_INTEGER, get_prandom_u32, None, None,
      "A pseudo-random u32 from the runtime's seeded generator."),
     ("get_smp_processor_id", (), T.RET_INTEGER, get_smp_processor_id, None, None,

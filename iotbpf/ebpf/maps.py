@@ -105,6 +105,7 @@ class Map:
 
     type = T.BPF_MAP_TYPE_UNSPEC
     values = None
+    frozen = False  # bpf_map_freeze: user space may no longer write (programs still may)
 
     def __init__(self, spec):
         self.spec = spec
@@ -121,6 +122,11 @@ class Map:
 
     def __len__(self):
         return 0
+
+    def freeze(self):
+        """BPF_MAP_FREEZE: from now on ``update``/``delete`` from user space return -EPERM.
+        Loaders freeze .rodata once its programs are loaded, as libbpf does."""
+        self.frozen = True
 
     # Linux answers these with an error for map types that do not support them.
     def lookup_slot(self, key):
@@ -269,6 +275,8 @@ class ArrayMap(_SlabMap):
 
     def update(self, key, value, flags=T.BPF_ANY):
         value = _b(value, self.value_size, "value")
+        if self.frozen:
+            return -T.EPERM
         if flags & ~T.BPF_F_LOCK > T.BPF_EXIST or flags & T.BPF_F_LOCK:
             return -T.EINVAL
         index = self._index(key)
@@ -693,6 +701,14 @@ def instantiate(programs, budget=None, maps=None):
         program.maps = bound
     fill_prog_arrays(programs, maps)
     return maps
+
+
+def freeze_readonly(maps):
+    """Freeze every BPF_F_RDONLY_PROG map (.rodata) among ``maps`` (Maps or specs): called when
+    programs are loaded, after which user space can no longer change their constants."""
+    for m in maps:
+        if isinstance(m, Map) and m.readonly:
+            m.freeze()
 
 
 def fill_prog_arrays(programs, maps):
