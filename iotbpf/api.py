@@ -365,6 +365,12 @@ class Node:
         result._scheduler = self.scheduler
         return result
 
+    def open_trace(self, callback) -> None:
+        """Call ``callback(kind, t_ns, app, text)`` for each bpf_trace_printk line (kind
+        "trace") and iot_log line (kind "log") as the programs make them (bcc's trace_print
+        in spirit); ``t_ns`` is the node's (virtual) time."""
+        self._build().trace_sink = callback
+
     # ------------------------------------------------------------ events from outside
     def post(self, hook: str, fields: dict, at_ns: int) -> None:
         """Schedule an event at a virtual time (before or during simulate)."""

@@ -25,7 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from iotbpf import api as _api
@@ -294,6 +294,50 @@ class MapView(MutableMapping):
         if isinstance(raw, int):
             raise IndexError("map %s is empty" % self.name)
         return self.decode_value(raw)
+
+    # ------------------------------------------------------------ ring and perf buffers
+    def poll(self, callback: Callable[..., Any], lost: Callable[[int, int], Any] | None = None) -> int:
+        """Hand every record waiting in a ring buffer or perf event array to ``callback`` and
+        remove it; returns how many. Like bcc's ``ring_buffer_poll``/``perf_buffer_poll``:
+        a ring buffer calls ``callback(data)``, a perf event array ``callback(cpu, data)``
+        (``data`` is the record's bytes), and ``lost(cpu, count)`` hears of samples a full
+        perf buffer dropped."""
+        if self.map.type == _T.BPF_MAP_TYPE_RINGBUF:
+            records = self.map.consume()
+            for data in records:
+                callback(data)
+            return len(records)
+        if self.map.type == _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            if lost is not None:
+                for cpu, count in sorted(self.map.take_lost().items()):
+                    lost(cpu, count)
+            samples = self.map.consume()
+            for cpu, data in samples:
+                callback(cpu, data)
+            return len(samples)
+        raise IotbpfError("map %s (%s) is not a ring buffer or perf event array: nothing to poll"
+                          % (self.name, self.type))
+
+    def open_ring_buffer(self, callback: Callable[[bytes], Any]) -> None:
+        """Deliver each ring buffer record to ``callback(data)`` as soon as a program submits it
+        (a wake-up), while the node runs; ``close_buffer()`` stops it."""
+        self._subscribe(_T.BPF_MAP_TYPE_RINGBUF, callback, None)
+
+    def open_perf_buffer(self, callback: Callable[[int, bytes], Any],
+                         lost: Callable[[int, int], Any] | None = None) -> None:
+        """Deliver each perf event array sample to ``callback(cpu, data)`` as soon as a program
+        outputs it; ``lost(cpu, count)`` hears of dropped samples."""
+        self._subscribe(_T.BPF_MAP_TYPE_PERF_EVENT_ARRAY, callback, lost)
+
+    def close_buffer(self) -> None:
+        """Stop delivering records opened with open_ring_buffer/open_perf_buffer."""
+        self.map.on_wakeup = None
+
+    def _subscribe(self, map_type: int, callback: Callable[..., Any], lost: Any) -> None:
+        if self.map.type != map_type:
+            raise IotbpfError("map %s is a %s map, not %s" % (self.name, self.type,
+                                                              _T.MAP_TYPE_NAMES[map_type]))
+        self.map.on_wakeup = lambda _m: self.poll(callback, lost)
 
     def _raw_items(self) -> list:
         used = getattr(self.map, "used_items", None)

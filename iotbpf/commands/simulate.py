@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "FILE as they happen ('-': stdout)")
     parser.add_argument("--trace-limit", type=int, default=100_000, metavar="N",
                         help="write at most N trace/log lines, count the rest (default 100000)")
+    parser.add_argument("--events-out", metavar="FILE",
+                        help="write every ring buffer / perf event array record the programs emit "
+                             "to FILE as JSON lines, when it is emitted ('-': stdout)")
     report_attach.add_arguments(parser)
     fleet_cli.add_arguments(parser)
 
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     runtime = node.build()
     trace = tracelog.attach(runtime, args.trace_log, args.trace_limit)
+    events = tracelog.EventsOut(runtime, args.events_out) if args.events_out else None
     session = report_attach.attach(node, args, ns)
     progress = _progress_bar(ns) if sys.stderr.isatty() and not args.json else None
     result = node.simulate(ns, progress=progress)
@@ -69,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("\r" + " " * 60 + "\r")
     if trace is not None:
         trace.close()
+    if events is not None:
+        events.close()
     if session is not None:
         session.finish(result)
     if args.json:

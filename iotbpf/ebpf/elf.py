@@ -339,6 +339,8 @@ class _Loader:
                              d.get("max_entries", 0), d.get("map_flags", 0), key_type=key_type,
                              value_type=value_type, pinning=d.get("pinning", 0), section=".maps",
                              map_extra=d.get("map_extra", 0), programs=programs)
+            if spec.type == T.BPF_MAP_TYPE_PERF_EVENT_ARRAY and not spec.max_entries:
+                spec.max_entries = 1  # libbpf: the number of CPUs (the node has one)
             if spec.type == T.BPF_MAP_TYPE_PROG_ARRAY and "value_size" not in d:
                 spec.value_size = 4
             if spec.type == T.BPF_MAP_TYPE_PROG_ARRAY and "key_size" not in d:

@@ -28,7 +28,7 @@ _U32 = isa.make_struct("<I")
 LINUX_HELPER_IDS = {
     "map_lookup_elem": 1, "map_update_elem": 2, "map_delete_elem": 3, "probe_read": 4,
     "ktime_get_ns": 5, "trace_printk": 6, "get_prandom_u32": 7, "get_smp_processor_id": 8,
-    "tail_call": 12, "csum_diff": 28, "map_push_elem": 87, "map_pop_elem": 88,
+    "tail_call": 12, "perf_event_output": 25, "csum_diff": 28, "map_push_elem": 87, "map_pop_elem": 88,
     "map_peek_elem": 89, "ringbuf_output": 130, "ringbuf_reserve": 131, "ringbuf_submit": 132,
     "ringbuf_discard": 133, "ringbuf_query": 134, "loop": 181,
 }
@@ -153,6 +153,15 @@ def ringbuf_submit(ex, r1, r2, r3, r4, r5):
 
 def ringbuf_discard(ex, r1, r2, r3, r4, r5):
     return _release(ex, r1, r2, True, "ringbuf_discard")
+
+
+def perf_event_output(ex, r1, r2, r3, r4, r5):
+    """bpf_perf_event_output(ctx, map, flags, data, size): a sample into perf buffer
+    ``flags & BPF_F_INDEX_MASK`` (BPF_F_CURRENT_CPU: CPU 0); other flag bits are -EINVAL."""
+    m = _map(ex, r2, (T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,), "perf_event_output")
+    if r3 & ~T.BPF_F_INDEX_MASK:
+        return _neg(T.EINVAL)
+    return _ret(m.output(r3 & T.BPF_F_INDEX_MASK, ex.memory.read_bytes(r4, r5)))
 
 
 def ringbuf_query(ex, r1, r2, r3, r4, r5):
@@ -378,6 +387,11 @@ _TABLE = (
     ("tail_call", (T.ARG_PTR_TO_CTX, T.ARG_CONST_MAP_PTR, _A), T.RET_VOID, tail_call,
      (T.BPF_MAP_TYPE_PROG_ARRAY,), None,
      "Jump to prog_array[index] (at most 33 per run); returns only on failure."),
+    ("perf_event_output", (T.ARG_PTR_TO_CTX, T.ARG_CONST_MAP_PTR, _A, T.ARG_PTR_TO_MEM,
+                           T.ARG_CONST_SIZE_OR_ZERO), T.RET_INTEGER, perf_event_output,
+     (T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,), None,
+     "Copy size bytes of data as a sample into the perf buffer flags & BPF_F_INDEX_MASK "
+     "(BPF_F_CURRENT_CPU: this CPU's); -ENOSPC (sample lost) when that buffer is full."),
     ("csum_diff", (T.ARG_PTR_TO_MEM_OR_NULL, T.ARG_CONST_SIZE_OR_ZERO, T.ARG_PTR_TO_MEM_OR_NULL,
                    T.ARG_CONST_SIZE_OR_ZERO, _A), T.RET_INTEGER, csum_diff, None, None,
      "Checksum difference of two word arrays (sizes multiples of 4) plus seed."),

@@ -93,6 +93,8 @@ def worst_case_bytes(spec):
     """The most memory the map can ever use (what the budget is charged)."""
     if spec.type == T.BPF_MAP_TYPE_RINGBUF:
         return spec.max_entries + 64
+    if spec.type == T.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        return spec.max_entries * 8 * PAGE_SIZE + 64
     if spec.type == T.BPF_MAP_TYPE_BLOOM_FILTER:
         return _bloom_bits(spec.max_entries, _bloom_hashes(spec)) // 8 + 64
     if spec.type in T.ARRAY_MAP_TYPES or spec.type == T.BPF_MAP_TYPE_PROG_ARRAY:
@@ -580,8 +582,10 @@ MORE_MAP_CLASSES = {
     T.BPF_MAP_TYPE_LPM_TRIE: "LpmTrieMap",
     T.BPF_MAP_TYPE_RINGBUF: "RingBufMap",
     T.BPF_MAP_TYPE_BLOOM_FILTER: "BloomFilterMap",
+    T.BPF_MAP_TYPE_PERF_EVENT_ARRAY: "PerfEventArrayMap",
 }
-_MORE_NAMES = ("LruHashMap", "LruPercpuHashMap", "LpmTrieMap", "RingBufMap", "BloomFilterMap")
+_MORE_NAMES = ("LruHashMap", "LruPercpuHashMap", "LpmTrieMap", "RingBufMap", "BloomFilterMap",
+               "PerfEventArrayMap")
 
 
 def map_class(map_type):
@@ -647,6 +651,10 @@ def check_spec(spec):
             bad("key_size must be 0, got %d" % ks)
         if vs == 0:
             bad("value_size must be > 0")
+    elif t == T.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        if ks != 4 or vs != 4:
+            bad("key_size and value_size must be 4 (sizeof(int), sizeof(__u32)), got %d and %d"
+                % (ks, vs))
     elif t == T.BPF_MAP_TYPE_RINGBUF:
         if ks != 0 or vs != 0:
             bad("key_size and value_size must be 0")

@@ -98,6 +98,8 @@ BPF_F_WRONLY_PROG = 1 << 8
 BPF_F_MMAPABLE = 1 << 10
 
 # Ring buffer flags and query selectors.
+BPF_F_INDEX_MASK = 0xFFFFFFFF  # bpf_perf_event_output flags: the perf buffer (CPU) index
+BPF_F_CURRENT_CPU = BPF_F_INDEX_MASK  # ... or the current CPU's
 BPF_RB_NO_WAKEUP = 1 << 0
 BPF_RB_FORCE_WAKEUP = 1 << 1
 BPF_RB_AVAIL_DATA = 0

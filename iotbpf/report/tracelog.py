@@ -74,3 +74,54 @@ def standalone_env(sink: Callable[[str, int, str, str], None], name: str):
 
     env.on_trace = on_trace
     return env
+
+
+class EventsOut:
+    """``--events-out FILE``: every record a program puts in a ring buffer or perf event array,
+    written as one JSON line the moment it is published (``t_ns``, ``app``, ``map``, ``cpu``
+    for perf samples, ``data`` in hex), so nothing piles up in the node's buffers."""
+
+    def __init__(self, runtime, target: str):
+        import json
+
+        self._json = json
+        self.runtime = runtime
+        self.count = 0
+        try:
+            self._out = sys.stdout if target == "-" else open(target, "w", encoding="utf-8")
+        except OSError as exc:
+            from iotbpf.ebpf.errors import IotbpfError
+
+            raise IotbpfError("cannot write events file %s: %s" % (target, exc.strerror or exc)) from None
+        self._close = target != "-"
+        from iotbpf.ebpf import types as T
+
+        for app in runtime.apps:
+            for m in app.maps.values():
+                if m.type in (T.BPF_MAP_TYPE_RINGBUF, T.BPF_MAP_TYPE_PERF_EVENT_ARRAY):
+                    m.on_wakeup = self._drain_for(app.name)
+
+    def _drain_for(self, app: str) -> Callable:
+        def drain(m) -> None:
+            now = self.runtime.clock.now_ns()
+            if hasattr(m, "take_lost"):
+                records = m.consume()
+                for cpu, count in sorted(m.take_lost().items()):
+                    self._write({"t_ns": now, "app": app, "map": m.name, "cpu": cpu, "lost": count})
+            else:
+                records = [(None, r) for r in m.consume()]
+            for cpu, data in records:
+                row = {"t_ns": now, "app": app, "map": m.name, "data": data.hex()}
+                if cpu is not None:
+                    row["cpu"] = cpu
+                self._write(row)
+        return drain
+
+    def _write(self, row: dict) -> None:
+        self.count += 1
+        self._out.write(self._json.dumps(row, sort_keys=True) + "\n")
+
+    def close(self) -> None:
+        self._out.flush()
+        if self._close:
+            self._out.close()
