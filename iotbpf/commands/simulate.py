@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "FILE as they happen ('-': stdout)")
     parser.add_argument("--trace-limit", type=int, default=100_000, metavar="N",
                         help="write at most N trace/log lines, count the rest (default 100000)")
+    parser.add_argument("--pin-dir", metavar="DIR",
+                        help="restore app maps from DIR/<app>/<map>.pin at boot and pin them there "
+                             "after the run (read them with `iotbpf map dump`)")
     parser.add_argument("--events-out", metavar="FILE",
                         help="write every ring buffer / perf event array record the programs emit "
                              "to FILE as JSON lines, when it is emitted ('-': stdout)")
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compare:
         return _compare(args, ns)
     node = Node(args.app, board=args.board, seed=args.seed, policy=args.policy, events=args.events,
-                engine=args.engine)
+                engine=args.engine, pin_dir=args.pin_dir)
     from iotbpf.report import tracelog
 
     runtime = node.build()

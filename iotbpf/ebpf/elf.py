@@ -103,8 +103,12 @@ class ElfObject:
 
 
 def load_elf(source, section: str | None = None) -> Program:
-    """The Program in ``section`` of a BPF object (path or bytes)."""
-    return load_elf_object(source).program(section)
+    """The Program in ``section`` of a BPF object (path or bytes); ``program.siblings`` lists
+    the object's other programs (tail-call targets share its maps)."""
+    obj = load_elf_object(source)
+    program = obj.program(section)
+    program.siblings = [p for p in obj.programs.values() if p is not program]
+    return program
 
 
 def load_elf_object(source) -> ElfObject:

@@ -689,7 +689,9 @@ def instantiate(programs, budget=None, maps=None):
     (as the programs of one object share their maps). ``maps`` (name -> Map) supplies maps
     that already exist; it is filled in and returned."""
     if not isinstance(programs, (list, tuple)):
-        programs = [programs]
+        # one program of an object: its siblings (the loader's ``siblings``) get the same maps,
+        # so its prog_arrays hold the object's programs, as after a libbpf object load
+        programs = [programs] + [p for p in getattr(programs, "siblings", ()) if p is not programs]
     if maps is None:
         maps = {}
     if budget is None:
