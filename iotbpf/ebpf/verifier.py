@@ -35,6 +35,7 @@ DEFAULT_COMPLEXITY = 1000000  # abstract instructions processed before giving up
 JOIN_AFTER = 4  # states kept at a join point outside loops before new ones are merged
 MAX_STATES_PER_PC = 64
 CHECKPOINT_EVERY = 8  # store a new state only this many instructions after the last (except loops)
+LOOP_PROBE_ITERS = 24  # same step and cost this many iterations running: predict the loop's length
 BPF_FUNC_TAIL_CALL = 12
 BPF_MAX_LOOPS = 1 << 23
 BPF_LOOP_ARGS = (ty.ARG_ANYTHING, ty.ARG_PTR_TO_FUNC, ty.ARG_PTR_TO_STACK_OR_NULL, ty.ARG_ANYTHING)
@@ -1197,9 +1198,9 @@ class Verifier:
                 fresh = False
                 self.processed += 1
                 if self.processed > self.complexity:
-                    self.fail(pc, "the program is too complex to verify: gave up after %d instructions"
-                              % self.complexity, "a loop may not be bounded; simplify it or bound its "
-                              "counter with a constant", state)
+                    self.fail(pc, "the program is too complex to verify: gave up after %d instructions%s"
+                              % (self.complexity, self._back_edge_text(pc, state)), "a loop may not be "
+                              "bounded; simplify it or bound its counter with a constant", state)
                 state.depth += 1
                 seg.length += 1
                 if state.depth > limit:
@@ -1209,6 +1210,8 @@ class Verifier:
                 insn = insns[pc]
                 kind = isa.op_kind(insn.opcode)
                 if kind == "jcond":
+                    if pc in self.in_loop:
+                        self._loop_probe(state, pc, insn)
                     taken, fall = self.branch(state, pc, insn)
                     target = insn.jump_target(pc)
                     if taken is not None and fall is not None:
@@ -1258,6 +1261,84 @@ class Verifier:
         if self.budget is not None and self.max_path > self.budget:
             raise Reject("pc 0: %s: a run may execute up to %d instructions, more than the budget of %d "
                          "\u2014 bound the loops more tightly" % (self.text(0), self.max_path, self.budget))
+
+    # ------------------------------------------------------------ loops that cannot end in time
+    def _back_edge_text(self, pc, state):
+        """", back edge pc F -> pc T (file:line: text)": the jump closing the loop the path is in."""
+        edge = None
+        p = state.path if state is not None else None
+        while p is not None:
+            f, t = p[0]
+            if t <= f and t <= pc <= f:
+                edge = (f, t)
+                break
+            p = p[1]
+        if edge is None:
+            heads = [h for h in self.loop_heads if h <= pc]
+            if not heads:
+                return ""
+            head = max(heads)
+            srcs = [f for f in range(head, self.n) if head in self.succ[f]]
+            if not srcs:
+                return ""
+            edge = (max(srcs), head)
+        text = ", back edge pc %d -> pc %d" % edge
+        for at in range(edge[0], edge[1] - 1, -1):
+            info = self.line_info.get(at) if hasattr(self.line_info, "get") else None
+            if info and len(info) >= 3:
+                return text + " at %s:%s: %s" % (info[0], info[1], str(info[2]).strip())
+        return text
+
+    def _loop_probe(self, state, pc, insn):
+        """Reject early a loop the verifier would walk until its limit: at a condition that
+        compares a counter (a known value changing by the same step every iteration) with a
+        bound, predict how many more iterations can still go either way. When that, times the
+        iteration's instructions, exceeds what is left of the limit, and no other such condition
+        seen in the last iteration ends sooner, fail now instead of after a million steps."""
+        regs = state.frames[-1].regs
+        a = regs[insn.dst]
+        op = insn.opcode
+        if op & isa.BPF_X:
+            b = regs[insn.src]
+        else:
+            is64 = op & 0x07 == isa.BPF_JMP
+            b = known(insn.imm & U64 if is64 else insn.imm & U32)
+        if a.t != SCALAR or b.t != SCALAR or not (a.is_const() or b.is_const()):
+            return
+        counter, bound, creg = (a, b, insn.dst) if a.is_const() else (b, a, insn.src)
+        code = op & 0xF0
+        signed = code in (isa.BPF_JSGT, isa.BPF_JSGE, isa.BPF_JSLT, isa.BPF_JSLE)
+        k = s64(counter.umin) if signed else counter.umin
+        probes = self.__dict__.setdefault("_probes", {})
+        rec = probes.get(pc)
+        probes[pc] = new = [k, state.depth, 0, 0, 0, None]
+        if rec is None:
+            return
+        step = k - rec[0]
+        cost = state.depth - rec[1]
+        new[2], new[3] = step, cost
+        new[4] = rec[4] + 1 if step and cost > 0 and step == rec[2] and cost == rec[3] else 0
+        if not step:
+            return
+        lo, hi = (bound.smin, bound.smax) if signed else (bound.umin, bound.umax)
+        left = (hi - k) // step if step > 0 else (k - lo) // -step
+        new[5] = left if left > 0 else None
+        if new[4] < LOOP_PROBE_ITERS or new[5] is None or bound.is_const():
+            return
+        room = self.complexity - self.processed
+        if left * cost <= room:
+            return
+        for other_pc in probes:
+            o = probes[other_pc]
+            if other_pc != pc and o[5] is not None and state.depth - o[1] <= cost and \
+                    o[5] * cost <= room:
+                return  # another condition of this loop may end it in time
+        self.fail(pc, "loop without a constant bound: it compares r%d (now %d, %+d every iteration "
+                  "of %d instructions) with a value up to %d, so it may run %d more times — more "
+                  "than the verifier's %d-instruction limit%s"
+                  % (creg, k, step, cost, hi if step > 0 else lo, left, self.complexity,
+                     self._back_edge_text(pc, state)),
+                  "bound the loop with a constant (e.g. if (n > 64) n = 64;)", state)
 
     def fork_pending(self, work, seg, cp):
         """Queue the extra path a callback helper or a callback's return opened (self.pending)."""
@@ -1317,7 +1398,8 @@ class Verifier:
                     seg.succ.append(e.seg)
                     self.finish(cp)
                     return None
-                self.fail(pc, "infinite loop: this loop can run forever (the state at its start repeats)",
+                self.fail(pc, "infinite loop: this loop can run forever (the state at its start repeats)%s"
+                          % self._back_edge_text(pc, state),
                           "make sure the loop counter changes and is compared with a constant bound", state)
         if pc not in self.loop_heads and state.depth - cp.depth < CHECKPOINT_EVERY and cp.pc >= 0:
             return state, seg, cp  # too close to the previous stored state: not worth storing
