@@ -324,6 +324,14 @@ class MapView(MutableMapping):
             except ValueError as exc:
                 raise IotbpfError(str(exc)) from None
             return
+        if self.map.type in _T.MAP_IN_MAP_TYPES:
+            inner = getattr(value, "map", value)  # a MapView or a Map
+            if not isinstance(inner, _maps.Map):
+                raise IotbpfError("map of maps %s takes maps, not %s" % (self.name, type(value).__name__))
+            rc = self.map.set_map(self.key_bytes(key), inner)
+            if rc:
+                raise IotbpfError("map %s: %s does not fit (%s)" % (self.name, inner.name, _errno_name(rc)))
+            return
         rc = self.map.update(self.key_bytes(key), self.value_bytes(value), _T.BPF_ANY)
         if rc:
             raise IotbpfError("map %s: update of key %r refused (%s)" % (self.name, key, _errno_name(rc)))

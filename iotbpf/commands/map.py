@@ -9,7 +9,7 @@ import struct
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import IotbpfError, RuntimeFailure
-from iotbpf.ebpf.maps import ArrayMap, Map, ProgArrayMap, decode_value
+from iotbpf.ebpf.maps import ArrayMap, Map, MapOfMaps, ProgArrayMap, decode_value
 
 NAME = "map"
 HELP = "inspect and change maps: `map dump FILE`, `map update PIN`, `map delete PIN`"
@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     for spec, m in loaded:
         rows = []
         key_type = _key_type(spec)
-        for key, value in ([] if isinstance(m, ProgArrayMap) else _entries(m)):
+        nested = isinstance(m, (ProgArrayMap, MapOfMaps))
+        for key, value in ([] if nested else _entries(m)):
             row = {"key": key.hex(), "value": value.hex()}
             if key_type is not None and key:
                 row["key_decoded"] = decode_value(key_type, key)
@@ -116,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(m, ProgArrayMap):
             rows = [{"key": struct.pack("<I", i).hex(), "key_decoded": i, "value": "",
                      "value_decoded": getattr(p, "name", "?")} for i, p in sorted(m.programs.items())]
+        if isinstance(m, MapOfMaps):
+            rows = [{"key": k.hex(), "key_decoded": decode_value(key_type, k) if key_type else k.hex(),
+                     "value": "", "value_decoded": inner.name} for k, inner in m.inner_maps()]
         out.append({"name": spec.name, "type": spec.type_name, "key_size": spec.key_size,
                     "value_size": spec.value_size, "max_entries": spec.max_entries,
                     "entries": rows})

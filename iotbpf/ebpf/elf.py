@@ -324,13 +324,17 @@ class _Loader:
             return
         if self.btf is None:
             raise self.fail("section .maps needs BTF to describe its maps (compile with -g)")
+        pending_inner = []
         for sym in self._syms_in(sec):
             d = self.btf.map_definition(sym.name)
             programs = None
-            if "values_offset" in d:
+            if "values_offset" in d and d.get("type") in T.MAP_IN_MAP_TYPES:
+                pending_inner.append((sym, d, self._initialiser(sym, d, maps_section=sec)))
+            elif "values_offset" in d:
                 programs = self._prog_array_values(sym, d)
             for key in d:
-                if key not in BTF_MAP_FIELDS and not key.endswith("_type_id") and key != "values_offset":
+                if key not in BTF_MAP_FIELDS and not key.endswith("_type_id") and \
+                        key not in ("values_offset", "inner"):
                     raise self.fail("map %s: unsupported map definition field %s" % (sym.name, key))
             if "type" not in d:
                 raise self.fail("map %s: no __uint(type, ...) in its definition" % sym.name)
@@ -349,7 +353,39 @@ class _Loader:
                 spec.value_size = 4
             if spec.type == T.BPF_MAP_TYPE_PROG_ARRAY and "key_size" not in d:
                 spec.key_size = 4
+            if spec.type in T.MAP_IN_MAP_TYPES:
+                spec.value_size = d.get("value_size", 4)  # user space stores map fds
+                if spec.type == T.BPF_MAP_TYPE_ARRAY_OF_MAPS and "key_size" not in d:
+                    spec.key_size = 4
             self.map_by_sym[(sec.index, sym.value)] = self._add_map(spec)
+        for sym, d, entries in pending_inner:
+            self._map_in_map(sym, d, entries)
+
+    def _map_in_map(self, sym, d, entries) -> None:
+        """A map of maps: its inner template (the first initial inner map, else a map named
+        ``<outer>.inner`` built from ``__array(values, struct {...})``) and initial entries."""
+        outer = self.obj.maps[self.map_by_sym[(self._named(".maps").index, sym.value)]]
+        if "inner" not in d:
+            raise self.fail("map %s: a map of maps needs __array(values, struct {...}) describing "
+                            "its inner maps" % sym.name)
+        inner = d["inner"]
+        names = dict((m.name, i) for i, m in enumerate(self.obj.maps))
+        for index, name in entries.items():
+            target = self.obj.maps[names[name]] if name in names else None
+            if target is None or target.type != inner.get("type") or target.key_size != \
+                    inner.get("key_size", 0) or target.value_size != inner.get("value_size", 0):
+                raise self.fail("map %s: entry %d (%s) does not match the inner map definition"
+                                % (sym.name, index, name))
+        if entries:
+            template = names[entries[min(entries)]]
+        else:
+            key_type = self.btf.describe(inner["key_type_id"]) if "key_type_id" in inner else None
+            value_type = self.btf.describe(inner["value_type_id"]) if "value_type_id" in inner else None
+            template = self._add_map(T.MapSpec(sym.name + ".inner", inner.get("type", 0),
+                                               inner.get("key_size", 0), inner.get("value_size", 0),
+                                               inner.get("max_entries", 0), inner.get("map_flags", 0),
+                                               key_type=key_type, value_type=value_type, section=".maps"))
+        outer.inner = (template, entries)
 
     def _check_maps_relocations(self) -> None:
         sec = self._named(".maps")
@@ -357,12 +393,29 @@ class _Loader:
         if sec is not None:
             for s in self._syms_in(sec):
                 spec_idx = self.map_by_sym.get((sec.index, s.value))
-                if spec_idx is not None and self.obj.maps[spec_idx].programs is not None:
+                if spec_idx is not None and (self.obj.maps[spec_idx].programs is not None
+                                         or self.obj.maps[spec_idx].type in T.MAP_IN_MAP_TYPES):
                     claimed.append((s.value, s.value + max(s.size, 1)))
         for r_offset, target, rtype in self.maps_rels:
             if not any(lo <= r_offset < hi for lo, hi in claimed):
                 raise self.fail("relocations in data section .maps (%s against %s) are not supported"
                                 % (RELOC_NAMES.get(rtype, rtype), target.name or "a section"))
+
+    def _initialiser(self, sym, d, maps_section) -> dict:
+        """{index: inner map name} from a map of maps' ``.values = { [i] = &map }``."""
+        base = sym.value + d["values_offset"]
+        out = {}
+        for r_offset, target, rtype in self.maps_rels:
+            if not sym.value <= r_offset < sym.value + max(sym.size, 1):
+                continue
+            if rtype != R_BPF_64_ABS64 or (r_offset - base) % 8 or r_offset < base:
+                raise self.fail("map %s: unsupported %s relocation in its initialiser"
+                                % (sym.name, RELOC_NAMES.get(rtype, "type %d" % rtype)))
+            if target.shndx != maps_section.index:
+                raise self.fail("map %s: initialiser entry %s is not a map of .maps"
+                                % (sym.name, target.name or "?"))
+            out[(r_offset - base) // 8] = target.name
+        return out
 
     def _prog_array_values(self, sym, d) -> dict:
         """{index: function name} from a prog_array's ``__array(values, ...)`` initialiser."""

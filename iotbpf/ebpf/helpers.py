@@ -59,8 +59,11 @@ def _map(ex, handle, types, helper):
 
 # ------------------------------------------------------------------ maps
 def map_lookup_elem(ex, r1, r2, r3, r4, r5):
-    m = _map(ex, r1, T.VALUE_MAP_TYPES, "map_lookup_elem")
+    m = _map(ex, r1, _LOOKUP, "map_lookup_elem")
     key = ex.memory.read_bytes(r2, m.key_size)
+    if m.type in T.MAP_IN_MAP_TYPES:  # the inner map as a map handle, or NULL
+        inner = m.get_map(key)
+        return 0 if inner is None else ex.memory.map_handle(inner)
     slot = m.lookup_slot(key)
     if slot is None:
         return 0
@@ -359,14 +362,15 @@ def trace_printk(ex, r1, r2, r3, r4, r5):
 
 # ------------------------------------------------------------------ the table
 _A = T.ARG_ANYTHING
+_LOOKUP = T.VALUE_MAP_TYPES + T.MAP_IN_MAP_TYPES
 _D = T.ARG_DONTCARE  # Linux's bpf_trace_printk_proto leaves arg3..arg5 unchecked
 _MAPS = T.VALUE_MAP_TYPES
 _RB = (T.BPF_MAP_TYPE_RINGBUF,)
 
 _TABLE = (
     ("map_lookup_elem", (T.ARG_CONST_MAP_PTR, T.ARG_PTR_TO_MAP_KEY),
-     T.RET_PTR_TO_MAP_VALUE_OR_NULL, map_lookup_elem, _MAPS, None,
-     "Pointer to the value stored under key, or NULL."),
+     T.RET_PTR_TO_MAP_VALUE_OR_NULL, map_lookup_elem, _LOOKUP, None,
+     "Pointer to the value stored under key, or NULL; in a map of maps, the inner map or NULL."),
     ("map_update_elem", (T.ARG_CONST_MAP_PTR, T.ARG_PTR_TO_MAP_KEY, T.ARG_PTR_TO_MAP_VALUE, _A),
      T.RET_INTEGER, map_update_elem, _MAPS, None,
      "Create or update key's value; flags BPF_ANY, BPF_NOEXIST, BPF_EXIST. 0 or -errno."),

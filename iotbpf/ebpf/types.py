@@ -77,6 +77,7 @@ MAP_TYPE_NAMES = {
 }
 
 # Map types whose lookup returns a pointer to a value (ARG_CONST_MAP_PTR + RET_PTR_TO_MAP_VALUE).
+MAP_IN_MAP_TYPES = (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS)
 VALUE_MAP_TYPES = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_HASH,
                    BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
                    BPF_MAP_TYPE_LPM_TRIE)
@@ -330,11 +331,14 @@ class MapSpec:
     ``map_extra``: Linux's map_extra (bloom filter: low 4 bits = number of hashes).
     ``programs``: a prog_array's declared contents, {index: entry function name} (libbpf's
     ``__array(values, ...)`` initialiser); maps.instantiate fills the slots.
+    ``inner``: a map of maps' (template map index, {index or key int: inner map name}): the
+    template gives the verifier the inner maps' shape; maps.instantiate fills the entries.
     """
 
     def __init__(self, name, type, key_size, value_size, max_entries, flags=0, data=None,
                  key_type=None, value_type=None, pinning=0, section=None, map_extra=0,
-                 programs=None):
+                 programs=None, inner=None):
+        self.inner = inner
         self.name = name
         self.type = type
         self.key_size = key_size

@@ -53,6 +53,7 @@ CONST_MAP = 8  # a map handle (lddw map_fd / map_idx)
 PTR_FUNC = 9  # a subprogram address (lddw func)
 PTR_BUF = 10  # memory returned by a helper (ring buffer record), size in k
 PTR_BUF_OR_NULL = 11
+CONST_MAP_OR_NULL = 12  # a lookup in a map of maps: the inner map (template k), or NULL
 
 TYPE_NAMES = {
     NOT_INIT: "uninitialised", SCALAR: "a number", PTR_CTX: "a pointer to the context",
@@ -61,6 +62,7 @@ TYPE_NAMES = {
     PTR_MEM: "a pointer into the input buffer", PTR_MEM_END: "the end of the input buffer",
     CONST_MAP: "a map reference", PTR_FUNC: "a function address",
     PTR_BUF: "a pointer to helper memory", PTR_BUF_OR_NULL: "a helper memory pointer that may be NULL",
+    CONST_MAP_OR_NULL: "an inner map reference that may be NULL",
 }
 # Region names for VerifyResult.access_regions (what the compiled engine may rely on).
 REGION_NAMES = {PTR_CTX: "ctx", PTR_STACK: "stack", PTR_MAP_VALUE: "map_value", PTR_MEM: "mem",
@@ -1309,7 +1311,9 @@ class Verifier:
         code = op & 0xF0
         signed = code in (isa.BPF_JSGT, isa.BPF_JSGE, isa.BPF_JSLT, isa.BPF_JSLE)
         k = s64(counter.umin) if signed else counter.umin
-        probes = self.__dict__.setdefault("_probes", {})
+        probes = getattr(self, "_probes", None)
+        if probes is None:
+            probes = self._probes = {}
         rec = probes.get(pc)
         probes[pc] = new = [k, state.depth, 0, 0, 0, None]
         if rec is None:
@@ -1896,8 +1900,8 @@ class Verifier:
         null_ok = code in (isa.BPF_JEQ, isa.BPF_JNE) and is64
         # NULL checks of map lookups and ring-buffer reservations
         for ptr, other in ((a, b), (b, a)):
-            if ptr.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL) and other.t == SCALAR and \
-                    other.tm == 0 and other.tv == 0 and null_ok:
+            if ptr.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL, CONST_MAP_OR_NULL) and \
+                    other.t == SCALAR and other.tm == 0 and other.tv == 0 and null_ok:
                 is_null = state.copy()
                 not_null = state
                 self.mark_null(is_null, ptr.id, True)
@@ -1951,12 +1955,13 @@ class Verifier:
         if is_null:
             st.refs = tuple(x for x in st.refs if x[0] != rid)
         for f, where, r in st.all_regs():
-            if r.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL) and r.id == rid:
+            if r.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL, CONST_MAP_OR_NULL) and r.id == rid:
                 if is_null:
                     st.replace(f, where, known(0))
                 else:
                     nr = r.with_bounds(r.bounds())
-                    nr.t = PTR_MAP_VALUE if r.t == PTR_MAP_VALUE_OR_NULL else PTR_BUF
+                    nr.t = PTR_MAP_VALUE if r.t == PTR_MAP_VALUE_OR_NULL else (
+                        CONST_MAP if r.t == CONST_MAP_OR_NULL else PTR_BUF)
                     st.replace(f, where, nr)
 
     # ------------------------------------------------------------ memory
@@ -1972,7 +1977,7 @@ class Verifier:
             what = "map lookup result" if t == PTR_MAP_VALUE_OR_NULL else "ring buffer reservation"
             self.fail(pc, "r%d may be NULL (%s not checked)" % (regno, what),
                       "check it before dereferencing: if (!p) return 0;", state)
-        if t in (CONST_MAP, PTR_FUNC, PTR_MEM_END):
+        if t in (CONST_MAP, PTR_FUNC, PTR_MEM_END, CONST_MAP_OR_NULL):
             self.fail(pc, "r%d is %s, which cannot be dereferenced" % (regno, describe(ptr)), None, state)
         if mode != "read" and value is not None and value.t not in (SCALAR,) and t != PTR_STACK:
             self.fail(pc, "storing a pointer (%s) into %s would leak it" % (describe(value), STORE_PLACES[t]),
@@ -2323,7 +2328,12 @@ class Verifier:
         elif ret == ty.RET_PTR_TO_MAP_VALUE_OR_NULL:
             if map_spec is None:
                 self.fail(pc, "helper %s returns a map value but takes no map" % spec.name, None, state)
-            r0 = Reg(PTR_MAP_VALUE_OR_NULL, k=map_arg, id=self.new_id())
+            inner = getattr(map_spec, "inner", None)
+            if inner is not None and map_spec.type in (ty.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+                                                      ty.BPF_MAP_TYPE_HASH_OF_MAPS):
+                r0 = Reg(CONST_MAP_OR_NULL, k=inner[0], id=self.new_id())  # inner map, or NULL
+            else:
+                r0 = Reg(PTR_MAP_VALUE_OR_NULL, k=map_arg, id=self.new_id())
         else:
             if ret_size is None:
                 idx = spec.ret_size_arg
