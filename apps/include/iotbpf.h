@@ -43,6 +43,9 @@ typedef __u32 __be32;
 #define BPF_F_INDEX_MASK 0xffffffffULL
 #define BPF_F_CURRENT_CPU BPF_F_INDEX_MASK
 
+/* A lock inside a map value (bpf_spin_lock / bpf_spin_unlock); see docs/c-programs.md. */
+struct bpf_spin_lock { __u32 val; };
+
 /* Map types (Linux numbering). */
 #define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
@@ -217,6 +220,8 @@ static __s64 (* const bpf_csum_diff)(__be32 *from, __u32 from_size, __be32 *to, 
 static long (* const bpf_map_push_elem)(void *map, const void *value, __u64 flags) = (void *) 87;
 static long (* const bpf_map_pop_elem)(void *map, void *value) = (void *) 88;
 static long (* const bpf_map_peek_elem)(void *map, void *value) = (void *) 89;
+static long (* const bpf_spin_lock)(struct bpf_spin_lock *lock) = (void *) 93;
+static long (* const bpf_spin_unlock)(struct bpf_spin_lock *lock) = (void *) 94;
 static long (* const bpf_ringbuf_output)(void *ringbuf, void *data, __u64 size, __u64 flags) = (void *) 130;
 static void * (* const bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *) 131;
 static void (* const bpf_ringbuf_submit)(void *data, __u64 flags) = (void *) 132;

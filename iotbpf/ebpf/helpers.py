@@ -30,7 +30,7 @@ LINUX_HELPER_IDS = {
     "ktime_get_ns": 5, "trace_printk": 6, "get_prandom_u32": 7, "get_smp_processor_id": 8,
     "tail_call": 12, "perf_event_output": 25, "csum_diff": 28, "map_push_elem": 87, "map_pop_elem": 88,
     "map_peek_elem": 89, "ringbuf_output": 130, "ringbuf_reserve": 131, "ringbuf_submit": 132,
-    "ringbuf_discard": 133, "ringbuf_query": 134, "loop": 181,
+    "ringbuf_discard": 133, "ringbuf_query": 134, "loop": 181, "spin_lock": 93, "spin_unlock": 94,
 }
 
 
@@ -170,6 +170,24 @@ def perf_event_output(ex, r1, r2, r3, r4, r5):
 def ringbuf_query(ex, r1, r2, r3, r4, r5):
     m = _map(ex, r1, (T.BPF_MAP_TYPE_RINGBUF,), "ringbuf_query")
     return m.query(r2) & M64
+
+
+# ------------------------------------------------------------------ bpf_spin_lock
+# The node runs one program at a time and never preempts it, so a lock is always free when a
+# verified program takes it; the word is still set and cleared, so an unverified program that
+# takes a lock twice (a deadlock in Linux) or releases a free one faults instead.
+def spin_lock(ex, r1, r2, r3, r4, r5):
+    if _U32.unpack(ex.memory.read_bytes(r1, 4))[0]:
+        raise _fault("bpf_spin_lock: the lock at 0x%x is already held (a deadlock)" % r1)
+    ex.memory.write_bytes(r1, _U32.pack(1))
+    return 0
+
+
+def spin_unlock(ex, r1, r2, r3, r4, r5):
+    if not _U32.unpack(ex.memory.read_bytes(r1, 4))[0]:
+        raise _fault("bpf_spin_unlock: the lock at 0x%x is not held" % r1)
+    ex.memory.write_bytes(r1, _U32.pack(0))
+    return 0
 
 
 # ------------------------------------------------------------------ misc
@@ -420,6 +438,10 @@ _TABLE = (
      "Drop a reserved record."),
     ("ringbuf_query", (T.ARG_CONST_MAP_PTR, _A), T.RET_INTEGER, ringbuf_query, _RB, None,
      "BPF_RB_AVAIL_DATA, BPF_RB_RING_SIZE, BPF_RB_CONS_POS or BPF_RB_PROD_POS."),
+    ("spin_lock", (T.ARG_PTR_TO_SPIN_LOCK,), T.RET_VOID, spin_lock, None, None,
+     "Take the struct bpf_spin_lock in a map value (no helper calls until the unlock)."),
+    ("spin_unlock", (T.ARG_PTR_TO_SPIN_LOCK,), T.RET_VOID, spin_unlock, None, None,
+     "Release the struct bpf_spin_lock taken by bpf_spin_lock."),
     ("loop", (_A, T.ARG_PTR_TO_FUNC, T.ARG_PTR_TO_STACK_OR_NULL, _A), T.RET_INTEGER, loop,
      None, None, "Call callback(i, ctx) nr_loops times (at most 1<<23) until it returns 1."),
 )

@@ -2149,6 +2149,10 @@ class Verifier:
     # ------------------------------------------------------------ calls
     def do_local_call(self, state, pc, insn):
         target = pc + 1 + insn.imm
+        held = _held_lock(state)
+        if held is not None:
+            self.fail(pc, "function call while holding the bpf_spin_lock taken at pc %d" % held[1],
+                      "unlock before calling (as in Linux)", state)
         if len(state.frames) >= MAX_FRAMES:
             self.fail(pc, "call depth exceeds %d frames" % MAX_FRAMES,
                       "flatten the call chain", state)
@@ -2160,12 +2164,39 @@ class Verifier:
         state.frames.append(Frame(regs, bytearray(STACK), {}, pc, target))
         return target
 
+    def _spin_lock_arg(self, state, pc, spec, r, reg, held):
+        """bpf_spin_lock/unlock(&value->lock): a map value pointer at a ``struct bpf_spin_lock``
+        of the value's BTF type; one lock at a time, unlocked by the same pointer."""
+        if reg.t != PTR_MAP_VALUE or reg.tm != 0:
+            self._arg_fail(state, pc, spec, r, reg, "a pointer to a struct bpf_spin_lock in a map value")
+        off = reg.off + reg.tv
+        if off not in spin_lock_offsets(_map_spec(self.maps[reg.k])):
+            self.fail(pc, "%s: r%d points to offset %d of map %s's value, where there is no struct "
+                      "bpf_spin_lock" % (spec.name, r, off, getattr(self.maps[reg.k], "name", "?")),
+                      "the value's BTF type must have a struct bpf_spin_lock member there", state)
+        lock = (("lock", reg.k, off), pc)
+        if spec.name == "spin_lock":
+            if held is not None:
+                self.fail(pc, "bpf_spin_lock while already holding the lock taken at pc %d" % held[1],
+                          "hold at most one lock at a time (as in Linux)", state)
+            state.refs = state.refs + (lock,)
+            return
+        if held is None or held[0] != lock[0]:
+            self.fail(pc, "bpf_spin_unlock of a lock that is not held" if held is None else
+                      "bpf_spin_unlock of a different lock than the one taken at pc %d" % held[1],
+                      None, state)
+        state.refs = tuple(x for x in state.refs if x is not held)
+
     def do_exit(self, state, pc):
         frame = state.frames[-1]
         r0 = frame.regs[0]
         if r0.t == NOT_INIT:
             self.fail(pc, "r0 is not set at exit", "set the return value (r0) before exit", state)
         depth = len(state.frames) - 1
+        held = _held_lock(state)
+        if held is not None:
+            self.fail(pc, "exit while holding the bpf_spin_lock taken at pc %d" % held[1],
+                      "call bpf_spin_unlock on every path before returning", state)
         if depth == 0:
             if state.refs:
                 self.fail(pc, "the ring buffer record reserved at pc %d is never submitted or discarded"
@@ -2204,6 +2235,10 @@ class Verifier:
             self.fail(pc, "unknown helper %d" % hid, "no helper with this number exists for this program "
                       "(wrong hook, or a Linux helper the runtime does not provide)", state)
         regs = state.frames[-1].regs
+        held = _held_lock(state)
+        if held is not None and spec.name not in ("spin_lock", "spin_unlock"):
+            self.fail(pc, "%s called while holding the bpf_spin_lock taken at pc %d" % (spec.name, held[1]),
+                      "no helper calls between bpf_spin_lock and bpf_spin_unlock (as in Linux)", state)
         map_spec = None
         map_arg = None
         release = None
@@ -2300,6 +2335,9 @@ class Verifier:
                 if reg.t != PTR_FUNC:
                     self._arg_fail(state, pc, spec, r, reg, "a function (lddw rN, func LABEL)")
                 callback = reg.k
+                continue
+            if kind == ty.ARG_PTR_TO_SPIN_LOCK:
+                self._spin_lock_arg(state, pc, spec, r, reg, held)
                 continue
             if kind == ty.ARG_PTR_TO_RINGBUF_MEM:
                 if reg.t != PTR_BUF or reg.off != 0 or reg.tm != 0 or reg.tv != 0:
@@ -2427,6 +2465,21 @@ class Verifier:
             self.access.pop(pc, None)
         else:
             self.access[pc] = saved_access
+
+
+def _held_lock(state):
+    """The (("lock", map, offset), pc) entry of the bpf_spin_lock held, or None."""
+    for entry in state.refs:
+        if isinstance(entry[0], tuple):
+            return entry
+    return None
+
+
+def spin_lock_offsets(spec):
+    """Offsets of the top-level ``struct bpf_spin_lock`` members of a map's value type."""
+    desc = getattr(spec, "value_type", None) or {}
+    return [m.get("offset", 0) for m in desc.get("members", ())
+            if (m.get("type") or {}).get("name") == "bpf_spin_lock"]
 
 
 class VerifierErrorList(Exception):

@@ -29,6 +29,8 @@ LINUX_HELPERS = (
     (87, "long", "bpf_map_push_elem", "void *map, const void *value, __u64 flags"),
     (88, "long", "bpf_map_pop_elem", "void *map, void *value"),
     (89, "long", "bpf_map_peek_elem", "void *map, void *value"),
+    (93, "long", "bpf_spin_lock", "struct bpf_spin_lock *lock"),
+    (94, "long", "bpf_spin_unlock", "struct bpf_spin_lock *lock"),
     (130, "long", "bpf_ringbuf_output", "void *ringbuf, void *data, __u64 size, __u64 flags"),
     (131, "void *", "bpf_ringbuf_reserve", "void *ringbuf, __u64 size, __u64 flags"),
     (132, "void", "bpf_ringbuf_submit", "void *data, __u64 flags"),
@@ -91,6 +93,9 @@ typedef __u32 __be32;
 /* Flags of bpf_perf_event_output. */
 #define BPF_F_INDEX_MASK 0xffffffffULL
 #define BPF_F_CURRENT_CPU BPF_F_INDEX_MASK
+
+/* A lock inside a map value (bpf_spin_lock / bpf_spin_unlock); see docs/c-programs.md. */
+struct bpf_spin_lock { __u32 val; };
 """
 
 
