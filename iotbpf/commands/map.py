@@ -14,10 +14,11 @@ from iotbpf.ebpf.maps import ArrayMap, Map, MapOfMaps, ProgArrayMap, decode_valu
 NAME = "map"
 HELP = "inspect and change maps: `map dump FILE`, `map update PIN`, `map delete PIN`"
 # Arrays larger than SHOW_ALL_ARRAY elements list only their non-zero elements.
-EXAMPLE = """iotbpf map dump /var/lib/iotbpf/node1/counts.pin
+EXAMPLE = """iotbpf simulate rx_filter --duration 1d --pin-dir /tmp/pins
+iotbpf map dump /tmp/pins/rx_filter/rates.pin
 iotbpf map dump apps/sensor_node/sensor_node.o
 iotbpf map dump app.ibpf --json
-iotbpf map dump counts.pin --hex
+iotbpf map dump /tmp/pins/rx_filter/rates.pin --hex
 iotbpf map update /tmp/pins/rx_filter/blocklist.pin --key 66 --value 1
 iotbpf map delete /tmp/pins/rx_filter/blocklist.pin --key-hex "42 00 00 00"""
 
