@@ -1,6 +1,7 @@
 """Trace and log lines reach the user: bpf_trace_printk with 0-3 arguments (verified as Linux
 verifies it), `run`/`simulate --trace-log` streaming lines with virtual timestamps, bounded."""
 
+import json
 import shutil
 
 import pytest
@@ -73,3 +74,19 @@ def test_trace_log_is_bounded(trace_app, cli, tmp_path):
 def test_helper_table_leaves_printk_varargs_unchecked():
     spec = linux_helpers().get(6)
     assert spec.args[2:] == ("ARG_DONTCARE",) * 3
+
+
+def test_node_trace_log_and_pin_dir(trace_app, cli, tmp_path):
+    manifest = trace_app / "app.json"
+    manifest.write_text(manifest.read_text().replace('"period": "1m"', '"period": "200ms"'))
+    out = tmp_path / "node.txt"
+    pins = tmp_path / "pins"
+    r = cli("node", str(trace_app), "--platform", "linux", "--duration", "1s", "--trace-log", str(out),
+            "--pin-dir", str(pins))
+    assert r.code == 0, r.err
+    lines = out.read_text().splitlines()
+    assert lines and all(" trace_app " in line for line in lines)
+    assert any(line.endswith("bpf_trace_printk: tick 1") for line in lines)
+    ticks = cli("map", "dump", str(pins / "trace_app" / ".bss.pin"), "--json")
+    count = len([line for line in lines if line.endswith("bpf_trace_printk: tick")])
+    assert json.loads(ticks.out)["maps"][0]["entries"][0]["value_decoded"] == {"ticks": count}
