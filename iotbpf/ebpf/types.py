@@ -387,6 +387,11 @@ class MapSpec:
             for index in self.programs:
                 progs[str(index)] = self.programs[index]
             d["programs"] = progs
+        if self.inner is not None:
+            entries = {}
+            for index in self.inner[1]:
+                entries[str(index)] = self.inner[1][index]
+            d["inner"] = [self.inner[0], entries]
         if self.section is not None:
             d["section"] = self.section
         if self.key_type is not None:

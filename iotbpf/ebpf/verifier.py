@@ -2369,6 +2369,9 @@ class Verifier:
             inner = getattr(map_spec, "inner", None)
             if inner is not None and map_spec.type in (ty.BPF_MAP_TYPE_ARRAY_OF_MAPS,
                                                       ty.BPF_MAP_TYPE_HASH_OF_MAPS):
+                if not 0 <= inner[0] < len(self.maps):
+                    self.fail(pc, "map %s: its inner map template %d does not exist"
+                              % (map_spec.name, inner[0]), None, state)
                 r0 = Reg(CONST_MAP_OR_NULL, k=inner[0], id=self.new_id())  # inner map, or NULL
             else:
                 r0 = Reg(PTR_MAP_VALUE_OR_NULL, k=map_arg, id=self.new_id())

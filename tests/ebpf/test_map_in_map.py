@@ -73,3 +73,13 @@ def test_programs_cannot_update_a_map_of_maps(clang):
     prog = Program.from_file(str(clang.compile(src)), section="prog")
     with pytest.raises(VerifierError):
         prog.verify(mem_size=32)
+
+
+def test_bundles_carry_maps_of_maps(obj, cli, tmp_path):
+    bundle = tmp_path / "mim.ibpf"
+    assert cli("pack", str(obj), "-o", str(bundle)).code == 0
+    prog = Program.from_file(str(bundle), section="prog")
+    prog.verify(mem_size=32)
+    assert prog.run(mem=mem(1, 4, 0)) == 4
+    assert dict(prog.maps["outer"]) == {0: "inner_a", 1: "inner_b"}
+
