@@ -2021,6 +2021,11 @@ class Verifier:
                           "bound the index with a comparison before adding it", state)
             self.fail(pc, "out-of-bounds access: %d bytes at offset %s of %s" % (
                 size, _range_text(lo, hi - size), what), "check the offset against the size", state)
+        if t == PTR_MAP_VALUE and self.insns[pc].opcode != isa.CALL:
+            for lock in spin_lock_offsets(spec):
+                if lo < lock + 4 and lock < hi:
+                    self.fail(pc, "direct access to the struct bpf_spin_lock at offset %d of %s"
+                              % (lock, what), "only bpf_spin_lock/bpf_spin_unlock may touch it", state)
         if mode == "read":
             return scalar(unknown_bits(size * 8))
         return None

@@ -42,5 +42,8 @@ SEC("prog") __u64 deposit(struct input *in)
 #if MISUSE == 4
 	bpf_spin_unlock((struct bpf_spin_lock *)&acc->balance);  /* not a lock */
 #endif
+#if MISUSE == 5
+	now += *(volatile __u32 *)&acc->lock;  /* reads the lock word itself */
+#endif
 	return now;
 }

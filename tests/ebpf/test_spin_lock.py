@@ -39,6 +39,7 @@ def test_locked_update_verifies_and_runs(clang, engine):
     (2, "exit while holding the bpf_spin_lock"),
     (3, "bpf_spin_lock while already holding the lock"),
     (4, "where there is no struct bpf_spin_lock"),
+    (5, "direct access to the struct bpf_spin_lock at offset 0"),
 ])
 def test_misuse_is_rejected(clang, misuse, reason):
     with pytest.raises(VerifierError, match=reason):
