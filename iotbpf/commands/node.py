@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="restore app maps from DIR/<app>/<map>.pin and pin them there at the end")
     parser.add_argument("--trace-log", metavar="FILE",
                         help="write bpf_trace_printk and iot_log lines to FILE ('-': stdout) as they happen")
+    parser.add_argument("--events-out", metavar="FILE",
+                        help="write ring buffer / perf event array records to FILE as JSON lines")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from iotbpf.report import tracelog
 
     trace = tracelog.attach(runtime, args.trace_log)
+    events = tracelog.EventsOut(runtime, args.events_out) if args.events_out else None
     gpio = None
     if pins:
         try:
@@ -114,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if trace is not None:
             trace.close()
+        if events is not None:
+            events.close()
     runtime.pin_maps()
     final["app"] = [m.name for m in node.manifests]
     final["platform"] = args.platform

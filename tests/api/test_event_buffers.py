@@ -73,3 +73,15 @@ def test_simulate_events_out_writes_json_lines(events_app, cli, tmp_path):
         ("pev", 60_000_000_000, 0), ("rb", 60_000_000_000, None),
         ("pev", 120_000_000_000, 0), ("rb", 120_000_000_000, None)]
     assert bytes.fromhex(rows[1]["data"])[8] == 10
+
+
+def test_node_events_out_on_the_real_clock(events_app, cli, tmp_path):
+    manifest = events_app / "app.json"
+    manifest.write_text(manifest.read_text().replace('"period": "1m"', '"period": "300ms"'))
+    out = tmp_path / "events.jsonl"
+    r = cli("node", str(events_app), "--platform", "linux", "--duration", "1s", "--events-out", str(out))
+    assert r.code == 0, r.err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {row["map"] for row in rows} == {"pev", "rb"}
+    counts = [bytes.fromhex(row["data"])[8] for row in rows if row["map"] == "rb"]
+    assert counts == [10 * (i + 1) for i in range(len(counts))] and counts
