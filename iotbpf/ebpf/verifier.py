@@ -1181,6 +1181,8 @@ class Verifier:
         return State([frame], mem_min, None, 0)
 
     def explore(self):
+        self._probes = {}  # loop condition pc -> [counter, depth, step, cost, steady, left] (_loop_probe)
+        self._loop_branches = {}  # loop condition pc -> (depth, both ways possible), last visit
         root_seg = Seg()
         root_cp = Checkpoint(None, None, root_seg, -1)
         visited = {}
@@ -1212,9 +1214,13 @@ class Verifier:
                 insn = insns[pc]
                 kind = isa.op_kind(insn.opcode)
                 if kind == "jcond":
-                    if pc in self.in_loop:
+                    in_loop = pc in self.in_loop
+                    if in_loop:
                         self._loop_probe(state, pc, insn)
+                        at_depth = state.depth
                     taken, fall = self.branch(state, pc, insn)
+                    if in_loop:  # what _loop_probe asks of the loop's other conditions
+                        self._loop_branches[pc] = (at_depth, taken is not None and fall is not None)
                     target = insn.jump_target(pc)
                     if taken is not None and fall is not None:
                         sa = Seg()
@@ -1311,9 +1317,7 @@ class Verifier:
         code = op & 0xF0
         signed = code in (isa.BPF_JSGT, isa.BPF_JSGE, isa.BPF_JSLT, isa.BPF_JSLE)
         k = s64(counter.umin) if signed else counter.umin
-        probes = getattr(self, "_probes", None)
-        if probes is None:
-            probes = self._probes = {}
+        probes = self._probes
         rec = probes.get(pc)
         probes[pc] = new = [k, state.depth, 0, 0, 0, None]
         if rec is None:
@@ -1337,6 +1341,12 @@ class Verifier:
             if other_pc != pc and o[5] is not None and state.depth - o[1] <= cost and \
                     o[5] * cost <= room:
                 return  # another condition of this loop may end it in time
+        for other_pc in self._loop_branches:
+            depth, undecided = self._loop_branches[other_pc]
+            o = probes.get(other_pc)
+            if other_pc != pc and undecided and state.depth - depth < cost and \
+                    (o is None or o[5] is None or o[5] * cost <= room):
+                return  # another open condition (not a counter running away) may end it
         self.fail(pc, "loop without a constant bound: it compares r%d (now %d, %+d every iteration "
                   "of %d instructions) with a value up to %d, so it may run %d more times — more "
                   "than the verifier's %d-instruction limit%s"

@@ -38,3 +38,16 @@ SEC("timer") int two_conditions(struct iot_timer_ctx *ctx)
 		n += iot_gpio_read(i & 7);
 	return n;
 }
+
+SEC("timer") int ends_by_another_condition(struct iot_timer_ctx *ctx)
+{
+	__s64 v = iot_sensor_read(0);
+	__u64 x = (__u64)iot_sensor_read(1), n = 0;
+	for (__s64 i = 0; i < v; i++) {
+		x >>= 1;
+		if (x == 0)
+			break;      /* ends the loop within 64 iterations, whatever v is */
+		n += x;
+	}
+	return n;
+}

@@ -69,7 +69,7 @@ def test_verify_without_section_verifies_each_program_for_its_hook(clang, cli):
     doc = json.loads(r.out)
     verdicts = dict((p["name"], p["ok"]) for p in doc["programs"])
     assert verdicts == {"counter_vs_reading": False, "while_reading": False, "clamped": True,
-                        "two_conditions": True}
+                        "two_conditions": True, "ends_by_another_condition": True}
     r = cli("verify", str(obj), "--section", "clamped")
     assert r.code == 0 and "(hook timer)" in r.out  # the function's section names its hook
 

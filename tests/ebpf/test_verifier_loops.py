@@ -41,6 +41,6 @@ def test_loop_on_a_helper_result_names_its_condition_line(obj):
     assert "loops_unbounded.c:17: while (iot_sensor_read(0) > 0)" in text.split(" \u2014 ")[0]
 
 
-@pytest.mark.parametrize("name", ["clamped", "two_conditions"])
+@pytest.mark.parametrize("name", ["clamped", "two_conditions", "ends_by_another_condition"])
 def test_bounded_loops_of_the_same_shape_verify(obj, name):
     assert check(obj, name).insns_processed > 150
