@@ -14,8 +14,7 @@ from iotbpf.ebpf.maps import ArrayMap, Map, MapOfMaps, ProgArrayMap, decode_valu
 NAME = "map"
 HELP = "inspect and change maps: `map dump FILE`, `map update PIN`, `map delete PIN`"
 # Arrays larger than SHOW_ALL_ARRAY elements list only their non-zero elements.
-EXAMPLE = """iotbpf simulate rx_filter --duration 1d --pin-dir /tmp/pins
-iotbpf map dump /tmp/pins/rx_filter/rates.pin
+EXAMPLE = """iotbpf map dump /tmp/pins/rx_filter/rates.pin    # after: iotbpf simulate rx_filter --pin-dir /tmp/pins
 iotbpf map dump apps/sensor_node/sensor_node.o
 iotbpf map dump app.ibpf --json
 iotbpf map dump /tmp/pins/rx_filter/rates.pin --hex
