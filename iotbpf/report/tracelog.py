@@ -22,6 +22,10 @@ class TraceLog:
     """A sink for ``Runtime.trace_sink`` and standalone runs: writes each line at once."""
 
     def __init__(self, target: str, limit: int = DEFAULT_LIMIT):
+        if limit < 0:
+            from iotbpf.ebpf.errors import IotbpfError
+
+            raise IotbpfError("--trace-limit must be >= 0, got %d" % limit)
         self.target = target
         self.limit = limit
         self.written = 0

@@ -90,3 +90,13 @@ def test_node_trace_log_and_pin_dir(trace_app, cli, tmp_path):
     ticks = cli("map", "dump", str(pins / "trace_app" / ".bss.pin"), "--json")
     count = len([line for line in lines if line.endswith("bpf_trace_printk: tick")])
     assert json.loads(ticks.out)["maps"][0]["entries"][0]["value_decoded"] == {"ticks": count}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (("--trace-limit", "-3", "--trace-log", "-"), "--trace-limit must be >= 0"),
+    (("--trace-log", "/nonexistent/dir/trace.txt"), "cannot write trace log"),
+    (("--events-out", "/nonexistent/dir/events.jsonl"), "cannot write events file"),
+])
+def test_bad_trace_options_are_one_line_errors(cli, argv, message):
+    r = cli("simulate", "sensor_node", "--duration", "1h", *argv)
+    assert r.code == 2 and r.err.startswith("error: ") and message in r.err
