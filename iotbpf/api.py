@@ -95,7 +95,11 @@ class Program:
             from iotbpf.ebpf.helpers import linux_helpers
 
             helpers = linux_helpers()
-        return _ebpf_vm.VM(self.program, helpers=helpers, engine=engine, budget=budget, env=env)
+        machine = _ebpf_vm.VM(self.program, helpers=helpers, engine=engine, budget=budget, env=env)
+        from iotbpf.ebpf.maps import freeze_readonly
+
+        freeze_readonly(self.program.maps)  # loaded: .rodata is now constant, as libbpf freezes it
+        return machine
 
     def verify(self, helpers=None, **options) -> object:
         """Run the static verifier (ebpf/verifier.py ``verify``); raises VerifierError if rejected.
@@ -320,7 +324,7 @@ class Node:
         first = self.manifests[0]
         if self.scheduler is None:
             self.board, self.scheduler = _load_board_and_scheduler(self._board_arg, self._policy, first)
-        config = self._sim_config if self._sim_config is not None else first.sim
+        config = self._sim_config if self._sim_config is not None else _merged_sim(self.manifests)
         if self._platform_arg is not None:
             self.platform = self._platform_arg
         else:
@@ -340,6 +344,10 @@ class Node:
                       pin_dir=self.pin_dir)
         for m, programs in zip(self.manifests, self._programs):
             rt.load_app(m, programs)
+        from iotbpf.ebpf.maps import freeze_readonly
+
+        for a in rt.apps:
+            freeze_readonly(a.maps.values())
         self.runtime = rt
         return rt
 
@@ -356,6 +364,12 @@ class Node:
         result = SimulationResult(rt.summary(), [m.name for m in self.manifests], ns, handled)
         result._scheduler = self.scheduler
         return result
+
+    def open_trace(self, callback) -> None:
+        """Call ``callback(kind, t_ns, app, text)`` for each bpf_trace_printk line (kind
+        "trace") and iot_log line (kind "log") as the programs make them (bcc's trace_print
+        in spirit); ``t_ns`` is the node's (virtual) time."""
+        self._build().trace_sink = callback
 
     # ------------------------------------------------------------ events from outside
     def post(self, hook: str, fields: dict, at_ns: int) -> None:
@@ -418,6 +432,50 @@ class Node:
             uid = _struct.unpack("<I", key)[0]
             out[uid] = dict(zip(APP_STATS_FIELDS, _struct.unpack(_APP_STATS_FMT, value)))
         return out
+
+
+def _merged_sim(manifests) -> dict | None:
+    """One node's simulated devices: every app's ``sim`` section together (sensors and GPIO
+    pins by id, radio traffic appended, link and usage settings from the first app that has
+    them), so an added app keeps its devices. A device two apps define differently is an error;
+    an app's trace files stay relative to its own folder."""
+    sims = [(m, m.sim) for m in manifests if m.sim]
+    if len(sims) <= 1:
+        return sims[0][1] if sims else (manifests[0].sim if manifests else None)
+    out: dict = {}
+    owners: dict = {}
+    for m, sim in sims:
+        if not isinstance(sim, dict):
+            return manifests[0].sim  # SimPlatform reports the malformed section
+        for kind, ident in (("sensors", "id"), ("gpio", "pin")):
+            for entry in sim.get(kind, ()):
+                if isinstance(entry, dict) and "file" in entry and not str(entry["file"]).startswith("/"):
+                    entry = dict(entry, file=m.path(entry["file"]))
+                key = (kind, entry.get(ident, 0) if isinstance(entry, dict) else None)
+                if key in owners:
+                    if owners[key][1] != entry:
+                        raise _LoadError("apps %s and %s both define sim %s %s %r, differently"
+                                         % (owners[key][0], m.name, kind, ident, key[1]))
+                    continue
+                owners[key] = (m.name, entry)
+                out.setdefault(kind, []).append(entry)
+        for output in sim.get("outputs", ()):
+            if output not in out.setdefault("outputs", []):
+                out["outputs"].append(output)
+        radio = sim.get("radio")
+        if isinstance(radio, dict):
+            merged = out.setdefault("radio", {})
+            for key, value in radio.items():
+                if key == "traffic":
+                    merged.setdefault("traffic", []).extend(value)
+                else:
+                    merged.setdefault(key, value)
+        if "usage" in sim and "usage" not in out:
+            out["usage"] = sim["usage"]
+        for key, value in sim.items():
+            if key not in ("sensors", "gpio", "outputs", "radio", "usage"):
+                out.setdefault(key, value)
+    return out
 
 
 def _read_events(events):

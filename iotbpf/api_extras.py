@@ -25,7 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from iotbpf import api as _api
@@ -128,6 +128,59 @@ def decode(desc: dict | None, data: bytes) -> Any:
     return value
 
 
+_KEY_TYPES: dict = {}  # (struct name, member names) -> namedtuple class
+
+
+def _key_type(desc: dict) -> Any:
+    """The named tuple class a struct key decodes to (one per struct layout)."""
+    from collections import namedtuple
+
+    names = tuple(m.get("name") or "_%d" % i for i, m in enumerate(desc.get("members", ())))
+    tag = (desc.get("name") or "key", names)
+    cls = _KEY_TYPES.get(tag)
+    if cls is None:
+        name = desc.get("name") or "key"
+        cls = namedtuple(name if name.isidentifier() else "key", names, rename=True)
+        _KEY_TYPES[tag] = cls
+    return cls
+
+
+def _is_byte_array(desc: dict) -> bool:
+    elem = desc.get("elem") or {}
+    return elem.get("kind") == "int" and elem.get("size") == 1 and elem.get("name") != "char"
+
+
+def decode_key(desc: dict | None, data: bytes) -> Any:
+    """A hashable Python key: ints, named tuples for structs (fields by name, nested structs
+    as named tuples too), ``bytes`` for byte arrays (``__u8[4]``), ``str`` for ``char``
+    arrays, tuples for other arrays; the raw bytes when there is no type information."""
+    desc = desc or _describe_plain(len(data))
+    if desc is None:
+        return bytes(data)
+    return _hashable(desc, bytes(data))
+
+
+def _hashable(desc: dict, data: bytes) -> Any:
+    kind = desc.get("kind")
+    if kind == "array":
+        elem = desc.get("elem") or {}
+        esize, count = elem.get("size", 0), desc.get("len", 0)
+        if _is_byte_array(desc) or not esize or count * esize > len(data):
+            return data[:count * esize] if esize == 1 else data
+        if elem.get("name") == "char":
+            return decode(desc, data)
+        return tuple(_hashable(elem, data[i * esize:(i + 1) * esize]) for i in range(count))
+    if kind in ("struct", "union"):
+        fields = []
+        for m in desc.get("members", ()):
+            t = m.get("type") or {}
+            off = m.get("offset", 0)
+            fields.append(_hashable(t, data[off:off + t.get("size", 0)]))
+        return _key_type(desc)(*fields)
+    value = decode(desc, data)
+    return value if not isinstance(value, (dict, list)) else data
+
+
 def encode(desc: dict | None, size: int, value: Any, what: str = "value") -> bytes:
     """Bytes of ``value`` for a map key or value of ``size`` bytes described by ``desc``.
 
@@ -186,6 +239,10 @@ def _encode_into(desc: dict, out: bytearray, offset: int, size: int, value: Any,
             _encode_into(elem, out, offset + i * esize, esize, item, "%s[%d]" % (what, i))
         return
     if kind in ("struct", "union"):
+        if isinstance(value, tuple) and hasattr(value, "_asdict"):
+            value = value._asdict()  # a named tuple key
+        elif isinstance(value, tuple) and len(value) == len(desc.get("members", ())):
+            value = dict((m.get("name"), v) for m, v in zip(desc.get("members", ()), value))
         if not isinstance(value, dict):
             raise IotbpfError("%s: expected a dict of %s members, got %s"
                               % (what, desc.get("name") or "struct", type(value).__name__))
@@ -210,7 +267,10 @@ class MapView(MutableMapping):
     it (BPF_ANY); ``del view[key]`` deletes it. Keys and values are decoded and encoded through
     the map's BTF types when the object carried them (``int``, ``dict`` for a struct, ``list``
     for an array, ``str`` for a char array), otherwise as unsigned ints when 1, 2, 4 or 8 bytes
-    long, else as bytes; raw ``bytes`` of the right size are always accepted.
+    long, else as bytes; raw ``bytes`` of the right size are always accepted. Keys are always
+    hashable, so ``dict(view)`` works: a struct key is a named tuple (``key.prefixlen``), a
+    byte array (``__u8[4]``) is ``bytes``; named tuples, tuples and dicts are accepted back.
+    A prog_array view maps indexes to program names (``view[i] = program`` installs one).
     Queue and stack maps have no keys: use ``push``/``pop``/``peek`` and ``values()``.
     ``view.map`` is the underlying ``iotbpf.ebpf.maps.Map``.
     """
@@ -239,13 +299,28 @@ class MapView(MutableMapping):
         return encode(self.value_type, self.map.value_size, value, "value")
 
     def decode_key(self, data: bytes) -> Any:
-        return decode(self.key_type, data)
+        return decode_key(self.key_type, data)
 
     def decode_value(self, data: bytes) -> Any:
         return decode(self.value_type, data)
 
+    def _entries(self) -> dict | None:
+        """{index: entry} of a prog_array (program names) or a map-in-map (inner map names);
+        None for maps of data."""
+        if self.map.type == _T.BPF_MAP_TYPE_PROG_ARRAY:
+            return dict((i, getattr(p, "name", "") or "?") for i, p in sorted(self.map.programs.items()))
+        inner = getattr(self.map, "inner_maps", None)
+        if inner is not None:
+            return dict((self.decode_key(k), m.name) for k, m in inner())
+        return None
+
     def __getitem__(self, key: Any) -> Any:
         self._need_keys()
+        entries = self._entries()
+        if entries is not None:
+            if key not in entries:
+                raise KeyError(key)
+            return entries[key]
         raw = self.map.lookup(self.key_bytes(key))
         if raw is None:
             raise KeyError(key)
@@ -253,6 +328,23 @@ class MapView(MutableMapping):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._need_keys()
+        if self.map.type == _T.BPF_MAP_TYPE_PROG_ARRAY:
+            program = getattr(value, "program", value)  # an iotbpf.Program or an ebpf Program
+            if not hasattr(program, "insns"):
+                raise IotbpfError("prog_array %s takes programs, not %s" % (self.name, type(value).__name__))
+            try:
+                self.map.set_program(int(key), program)
+            except ValueError as exc:
+                raise IotbpfError(str(exc)) from None
+            return
+        if self.map.type in _T.MAP_IN_MAP_TYPES:
+            inner = getattr(value, "map", value)  # a MapView or a Map
+            if not isinstance(inner, _maps.Map):
+                raise IotbpfError("map of maps %s takes maps, not %s" % (self.name, type(value).__name__))
+            rc = self.map.set_map(self.key_bytes(key), inner)
+            if rc:
+                raise IotbpfError("map %s: %s does not fit (%s)" % (self.name, inner.name, _errno_name(rc)))
+            return
         rc = self.map.update(self.key_bytes(key), self.value_bytes(value), _T.BPF_ANY)
         if rc:
             raise IotbpfError("map %s: update of key %r refused (%s)" % (self.name, key, _errno_name(rc)))
@@ -268,15 +360,22 @@ class MapView(MutableMapping):
     def __iter__(self) -> Iterator:
         if not self.map.key_size:
             return iter(range(len(self.map.items())))
+        entries = self._entries()
+        if entries is not None:
+            return iter(list(entries))
         return iter([self.decode_key(k) for k, _ in self._raw_items()])
 
     def __len__(self) -> int:
-        return len(self._raw_items())
+        entries = self._entries()
+        return len(entries) if entries is not None else len(self._raw_items())
 
     def items(self) -> list:  # type: ignore[override]
         """[(key, value)] decoded, in the map's key order (queues: [(index, value)], oldest first)."""
         if not self.map.key_size:
             return [(i, self.decode_value(v)) for i, (_, v) in enumerate(self.map.items())]
+        entries = self._entries()
+        if entries is not None:
+            return list(entries.items())
         return [(self.decode_key(k), self.decode_value(v)) for k, v in self._raw_items()]
 
     def values(self) -> list:  # type: ignore[override]
@@ -307,6 +406,50 @@ class MapView(MutableMapping):
         if isinstance(raw, int):
             raise IndexError("map %s is empty" % self.name)
         return self.decode_value(raw)
+
+    # ------------------------------------------------------------ ring and perf buffers
+    def poll(self, callback: Callable[..., Any], lost: Callable[[int, int], Any] | None = None) -> int:
+        """Hand every record waiting in a ring buffer or perf event array to ``callback`` and
+        remove it; returns how many. Like bcc's ``ring_buffer_poll``/``perf_buffer_poll``:
+        a ring buffer calls ``callback(data)``, a perf event array ``callback(cpu, data)``
+        (``data`` is the record's bytes), and ``lost(cpu, count)`` hears of samples a full
+        perf buffer dropped."""
+        if self.map.type == _T.BPF_MAP_TYPE_RINGBUF:
+            records = self.map.consume()
+            for data in records:
+                callback(data)
+            return len(records)
+        if self.map.type == _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            if lost is not None:
+                for cpu, count in sorted(self.map.take_lost().items()):
+                    lost(cpu, count)
+            samples = self.map.consume()
+            for cpu, data in samples:
+                callback(cpu, data)
+            return len(samples)
+        raise IotbpfError("map %s (%s) is not a ring buffer or perf event array: nothing to poll"
+                          % (self.name, self.type))
+
+    def open_ring_buffer(self, callback: Callable[[bytes], Any]) -> None:
+        """Deliver each ring buffer record to ``callback(data)`` as soon as a program submits it
+        (a wake-up), while the node runs; ``close_buffer()`` stops it."""
+        self._subscribe(_T.BPF_MAP_TYPE_RINGBUF, callback, None)
+
+    def open_perf_buffer(self, callback: Callable[[int, bytes], Any],
+                         lost: Callable[[int, int], Any] | None = None) -> None:
+        """Deliver each perf event array sample to ``callback(cpu, data)`` as soon as a program
+        outputs it; ``lost(cpu, count)`` hears of dropped samples."""
+        self._subscribe(_T.BPF_MAP_TYPE_PERF_EVENT_ARRAY, callback, lost)
+
+    def close_buffer(self) -> None:
+        """Stop delivering records opened with open_ring_buffer/open_perf_buffer."""
+        self.map.on_wakeup = None
+
+    def _subscribe(self, map_type: int, callback: Callable[..., Any], lost: Any) -> None:
+        if self.map.type != map_type:
+            raise IotbpfError("map %s is a %s map, not %s" % (self.name, self.type,
+                                                              _T.MAP_TYPE_NAMES[map_type]))
+        self.map.on_wakeup = lambda _m: self.poll(callback, lost)
 
     def _raw_items(self) -> list:
         used = getattr(self.map, "used_items", None)
@@ -350,6 +493,9 @@ class GlobalVariable(MutableMapping):
         self._write(encode(self.desc, self.size, new, self.name))
 
     def _write(self, data: bytes) -> None:
+        if self.section.map.frozen:
+            raise IotbpfError("%s is in %s, read-only once its program is loaded (libbpf freezes it "
+                              "too): change it in the C source" % (self.name, self.section.name))
         raw = bytearray(self._raw())
         raw[self.offset:self.offset + self.size] = data
         rc = self.section.map.update(b"\0\0\0\0", bytes(raw), _T.BPF_ANY)

@@ -39,14 +39,24 @@ typedef __u32 __be32;
 #define BPF_NOEXIST 1
 #define BPF_EXIST 2
 
+/* Flags of bpf_perf_event_output. */
+#define BPF_F_INDEX_MASK 0xffffffffULL
+#define BPF_F_CURRENT_CPU BPF_F_INDEX_MASK
+
+/* A lock inside a map value (bpf_spin_lock / bpf_spin_unlock); see docs/c-programs.md. */
+struct bpf_spin_lock { __u32 val; };
+
 /* Map types (Linux numbering). */
 #define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_PROG_ARRAY 3
+#define BPF_MAP_TYPE_PERF_EVENT_ARRAY 4
 #define BPF_MAP_TYPE_PERCPU_HASH 5
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
 #define BPF_MAP_TYPE_LRU_HASH 9
 #define BPF_MAP_TYPE_LPM_TRIE 11
+#define BPF_MAP_TYPE_ARRAY_OF_MAPS 12
+#define BPF_MAP_TYPE_HASH_OF_MAPS 13
 #define BPF_MAP_TYPE_QUEUE 22
 #define BPF_MAP_TYPE_STACK 23
 #define BPF_MAP_TYPE_RINGBUF 27
@@ -214,10 +224,13 @@ static long (* const bpf_trace_printk)(const char *fmt, __u32 fmt_size, ...) = (
 static __u32 (* const bpf_get_prandom_u32)(void) = (void *) 7;
 static __u32 (* const bpf_get_smp_processor_id)(void) = (void *) 8;
 static long (* const bpf_tail_call)(void *ctx, void *prog_array_map, __u32 index) = (void *) 12;
+static long (* const bpf_perf_event_output)(void *ctx, void *map, __u64 flags, void *data, __u64 size) = (void *) 25;
 static __s64 (* const bpf_csum_diff)(__be32 *from, __u32 from_size, __be32 *to, __u32 to_size, __u32 seed) = (void *) 28;
 static long (* const bpf_map_push_elem)(void *map, const void *value, __u64 flags) = (void *) 87;
 static long (* const bpf_map_pop_elem)(void *map, void *value) = (void *) 88;
 static long (* const bpf_map_peek_elem)(void *map, void *value) = (void *) 89;
+static long (* const bpf_spin_lock)(struct bpf_spin_lock *lock) = (void *) 93;
+static long (* const bpf_spin_unlock)(struct bpf_spin_lock *lock) = (void *) 94;
 static long (* const bpf_ringbuf_output)(void *ringbuf, void *data, __u64 size, __u64 flags) = (void *) 130;
 static void * (* const bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *) 131;
 static void (* const bpf_ringbuf_submit)(void *data, __u64 flags) = (void *) 132;

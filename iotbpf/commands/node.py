@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replay a recorded INA219 register trace instead of the I2C bus")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated sensors")
     parser.add_argument("--json", action="store_true", help="print the final report as JSON")
+    parser.add_argument("--pin-dir", metavar="DIR",
+                        help="restore app maps from DIR/<app>/<map>.pin and pin them there at the end")
+    parser.add_argument("--trace-log", metavar="FILE",
+                        help="write bpf_trace_printk and iot_log lines to FILE ('-': stdout) as they happen")
+    parser.add_argument("--events-out", metavar="FILE",
+                        help="write ring buffer / perf event array records to FILE as JSON lines")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,8 +67,12 @@ def run(args: argparse.Namespace) -> int:
         raise IotbpfError("--gpio needs --platform rpi (on a plain Linux box the app's sim section "
                           "generates GPIO edges)")
     meter = make_meter(args)
-    node = Node(args.app, board=args.board, seed=args.seed, clock=MonotonicClock())
+    node = Node(args.app, board=args.board, seed=args.seed, clock=MonotonicClock(), pin_dir=args.pin_dir)
     runtime = node.build()
+    from iotbpf.report import tracelog
+
+    trace = tracelog.attach(runtime, args.trace_log)
+    events = tracelog.EventsOut(runtime, args.events_out) if args.events_out else None
     gpio = None
     if pins:
         try:
@@ -102,7 +112,14 @@ def run(args: argparse.Namespace) -> int:
 
     realtime = rpi.RealtimeNode(runtime, gpio=gpio, meter=meter, reporter=reporter, report_every_s=report_s,
                                 between=handler.process_pending if handler is not None else None)
-    final = realtime.run(duration_s)
+    try:
+        final = realtime.run(duration_s)
+    finally:
+        if trace is not None:
+            trace.close()
+        if events is not None:
+            events.close()
+    runtime.pin_maps()
     final["app"] = [m.name for m in node.manifests]
     final["platform"] = args.platform
     final["gpio"] = pins

@@ -50,7 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     parser.add_argument("--verify", action="store_true",
                         help="verify first (the input size is taken as the smallest --mem given)")
-    parser.add_argument("--section", metavar="NAME", help="program section of a .o or .ibpf file")
+    parser.add_argument("--section", metavar="NAME", help="program section (or function) of a .o or "
+                        ".ibpf file; `all` runs every program of the object in turn")
+    parser.add_argument("--trace-log", metavar="FILE",
+                        help="write bpf_trace_printk lines to FILE ('-': stdout) as they happen")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         raise IotbpfError("--budget must be >= 0")
     if args.section is not None and not args.program.lower().endswith((".o", ".ibpf")):
         raise IotbpfError("--section picks a program of a .o or .ibpf file; %s holds one program" % args.program)
+    if args.section == "all":
+        return _run_all(args)
     program = Program.from_file(args.program, section=args.section)
     inputs = [parse_hex(m) for m in args.mem] or [program.mem]
     if args.verify:
@@ -65,10 +70,57 @@ def run(args: argparse.Namespace) -> int:
         program.verify(mem_size=min(len(m) for m in inputs), budget=args.budget)
     results = []
     failed = None
+    trace_log = env = None
+    if args.trace_log:
+        from iotbpf.report import tracelog
+
+        trace_log = tracelog.TraceLog(args.trace_log)
+        env = tracelog.standalone_env(trace_log, program.name or args.program)
+    try:
+        failed = _run_inputs(program, inputs, args, results, env)
+    finally:
+        if trace_log is not None:
+            trace_log.close()
+    if args.json:
+        print(json.dumps({"version": 1, "program": args.program, "engine": args.engine,
+                          "results": results}, indent=2))
+        return 1 if failed else 0
+    if failed is not None:
+        raise RuntimeFailure(str(failed))
+    return 0
+
+
+def _run_all(args: argparse.Namespace) -> int:
+    """--section all: every program of the object on every input, sharing the object's maps."""
+    from iotbpf.commands.disasm import object_programs
+
+    programs = object_programs(args.program, "all")
+    inputs = [parse_hex(m) for m in args.mem] or [b""]
+    report = []
+    failed = None
+    for name, program in programs:
+        if args.verify:
+            program.verify(mem_size=min(len(m) for m in inputs), budget=args.budget)
+        results: list = []
+        if not args.json:
+            print("%s:" % name)
+        failed = _run_inputs(program, inputs, args, results, None) or failed
+        report.append({"name": name, "results": results})
+    if args.json:
+        print(json.dumps({"version": 1, "program": args.program, "engine": args.engine,
+                          "programs": report}, indent=2))
+        return 1 if failed else 0
+    if failed is not None:
+        raise RuntimeFailure(str(failed))
+    return 0
+
+
+def _run_inputs(program: Program, inputs: list, args: argparse.Namespace, results: list, env) -> BPFFault | None:
+    failed = None
     for mem in inputs:
         try:
             res = program.execute(mem=mem, engine=args.engine, budget=args.budget,
-                                  trace=args.trace, profile=args.profile)
+                                  trace=args.trace, profile=args.profile, env=env)
         except BPFFault as fault:
             failed = fault
             res = program.last_run
@@ -82,13 +134,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             _print_details(program, res, args)
             print("0x%x" % res.r0)
-    if args.json:
-        print(json.dumps({"version": 1, "program": args.program, "engine": args.engine,
-                          "results": results}, indent=2))
-        return 1 if failed else 0
-    if failed is not None:
-        raise RuntimeFailure(str(failed))
-    return 0
+    return failed
 
 
 def _print_details(program: Program, res, args) -> None:

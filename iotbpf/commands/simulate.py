@@ -39,6 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--engine", default="compiled", choices=("compiled", "interp"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--trace-log", metavar="FILE",
+                        help="write bpf_trace_printk and iot_log lines with their virtual times to "
+                             "FILE as they happen ('-': stdout)")
+    parser.add_argument("--trace-limit", type=int, default=100_000, metavar="N",
+                        help="write at most N trace/log lines, count the rest (default 100000)")
+    parser.add_argument("--pin-dir", metavar="DIR",
+                        help="restore app maps from DIR/<app>/<map>.pin at boot and pin them there "
+                             "after the run (read them with `iotbpf map dump`)")
+    parser.add_argument("--events-out", metavar="FILE",
+                        help="write every ring buffer / perf event array record the programs emit "
+                             "to FILE as JSON lines, when it is emitted ('-': stdout)")
     report_attach.add_arguments(parser)
     fleet_cli.add_arguments(parser)
 
@@ -54,13 +65,21 @@ def run(args: argparse.Namespace) -> int:
     if args.compare:
         return _compare(args, ns)
     node = Node(args.app, board=args.board, seed=args.seed, policy=args.policy, events=_events(args.events),
-                engine=args.engine)
-    node.build()
+                engine=args.engine, pin_dir=args.pin_dir)
+    from iotbpf.report import tracelog
+
+    runtime = node.build()
+    trace = tracelog.attach(runtime, args.trace_log, args.trace_limit)
+    events = tracelog.EventsOut(runtime, args.events_out) if args.events_out else None
     session = report_attach.attach(node, args, ns)
     progress = _progress_bar(ns) if sys.stderr.isatty() and not args.json else None
     result = node.simulate(ns, progress=progress)
     if progress is not None:
         sys.stderr.write("\r" + " " * 60 + "\r")
+    if trace is not None:
+        trace.close()
+    if events is not None:
+        events.close()
     if session is not None:
         session.finish(result)
     phone = getattr(node.platform, "phone", None) is not None

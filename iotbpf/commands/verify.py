@@ -7,7 +7,6 @@ import argparse
 import json
 import sys
 
-from iotbpf.api import Program
 from iotbpf.ebpf.errors import IotbpfError, VerifierError
 
 NAME = "verify"
@@ -20,7 +19,8 @@ iotbpf verify app.o --section radio_rx --json"""
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("program", metavar="PROGRAM", help=".s, .bin, .data, .o or .ibpf file")
-    parser.add_argument("--section", metavar="S", help="program section of a .o or .ibpf file")
+    parser.add_argument("--section", metavar="S", help="program section (or function) of a .o or .ibpf "
+                        "file (default: every program of the object, each verified for its own hook)")
     parser.add_argument("--hook", metavar="H",
                         help="hook whose context r1 points to (default: the section name when it names "
                              "a hook, else a standalone run: r1 = input buffer, r2 = its length)")
@@ -68,8 +68,13 @@ def run(args: argparse.Namespace) -> int:
         raise IotbpfError("--budget must be >= 1")
     if args.max_insns < 1:
         raise IotbpfError("--max-insns must be >= 1")
-    program = Program.from_file(args.program, section=args.section)
-    layout = _hook_layout(args.hook, args.section or program.program.section, args.mem_size is not None)
+    from iotbpf.commands.disasm import object_programs
+
+    programs = object_programs(args.program, args.section)
+    if len(programs) > 1:
+        return _verify_each(args, programs)
+    program = programs[0][1]
+    layout = _hook_layout(args.hook, program.program.section or args.section, args.mem_size is not None)
     try:
         result = program.verify(helpers=_helpers(layout is not None), hook=layout, mem_size=args.mem_size,
                                 max_insns=args.max_insns, budget=args.budget)
@@ -91,3 +96,30 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("%s (%s)" % (result.summary(), result.mode))
     return 0
+
+
+def _verify_each(args: argparse.Namespace, programs: list) -> int:
+    """Every program of an object, each for the hook its section names (standalone otherwise)."""
+    verdicts = []
+    for name, program in programs:
+        layout = _hook_layout(args.hook, program.program.section, args.mem_size is not None)
+        entry = {"name": name, "section": program.program.section}
+        try:
+            result = program.verify(helpers=_helpers(layout is not None), hook=layout,
+                                    mem_size=args.mem_size, max_insns=args.max_insns, budget=args.budget)
+        except VerifierError as exc:
+            entry.update(ok=False, errors=getattr(exc, "errors", None) or [str(exc)])
+        else:
+            entry.update(ok=True, summary="%s (%s)" % (result.summary(), result.mode))
+        verdicts.append(entry)
+    bad = [v for v in verdicts if not v["ok"]]
+    if args.json:
+        print(json.dumps({"version": 1, "program": args.program, "ok": not bad, "programs": verdicts},
+                         indent=2))
+    else:
+        for v in verdicts:
+            if v["ok"]:
+                print("%s: %s" % (v["name"], v["summary"]))
+        for v in bad:
+            sys.stderr.write("error: %s: %s\n" % (v["name"], v["errors"][0]))
+    return 1 if bad else 0

@@ -214,7 +214,10 @@ class Btf:
         var = self.var(var_name)
         if var is None:
             raise LoadError("map %s: no BTF variable describes it" % var_name)
-        st = self.resolve(var.size_or_type)
+        return self._definition(var.size_or_type, var_name, 0)
+
+    def _definition(self, tid: int, var_name: str, depth: int) -> dict:
+        st = self.resolve(tid)
         if st.kind != KIND_STRUCT:
             raise LoadError("map %s: its BTF type is a %s, not a struct"
                             % (var_name, KIND_NAMES.get(st.kind)))
@@ -228,6 +231,11 @@ class Btf:
                 out[name + "_type_id"] = mt.size_or_type
             elif name == "values":
                 out["values_offset"] = offset // 8
+                inner = self._values_element(mt)
+                if inner is not None:
+                    if depth:
+                        raise LoadError("map %s: maps of maps of maps are not supported" % var_name)
+                    out["inner"] = self._definition(inner.id, var_name + ".values", depth + 1)
             elif mt.kind == KIND_PTR:
                 arr = self.resolve(mt.size_or_type)
                 if arr.kind != KIND_ARRAY:
@@ -236,6 +244,17 @@ class Btf:
             else:
                 raise LoadError("map %s: unsupported member %s in its definition" % (var_name, name))
         return out
+
+    def _values_element(self, arr):
+        """The struct an ``__array(values, struct inner)`` points to (a map of maps), or None
+        (a prog_array's function prototypes)."""
+        if arr.kind != KIND_ARRAY:
+            return None
+        ptr = self.resolve(arr.extra[0])
+        if ptr.kind != KIND_PTR:
+            return None
+        target = self.resolve(ptr.size_or_type)
+        return target if target.kind == KIND_STRUCT else None
 
     def describe(self, tid: int, depth: int = 0) -> dict:
         """A JSON-able description of a type, for decoding map keys and values."""

@@ -153,6 +153,20 @@ def load_bundle(source, section=None):
     return load_bundle_object(source).program(section)
 
 
+def _inner(value, nmaps, path, what):
+    """A map of maps' [template index, {index: inner map name}] (MapSpec.inner), checked."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or not isinstance(value[1], dict):
+        raise _bad(path, "%s: bad inner map description" % what)
+    template = _int(value[0], 0, max(nmaps - 1, 0), path, what + " inner template")
+    entries = {}
+    for key in value[1]:
+        entries[_int(int(key) if str(key).isdigit() else -1, 0, 0xFFFFFFFF, path, what + " inner index")] = \
+            _str(value[1][key], path, what + " inner map name")
+    return (template, entries)
+
+
 def load_bundle_object(source):
     """Parse a whole bundle (path or bytes) into a Bundle; LoadError for anything malformed."""
     if isinstance(source, (bytes, bytearray)):
@@ -278,7 +292,8 @@ def _parse(data, path):
             pinning=_int(m.get("pinning", 0), 0, 0xFFFFFFFF, path, what + " pinning"),
             section=m.get("section"),
             map_extra=_int(m.get("map_extra", 0), 0, (1 << 64) - 1, path, what + " map_extra"),
-            programs=_programs(m.get("programs"), path, what))
+            programs=_programs(m.get("programs"), path, what),
+            inner=_inner(m.get("inner"), len(maps), path, what))
         bundle.maps.append(spec)
     for i, p in enumerate(progs):
         if not isinstance(p, dict):

@@ -34,19 +34,26 @@ def _targets(insns):
     return targets
 
 
-def disassemble_lines(insns, labels=True, pcs=False):
-    """Text lines for a slot-indexed Instruction list (labels for jump targets if asked)."""
+def disassemble_lines(insns, labels=True, pcs=False, notes=None, names=None):
+    """Text lines for a slot-indexed Instruction list (labels for jump targets if asked).
+    ``notes`` {pc: (lines before, trailing comment)} and ``names`` {pc: label} come from
+    ``annotate`` (bpftool-style listings); both are comments or labels, so the text still
+    assembles to the same program."""
     n = len(insns)
-    names = {}
+    names = dict(names or {})
     if labels:
         for target in sorted(_targets(insns)):
-            names[target] = "L%d" % target
+            names.setdefault(target, "L%d" % target)
+    notes = notes or {}
     out = []
     pc = 0
     while pc < n:
         insn = insns[pc]
+        note = notes.get(pc)
         if pc in names:
             out.append(names[pc] + ":")
+        if note is not None and note[0]:
+            out.extend(note[0])
         if insn.opcode == isa.LDDW and pc + 1 < n:
             tail = insns[pc + 1]
             if isa.is_canonical(insn, tail):
@@ -64,9 +71,75 @@ def disassemble_lines(insns, labels=True, pcs=False):
             step = 1
         if pcs:
             text = "\n".join("%-40s # %d" % (part, pc + i) for i, part in enumerate(text.split("\n")))
+        if note is not None and note[1]:
+            text = "%-40s # %s" % (text, note[1])
         out.append(text)
         pc += step
     return out
+
+
+def _identifier(name):
+    return bool(name) and (name[0].isalpha() or name[0] == "_") and \
+        all(c.isalnum() or c == "_" for c in name)
+
+
+def _map_name(maps, index):
+    if 0 <= index < len(maps):
+        return getattr(maps[index], "name", None) or "map %d" % index
+    return "map %d (not in the object)" % index
+
+
+def _variable_at(m, offset):
+    """``name+k`` of the global variable of a .data/.bss/.rodata map at ``offset``."""
+    spec = getattr(m, "spec", m)
+    desc = getattr(spec, "value_type", None) or {}
+    for member in desc.get("members", ()):
+        size = (member.get("type") or {}).get("size", 0)
+        start = member.get("offset", 0)
+        if start <= offset < start + max(size, 1):
+            return member.get("name", "?") + ("+%d" % (offset - start) if offset > start else "")
+    return None
+
+
+def annotate(program, helpers=None):
+    """(notes, names) for ``disassemble_lines``, like ``bpftool prog dump xlated linum``:
+    function names as labels, the C source line (file:line: text) before the first
+    instruction of each line, helper names after calls and map or global variable names
+    after lddw. ``helpers`` is a HelperTable (``.get(id)``) for the names of calls."""
+    insns = program.insns
+    maps = getattr(program, "maps", None) or []
+    line_info = getattr(program, "line_info", None) or {}
+    names = {}
+    for fname, pc in (getattr(program, "labels", None) or {}).items():
+        if _identifier(fname) and 0 <= pc < len(insns) and pc not in names:
+            names[pc] = fname
+    notes = {}
+    last = None
+    for pc in range(len(insns)):
+        before = []
+        info = line_info.get(pc)
+        if info is not None and len(info) >= 3 and (info[0], info[1]) != last:
+            last = (info[0], info[1])
+            text = str(info[2]).strip()
+            before.append("# %s:%s%s" % (info[0], info[1], ": " + text if text else ""))
+        comment = None
+        insn = insns[pc]
+        if insn.opcode == isa.CALL and insn.src == 0:
+            spec = helpers.get(insn.imm) if helpers is not None else None
+            if spec is not None:
+                comment = spec.name
+        elif insn.opcode == isa.LDDW and insn.src == isa.BPF_PSEUDO_MAP_FD:
+            comment = "map " + _map_name(maps, insn.imm & 0xFFFFFFFF)
+        elif insn.opcode == isa.LDDW and insn.src == isa.BPF_PSEUDO_MAP_VALUE:
+            index, offset = insn.imm & 0xFFFFFFFF, (insn.imm >> 32) & 0xFFFFFFFF
+            comment = "%s+%d" % (_map_name(maps, index), offset)
+            if 0 <= index < len(maps):
+                var = _variable_at(maps[index], offset)
+                if var is not None:
+                    comment += " (%s)" % var
+        if before or comment:
+            notes[pc] = (before, comment)
+    return notes, names
 
 
 def disassemble(insns, labels=True, pcs=False):

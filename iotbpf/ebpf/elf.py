@@ -1,7 +1,8 @@
 """The ELF loader (host side, pyelftools): ``clang-19 -O2 -target bpf`` objects -> Programs.
 
 Does what libbpf does before BPF_PROG_LOAD: one program per function in each executable
-section, ``.text`` subprograms appended and bpf-to-bpf calls relinked, ``.data`` / ``.rodata*``
+section, each followed by exactly the ``.text`` subprograms it reaches (transitively, each once)
+with its bpf-to-bpf calls and callback addresses relocated for it, ``.data`` / ``.rodata*``
 / ``.bss`` turned into single-entry array maps (lddw -> BPF_PSEUDO_MAP_VALUE), legacy ``maps``
 and BTF-defined ``.maps`` map definitions (lddw -> BPF_PSEUDO_MAP_FD with the map's index),
 the ``license`` section, and ``.BTF.ext`` line info as ``program.line_info`` (pc -> (file,
@@ -74,6 +75,7 @@ class ElfObject:
         self.maps: list = []
         self.license = ""
         self._by_section: dict = {}
+        self._by_function: dict = {}
 
     def names(self) -> list:
         return list(self.programs)
@@ -89,6 +91,8 @@ class ElfObject:
                             % (self.path, len(self.programs), ", ".join(self.programs)))
         if section in self.programs:
             return self.programs[section]
+        if section in self._by_function:
+            return self._by_function[section]
         found = self._by_section.get(section)
         if found is not None and len(found) == 1:
             return found[0]
@@ -100,8 +104,12 @@ class ElfObject:
 
 
 def load_elf(source, section: str | None = None) -> Program:
-    """The Program in ``section`` of a BPF object (path or bytes)."""
-    return load_elf_object(source).program(section)
+    """The Program in ``section`` of a BPF object (path or bytes); ``program.siblings`` lists
+    the object's other programs (tail-call targets share its maps)."""
+    obj = load_elf_object(source)
+    program = obj.program(section)
+    program.siblings = [p for p in obj.programs.values() if p is not program]
+    return program
 
 
 def display_file_name(name: str, object_path: str) -> str:
@@ -330,13 +338,17 @@ class _Loader:
             return
         if self.btf is None:
             raise self.fail("section .maps needs BTF to describe its maps (compile with -g)")
+        pending_inner = []
         for sym in self._syms_in(sec):
             d = self.btf.map_definition(sym.name)
             programs = None
-            if "values_offset" in d:
+            if "values_offset" in d and d.get("type") in T.MAP_IN_MAP_TYPES:
+                pending_inner.append((sym, d, self._initialiser(sym, d, maps_section=sec)))
+            elif "values_offset" in d:
                 programs = self._prog_array_values(sym, d)
             for key in d:
-                if key not in BTF_MAP_FIELDS and not key.endswith("_type_id") and key != "values_offset":
+                if key not in BTF_MAP_FIELDS and not key.endswith("_type_id") and \
+                        key not in ("values_offset", "inner"):
                     raise self.fail("map %s: unsupported map definition field %s" % (sym.name, key))
             if "type" not in d:
                 raise self.fail("map %s: no __uint(type, ...) in its definition" % sym.name)
@@ -349,11 +361,45 @@ class _Loader:
                              d.get("max_entries", 0), d.get("map_flags", 0), key_type=key_type,
                              value_type=value_type, pinning=d.get("pinning", 0), section=".maps",
                              map_extra=d.get("map_extra", 0), programs=programs)
+            if spec.type == T.BPF_MAP_TYPE_PERF_EVENT_ARRAY and not spec.max_entries:
+                spec.max_entries = 1  # libbpf: the number of CPUs (the node has one)
             if spec.type == T.BPF_MAP_TYPE_PROG_ARRAY and "value_size" not in d:
                 spec.value_size = 4
             if spec.type == T.BPF_MAP_TYPE_PROG_ARRAY and "key_size" not in d:
                 spec.key_size = 4
+            if spec.type in T.MAP_IN_MAP_TYPES:
+                spec.value_size = d.get("value_size", 4)  # user space stores map fds
+                if spec.type == T.BPF_MAP_TYPE_ARRAY_OF_MAPS and "key_size" not in d:
+                    spec.key_size = 4
             self.map_by_sym[(sec.index, sym.value)] = self._add_map(spec)
+        for sym, d, entries in pending_inner:
+            self._map_in_map(sym, d, entries)
+
+    def _map_in_map(self, sym, d, entries) -> None:
+        """A map of maps: its inner template (the first initial inner map, else a map named
+        ``<outer>.inner`` built from ``__array(values, struct {...})``) and initial entries."""
+        outer = self.obj.maps[self.map_by_sym[(self._named(".maps").index, sym.value)]]
+        if "inner" not in d:
+            raise self.fail("map %s: a map of maps needs __array(values, struct {...}) describing "
+                            "its inner maps" % sym.name)
+        inner = d["inner"]
+        names = dict((m.name, i) for i, m in enumerate(self.obj.maps))
+        for index, name in entries.items():
+            target = self.obj.maps[names[name]] if name in names else None
+            if target is None or target.type != inner.get("type") or target.key_size != \
+                    inner.get("key_size", 0) or target.value_size != inner.get("value_size", 0):
+                raise self.fail("map %s: entry %d (%s) does not match the inner map definition"
+                                % (sym.name, index, name))
+        if entries:
+            template = names[entries[min(entries)]]
+        else:
+            key_type = self.btf.describe(inner["key_type_id"]) if "key_type_id" in inner else None
+            value_type = self.btf.describe(inner["value_type_id"]) if "value_type_id" in inner else None
+            template = self._add_map(T.MapSpec(sym.name + ".inner", inner.get("type", 0),
+                                               inner.get("key_size", 0), inner.get("value_size", 0),
+                                               inner.get("max_entries", 0), inner.get("map_flags", 0),
+                                               key_type=key_type, value_type=value_type, section=".maps"))
+        outer.inner = (template, entries)
 
     def _check_maps_relocations(self) -> None:
         sec = self._named(".maps")
@@ -361,12 +407,29 @@ class _Loader:
         if sec is not None:
             for s in self._syms_in(sec):
                 spec_idx = self.map_by_sym.get((sec.index, s.value))
-                if spec_idx is not None and self.obj.maps[spec_idx].programs is not None:
+                if spec_idx is not None and (self.obj.maps[spec_idx].programs is not None
+                                         or self.obj.maps[spec_idx].type in T.MAP_IN_MAP_TYPES):
                     claimed.append((s.value, s.value + max(s.size, 1)))
         for r_offset, target, rtype in self.maps_rels:
             if not any(lo <= r_offset < hi for lo, hi in claimed):
                 raise self.fail("relocations in data section .maps (%s against %s) are not supported"
                                 % (RELOC_NAMES.get(rtype, rtype), target.name or "a section"))
+
+    def _initialiser(self, sym, d, maps_section) -> dict:
+        """{index: inner map name} from a map of maps' ``.values = { [i] = &map }``."""
+        base = sym.value + d["values_offset"]
+        out = {}
+        for r_offset, target, rtype in self.maps_rels:
+            if not sym.value <= r_offset < sym.value + max(sym.size, 1):
+                continue
+            if rtype != R_BPF_64_ABS64 or (r_offset - base) % 8 or r_offset < base:
+                raise self.fail("map %s: unsupported %s relocation in its initialiser"
+                                % (sym.name, RELOC_NAMES.get(rtype, "type %d" % rtype)))
+            if target.shndx != maps_section.index:
+                raise self.fail("map %s: initialiser entry %s is not a map of .maps"
+                                % (sym.name, target.name or "?"))
+            out[(r_offset - base) // 8] = target.name
+        return out
 
     def _prog_array_values(self, sym, d) -> dict:
         """{index: function name} from a prog_array's ``__array(values, ...)`` initialiser."""
@@ -407,7 +470,8 @@ class _Loader:
             if self.btf is not None:
                 ds = self.btf.datasec(name)
                 if ds is not None:
-                    spec.value_type = _datasec_description(self.btf, ds, sec.size)
+                    offsets = dict((sym.name, sym.value) for sym in self._syms_in(sec))
+                    spec.value_type = _datasec_description(self.btf, ds, sec.size, offsets)
             self.data_maps[sec.index] = self._add_map(spec)
 
     # ---------------------------------------------------------------- programs
@@ -436,6 +500,7 @@ class _Loader:
             text = None
         self.text = text
         self.text_insns = self._decode(text) if text is not None else None
+        self.text_funcs = None
         line_records = []
         if self.btf is not None:
             ext = self._named(".BTF.ext")
@@ -461,42 +526,131 @@ class _Loader:
                 prog = self._link(sec, insns, start, end, name, func.name if func else sec.name)
                 self.obj.programs[name] = prog
                 self.obj._by_section.setdefault(sec.name, []).append(prog)
+                if func is not None:
+                    self.obj._by_function[func.name] = prog
+
+    def _text_functions(self) -> list:
+        """.text split into its functions [(start, end, name)] by their symbols (libbpf's
+        subprograms); the whole section as one piece when it has no function symbols."""
+        text = self.text
+        n = len(self.text_insns)
+        starts = {}
+        for s in self._syms_in(text):
+            if s.type != STT_FUNC:
+                continue
+            if s.value % 8 or s.value >= text.size:
+                raise self.fail("function %s has a bad position in .text" % s.name)
+            starts.setdefault(s.value // 8, s.name)
+        if 0 not in starts:
+            starts[0] = ".text"
+        order = sorted(starts)
+        return [(pc, order[i + 1] if i + 1 < len(order) else n, starts[pc])
+                for i, pc in enumerate(order)]
 
     def _link(self, sec, sec_insns, start: int, end: int, name: str, func_name: str) -> Program:
-        insns = [isa.Instruction(i.opcode, i.dst, i.src, i.off, i.imm) for i in sec_insns[start:end]]
+        """One program as libbpf links it: its own function, then every .text subprogram it
+        reaches (transitively, each once, in the order first reached), calls relocated."""
         if end < len(sec_insns) and end > 0 and sec_insns[end - 1].opcode == isa.LDDW:
             raise self.fail("function %s ends inside a lddw" % func_name)
-        relocs = [(off // 8 - start, sym, rtype) for off, sym, rtype in self.rels.get(sec.index, ())
-                  if start * 8 <= off < end * 8]
-        text_base = None
-        text = self.text
-        if text is not None and any(sym.shndx == text.index for _o, sym, _t in relocs):
-            text_base = len(insns)
-            insns.extend(isa.Instruction(i.opcode, i.dst, i.src, i.off, i.imm) for i in self.text_insns)
-            relocs.extend((off // 8 + text_base, sym, rtype)
-                          for off, sym, rtype in self.rels.get(text.index, ()))
-        for pc, sym, rtype in relocs:
-            if rtype == R_BPF_NONE:
-                continue
-            self._relocate(insns, pc, sym, rtype, sec, start, end, text_base)
+        insns = []
         line_info = {}
-        for rec in self.lines.get(sec.name, ()):
-            pc = rec.insn_off // 8 - start
-            if 0 <= pc < end - start:
-                line_info[pc] = (rec.file, rec.line, rec.text)
-        labels = {func_name: 0}
-        if text_base is not None:
-            for rec in self.lines.get(".text", ()):
-                line_info[text_base + rec.insn_off // 8] = (rec.file, rec.line, rec.text)
-            for s in self._syms_in(text):
-                if s.type == STT_FUNC and s.name not in labels:
-                    labels[s.name] = text_base + s.value // 8
+        labels = {}
+        placed = {}  # (section index, first insn of the piece) -> its pc in the program
+        fixups = []  # (pc, is_call, piece key, insn offset in the piece)
+        pieces = [(sec, sec_insns, start, end, func_name)]
+        queued = {(sec.index, start)}
+        for psec, pinsns, pstart, pend, pname in pieces:  # grows while it runs
+            base = len(insns)
+            placed[(psec.index, pstart)] = base
+            labels.setdefault(pname, base)
+            insns.extend(isa.Instruction(x.opcode, x.dst, x.src, x.off, x.imm)
+                         for x in pinsns[pstart:pend])
+            for rec in self.lines.get(psec.name, ()):
+                pc = rec.insn_off // 8
+                if pstart <= pc < pend:
+                    line_info[base + pc - pstart] = (rec.file, rec.line, rec.text)
+            relocs = {}
+            for off, sym, rtype in self.rels.get(psec.index, ()):
+                if pstart * 8 <= off < pend * 8:
+                    relocs[off // 8] = (sym, rtype)
+            for pc in range(pstart, pend):
+                at = base + pc - pstart
+                x = insns[at]
+                entry = relocs.get(pc)
+                if entry is not None:
+                    if entry[1] == R_BPF_NONE:
+                        continue
+                    target = self._relocate(insns, at, entry[0], entry[1], psec)
+                elif x.opcode == isa.CALL and x.src == isa.BPF_PSEUDO_CALL:
+                    target = (psec, (pc + 1 + x.imm) * 8,
+                              "bpf-to-bpf call at instruction %d of %s" % (pc, psec.name))
+                else:
+                    continue
+                if target is None:
+                    continue
+                tsec, byte_off, what = target
+                piece = self._piece(tsec, byte_off, what, sec, start, end, func_name)
+                key = (tsec.index, piece[0])
+                if key not in queued:
+                    queued.add(key)
+                    pieces.append((tsec, self.text_insns, piece[0], piece[1], piece[2]))
+                fixups.append((at, x.opcode == isa.CALL, key, byte_off // 8 - piece[0]))
+        for at, is_call, key, delta in fixups:
+            rel = placed[key] + delta - (at + 1)
+            if is_call:
+                insns[at].imm = rel
+            else:
+                insns[at].src = isa.BPF_PSEUDO_FUNC
+                insns[at].imm = rel & 0xFFFFFFFF
         prog = Program(insns, maps=self.obj.maps, name=name, section=sec.name, line_info=line_info,
                        labels=labels)
         prog.license = self.obj.license
         return prog
 
-    def _relocate(self, insns, pc, sym, rtype, sec, start, end, text_base) -> None:
+    def _piece(self, target, byte_off, what, sec, start, end, func_name):
+        """(first, end, name) of the function holding code offset ``byte_off`` of ``target``:
+        the program's own range, or a .text subprogram; other programs' code is an error."""
+        if byte_off % 8 or byte_off < 0 or byte_off >= target.size:
+            raise self.fail("%s: target offset %d is not an instruction of %s"
+                            % (what, byte_off, target.name))
+        idx = byte_off // 8
+        if target.index == sec.index and start <= idx < end:
+            return start, end, func_name
+        if self.text is not None and target.index == self.text.index:
+            if self.text_funcs is None:
+                self.text_funcs = self._text_functions()
+            for first, last, fname in self.text_funcs:
+                if first <= idx < last:
+                    return first, last, fname
+        raise self.fail("%s: calls into another program's code (%s) are not supported; put shared "
+                        "functions in .text (no SEC)" % (what, target.name))
+
+    def _text_functions(self) -> list:
+        """.text cut at its function symbols [(first, end, name)] (libbpf's subprograms); a
+        .text without function symbols is one piece."""
+        text = self.text
+        starts = {}
+        for s in self._syms_in(text):
+            if s.type != STT_FUNC:
+                continue
+            if s.value % 8 or s.value >= text.size:
+                raise self.fail("function %s has a bad position in .text" % s.name)
+            starts.setdefault(s.value // 8, s.name)
+        if 0 not in starts:
+            starts[0] = ".text"
+        order = sorted(starts)
+        n = len(self.text_insns)
+        out = []
+        for i, first in enumerate(order):
+            last = order[i + 1] if i + 1 < len(order) else n
+            if first < last and self.text_insns[last - 1].opcode == isa.LDDW and last < n:
+                raise self.fail("function %s ends inside a lddw" % starts[first])
+            out.append((first, last, starts[first]))
+        return out
+
+    def _relocate(self, insns, pc, sym, rtype, sec):
+        """Apply a map or data relocation; for a code reference return (section, byte offset,
+        description) for _link to place."""
         if not 0 <= pc < len(insns):
             raise self.fail("relocation offset outside section %s" % sec.name)
         insn = insns[pc]
@@ -520,44 +674,33 @@ class _Loader:
                 insn.src = isa.BPF_PSEUDO_MAP_VALUE
                 insn.imm = self.data_maps[target.index] | (off << 32)
             elif target.flags & SHF_EXECINSTR:
-                dest = self._code_target(target, (sym.value + addend), what, sec, start, end, text_base)
-                insn.src = isa.BPF_PSEUDO_FUNC
-                insn.imm = (dest - (pc + 1)) & 0xFFFFFFFF
+                return target, sym.value + addend, what
             elif target.name in ("maps", ".maps"):
                 raise self.fail("%s: no map starts at offset %d of %s" % (what, sym.value, target.name))
             else:
                 raise self.fail("%s: section %s is not supported (only maps, .maps, .data, .rodata*, "
                                 ".bss and code)" % (what, target.name))
-        elif rtype == R_BPF_64_32:
+            return None
+        if rtype == R_BPF_64_32:
             if insn.opcode != isa.CALL or insn.src != isa.BPF_PSEUDO_CALL:
                 raise self.fail("%s: not on a bpf-to-bpf call (kfunc calls are not supported)" % what)
             if not target.flags & SHF_EXECINSTR:
                 raise self.fail("%s: call into non-code section %s" % (what, target.name))
-            dest = self._code_target(target, sym.value + (insn.imm + 1) * 8, what, sec, start, end,
-                                     text_base)
-            insn.imm = dest - (pc + 1)
-        else:
-            raise self.fail("%s: relocation type not supported in code" % what)
-
-    def _code_target(self, target, byte_off, what, sec, start, end, text_base) -> int:
-        if byte_off % 8 or byte_off < 0 or byte_off >= target.size:
-            raise self.fail("%s: target offset %d is not an instruction of %s"
-                            % (what, byte_off, target.name))
-        idx = byte_off // 8
-        if text_base is not None and self.text is not None and target.index == self.text.index:
-            return text_base + idx
-        if target.index == sec.index and start <= idx < end:
-            return idx - start
-        raise self.fail("%s: calls into another program's code (%s) are not supported; put shared "
-                        "functions in .text (no SEC)" % (what, target.name))
+            return target, sym.value + (insn.imm + 1) * 8, what
+        raise self.fail("%s: relocation type not supported in code" % what)
 
 
-def _datasec_description(btf: Btf, ds, size: int) -> dict:
+def _datasec_description(btf: Btf, ds, size: int, offsets: dict) -> dict:
+    """The section as a struct of its variables. clang leaves every DATASEC offset 0 in the
+    object; like libbpf's btf_fixup_datasec, each variable's offset is its symbol's value."""
     members = []
-    for tid, offset, _vsize in ds.extra:
+    for tid, offset, vsize in ds.extra:
         var = btf.get(tid)
         if var.kind != 14:  # KIND_VAR
             continue
+        offset = offsets.get(var.name, offset)
+        if offset + vsize > size:
+            continue  # a variable outside its section: no view rather than a wrong one
         members.append({"name": var.name, "offset": offset, "type": btf.describe(var.size_or_type)})
     return {"kind": "struct", "name": ds.name, "size": size, "members": members}
 

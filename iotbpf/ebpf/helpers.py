@@ -28,9 +28,9 @@ _U32 = isa.make_struct("<I")
 LINUX_HELPER_IDS = {
     "map_lookup_elem": 1, "map_update_elem": 2, "map_delete_elem": 3, "probe_read": 4,
     "ktime_get_ns": 5, "trace_printk": 6, "get_prandom_u32": 7, "get_smp_processor_id": 8,
-    "tail_call": 12, "csum_diff": 28, "map_push_elem": 87, "map_pop_elem": 88,
+    "tail_call": 12, "perf_event_output": 25, "csum_diff": 28, "map_push_elem": 87, "map_pop_elem": 88,
     "map_peek_elem": 89, "ringbuf_output": 130, "ringbuf_reserve": 131, "ringbuf_submit": 132,
-    "ringbuf_discard": 133, "ringbuf_query": 134, "loop": 181,
+    "ringbuf_discard": 133, "ringbuf_query": 134, "loop": 181, "spin_lock": 93, "spin_unlock": 94,
 }
 
 
@@ -59,8 +59,11 @@ def _map(ex, handle, types, helper):
 
 # ------------------------------------------------------------------ maps
 def map_lookup_elem(ex, r1, r2, r3, r4, r5):
-    m = _map(ex, r1, T.VALUE_MAP_TYPES, "map_lookup_elem")
+    m = _map(ex, r1, _LOOKUP, "map_lookup_elem")
     key = ex.memory.read_bytes(r2, m.key_size)
+    if m.type in T.MAP_IN_MAP_TYPES:  # the inner map as a map handle, or NULL
+        inner = m.get_map(key)
+        return 0 if inner is None else ex.memory.map_handle(inner)
     slot = m.lookup_slot(key)
     if slot is None:
         return 0
@@ -155,9 +158,36 @@ def ringbuf_discard(ex, r1, r2, r3, r4, r5):
     return _release(ex, r1, r2, True, "ringbuf_discard")
 
 
+def perf_event_output(ex, r1, r2, r3, r4, r5):
+    """bpf_perf_event_output(ctx, map, flags, data, size): a sample into perf buffer
+    ``flags & BPF_F_INDEX_MASK`` (BPF_F_CURRENT_CPU: CPU 0); other flag bits are -EINVAL."""
+    m = _map(ex, r2, (T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,), "perf_event_output")
+    if r3 & ~T.BPF_F_INDEX_MASK:
+        return _neg(T.EINVAL)
+    return _ret(m.output(r3 & T.BPF_F_INDEX_MASK, ex.memory.read_bytes(r4, r5)))
+
+
 def ringbuf_query(ex, r1, r2, r3, r4, r5):
     m = _map(ex, r1, (T.BPF_MAP_TYPE_RINGBUF,), "ringbuf_query")
     return m.query(r2) & M64
+
+
+# ------------------------------------------------------------------ bpf_spin_lock
+# The node runs one program at a time and never preempts it, so a lock is always free when a
+# verified program takes it; the word is still set and cleared, so an unverified program that
+# takes a lock twice (a deadlock in Linux) or releases a free one faults instead.
+def spin_lock(ex, r1, r2, r3, r4, r5):
+    if _U32.unpack(ex.memory.read_bytes(r1, 4))[0]:
+        raise _fault("bpf_spin_lock: the lock at 0x%x is already held (a deadlock)" % r1)
+    ex.memory.write_bytes(r1, _U32.pack(1))
+    return 0
+
+
+def spin_unlock(ex, r1, r2, r3, r4, r5):
+    if not _U32.unpack(ex.memory.read_bytes(r1, 4))[0]:
+        raise _fault("bpf_spin_unlock: the lock at 0x%x is not held" % r1)
+    ex.memory.write_bytes(r1, _U32.pack(0))
+    return 0
 
 
 # ------------------------------------------------------------------ misc
@@ -342,18 +372,23 @@ def trace_printk(ex, r1, r2, r3, r4, r5):
     out = getattr(ex.env, "trace_output", None)
     if out is not None:
         out.append(text)
+    sink = getattr(ex.env, "on_trace", None)
+    if sink is not None:
+        sink(text)
     return len(text)
 
 
 # ------------------------------------------------------------------ the table
 _A = T.ARG_ANYTHING
+_LOOKUP = T.VALUE_MAP_TYPES + T.MAP_IN_MAP_TYPES
+_D = T.ARG_DONTCARE  # Linux's bpf_trace_printk_proto leaves arg3..arg5 unchecked
 _MAPS = T.VALUE_MAP_TYPES
 _RB = (T.BPF_MAP_TYPE_RINGBUF,)
 
 _TABLE = (
     ("map_lookup_elem", (T.ARG_CONST_MAP_PTR, T.ARG_PTR_TO_MAP_KEY),
-     T.RET_PTR_TO_MAP_VALUE_OR_NULL, map_lookup_elem, _MAPS, None,
-     "Pointer to the value stored under key, or NULL."),
+     T.RET_PTR_TO_MAP_VALUE_OR_NULL, map_lookup_elem, _LOOKUP, None,
+     "Pointer to the value stored under key, or NULL; in a map of maps, the inner map or NULL."),
     ("map_update_elem", (T.ARG_CONST_MAP_PTR, T.ARG_PTR_TO_MAP_KEY, T.ARG_PTR_TO_MAP_VALUE, _A),
      T.RET_INTEGER, map_update_elem, _MAPS, None,
      "Create or update key's value; flags BPF_ANY, BPF_NOEXIST, BPF_EXIST. 0 or -errno."),
@@ -363,9 +398,10 @@ _TABLE = (
      probe_read, None, None, "Copy size bytes from an unsafe address; -EFAULT (dst zeroed)."),
     ("ktime_get_ns", (), T.RET_INTEGER, ktime_get_ns, None, None,
      "The runtime's clock in nanoseconds."),
-    ("trace_printk", (T.ARG_PTR_TO_MEM, T.ARG_CONST_SIZE, _A, _A, _A), T.RET_INTEGER,
+    ("trace_printk", (T.ARG_PTR_TO_MEM, T.ARG_CONST_SIZE, _D, _D, _D), T.RET_INTEGER,
      trace_printk, None, None,
-     "printf-like output (up to 3 args: %d %i %u %x %ld %lld %s %c %p) into the trace log."),
+     "printf-like output (0 to 3 args: %d %i %u %x %ld %lld %s %c %p) into the trace log; as in "
+     "Linux, arguments the format does not use need not be set."),
     ("get_prandom_u32", (), T.RET_INTEGER, get_prandom_u32, None, None,
      "A pseudo-random u32 from the runtime's seeded generator."),
     ("get_smp_processor_id", (), T.RET_INTEGER, get_smp_processor_id, None, None,
@@ -373,6 +409,11 @@ _TABLE = (
     ("tail_call", (T.ARG_PTR_TO_CTX, T.ARG_CONST_MAP_PTR, _A), T.RET_VOID, tail_call,
      (T.BPF_MAP_TYPE_PROG_ARRAY,), None,
      "Jump to prog_array[index] (at most 33 per run); returns only on failure."),
+    ("perf_event_output", (T.ARG_PTR_TO_CTX, T.ARG_CONST_MAP_PTR, _A, T.ARG_PTR_TO_MEM,
+                           T.ARG_CONST_SIZE_OR_ZERO), T.RET_INTEGER, perf_event_output,
+     (T.BPF_MAP_TYPE_PERF_EVENT_ARRAY,), None,
+     "Copy size bytes of data as a sample into the perf buffer flags & BPF_F_INDEX_MASK "
+     "(BPF_F_CURRENT_CPU: this CPU's); -ENOSPC (sample lost) when that buffer is full."),
     ("csum_diff", (T.ARG_PTR_TO_MEM_OR_NULL, T.ARG_CONST_SIZE_OR_ZERO, T.ARG_PTR_TO_MEM_OR_NULL,
                    T.ARG_CONST_SIZE_OR_ZERO, _A), T.RET_INTEGER, csum_diff, None, None,
      "Checksum difference of two word arrays (sizes multiples of 4) plus seed."),
@@ -397,6 +438,10 @@ _TABLE = (
      "Drop a reserved record."),
     ("ringbuf_query", (T.ARG_CONST_MAP_PTR, _A), T.RET_INTEGER, ringbuf_query, _RB, None,
      "BPF_RB_AVAIL_DATA, BPF_RB_RING_SIZE, BPF_RB_CONS_POS or BPF_RB_PROD_POS."),
+    ("spin_lock", (T.ARG_PTR_TO_SPIN_LOCK,), T.RET_VOID, spin_lock, None, None,
+     "Take the struct bpf_spin_lock in a map value (no helper calls until the unlock)."),
+    ("spin_unlock", (T.ARG_PTR_TO_SPIN_LOCK,), T.RET_VOID, spin_unlock, None, None,
+     "Release the struct bpf_spin_lock taken by bpf_spin_lock."),
     ("loop", (_A, T.ARG_PTR_TO_FUNC, T.ARG_PTR_TO_STACK_OR_NULL, _A), T.RET_INTEGER, loop,
      None, None, "Call callback(i, ctx) nr_loops times (at most 1<<23) until it returns 1."),
 )

@@ -93,6 +93,8 @@ def worst_case_bytes(spec):
     """The most memory the map can ever use (what the budget is charged)."""
     if spec.type == T.BPF_MAP_TYPE_RINGBUF:
         return spec.max_entries + 64
+    if spec.type == T.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        return spec.max_entries * 8 * PAGE_SIZE + 64
     if spec.type == T.BPF_MAP_TYPE_BLOOM_FILTER:
         return _bloom_bits(spec.max_entries, _bloom_hashes(spec)) // 8 + 64
     if spec.type in T.ARRAY_MAP_TYPES or spec.type == T.BPF_MAP_TYPE_PROG_ARRAY:
@@ -105,6 +107,7 @@ class Map:
 
     type = T.BPF_MAP_TYPE_UNSPEC
     values = None
+    frozen = False  # bpf_map_freeze: user space may no longer write (programs still may)
 
     def __init__(self, spec):
         self.spec = spec
@@ -121,6 +124,11 @@ class Map:
 
     def __len__(self):
         return 0
+
+    def freeze(self):
+        """BPF_MAP_FREEZE: from now on ``update``/``delete`` from user space return -EPERM.
+        Loaders freeze .rodata once its programs are loaded, as libbpf does."""
+        self.frozen = True
 
     # Linux answers these with an error for map types that do not support them.
     def lookup_slot(self, key):
@@ -269,6 +277,8 @@ class ArrayMap(_SlabMap):
 
     def update(self, key, value, flags=T.BPF_ANY):
         value = _b(value, self.value_size, "value")
+        if self.frozen:
+            return -T.EPERM
         if flags & ~T.BPF_F_LOCK > T.BPF_EXIST or flags & T.BPF_F_LOCK:
             return -T.EINVAL
         index = self._index(key)
@@ -374,6 +384,74 @@ class ProgArrayMap(Map):
 
 
 # ------------------------------------------------------------------ hash maps
+class MapOfMaps(Map):
+    """BPF_MAP_TYPE_ARRAY_OF_MAPS / HASH_OF_MAPS: keys -> inner Maps of the template's shape.
+
+    A program's bpf_map_lookup_elem returns the inner map (NULL when absent), which it then
+    uses as any map; programs cannot update or delete entries (as in Linux). User space
+    changes entries with ``set_map(key, map)`` / ``delete(key)``; ``inner_maps()`` lists them.
+    Inner maps are not pinned with the outer one: their entries are re-made at load.
+    """
+
+    def __init__(self, spec):
+        Map.__init__(self, spec)
+        self.type = spec.type
+        self.inner = {}  # key bytes -> Map
+
+    def __len__(self):
+        return len(self.inner)
+
+    def _check_key(self, key):
+        key = _b(key, self.key_size, "key")
+        if self.type == T.BPF_MAP_TYPE_ARRAY_OF_MAPS and _U32.unpack(key)[0] >= self.max_entries:
+            return None
+        return key
+
+    def set_map(self, key, inner):
+        """Put ``inner`` (a Map) under ``key``: 0, or -E2BIG / -EINVAL (wrong shape)."""
+        key = self._check_key(key)
+        if key is None:
+            return -T.E2BIG
+        template = getattr(self, "template", None)
+        if template is not None and (inner.type, inner.key_size, inner.value_size) != \
+                (template.type, template.key_size, template.value_size):
+            return -T.EINVAL
+        if key not in self.inner and len(self.inner) >= self.max_entries:
+            return -T.E2BIG
+        self.inner[key] = inner
+        return 0
+
+    def get_map(self, key):
+        return self.inner.get(_b(key, self.key_size, "key"))
+
+    def lookup(self, key):
+        inner = self.get_map(key)
+        return None if inner is None else _U32.pack(id(inner) & 0xFFFFFFFF)  # an id, as Linux gives
+
+    def delete(self, key):
+        key = _b(key, self.key_size, "key")
+        if key not in self.inner:
+            return -T.ENOENT
+        del self.inner[key]
+        return 0
+
+    def get_next_key(self, key):
+        keys = sorted(self.inner)
+        if key is None:
+            return keys[0] if keys else None
+        later = [k for k in keys if k > key]
+        return later[0] if later else None
+
+    def inner_maps(self):
+        return [(k, self.inner[k]) for k in sorted(self.inner)]
+
+    def export_state(self):
+        return {"entries": []}  # inner maps are reattached at load, like prog_array programs
+
+    def import_state(self, state):
+        return None
+
+
 class HashMap(_SlabMap):
     """BPF_MAP_TYPE_HASH: fixed-size keys; values slot-allocated, freed slots reused."""
 
@@ -564,6 +642,8 @@ MAP_CLASSES = {
     T.BPF_MAP_TYPE_PERCPU_ARRAY: PercpuArrayMap,
     T.BPF_MAP_TYPE_QUEUE: QueueMap,
     T.BPF_MAP_TYPE_STACK: StackMap,
+    T.BPF_MAP_TYPE_ARRAY_OF_MAPS: MapOfMaps,
+    T.BPF_MAP_TYPE_HASH_OF_MAPS: MapOfMaps,
 }
 # Types whose classes live in maps_more.py, loaded on first use (RAM on microcontrollers).
 MORE_MAP_CLASSES = {
@@ -572,8 +652,10 @@ MORE_MAP_CLASSES = {
     T.BPF_MAP_TYPE_LPM_TRIE: "LpmTrieMap",
     T.BPF_MAP_TYPE_RINGBUF: "RingBufMap",
     T.BPF_MAP_TYPE_BLOOM_FILTER: "BloomFilterMap",
+    T.BPF_MAP_TYPE_PERF_EVENT_ARRAY: "PerfEventArrayMap",
 }
-_MORE_NAMES = ("LruHashMap", "LruPercpuHashMap", "LpmTrieMap", "RingBufMap", "BloomFilterMap")
+_MORE_NAMES = ("LruHashMap", "LruPercpuHashMap", "LpmTrieMap", "RingBufMap", "BloomFilterMap",
+               "PerfEventArrayMap")
 
 
 def map_class(map_type):
@@ -639,6 +721,13 @@ def check_spec(spec):
             bad("key_size must be 0, got %d" % ks)
         if vs == 0:
             bad("value_size must be > 0")
+    elif t in T.MAP_IN_MAP_TYPES:
+        if vs != 4 or (t == T.BPF_MAP_TYPE_ARRAY_OF_MAPS and ks != 4) or ks == 0:
+            bad("value_size must be 4 (a map fd) and key_size > 0 (4 for an array of maps)")
+    elif t == T.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        if ks != 4 or vs != 4:
+            bad("key_size and value_size must be 4 (sizeof(int), sizeof(__u32)), got %d and %d"
+                % (ks, vs))
     elif t == T.BPF_MAP_TYPE_RINGBUF:
         if ks != 0 or vs != 0:
             bad("key_size and value_size must be 0")
@@ -673,7 +762,9 @@ def instantiate(programs, budget=None, maps=None):
     (as the programs of one object share their maps). ``maps`` (name -> Map) supplies maps
     that already exist; it is filled in and returned."""
     if not isinstance(programs, (list, tuple)):
-        programs = [programs]
+        # one program of an object: its siblings (the loader's ``siblings``) get the same maps,
+        # so its prog_arrays hold the object's programs, as after a libbpf object load
+        programs = [programs] + [p for p in getattr(programs, "siblings", ()) if p is not programs]
     if maps is None:
         maps = {}
     if budget is None:
@@ -692,7 +783,33 @@ def instantiate(programs, budget=None, maps=None):
             bound.append(m)
         program.maps = bound
     fill_prog_arrays(programs, maps)
+    _fill_maps_of_maps(programs, maps)
     return maps
+
+
+def _fill_maps_of_maps(programs, maps):
+    """Give maps of maps their template and the inner maps their object declared."""
+    specs = programs[0].maps if programs else []
+    for m in list(maps.values()):
+        inner = getattr(m.spec, "inner", None)
+        if not isinstance(m, MapOfMaps) or inner is None or getattr(m, "template", None) is not None:
+            continue
+        template, entries = inner
+        if 0 <= template < len(specs):
+            m.template = specs[template]
+        for index in entries:
+            target = maps.get(entries[index])
+            if target is not None:
+                m.set_map(int(index).to_bytes(m.key_size, "little") if m.key_size <= 8 else
+                          _U32.pack(int(index)) + bytes(m.key_size - 4), target)
+
+
+def freeze_readonly(maps):
+    """Freeze every BPF_F_RDONLY_PROG map (.rodata) among ``maps`` (Maps or specs): called when
+    programs are loaded, after which user space can no longer change their constants."""
+    for m in maps:
+        if isinstance(m, Map) and m.readonly:
+            m.freeze()
 
 
 def fill_prog_arrays(programs, maps):

@@ -296,6 +296,7 @@ class RingBufMap(Map):
     """
 
     type = T.BPF_MAP_TYPE_RINGBUF
+    on_wakeup = None  # fn(map) called when a record is published with a wake-up (epoll)
 
     def __init__(self, spec):
         Map.__init__(self, spec)
@@ -356,6 +357,8 @@ class RingBufMap(Map):
         self._write(pos, _U32.pack(size | (T.BPF_RINGBUF_DISCARD_BIT if discard else 0)))
         if not flags & T.BPF_RB_NO_WAKEUP:
             self.wakeups += 1
+            if self.on_wakeup is not None:
+                self.on_wakeup(self)
 
     def output(self, data, flags=0):
         """bpf_ringbuf_output: 0, -EAGAIN when full, -EINVAL for bad flags."""
@@ -409,3 +412,92 @@ class RingBufMap(Map):
         for text in state.get("records", ()):
             if self.output(_unhex(text)) < 0:
                 raise LoadError("map %s: saved records do not fit the ring" % self.name)
+
+
+# ------------------------------------------------------------------ perf event array
+PERF_BUFFER_BYTES = 8 * 4096  # per CPU: bcc's and libbpf's default of 8 pages
+PERF_RECORD_HEADER = 8  # perf_event_header (type, misc, size) + the u32 size of a sample
+
+
+class PerfEventArrayMap(Map):
+    """BPF_MAP_TYPE_PERF_EVENT_ARRAY: one perf buffer per "CPU" index (the node has one CPU, so
+    max_entries 0 in a definition means 1, as libbpf sizes it to the CPU count).
+
+    Every index is open, as if user space had opened a perf buffer on each CPU
+    (``perf_buffer__new``); a buffer holds PERF_BUFFER_BYTES of samples and counts the
+    samples it loses when full, which ``consume()`` reports once (bcc's ``lost_cb``).
+    ``on_wakeup(map)``, when set, is called after each sample, like an epoll wake-up.
+    """
+
+    type = T.BPF_MAP_TYPE_PERF_EVENT_ARRAY
+    on_wakeup = None
+
+    def __init__(self, spec):
+        Map.__init__(self, spec)
+        self.buffers = {}  # index -> [records, bytes used]
+        self.lost = {}  # index -> samples lost since the last consume
+
+    def __len__(self):
+        return sum(len(b[0]) for b in self.buffers.values())
+
+    def output(self, index, data):
+        """bpf_perf_event_output into buffer ``index``: 0, -E2BIG for a bad index, -ENOSPC
+        when the buffer is full (the sample is counted as lost)."""
+        if index == T.BPF_F_CURRENT_CPU:
+            index = 0
+        if index >= self.max_entries:
+            return -T.E2BIG
+        buf = self.buffers.get(index)
+        if buf is None:
+            buf = self.buffers[index] = [[], 0]
+        cost = (len(data) + PERF_RECORD_HEADER + 7) & ~7
+        if buf[1] + cost > PERF_BUFFER_BYTES:
+            self.lost[index] = self.lost.get(index, 0) + 1
+            return -T.ENOSPC
+        buf[0].append(bytes(data))
+        buf[1] += cost
+        if self.on_wakeup is not None:
+            self.on_wakeup(self)
+        return 0
+
+    def consume(self, peek=False, limit=None):
+        """[(cpu, record bytes)] in order per CPU; empties the buffers unless ``peek``."""
+        out = []
+        for index in sorted(self.buffers):
+            buf = self.buffers[index]
+            take = buf[0] if limit is None else buf[0][:max(0, limit - len(out))]
+            out.extend((index, r) for r in take)
+            if not peek:
+                del buf[0][:len(take)]
+                buf[1] = sum((len(r) + PERF_RECORD_HEADER + 7) & ~7 for r in buf[0])
+        return out
+
+    def take_lost(self):
+        """{cpu: samples lost} since the last call."""
+        lost = self.lost
+        self.lost = {}
+        return lost
+
+    def lookup(self, key):
+        index = _U32.unpack(key)[0] if len(key) == 4 else self.max_entries
+        if index >= self.max_entries:
+            return None
+        return _U32.pack(index)  # the "perf event" of that CPU: its own index
+
+    def get_next_key(self, key):
+        index = 0 if key is None else _U32.unpack(key)[0] + 1
+        return _U32.pack(index) if index < self.max_entries else None
+
+    def items(self):
+        return [(_U32.pack(cpu), r) for cpu, r in self.consume(peek=True)]
+
+    def clear(self):
+        self.buffers = {}
+
+    def export_state(self):
+        return {"records": [[cpu, _hex(r)] for cpu, r in self.consume(peek=True)]}
+
+    def import_state(self, state):
+        self.buffers = {}
+        for cpu, text in state.get("records", ()):
+            self.output(int(cpu), _unhex(text))

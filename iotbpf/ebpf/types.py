@@ -25,12 +25,13 @@ ARG_PTR_TO_CTX = "ARG_PTR_TO_CTX"  # the program's context pointer (r1 at entry)
 ARG_PTR_TO_FUNC = "ARG_PTR_TO_FUNC"  # a subprogram address (lddw src=BPF_PSEUDO_FUNC)
 ARG_PTR_TO_STACK_OR_NULL = "ARG_PTR_TO_STACK_OR_NULL"  # pointer into the stack, or NULL
 ARG_PTR_TO_RINGBUF_MEM = "ARG_PTR_TO_RINGBUF_MEM"  # a record returned by ringbuf_reserve
+ARG_PTR_TO_SPIN_LOCK = "ARG_PTR_TO_SPIN_LOCK"  # &value->lock: a struct bpf_spin_lock in a map value
 
 ARG_KINDS = (
     ARG_DONTCARE, ARG_ANYTHING, ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY, ARG_PTR_TO_MAP_VALUE,
     ARG_PTR_TO_UNINIT_MAP_VALUE, ARG_PTR_TO_MEM, ARG_PTR_TO_MEM_OR_NULL, ARG_PTR_TO_UNINIT_MEM,
     ARG_CONST_SIZE, ARG_CONST_SIZE_OR_ZERO, ARG_CONST_ALLOC_SIZE_OR_ZERO, ARG_PTR_TO_CTX,
-    ARG_PTR_TO_FUNC, ARG_PTR_TO_STACK_OR_NULL, ARG_PTR_TO_RINGBUF_MEM,
+    ARG_PTR_TO_FUNC, ARG_PTR_TO_STACK_OR_NULL, ARG_PTR_TO_RINGBUF_MEM, ARG_PTR_TO_SPIN_LOCK,
 )
 SIZE_ARG_KINDS = (ARG_CONST_SIZE, ARG_CONST_SIZE_OR_ZERO)
 MEM_ARG_KINDS = (ARG_PTR_TO_MEM, ARG_PTR_TO_MEM_OR_NULL, ARG_PTR_TO_UNINIT_MEM)
@@ -77,6 +78,7 @@ MAP_TYPE_NAMES = {
 }
 
 # Map types whose lookup returns a pointer to a value (ARG_CONST_MAP_PTR + RET_PTR_TO_MAP_VALUE).
+MAP_IN_MAP_TYPES = (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS)
 VALUE_MAP_TYPES = (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_HASH,
                    BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
                    BPF_MAP_TYPE_LPM_TRIE)
@@ -98,6 +100,8 @@ BPF_F_WRONLY_PROG = 1 << 8
 BPF_F_MMAPABLE = 1 << 10
 
 # Ring buffer flags and query selectors.
+BPF_F_INDEX_MASK = 0xFFFFFFFF  # bpf_perf_event_output flags: the perf buffer (CPU) index
+BPF_F_CURRENT_CPU = BPF_F_INDEX_MASK  # ... or the current CPU's
 BPF_RB_NO_WAKEUP = 1 << 0
 BPF_RB_FORCE_WAKEUP = 1 << 1
 BPF_RB_AVAIL_DATA = 0
@@ -328,11 +332,14 @@ class MapSpec:
     ``map_extra``: Linux's map_extra (bloom filter: low 4 bits = number of hashes).
     ``programs``: a prog_array's declared contents, {index: entry function name} (libbpf's
     ``__array(values, ...)`` initialiser); maps.instantiate fills the slots.
+    ``inner``: a map of maps' (template map index, {index or key int: inner map name}): the
+    template gives the verifier the inner maps' shape; maps.instantiate fills the entries.
     """
 
     def __init__(self, name, type, key_size, value_size, max_entries, flags=0, data=None,
                  key_type=None, value_type=None, pinning=0, section=None, map_extra=0,
-                 programs=None):
+                 programs=None, inner=None):
+        self.inner = inner
         self.name = name
         self.type = type
         self.key_size = key_size
@@ -380,6 +387,11 @@ class MapSpec:
             for index in self.programs:
                 progs[str(index)] = self.programs[index]
             d["programs"] = progs
+        if self.inner is not None:
+            entries = {}
+            for index in self.inner[1]:
+                entries[str(index)] = self.inner[1][index]
+            d["inner"] = [self.inner[0], entries]
         if self.section is not None:
             d["section"] = self.section
         if self.key_type is not None:

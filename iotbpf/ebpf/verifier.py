@@ -35,6 +35,7 @@ DEFAULT_COMPLEXITY = 1000000  # abstract instructions processed before giving up
 JOIN_AFTER = 4  # states kept at a join point outside loops before new ones are merged
 MAX_STATES_PER_PC = 64
 CHECKPOINT_EVERY = 8  # store a new state only this many instructions after the last (except loops)
+LOOP_PROBE_ITERS = 24  # same step and cost this many iterations running: predict the loop's length
 BPF_FUNC_TAIL_CALL = 12
 BPF_MAX_LOOPS = 1 << 23
 BPF_LOOP_ARGS = (ty.ARG_ANYTHING, ty.ARG_PTR_TO_FUNC, ty.ARG_PTR_TO_STACK_OR_NULL, ty.ARG_ANYTHING)
@@ -52,6 +53,7 @@ CONST_MAP = 8  # a map handle (lddw map_fd / map_idx)
 PTR_FUNC = 9  # a subprogram address (lddw func)
 PTR_BUF = 10  # memory returned by a helper (ring buffer record), size in k
 PTR_BUF_OR_NULL = 11
+CONST_MAP_OR_NULL = 12  # a lookup in a map of maps: the inner map (template k), or NULL
 
 TYPE_NAMES = {
     NOT_INIT: "uninitialised", SCALAR: "a number", PTR_CTX: "a pointer to the context",
@@ -60,6 +62,7 @@ TYPE_NAMES = {
     PTR_MEM: "a pointer into the input buffer", PTR_MEM_END: "the end of the input buffer",
     CONST_MAP: "a map reference", PTR_FUNC: "a function address",
     PTR_BUF: "a pointer to helper memory", PTR_BUF_OR_NULL: "a helper memory pointer that may be NULL",
+    CONST_MAP_OR_NULL: "an inner map reference that may be NULL",
 }
 # Region names for VerifyResult.access_regions (what the compiled engine may rely on).
 REGION_NAMES = {PTR_CTX: "ctx", PTR_STACK: "stack", PTR_MAP_VALUE: "map_value", PTR_MEM: "mem",
@@ -1178,6 +1181,8 @@ class Verifier:
         return State([frame], mem_min, None, 0)
 
     def explore(self):
+        self._probes = {}  # loop condition pc -> [counter, depth, step, cost, steady, left] (_loop_probe)
+        self._loop_branches = {}  # loop condition pc -> (depth, both ways possible), last visit
         root_seg = Seg()
         root_cp = Checkpoint(None, None, root_seg, -1)
         visited = {}
@@ -1197,9 +1202,9 @@ class Verifier:
                 fresh = False
                 self.processed += 1
                 if self.processed > self.complexity:
-                    self.fail(pc, "the program is too complex to verify: gave up after %d instructions"
-                              % self.complexity, "a loop may not be bounded; simplify it or bound its "
-                              "counter with a constant", state)
+                    self.fail(pc, "the program is too complex to verify: gave up after %d instructions%s"
+                              % (self.complexity, self._back_edge_text(pc, state)), "a loop may not be "
+                              "bounded; simplify it or bound its counter with a constant", state)
                 state.depth += 1
                 seg.length += 1
                 if state.depth > limit:
@@ -1209,7 +1214,13 @@ class Verifier:
                 insn = insns[pc]
                 kind = isa.op_kind(insn.opcode)
                 if kind == "jcond":
+                    in_loop = pc in self.in_loop
+                    if in_loop:
+                        self._loop_probe(state, pc, insn)
+                        at_depth = state.depth
                     taken, fall = self.branch(state, pc, insn)
+                    if in_loop:  # what _loop_probe asks of the loop's other conditions
+                        self._loop_branches[pc] = (at_depth, taken is not None and fall is not None)
                     target = insn.jump_target(pc)
                     if taken is not None and fall is not None:
                         sa = Seg()
@@ -1258,6 +1269,90 @@ class Verifier:
         if self.budget is not None and self.max_path > self.budget:
             raise Reject("pc 0: %s: a run may execute up to %d instructions, more than the budget of %d "
                          "\u2014 bound the loops more tightly" % (self.text(0), self.max_path, self.budget))
+
+    # ------------------------------------------------------------ loops that cannot end in time
+    def _back_edge_text(self, pc, state):
+        """", back edge pc F -> pc T (file:line: text)": the jump closing the loop the path is in."""
+        edge = None
+        p = state.path if state is not None else None
+        while p is not None:
+            f, t = p[0]
+            if t <= f and t <= pc <= f:
+                edge = (f, t)
+                break
+            p = p[1]
+        if edge is None:
+            heads = [h for h in self.loop_heads if h <= pc]
+            if not heads:
+                return ""
+            head = max(heads)
+            srcs = [f for f in range(head, self.n) if head in self.succ[f]]
+            if not srcs:
+                return ""
+            edge = (max(srcs), head)
+        text = ", back edge pc %d -> pc %d" % edge
+        for at in range(edge[0], edge[1] - 1, -1):
+            info = self.line_info.get(at) if hasattr(self.line_info, "get") else None
+            if info and len(info) >= 3:
+                return text + " at %s:%s: %s" % (info[0], info[1], str(info[2]).strip())
+        return text
+
+    def _loop_probe(self, state, pc, insn):
+        """Reject early a loop the verifier would walk until its limit: at a condition that
+        compares a counter (a known value changing by the same step every iteration) with a
+        bound, predict how many more iterations can still go either way. When that, times the
+        iteration's instructions, exceeds what is left of the limit, and no other such condition
+        seen in the last iteration ends sooner, fail now instead of after a million steps."""
+        regs = state.frames[-1].regs
+        a = regs[insn.dst]
+        op = insn.opcode
+        if op & isa.BPF_X:
+            b = regs[insn.src]
+        else:
+            is64 = op & 0x07 == isa.BPF_JMP
+            b = known(insn.imm & U64 if is64 else insn.imm & U32)
+        if a.t != SCALAR or b.t != SCALAR or not (a.is_const() or b.is_const()):
+            return
+        counter, bound, creg = (a, b, insn.dst) if a.is_const() else (b, a, insn.src)
+        code = op & 0xF0
+        signed = code in (isa.BPF_JSGT, isa.BPF_JSGE, isa.BPF_JSLT, isa.BPF_JSLE)
+        k = s64(counter.umin) if signed else counter.umin
+        probes = self._probes
+        rec = probes.get(pc)
+        probes[pc] = new = [k, state.depth, 0, 0, 0, None]
+        if rec is None:
+            return
+        step = k - rec[0]
+        cost = state.depth - rec[1]
+        new[2], new[3] = step, cost
+        new[4] = rec[4] + 1 if step and cost > 0 and step == rec[2] and cost == rec[3] else 0
+        if not step:
+            return
+        lo, hi = (bound.smin, bound.smax) if signed else (bound.umin, bound.umax)
+        left = (hi - k) // step if step > 0 else (k - lo) // -step
+        new[5] = left if left > 0 else None
+        if new[4] < LOOP_PROBE_ITERS or new[5] is None or bound.is_const():
+            return
+        room = self.complexity - self.processed
+        if left * cost <= room:
+            return
+        for other_pc in probes:
+            o = probes[other_pc]
+            if other_pc != pc and o[5] is not None and state.depth - o[1] <= cost and \
+                    o[5] * cost <= room:
+                return  # another condition of this loop may end it in time
+        for other_pc in self._loop_branches:
+            depth, undecided = self._loop_branches[other_pc]
+            o = probes.get(other_pc)
+            if other_pc != pc and undecided and state.depth - depth < cost and \
+                    (o is None or o[5] is None or o[5] * cost <= room):
+                return  # another open condition (not a counter running away) may end it
+        self.fail(pc, "loop without a constant bound: it compares r%d (now %d, %+d every iteration "
+                  "of %d instructions) with a value up to %d, so it may run %d more times — more "
+                  "than the verifier's %d-instruction limit%s"
+                  % (creg, k, step, cost, hi if step > 0 else lo, left, self.complexity,
+                     self._back_edge_text(pc, state)),
+                  "bound the loop with a constant (e.g. if (n > 64) n = 64;)", state)
 
     def fork_pending(self, work, seg, cp):
         """Queue the extra path a callback helper or a callback's return opened (self.pending)."""
@@ -1317,7 +1412,8 @@ class Verifier:
                     seg.succ.append(e.seg)
                     self.finish(cp)
                     return None
-                self.fail(pc, "infinite loop: this loop can run forever (the state at its start repeats)",
+                self.fail(pc, "infinite loop: this loop can run forever (the state at its start repeats)%s"
+                          % self._back_edge_text(pc, state),
                           "make sure the loop counter changes and is compared with a constant bound", state)
         if pc not in self.loop_heads and state.depth - cp.depth < CHECKPOINT_EVERY and cp.pc >= 0:
             return state, seg, cp  # too close to the previous stored state: not worth storing
@@ -1814,8 +1910,8 @@ class Verifier:
         null_ok = code in (isa.BPF_JEQ, isa.BPF_JNE) and is64
         # NULL checks of map lookups and ring-buffer reservations
         for ptr, other in ((a, b), (b, a)):
-            if ptr.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL) and other.t == SCALAR and \
-                    other.tm == 0 and other.tv == 0 and null_ok:
+            if ptr.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL, CONST_MAP_OR_NULL) and \
+                    other.t == SCALAR and other.tm == 0 and other.tv == 0 and null_ok:
                 is_null = state.copy()
                 not_null = state
                 self.mark_null(is_null, ptr.id, True)
@@ -1869,12 +1965,13 @@ class Verifier:
         if is_null:
             st.refs = tuple(x for x in st.refs if x[0] != rid)
         for f, where, r in st.all_regs():
-            if r.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL) and r.id == rid:
+            if r.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL, CONST_MAP_OR_NULL) and r.id == rid:
                 if is_null:
                     st.replace(f, where, known(0))
                 else:
                     nr = r.with_bounds(r.bounds())
-                    nr.t = PTR_MAP_VALUE if r.t == PTR_MAP_VALUE_OR_NULL else PTR_BUF
+                    nr.t = PTR_MAP_VALUE if r.t == PTR_MAP_VALUE_OR_NULL else (
+                        CONST_MAP if r.t == CONST_MAP_OR_NULL else PTR_BUF)
                     st.replace(f, where, nr)
 
     # ------------------------------------------------------------ memory
@@ -1890,7 +1987,7 @@ class Verifier:
             what = "map lookup result" if t == PTR_MAP_VALUE_OR_NULL else "ring buffer reservation"
             self.fail(pc, "r%d may be NULL (%s not checked)" % (regno, what),
                       "check it before dereferencing: if (!p) return 0;", state)
-        if t in (CONST_MAP, PTR_FUNC, PTR_MEM_END):
+        if t in (CONST_MAP, PTR_FUNC, PTR_MEM_END, CONST_MAP_OR_NULL):
             self.fail(pc, "r%d is %s, which cannot be dereferenced" % (regno, describe(ptr)), None, state)
         if mode != "read" and value is not None and value.t not in (SCALAR,) and t != PTR_STACK:
             self.fail(pc, "storing a pointer (%s) into %s would leak it" % (describe(value), STORE_PLACES[t]),
@@ -1934,6 +2031,11 @@ class Verifier:
                           "bound the index with a comparison before adding it", state)
             self.fail(pc, "out-of-bounds access: %d bytes at offset %s of %s" % (
                 size, _range_text(lo, hi - size), what), "check the offset against the size", state)
+        if t == PTR_MAP_VALUE and self.insns[pc].opcode != isa.CALL:
+            for lock in spin_lock_offsets(spec):
+                if lo < lock + 4 and lock < hi:
+                    self.fail(pc, "direct access to the struct bpf_spin_lock at offset %d of %s"
+                              % (lock, what), "only bpf_spin_lock/bpf_spin_unlock may touch it", state)
         if mode == "read":
             return scalar(unknown_bits(size * 8))
         return None
@@ -2062,6 +2164,10 @@ class Verifier:
     # ------------------------------------------------------------ calls
     def do_local_call(self, state, pc, insn):
         target = pc + 1 + insn.imm
+        held = _held_lock(state)
+        if held is not None:
+            self.fail(pc, "function call while holding the bpf_spin_lock taken at pc %d" % held[1],
+                      "unlock before calling (as in Linux)", state)
         if len(state.frames) >= MAX_FRAMES:
             self.fail(pc, "call depth exceeds %d frames" % MAX_FRAMES,
                       "flatten the call chain", state)
@@ -2073,12 +2179,39 @@ class Verifier:
         state.frames.append(Frame(regs, bytearray(STACK), {}, pc, target))
         return target
 
+    def _spin_lock_arg(self, state, pc, spec, r, reg, held):
+        """bpf_spin_lock/unlock(&value->lock): a map value pointer at a ``struct bpf_spin_lock``
+        of the value's BTF type; one lock at a time, unlocked by the same pointer."""
+        if reg.t != PTR_MAP_VALUE or reg.tm != 0:
+            self._arg_fail(state, pc, spec, r, reg, "a pointer to a struct bpf_spin_lock in a map value")
+        off = reg.off + reg.tv
+        if off not in spin_lock_offsets(_map_spec(self.maps[reg.k])):
+            self.fail(pc, "%s: r%d points to offset %d of map %s's value, where there is no struct "
+                      "bpf_spin_lock" % (spec.name, r, off, getattr(self.maps[reg.k], "name", "?")),
+                      "the value's BTF type must have a struct bpf_spin_lock member there", state)
+        lock = (("lock", reg.k, off), pc)
+        if spec.name == "spin_lock":
+            if held is not None:
+                self.fail(pc, "bpf_spin_lock while already holding the lock taken at pc %d" % held[1],
+                          "hold at most one lock at a time (as in Linux)", state)
+            state.refs = state.refs + (lock,)
+            return
+        if held is None or held[0] != lock[0]:
+            self.fail(pc, "bpf_spin_unlock of a lock that is not held" if held is None else
+                      "bpf_spin_unlock of a different lock than the one taken at pc %d" % held[1],
+                      None, state)
+        state.refs = tuple(x for x in state.refs if x is not held)
+
     def do_exit(self, state, pc):
         frame = state.frames[-1]
         r0 = frame.regs[0]
         if r0.t == NOT_INIT:
             self.fail(pc, "r0 is not set at exit", "set the return value (r0) before exit", state)
         depth = len(state.frames) - 1
+        held = _held_lock(state)
+        if held is not None:
+            self.fail(pc, "exit while holding the bpf_spin_lock taken at pc %d" % held[1],
+                      "call bpf_spin_unlock on every path before returning", state)
         if depth == 0:
             if state.refs:
                 self.fail(pc, "the ring buffer record reserved at pc %d is never submitted or discarded"
@@ -2117,6 +2250,10 @@ class Verifier:
             self.fail(pc, "unknown helper %d" % hid, "no helper with this number exists for this program "
                       "(wrong hook, or a Linux helper the runtime does not provide)", state)
         regs = state.frames[-1].regs
+        held = _held_lock(state)
+        if held is not None and spec.name not in ("spin_lock", "spin_unlock"):
+            self.fail(pc, "%s called while holding the bpf_spin_lock taken at pc %d" % (spec.name, held[1]),
+                      "no helper calls between bpf_spin_lock and bpf_spin_unlock (as in Linux)", state)
         map_spec = None
         map_arg = None
         release = None
@@ -2214,6 +2351,9 @@ class Verifier:
                     self._arg_fail(state, pc, spec, r, reg, "a function (lddw rN, func LABEL)")
                 callback = reg.k
                 continue
+            if kind == ty.ARG_PTR_TO_SPIN_LOCK:
+                self._spin_lock_arg(state, pc, spec, r, reg, held)
+                continue
             if kind == ty.ARG_PTR_TO_RINGBUF_MEM:
                 if reg.t != PTR_BUF or reg.off != 0 or reg.tm != 0 or reg.tv != 0:
                     self._arg_fail(state, pc, spec, r, reg, "a record returned by ringbuf_reserve")
@@ -2241,7 +2381,15 @@ class Verifier:
         elif ret == ty.RET_PTR_TO_MAP_VALUE_OR_NULL:
             if map_spec is None:
                 self.fail(pc, "helper %s returns a map value but takes no map" % spec.name, None, state)
-            r0 = Reg(PTR_MAP_VALUE_OR_NULL, k=map_arg, id=self.new_id())
+            inner = getattr(map_spec, "inner", None)
+            if inner is not None and map_spec.type in (ty.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+                                                      ty.BPF_MAP_TYPE_HASH_OF_MAPS):
+                if not 0 <= inner[0] < len(self.maps):
+                    self.fail(pc, "map %s: its inner map template %d does not exist"
+                              % (map_spec.name, inner[0]), None, state)
+                r0 = Reg(CONST_MAP_OR_NULL, k=inner[0], id=self.new_id())  # inner map, or NULL
+            else:
+                r0 = Reg(PTR_MAP_VALUE_OR_NULL, k=map_arg, id=self.new_id())
         else:
             if ret_size is None:
                 idx = spec.ret_size_arg
@@ -2335,6 +2483,21 @@ class Verifier:
             self.access.pop(pc, None)
         else:
             self.access[pc] = saved_access
+
+
+def _held_lock(state):
+    """The (("lock", map, offset), pc) entry of the bpf_spin_lock held, or None."""
+    for entry in state.refs:
+        if isinstance(entry[0], tuple):
+            return entry
+    return None
+
+
+def spin_lock_offsets(spec):
+    """Offsets of the top-level ``struct bpf_spin_lock`` members of a map's value type."""
+    desc = getattr(spec, "value_type", None) or {}
+    return [m.get("offset", 0) for m in desc.get("members", ())
+            if (m.get("type") or {}).get("name") == "bpf_spin_lock"]
 
 
 class VerifierErrorList(Exception):

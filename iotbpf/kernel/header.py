@@ -24,10 +24,13 @@ LINUX_HELPERS = (
     (7, "__u32", "bpf_get_prandom_u32", "void"),
     (8, "__u32", "bpf_get_smp_processor_id", "void"),
     (12, "long", "bpf_tail_call", "void *ctx, void *prog_array_map, __u32 index"),
+    (25, "long", "bpf_perf_event_output", "void *ctx, void *map, __u64 flags, void *data, __u64 size"),
     (28, "__s64", "bpf_csum_diff", "__be32 *from, __u32 from_size, __be32 *to, __u32 to_size, __u32 seed"),
     (87, "long", "bpf_map_push_elem", "void *map, const void *value, __u64 flags"),
     (88, "long", "bpf_map_pop_elem", "void *map, void *value"),
     (89, "long", "bpf_map_peek_elem", "void *map, void *value"),
+    (93, "long", "bpf_spin_lock", "struct bpf_spin_lock *lock"),
+    (94, "long", "bpf_spin_unlock", "struct bpf_spin_lock *lock"),
     (130, "long", "bpf_ringbuf_output", "void *ringbuf, void *data, __u64 size, __u64 flags"),
     (131, "void *", "bpf_ringbuf_reserve", "void *ringbuf, __u64 size, __u64 flags"),
     (132, "void", "bpf_ringbuf_submit", "void *data, __u64 flags"),
@@ -38,8 +41,10 @@ LINUX_HELPERS = (
 
 MAP_TYPES = (
     ("BPF_MAP_TYPE_HASH", 1), ("BPF_MAP_TYPE_ARRAY", 2), ("BPF_MAP_TYPE_PROG_ARRAY", 3),
+    ("BPF_MAP_TYPE_PERF_EVENT_ARRAY", 4),
     ("BPF_MAP_TYPE_PERCPU_HASH", 5), ("BPF_MAP_TYPE_PERCPU_ARRAY", 6), ("BPF_MAP_TYPE_LRU_HASH", 9),
-    ("BPF_MAP_TYPE_LPM_TRIE", 11), ("BPF_MAP_TYPE_QUEUE", 22), ("BPF_MAP_TYPE_STACK", 23),
+    ("BPF_MAP_TYPE_LPM_TRIE", 11), ("BPF_MAP_TYPE_ARRAY_OF_MAPS", 12), ("BPF_MAP_TYPE_HASH_OF_MAPS", 13),
+    ("BPF_MAP_TYPE_QUEUE", 22), ("BPF_MAP_TYPE_STACK", 23),
     ("BPF_MAP_TYPE_RINGBUF", 27), ("BPF_MAP_TYPE_BLOOM_FILTER", 30),
 )
 _MAP_TYPE_NAMES = {value: name for name, value in MAP_TYPES}
@@ -84,6 +89,13 @@ typedef __u32 __be32;
 #define BPF_ANY 0
 #define BPF_NOEXIST 1
 #define BPF_EXIST 2
+
+/* Flags of bpf_perf_event_output. */
+#define BPF_F_INDEX_MASK 0xffffffffULL
+#define BPF_F_CURRENT_CPU BPF_F_INDEX_MASK
+
+/* A lock inside a map value (bpf_spin_lock / bpf_spin_unlock); see docs/c-programs.md. */
+struct bpf_spin_lock { __u32 val; };
 """
 
 

@@ -92,6 +92,12 @@ class AppEnv:
     def random_u32(self):
         return self._rng.u32()
 
+    def on_trace(self, text):
+        """A bpf_trace_printk line: to the node's trace sink, if one listens."""
+        sink = self.node.trace_sink
+        if sink is not None:
+            sink("trace", self.node.clock.now_ns(), self.app.name, text)
+
 
 def _sensor_helper(env, node, app):
     """iot_sensor_read for one app, ``fn(ex, sensor_id, r2, r3, r4, r5) -> u64``: what
@@ -274,6 +280,7 @@ class Runtime:
         self.events = []
         self.logs = []
         self.log_count = 0
+        self.trace_sink = None  # fn(kind "trace"|"log", t_ns, app, text) for --trace-log
         self.inbox = []
         self.booted = False
         self.dead_at_ns = None
@@ -902,6 +909,8 @@ class Runtime:
         log_line = getattr(self.platform, "log_line", None)
         if log_line is not None:
             log_line(now, app.name, msg, value)
+        if self.trace_sink is not None:
+            self.trace_sink("log", now, app.name, "%s %d" % (msg, value))
 
     # ---------------------------------------------------------------- radio
 

@@ -210,14 +210,16 @@ def test_prog_array_initialiser_fills_the_slots(clang, tmp_path):
     assert run_all(again, ["timer"]) == [7]
 
 
-def test_maps_of_maps_are_refused_clearly(clang):
+def test_map_of_maps_entry_of_another_shape_is_refused_clearly(clang):
     obj = clang.compile(
         '#include "iotbpf.h"\nstruct inner { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);\n'
         '  __type(key, __u32); __type(value, __u32); } in1 SEC(".maps");\n'
-        'struct { __uint(type, 12); __uint(max_entries, 1); __type(key, __u32);\n'
-        '  __array(values, struct inner); } outer SEC(".maps") = { .values = { &in1 } };\n'
+        'struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);\n'
+        '  __type(key, __u32); __type(value, __u64); } wide SEC(".maps");\n'
+        'struct { __uint(type, 12); __uint(max_entries, 2); __type(key, __u32);\n'
+        '  __array(values, struct inner); } outer SEC(".maps") = { .values = { &in1, &wide } };\n'
         'SEC("timer") int f(void *c) { return 0; }\n')
-    with pytest.raises(LoadError, match="maps of maps are not supported"):
+    with pytest.raises(LoadError, match="map outer: entry 1 .wide. does not match the inner map definition"):
         load_elf_object(obj)
 
 

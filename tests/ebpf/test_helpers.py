@@ -38,9 +38,9 @@ def test_linux_helper_ids_match_include_uapi_linux_bpf_h():
     assert LINUX_HELPER_IDS == {
         "map_lookup_elem": 1, "map_update_elem": 2, "map_delete_elem": 3, "probe_read": 4,
         "ktime_get_ns": 5, "trace_printk": 6, "get_prandom_u32": 7, "get_smp_processor_id": 8,
-        "tail_call": 12, "csum_diff": 28, "map_push_elem": 87, "map_pop_elem": 88,
+        "tail_call": 12, "perf_event_output": 25, "csum_diff": 28, "map_push_elem": 87, "map_pop_elem": 88,
         "map_peek_elem": 89, "ringbuf_output": 130, "ringbuf_reserve": 131, "ringbuf_submit": 132,
-        "ringbuf_discard": 133, "ringbuf_query": 134, "loop": 181}
+        "ringbuf_discard": 133, "ringbuf_query": 134, "loop": 181, "spin_lock": 93, "spin_unlock": 94}
     table = linux_helpers()
     for name, hid in LINUX_HELPER_IDS.items():
         assert table.get(hid).name == name

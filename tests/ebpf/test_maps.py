@@ -343,7 +343,7 @@ def test_ringbuf_size_must_be_a_power_of_two_page_multiple():
     (T.BPF_MAP_TYPE_HASH, 4, 4, 0, "max_entries must be > 0"),
     (T.BPF_MAP_TYPE_QUEUE, 4, 4, 1, "key_size must be 0"),
     (T.BPF_MAP_TYPE_PROG_ARRAY, 4, 8, 1, "must be 4"),
-    (T.BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, 1, "not supported"),
+    (T.BPF_MAP_TYPE_STACK_TRACE, 4, 8, 1, "not supported"),
     (T.BPF_MAP_TYPE_HASH, 1024, 4, 1, "key_size 1024 exceeds"),
 ])
 def test_invalid_specs_are_refused_with_a_clear_error(t, ks, vs, n, what):

@@ -111,7 +111,9 @@ def test_map_dump_cli_decodes_with_types(cli, tmp_path):
     r = cli("map", "dump", path)
     assert r.code == 0
     assert "map counts: hash" in r.out
-    assert 'key 01000000  value 05000000feffffff   # 1 = {"lo": 5, "hi": -2}' in r.out
+    assert '  key: 1  value: {"lo": 5, "hi": -2}' in r.out
+    r = cli("map", "dump", path, "--hex")
+    assert "  key: 01 00 00 00  value: 05 00 00 00 fe ff ff ff" in r.out
     r = cli("map", "dump", path, "--json")
     doc = json.loads(r.out)
     assert doc["maps"][0]["entries"][1]["value_decoded"] == {"lo": 7, "hi": 3}

@@ -21,7 +21,7 @@ def run_example(name, tmp_path, *args):
 def test_every_example_is_tested():
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
     tested = ["01_handler_in_c.py", "02_simulate_year_and_plot.py", "03_compare_policies.py",
-              "04_per_app_usage.py", "05_update_map_over_mqtt.py"]
+              "04_per_app_usage.py", "05_update_map_over_mqtt.py", "06_bcc_style_tracing.py"]
     assert scripts == tested
     for name in scripts:
         text = (EXAMPLES / name).read_text()
@@ -80,3 +80,12 @@ def test_05_without_a_broker_says_so(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "cannot reach the MQTT broker" in proc.stdout
+
+
+def test_06_bcc_style_tracing_delivers_through_callbacks(clang, tmp_path):
+    out = run_example("06_bcc_style_tracing.py", tmp_path)
+    lines = out.splitlines()
+    assert lines[0] == "00:01:00 temp_watch trace: reading %s mC" % lines[0].split()[-2]
+    assert any(" ring buffer: hot reading " in line for line in lines)
+    assert "01:00:00 perf buffer (cpu 0): hour of 60 readings" in out
+    assert "2h simulated: 119 trace lines" in out
