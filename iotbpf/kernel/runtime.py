@@ -513,6 +513,8 @@ class Runtime:
             self._start_app(app)
         if self.battery_report_ns:
             self.queue.push(now + self.battery_report_ns, self._battery_event, None)
+        if self.scheduler is not None and self.scheduler.battery_dead():
+            self.queue.push(now, self._battery_death, None)  # browned out at the first pulse
         self._reschedule_wakeup()
 
     def _start_app(self, app):
@@ -1016,12 +1018,36 @@ class Runtime:
             flags |= 2
         # battery's fields: now_ns, energy_used_uj, soc_permille, flags
         self._run_hook_values("battery", now, (now, self.energy_used_uj(), permille, flags))
-        if self.scheduler is not None and self.scheduler.battery_dead():
-            self.dead_at_ns = now
-            self.events.append({"t_ns": now, "event": "battery_dead"})
+        if self._battery_check(now):
             return
         period = self.policy("battery_report_ns", self.battery_report_ns)
         self.queue.push(now + period, self._battery_event, None)
+        self._schedule_death(now, now + period)
+
+    def _battery_check(self, now):
+        """True (and the node stopped at the battery's own death time) if the battery is dead."""
+        sched = self.scheduler
+        if sched is None or self.dead_at_ns is not None or not sched.battery_dead():
+            return self.dead_at_ns is not None
+        batt = getattr(sched, "battery", None)
+        at = getattr(batt, "dead_at_ns", None)
+        at = now if at is None else (sched.boot_ns or 0) + at
+        self.dead_at_ns = at
+        self.events.append({"t_ns": at, "event": "battery_dead"})
+        return True
+
+    def _schedule_death(self, now, before):
+        """An event at the moment the battery empties at its present drain, if before ``before``
+        (the closed form, computed once per battery report, never per event)."""
+        left = getattr(getattr(self.scheduler, "battery", None), "empty_in_ns", None)
+        left = left() if left is not None else None
+        if left is not None and now + left < before:
+            self.queue.push(now + left, self._battery_death, None)
+
+    def _battery_death(self, now, arg):
+        self.battery_permille()  # integrate the battery up to now
+        if not self._battery_check(now):
+            self._schedule_death(now, now + self.policy("battery_report_ns", self.battery_report_ns))
 
     def policy(self, name, default):
         """A parameter from the iot_policy map (programs and remote commands may change it); 0 = default."""
