@@ -21,7 +21,7 @@ def run_example(name, tmp_path, *args):
 def test_every_example_is_tested():
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
     tested = ["01_handler_in_c.py", "02_simulate_year_and_plot.py", "03_compare_policies.py",
-              "04_per_app_usage.py", "05_update_map_over_mqtt.py"]
+              "04_per_app_usage.py", "05_update_map_over_mqtt.py", "06_energy_neutral_winter.py"]
     assert scripts == tested
     for name in scripts:
         text = (EXAMPLES / name).read_text()
@@ -80,3 +80,11 @@ def test_05_without_a_broker_says_so(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "cannot reach the MQTT broker" in proc.stdout
+
+
+def test_06_energy_neutral_winter(tmp_path):
+    out = run_example("06_energy_neutral_winter.py", tmp_path, "--plot", "winter.png")
+    rows = {line.split("  ")[0].strip(): line.split() for line in out.splitlines()[1:4]}
+    assert rows["energy-neutral"][1] == "lives"
+    assert float(rows["fixed 60 s"][3]) < 75 and float(rows["fixed 120 s"][3]) < 75
+    assert (tmp_path / "winter.png").stat().st_size > 10000
