@@ -199,6 +199,9 @@ class Battery:
     def _set_empty(self):
         self.level_c = self.floor_soc * self.capacity_c
 
+    def _total_of(self, state):
+        return state
+
     def set_pulse(self, pulse_a):
         """The node's peak current (A at the battery): the cut-off is checked under it. Raises the
         usable floor to the brown-out state of charge; a cell that cannot carry it is dead at once."""
@@ -250,26 +253,30 @@ class Battery:
                 charge = self.max_charge_a
         total = current_a - direct + self.leak_a - charge
         self.last_net_a = total
-        if total > 0:
-            left = self.time_to_empty_s(total)
-            if left is not None and left * 1e9 < dt_ns + 1.0:
-                # empties in this interval: stop at that moment, draw nothing past it
-                died_ns = int(math.ceil(left * 1e9 - 1e-6))
-                if died_ns > dt_ns:
-                    died_ns = dt_ns
-                if died_ns < 0:
-                    died_ns = 0
-                part = left if left < dt_s else dt_s
-                self._set_empty()
-                self.dead_at_ns = self.elapsed_ns + died_ns
-                self._account(current_a, harvest_a, 0.0, 0.0, part)
-                self.elapsed_ns += dt_ns
-                return False
-        before = self._total_c()
+        before = self._state()
         self._discharge(total, dt_s)
-        stored = self._total_c() - before + (current_a - direct + self.leak_a) * dt_s
-        if charge > 0 and stored < charge * dt_s:
-            charge = stored / dt_s if stored > 0 else 0.0  # full: the rest is spilled
+        if total > 0 and self.available_c() - self.floor_soc * self.capacity_c <= total * 1e-9 + 1e-12:
+            # empties in this interval (or within a nanosecond of its end): stop at that moment,
+            # computed from the state at the interval's start; draw nothing past it
+            self._set_state(before)
+            left = self.time_to_empty_s(total)
+            if left is None:
+                left = dt_s
+            died_ns = int(math.ceil(left * 1e9 - 1e-6))
+            if died_ns > dt_ns:
+                died_ns = dt_ns
+            if died_ns < 0:
+                died_ns = 0
+            part = left if left < dt_s else dt_s
+            self._set_empty()
+            self.dead_at_ns = self.elapsed_ns + died_ns
+            self._account(current_a, harvest_a, 0.0, 0.0, part)
+            self.elapsed_ns += dt_ns
+            return False
+        if charge > 0:
+            stored = self._total_c() - self._total_of(before) + (current_a - direct + self.leak_a) * dt_s
+            if stored < charge * dt_s:
+                charge = stored / dt_s if stored > 0 else 0.0  # full: the rest is spilled
         self._account(current_a, harvest_a, direct, charge, dt_s)
         self.elapsed_ns += dt_ns
         if current_a > 0:
@@ -277,7 +284,7 @@ class Battery:
                 self.avg_current_a = current_a
             else:
                 self.avg_current_a += alpha * (current_a - self.avg_current_a)
-        return not self.dead()
+        return True
 
     def _account(self, load_a, harvest_a, direct_a, charge_a, dt_s):
         self.drawn_c += load_a * dt_s
@@ -438,6 +445,9 @@ class KiBaMBattery(Battery):
 
     def _set_empty(self):
         self.y1 = self.floor_soc * self.c * self.capacity_c
+
+    def _total_of(self, state):
+        return state[0] + state[1]
 
     def available_c(self):
         return self.y1 / self.c
