@@ -285,6 +285,7 @@ class Runtime:
         self._sched_tx = []  # with a scheduler: FIFO of (nbytes, app, deadline, queued_at)
         self._wakeup_gen = 0
         self._wakeup_at = None
+        self._death_gen = 0  # the battery-death check that is still valid (see _schedule_death)
         ns = getattr(board, "ns_per_insn", None) if board is not None else None
         self.ns_per_insn = ns if ns else DEFAULT_NS_PER_INSN
         self._insn_ns = getattr(board, "insn_ns", None) if board is not None else None
@@ -1041,10 +1042,13 @@ class Runtime:
         (the closed form, computed once per battery report, never per event)."""
         left = getattr(getattr(self.scheduler, "battery", None), "empty_in_ns", None)
         left = left() if left is not None else None
+        self._death_gen = gen = self._death_gen + 1  # one pending check at a time
         if left is not None and now + left < before:
-            self.queue.push(now + left, self._battery_death, None)
+            self.queue.push(now + left, self._battery_death, gen)
 
-    def _battery_death(self, now, arg):
+    def _battery_death(self, now, gen):
+        if gen is not None and gen != self._death_gen:
+            return  # superseded by a later prediction
         self.battery_permille()  # integrate the battery up to now
         if not self._battery_check(now):
             self._schedule_death(now, now + self.policy("battery_report_ns", self.battery_report_ns))

@@ -169,3 +169,18 @@ def test_a_node_with_an_app_stops_at_its_battery_death_and_reports_one_lifetime(
     assert batt["soc"] == pytest.approx(batt["floor_soc"], abs=1e-12)  # empty to its floor, no lower
     text = result.text()
     assert "battery empty after %.2f days" % (dead / DAY) in text
+
+
+def test_only_the_latest_death_prediction_is_pending():
+    # each battery report makes a new prediction; older ones are void, so death checks can never
+    # pile up (one pending check at a time, whatever the harvest does)
+    sched = make_scheduler("always_on", "nrf52840_dk")
+    rt = Runtime(scheduler=sched, board=sched.board)
+    rt.boot()
+    rt.run_until(H)
+    for _ in range(50):
+        rt._schedule_death(rt.clock.now_ns(), rt.clock.now_ns() + 1000 * DAY)
+    pending = [arg for _t, _seq, fn, arg in rt.queue._heap if getattr(fn, "__name__", "") == "_battery_death"]
+    assert len(pending) == 50 and sum(1 for g in pending if g == rt._death_gen) == 1
+    rt.run_until(400 * DAY)
+    assert rt.dead_at_ns == sched.battery.dead_at_ns  # the valid one still ends the node on time
