@@ -1026,25 +1026,32 @@ class Runtime:
         self._schedule_death(now, now + period)
 
     def _battery_check(self, now):
-        """True (and the node stopped at the battery's own death time) if the battery is dead."""
+        """True (and the node stopped now) if the battery is dead. The death is dated when the
+        node stops: a constant drain's closed-form nanosecond (the check is put there), or, with
+        bursts, the check that finds the battery empty, at most half the time the previous check
+        predicted after the burst that emptied it (see _schedule_death); the battery's own
+        dead_at_ns is set to the same time, so every report gives one lifetime."""
         sched = self.scheduler
         if sched is None or self.dead_at_ns is not None or not sched.battery_dead():
             return self.dead_at_ns is not None
         batt = getattr(sched, "battery", None)
-        at = getattr(batt, "dead_at_ns", None)
-        at = now if at is None else (sched.boot_ns or 0) + at
-        self.dead_at_ns = at
-        self.events.append({"t_ns": at, "event": "battery_dead"})
+        boot = sched.boot_ns or 0
+        if batt is not None and getattr(batt, "dead_at_ns", None) is not None and boot + batt.dead_at_ns < now:
+            batt.dead_at_ns = now - boot
+        self.dead_at_ns = now
+        self.events.append({"t_ns": now, "event": "battery_dead"})
         return True
 
     def _schedule_death(self, now, before):
-        """An event at the moment the battery empties at its present drain, if before ``before``
-        (the closed form, computed once per battery report, never per event)."""
+        """A check at the moment the battery empties at its present drain, if before ``before``
+        (the closed form, computed once per battery report, never per event). While more than a
+        millisecond is left the check goes halfway there and predicts again, so a burst that
+        empties the battery early is found soon after it (a few dozen checks in a node's life)."""
         left = getattr(getattr(self.scheduler, "battery", None), "empty_in_ns", None)
         left = left() if left is not None else None
         self._death_gen = gen = self._death_gen + 1  # one pending check at a time
         if left is not None and now + left < before:
-            self.queue.push(now + left, self._battery_death, gen)
+            self.queue.push(now + (left if left <= 1000000 else (left + 1) // 2), self._battery_death, gen)
 
     def _battery_death(self, now, gen):
         if gen is not None and gen != self._death_gen:
