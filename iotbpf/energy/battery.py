@@ -307,11 +307,14 @@ class Battery:
             return True
         return self.available_c() <= self.floor_soc * self.capacity_c + 1e-12
 
-    def empty_in_ns(self):
-        """ns until the floor at the net current of the last interval (None if not draining)."""
-        if self.last_net_a is None or self.last_net_a <= 0:
+    def empty_in_ns(self, net_a=None):
+        """ns until the floor at ``net_a`` (default: the net current of the last interval), None
+        if not draining."""
+        if net_a is None:
+            net_a = self.last_net_a
+        if net_a is None or net_a <= 0:
             return None
-        left = self.time_to_empty_s(self.last_net_a)
+        left = self.time_to_empty_s(net_a)
         if left is None:
             return None
         return int(math.ceil(left * 1e9 - 1e-6))

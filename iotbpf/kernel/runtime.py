@@ -286,6 +286,7 @@ class Runtime:
         self._wakeup_gen = 0
         self._wakeup_at = None
         self._death_gen = 0  # the battery-death check that is still valid (see _schedule_death)
+        self._death_rate = None  # the net drain (A) the pending death check was predicted at
         ns = getattr(board, "ns_per_insn", None) if board is not None else None
         self.ns_per_insn = ns if ns else DEFAULT_NS_PER_INSN
         self._insn_ns = getattr(board, "insn_ns", None) if board is not None else None
@@ -1042,14 +1043,23 @@ class Runtime:
         self.events.append({"t_ns": now, "event": "battery_dead"})
         return True
 
-    def _schedule_death(self, now, before):
+    def _schedule_death(self, now, before, chained=False):
         """A check at the moment the battery empties at its present drain, if before ``before``
         (the closed form, computed once per battery report, never per event). While more than a
-        millisecond is left the check goes halfway there and predicts again, so a burst that
-        empties the battery early is found soon after it (a few dozen checks in a node's life)."""
-        left = getattr(getattr(self.scheduler, "battery", None), "empty_in_ns", None)
-        left = left() if left is not None else None
+        millisecond is left the check goes halfway there and predicts again, at the faster of the
+        report interval's drain and the last check's (a check's short interval may hold no burst),
+        so a burst that empties the battery early is found soon after it (a few dozen checks in a
+        node's life)."""
+        batt = getattr(self.scheduler, "battery", None)
+        empty_in = getattr(batt, "empty_in_ns", None)
         self._death_gen = gen = self._death_gen + 1  # one pending check at a time
+        if empty_in is None:
+            return
+        if not chained:
+            self._death_rate = batt.last_net_a  # the drain of a whole report interval
+        elif batt.last_net_a is not None and (self._death_rate is None or batt.last_net_a > self._death_rate):
+            self._death_rate = batt.last_net_a  # a check's short interval drained faster
+        left = empty_in(self._death_rate)
         if left is not None and now + left < before:
             self.queue.push(now + (left if left <= 1000000 else (left + 1) // 2), self._battery_death, gen)
 
@@ -1058,7 +1068,7 @@ class Runtime:
             return  # superseded by a later prediction
         self.battery_permille()  # integrate the battery up to now
         if not self._battery_check(now):
-            self._schedule_death(now, now + self.policy("battery_report_ns", self.battery_report_ns))
+            self._schedule_death(now, now + self.policy("battery_report_ns", self.battery_report_ns), True)
 
     def policy(self, name, default):
         """A parameter from the iot_policy map (programs and remote commands may change it); 0 = default."""
