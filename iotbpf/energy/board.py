@@ -158,7 +158,29 @@ class Board:
         return int(count * self.ns_per_insn + 0.5)
 
     def make_battery(self):
-        return make_battery(self.battery_spec)
+        """The board's battery; a battery with a ``cell`` checks its cut-off under the board's peak
+        current (``battery.pulse_a`` if the board gives it, else ``peak_current_a()``)."""
+        battery = make_battery(self.battery_spec)
+        if battery.cell is not None and "pulse_a" not in self.battery_spec:
+            battery.set_pulse(self.peak_current_a(battery.voltage_v))
+        return battery
+
+    def peak_current_a(self, battery_v=None):
+        """The node's pulse current at the battery (A): every component in its default (idle)
+        state, plus the largest step one component makes to its highest-current state (a radio
+        burst, say), each converted at its model's voltage to ``battery_v`` (constant power)."""
+        if battery_v is None:
+            battery_v = self.supply_voltage_v
+        base = 0.0
+        step = 0.0
+        for model in self.models.values():
+            scale = model.voltage_v / battery_v
+            idle = model.current_a(model.default_state) * scale
+            top = max(st.current_a for st in model.states.values()) * scale
+            base += idle
+            if top - idle > step:
+                step = top - idle
+        return base + step
 
     def make_harvester(self):
         return make_harvester(self.harvester_spec)

@@ -136,6 +136,31 @@ class ComponentModel:
             raise ModelError("component %s: missing parameter %r" % (self.name, name))
         return value
 
+    def tx_levels(self):
+        """The radio's TX power settings from its datasheet table (``params.tx_power_ma``: [[dBm, mA],
+        ...]), as sorted (dBm, A) pairs; empty when the datasheet gives no table."""
+        table = self.params.get("tx_power_ma")
+        if not isinstance(table, list):
+            return []
+        out = []
+        for pair in table:
+            out.append((float(pair[0]), float(pair[1]) * 1e-3))
+        out.sort()
+        return out
+
+    def tx_current_a(self, dbm=None):
+        """TX current (A) at the lowest tabulated setting giving at least ``dbm`` (a radio is set to
+        one of its levels, never between them); the ``tx`` state's current when ``dbm`` is None or
+        the datasheet has no table. Above the highest level: ModelError."""
+        levels = self.tx_levels()
+        if dbm is None or not levels:
+            return self.current_a("tx")
+        for level, amps in levels:
+            if level >= dbm:
+                return amps
+        raise ModelError("component %s: no TX power setting reaches %r dBm (max %r dBm)"
+                         % (self.name, dbm, levels[-1][0]))
+
     def frequencies(self):
         """Sorted (hz, state_name) pairs of the DVFS operating points, empty if the CPU has none."""
         out = []
@@ -196,6 +221,20 @@ def parse_model(data, where="model"):
             params[key] = value
         else:
             raise ModelError("%s.params.%s: unsupported value %r" % (where, key, value))
+    table = params.get("tx_power_ma")
+    if table is not None:
+        if not isinstance(table, list) or not table:
+            raise ModelError(where + ".params.tx_power_ma: expected a list of [dBm, mA] pairs")
+        for i, pair in enumerate(table):
+            w = "%s.params.tx_power_ma[%d]" % (where, i)
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ModelError(w + ": expected [dBm, mA]")
+            if isinstance(pair[0], bool) or not isinstance(pair[0], (int, float)):
+                raise ModelError(w + ": expected a number of dBm")
+            _num(pair[1], w + "[1]")
+        src = raw_params.get("tx_power_source")
+        if not isinstance(src, str) or (src not in sources and len(src) < 12):
+            raise ModelError(where + ".params.tx_power_source: cite the datasheet's TX power table")
     for i, entry in enumerate(data.get("frequencies", [])):
         w = "%s.frequencies[%d]" % (where, i)
         if not isinstance(entry, dict):

@@ -292,6 +292,8 @@ class Runtime:
         self._sched_tx = []  # with a scheduler: FIFO of (nbytes, app, deadline, queued_at)
         self._wakeup_gen = 0
         self._wakeup_at = None
+        self._death_gen = 0  # the battery-death check that is still valid (see _schedule_death)
+        self._death_rate = None  # the net drain (A) the pending death check was predicted at
         ns = getattr(board, "ns_per_insn", None) if board is not None else None
         self.ns_per_insn = ns if ns else DEFAULT_NS_PER_INSN
         self._insn_ns = getattr(board, "insn_ns", None) if board is not None else None
@@ -520,6 +522,8 @@ class Runtime:
             self._start_app(app)
         if self.battery_report_ns:
             self.queue.push(now + self.battery_report_ns, self._battery_event, None)
+        if self.scheduler is not None and self.scheduler.battery_dead():
+            self.queue.push(now, self._battery_death, None)  # browned out at the first pulse
         self._reschedule_wakeup()
 
     def _start_app(self, app):
@@ -1025,12 +1029,55 @@ class Runtime:
             flags |= 2
         # battery's fields: now_ns, energy_used_uj, soc_permille, flags
         self._run_hook_values("battery", now, (now, self.energy_used_uj(), permille, flags))
-        if self.scheduler is not None and self.scheduler.battery_dead():
-            self.dead_at_ns = now
-            self.events.append({"t_ns": now, "event": "battery_dead"})
+        if self._battery_check(now):
             return
         period = self.policy("battery_report_ns", self.battery_report_ns)
         self.queue.push(now + period, self._battery_event, None)
+        self._schedule_death(now, now + period)
+
+    def _battery_check(self, now):
+        """True (and the node stopped now) if the battery is dead. The death is dated when the
+        node stops: a constant drain's closed-form nanosecond (the check is put there), or, with
+        bursts, the check that finds the battery empty, at most half the time the previous check
+        predicted after the burst that emptied it (see _schedule_death); the battery's own
+        dead_at_ns is set to the same time, so every report gives one lifetime."""
+        sched = self.scheduler
+        if sched is None or self.dead_at_ns is not None or not sched.battery_dead():
+            return self.dead_at_ns is not None
+        batt = getattr(sched, "battery", None)
+        boot = sched.boot_ns or 0
+        if batt is not None and getattr(batt, "dead_at_ns", None) is not None and boot + batt.dead_at_ns < now:
+            batt.dead_at_ns = now - boot
+        self.dead_at_ns = now
+        self.events.append({"t_ns": now, "event": "battery_dead"})
+        return True
+
+    def _schedule_death(self, now, before, chained=False):
+        """A check at the moment the battery empties at its present drain, if before ``before``
+        (the closed form, computed once per battery report, never per event). While more than a
+        millisecond is left the check goes halfway there and predicts again, at the faster of the
+        report interval's drain and the last check's (a check's short interval may hold no burst),
+        so a burst that empties the battery early is found soon after it (a few dozen checks in a
+        node's life)."""
+        batt = getattr(self.scheduler, "battery", None)
+        empty_in = getattr(batt, "empty_in_ns", None)
+        self._death_gen = gen = self._death_gen + 1  # one pending check at a time
+        if empty_in is None:
+            return
+        if not chained:
+            self._death_rate = batt.last_net_a  # the drain of a whole report interval
+        elif batt.last_net_a is not None and (self._death_rate is None or batt.last_net_a > self._death_rate):
+            self._death_rate = batt.last_net_a  # a check's short interval drained faster
+        left = empty_in(self._death_rate)
+        if left is not None and now + left < before:
+            self.queue.push(now + (left if left <= 1000000 else (left + 1) // 2), self._battery_death, gen)
+
+    def _battery_death(self, now, gen):
+        if gen is not None and gen != self._death_gen:
+            return  # superseded by a later prediction
+        self.battery_permille()  # integrate the battery up to now
+        if not self._battery_check(now):
+            self._schedule_death(now, now + self.policy("battery_report_ns", self.battery_report_ns), True)
 
     def policy(self, name, default):
         """A parameter from the iot_policy map (programs and remote commands may change it); 0 = default."""

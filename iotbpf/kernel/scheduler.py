@@ -673,9 +673,10 @@ class Scheduler:
         self._batt_mark = self.ledger.snapshot()
         v = self.battery.voltage_v
         current = energy / v / (dt * 1e-9)
+        harvest = 0.0  # kept apart from the load: the battery reports both (issue 21)
         if self.harvester is not None:
-            current -= self.harvester.energy_j(self._batt_ns, now_ns) / v / (dt * 1e-9)
-        self.battery.draw(current, dt)
+            harvest = self.harvester.energy_j(self._batt_ns, now_ns) / v / (dt * 1e-9)
+        self.battery.draw(current, dt, harvest_a=harvest)
         self._batt_ns = now_ns
 
     def flush(self):

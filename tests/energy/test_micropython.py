@@ -109,3 +109,41 @@ def test_importer_and_battery_models_under_micropython_match_cpython(micropython
             DayNightSolar(1.0).energy_j(0, 86400 * 10 ** 9)]
     for a, b in zip(got[4:], want):
         assert abs(a - b) <= 1e-9 * abs(b)
+
+
+PHYSICS = """
+import json
+from iotbpf.energy.battery import make_battery, brownout_soc, CELLS
+from iotbpf.energy.harvest import ClearSkySolar
+from iotbpf.energy.neutral import neutral_period_ns
+w = json.load(open('/root/weather.json'))
+panel = ClearSkySolar(w['latitude_deg'], 0.0004, 0.15, 305, w['daily_ghi_wh_m2'], 0.8)
+b = make_battery({'model': 'ideal', 'cell': 'cr2032', 'pulse_a': 0.029})
+b.draw(1e-3, 400 * 3600 * 10 ** 9)
+n = make_battery({'model': 'peukert', 'cell': 'e91', 'params': {'rated_hours': 100.0}})
+print(json.dumps([panel.energy_j(0, 86400 * 10 ** 9), panel.energy_j(3 * 3600 * 10 ** 9, 13 * 3600 * 10 ** 9),
+                  b.dead_at_ns, b.drawn_c, brownout_soc(CELLS['cr2032'], 0.029), n.time_to_empty_s(0.3),
+                  neutral_period_ns([0.0] * 8 + [50.0] * 8 + [0.0] * 8, 3600.0, 1e-3, 0.15, 0.9, 0.0,
+                                    10 ** 9, 3600 * 10 ** 9)]))
+"""
+
+
+def test_cells_clear_sky_and_neutral_solver_under_micropython_match_cpython(micropython):
+    from iotbpf.energy.battery import CELLS, brownout_soc, make_battery
+    from iotbpf.energy.harvest import ClearSkySolar
+    from iotbpf.energy.neutral import neutral_period_ns
+
+    path = REPO / "weather" / "tmy3_703165_sand_point_ak.json"
+    got = json.loads(micropython.run(PHYSICS, files={"weather.json": path}).stdout.strip().splitlines()[-1])
+    w = json.loads(path.read_text())
+    panel = ClearSkySolar(w["latitude_deg"], 0.0004, 0.15, 305, w["daily_ghi_wh_m2"], 0.8)
+    b = make_battery({"model": "ideal", "cell": "cr2032", "pulse_a": 0.029})
+    b.draw(1e-3, 400 * 3600 * 10 ** 9)
+    n = make_battery({"model": "peukert", "cell": "e91", "params": {"rated_hours": 100.0}})
+    want = [panel.energy_j(0, 86400 * 10 ** 9), panel.energy_j(3 * 3600 * 10 ** 9, 13 * 3600 * 10 ** 9),
+            b.dead_at_ns, b.drawn_c, brownout_soc(CELLS["cr2032"], 0.029), n.time_to_empty_s(0.3),
+            neutral_period_ns([0.0] * 8 + [50.0] * 8 + [0.0] * 8, 3600.0, 1e-3, 0.15, 0.9, 0.0,
+                              10 ** 9, 3600 * 10 ** 9)]
+    assert got[2] == want[2] and got[6] == want[6]  # integer ns identical
+    for a, b_ in zip(got, want):
+        assert abs(a - b_) <= 1e-9 * abs(b_)

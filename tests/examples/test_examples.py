@@ -21,7 +21,8 @@ def run_example(name, tmp_path, *args):
 def test_every_example_is_tested():
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
     tested = ["01_handler_in_c.py", "02_simulate_year_and_plot.py", "03_compare_policies.py",
-              "04_per_app_usage.py", "05_update_map_over_mqtt.py", "06_bcc_style_tracing.py"]
+              "04_per_app_usage.py", "05_update_map_over_mqtt.py", "06_bcc_style_tracing.py",
+              "07_energy_neutral_winter.py"]
     assert scripts == tested
     for name in scripts:
         text = (EXAMPLES / name).read_text()
@@ -89,3 +90,11 @@ def test_06_bcc_style_tracing_delivers_through_callbacks(clang, tmp_path):
     assert any(" ring buffer: hot reading " in line for line in lines)
     assert "01:00:00 perf buffer (cpu 0): hour of 60 readings" in out
     assert "2h simulated: 119 trace lines" in out
+
+
+def test_07_energy_neutral_winter(tmp_path):
+    out = run_example("07_energy_neutral_winter.py", tmp_path, "--plot", "winter.png")
+    rows = {line.split("  ")[0].strip(): line.split() for line in out.splitlines()[1:4]}
+    assert rows["energy-neutral"][1] == "lives"
+    assert float(rows["fixed 60 s"][3]) < 75 and float(rows["fixed 120 s"][3]) < 75
+    assert (tmp_path / "winter.png").stat().st_size > 10000
