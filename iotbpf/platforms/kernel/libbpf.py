@@ -65,6 +65,13 @@ class _ProgLoadOpts(ctypes.Structure):
                 ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32), ("log_buf", ctypes.c_char_p)]
 
 
+class _MapCreateOpts(ctypes.Structure):
+    _fields_ = [("sz", ctypes.c_size_t), ("btf_fd", ctypes.c_uint32), ("btf_key_type_id", ctypes.c_uint32),
+                ("btf_value_type_id", ctypes.c_uint32), ("btf_vmlinux_value_type_id", ctypes.c_uint32),
+                ("inner_map_fd", ctypes.c_uint32), ("map_flags", ctypes.c_uint32), ("map_extra", ctypes.c_uint64),
+                ("numa_node", ctypes.c_uint32), ("map_ifindex", ctypes.c_uint32)]
+
+
 class _TestRunOpts(ctypes.Structure):
     _fields_ = [("sz", ctypes.c_size_t), ("data_in", ctypes.c_void_p), ("data_out", ctypes.c_void_p),
                 ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
@@ -82,7 +89,7 @@ def _setup(lib) -> None:
     vp, i, u32, sz, cp = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_size_t, ctypes.c_char_p
     sigs = {
         "bpf_prog_load": (i, [i, cp, cp, vp, sz, ctypes.POINTER(_ProgLoadOpts)]),
-        "bpf_map_create": (i, [i, cp, u32, u32, u32, vp]),
+        "bpf_map_create": (i, [i, cp, u32, u32, u32, ctypes.POINTER(_MapCreateOpts)]),
         "bpf_map_lookup_elem": (i, [i, vp, vp]),
         "bpf_map_update_elem": (i, [i, vp, vp, ctypes.c_uint64]),
         "bpf_map_delete_elem": (i, [i, vp]),
@@ -184,13 +191,17 @@ class Map:
     """A map created by fd (``bpf_map_create``), or wrapping a loaded object's map fd (not owned)."""
 
     def __init__(self, map_type: int, key_size: int, value_size: int, max_entries: int, name: str = "iotbpf",
-                 fd: int | None = None):
+                 fd: int | None = None, flags: int = 0):
         self.key_size = key_size
         self.value_size = value_size
         self.owned = fd is None
         if fd is None:
-            fd = _check(lib().bpf_map_create(map_type, name.encode()[:15], key_size, value_size, max_entries,
-                                             None), "map create")
+            opts = _MapCreateOpts()
+            opts.sz = ctypes.sizeof(_MapCreateOpts)
+            opts.map_flags = flags
+            safe = "".join(c if c.isalnum() or c in "_." else "_" for c in name)[:15]
+            fd = _check(lib().bpf_map_create(map_type, safe.encode(), key_size, value_size, max_entries,
+                                             ctypes.byref(opts)), "map create")
         self.fd = fd
 
     def lookup(self, key: bytes) -> bytes | None:
@@ -286,13 +297,18 @@ class Prog:
 
 
 def load_program(code: bytes, prog_type: int = BPF_PROG_TYPE_SYSCALL, name: str = "iotbpf",
-                 flags: int = 0, log: bool = True) -> Prog:
-    """Load raw instructions; KernelError with the verifier's log when the kernel rejects them."""
+                 flags: int = 0, log: bool = True, fd_array=None) -> Prog:
+    """Load raw instructions; KernelError with the verifier's log when the kernel rejects them.
+
+    ``fd_array``: map fds that ``lddw`` with BPF_PSEUDO_MAP_IDX(_VALUE) refers to by index."""
     if len(code) % 8 or not code:
         raise KernelError("program of %d bytes is not whole instructions" % len(code), errno.EINVAL)
     opts = _ProgLoadOpts()
     opts.sz = ctypes.sizeof(_ProgLoadOpts)
     opts.prog_flags = flags
+    if fd_array:
+        fds = (ctypes.c_int * len(fd_array))(*fd_array)
+        opts.fd_array = ctypes.cast(fds, ctypes.c_void_p)
     buf = ctypes.create_string_buffer(code, len(code))
     license_ = b"GPL"
     fd = lib().bpf_prog_load(prog_type, name.encode()[:15], license_, buf, len(code) // 8, ctypes.byref(opts))

@@ -1,7 +1,8 @@
 """The running kernel as the oracle of our VM and verifier.
 
 A standalone program (what ``iotbpf run`` and bpf_conformance execute: r1 = the input, r2 = its
-length) is framed for the kernel as a ``BPF_PROG_TYPE_SYSCALL`` program:
+length) is framed for the kernel as a ``BPF_PROG_TYPE_SYSCALL`` program (not sleepable, so every
+map type is allowed):
 
 - a prologue sets r1 to a pointer into an array map whose one value holds the input (``lddw r1,
   map_value``), so the kernel checks every input access against the value's size exactly as our
@@ -23,7 +24,10 @@ _SLOT = struct.Struct("<BBhi")
 LDDW = 0x18
 EXIT = 0x95
 CALL = 0x85
+PSEUDO_MAP_FD = 1
 PSEUDO_MAP_VALUE = 2
+PSEUDO_MAP_IDX = 5
+PSEUDO_MAP_IDX_VALUE = 6
 PSEUDO_FUNC = 4
 PSEUDO_CALL = 1
 
@@ -82,6 +86,9 @@ def frame(code: bytes, mem_fd: int | None, mem_len: int, result_fd: int) -> byte
             out.extend([list(s) for s in trailer])
         else:
             out.append(list(slot))
+        if slot[0] == LDDW and slot[2] in (PSEUDO_MAP_FD, PSEUDO_MAP_VALUE):
+            # our loaders give a map's index in the program: the kernel takes it through fd_array
+            out[-1][2] = PSEUDO_MAP_IDX if slot[2] == PSEUDO_MAP_FD else PSEUDO_MAP_IDX_VALUE
         if slot[0] == LDDW and pc + 1 < n:
             pc += 1
             new_index.append(len(out))
@@ -131,6 +138,27 @@ class Verdict:
         return "Verdict(rejected: %s)" % self.reason
 
 
+# Syscall programs must be sleepable, and sleepable programs may use only array/hash maps; a few
+# helpers are offered to packet programs only: then the same framed program is tried as these
+# (the prologue replaces their context in r1, so the verdict is about the same code).
+PROGRAM_TYPES = (libbpf.BPF_PROG_TYPE_SYSCALL, libbpf.BPF_PROG_TYPE_SOCKET_FILTER, 3, 6)  # 3 tc, 6 xdp
+RETRY_REASONS = ("Sleepable programs can only use", "cannot use helper", "unknown func")
+
+
+def _create(spec) -> libbpf.Map:
+    spec = getattr(spec, "spec", spec)  # a Map object carries its MapSpec
+    kernel_map = libbpf.Map(spec.type, spec.key_size, spec.value_size, spec.max_entries, spec.name or "m",
+                            flags=spec.flags or 0)
+    data = getattr(spec, "data", None)
+    if data:
+        try:
+            kernel_map.update(b"\0" * spec.key_size, bytes(data)[:spec.value_size].ljust(spec.value_size, b"\0"))
+        except libbpf.KernelError:
+            kernel_map.close()
+            raise
+    return kernel_map
+
+
 class Oracle:
     """Loads standalone programs into the kernel and runs them; close() (or ``with``) frees everything."""
 
@@ -139,9 +167,16 @@ class Oracle:
         self.result = libbpf.Map(libbpf.BPF_MAP_TYPE_ARRAY, 4, 8, 1, "iotbpf_r0")
         self.loaded = 0
 
-    def check(self, code: bytes, mem: bytes = b"", run: bool = True) -> Verdict:
+    def check(self, code: bytes, mem: bytes = b"", run: bool = True, maps=()) -> Verdict:
+        """Load (and run) a standalone program over ``mem``; ``maps``: the MapSpecs its lddw refer to."""
         mem_map = None
+        created = []
         try:
+            for spec in maps:
+                try:
+                    created.append(_create(spec))
+                except libbpf.KernelError as exc:
+                    return Verdict(False, "map %s: %s" % (getattr(spec, "name", "?"), exc))
             if mem:
                 mem_map = libbpf.Map(libbpf.BPF_MAP_TYPE_ARRAY, 4, len(mem), 1, "iotbpf_mem")
                 mem_map.update(b"\0\0\0\0", bytes(mem))
@@ -149,18 +184,26 @@ class Oracle:
                 framed = frame(code, mem_map.fd if mem_map else None, len(mem), self.result.fd)
             except FrameError as exc:
                 return Verdict(False, "cannot frame: %s" % exc)
-            try:
-                prog = libbpf.load_program(framed, libbpf.BPF_PROG_TYPE_SYSCALL, "iotbpf_oracle",
-                                           libbpf.BPF_F_SLEEPABLE)
-            except libbpf.KernelError as exc:
-                return Verdict(False, exc.reason())
+            prog, prog_type, reason = None, None, ""
+            for prog_type in PROGRAM_TYPES:
+                try:
+                    prog = libbpf.load_program(framed, prog_type, "iotbpf_oracle",
+                                               libbpf.BPF_F_SLEEPABLE if prog_type == libbpf.BPF_PROG_TYPE_SYSCALL
+                                               else 0, fd_array=[m.fd for m in created])
+                    break
+                except libbpf.KernelError as exc:
+                    reason = exc.reason()
+                    if not any(text in exc.reason() for text in RETRY_REASONS):
+                        break
+            if prog is None:
+                return Verdict(False, reason)
             self.loaded += 1
             with prog:
                 if not run:
                     return Verdict(True)
                 self.result.update(b"\0\0\0\0", b"\xa5" * 8)
                 try:
-                    prog.test_run()
+                    prog.test_run(data=None if prog_type == libbpf.BPF_PROG_TYPE_SYSCALL else b"\0" * 64)
                 except libbpf.KernelError as exc:
                     return Verdict(True, run_error=str(exc))
                 value = self.result.lookup(b"\0\0\0\0")
@@ -168,6 +211,8 @@ class Oracle:
         finally:
             if mem_map is not None:
                 mem_map.close()
+            for m in created:
+                m.close()
 
     def close(self) -> None:
         self.result.close()

@@ -1,0 +1,72 @@
+"""Random programs for the kernel differential fuzz and the verifier agreement matrix."""
+
+from iotbpf.ebpf import isa
+from iotbpf.ebpf.program import Program
+
+ALU = [isa.BPF_ADD, isa.BPF_SUB, isa.BPF_MUL, isa.BPF_DIV, isa.BPF_OR, isa.BPF_AND, isa.BPF_LSH,
+       isa.BPF_RSH, isa.BPF_MOD, isa.BPF_XOR, isa.BPF_MOV, isa.BPF_ARSH]
+JMP = [isa.BPF_JEQ, isa.BPF_JGT, isa.BPF_JGE, isa.BPF_JSET, isa.BPF_JNE, isa.BPF_JSGT, isa.BPF_JSGE,
+       isa.BPF_JLT, isa.BPF_JLE, isa.BPF_JSLT, isa.BPF_JSLE]
+IMMS = [0, 1, -1, 2, 7, 31, 32, 63, 0x7FFFFFFF, -0x80000000, 255, -8]
+I = isa.Instruction  # noqa: E741
+
+
+def random_program(rng):
+    """Straight-line-ish programs over r0-r5 (random 64-bit values, ALU/ALU32 with signed div/mod,
+    movsx, byte swaps, stack round trips, input loads, forward jumps), folding everything into r0."""
+    body = []
+    for reg in range(6):
+        body.extend(isa.lddw(reg, rng.getrandbits(64)))
+    size = rng.randint(4, 40)
+    for _ in range(size):
+        kind = rng.random()
+        cls = isa.BPF_ALU64 if rng.random() < 0.6 else isa.BPF_ALU
+        dst, src = rng.randrange(6), rng.randrange(6)
+        if kind < 0.55:
+            op = rng.choice(ALU)
+            off = 1 if op in (isa.BPF_DIV, isa.BPF_MOD) and rng.random() < 0.4 else 0
+            if op == isa.BPF_MOV and rng.random() < 0.3:
+                off = rng.choice([8, 16] + ([32] if cls == isa.BPF_ALU64 else []))
+                body.append(I(cls | op | isa.BPF_X, dst, src, off))
+            elif rng.random() < 0.5:
+                body.append(I(cls | op | isa.BPF_X, dst, src, off))
+            else:
+                imm = rng.choice(IMMS) if rng.random() < 0.6 else rng.randint(-100000, 100000)
+                if op in (isa.BPF_LSH, isa.BPF_RSH, isa.BPF_ARSH):
+                    imm = rng.randrange(64 if cls == isa.BPF_ALU64 else 32)
+                body.append(I(cls | op | isa.BPF_K, dst, 0, off, imm))
+        elif kind < 0.62:
+            body.append(I(cls | isa.BPF_NEG, dst))
+        elif kind < 0.70:
+            width = rng.choice([16, 32, 64])
+            if rng.random() < 0.3:
+                body.append(I(isa.BPF_ALU64 | isa.BPF_END, dst, 0, 0, width))  # bswap
+            else:
+                body.append(I(isa.BPF_ALU | isa.BPF_END | rng.choice([isa.BPF_TO_LE, isa.BPF_TO_BE]), dst, 0, 0,
+                              width))
+        elif kind < 0.80:
+            size_ = rng.choice([isa.BPF_B, isa.BPF_H, isa.BPF_W, isa.BPF_DW])
+            body.append(I(isa.BPF_STX | isa.BPF_MEM | isa.BPF_DW, 10, src, -16))
+            body.append(I(isa.BPF_LDX | rng.choice([isa.BPF_MEM, isa.BPF_MEMSX]) | size_, dst, 10, -16)
+                        if size_ != isa.BPF_DW else I(isa.BPF_LDX | isa.BPF_MEM | size_, dst, 10, -16))
+        else:
+            op = rng.choice(JMP)
+            jcls = isa.BPF_JMP if rng.random() < 0.6 else isa.BPF_JMP32
+            skip = rng.randint(0, 3)
+            if rng.random() < 0.5:
+                body.append(("J", I(jcls | op | isa.BPF_X, dst, src), skip))
+            else:
+                body.append(("J", I(jcls | op | isa.BPF_K, dst, 0, 0, rng.choice(IMMS)), skip))
+    for reg in range(1, 6):
+        body.append(I(isa.BPF_ALU64 | isa.BPF_MUL | isa.BPF_K, 0, 0, 0, 0x01000193))
+        body.append(I(isa.BPF_ALU64 | isa.BPF_XOR | isa.BPF_X, 0, reg))
+    body.append(I(isa.EXIT))
+    # forward jumps: lddw only appears before the first jump, so no target is a lddw tail
+    resolved = []
+    for i, item in enumerate(body):
+        if isinstance(item, tuple):
+            _, insn, skip = item
+            insn.off = min(i + 1 + skip, len(body) - 1) - i - 1
+            item = insn
+        resolved.append(item)
+    return Program(resolved)
