@@ -110,6 +110,8 @@ def _setup(lib) -> None:
         "bpf_program__set_log_buf": (i, [vp, cp, sz]),
         "bpf_program__set_autoload": (i, [vp, ctypes.c_bool]),
         "bpf_link__destroy": (i, [vp]),
+        "bpf_program__fd": (i, [vp]),
+        "bpf_enable_stats": (i, [i]),
         "bpf_map__fd": (i, [vp]),
         "bpf_map__key_size": (u32, [vp]),
         "bpf_map__value_size": (u32, [vp]),
