@@ -8,7 +8,7 @@
  * libbpf relocates their offsets against /sys/kernel/btf/vmlinux when it loads the object.
  *
  * Maps (read by Python every interval):
- *   procs     tgid -> struct proc_stat   on-CPU ns, wakeups, context switches, net and disk bytes,
+ *   procs     tgid -> struct proc_stat   runtime ns, context switches, net and disk bytes,
  *                                        execs, exited flag, uid, comm, exe (kept after exit until
  *                                        the reader has seen it twice: short-lived processes count)
  *   irqs      irq number -> handler entries
@@ -33,7 +33,9 @@ typedef long long __s64;
 
 #define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
-#define BPF_MAP_TYPE_PERCPU_ARRAY 6
+#define BPF_MAP_TYPE_TASK_STORAGE 29
+#define BPF_F_NO_PREALLOC 1
+#define BPF_LOCAL_STORAGE_GET_F_CREATE 1
 #define BPF_NOEXIST 1
 #define PF_EXITING 0x00000004
 #define PF_KTHREAD 0x00200000
@@ -50,9 +52,16 @@ static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
 static __u64 (*bpf_get_current_uid_gid)(void) = (void *)15;
 static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)113;
 static long (*bpf_probe_read_kernel_str)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)115;
+static void *(*bpf_task_storage_get)(void *map, void *task, void *value, __u64 flags) = (void *)156;
+
+struct sched_entity {
+	__u64 sum_exec_runtime;
+} CORE;
 
 struct task_struct {
 	unsigned int flags;
+	struct sched_entity se;
+	__u64 start_time;
 	int pid;
 	int tgid;
 	struct task_struct *group_leader;
@@ -74,7 +83,7 @@ struct bio {
 
 struct proc_stat {
 	__u64 cpu_ns;
-	__u64 wakeups;
+	__u64 spare; /* was sched_wakeup's count: one program less on the hottest path (see below) */
 	__u64 switches;
 	__u64 net_tx;
 	__u64 net_rx;
@@ -102,12 +111,21 @@ struct {
 	__type(value, struct proc_stat);
 } procs SEC(".maps");
 
+/* per thread: its scheduler runtime when last switched out */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} seen_runtime SEC(".maps");
+
+/* [0]: CLOCK_MONOTONIC ns when the reader loaded us (threads started later count from birth) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
-} oncpu_since SEC(".maps");
+} config SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -176,37 +194,34 @@ static __always_inline void add_to(void *map, __u32 key, __u64 amount)
 }
 
 /* sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state):
- * runs on prev, as current: the time since this CPU's previous switch was prev's. */
+ * the scheduler has just updated prev's runtime (se.sum_exec_runtime, what /proc and getrusage
+ * report, without IRQ and steal time); what it ran since it was last switched out goes to its
+ * process. Its switch count is the /proc monitor's "wakeups" (voluntary + involuntary context
+ * switches); a sched_wakeup program would double the collector's cost on switch-heavy machines. */
 SEC("tp_btf/sched_switch")
 int on_switch(__u64 *ctx)
 {
 	struct task_struct *prev = (struct task_struct *)ctx[1];
-	__u32 zero = 0;
-	__u64 now = bpf_ktime_get_ns();
-	__u64 *since = bpf_map_lookup_elem(&oncpu_since, &zero);
-	if (!since)
+	if (prev->pid == 0)
+		return 0; /* the idle task */
+	__u64 runtime = prev->se.sum_exec_runtime;
+	__u64 *seen = bpf_task_storage_get(&seen_runtime, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!seen)
 		return 0;
-	__u64 start = *since;
-	*since = now;
-	if (prev->pid == 0 || start == 0)
-		return 0; /* the idle task, or the first switch seen on this CPU */
+	__u64 before = *seen;
+	*seen = runtime;
+	if (before == 0) { /* first sight: a thread older than the collector starts its baseline here */
+		__u32 zero = 0;
+		__u64 *t0 = bpf_map_lookup_elem(&config, &zero);
+		if (!t0 || prev->start_time < *t0)
+			return 0;
+	}
 	/* an exiting task's last slices go to an existing entry only: the reader deletes exited entries */
 	struct proc_stat *e = entry(prev->tgid, (prev->flags & PF_EXITING) ? 0 : prev);
 	if (!e)
 		return 0;
-	add(&e->cpu_ns, now - start);
+	add(&e->cpu_ns, runtime - before);
 	add(&e->switches, 1);
-	return 0;
-}
-
-/* sched_wakeup(struct task_struct *p) */
-SEC("tp_btf/sched_wakeup")
-int on_wakeup(__u64 *ctx)
-{
-	struct task_struct *p = (struct task_struct *)ctx[0];
-	struct proc_stat *e = bpf_map_lookup_elem(&procs, &(__u32){p->tgid});
-	if (e)
-		add(&e->wakeups, 1);
 	return 0;
 }
 

@@ -26,7 +26,7 @@ SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.di
     __file__))))), "apps", "linux_monitor", "linux_monitor.bpf.c")
 _PROC = struct.Struct("<8Q4I16s64s")
 # program -> tracepoint it attaches to (optional ones are skipped on kernels without them)
-PROGRAMS = {"on_switch": "sched_switch", "on_wakeup": "sched_wakeup", "on_exec": "sched_process_exec",
+PROGRAMS = {"on_switch": "sched_switch", "on_exec": "sched_process_exec",
             "on_exit": "sched_process_exit", "on_send": "sock_send_length", "on_recv": "sock_recv_length",
             "on_bio": "block_bio_queue", "on_irq": "irq_handler_entry", "on_idle": "cpu_idle",
             "on_freq": "cpu_frequency"}
@@ -34,8 +34,8 @@ REQUIRED = ("on_switch", "on_exec", "on_exit")
 BPF_STATS_RUN_TIME = 0
 
 SOURCES = {
-    "cpu_s": "eBPF tp_btf/sched_switch: on-CPU ns per process",
-    "wakeups": "eBPF tp_btf/sched_wakeup: wakeups of the process's threads",
+    "cpu_s": "eBPF tp_btf/sched_switch: the scheduler's runtime (se.sum_exec_runtime) per process, ns",
+    "wakeups": "eBPF tp_btf/sched_switch: context switches of the process's threads (as /proc's)",
     "processes": "eBPF tp_btf/sched_process_exec/exit: short-lived processes included",
     "read_bytes": "eBPF tp_btf/block_bio_queue: bytes of read bios the process submitted",
     "write_bytes": "eBPF tp_btf/block_bio_queue: bytes of write bios the process submitted",
@@ -106,12 +106,12 @@ def kernel_tracepoints() -> set:
 
 
 class ProcEntry:
-    __slots__ = ("tgid", "cpu_ns", "wakeups", "switches", "net_tx", "net_rx", "disk_read", "disk_write", "execs",
+    __slots__ = ("tgid", "cpu_ns", "spare", "switches", "net_tx", "net_rx", "disk_read", "disk_write", "execs",
                  "uid", "flags", "exited", "comm", "exe")
 
     def __init__(self, tgid: int, raw: bytes):
         self.tgid = tgid
-        (self.cpu_ns, self.wakeups, self.switches, self.net_tx, self.net_rx, self.disk_read, self.disk_write,
+        (self.cpu_ns, self.spare, self.switches, self.net_tx, self.net_rx, self.disk_read, self.disk_write,
          self.execs, self.uid, self.flags, self.exited, _pad, comm, exe) = _PROC.unpack_from(raw)
         self.comm = comm.split(b"\0")[0].decode("utf-8", "replace")
         self.exe = exe.split(b"\0")[0].decode("utf-8", "replace")
@@ -133,6 +133,8 @@ class Collector:
         self.obj = libbpf.Object(path, skip=tuple(skip))
         self.stats_fd = -1
         try:
+            # before attaching: threads born from now on count from birth, older ones from first sight
+            self.obj.map("config").update(b"\0\0\0\0", struct.pack("<Q", time.monotonic_ns()))
             for name, reason in self.obj.attach_all():
                 if name in REQUIRED:
                     raise libbpf.KernelUnavailable(reason)
@@ -232,7 +234,7 @@ class KernelMonitor(LinuxMonitor):
         for tgid, e in entries.items():
             proc = ProcessSample(tgid, 0, e.comm, 0, e.flags, e.cpu_ns * scale)
             proc.uid = e.uid
-            proc.wakeups = e.wakeups
+            proc.wakeups = e.switches
             proc.read_bytes = e.disk_read
             proc.write_bytes = e.disk_write
             proc.key = self._kernel_key(e)

@@ -1,6 +1,8 @@
 /* Workloads for the in-kernel monitor test, compiled natively under three names:
  *   NAME burn MS       spin on the CPU for MS milliseconds of its own CPU time, print the CPU ns used
  *   NAME net BYTES     send BYTES to itself over TCP on 127.0.0.1 and receive them, print the count
+ *   NAME switch N [US] two processes ping-pong one byte over pipes N times (2N context switches),
+ *                      the first sleeping US microseconds between round trips (paced load)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,7 +22,7 @@ static long long cpu_ns(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3)
+	if (argc != 3 && argc != 4)
 		return 2;
 	long long amount = atoll(argv[2]);
 	if (strcmp(argv[1], "burn") == 0) {
@@ -29,6 +31,30 @@ int main(int argc, char **argv)
 			for (int i = 0; i < 10000; i++)
 				x += i;
 		printf("%lld\n", cpu_ns());
+		return 0;
+	}
+	if (strcmp(argv[1], "switch") == 0) {
+		int ab[2], ba[2];
+		char c = 0;
+		if (pipe(ab) || pipe(ba))
+			return 1;
+		long pace = argc == 4 ? atol(argv[3]) : 0;
+		if (fork() == 0) { /* ends when the parent's write end closes (it exits or is killed) */
+			close(ab[1]);
+			close(ba[0]);
+			while (read(ab[0], &c, 1) == 1 && write(ba[1], &c, 1) == 1)
+				;
+			return 0;
+		}
+		close(ab[0]);
+		close(ba[1]);
+		for (long long i = 0; i < amount; i++) {
+			if (write(ab[1], &c, 1) != 1 || read(ba[0], &c, 1) != 1)
+				return 1;
+			if (pace)
+				usleep(pace);
+		}
+		printf("%lld\n", amount);
 		return 0;
 	}
 	int srv = socket(AF_INET, SOCK_STREAM, 0);
