@@ -111,13 +111,24 @@ struct {
 	__type(value, struct proc_stat);
 } procs SEC(".maps");
 
-/* per thread: its scheduler runtime when last switched out */
+/* per thread: its scheduler runtime when last switched out, and what it ran since its process's
+ * entry was last updated (only the CPU switching the thread out touches it: no atomics needed) */
+struct thread_mark {
+	__u64 seen;
+	__u64 pending_ns;
+	__u32 pending_switches;
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, __u64);
+	__type(value, struct thread_mark);
 } seen_runtime SEC(".maps");
+
+#define FLUSH_NS 1000000ULL /* a thread's runtime reaches its process at least every 1 ms of it... */
+#define FLUSH_SWITCHES 32   /* ...or 32 switches, and always when it exits */
 
 /* [0]: CLOCK_MONOTONIC ns when the reader loaded us (threads started later count from birth) */
 struct {
@@ -205,23 +216,33 @@ int on_switch(__u64 *ctx)
 	if (prev->pid == 0)
 		return 0; /* the idle task */
 	__u64 runtime = prev->se.sum_exec_runtime;
-	__u64 *seen = bpf_task_storage_get(&seen_runtime, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!seen)
+	struct thread_mark *mark = bpf_task_storage_get(&seen_runtime, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!mark)
 		return 0;
-	__u64 before = *seen;
-	*seen = runtime;
+	__u64 before = mark->seen;
+	mark->seen = runtime;
 	if (before == 0) { /* first sight: a thread older than the collector starts its baseline here */
 		__u32 zero = 0;
 		__u64 *t0 = bpf_map_lookup_elem(&config, &zero);
 		if (!t0 || prev->start_time < *t0)
 			return 0;
 	}
+	__u64 pending = mark->pending_ns + (runtime - before);
+	__u32 switches = mark->pending_switches + 1;
+	int exiting = prev->flags & PF_EXITING;
+	if (pending < FLUSH_NS && switches < FLUSH_SWITCHES && !exiting) {
+		mark->pending_ns = pending; /* the common case: no map lookup, no atomic */
+		mark->pending_switches = switches;
+		return 0;
+	}
+	mark->pending_ns = 0;
+	mark->pending_switches = 0;
 	/* an exiting task's last slices go to an existing entry only: the reader deletes exited entries */
-	struct proc_stat *e = entry(prev->tgid, (prev->flags & PF_EXITING) ? 0 : prev);
+	struct proc_stat *e = entry(prev->tgid, exiting ? 0 : prev);
 	if (!e)
 		return 0;
-	add(&e->cpu_ns, runtime - before);
-	add(&e->switches, 1);
+	add(&e->cpu_ns, pending);
+	add(&e->switches, switches);
 	return 0;
 }
 

@@ -70,3 +70,25 @@ def random_program(rng):
             item = insn
         resolved.append(item)
     return Program(resolved)
+
+
+def mutate(insns, rng):
+    """A copy of ``insns`` with one field of one instruction changed (opcode, registers, offset, immediate)."""
+    out = [isa.Instruction(i.opcode, i.dst, i.src, i.off, i.imm) for i in insns]
+    pcs = [pc for pc, i in enumerate(out) if i.opcode != 0 or pc == 0 or out[pc - 1].opcode != isa.LDDW]
+    insn = out[rng.choice(pcs)]
+    field = rng.randrange(5)
+    if field == 0 and insn.opcode != isa.LDDW:
+        insn.opcode = rng.choice([0x07, 0x0f, 0x17, 0x1f, 0x27, 0x37, 0x3f, 0x47, 0x57, 0x67, 0x6f, 0x77, 0x7f,
+                                  0x87, 0x97, 0x9f, 0xa7, 0xaf, 0xb7, 0xbf, 0xc7, 0xcf, 0x04, 0x0c, 0x64, 0x74,
+                                  0xb4, 0xbc, 0x61, 0x69, 0x71, 0x79, 0x62, 0x63, 0x6a, 0x6b, 0x72, 0x73, 0x7a,
+                                  0x7b, 0x05, 0x15, 0x1d, 0x25, 0x2d, 0xa5, 0xad, 0x95, 0x85, 0xdb, 0xc3])
+    elif field == 1:
+        insn.dst = rng.randrange(11)
+    elif field == 2:
+        insn.src = rng.randrange(11) if insn.opcode != isa.LDDW else insn.src
+    elif field == 3:
+        insn.off = isa.s16(insn.off + rng.choice([-8, -4, -2, -1, 1, 2, 4, 8, 64, -600]))
+    elif insn.opcode != isa.LDDW:
+        insn.imm = isa.s32(rng.choice([0, 1, -1, 7, 8, 31, 32, 63, 64, 255, 4096, -512, 0x7FFFFFFF]))
+    return out

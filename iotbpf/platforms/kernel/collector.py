@@ -253,9 +253,9 @@ class KernelMonitor(LinuxMonitor):
         # seen exited at two samples: its last on-CPU slice is in, the entry can go
         self.collector.forget(exited & self._exited_before)
         self._exited_before = exited - self._exited_before
-        for tgid in list(self._exe_cache):
-            if tgid not in entries:
-                del self._exe_cache[tgid]
+        for tgid, execs in list(self._exe_cache):
+            if tgid not in entries or entries[tgid].execs != execs:
+                del self._exe_cache[(tgid, execs)]
         kernel_ns = self.collector.kernel_ns()
         if kernel_ns is not None:
             if self._first_kernel_ns is None:
@@ -273,7 +273,7 @@ class KernelMonitor(LinuxMonitor):
             return KERNEL_APP
         if mode == "comm":
             return e.comm
-        key = self._exe_cache.get(e.tgid)
+        key = self._exe_cache.get((e.tgid, e.execs))  # a fork named before its exec is renamed by it
         if key is None:  # alive: /proc's answer (as the proc backend); gone: the file it exec'd
             try:
                 key = os.path.basename(os.readlink("%s/%d/exe" % (self.proc_root, e.tgid)))
@@ -281,7 +281,7 @@ class KernelMonitor(LinuxMonitor):
                     key = key[:-len(" (deleted)")]
             except OSError:
                 key = os.path.basename(e.exe) if e.exe else e.comm
-            self._exe_cache[e.tgid] = key
+            self._exe_cache[(e.tgid, e.execs)] = key
         return key
 
     def _interval(self, prev: Snapshot, snap: Snapshot):
