@@ -92,3 +92,35 @@ def mutate(insns, rng):
     elif insn.opcode != isa.LDDW:
         insn.imm = isa.s32(rng.choice([0, 1, -1, 7, 8, 31, 32, 63, 64, 255, 4096, -512, 0x7FFFFFFF]))
     return out
+
+
+def compares_addresses(program, input_pointer=True):
+    """True when a conditional jump may compare a pointer (r10, the input in r1, or a copy) with a
+    number: its outcome then depends on where memory is, which differs between the kernel and our
+    VM (Linux allows it to root). Flow-insensitive, so it errs towards True."""
+    pointers = {10} | ({1} if input_pointer else set())
+    insns = program.insns
+    changed = True
+    spilled = False
+    while changed:
+        changed = False
+        for insn in insns:
+            if insn.opcode & 7 == isa.BPF_STX and insn.dst == 10 and insn.src in pointers and not spilled:
+                spilled = True
+                changed = True
+            cls = insn.opcode & 7
+            if cls == isa.BPF_ALU64 and insn.opcode & 0xF0 in (isa.BPF_MOV, isa.BPF_ADD, isa.BPF_SUB) \
+                    and insn.opcode & isa.BPF_X and insn.src in pointers and insn.dst not in pointers:
+                pointers.add(insn.dst)
+                changed = True
+            elif cls == isa.BPF_LDX and insn.src == 10 and spilled and insn.dst not in pointers:
+                pointers.add(insn.dst)  # a spilled pointer read back
+                changed = True
+    for insn in insns:
+        if insn.opcode & 7 in (isa.BPF_JMP, isa.BPF_JMP32) and insn.opcode & 0xF0 not in (0x00, 0x80, 0x90):
+            uses_x = insn.opcode & isa.BPF_X
+            if insn.dst in pointers and not (uses_x and insn.src in pointers):
+                return True
+            if uses_x and insn.src in pointers and insn.dst not in pointers:
+                return True
+    return False
