@@ -179,7 +179,7 @@ def _linux(args, interval_s, duration_s) -> int:
         timeline.append((interval.end, dict((u.app, u.energy_j / interval.seconds) for u in interval.apps
                                             if interval.seconds > 0)))
         if publisher is not None:
-            apps = dict((u.app, u.to_dict(interval.seconds)) for u in interval.apps)
+            apps = dict((u.app, _app_dict(u, interval.seconds)) for u in interval.apps)
             publisher.report("apps", {"apps": apps})
             power = interval.estimate_j / interval.seconds if interval.seconds else 0.0
             publisher.report("energy", {"power_w": power, "energy_j": monitor.total_estimate_j,
@@ -217,6 +217,15 @@ def _linux(args, interval_s, duration_s) -> int:
     else:  # after the live table too: the totals of the whole run
         sys.stdout.write(("\n" if live else "") + _summary_text(summary, args.top))
     return 130 if interrupted else 0
+
+
+def _app_dict(usage, seconds) -> dict:
+    """An app's interval as reported over MQTT; the eBPF backend adds its network bytes."""
+    out = usage.to_dict(seconds)
+    if hasattr(usage, "net_tx_bytes"):
+        out["net_tx_bytes"] = usage.net_tx_bytes
+        out["net_rx_bytes"] = usage.net_rx_bytes
+    return out
 
 
 def _collector(args):

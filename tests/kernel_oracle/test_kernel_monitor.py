@@ -130,3 +130,43 @@ def test_backend_ebpf_without_the_kernel_says_why_in_one_line(tmp_path):
     assert report["backend"] == "proc"
     assert any(n.startswith("backend proc (/proc polling): the eBPF collector is not available")
                for n in report["notes"])
+
+
+def test_a_killed_monitor_leaves_nothing_loaded(kernel_bpf, workloads):
+    """SIGKILL gives the monitor no chance to clean up: the kernel frees the collector with its fds."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    mon = subprocess.Popen([sys.executable, "-m", "iotbpf", "monitor", "--backend", "ebpf", "--duration", "60s",
+                            "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while "on_switch" not in kernel_bpf.loaded_program_names():
+            assert mon.poll() is None and time.monotonic() < deadline, "the collector never loaded"
+            time.sleep(0.2)
+    finally:
+        mon.kill()
+        mon.wait()
+    deadline = time.monotonic() + 30  # the kernel releases programs after an RCU grace period
+    while "on_switch" in kernel_bpf.loaded_program_names() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [n for n in kernel_bpf.loaded_program_names() if n.startswith("on_")]
+
+
+def test_ebpf_backend_publishes_the_same_reports_over_mqtt_with_network_bytes(cli, mosquitto_broker, tmp_path,
+                                                                              no_bpf_left):
+    from iotbpf.report.mqtt import Receiver
+
+    receiver = Receiver(mosquitto_broker.url, nodes="box1").start()
+    try:
+        assert receiver.wait_connected(10)
+        r = cli("monitor", "--backend", "ebpf", "--interval", "300ms", "--duration", "900ms", "--mqtt",
+                mosquitto_broker.url, "--node", "box1", "--outbox", tmp_path / "outbox.sqlite", "--json",
+                "--plot", tmp_path / "apps.png")
+        assert r.code == 0, r.err
+        report = json.loads(r.out)
+        assert report["backend"] == "ebpf" and report["mqtt"]["delivered"] is True
+        assert receiver.wait_for(lambda rc: sum(1 for x in rc.reports if x["kind"] == "apps") >= 2, 10)
+    finally:
+        receiver.stop()
+    apps = [x for x in receiver.reports if x["kind"] == "apps"][-1]["data"]["apps"]
+    assert "[idle]" in apps and all("net_tx_bytes" in a for a in apps.values())
+    assert (tmp_path / "apps.png").stat().st_size > 1000
