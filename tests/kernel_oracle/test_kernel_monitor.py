@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import REPO, find_clang
+from conftest import REPO, find_clang, missing
 
 BURST = 200
 BURST_MS = 20
@@ -24,7 +24,7 @@ NET_BYTES = 3 * 1024 * 1024
 def workloads(tmp_path_factory, kernel_bpf):
     clang = find_clang()
     if clang is None:
-        pytest.fail("clang-19 missing")  # kernel_bpf already required the kernel: CI has clang too
+        missing("clang-19")
     from iotbpf.platforms.kernel.collector import build
 
     build()  # compile the collector now, so the monitor starts sampling at once

@@ -7,8 +7,7 @@ import struct
 import time
 from collections import Counter
 
-import pytest
-
+from conftest import missing
 from iotbpf.ebpf import cbpf
 
 FILTERS = {
@@ -84,7 +83,7 @@ def _bind(kind, port):
         sock.bind(("127.0.0.1", port))
     except OSError as exc:
         sock.close()
-        pytest.skip("cannot bind 127.0.0.1:%d (%s)" % (port, exc))
+        missing("a free 127.0.0.1:%d (%s)" % (port, exc))
     return sock
 
 
