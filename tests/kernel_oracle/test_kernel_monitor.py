@@ -105,7 +105,9 @@ def test_proc_backend_loses_the_burst(workloads):
     assert report["backend"] == "proc"
     assert report["sources"]["cpu_s"].startswith("/proc/PID/stat")
     burner = apps["iotbpf_burner"]
-    assert abs(burner["cpu_s"] - burner_s) <= 0.05 * burner_s + 0.05  # clock ticks: 10 ms resolution
+    # clock ticks (10 ms), and what the burner ran after the last sample before it exited is lost:
+    # at most one interval of one core
+    assert burner_s - 1.05 <= burner["cpu_s"] <= 1.05 * burner_s + 0.05, (burner["cpu_s"], burner_s)
     burst = apps.get("iotbpf_burst", {"cpu_s": 0.0, "processes": 0})
     print("\nproc: burner %.3f s (itself %.3f s), burst %d processes %.3f s of %.3f s" % (
         burner["cpu_s"], burner_s, burst["processes"], burst["cpu_s"], burst_s))
