@@ -313,3 +313,24 @@ def run_cli_subprocess(*argv, cwd=None, timeout=600, env=None) -> subprocess.Com
     """Run the installed CLI in a separate process (python -m iotbpf)."""
     return subprocess.run([sys.executable, "-m", "iotbpf", *map(str, argv)], capture_output=True,
                           text=True, cwd=cwd, timeout=timeout, env=env)
+
+
+# ---------------------------------------------------------------- the running kernel's eBPF
+
+@pytest.fixture(scope="session")
+def kernel_bpf():
+    """libbpf on the running kernel (skips with the one-line reason: no root/CAP_BPF, no BTF, no libbpf)."""
+    from iotbpf.platforms.kernel import libbpf
+
+    reason = libbpf.unavailable_reason()
+    if reason is not None:
+        missing("the running kernel's eBPF: " + reason)
+    return libbpf
+
+
+@pytest.fixture
+def no_bpf_left(kernel_bpf):
+    """Fails the test if it leaves a bpf program, map or link open in this process."""
+    before = kernel_bpf.own_bpf_fds()
+    yield kernel_bpf
+    assert kernel_bpf.own_bpf_fds() == before, "bpf objects left open: %r" % kernel_bpf.own_bpf_fds()

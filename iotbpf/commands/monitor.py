@@ -20,6 +20,7 @@ HELP = "per-app CPU, wakeups, I/O and energy of this Linux box (or an Android ba
 EXAMPLE = """iotbpf monitor
 iotbpf monitor --interval 1s --duration 10s --group-by uid --json
 iotbpf monitor --duration 1m --mqtt mqtt://localhost --report usage.json
+iotbpf monitor --backend ebpf --duration 10s     (as root: counted inside the kernel)
 iotbpf monitor --android-checkin checkin.txt --power-profile power_profile.xml"""
 
 DEFAULT_BOARD = "rpi4"  # the sourced ARM Linux host among the bundled boards
@@ -29,6 +30,9 @@ TIMELINE_APPS = 8
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", default="1s", metavar="T", help="sampling interval (default 1s)")
     parser.add_argument("--duration", metavar="D", help="stop after D (default: run until Ctrl-C)")
+    parser.add_argument("--backend", default="proc", choices=("proc", "ebpf", "auto"),
+                        help="where per-process numbers come from: /proc polling (default), an in-kernel eBPF "
+                             "collector (root or CAP_BPF, BTF), or auto (eBPF when the kernel allows it)")
     parser.add_argument("--group-by", default="exe", choices=("exe", "comm", "uid", "cgroup"),
                         help="what makes an app (default: executable name)")
     parser.add_argument("--board", metavar="B",
@@ -142,8 +146,17 @@ def _linux(args, interval_s, duration_s) -> int:
         integrator = PowerIntegrator(meter, period_s=min(0.1, interval_s / 4))
         found, notes = find_power_sources(args.sys_root)
         sources = [integrator] + found  # the INA219 first: it measures the whole board
-    monitor = LinuxMonitor(model, group_by=args.group_by, proc_root=args.proc_root, sys_root=args.sys_root,
-                           power_sources=sources)
+    collector, backend_note = _collector(args)
+    if collector is not None:
+        from iotbpf.platforms.kernel.collector import KernelMonitor
+
+        monitor = KernelMonitor(model, collector, group_by=args.group_by, proc_root=args.proc_root,
+                                sys_root=args.sys_root, power_sources=sources)
+    else:
+        monitor = LinuxMonitor(model, group_by=args.group_by, proc_root=args.proc_root, sys_root=args.sys_root,
+                               power_sources=sources)
+    if backend_note:
+        monitor.note(backend_note)
     for note in notes:
         monitor.note(note)
     if integrator is not None:
@@ -170,7 +183,7 @@ def _linux(args, interval_s, duration_s) -> int:
         timeline.append((interval.end, dict((u.app, u.energy_j / interval.seconds) for u in interval.apps
                                             if interval.seconds > 0)))
         if publisher is not None:
-            apps = dict((u.app, u.to_dict(interval.seconds)) for u in interval.apps)
+            apps = dict((u.app, _app_dict(u, interval.seconds)) for u in interval.apps)
             publisher.report("apps", {"apps": apps})
             power = interval.estimate_j / interval.seconds if interval.seconds else 0.0
             publisher.report("energy", {"power_w": power, "energy_j": monitor.total_estimate_j,
@@ -188,7 +201,16 @@ def _linux(args, interval_s, duration_s) -> int:
     finally:
         if integrator is not None:
             integrator.stop()
-    summary = monitor.summary()
+    try:
+        summary = monitor.summary()
+    finally:
+        if collector is not None:
+            collector.close()  # detach and unload: nothing stays in the kernel
+    if collector is None:
+        from iotbpf.platforms.kernel.collector import PROC_SOURCES
+
+        summary["backend"] = "proc"
+        summary["sources"] = dict(PROC_SOURCES)
     if feed is not None:
         from iotbpf.report.apps import from_counters
 
@@ -206,16 +228,48 @@ def _linux(args, interval_s, duration_s) -> int:
     return 130 if interrupted else 0
 
 
+def _app_dict(usage, seconds) -> dict:
+    """An app's interval as reported over MQTT; the eBPF backend adds its network bytes."""
+    out = usage.to_dict(seconds)
+    if hasattr(usage, "net_tx_bytes"):
+        out["net_tx_bytes"] = usage.net_tx_bytes
+        out["net_rx_bytes"] = usage.net_rx_bytes
+    return out
+
+
+def _collector(args):
+    """(the in-kernel collector or None, a note on the backend) for --backend."""
+    if args.backend == "proc":
+        return None, None
+    from iotbpf.platforms.kernel.libbpf import KernelError, KernelUnavailable
+
+    try:
+        if args.proc_root != "/proc" or args.sys_root != "/sys":
+            raise KernelUnavailable("the eBPF collector watches this machine, not --proc-root/--sys-root trees")
+        from iotbpf.platforms.kernel.collector import Collector
+
+        collector = Collector()
+    except (KernelUnavailable, KernelError) as exc:
+        if args.backend == "ebpf":
+            raise KernelUnavailable("--backend ebpf: %s" % exc) from None
+        return None, "backend proc (/proc polling): the eBPF collector is not available: %s" % exc
+    return collector, "backend ebpf: per-process numbers counted in the kernel (%s)" % ", ".join(collector.attached)
+
+
 def _summary_text(summary: dict, top: int) -> str:
-    lines = ["iotbpf monitor: %d intervals, %.1f s, group by %s, model %s" % (
-        summary["intervals"], summary["seconds"], summary["group_by"], summary["model"]["name"]),
-        "%-28s %5s %9s %9s %10s  %s" % ("APP", "PROCS", "CPU s", "WAKEUPS", "ENERGY J", "SOURCE")]
+    net = summary.get("backend") == "ebpf"
+    lines = ["iotbpf monitor: %d intervals, %.1f s, group by %s, model %s, backend %s" % (
+        summary["intervals"], summary["seconds"], summary["group_by"], summary["model"]["name"],
+        summary.get("backend", "proc")),
+        "%-28s %5s %9s %9s %10s  %s" % ("APP", "PROCS", "CPU s", "WAKEUPS", "ENERGY J", "SOURCE")
+        + ("  %10s %10s" % ("NET TX", "NET RX") if net else "")]
     apps = [a for a in summary["apps"] if a["app"] != "[idle]"][:max(0, top - 1)] + \
         [a for a in summary["apps"] if a["app"] == "[idle]"]
     for app in apps:
         source = "model" if app["source"].startswith("model") else app["source"].split(",")[0]
         lines.append("%-28s %5d %9.2f %9d %10.3f  %s" % (app["app"][:28], app["processes"], app["cpu_s"],
-                                                         app["wakeups"], app["energy_j"], source))
+                                                         app["wakeups"], app["energy_j"], source)
+                     + ("  %10d %10d" % (app.get("net_tx_bytes", 0), app.get("net_rx_bytes", 0)) if net else ""))
     if summary["measured_j"] is not None:
         lines.append("model vs measurement: estimate %.3f J, measured %.3f J, error %s%%" % (
             summary["estimate_j"], summary["measured_j"],
@@ -227,8 +281,13 @@ def _summary_text(summary: dict, top: int) -> str:
                  "%s" % (mon["cpu_s_per_sample"] * 1000.0, mon["percent_at_1s_sampling"],
                          "-" if mon["process_percent_of_one_core"] is None
                          else "%.2f%% of one core" % mon["process_percent_of_one_core"]))
+    if "kernel_cpu_s" in mon and mon["kernel_cpu_s"] is not None:
+        lines.append("in-kernel collector: %.3f ms of BPF programs = %.4f%% of one core; with the reader %.4f%%" % (
+            mon["kernel_cpu_s"] * 1000.0, mon["kernel_percent_of_one_core"], mon["total_percent_of_one_core"]))
     if "app_monitor" in summary:
         lines.append("app_monitor eBPF counters: %d apps" % len(summary["app_monitor"]))
+    for field, source in sorted(summary.get("sources", {}).items()):
+        lines.append("source of %s: %s" % (field, source))
     for note in summary["notes"]:
         lines.append("note: " + note)
     return "\n".join(lines) + "\n"

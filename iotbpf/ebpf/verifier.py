@@ -2125,6 +2125,9 @@ class Verifier:
             for i in range(a, b):
                 stack[i] = SPILL
             return None
+        if value.t != SCALAR:  # part of an address would be readable back as a number (Linux refuses too)
+            self.fail(pc, "storing %d byte(s) of a pointer (%s) at fp%d would leak part of it" % (
+                size, describe(value), lo), "save pointers whole: 8 bytes at an 8-byte aligned offset", state)
         kind = ZERO if (value.t == SCALAR and value.tm == 0 and value.tv == 0 and mode == "write") else MISC
         for i in range(a, b):
             stack[i] = kind
