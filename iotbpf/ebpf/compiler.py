@@ -552,17 +552,17 @@ def _branch_states(insn, st):
         c0, c1 = st[insn.src]
     else:
         c0 = c1 = insn.imm & M64
-    if code == isa.BPF_JNE:
-        taken, fall = fall, taken
-        code = isa.BPF_JEQ
-    if code == isa.BPF_JEQ:
-        taken[d] = (max(lo, c0), min(hi, c1))
+    if code in (isa.BPF_JEQ, isa.BPF_JNE):
+        # ``equal`` and ``differ`` are the states where the comparison found them equal or not;
+        # for jne the jump is taken on ``differ``.
+        equal, differ = (taken, fall) if code == isa.BPF_JEQ else (fall, taken)
+        equal[d] = (max(lo, c0), min(hi, c1))
         if c0 == c1:
             if lo == c0:
                 lo += 1
             if hi == c0:
                 hi -= 1
-        fall[d] = (lo, hi)
+        differ[d] = (lo, hi)
     elif code == isa.BPF_JGT:
         taken[d] = (max(lo, c0 + 1), hi)
         fall[d] = (lo, min(hi, c1))
