@@ -123,7 +123,9 @@ def _publisher(args):
     node = args.node_name or ("monitor-" + os.uname().nodename.split(".")[0]).replace("_", "-")
     outbox = args.outbox or default_outbox(node)
     os.makedirs(os.path.dirname(os.path.abspath(outbox)), exist_ok=True)
-    return Publisher(args.mqtt, node, outbox, model="iotbpf monitor", ca_certs=args.mqtt_ca,
+    # monitor publishes energy (power, total) and apps, never a battery: announce only those
+    announce = () if args.android_checkin else ("power", "energy")
+    return Publisher(args.mqtt, node, outbox, model="iotbpf monitor", announce=announce, ca_certs=args.mqtt_ca,
                      tls_insecure=args.mqtt_insecure).start()
 
 

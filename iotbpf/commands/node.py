@@ -147,7 +147,9 @@ def _publisher(args, node, start=True):
     name = (args.node_name or node.manifests[0].name).replace("_", "-")
     outbox = args.outbox or default_outbox(name)
     os.makedirs(os.path.dirname(os.path.abspath(outbox)), exist_ok=True)
-    publisher = Publisher(args.mqtt, name, outbox, model="iotbpf node", ca_certs=args.mqtt_ca,
+    # battery and lifetime are sent only by a node with an energy model (see reporter in run)
+    announce = ("power", "energy") + (("battery", "lifetime") if node.scheduler is not None else ())
+    publisher = Publisher(args.mqtt, name, outbox, model="iotbpf node", announce=announce, ca_certs=args.mqtt_ca,
                           tls_insecure=args.mqtt_insecure)
     return publisher.start() if start else publisher
 

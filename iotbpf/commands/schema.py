@@ -11,21 +11,21 @@ NAME = "schema"
 HELP = "print the JSON Schema of a report kind (node-result, comparison, fleet, monitor, app-usage)"
 EXAMPLE = """iotbpf schema                   # the kinds, their schema names and files
 iotbpf schema node-result       # what simulate --json / --report FILE.json write
-iotbpf schema --check run.json  # validate a saved report against its shipped schema"""
+iotbpf schema --validate run.json  # validate a saved report against its shipped schema"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", nargs="?", choices=schema.KINDS, metavar="KIND",
                         help="one of: " + ", ".join(schema.KINDS) + " (default: list them)")
-    parser.add_argument("--check", metavar="FILE.json", help="validate a saved report document")
+    parser.add_argument("--validate", metavar="FILE.json", help="validate a saved report document")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.check:
+    if args.validate:
         from iotbpf.report.export import load_report
 
-        doc = load_report(args.check)
-        print("%s: valid %s version %d" % (args.check, doc["schema"], doc["version"]))
+        doc = load_report(args.validate)
+        print("%s: valid %s version %d" % (args.validate, doc["schema"], doc["version"]))
         return 0
     if args.kind:
         print(json.dumps(schema.load_schema(args.kind), indent=2))

@@ -20,7 +20,7 @@ iotbpf verify app.o --section radio_rx --json"""
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("program", metavar="PROGRAM", help=".s, .bin, .data, .o or .ibpf file")
-    parser.add_argument("--section", metavar="S", help="program section of a .o or .ibpf file")
+    parser.add_argument("--section", metavar="NAME", help="program section of a .o or .ibpf file")
     parser.add_argument("--hook", metavar="H",
                         help="hook whose context r1 points to (default: the section name when it names "
                              "a hook, else a standalone run: r1 = input buffer, r2 = its length)")

@@ -204,10 +204,15 @@ class Session:
                               ts_ns=ts)
 
     def document(self, result=None) -> dict | None:
-        """The node-result document of the run so far (None without an energy model)."""
-        if not len(self.recorder):
-            return None
+        """The node-result document of the run so far. A node without an energy model has its counters
+        (``run``) and a two-row series of nulls, and null totals (None without a result either)."""
         summary = getattr(result, "summary", None) or {}
+        if not len(self.recorder):
+            if result is None or not hasattr(result, "events_handled"):
+                return None
+            self.recorder.meta["energy_model"] = False
+            self.recorder.sample(0, {})
+            self.recorder.sample(self.runtime.clock.now_ns(), {})
         if self._timeline and not self._events_taken:
             self._events_taken = True
             self._scheduler_events(summary)
@@ -248,6 +253,8 @@ class Session:
         written = []
         report = self.document(result)
         self.last_document = report
+        if report is not None and report["meta"].get("energy_model") is False:
+            report = None
         if report is not None:
             written.extend(write_outputs(report, self.report_path, self.plot, self.plot_dir, self.html))
         elif self.report_path or self.plot or self.plot_dir or self.html:
@@ -327,7 +334,10 @@ def attach(node, args: argparse.Namespace, duration_ns: int, meta: dict | None =
 
         outbox = getattr(args, "outbox", None) or default_outbox(name)
         os.makedirs(os.path.dirname(os.path.abspath(outbox)), exist_ok=True)
+        apps = tuple(app_names) + (SYSTEM,) if scheduler is not None else ()
         publisher = Publisher(args.mqtt, name, outbox, clock="virtual", model=info.get("board") or "iotbpf node",
+                              announce=("battery", "power", "energy", "lifetime") if scheduler is not None else (),
+                              apps=apps,
                               ca_certs=getattr(args, "mqtt_ca", None),
                               tls_insecure=bool(getattr(args, "mqtt_insecure", False))).start()
     session = Session(runtime, info, duration_ns, samples, publisher, plot, getattr(args, "plot_dir", None),

@@ -169,7 +169,8 @@ class Recorder:
             "battery": {"soc_percent": last["soc_percent"], "time_to_empty_s": tte, "lifetime_s": lifetime,
                         "died_s": died},
             "totals": {"energy_j": total, "avg_power_w": total / duration if duration > 0 else 0.0,
-                       "duty_cycle_percent": duty},
+                       "duty_cycle_percent": duty} if names else
+            {"energy_j": None, "avg_power_w": None, "duty_cycle_percent": {}},   # no energy model: unknown
         })
         if self._events:
             doc["events"] = [{"t_s": (e["t_ns"] - t0) / NS_PER_S, "t_ns": e["t_ns"] - t0, "kind": e["kind"],

@@ -279,6 +279,7 @@ def plot_policies(doc: dict, axes=None) -> Figure:
     axes[1].set_ylabel("lifetime (d)")
     axes[1].set_title("Battery lifetime (red: died during the run)", fontsize="medium", loc="left")
     for ax in axes:
+        ax.set_xlabel("policy")
         ax.margins(y=0.3)
         ax.tick_params(axis="x", labelrotation=20, labelsize="small")
     if own:

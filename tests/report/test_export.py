@@ -214,8 +214,8 @@ def test_schema_command_lists_prints_and_checks(cli, tmp_path):
     r = cli("schema", "fleet")
     assert r.code == 0 and json.loads(r.out)["properties"]["schema"] == {"const": "iotbpf.fleet"}
     write_report(_record(), tmp_path / "r.json")
-    r = cli("schema", "--check", tmp_path / "r.json")
+    r = cli("schema", "--validate", tmp_path / "r.json")
     assert r.code == 0 and "valid iotbpf.node-result version 2" in r.out
     (tmp_path / "bad.json").write_text(json.dumps({"schema": "iotbpf.fleet", "version": 2}))
-    r = cli("schema", "--check", tmp_path / "bad.json")
+    r = cli("schema", "--validate", tmp_path / "bad.json")
     assert r.code == 2 and r.err.startswith("error: report") and "required" in r.err
