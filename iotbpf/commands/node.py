@@ -14,6 +14,7 @@ import sys
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.kernel.clock import parse_duration
 from iotbpf.report.attach import add_mqtt_arguments, default_outbox
+from iotbpf.report.text import eng
 
 NAME = "node"
 HELP = "run an app in real time on a Raspberry Pi (GPIO, INA219) or any Linux box"
@@ -186,9 +187,16 @@ def _text(final: dict) -> str:
     for hook, stats in sorted(final["hooks"].items()):
         lines.append("  %-14s events %6d  runs %6d  faults %d" % (hook, stats["events"], stats["runs"],
                                                                   stats["faults"]))
-    lines.append("energy: model %s J, measured %s J (%s), error %s%%" % (
-        _j(final["estimate_j"]), _j(final["measured_j"]), final["measured_source"] or "no meter",
-        "-" if final["error_pct"] is None else "%+.1f" % final["error_pct"]))
+    if final["measured_j"] is None:
+        lines.append("energy: model %s (no power meter, nothing measured: --ina219 ADDR measures)"
+                     % eng(final["estimate_j"], "J"))
+    else:
+        lines.append("energy: model %s, measured %s (%s), error %s%%" % (
+            eng(final["estimate_j"], "J"), eng(final["measured_j"], "J"), final["measured_source"],
+            "-" if final["error_pct"] is None else "%+.1f" % final["error_pct"]))
+    if not any(stats["runs"] for hook, stats in final["hooks"].items() if hook != "boot"):
+        lines.append("note: only the boot handler ran in %.1f s: the app's timers and events come less often; "
+                     "run it longer (--duration)" % (final["now_ns"] / 1e9))
     return "\n".join(lines) + "\n"
 
 

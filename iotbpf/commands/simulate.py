@@ -10,6 +10,8 @@ from iotbpf.api import Node, duration_ns
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.report import attach as report_attach
 from iotbpf.report import progress
+from iotbpf.report.export import duty_cycle_percent
+from iotbpf.report.text import duty_cycle_line
 
 NAME = "simulate"
 HELP = "simulate a node running an app for days to years of virtual time"
@@ -68,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
     else:
         sys.stdout.write(result.text())
+        energy = result.summary.get("energy")
+        if energy:
+            sys.stdout.write(duty_cycle_line(duty_cycle_percent(energy["components"], energy["duration_ns"])))
     return 0
 
 

@@ -183,6 +183,15 @@ class Recorder:
         return doc
 
 
+def duty_cycle_percent(components: dict, duration_ns: int) -> dict:
+    """Percent of ``duration_ns`` each component spent outside its idle states, from a scheduler
+    summary's ``components`` ({name: {"states": {state: {"ns": ...}}}})."""
+    if duration_ns <= 0:
+        return {}
+    return {name: min(100.0, 100.0 * sum(v["ns"] for s, v in entry["states"].items() if s not in IDLE_STATES)
+                      / duration_ns) for name, entry in components.items()}
+
+
 def si_summary(value):
     """A node's counters in the family's units: every ``*_ns`` integer gains a ``*_s`` float beside it,
     a state of charge as a 0-1 fraction ("soc") becomes ``soc_percent``; energy blocks are left out

@@ -43,8 +43,10 @@ def plot_lifetimes(doc: dict, ax=None) -> Figure:
         low, high = low * 0.99, high * 1.01 + 1e-9
     bins = min(40, max(5, len(values) // 3))
     edges = [low + (high - low) * i / bins for i in range(bins + 1)]
-    ax.hist([lived, died], bins=edges, stacked=True, color=["tab:blue", "tab:red"], edgecolor="white",
-            label=["predicted lifetime (battery left)", "died during the run"])
+    groups = [(v, c, label) for v, c, label in ((lived, "tab:blue", "predicted lifetime (battery left)"),
+                                                 (died, "tab:red", "died during the run")) if v]
+    ax.hist([g[0] for g in groups], bins=edges, stacked=True, color=[g[1] for g in groups], edgecolor="white",
+            label=[g[2] for g in groups])
     median = sorted(values)[len(values) // 2]
     ax.axvline(median, color="black", linestyle="--", label="median %.4g d" % median)
     first = doc["stats"].get("first_death")

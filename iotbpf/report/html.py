@@ -17,7 +17,7 @@ import os
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.report.export import series_components
 from iotbpf.report.plots import color, time_unit
-from iotbpf.report.text import duration_text, eng
+from iotbpf.report.text import duration_text, duty_cycle_line, eng
 
 EVENT_COLORS = {"radio burst": "#ff7f0e", "send request": "#1f77b4", "listen window": "#17becf",
                 "fault": "#d62728", "battery empty": "#000000"}
@@ -171,7 +171,7 @@ def _node(doc: dict):
                ("policy", meta.get("policy")), ("run", duration_text(doc["duration_s"])),
                ("energy", eng(doc["totals"]["energy_j"], "J")),
                ("average power", eng(doc["totals"]["avg_power_w"], "W")),
-               ("duty cycle", ", ".join("%s %.3g %%" % (n, v) for n, v in sorted(duty.items())) or "-"),
+               ("duty cycle", duty_cycle_line(duty).split(": ", 1)[1].strip()),
                ("state of charge at the end",
                 "-" if battery["soc_percent"] is None else "%.4g %%" % battery["soc_percent"]),
                ("battery", "empty at %s" % duration_text(battery["died_s"]) if battery["died_s"] is not None

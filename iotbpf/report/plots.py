@@ -20,7 +20,7 @@ from matplotlib.ticker import EngFormatter, FuncFormatter
 
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.report.export import series_components
-from iotbpf.report.text import duration_text, eng
+from iotbpf.report.text import duration_text, eng, percent_text
 
 TIME_UNITS = (("s", 1.0), ("min", 60.0), ("h", 3600.0), ("d", 86400.0))
 # One colour per component in every plot (and in the HTML report).
@@ -105,9 +105,9 @@ def plot_power(doc: dict, ax=None) -> Figure:
         values = [_state_power(doc, n, series.get("state." + n, [None] * len(t))[i]) for n in names]
         known = [v for v in values if v is not None]
         peak.append(sum(known) if known else None)
-    for n in names:
+    ax.step(xs[1:], total[1:], where="pre", color="black", lw=2.4, alpha=0.35, label="total (average)")
+    for n in names:   # on top of the total, which the largest component may equal
         ax.step(xs[1:], series["power_w." + n][1:], where="pre", color=color(n), lw=1.0, label=n + " (average)")
-    ax.step(xs[1:], total[1:], where="pre", color="black", lw=1.4, label="total (average)")
     if any(p is not None for p in peak):
         ax.step(xs[1:], peak[1:], where="pre", color="tab:red", lw=0.8, alpha=0.7,
                 label="peak: highest-power states entered")
@@ -121,7 +121,7 @@ def plot_power(doc: dict, ax=None) -> Figure:
     ax.yaxis.set_major_formatter(EngFormatter(unit="W"))
     _time_axis(ax, t, tscale, tname)
     _title(ax, doc, "Power by component")
-    ax.legend(loc="upper right", fontsize="x-small", ncol=2)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small")
     ax.grid(True, alpha=0.3)
     return fig
 
@@ -139,7 +139,7 @@ def plot_duty(doc: dict, ax=None) -> Figure:
         if any(v for v in values[1:]):
             mean = doc["totals"].get("duty_cycle_percent", {}).get(n)
             ax.step(xs[1:], [v if v else None for v in values[1:]], where="pre", color=color(n),
-                    label="%s (run: %s %%)" % (n, "-" if mean is None else "%.3g" % mean))
+                    label="%s (run: %s)" % (n, percent_text(mean)))
             drawn += [v for v in values[1:] if v]
     if drawn:
         ax.set_yscale("log")
@@ -149,7 +149,7 @@ def plot_duty(doc: dict, ax=None) -> Figure:
     _time_axis(ax, t, tscale, tname)
     _title(ax, doc, "Duty cycle (time outside sleep states)")
     if drawn:
-        ax.legend(loc="upper right", fontsize="x-small")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small")
     ax.grid(True, alpha=0.3, which="both")
     return fig
 
@@ -174,7 +174,7 @@ def plot_soc(doc: dict, ax=None) -> Figure:
     if points:
         drop = points[0][1] - points[-1][1]
         ax.plot([p[0] / tscale for p in points], [p[1] for p in points], color="tab:green",
-                label="state of charge (%.3g %% used in the run)" % drop)
+                label="state of charge (%s used in the run)" % percent_text(drop))
         if full:
             last_t, last_soc = points[-1]
             ax.plot([last_t / tscale, (last_t + tte) / tscale], [last_soc, 0.0], linestyle="--",
@@ -230,14 +230,15 @@ def _bars(ax, values: dict, unit: str, title: str, compare: dict | None = None, 
     rows = range(len(names))
     ours = ax.barh([r + (height / 2 if compare else 0) for r in rows], [values[n] for n in names], height,
                    label=label, color=[color(n) for n in names] if not compare else "tab:blue")
-    ax.bar_label(ours, labels=[eng(values[n], unit) for n in names], padding=3, fontsize="x-small")
+    ax.bar_label(ours, labels=[_amount(values[n], unit) for n in names], padding=3, fontsize="x-small")
     if compare:
         theirs = ax.barh([r - height / 2 for r in rows], [compare.get(n, 0.0) for n in names], height,
                          label=compare_label, color="tab:gray")
-        ax.bar_label(theirs, labels=[eng(compare.get(n, 0.0), unit) for n in names], padding=3, fontsize="x-small")
+        ax.bar_label(theirs, labels=[_amount(compare.get(n, 0.0), unit) for n in names], padding=3,
+                     fontsize="x-small")
         ax.legend(loc="lower right", fontsize="small")
     ax.set_yticks(list(rows), names)
-    ax.xaxis.set_major_formatter(EngFormatter(unit=unit))
+    ax.xaxis.set_major_formatter(EngFormatter(unit=unit) if unit == "J" else FuncFormatter(_plain_number))
     ax.set_xlabel("energy (J)" if unit == "J" else "charge (%s)" % unit)
     ax.set_ylabel("app")
     ax.set_xlim(0, max(list(values.values()) + list((compare or {}).values()) + [0.0]) * 1.3 or 1.0)
@@ -286,6 +287,17 @@ def plot_policies(doc: dict, axes=None) -> Figure:
         fig.suptitle("Policy comparison over %s · %s" % (duration_text(doc["duration_s"]), doc["meta"].get("app")),
                      fontsize="medium")
     return fig
+
+
+def _amount(value: float, unit: str) -> str:
+    """A bar's label: J with an SI prefix; a charge in mAh as Ah with one (so 0.0075 mAh reads 7.5 µAh)."""
+    if unit == "mAh":
+        return "0 mAh" if not value else eng(value / 1000.0, "Ah")
+    return eng(value, unit)
+
+
+def _plain_number(value: float, _pos=None) -> str:
+    return "%g" % value
 
 
 def _ratio(value: float) -> str:
@@ -413,9 +425,11 @@ def available_views(doc: dict) -> list[str]:
 def plot_report(doc: dict, path: str | os.PathLike | None = None, views: list | None = None) -> Figure:
     """All available views (or ``views``) of a document in one figure, one row each."""
     views = list(views or available_views(doc))
-    fig = Figure(figsize=(11, 3.9 * len(views)), layout="constrained")
+    apps = doc.get("apps") or {}
+    heights = [max(3.9, 0.32 * min(25, len(apps)) + 1.2) if v == "apps" else 3.9 for v in views]
+    fig = Figure(figsize=(11, sum(heights)), layout="constrained")
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(len(views), 2)
+    grid = fig.add_gridspec(len(views), 2, height_ratios=heights)
     for row, view in enumerate(views):
         if view == "policies":
             plot_policies(doc, [fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])])

@@ -23,9 +23,12 @@ def eng(value: float | None, unit: str, digits: int = 3) -> str:
 
 
 def _digits(x: float, digits: int) -> str:
+    """``digits`` significant digits, never an exponent (0.0000545, not 5.45e-05)."""
     text = "%.*g" % (digits, x)
-    if "e" in text:   # %g switches to exponents at 1000: 999.95 rounds up, keep it plain
-        text = "%.0f" % x
+    if "e" in text:
+        if abs(x) >= 1:
+            return "%.0f" % x
+        return "%.*f" % (digits - 1 - math.floor(math.log10(abs(x))), x)
     return text
 
 
@@ -37,6 +40,17 @@ def duration_text(seconds: float | None) -> str:
         if abs(seconds) >= scale:
             return "%s %s" % (_digits(seconds / scale, 3), unit)
     return eng(seconds, "s")
+
+
+def percent_text(value: float | None) -> str:
+    """A percentage with three significant digits and no exponent: "0.0000545 %"."""
+    return "-" if value is None else "%s %%" % _digits(value, 3)
+
+
+def duty_cycle_line(duty_percent: dict) -> str:
+    """What Energest/powertrace users read first: the share of time each component was awake."""
+    parts = ["%s %s" % (name, percent_text(value)) for name, value in sorted(duty_percent.items())]
+    return "duty cycle (time outside sleep states): %s\n" % (", ".join(parts) or "-")
 
 
 def format_comparison(rows: list[dict]) -> str:

@@ -122,6 +122,10 @@ def test_plot_command_replots_every_kind(cli, docs, tmp_path):
             v + ".png" for v in available_views(_load(path)))
     r = cli("plot", docs["node"], "--view", "policies")
     assert (r.code, r.err) == (2, "error: the report has no data for: policies\n")
+    for name, path in docs.items():   # and the interactive report of every kind
+        r = cli("plot", path, "--html", tmp_path / (name + ".html"))
+        assert r.code == 0, (name, r.err)
+        assert "Plotly.newPlot" in (tmp_path / (name + ".html")).read_text()
 
 
 def test_plot_views_agree_with_the_command():
