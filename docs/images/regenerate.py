@@ -19,6 +19,10 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, REPO)
+from iotbpf.report.export import load_report  # noqa: E402  (this tree's iotbpf)
+from iotbpf.report.html import write_html  # noqa: E402
+
 SHARED = os.environ.get("IOTBPF_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
 RUNS = (  # name, extra simulate arguments
     ("node", ["sensor_node"]),
@@ -40,7 +44,7 @@ def screenshot(html: str, png: str) -> bool:
         subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                         "--disable-component-update", "--disable-sync", "--no-first-run",
                         "--user-data-dir=" + profile, "--window-size=1400,1500", "--virtual-time-budget=20000",
-                        "--hide-scrollbars", "--screenshot=" + png, "file://" + html + "#t=0,21600"],
+                        "--hide-scrollbars", "--screenshot=" + png, "file://" + html],
                        check=True, capture_output=True)
     return True
 
@@ -61,10 +65,14 @@ def main(argv: list[str] | None = None) -> int:
                 iotbpf("plot", report, "-o", target)
                 written.append(target)
         html = os.path.join(work, "week.html")
-        iotbpf("simulate", "sensor_node", "--duration", "7d", "--html", html)
-        target = os.path.join(args.out, "html_report.png")
-        if screenshot(html, target):
-            written.append(target)
+        week = os.path.join(work, "week.json")
+        iotbpf("simulate", "sensor_node", "--duration", "7d", "--html", html, "--report", week)
+        zoomed = os.path.join(work, "week_6h.html")
+        write_html(load_report(week), zoomed, zoom_s=(0, 6 * 3600))   # the same report, opened at 6 h
+        for page, name in ((html, "html_report.png"), (zoomed, "html_report_zoom.png")):
+            target = os.path.join(args.out, name)
+            if screenshot(page, target):
+                written.append(target)
         monitor = os.path.join(work, "monitor.json")
         iotbpf("monitor", "--interval", "500ms", "--duration", "3s", "--report", monitor)
         written.append(os.path.join(args.out, "monitor.png"))

@@ -58,12 +58,13 @@ _SCRIPT = """
 """
 
 
-def write_html(doc: dict, path: str | os.PathLike) -> str:
-    """Write the report of ``doc`` (any kind) as one self-contained HTML file; returns the path."""
+def write_html(doc: dict, path: str | os.PathLike, zoom_s: tuple | None = None) -> str:
+    """Write the report of ``doc`` (any kind) as one self-contained HTML file, its timeline opened at
+    ``zoom_s`` = (start, end) in seconds when given; returns the path."""
     path = os.fspath(path)
     if not path.lower().endswith((".html", ".htm")):
         raise IotbpfError("HTML report file must end in .html: %s" % path)
-    text = render(doc)
+    text = render(doc, zoom_s)
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
@@ -72,14 +73,16 @@ def write_html(doc: dict, path: str | os.PathLike) -> str:
     return path
 
 
-def render(doc: dict) -> str:
-    """The HTML text of the report."""
+def render(doc: dict, zoom_s: tuple | None = None) -> str:
+    """The HTML text of the report (``zoom_s``: the timeline's first view, in seconds)."""
     kind = doc.get("schema", "")[len("iotbpf."):]
     builders = {"node-result": _node, "comparison": _comparison, "fleet": _fleet, "monitor": _monitor,
                 "app-usage": _app_usage}
     if kind not in builders:
         raise IotbpfError("no HTML report for a document with schema %r" % doc.get("schema"))
     title, summary, figures, scale = builders[kind](doc)
+    if zoom_s is not None:
+        figures[0][1].update_xaxes(range=[zoom_s[0] / scale, zoom_s[1] / scale])
     parts = []
     for i, (name, fig) in enumerate(figures):
         div_id = TIMELINE_ID if i == 0 else "iotbpf-figure-%d" % i

@@ -80,6 +80,15 @@ def test_zooming_in_reveals_individual_radio_bursts(chromium, week, tmp_path):
     assert 5 <= drawn < int(whole["burst-markers-drawn"]) and apart == drawn
 
 
+def test_a_report_can_open_zoomed(chromium, week, tmp_path):
+    from iotbpf.report.export import load_report
+    from iotbpf.report.html import write_html
+
+    page = write_html(load_report(week.with_suffix(".json")), tmp_path / "six_hours.html", zoom_s=(0, 6 * 3600))
+    body = _body(chromium, tmp_path, "file://" + page)
+    assert int(body["burst-markers-drawn"]) >= 10 and body["burst-markers-apart"] == body["burst-markers-drawn"]
+
+
 def test_a_comparison_report_puts_the_policies_side_by_side(chromium, tmp_path, cli):
     page = tmp_path / "compare.html"
     r = cli("simulate", "sensor_node", "--duration", "3d", "--samples", "24", "--compare", "always_on,batching",
