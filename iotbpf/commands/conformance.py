@@ -10,9 +10,8 @@ from iotbpf.ebpf.vm import engine_available
 
 NAME = "conformance"
 HELP = "run bpf_conformance .data tests (files or folders) and print 'N passed, M failed'"
-EXAMPLE = """git clone https://github.com/Alan-Jowett/bpf_conformance   # the vectors (not shipped with iotbpf)
-iotbpf conformance bpf_conformance/tests
-iotbpf conformance bpf_conformance/tests/add.data --engine both"""
+EXAMPLE = """iotbpf conformance bpf_conformance/tests   # git clone https://github.com/Alan-Jowett/bpf_conformance
+iotbpf conformance bpf_conformance/tests/add.data --engine both   # (the vectors are not shipped)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
