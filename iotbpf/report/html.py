@@ -292,6 +292,18 @@ def _app_usage(doc: dict):
 
     apps = doc["apps"]
     charge = any(a.get("charge_mah") is not None for a in apps)
-    fig = _apps_bar(apps, go, "charge_mah" if charge else "energy_j", "mAh" if charge else "J")
+    figures = [("Per app", _apps_bar(apps, go, "charge_mah" if charge else "energy_j", "mAh" if charge else "J"))]
+    events = doc.get("events") or []
+    tname, tscale = time_unit(max([e["t_s"] + (e.get("duration_s") or 0) for e in events] + [1.0]))
+    if events:   # screen on, wakelocks, foreground spans: one row per kind, each span as a bar
+        timeline = go.Figure()
+        for kind in sorted({e["kind"] for e in events}):
+            mine = [e for e in events if e["kind"] == kind]
+            timeline.add_trace(go.Bar(base=[e["t_s"] / tscale for e in mine], y=[kind] * len(mine), orientation="h",
+                                      x=[max(e.get("duration_s") or 0.0, 1e-9) / tscale for e in mine], name=kind,
+                                      hovertext=[e.get("app") or kind for e in mine]))
+        timeline.update_xaxes(title_text="time (%s)" % tname)
+        timeline.update_layout(barmode="overlay", height=200 + 30 * len({e["kind"] for e in events}))
+        figures.insert(0, ("Timeline", timeline))
     summary = [("source", doc["meta"]["source"]), ("apps", len(apps)), ("run", duration_text(doc["duration_s"]))]
-    return "iotbpf app usage", summary, [("Per app", fig)], 1.0
+    return "iotbpf app usage", summary, figures, tscale

@@ -90,3 +90,23 @@ def test_the_outbox_default_is_the_same_everywhere():
 def test_old_flag_names_still_work_for_scripts(cli, tmp_path):
     r = cli("plot", tmp_path / "missing.jsonl", "--node-name", "x")
     assert r.code == 2 and "cannot read" in r.err
+
+
+def test_platform_rpi_refuses_a_machine_that_is_not_a_pi(tmp_path):
+    import os
+
+    from conftest import run_cli_subprocess
+
+    model = "/proc/device-tree/model"
+    if os.path.exists(model) and "Raspberry Pi" in open(model, errors="replace").read():
+        pytest.skip("this machine is a Raspberry Pi")
+    env = dict(os.environ)
+    env.pop("GPIOZERO_PIN_FACTORY", None)
+    proc = run_cli_subprocess("node", "sensor_node", "--platform", "rpi", "--duration", "200ms", cwd=tmp_path,
+                              env=env)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "not a Raspberry Pi" in proc.stderr and "GPIOZERO_PIN_FACTORY=mock" in proc.stderr
+    env["GPIOZERO_PIN_FACTORY"] = "mock"   # chosen on purpose: runs with mock pins
+    proc = run_cli_subprocess("node", "sensor_node", "--platform", "rpi", "--duration", "200ms", cwd=tmp_path,
+                              env=env)
+    assert proc.returncode == 0, proc.stderr
