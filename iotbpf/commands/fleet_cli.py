@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise IotbpfError("--workers must be at least 1")
     as_json = getattr(args, "json", False)
-    progress = NodeBar("fleet %s" % spec.name) if not as_json else None
+    progress = NodeBar("fleet" if spec.name == "fleet" else "fleet " + spec.name) if not as_json else None
     report = fleet.run_fleet(spec, backend=backend, workers=args.workers, cluster=args.cluster,
                              progress=progress)
     doc = fleet_document(report)
