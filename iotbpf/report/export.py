@@ -431,11 +431,12 @@ def _unit(name: str) -> str:
 def csv_table(doc: dict) -> tuple[list[tuple[str, str, str]], list[list], dict]:
     """The document's table: ([(column, unit, type)], rows, the rest of the document for the sidecar).
 
-    node-result and monitor: the series (one row per sample); comparison: one row per policy;
-    fleet: one row per node with its parameters; app-usage: one row per app."""
+    node-result: the series (one row per sample); comparison: one row per policy; fleet: one row per
+    node with its parameters; monitor and app-usage: one row per app (a monitor's series stays in the
+    sidecar)."""
     kind = doc["schema"][len("iotbpf."):]
     rest = {k: v for k, v in doc.items()}
-    if kind in ("node-result", "monitor"):
+    if kind == "node-result":
         series = rest.pop("series")
         names = list(series)
         rows = [list(r) for r in zip(*(series[n] for n in names))]

@@ -240,3 +240,11 @@ def test_app_usage_documents_for_phones_validate_and_render(tmp_path):
     assert list(frame["app"]) == ["maps", "mail"] and frame["energy_j"].dtype.kind == "f"
     page = render(doc)
     assert "<h2>Timeline</h2>" in page and "wakelock" in page and "screen on" in page
+
+
+def test_monitor_report_csv_is_a_csv(cli, tmp_path):
+    r = cli("monitor", "--interval", "200ms", "--duration", "400ms", "--report", tmp_path / "m.csv")
+    assert r.code == 0, r.err
+    frame = pd.read_csv(tmp_path / "m.csv")
+    assert {"app", "energy_j", "cpu_s", "wakeups"} <= set(frame.columns) and frame["energy_j"].dtype.kind == "f"
+    assert json.loads((tmp_path / "m.meta.json").read_text())["schema"] == "iotbpf.monitor"
