@@ -6,7 +6,7 @@ predicted lifetime, the per-app attribution and a few of the app's own counters,
 plot (power by component, states, battery, energy per app).
 
     python examples/02_simulate_year_and_plot.py                 # 365 days, sensor_node_year.png
-    python examples/02_simulate_year_and_plot.py --quick         # 7 days
+    python examples/02_simulate_year_and_plot.py --quick         # 7 days, sensor_node_week.png
     python examples/02_simulate_year_and_plot.py --board esp32_devkit --plot esp32.png
 """
 
@@ -23,10 +23,12 @@ def main(argv=None) -> int:
     parser.add_argument("--board", default=None, help="board (default: the app's)")
     parser.add_argument("--policy", default=None, help="scheduler policy (default: the app's)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--plot", default="sensor_node_year.png", help="image to write (.png/.svg/.pdf)")
+    parser.add_argument("--plot", default=None,
+                        help="image to write (.png/.svg/.pdf; default: APP_year.png, or APP_week.png with --quick)")
     args = parser.parse_args(argv)
 
     days = 7 if args.quick else 365
+    plot = args.plot or "%s_%s.png" % (args.app.rstrip("/").split("/")[-1], "week" if args.quick else "year")
     node = iotbpf.Node(args.app, board=args.board, policy=args.policy, seed=args.seed)
     result = node.simulate(days=days)
 
@@ -49,8 +51,8 @@ def main(argv=None) -> int:
         stats = node.maps["stats"]
         print("the app's own counters: %d readings, %d batches sent, %d alarms" % (
             stats["count"], stats["batches_sent"], stats["alarms"]))
-    result.plot(args.plot)
-    print("plot saved to %s" % args.plot)
+    result.plot(plot)
+    print("plot saved to %s" % plot)
     return 0
 
 

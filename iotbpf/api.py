@@ -497,7 +497,7 @@ def _read_events(events):
 def build_app(app, output=None, clang: str | None = None, cpu: str = "v3") -> _Path:
     """Compile an app's C source to its object with clang (-O2 -g -target bpf), and its .ibpf
     bundle when the manifest names one (not with an explicit ``output``); returns the object's path."""
-    import shutil
+    from iotbpf.api_extras import find_clang  # one discovery for build and Program.from_c: clang-19 first
 
     manifest_path = find_app(app)
     m = _manifest.load(str(manifest_path))
@@ -505,9 +505,9 @@ def build_app(app, output=None, clang: str | None = None, cpu: str = "v3") -> _P
     if not _os.path.exists(source):
         raise _LoadError("app %s: source %s not found" % (m.name, source))
     out = _Path(output) if output else _Path(m.path(m.object or (m.name + ".o")))
-    compiler = clang or shutil.which("clang-19") or shutil.which("clang")
+    compiler = clang or find_clang()
     if compiler is None:
-        raise _IotbpfError("clang-19 not found (install clang-19, or pass --clang PATH)")
+        raise _IotbpfError("clang-19 not found (nor a clang 17 or newer): install clang-19, or pass --clang PATH")
     include = _resources.data_root("apps") / "include"
     from iotbpf.api_extras import path_map_flags
 

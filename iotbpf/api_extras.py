@@ -852,10 +852,12 @@ class Comparison(list):
     lifetime_days, deadline_misses, ratio_to_oracle), plus an "oracle" row: the minimum energy
     for the same events. ``text()`` is the table ``iotbpf simulate --compare`` prints."""
 
-    def text(self) -> str:
-        from iotbpf.kernel.scheduler import format_compare
+    policies: list = []   # the comparison document's rows (own span, avg power, death) of these runs
 
-        return format_compare(list(self)).rstrip("\n") + "\n"
+    def text(self) -> str:
+        from iotbpf.report.text import format_comparison
+
+        return format_comparison(self.policies)
 
     def row(self, policy: str) -> dict:
         """The row of one policy (KeyError if it was not compared)."""
@@ -893,15 +895,20 @@ def compare(policies: list | tuple | str, app: str | os.PathLike = "sensor_node"
             raise IotbpfError("days must be a positive number, not %r" % (days,))
         duration = int(round(days * 86400)) * 1000000000
     ns = _api.duration_ns(duration)
-    schedulers = {}
+    from iotbpf.report.export import comparison_rows
+
+    schedulers, dead = {}, {}
     for policy in policies:
         node = Node(app, board=board, seed=seed, policy=policy, events=events)
-        node.build()
+        runtime = node.build()
         if node.scheduler is None:
             raise IotbpfError("compare needs a board (board=..., or \"board\" in app.json)")
         node.simulate(ns, samples=0)
         schedulers[policy] = node.scheduler
-    return Comparison(_compare(schedulers))
+        dead[policy] = runtime.dead_at_ns
+    rows = Comparison(_compare(schedulers))
+    rows.policies = comparison_rows(schedulers, list(rows), dead)
+    return rows
 
 
 __all__ = ["Program", "Node", "SimulationResult", "compare", "Comparison", "MapView", "MapsView",

@@ -24,7 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "pack", "cbpf", "map",
     "header", "build", "simulate",
     "monitor", "node",
-    "listen", "plot",
+    "listen", "plot", "schema",
     "deploy", "link",
     "bench",
 )
@@ -42,7 +42,15 @@ class Parser(argparse.ArgumentParser):
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    pass
+    """Examples keep their lines; every option with a default says it (unless its help already does)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" not in text and "%(default)" not in text and action.option_strings
+                and default not in (None, False, argparse.SUPPRESS) and not isinstance(default, list)):
+            text += " (default: %(default)s)"
+        return text
 
 
 def build_parser() -> Parser:

@@ -10,14 +10,14 @@ from iotbpf.ebpf.vm import engine_available
 
 NAME = "conformance"
 HELP = "run bpf_conformance .data tests (files or folders) and print 'N passed, M failed'"
-EXAMPLE = """iotbpf conformance ../shared/conformance
-iotbpf conformance ../shared/conformance/add.data --engine both"""
+EXAMPLE = """iotbpf conformance bpf_conformance/tests   # git clone https://github.com/Alan-Jowett/bpf_conformance
+iotbpf conformance bpf_conformance/tests/add.data --engine both   # (the vectors are not shipped)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help=".data files or folders of them")
     parser.add_argument("--engine", choices=("interp", "compiled", "compact", "both"), default="interp",
-                        help="both = interp and compiled")
+                        help="both: interp and compiled")
     parser.add_argument("--budget", type=int, default=conformance.DEFAULT_BUDGET, metavar="N",
                         help="instruction budget per test")
     parser.add_argument("-v", "--verbose", action="store_true", help="also list passing files")
@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
             raise IotbpfError("engine %r is not available in this build" % engine)
     files = conformance.collect(args.paths)
     if not files:
-        raise IotbpfError("no .data files found in %s" % ", ".join(args.paths))
+        raise IotbpfError("no .data files found in %s (the bpf_conformance vectors are not shipped with iotbpf: "
+                          "git clone https://github.com/Alan-Jowett/bpf_conformance, then pass its tests/ folder)"
+                          % ", ".join(args.paths))
     passed = failed = 0
     for path in files:
         for engine in engines:

@@ -7,13 +7,14 @@ options and hands over to ``run`` when ``--fleet`` is given.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
 
 from iotbpf import fleet
 from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.report.export import fleet_document
+from iotbpf.report.progress import NodeBar
 
 HISTOGRAM_MIN_SPREAD_S = 60.0  # lifetimes closer than this get no histogram in the text summary
 
@@ -58,42 +59,23 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise IotbpfError("--workers must be at least 1")
     as_json = getattr(args, "json", False)
-    progress = fleet.ProgressBar("fleet") if not as_json else None
+    progress = NodeBar("fleet" if spec.name == "fleet" else "fleet " + spec.name) if not as_json else None
     report = fleet.run_fleet(spec, backend=backend, workers=args.workers, cluster=args.cluster,
                              progress=progress)
-    _write_outputs(report, args)
+    doc = fleet_document(report)
+    _write_outputs(doc, args)
     if as_json:
-        print(json.dumps(report, indent=2, sort_keys=True))
+        print(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
     else:
         sys.stdout.write(format_report(report))
     return 0
 
 
-def _write_outputs(report: dict, args: argparse.Namespace) -> None:
-    path = getattr(args, "report", None)
-    if path:
-        if path.endswith(".csv"):
-            write_csv(report, path)
-        else:
-            with open(path, "w") as handle:
-                json.dump(report, handle, indent=2, sort_keys=True)
-    plot = getattr(args, "plot", None)
-    plot_dir = getattr(args, "plot_dir", None)
-    if plot or plot_dir:
-        from iotbpf.report import fleet_plots
+def _write_outputs(doc: dict, args: argparse.Namespace) -> None:
+    from iotbpf.report.attach import check_output_args, write_outputs
 
-        fleet_plots.save_all(report, plot=plot, plot_dir=plot_dir)
-
-
-def write_csv(report: dict, path: str) -> None:
-    """One row per node with the numbers of the JSON report."""
-    columns = ["index", "name", "app", "board", "policy", "seed", "energy_j", "average_current_a",
-               "lifetime_days", "died_at_days", "deadline_misses", "packets_sent", "packets_lost", "faults"]
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for node in report["nodes"]:
-            writer.writerow([node.get(c) for c in columns])
+    plot, report, html = check_output_args(args)
+    write_outputs(doc, report, plot, getattr(args, "plot_dir", None), html)
 
 
 def format_report(report: dict) -> str:

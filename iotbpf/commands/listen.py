@@ -30,10 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh", default="1s", metavar="T", help="table refresh period on a terminal")
     parser.add_argument("--client-id", metavar="ID",
                         help="fixed client id with a persistent session (reports sent while away arrive later)")
-    parser.add_argument("--ca", metavar="FILE", help="CA certificate for mqtts:// (default: system CAs)")
-    parser.add_argument("--insecure", action="store_true", help="mqtts:// without certificate checks")
+    parser.add_argument("--mqtt-ca", metavar="FILE",
+                        help="CA certificate that signed the broker's (mqtts://; default: the system's CAs)")
+    parser.add_argument("--mqtt-insecure", action="store_true",
+                        help="mqtts:// without checking the broker's certificate (testing only)")
+    parser.add_argument("--ca", dest="mqtt_ca", help=argparse.SUPPRESS)   # the old names
+    parser.add_argument("--insecure", dest="mqtt_insecure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--connect-timeout", default="10s", metavar="T",
-                        help="give up if the broker cannot be reached within T (default 10s)")
+                        help="give up if the broker cannot be reached within T (or --duration, if shorter)")
     parser.add_argument("--json", action="store_true", help="print the final table as JSON")
 
 
@@ -42,10 +46,11 @@ def run(args: argparse.Namespace) -> int:
     refresh = max(0.1, duration_ns(args.refresh) / 1e9)
     from iotbpf.report.mqtt import Receiver  # paho: imported only when listening
     receiver = Receiver(args.url, nodes=args.nodes, client_id=args.client_id, persistent=bool(args.client_id),
-                        keep=False, save=args.save, ca_certs=args.ca, tls_insecure=args.insecure).start()
+                        keep=False, save=args.save, ca_certs=args.mqtt_ca, tls_insecure=args.mqtt_insecure).start()
     live = sys.stdout.isatty() and not args.json
     try:
-        if not receiver.wait_connected(duration_ns(args.connect_timeout) / 1e9):
+        connect_s = duration_ns(args.connect_timeout) / 1e9
+        if not receiver.wait_connected(connect_s if stop_after is None else min(connect_s, stop_after)):
             raise RuntimeFailure("cannot reach MQTT broker %r%s" % (
                 receiver.url, ": " + receiver.last_error if receiver.last_error else ""))
         started = time.monotonic()

@@ -10,10 +10,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.kernel.clock import parse_duration
+from iotbpf.report.attach import add_mqtt_arguments, check_output_args, default_outbox, write_outputs
+from iotbpf.report.export import android_app_usage, monitor_document
 
 NAME = "monitor"
 HELP = "per-app CPU, wakeups, I/O and energy of this Linux box (or an Android batterystats dump)"
@@ -24,29 +25,32 @@ iotbpf monitor --backend ebpf --duration 10s     (as root: counted inside the ke
 iotbpf monitor --android-checkin checkin.txt --power-profile power_profile.xml"""
 
 DEFAULT_BOARD = "rpi4"  # the sourced ARM Linux host among the bundled boards
-TIMELINE_APPS = 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--interval", default="1s", metavar="T", help="sampling interval (default 1s)")
+    parser.add_argument("--interval", default="1s", metavar="T", help="sampling interval")
     parser.add_argument("--duration", metavar="D", help="stop after D (default: run until Ctrl-C)")
     parser.add_argument("--backend", default="proc", choices=("proc", "ebpf", "auto"),
                         help="where per-process numbers come from: /proc polling (default), an in-kernel eBPF "
                              "collector (root or CAP_BPF, BTF), or auto (eBPF when the kernel allows it)")
     parser.add_argument("--group-by", default="exe", choices=("exe", "comm", "uid", "cgroup"),
-                        help="what makes an app (default: executable name)")
+                        help="what makes an app (exe: the executable's name)")
     parser.add_argument("--board", metavar="B",
                         help="board whose CPU model prices CPU time (default %s)" % DEFAULT_BOARD)
     parser.add_argument("--top", type=int, default=20, metavar="N", help="rows in the live table")
-    parser.add_argument("--mqtt", metavar="URL", help="publish per-app reports to this broker")
-    parser.add_argument("--node", default=None, metavar="NAME", help="node name in MQTT topics")
-    parser.add_argument("--outbox", metavar="FILE", help="MQTT outbox file (default: in the temp folder)")
-    parser.add_argument("--plot", metavar="FILE",
-                        help="write a per-app energy plot (PNG/SVG/PDF) and FILE-timeline.EXT")
-    parser.add_argument("--report", metavar="FILE", help="write the JSON report to FILE")
-    parser.add_argument("--json", action="store_true", help="print the JSON report instead of tables")
+    reporting = parser.add_argument_group("reporting")
+    add_mqtt_arguments(reporting)
+    parser.add_argument("--node", dest="node_name", help=argparse.SUPPRESS)   # the old name of --node-name
+    reporting.add_argument("--plot", metavar="FILE.png", help="save all plots in one image")
+    reporting.add_argument("--plot-dir", metavar="DIR", help="save one image per plot in DIR")
+    reporting.add_argument("--report", metavar="FILE",
+                           help="save the document as FILE.json, or FILE.csv with a FILE.meta.json sidecar")
+    reporting.add_argument("--html", metavar="FILE.html",
+                           help="save a self-contained interactive report (opens offline)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the monitor (or app-usage) document as JSON: the same one --report writes")
     parser.add_argument("--ina219", metavar="ADDR", help="measured power from an INA219 at ADDR (I2C bus 1)")
-    parser.add_argument("--shunt-ohms", type=float, default=0.1, metavar="R", help="INA219 shunt (0.1)")
+    parser.add_argument("--shunt-ohms", type=float, default=0.1, metavar="R", help="INA219 shunt resistance (ohm)")
     parser.add_argument("--max-amps", type=float, default=None, metavar="A", help="INA219 max current")
     parser.add_argument("--ina219-replay", metavar="TRACE",
                         help="replay a recorded INA219 register trace as the measured power")
@@ -63,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise IotbpfError("--power-profile goes with --android-checkin")
     if args.top < 1:
         raise IotbpfError("--top must be >= 1")
-    if args.plot and not args.plot.lower().endswith((".png", ".svg", ".pdf")):
-        raise IotbpfError("plot file must end in .png, .svg or .pdf: %s" % args.plot)
+    check_output_args(args)
     if args.android_checkin:
         return _android(args)
     interval_s = duration_ns(args.interval) / 1e9
@@ -121,9 +124,13 @@ def _publisher(args):
         return None
     from iotbpf.report.mqtt import Publisher
 
-    node = args.node or ("monitor-" + os.uname().nodename.split(".")[0]).replace("_", "-")
-    outbox = args.outbox or os.path.join(tempfile.gettempdir(), "iotbpf-outbox-%s.sqlite" % node)
-    return Publisher(args.mqtt, node, outbox, model="iotbpf monitor").start()
+    node = args.node_name or ("monitor-" + os.uname().nodename.split(".")[0]).replace("_", "-")
+    outbox = args.outbox or default_outbox(node)
+    os.makedirs(os.path.dirname(os.path.abspath(outbox)), exist_ok=True)
+    # monitor publishes energy (power, total) and apps, never a battery: announce only those
+    announce = () if args.android_checkin else ("power", "energy")
+    return Publisher(args.mqtt, node, outbox, model="iotbpf monitor", announce=announce, ca_certs=args.mqtt_ca,
+                     tls_insecure=args.mqtt_insecure).start()
 
 
 def _linux(args, interval_s, duration_s) -> int:
@@ -220,9 +227,12 @@ def _linux(args, interval_s, duration_s) -> int:
                                                total, "linux monitor").to_dict()
     if publisher is not None:
         summary["mqtt"] = {"delivered": close_publisher(publisher), "node": publisher.node}
-    _outputs(args, summary, timeline)
+    doc = monitor_document(summary, timeline, os.uname().nodename, model_note is None)
+    if "mqtt" in summary:
+        doc["mqtt"] = summary["mqtt"]
+    write_outputs(doc, args.report, args.plot, args.plot_dir, args.html)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
     else:  # after the live table too: the totals of the whole run
         sys.stdout.write(("\n" if live else "") + _summary_text(summary, args.top))
     return 130 if interrupted else 0
@@ -293,38 +303,6 @@ def _summary_text(summary: dict, top: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _outputs(args, report: dict, timeline=None) -> None:
-    if args.report:
-        with open(args.report, "w", encoding="utf-8") as out:
-            json.dump(report, out, indent=2)
-    if args.plot:
-        _plot(args.plot, report, timeline)
-
-
-def _plot(path: str, report: dict, timeline=None) -> None:
-    """Energy per app (ours beside Android's for a checkin); for a live run also power per app
-    over time, in FILE-timeline.EXT."""
-    from iotbpf.report import plots
-
-    if report.get("kind") == "iotbpf-android-comparison":
-        rows = [r for r in report["rows"] if r["ours_mah"] or r["android_mah"]]
-        plots.app_energy(path, dict((r["name"], r["ours_mah"] or 0.0) for r in rows),
-                         title="Charge per app: ours vs Android's own",
-                         compare=dict((r["name"], r["android_mah"] or 0.0) for r in rows),
-                         compare_label="android", label="iotbpf", unit="mAh")
-        return
-    apps = dict((a["app"], a["energy_j"]) for a in report["apps"] if a["energy_j"] > 0)
-    plots.app_energy(path, apps, title="Energy per app (%s)" % report["group_by"], unit="J")
-    if timeline and len(timeline) > 1:
-        top = [a["app"] for a in report["apps"][:TIMELINE_APPS]]
-        times = [t - timeline[0][0] for t, _ in timeline]
-        series = dict((name, [watts.get(name, 0.0) for _, watts in timeline]) for name in top)
-        series["other"] = [sum(w for n, w in watts.items() if n not in top) for _, watts in timeline]
-        stem, dot, ext = path.rpartition(".")
-        plots.app_power_timeline(stem + "-timeline" + dot + ext, times, series,
-                                 title="Power per app (%s)" % report["group_by"])
-
-
 # ------------------------------------------------------------------ Android
 
 
@@ -355,9 +333,13 @@ def _android(args) -> int:
                                  "diff_mah": r["diff_mah"]}) for r in report["rows"])
         publisher.report("apps", {"apps": apps})
         report["mqtt"] = {"delivered": close_publisher(publisher), "node": publisher.node}
-    _outputs(args, report)
+    doc = android_app_usage(report, os.path.basename(args.power_profile))
+    doc["run"] = {k: v for k, v in report.items() if k not in ("rows", "notes", "mqtt")}
+    if "mqtt" in report:
+        doc["mqtt"] = report["mqtt"]
+    write_outputs(doc, args.report, args.plot, args.plot_dir, args.html)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
     else:
         sys.stdout.write(comparison.table(args.top) + "\n\n")
         sys.stdout.write(apps_report.text(args.top))

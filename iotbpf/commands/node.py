@@ -10,10 +10,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.kernel.clock import parse_duration
+from iotbpf.report.attach import add_mqtt_arguments, default_outbox
+from iotbpf.report.text import eng
 
 NAME = "node"
 HELP = "run an app in real time on a Raspberry Pi (GPIO, INA219) or any Linux box"
@@ -30,20 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--board", metavar="B", help="board of the energy model (e.g. rpi_zero2w)")
     parser.add_argument("--gpio", action="append", default=[], metavar="NAME=PIN",
                         help="a button on BCM pin PIN (pull-up, pressed = low); repeatable")
-    parser.add_argument("--duration", default="10s", metavar="D", help="how long to run (default 10s)")
-    parser.add_argument("--report-every", default="10s", metavar="T", help="report period (default 10s)")
-    parser.add_argument("--mqtt", metavar="URL", help="publish reports to this broker")
-    parser.add_argument("--node", metavar="NAME", help="node name in MQTT topics (default: the app's)")
-    parser.add_argument("--outbox", metavar="FILE", help="MQTT outbox file (default: in the temp folder)")
+    parser.add_argument("--duration", default="10s", metavar="D", help="how long to run")
+    parser.add_argument("--report-every", default="10s", metavar="T", help="report period")
+    mqtt = parser.add_argument_group("reporting")
+    add_mqtt_arguments(mqtt)
+    parser.add_argument("--node", dest="node_name", help=argparse.SUPPRESS)   # the old name of --node-name
     parser.add_argument("--key", metavar="FILE",
                         help="accept signed remote commands (map updates, program updates) with this key")
     parser.add_argument("--ina219", metavar="ADDR", help="read measured power from an INA219 at ADDR")
     parser.add_argument("--i2c-bus", type=int, default=1, metavar="N", help="I2C bus of the INA219")
-    parser.add_argument("--shunt-ohms", type=float, default=0.1, metavar="R", help="INA219 shunt (0.1)")
+    parser.add_argument("--shunt-ohms", type=float, default=0.1, metavar="R", help="INA219 shunt resistance (ohm)")
     parser.add_argument("--max-amps", type=float, default=None, metavar="A", help="INA219 max current")
     parser.add_argument("--ina219-replay", metavar="TRACE",
                         help="replay a recorded INA219 register trace instead of the I2C bus")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated sensors")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the simulated sensors")
     parser.add_argument("--json", action="store_true", help="print the final report as JSON")
     parser.add_argument("--pin-dir", metavar="DIR",
                         help="restore app maps from DIR/<app>/<map>.pin and pin them there at the end")
@@ -81,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
             raise IotbpfError("%s (not a Raspberry Pi? try --platform linux, or "
                               "GPIOZERO_PIN_FACTORY=mock to try it out)" % exc) from None
     runtime.platform = rpi.RealtimePlatform(sim=node.platform, gpio=gpio)
+    if args.platform == "rpi" and not _on_a_pi() and os.environ.get("GPIOZERO_PIN_FACTORY") != "mock":
+        raise IotbpfError("--platform rpi: this machine is not a Raspberry Pi (%s); use --platform linux, "
+                          "or GPIOZERO_PIN_FACTORY=mock to try it with mock pins" % os.uname().machine)
     if args.key and not args.mqtt:
         raise IotbpfError("--key needs --mqtt (commands arrive on iotbpf/<node>/cmd)")
     publisher = _publisher(args, node, start=False)
@@ -158,10 +162,22 @@ def _publisher(args, node, start=True):
         return None
     from iotbpf.report.mqtt import Publisher
 
-    name = (args.node or node.manifests[0].name).replace("_", "-")
-    outbox = args.outbox or os.path.join(tempfile.gettempdir(), "iotbpf-outbox-%s.sqlite" % name)
-    publisher = Publisher(args.mqtt, name, outbox, model="iotbpf node")
+    name = (args.node_name or node.manifests[0].name).replace("_", "-")
+    outbox = args.outbox or default_outbox(name)
+    os.makedirs(os.path.dirname(os.path.abspath(outbox)), exist_ok=True)
+    # battery and lifetime are sent only by a node with an energy model (see reporter in run)
+    announce = ("power", "energy") + (("battery", "lifetime") if node.scheduler is not None else ())
+    publisher = Publisher(args.mqtt, name, outbox, model="iotbpf node", announce=announce, ca_certs=args.mqtt_ca,
+                          tls_insecure=args.mqtt_insecure)
     return publisher.start() if start else publisher
+
+
+def _on_a_pi() -> bool:
+    try:
+        with open("/proc/device-tree/model", errors="replace") as f:
+            return "Raspberry Pi" in f.read()
+    except OSError:
+        return False
 
 
 def close_publisher(publisher, timeout: float = 5.0) -> bool:
@@ -188,9 +204,16 @@ def _text(final: dict) -> str:
     for hook, stats in sorted(final["hooks"].items()):
         lines.append("  %-14s events %6d  runs %6d  faults %d" % (hook, stats["events"], stats["runs"],
                                                                   stats["faults"]))
-    lines.append("energy: model %s J, measured %s J (%s), error %s%%" % (
-        _j(final["estimate_j"]), _j(final["measured_j"]), final["measured_source"] or "no meter",
-        "-" if final["error_pct"] is None else "%+.1f" % final["error_pct"]))
+    if final["measured_j"] is None:
+        lines.append("energy: model %s (no power meter, nothing measured: --ina219 ADDR measures)"
+                     % eng(final["estimate_j"], "J"))
+    else:
+        lines.append("energy: model %s, measured %s (%s), error %s%%" % (
+            eng(final["estimate_j"], "J"), eng(final["measured_j"], "J"), final["measured_source"],
+            "-" if final["error_pct"] is None else "%+.1f" % final["error_pct"]))
+    if not any(stats["runs"] for hook, stats in final["hooks"].items() if hook != "boot"):
+        lines.append("note: only the boot handler ran in %.1f s: the app's timers and events come less often; "
+                     "run it longer (--duration)" % (final["now_ns"] / 1e9))
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,9 @@ import sys
 from iotbpf.api import Node, duration_ns
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.report import attach as report_attach
+from iotbpf.report import progress
+from iotbpf.report.export import duty_cycle_percent
+from iotbpf.report.text import duty_cycle_line
 
 NAME = "simulate"
 HELP = "simulate a node running an app for days to years of virtual time"
@@ -27,16 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(optional with --fleet SPEC.json)")
     parser.add_argument("--board", metavar="B", help="board (bundled name or JSON file; default: the app's)")
     parser.add_argument("--duration", default="1d", metavar="D",
-                        help="virtual time to simulate (1d, 30d, 1y)")
+                        help="virtual time to simulate: 1h, 1d, 30d, 1y (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
-                        help="seed of every generator (default 0)")
+                        help="seed of every generator (default: %(default)s)")
     parser.add_argument("--events", metavar="FILE",
                         help="JSON-lines event trace to replay instead of the generators (or an Android "
                         "batterystats --checkin/--history or usagestats dump)")
     parser.add_argument("--policy", metavar="P", help="scheduler policy (default: the app's)")
     parser.add_argument("--compare", metavar="P1,P2,...",
                         help="run once per policy (same seed) and print a table with the oracle")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--json", action="store_true", help="print the node-result (or comparison) document as JSON: "
+                        "the same document --report FILE.json writes")
     parser.add_argument("--engine", default="compiled", choices=("compiled", "interp"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--trace-log", metavar="FILE",
@@ -72,10 +76,8 @@ def run(args: argparse.Namespace) -> int:
     trace = tracelog.attach(runtime, args.trace_log, args.trace_limit)
     events = tracelog.EventsOut(runtime, args.events_out) if args.events_out else None
     session = report_attach.attach(node, args, ns)
-    progress = _progress_bar(ns) if sys.stderr.isatty() and not args.json else None
-    result = node.simulate(ns, progress=progress)
-    if progress is not None:
-        sys.stderr.write("\r" + " " * 60 + "\r")
+    with progress.bar("simulate %s" % args.app, ns, enabled=not args.json) as bar:
+        result = node.simulate(ns, progress=bar)
     if trace is not None:
         trace.close()
     if events is not None:
@@ -84,20 +86,23 @@ def run(args: argparse.Namespace) -> int:
         session.finish(result)
     phone = getattr(node.platform, "phone", None) is not None
     if args.json:
+        doc = session.last_document if session is not None else None
+        if doc is None:
+            raise IotbpfError("--json needs an energy model (this node has no board)")
         if phone:
             from iotbpf.report.apps import from_node
 
-            data = json.loads(result.to_json())
-            data["apps_report"] = from_node(node).to_dict()
-            print(json.dumps(data, indent=2, sort_keys=True))
-        else:
-            print(result.to_json())
+            doc = dict(doc, apps_report=from_node(node).to_dict())
+        print(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
     else:
         sys.stdout.write(result.text())
         if phone:
             from iotbpf.report.apps import from_node
 
             sys.stdout.write(from_node(node).text())
+        energy = result.summary.get("energy")
+        if energy:
+            sys.stdout.write(duty_cycle_line(duty_cycle_percent(energy["components"], energy["duration_ns"])))
     return 0
 
 
@@ -123,44 +128,53 @@ def _events(path: str | None):
 
 
 def _compare(args: argparse.Namespace, ns: int) -> int:
-    from iotbpf.kernel.scheduler import POLICIES, compare, format_compare
+    from iotbpf.kernel.scheduler import POLICIES, compare
+    from iotbpf.report.export import comparison_document, comparison_rows
+    from iotbpf.report.text import format_comparison
 
     policies = [p.strip() for p in args.compare.split(",") if p.strip()]
     if not policies:
         raise IotbpfError("--compare needs a comma-separated list of policies (known: %s)"
                           % ", ".join(POLICIES))
-    schedulers = {}
-    session = None
-    first = None
+    plot, report, html = report_attach.check_output_args(args)
+    if getattr(args, "mqtt", None):
+        raise IotbpfError("--mqtt publishes one node's reports: run the policies one at a time to publish them")
+    per_policy = bool(plot or report or html or args.plot_dir or args.json)
+    schedulers, dead, nodes = {}, {}, {}
     events = _events(args.events)
-    for policy in policies:
-        node = Node(args.app, board=args.board, seed=args.seed, policy=policy, events=events,
-                    engine=args.engine)
-        node.build()
-        if node.scheduler is None:
-            raise IotbpfError("--compare needs a board (--board B, or \"board\" in app.json)")
-        if session is None and first is None:
-            session = report_attach.attach(node, args, ns)
-        result = node.simulate(ns)
-        first = first or result
-        schedulers[policy] = node.scheduler
-    rows = compare(schedulers)
-    if session is not None:
-        session.finish(first, policies=rows)
+    with progress.bar("compare %s" % ",".join(policies), ns * len(policies), enabled=not args.json) as bar:
+        for index, policy in enumerate(policies):
+            node = Node(args.app, board=args.board, seed=args.seed, policy=policy, events=events,
+                        engine=args.engine)
+            runtime = node.build()
+            if node.scheduler is None:
+                raise IotbpfError("--compare needs a board (--board B, or \"board\" in app.json)")
+            session = None
+            if per_policy:
+                session = report_attach.Session(runtime, _meta(runtime, policy, ns), ns, args.samples,
+                                                timeline=bool(html)).start()
+            offset = index * ns
+            result = node.simulate(ns, progress=None if bar is None else (lambda t, o=offset: bar(o + t)))
+            if session is not None:
+                session.take_sample()
+                result.events_handled -= session.samples_taken
+                nodes[policy] = session.document(result)
+            schedulers[policy] = node.scheduler
+            dead[policy] = runtime.dead_at_ns
+    rows = comparison_rows(schedulers, compare(schedulers), dead)
+    meta = {"app": args.app, "board": next(iter(schedulers.values())).board.name, "seed": args.seed}
+    doc = comparison_document(rows, ns, meta, nodes)
+    report_attach.write_outputs(doc, report, plot, args.plot_dir, html)
     if args.json:
-        print(json.dumps({"version": 1, "duration_ns": ns, "seed": args.seed, "policies": rows},
-                         indent=2, sort_keys=True))
+        print(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
     else:
-        sys.stdout.write(format_compare(rows).rstrip("\n") + "\n")
+        sys.stdout.write(format_comparison(rows))
     return 0
 
 
-def _progress_bar(total_ns: int):
-    width = 40
-
-    def show(now_ns: int) -> None:
-        done = min(width, int(width * now_ns / total_ns)) if total_ns else width
-        sys.stderr.write("\r[%s%s] %3d%%" % ("#" * done, "." * (width - done), 100 * done // width))
-        sys.stderr.flush()
-
-    return show
+def _meta(runtime, policy: str, ns: int) -> dict:
+    scheduler = runtime.scheduler
+    app = ",".join(a.name for a in runtime.apps)
+    return {"app": app, "node": "%s-%s" % (app, runtime.node_id), "node_id": runtime.node_id,
+            "seed": runtime.seed, "policy": policy, "board": scheduler.board.name, "clock": "virtual",
+            "duration_ns": ns}

@@ -6,7 +6,7 @@ built and before it runs, and :meth:`Session.finish` with the result afterwards:
     session = attach(node, args, duration_ns)      # None when no reporting option was given
     result = node.simulate(duration_ns)
     if session is not None:
-        session.finish(result, policies=None)      # writes files, flushes MQTT; returns paths
+        session.finish(result)      # writes files, flushes MQTT; returns paths
 
 While the node runs, a sampling event in the runtime's own event queue (every
 ``duration / --samples``) reads the energy scheduler's ledger, battery and per-app
@@ -29,8 +29,21 @@ SYSTEM = "system"   # the attribution's name for energy no app caused
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The reporting options shared by simulate, node and monitor."""
+    """The reporting options shared by simulate, node and monitor (the MQTT ones: add_mqtt_arguments)."""
     group = parser.add_argument_group("reporting")
+    add_mqtt_arguments(group)
+    group.add_argument("--plot", metavar="FILE.png", help="save all plots in one image")
+    group.add_argument("--plot-dir", metavar="DIR", help="save one image per plot in DIR")
+    group.add_argument("--report", metavar="FILE",
+                       help="save the document as FILE.json, or FILE.csv with a FILE.meta.json sidecar")
+    group.add_argument("--html", metavar="FILE.html",
+                       help="save a self-contained interactive report (timeline, breakdowns; opens offline)")
+    group.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                       help="time-series samples over the run (default: %(default)s)")
+
+
+def add_mqtt_arguments(group) -> None:
+    """--mqtt, --mqtt-ca, --mqtt-insecure, --node-name, --outbox: the same names in every command."""
     group.add_argument("--mqtt", metavar="URL",
                        help="publish reports to an MQTT broker: mqtt://[user[:password]@]host[:port] "
                             "or mqtts://... (reports wait in a durable outbox while it is unreachable)")
@@ -41,16 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--node-name", metavar="NAME",
                        help="node name in MQTT topics iotbpf/NAME/... (default: APP-NODE_ID)")
     group.add_argument("--outbox", metavar="FILE",
-                       help="durable outbox database (default: ~/.cache/iotbpf/NAME.outbox.db)")
-    group.add_argument("--plot", metavar="FILE.png", help="save all plots in one image")
-    group.add_argument("--plot-dir", metavar="DIR", help="save one image per plot in DIR")
-    group.add_argument("--report", metavar="FILE", help="save the numbers as FILE.json or FILE.csv")
-    group.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
-                       help="time-series samples over the run (default %d)" % DEFAULT_SAMPLES)
+                       help="durable outbox database (default: $XDG_CACHE_HOME or ~/.cache, "
+                            "iotbpf/NAME.outbox.db)")
 
 
 def wanted(args: argparse.Namespace) -> bool:
-    return any(getattr(args, name, None) for name in ("mqtt", "plot", "plot_dir", "report"))
+    return any(getattr(args, name, None) for name in ("mqtt", "plot", "plot_dir", "report", "html", "json"))
 
 
 def default_outbox(node_name: str) -> str:
@@ -106,7 +115,7 @@ class Session:
 
     def __init__(self, runtime, meta: dict, duration_ns: int, samples: int = DEFAULT_SAMPLES,
                  publisher=None, plot: str | None = None, plot_dir: str | None = None,
-                 report: str | None = None):
+                 report: str | None = None, html: str | None = None, timeline: bool = False):
         self.runtime = runtime
         self.interval_ns = max(1, duration_ns // max(1, samples))
         self.end_ns = duration_ns
@@ -116,13 +125,40 @@ class Session:
         self.plot = plot
         self.plot_dir = plot_dir
         self.report_path = report
+        self.html = html
         self.samples_taken = 0
+        self.last_document = None
         self._last = None
+        self._timeline = timeline or bool(html)
+        self._events_taken = False
+        if self._timeline:
+            self._watch_bursts()
+
+    def _watch_bursts(self) -> None:
+        """Record each radio burst (start, length, apps) for the timeline: a read-only wrapper around
+        the energy scheduler's burst, installed only when a timeline is asked for (--html)."""
+        scheduler = getattr(self.runtime, "scheduler", None)
+        burst = getattr(scheduler, "_burst", None)
+        if burst is None:
+            return
+        recorder = self.recorder
+
+        def watched(t, packets):
+            apps = sorted({str(q[3]) for q in packets})
+            count = len(packets)
+            before = len(scheduler.done)
+            burst(t, packets)
+            if count and len(scheduler.done) > before:
+                recorder.event(t, "radio burst", scheduler.done[-1][0] - t, ",".join(apps),
+                               "%d packet%s" % (count, "" if count == 1 else "s"))
+
+        scheduler._burst = watched
 
     def start(self) -> Session:
         """Schedule the first sample (at boot time) in the node's event queue."""
         self.runtime.queue.push(self.runtime.clock.now_ns(), self._on_sample, None)
         return self
+
 
     def _on_sample(self, now_ns: int, _arg) -> None:
         self.samples_taken += 1
@@ -168,7 +204,44 @@ class Session:
 
         self.publisher.report("apps", live_data(self.runtime, snap["apps"], energy), ts_ns=ts)
 
-    def finish(self, result=None, policies: list | None = None, flush_timeout: float = 15.0) -> list[str]:
+    def document(self, result=None) -> dict | None:
+        """The node-result document of the run so far. A node without an energy model has its counters
+        (``run``) and a two-row series of nulls, and null totals (None without a result either)."""
+        summary = getattr(result, "summary", None) or {}
+        if not len(self.recorder):
+            if result is None or not hasattr(result, "events_handled"):
+                return None
+            self.recorder.meta["energy_model"] = False
+            self.recorder.sample(0, {})
+            self.recorder.sample(self.runtime.clock.now_ns(), {})
+        if self._timeline and not self._events_taken:
+            self._events_taken = True
+            self._scheduler_events(summary)
+        run = None
+        if result is not None and hasattr(result, "events_handled"):
+            run = dict(summary, events_handled=result.events_handled)
+        return self.recorder.report(died_ns=getattr(self.runtime, "dead_at_ns", None), run=run)
+
+    def _scheduler_events(self, summary: dict) -> None:
+        """Transmit requests, listen windows, faults and the battery's death, from what the node kept."""
+        rec = self.recorder
+        scheduler = getattr(self.runtime, "scheduler", None)
+        for arrival, _deadline, nbytes, app in getattr(scheduler, "trace_tx", ()):
+            rec.event(arrival, "send request", None, app, "%d bytes" % nbytes)
+        for start, duration, app in getattr(scheduler, "trace_listen", ()):
+            rec.event(start, "listen window", duration, app)
+        for fault in summary.get("fault_records", ()):
+            rec.event(fault["t_ns"], "fault", None, fault.get("app"),
+                      "%s: %s" % (fault.get("hook"), fault["message"]))
+        for event in summary.get("events", ()):
+            rec.event(event["t_ns"], str(event.get("event", "event")), None, event.get("app"),
+                      ", ".join("%s=%s" % (k, event[k]) for k in sorted(event) if k not in ("event", "t_ns", "app")))
+        dead = getattr(self.runtime, "dead_at_ns", None)
+        if dead is not None:
+            rec.event(dead, "battery empty", None, None, "the node stopped")
+        rec.sort_events()
+
+    def finish(self, result=None, flush_timeout: float = 15.0) -> list[str]:
         """Final sample, files and plots; flush MQTT. Returns the paths written.
 
         Raises RuntimeFailure (after writing every file) when reports could not be delivered;
@@ -179,20 +252,13 @@ class Session:
             # Our sampling events are not the node's events: keep the printed count unchanged.
             result.events_handled -= self.samples_taken
         written = []
-        report = self.recorder.report(policies=[_policy_row(p) for p in policies] if policies else None) \
-            if len(self.recorder) else None
+        report = self.document(result)
+        self.last_document = report
+        if report is not None and report["meta"].get("energy_model") is False:
+            report = None
         if report is not None:
-            if self.report_path:
-                written.append(write_report(report, self.report_path))
-            if self.plot or self.plot_dir:
-                from iotbpf.report import plots
-
-                if self.plot:
-                    plots.plot_report(report, self.plot)
-                    written.append(self.plot)
-                if self.plot_dir:
-                    written.extend(plots.plot_dir(report, self.plot_dir))
-        elif self.report_path or self.plot or self.plot_dir:
+            written.extend(write_outputs(report, self.report_path, self.plot, self.plot_dir, self.html))
+        elif self.report_path or self.plot or self.plot_dir or self.html:
             raise RuntimeFailure("no energy data to report: this node runs without an energy model")
         if self.publisher is not None:
             delivered = self.publisher.close(timeout=flush_timeout)
@@ -203,14 +269,39 @@ class Session:
         return written
 
 
-def _policy_row(row: dict) -> dict:
-    """Accept the energy scheduler's compare() rows (average_current_a, ratio_to_oracle) too."""
-    out = dict(row)
-    if "avg_current_a" not in out and "average_current_a" in out:
-        out["avg_current_a"] = out["average_current_a"]
-    if "oracle_ratio" not in out and "ratio_to_oracle" in out:
-        out["oracle_ratio"] = out["ratio_to_oracle"]
-    return out
+def write_outputs(doc: dict, report: str | None = None, plot: str | None = None, plot_dir: str | None = None,
+                  html: str | None = None) -> list[str]:
+    """Write a document of any kind as --report, --plot, --plot-dir and --html ask; returns the paths."""
+    written = []
+    if report:
+        written.append(write_report(doc, report))
+    if plot or plot_dir:
+        from iotbpf.report import plots
+
+        if plot:
+            plots.plot_report(doc, plot)
+            written.append(plot)
+        if plot_dir:
+            written.extend(plots.plot_dir(doc, plot_dir))
+    if html:
+        from iotbpf.report import html as html_report
+
+        written.append(html_report.write_html(doc, html))
+    return written
+
+
+def check_output_args(args: argparse.Namespace) -> tuple:
+    """(--plot, --report, --html) after checking their file suffixes."""
+    plot = getattr(args, "plot", None)
+    if plot and not plot.lower().endswith((".png", ".svg", ".pdf")):
+        raise IotbpfError("--plot file must end in .png, .svg or .pdf: %s" % plot)
+    report = getattr(args, "report", None)
+    if report and not report.endswith((".json", ".csv")):
+        raise IotbpfError("--report file must end in .json or .csv: %s" % report)
+    html = getattr(args, "html", None)
+    if html and not html.lower().endswith((".html", ".htm")):
+        raise IotbpfError("--html file must end in .html: %s" % html)
+    return plot, report, html
 
 
 def attach(node, args: argparse.Namespace, duration_ns: int, meta: dict | None = None) -> Session | None:
@@ -232,12 +323,7 @@ def attach(node, args: argparse.Namespace, duration_ns: int, meta: dict | None =
     name = getattr(args, "node_name", None) or "%s-%s" % (app_names[0] if app_names else "node",
                                                           info["node_id"])
     info["node"] = name
-    plot = getattr(args, "plot", None)
-    if plot and not plot.lower().endswith((".png", ".svg", ".pdf")):
-        raise IotbpfError("--plot file must end in .png, .svg or .pdf: %s" % plot)
-    report = getattr(args, "report", None)
-    if report and not report.endswith((".json", ".csv")):
-        raise IotbpfError("--report file must end in .json or .csv: %s" % report)
+    plot, report, html = check_output_args(args)
     samples = getattr(args, "samples", None)
     if samples is None:
         samples = DEFAULT_SAMPLES
@@ -249,9 +335,12 @@ def attach(node, args: argparse.Namespace, duration_ns: int, meta: dict | None =
 
         outbox = getattr(args, "outbox", None) or default_outbox(name)
         os.makedirs(os.path.dirname(os.path.abspath(outbox)), exist_ok=True)
+        apps = tuple(app_names) + (SYSTEM,) if scheduler is not None else ()
         publisher = Publisher(args.mqtt, name, outbox, clock="virtual", model=info.get("board") or "iotbpf node",
+                              announce=("battery", "power", "energy", "lifetime") if scheduler is not None else (),
+                              apps=apps,
                               ca_certs=getattr(args, "mqtt_ca", None),
                               tls_insecure=bool(getattr(args, "mqtt_insecure", False))).start()
     session = Session(runtime, info, duration_ns, samples, publisher, plot, getattr(args, "plot_dir", None),
-                      report)
+                      report, html)
     return session.start()

@@ -1,39 +1,22 @@
-"""Energy reports: record a run as time series, and write/read them as JSON or CSV (CPython only).
+"""Report documents: record a run as time series, build every report kind, write/read JSON and CSV.
 
 A :class:`Recorder` takes cumulative samples of a node (per-component energy and time per
-state, state of charge, time to empty, per-app energy) and turns consecutive samples into
-per-interval average power and the highest-power state each component entered;
-:meth:`Recorder.report` returns the report dict below, which the plots draw and the JSON/CSV
-files hold -- the same numbers in all three.
-This module must never invent a number: every value comes from a sample or a given summary.
+state, state of charge, time to empty, per-app energy) and timeline events, and returns a
+``iotbpf.node-result`` document; ``comparison_document``, ``fleet_document``,
+``monitor_document`` and ``app_usage_document`` build the other members of the schema family
+(iotbpf/report/schemas/, checked by iotbpf.report.schema). The plots, the HTML report, the
+JSON and the CSV files all read these documents: the same numbers everywhere. This module must
+never invent a number: every value comes from a sample or a given summary.
 
-Report schema "iotbpf.energy-report", version 1 (JSON)::
+Conventions of every kind: SI units in field names (``energy_j``, ``avg_power_w``,
+``duration_s``), times in seconds as floats plus integer ``*_ns`` where exactness matters,
+state of charge in percent, and ``series`` as columns of one length (``pandas.DataFrame(
+doc["series"])`` works): interval values (``power_w.<component>``, ``state.<component>``: the
+highest-power state entered, ``duty_percent.<component>``: time outside idle states) sit at the
+row of the interval's end, the first row is null.
 
-    {"schema": "iotbpf.energy-report", "version": 1,
-     "meta": {"node", "app", "board", "policy", "seed", "clock": "virtual"|"real", ...},
-     "duration_s": float,
-     "series": {
-        "t_s": [t0, t1, ..., tn],                 # sample times, seconds since the start
-        "power_w": {component: [p1..pn]},         # average power over (t[i-1], t[i]], W
-        "state": {component: [s1..sn]},           # highest-power state entered in that interval
-        "soc_percent": [n+1 values or null],      # state of charge at each sample time
-        "time_to_empty_s": [n+1 values or null]}, # predicted time to empty at each sample time
-     "components": {component: {"energy_j": float,
-                                "states": {state: {"time_s": float, "energy_j": float}}}},
-                                                  # energy_j per state when the source has it
-     "apps": {app: {"energy_j": float}},
-     "battery": {"soc_percent": float|null, "time_to_empty_s": float|null,
-                 "lifetime_days": float|null},    # lifetime = elapsed + time to empty
-     "totals": {"energy_j": float, "avg_power_w": float},
-     "policies": [{"policy": str, "energy_j": float, "avg_current_a": float|null,
-                   "lifetime_days": float|null, "deadline_misses": int|null,
-                   "oracle_ratio": float|null}, ...]}   # optional: a policy comparison
-
-CSV (same numbers, one row per value) with columns
-``section,name,t_start_s,t_end_s,value,unit``; sections: power (name = component, W),
-state (value = state name), soc (%), time_to_empty (s), component_energy (name =
-component or component/state, J), component_time (s), app_energy (J), total, battery,
-policy (name = policy/metric).
+CSV: one wide table with typed columns (a number column never holds a word) and a sidecar
+``FILE.meta.json`` holding the rest of the document plus each column's unit and type.
 """
 
 from __future__ import annotations
@@ -45,17 +28,20 @@ import math
 import os
 
 from iotbpf.ebpf.errors import IotbpfError, LoadError
+from iotbpf.report.schema import VERSION, schema_name, validate
 
-REPORT_SCHEMA = "iotbpf.energy-report"
-REPORT_VERSION = 1
-CSV_COLUMNS = ("section", "name", "t_start_s", "t_end_s", "value", "unit")
-POLICY_METRICS = (("energy_j", "J"), ("avg_current_a", "A"), ("lifetime_days", "d"),
-                  ("deadline_misses", "count"), ("oracle_ratio", "ratio"))
 NS_PER_S = 1_000_000_000
+# States in which a component does no work: everything else counts toward its duty cycle.
+IDLE_STATES = frozenset(("sleep", "deep_sleep", "light_sleep", "hibernation", "off", "idle", "standby",
+                         "assoc_sleep"))
+
+
+def _header(kind: str, meta: dict) -> dict:
+    return {"schema": schema_name(kind), "version": VERSION, "meta": meta}
 
 
 class Recorder:
-    """Builds a report from cumulative samples taken during a run (virtual or real time).
+    """Builds a node-result document from cumulative samples taken during a run (virtual or real time).
 
     ``sample(t_ns, components, ...)`` with ``components = {name: {"energy_j": cumulative J,
     "states_ns": {state: cumulative ns}, "states_j": {state: cumulative J} (optional)}}``,
@@ -63,15 +49,22 @@ class Recorder:
     unknown). Samples must come in time order. Totals (per component, state and app) are the
     change since the first sample, or with ``origin="zero"`` the last sample's values as given
     (cumulative since the run began, e.g. including what booting cost at time 0).
+    ``event(t_ns, kind, ...)`` adds a timeline event (radio burst, fault, death ...).
     """
 
-    def __init__(self, meta: dict | None = None, max_samples: int = 2000, origin: str = "first"):
+    def __init__(self, meta: dict | None = None, max_samples: int = 2000, origin: str = "first",
+                 max_events: int = 200000):
         if origin not in ("first", "zero"):
             raise ValueError("origin must be 'first' or 'zero'")
         self.meta = dict(meta or {})
+        self.meta.setdefault("clock", "virtual")
+        self.meta.setdefault("simulated", self.meta["clock"] == "virtual")
         self.origin = origin
         self.max_samples = max_samples
+        self.max_events = max_events
+        self.events_dropped = 0
         self._samples: list[dict] = []
+        self._events: list[dict] = []
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -95,6 +88,19 @@ class Recorder:
         if len(self._samples) > self.max_samples:
             self._thin()
 
+    def event(self, t_ns: int, kind: str, duration_ns: int | None = None, app: str | None = None,
+              detail: str | None = None) -> None:
+        """A timeline event; past ``max_events`` they are counted in ``events_dropped`` instead."""
+        if len(self._events) >= self.max_events:
+            self.events_dropped += 1
+            return
+        self._events.append({"t_ns": int(t_ns), "kind": kind, "duration_ns": duration_ns,
+                             "app": None if app is None else str(app), "detail": detail})
+
+    def sort_events(self) -> None:
+        """Put the timeline events in time order (sources add them in batches)."""
+        self._events.sort(key=lambda e: e["t_ns"])
+
     def _thin(self) -> None:
         """Keep the first sample and every second one after it: cumulative values lose nothing."""
         kept = self._samples[::2]
@@ -102,8 +108,8 @@ class Recorder:
             kept.append(self._samples[-1])
         self._samples = kept
 
-    def report(self, policies: list[dict] | None = None) -> dict:
-        """The report dict (schema above) for everything sampled so far."""
+    def report(self, died_ns: int | None = None, run: dict | None = None) -> dict:
+        """The node-result document for everything sampled so far (``run``: the node's counters)."""
         if not self._samples:
             raise IotbpfError("nothing was recorded: no samples")
         first, last = self._samples[0], self._samples[-1]
@@ -111,45 +117,100 @@ class Recorder:
         if self.origin == "zero":
             first = {"components": {}, "apps": {}}
         names = sorted({n for s in self._samples for n in s["components"]})
-        t_s = [(s["t_ns"] - t0) / NS_PER_S for s in self._samples]
-        power: dict[str, list] = {n: [] for n in names}
-        state: dict[str, list] = {n: [] for n in names}
+        t_ns = [s["t_ns"] - t0 for s in self._samples]
+        series: dict[str, list] = {"t_s": [t / NS_PER_S for t in t_ns], "t_ns": t_ns,
+                                   "soc_percent": [s["soc_percent"] for s in self._samples],
+                                   "time_to_empty_s": [s["time_to_empty_s"] for s in self._samples]}
+        for n in names:
+            series["power_w." + n] = [None]
+            series["state." + n] = [None]
+            series["duty_percent." + n] = [None]
         for prev, cur in zip(self._samples, self._samples[1:]):
             dt = (cur["t_ns"] - prev["t_ns"]) / NS_PER_S
             for n in names:
                 a = prev["components"].get(n, {"energy_j": 0.0, "states_ns": {}})
                 b = cur["components"].get(n, {"energy_j": 0.0, "states_ns": {}})
-                power[n].append((b["energy_j"] - a["energy_j"]) / dt if dt > 0 else 0.0)
-                state[n].append(_top_state(a, b))
+                series["power_w." + n].append((b["energy_j"] - a["energy_j"]) / dt if dt > 0 else 0.0)
+                series["state." + n].append(_top_state(a, b))
+                series["duty_percent." + n].append(_duty(a, b, cur["t_ns"] - prev["t_ns"]))
+        duration_ns = t_ns[-1]
+        duration = duration_ns / NS_PER_S
         components = {}
+        duty = {}
         for n in names:
             comp = last["components"].get(n, {"energy_j": 0.0, "states_ns": {}})
             base = first["components"].get(n, {"energy_j": 0.0, "states_ns": {}})
             states = {}
+            busy_ns = 0
             for s, ns in sorted(comp["states_ns"].items()):
-                states[s] = {"time_s": (ns - base["states_ns"].get(s, 0)) / NS_PER_S}
+                dns = ns - base["states_ns"].get(s, 0)
+                states[s] = {"time_s": dns / NS_PER_S, "time_ns": dns}
                 if s in comp.get("states_j", {}):
                     states[s]["energy_j"] = comp["states_j"][s] - base.get("states_j", {}).get(s, 0.0)
+                if s not in IDLE_STATES:
+                    busy_ns += dns
             components[n] = {"energy_j": comp["energy_j"] - base["energy_j"], "states": states}
+            if states and duration_ns > 0:
+                duty[n] = min(100.0, 100.0 * busy_ns / duration_ns)
         apps = {a: {"energy_j": e - first["apps"].get(a, 0.0)} for a, e in sorted(last["apps"].items())}
-        duration = t_s[-1]
         total = sum(c["energy_j"] for c in components.values())
         tte = last["time_to_empty_s"]
-        report = {
-            "schema": REPORT_SCHEMA, "version": REPORT_VERSION, "meta": dict(self.meta),
-            "duration_s": duration,
-            "series": {"t_s": t_s, "power_w": power, "state": state,
-                       "soc_percent": [s["soc_percent"] for s in self._samples],
-                       "time_to_empty_s": [s["time_to_empty_s"] for s in self._samples]},
+        died = None if died_ns is None else (died_ns - t0) / NS_PER_S
+        if died is not None:
+            lifetime = died
+        else:
+            lifetime = None if tte is None else duration + tte
+        doc = _header("node-result", dict(self.meta))
+        doc.update({
+            "duration_s": duration, "duration_ns": duration_ns,
+            "series": series,
             "components": components,
             "apps": apps,
-            "battery": {"soc_percent": last["soc_percent"], "time_to_empty_s": tte,
-                        "lifetime_days": None if tte is None else (duration + tte) / 86400.0},
-            "totals": {"energy_j": total, "avg_power_w": total / duration if duration > 0 else 0.0},
-        }
-        if policies:
-            report["policies"] = [normalise_policy_row(p) for p in policies]
-        return report
+            "battery": {"soc_percent": last["soc_percent"], "time_to_empty_s": tte, "lifetime_s": lifetime,
+                        "died_s": died},
+            "totals": {"energy_j": total, "avg_power_w": total / duration if duration > 0 else 0.0,
+                       "duty_cycle_percent": duty} if names else
+            {"energy_j": None, "avg_power_w": None, "duty_cycle_percent": {}},   # no energy model: unknown
+        })
+        if self._events:
+            doc["events"] = [{"t_s": (e["t_ns"] - t0) / NS_PER_S, "t_ns": e["t_ns"] - t0, "kind": e["kind"],
+                              "duration_s": None if e["duration_ns"] is None else e["duration_ns"] / NS_PER_S,
+                              "app": e["app"], "detail": e["detail"]} for e in self._events]
+        if run is not None:
+            doc["run"] = si_summary(run)
+            if self.events_dropped:
+                doc["run"]["timeline_events_dropped"] = self.events_dropped
+        return doc
+
+
+def duty_cycle_percent(components: dict, duration_ns: int) -> dict:
+    """Percent of ``duration_ns`` each component spent outside its idle states, from a scheduler
+    summary's ``components`` ({name: {"states": {state: {"ns": ...}}}})."""
+    if duration_ns <= 0:
+        return {}
+    return {name: min(100.0, 100.0 * sum(v["ns"] for s, v in entry["states"].items() if s not in IDLE_STATES)
+                      / duration_ns) for name, entry in components.items()}
+
+
+def si_summary(value):
+    """A node's counters in the family's units: every ``*_ns`` integer gains a ``*_s`` float beside it,
+    a state of charge as a 0-1 fraction ("soc") becomes ``soc_percent``; energy blocks are left out
+    (the document's components/apps/battery hold them)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "energy":
+                continue
+            if key == "soc" and isinstance(item, (int, float)):
+                out["soc_percent"] = 100.0 * item
+                continue
+            out[key] = si_summary(item)
+            if key.endswith("_ns") and isinstance(item, int) and not isinstance(item, bool):
+                out[key[:-3] + "_s"] = item / NS_PER_S
+        return out
+    if isinstance(value, list):
+        return [si_summary(v) for v in value]
+    return value
 
 
 def _top_state(before: dict, after: dict):
@@ -170,14 +231,12 @@ def _top_state(before: dict, after: dict):
     return best
 
 
-def normalise_policy_row(row: dict) -> dict:
-    """A policy comparison row with every documented metric (None where unknown)."""
-    if not isinstance(row, dict) or not isinstance(row.get("policy"), str):
-        raise IotbpfError("a policy row needs a 'policy' name")
-    out = {"policy": row["policy"]}
-    for metric, _unit in POLICY_METRICS:
-        out[metric] = _num_or_none(row.get(metric))
-    return out
+def _duty(before: dict, after: dict, dt_ns: int):
+    """Percent of an interval a component spent outside its idle states (None without state times)."""
+    if not after["states_ns"] or dt_ns <= 0:
+        return None
+    busy = sum(ns - before["states_ns"].get(s, 0) for s, ns in after["states_ns"].items() if s not in IDLE_STATES)
+    return min(100.0, max(0.0, 100.0 * busy / dt_ns))
 
 
 def _num_or_none(value):
@@ -187,163 +246,255 @@ def _num_or_none(value):
     return value if math.isfinite(value) else None
 
 
+def series_components(doc: dict, prefix: str = "power_w.") -> list[str]:
+    """The component (or app) names of a document's ``prefix`` series, sorted."""
+    return sorted(k[len(prefix):] for k in doc.get("series", {}) if k.startswith(prefix))
+
+
+# --------------------------------------------------------------------------- the other kinds
+
+def comparison_document(rows: list[dict], duration_ns: int, meta: dict, nodes: dict | None = None) -> dict:
+    """A comparison document from rows of ``comparison_rows`` and per-policy node results."""
+    doc = _header("comparison", dict(meta, clock="virtual", simulated=True))
+    doc.update({"duration_s": duration_ns / NS_PER_S, "duration_ns": int(duration_ns), "policies": rows})
+    if nodes:
+        doc["nodes"] = nodes
+    return doc
+
+
+def comparison_rows(schedulers: dict, oracle_rows: list[dict], dead_ns: dict) -> list[dict]:
+    """Truthful policy rows: each policy's energy over its own span with that span, its average power
+    and the power ratio to the oracle (labelled as such), and the time its battery died, if it did.
+
+    ``oracle_rows`` are the energy scheduler's ``compare()`` rows (for their oracle and ratios);
+    ``dead_ns`` maps a policy to when its battery died (None when it lasted)."""
+    out = []
+    for row in oracle_rows:
+        name = row["policy"]
+        oracle = name == "oracle"
+        sched = schedulers.get(name[:-len(" (live)")] if name.endswith(" (live)") else name)
+        if oracle:
+            span_ns = max(s.elapsed_ns() for s in schedulers.values())
+        else:
+            span_ns = sched.elapsed_ns()
+        died = None if oracle else dead_ns.get(sched.policy if sched is not None else name)
+        span = span_ns / NS_PER_S
+        life_days = row.get("lifetime_days")
+        out.append({
+            "policy": name, "oracle": oracle, "duration_s": span, "duration_ns": int(span_ns),
+            "energy_j": float(row["energy_j"]),
+            "avg_power_w": float(row["energy_j"]) / span if span > 0 else None,
+            "avg_current_a": _num_or_none(row.get("average_current_a")),
+            "lifetime_s": None if died is not None and life_days is None else
+            (died / NS_PER_S if died is not None else (None if life_days is None else life_days * 86400.0)),
+            "died_s": None if died is None else died / NS_PER_S,
+            "deadline_misses": int(row.get("deadline_misses") or 0),
+            "power_ratio_to_oracle": _num_or_none(row.get("ratio_to_oracle")),
+        })
+    return out
+
+
+def fleet_document(report: dict) -> dict:
+    """The fleet document of ``iotbpf.fleet.run_fleet``'s result (its numbers, in the family's units)."""
+    spec = report["spec"]
+    duration = float(spec["duration_s"])
+    stats = report["stats"]
+    life = {k: (None if v is None else v * 86400.0) for k, v in stats["lifetime_days"].items()}
+    first = stats.get("first_death")
+    nodes = []
+    for n in report["nodes"]:
+        soc = [None if s is None else 100.0 * s for s in n.get("soc") or []]
+        nodes.append({
+            "index": n["index"], "name": n["name"], "app": n["app"], "board": n["board"], "policy": n["policy"],
+            "seed": n["seed"], "params": dict(n.get("params") or {}),
+            "energy_j": n["energy_j"], "avg_current_a": n["average_current_a"],
+            "lifetime_s": None if n.get("lifetime_days") is None else n["lifetime_days"] * 86400.0,
+            "died_s": None if n.get("died_at_days") is None else n["died_at_days"] * 86400.0,
+            "deadline_misses": int(n["deadline_misses"]), "packets_sent": int(n["packets_sent"]),
+            "packets_lost": int(n["packets_lost"]), "faults": int(n["faults"]),
+            "components_energy_j": dict(n.get("components_j") or {}), "apps_energy_j": dict(n.get("apps_j") or {}),
+            "soc_percent": soc})
+    samples = int(report.get("soc_samples") or 0)
+    series: dict[str, list] = {"t_s": [duration * (i + 1) / samples for i in range(samples)]}
+    for q in (5, 50, 95):
+        column = []
+        for i in range(samples):
+            values = sorted(n["soc_percent"][i] for n in nodes
+                            if i < len(n["soc_percent"]) and n["soc_percent"][i] is not None)
+            column.append(_percentile(values, q) if values else None)
+        series["soc_percent_p%d" % q] = column
+    doc = _header("fleet", {"clock": "virtual", "simulated": True, "name": spec.get("name"),
+                            "backend": report.get("backend"), "workers": report.get("workers"),
+                            "wall_s": report.get("seconds")})
+    doc.update({
+        "duration_s": duration, "duration_ns": int(round(duration * NS_PER_S)), "spec": spec,
+        "stats": {"nodes": stats["nodes"], "dead_nodes": stats["dead_nodes"], "lifetime_s": life,
+                  "first_death": None if first is None else {"node": first["node"], "died_s": first["days"] * 86400.0},
+                  "energy_j": stats["energy_j_total"], "deadline_misses": stats["deadline_misses_total"],
+                  "faults": stats["faults_total"]},
+        "series": series, "nodes": nodes})
+    return doc
+
+
+def _percentile(sorted_values: list, q: float) -> float:
+    position = (len(sorted_values) - 1) * q / 100.0
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def monitor_document(summary: dict, timeline: list, host: str, model_matches_host: bool) -> dict:
+    """The monitor document of a live ``iotbpf monitor`` run (``LinuxMonitor.summary()`` and the
+    per-interval (end time s, {app: W}) timeline)."""
+    apps = [{"app": a["app"], "energy_j": a["energy_j"], "cpu_s": a["cpu_s"], "wakeups": int(a["wakeups"]),
+             "processes": int(a.get("processes", 0)), "source": a.get("source", "")} for a in summary["apps"]]
+    series: dict[str, list] = {"t_s": [t - timeline[0][0] for t, _ in timeline] if timeline else []}
+    names = sorted({n for _, watts in timeline for n in watts})
+    for name in names:
+        series["power_w." + name] = [watts.get(name) for _, watts in timeline]
+    doc = _header("monitor", {"clock": "real", "simulated": False, "host": host,
+                              "model": summary["model"]["name"], "model_matches_host": model_matches_host,
+                              "group_by": summary.get("group_by"), "notes": list(summary.get("notes", []))})
+    doc.update({"duration_s": float(summary["seconds"]), "apps": apps,
+                "totals": {"estimate_j": summary["estimate_j"], "measured_j": summary["measured_j"],
+                           "error_percent": summary["error_pct"]},
+                "series": series,
+                "run": {k: v for k, v in summary.items() if k not in ("apps", "notes", "mqtt")}})
+    return doc
+
+
+def app_usage_document(apps: list[dict], source: str, duration_s: float | None, clock: str = "real",
+                       simulated: bool = False, events: list | None = None, **meta) -> dict:
+    """An app-usage document: ``apps`` rows with at least ``app`` and ``energy_j`` (see the schema)."""
+    doc = _header("app-usage", dict(meta, clock=clock, simulated=simulated, source=source))
+    doc.update({"duration_s": duration_s, "apps": apps})
+    if events:
+        doc["events"] = events
+    return doc
+
+
+def android_app_usage(comparison: dict, source: str) -> dict:
+    """The app-usage document of ``iotbpf.platforms.android`` attribution (``.to_dict()``)."""
+    apps = [{"app": r["name"], "uid": r.get("uid"), "energy_j": None, "charge_mah": r.get("ours_mah"),
+             "reference_charge_mah": r.get("android_mah")} for r in comparison["rows"]]
+    return app_usage_document(apps, "android-checkin", comparison.get("duration_s"), clock="real",
+                              simulated=False, power_profile=source, notes=list(comparison.get("notes", [])))
+
+
 # --------------------------------------------------------------------------- files
 
-def write_report(report: dict, path: str | os.PathLike) -> str:
-    """Write ``report`` as JSON (``.json``) or CSV (``.csv``), chosen by the file suffix."""
+def write_report(doc: dict, path: str | os.PathLike) -> str:
+    """Write a document as JSON (``.json``) or a typed CSV table plus ``.meta.json`` sidecar (``.csv``)."""
     path = os.fspath(path)
-    validate_report(report)
+    validate(doc)
     if path.endswith(".json"):
-        text = json.dumps(report, indent=1, sort_keys=True, allow_nan=False) + "\n"
+        _write(path, json.dumps(doc, indent=1, sort_keys=True, allow_nan=False) + "\n")
     elif path.endswith(".csv"):
-        text = report_to_csv(report)
+        columns, rows, rest = csv_table(doc)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([c[0] for c in columns])
+        for row in rows:
+            writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
+        _write(path, out.getvalue())
+        rest = dict(rest, csv={"file": os.path.basename(path),
+                               "columns": [{"name": n, "unit": u, "type": t} for n, u, t in columns]})
+        _write(sidecar_path(path), json.dumps(rest, indent=1, sort_keys=True, allow_nan=False) + "\n")
     else:
         raise IotbpfError("report file must end in .json or .csv: %s" % path)
+    return path
+
+
+def sidecar_path(csv_path: str) -> str:
+    """The metadata file written beside a CSV report: FILE.csv -> FILE.meta.json."""
+    return os.path.splitext(csv_path)[0] + ".meta.json"
+
+
+def _write(path: str, text: str) -> None:
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as f:
         f.write(text)
-    return path
+
+
+def _unit(name: str) -> str:
+    """The unit a field name carries in its suffix (``energy_j`` -> J) or prefix (``power_w.cpu`` -> W)."""
+    stem = name.split(".", 1)[0] if name.startswith(("power_w.", "energy_j.")) else name
+    for suffix, unit in (("_percent", "%"), ("_ns", "ns"), ("_s", "s"), ("_j", "J"), ("_w", "W"), ("_a", "A"),
+                         ("_mah", "mAh")):
+        if stem.endswith(suffix):
+            return unit
+    return ""
+
+
+def csv_table(doc: dict) -> tuple[list[tuple[str, str, str]], list[list], dict]:
+    """The document's table: ([(column, unit, type)], rows, the rest of the document for the sidecar).
+
+    node-result: the series (one row per sample); comparison: one row per policy; fleet: one row per
+    node with its parameters; monitor and app-usage: one row per app (a monitor's series stays in the
+    sidecar)."""
+    kind = doc["schema"][len("iotbpf."):]
+    rest = {k: v for k, v in doc.items()}
+    if kind == "node-result":
+        series = rest.pop("series")
+        names = list(series)
+        rows = [list(r) for r in zip(*(series[n] for n in names))]
+    elif kind == "comparison":
+        records = rest.pop("policies")
+        names = list(records[0])
+        rows = [[r[n] for n in names] for r in records]
+    elif kind == "fleet":
+        records = rest.pop("nodes")
+        params = sorted({p for r in records for p in r["params"]})
+        comps = sorted({c for r in records for c in r["components_energy_j"]})
+        scalar = [n for n in records[0] if not isinstance(records[0][n], (dict, list))] if records else []
+        names = scalar + ["param." + p for p in params] + ["energy_j." + c for c in comps]
+        rows = [[r[n] for n in scalar] + [r["params"].get(p) for p in params]
+                + [r["components_energy_j"].get(c) for c in comps] for r in records]
+    else:
+        records = rest.pop("apps")
+        names = sorted({n for r in records for n, v in r.items() if not isinstance(v, (dict, list))},
+                       key=lambda n: (n != "app", n))
+        rows = [[r.get(n) for n in names] for r in records]
+    columns = [(n, _unit(n), _column_type([row[i] for row in rows])) for i, n in enumerate(names)]
+    return columns, rows, rest
+
+
+def _column_type(values: list) -> str:
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {int}:
+        return "integer" if kinds else "number"
+    if kinds <= {int, float}:
+        return "number"
+    if kinds <= {bool}:
+        return "boolean"
+    return "string"
 
 
 def load_report(path: str | os.PathLike) -> dict:
-    """Read and validate a JSON report written by ``write_report``."""
+    """Read and validate a JSON document of any report kind."""
     path = os.fspath(path)
     if path.endswith(".csv"):
         raise LoadError("%s: CSV reports are for spreadsheets; read the JSON one (--report FILE.json)" % path)
     try:
         with open(path, encoding="utf-8") as f:
-            report = json.load(f)
+            doc = json.load(f)
     except OSError as exc:
         raise LoadError("cannot read report %s: %s" % (path, exc.strerror)) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise LoadError("report %s is not JSON: %s" % (path, exc)) from None
     try:
-        validate_report(report)
-    except IotbpfError as exc:
+        validate(doc)
+    except LoadError as exc:
         raise LoadError("report %s: %s" % (path, exc)) from None
-    return report
-
-
-def validate_report(report) -> None:
-    """Raise LoadError naming the first thing that does not follow the schema."""
-    if not isinstance(report, dict):
-        raise LoadError("not a JSON object")
-    if report.get("schema") != REPORT_SCHEMA:
-        raise LoadError("schema is %r, expected %r" % (report.get("schema"), REPORT_SCHEMA))
-    if report.get("version") != REPORT_VERSION:
-        raise LoadError("version %r is not supported (this iotbpf reads %d)"
-                        % (report.get("version"), REPORT_VERSION))
-    series = report.get("series")
-    if not isinstance(series, dict) or not isinstance(series.get("t_s"), list) or not series["t_s"]:
-        raise LoadError("series.t_s is missing")
-    n = len(series["t_s"]) - 1
-    for key in ("power_w", "state"):
-        table = series.get(key)
-        if not isinstance(table, dict):
-            raise LoadError("series.%s is missing" % key)
-        for name, values in table.items():
-            if not isinstance(values, list) or len(values) != n:
-                raise LoadError("series.%s.%s must have %d values (one per interval)" % (key, name, n))
-    for key in ("soc_percent", "time_to_empty_s"):
-        values = series.get(key)
-        if not isinstance(values, list) or len(values) != n + 1:
-            raise LoadError("series.%s must have %d values (one per sample)" % (key, n + 1))
-    for key in ("components", "apps", "battery", "totals"):
-        if not isinstance(report.get(key), dict):
-            raise LoadError("%s is missing" % key)
-    if "policies" in report and not isinstance(report["policies"], list):
-        raise LoadError("policies must be a list")
-    _check_types(report)
+    return doc
 
 
 def _is_number(value) -> bool:
     """A finite JSON number (bool is not one; Python's json reads NaN and Infinity)."""
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and (isinstance(value, int) or value - value == 0.0))
-
-
-def _check_types(report: dict) -> None:
-    """The JSON types of every field plot/export read (a wrong one is a LoadError, not a crash)."""
-    if not _is_number(report.get("duration_s")):
-        raise LoadError("duration_s must be a number, got %r" % (report.get("duration_s"),))
-    series = report["series"]
-    if not all(_is_number(t) for t in series["t_s"]):
-        raise LoadError("series.t_s must hold numbers")
-    for name, values in series["power_w"].items():
-        if not all(_is_number(v) for v in values):
-            raise LoadError("series.power_w.%s must hold numbers" % name)
-    for name, values in series["state"].items():
-        if not all(v is None or isinstance(v, str) for v in values):
-            raise LoadError("series.state.%s must hold state names or null" % name)
-    for key in ("soc_percent", "time_to_empty_s"):
-        if not all(v is None or _is_number(v) for v in series[key]):
-            raise LoadError("series.%s must hold numbers or null" % key)
-    for section in ("components", "apps"):
-        for name, entry in report[section].items():
-            if not isinstance(entry, dict) or not _is_number(entry.get("energy_j")):
-                raise LoadError("%s.%s.energy_j must be a number" % (section, name))
-            states = entry.get("states", {})
-            if not isinstance(states, dict) or not all(
-                    isinstance(info, dict) and _is_number(info.get("time_s"))
-                    and ("energy_j" not in info or _is_number(info["energy_j"])) for info in states.values()):
-                raise LoadError("%s.%s.states must map states to {time_s, energy_j} numbers" % (section, name))
-    for key in ("energy_j", "avg_power_w"):
-        if not _is_number(report["totals"].get(key)):
-            raise LoadError("totals.%s must be a number" % key)
-    for key in ("soc_percent", "time_to_empty_s", "lifetime_days"):
-        value = report["battery"].get(key)
-        if not (value is None or _is_number(value)):
-            raise LoadError("battery.%s must be a number or null" % key)
-
-
-def csv_rows(report: dict) -> list[tuple]:
-    """Every number of the report as (section, name, t_start_s, t_end_s, value, unit) rows."""
-    rows = []
-    series = report["series"]
-    t = series["t_s"]
-    for name in sorted(series["power_w"]):
-        for i, p in enumerate(series["power_w"][name]):
-            rows.append(("power", name, t[i], t[i + 1], p, "W"))
-    for name in sorted(series["state"]):
-        for i, s in enumerate(series["state"][name]):
-            rows.append(("state", name, t[i], t[i + 1], "" if s is None else s, ""))
-    for i, v in enumerate(series["soc_percent"]):
-        if v is not None:
-            rows.append(("soc", "battery", t[i], t[i], v, "%"))
-    for i, v in enumerate(series["time_to_empty_s"]):
-        if v is not None:
-            rows.append(("time_to_empty", "battery", t[i], t[i], v, "s"))
-    end = report["duration_s"]
-    for name, comp in sorted(report["components"].items()):
-        rows.append(("component_energy", name, 0.0, end, comp["energy_j"], "J"))
-        for state, info in sorted(comp.get("states", {}).items()):
-            rows.append(("component_time", name + "/" + state, 0.0, end, info["time_s"], "s"))
-            if "energy_j" in info:
-                rows.append(("component_energy", name + "/" + state, 0.0, end, info["energy_j"], "J"))
-    for name, app in sorted(report["apps"].items()):
-        rows.append(("app_energy", name, 0.0, end, app["energy_j"], "J"))
-    for key, unit in (("energy_j", "J"), ("avg_power_w", "W")):
-        rows.append(("total", key, 0.0, end, report["totals"][key], unit))
-    for key, unit in (("soc_percent", "%"), ("time_to_empty_s", "s"), ("lifetime_days", "d")):
-        value = report["battery"].get(key)
-        if value is not None:
-            rows.append(("battery", key, end, end, value, unit))
-    for row in report.get("policies", []):
-        for metric, unit in POLICY_METRICS:
-            if row.get(metric) is not None:
-                rows.append(("policy", "%s/%s" % (row["policy"], metric), 0.0, end, row[metric], unit))
-    return rows
-
-
-def report_to_csv(report: dict) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in csv_rows(report):
-        writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
-    return out.getvalue()
 
 
 # --------------------------------------------------------------------------- saved MQTT reports

@@ -35,7 +35,8 @@ Report payload, schema "iotbpf.report" version 1 (UTF-8 JSON object)::
                optional result
 
 Home Assistant MQTT discovery (retained configs under ``homeassistant/sensor/...``) makes the
-battery %, power and predicted lifetime of every node appear in Home Assistant by themselves.
+battery %, power, energy (for the Energy dashboard), predicted lifetime and per-app energy of every
+node appear in Home Assistant by themselves -- only the sensors its publisher really sends.
 """
 
 from __future__ import annotations
@@ -216,35 +217,59 @@ def _version() -> str:
         return "unknown"
 
 
-def discovery_configs(node: str, prefix: str = "homeassistant", model: str = "iotbpf node") -> dict:
-    """Home Assistant MQTT discovery: {config topic: config dict} for battery %, power, lifetime."""
+# What Home Assistant gets for each announced sensor: (key, name, report topic, unit, device class,
+# state class, display precision, template). Each is announced only by a publisher that sends it.
+HA_SENSORS = {
+    "battery": ("Battery", "battery", "%", "battery", "measurement", 2, "{{ value_json.data.soc_percent }}"),
+    "power": ("Power", "energy", "W", "power", "measurement", 6, "{{ value_json.data.power_w }}"),
+    # Wh: the unit every Home Assistant release takes for the Energy dashboard (reports carry J)
+    "energy": ("Energy", "energy", "Wh", "energy", "total_increasing", 6, "{{ value_json.data.energy_j / 3600 }}"),
+    "lifetime": ("Battery lifetime", "battery", "d", "duration", "measurement", 1,
+                 "{{ value_json.data.lifetime_days }}"),
+}
+# The clock of the report and its own timestamp, as attributes: a simulated year arrives in seconds, and a
+# dashboard must be able to tell (Home Assistant records states at wall-clock time).
+HA_ATTRIBUTES = ('{"simulated": {{ (value_json.clock == "virtual") | tojson }}, '
+                 '"clock": {{ value_json.clock | tojson }}, "node_time_s": {{ value_json.ts_ns / 1e9 }}, '
+                 '"seq": {{ value_json.seq }}}')
+
+
+def discovery_configs(node: str, prefix: str = "homeassistant", model: str = "iotbpf node",
+                      sensors: tuple = ("battery", "power", "energy", "lifetime"), apps: tuple = (),
+                      simulated: bool = False) -> dict:
+    """Home Assistant MQTT discovery: {config topic: config dict} for the ``sensors`` this node publishes
+    (battery %, power, energy for the Energy dashboard, predicted lifetime) and one energy sensor per app
+    in ``apps``. Current schema: ``default_entity_id``, an ``availability`` list, display precision."""
     check_node_name(node)
     object_node = re.sub(r"[^A-Za-z0-9_-]", "_", node)
     device = {"identifiers": ["iotbpf_" + object_node], "name": node, "manufacturer": "iotbpf",
-              "model": model, "sw_version": _version()}
-    sensors = (
-        ("battery", "Battery", "battery", "%", "battery", "{{ value_json.data.soc_percent }}"),
-        ("power", "Power", "energy", "W", "power", "{{ value_json.data.power_w }}"),
-        ("lifetime", "Battery lifetime", "battery", "d", "duration",
-         "{{ value_json.data.lifetime_days }}"),
-    )
+              "model": model + (" (simulated)" if simulated else ""), "sw_version": _version()}
+    entries = [(key,) + HA_SENSORS[key] for key in sensors]
+    for app in apps:
+        key = "app_" + re.sub(r"[^A-Za-z0-9_]", "_", str(app))
+        entries.append((key, "Energy of %s" % app, "apps", "Wh", "energy", "total_increasing", 6,
+                        "{{ value_json.data.apps[%s].energy_j / 3600 }}" % json.dumps(str(app))))
     configs = {}
-    for key, name, suffix, unit, device_class, template in sensors:
+    for key, name, suffix, unit, device_class, state_class, precision, template in entries:
         unique = "iotbpf_%s_%s" % (object_node, key)
-        configs["%s/sensor/iotbpf_%s/%s/config" % (prefix, object_node, key)] = {
+        config = configs["%s/sensor/iotbpf_%s/%s/config" % (prefix, object_node, key)] = {
             "name": name,
             "unique_id": unique,
-            "object_id": unique,
+            "default_entity_id": "sensor." + unique,
             "state_topic": topic(node, suffix),
             "value_template": template,
+            "json_attributes_topic": topic(node, suffix),
+            "json_attributes_template": HA_ATTRIBUTES,
             "unit_of_measurement": unit,
             "device_class": device_class,
-            "state_class": "measurement",
-            "availability_topic": topic(node, "status"),
-            "payload_available": ONLINE,
-            "payload_not_available": OFFLINE,
+            "state_class": state_class,
+            "suggested_display_precision": precision,
+            "availability": [{"topic": topic(node, "status"), "payload_available": ONLINE,
+                              "payload_not_available": OFFLINE}],
             "device": device,
         }
+        if device_class == "power":   # a node draws µW to mW: shown in mW, stored in W
+            config["suggested_unit_of_measurement"] = "mW"
     return configs
 
 
@@ -297,6 +322,7 @@ class Publisher:
                  clock: str = "real", keepalive: float = 30, reconnect_min: float = 0.5,
                  reconnect_max: float = 30.0, window: int = 64, discovery: bool = True,
                  discovery_prefix: str = "homeassistant", model: str = "iotbpf node",
+                 announce: tuple = ("battery", "power", "energy", "lifetime"), apps: tuple = (),
                  ca_certs: str | None = None, certfile: str | None = None, keyfile: str | None = None,
                  tls_insecure: bool = False, username: str | None = None, password: str | None = None,
                  client_id: str | None = None,
@@ -313,6 +339,8 @@ class Publisher:
         self.discovery = discovery
         self.discovery_prefix = discovery_prefix
         self.model = model
+        self.announce = tuple(announce)   # the Home Assistant sensors this publisher really feeds
+        self.apps = tuple(apps)
         self.on_command = on_command
         self.last_error: str | None = None
         self.acked = 0
@@ -450,8 +478,9 @@ class Publisher:
         # mids are recorded before any acknowledgement can arrive.
         direct = [client.publish(topic(self.node, "status"), ONLINE, qos=1, retain=True)]
         if self.discovery:
-            for config_topic, config in discovery_configs(self.node, self.discovery_prefix,
-                                                          self.model).items():
+            for config_topic, config in discovery_configs(self.node, self.discovery_prefix, self.model,
+                                                          self.announce, self.apps,
+                                                          self.clock == "virtual").items():
                 direct.append(client.publish(config_topic, json.dumps(config, sort_keys=True), qos=1,
                                              retain=True))
             for config_topic, config in list(self._app_configs.values()):

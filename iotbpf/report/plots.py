@@ -1,11 +1,12 @@
-"""Plots of an energy report (matplotlib, Agg canvas, no pyplot state); CPython only.
+"""PNG/SVG/PDF plots of every report kind (matplotlib, Agg canvas, no pyplot state); CPython only.
 
-Each ``plot_*`` function draws one view of a report dict (schema in iotbpf.report.export) on a
-given Axes, or on a new Figure, and returns the Figure: power over time stacked by component,
-the component state timeline, state of charge with the predicted time to empty, energy per
-app, and a side-by-side policy comparison. Every axis has a label with its unit. Figures are
-drawn on Agg canvases directly, so plotting works headless and from any thread. Plots only
-draw numbers that are in the report; they must never compute new results.
+A node result has four views: power (per-component average power with the peak envelope of
+the highest-power state each interval entered, on a log axis so bursts stay visible), duty
+(percent of each interval a component was awake), soc (0-100 %, with the predicted time to
+empty) and apps. A comparison adds one panel per policy (power and SoC side by side) and the
+policy bars; fleets and monitor runs have their own views. Axes carry units through engineering
+formatters (no offsets, no bare exponents); one colour per component everywhere. Plots only
+draw numbers that are in the document; they must never compute new results.
 """
 
 from __future__ import annotations
@@ -15,13 +16,29 @@ import os
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, FuncFormatter
 
 from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.report.export import series_components
+from iotbpf.report.text import duration_text, eng, percent_text
 
 TIME_UNITS = (("s", 1.0), ("min", 60.0), ("h", 3600.0), ("d", 86400.0))
-POWER_UNITS = (("W", 1.0), ("mW", 1e-3), ("µW", 1e-6))
-ENERGY_UNITS = (("kJ", 1e3), ("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6))
-VIEWS = ("power", "states", "soc", "apps", "policies")
+# One colour per component in every plot (and in the HTML report).
+COMPONENT_COLORS = {"cpu": "#1f77b4", "radio": "#ff7f0e", "sensor": "#2ca02c", "display": "#9467bd",
+                    "gps": "#8c564b", "wifi": "#e377c2", "modem": "#7f7f7f", "node": "#17becf"}
+_SPARE = ("#bcbd22", "#17becf", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+NODE_VIEWS = ("power", "duty", "soc", "apps")
+COMPARISON_VIEWS = ("policies", "policy_power", "policy_soc")
+FLEET_VIEWS = ("fleet_lifetimes", "fleet_soc", "fleet_policies")
+MONITOR_VIEWS = ("apps", "app_power")
+VIEWS = NODE_VIEWS + COMPARISON_VIEWS + FLEET_VIEWS + MONITOR_VIEWS[1:]
+
+
+def color(name: str) -> str:
+    """The colour of a component (or app) name, the same in every plot."""
+    if name in COMPONENT_COLORS:
+        return COMPONENT_COLORS[name]
+    return _SPARE[sum(name.encode()) % len(_SPARE)]
 
 
 def time_unit(duration_s: float) -> tuple[str, float]:
@@ -35,14 +52,7 @@ def time_unit(duration_s: float) -> tuple[str, float]:
     return TIME_UNITS[3]
 
 
-def _scaled_unit(largest: float, units) -> tuple[str, float]:
-    for name, scale in units:
-        if abs(largest) >= scale:
-            return name, scale
-    return units[-1]
-
-
-def _new_axes(ax, figsize=(8, 4)):
+def _new_axes(ax, figsize=(9, 4)):
     if ax is not None:
         return ax.figure, ax
     fig = Figure(figsize=figsize, layout="constrained")
@@ -50,272 +60,394 @@ def _new_axes(ax, figsize=(8, 4)):
     return fig, fig.add_subplot()
 
 
-def _title(report: dict, what: str) -> str:
-    meta = report.get("meta", {})
-    who = " · ".join(str(meta[k]) for k in ("node", "app", "board", "policy") if meta.get(k))
-    return what + (" — " + who if who else "")
+def _who(doc: dict) -> str:
+    meta = doc.get("meta", {})
+    parts = [str(meta[k]) for k in ("node", "board", "policy") if meta.get(k)]
+    if meta.get("simulated"):
+        parts.append("simulated")
+    return " · ".join(parts)
 
 
-def plot_power(report: dict, ax=None) -> Figure:
-    """Average power per interval, stacked by component (a step plot)."""
+def _title(ax, doc: dict, what: str) -> None:
+    who = _who(doc)
+    ax.set_title(what + ("\n" + who if who else ""), fontsize="medium", loc="left")
+
+
+def _time_axis(ax, t: list, tscale: float, tname: str) -> None:
+    ax.set_xlim(t[0] / tscale, max(t[-1], t[0] + 1e-9) / tscale)
+    ax.set_xlabel("time (%s)" % tname)
+    ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+
+
+def _state_power(doc: dict, comp: str, state) -> float | None:
+    """A state's power as the document reports it (its energy over its time)."""
+    info = doc["components"].get(comp, {}).get("states", {}).get(state) if state else None
+    if not info or not info.get("time_s") or "energy_j" not in info:
+        return None
+    return info["energy_j"] / info["time_s"]
+
+
+# --------------------------------------------------------------------------- node result
+
+def plot_power(doc: dict, ax=None) -> Figure:
+    """Average power per interval for each component and in all, and the peak envelope: the power of
+    the highest-power state each component entered in the interval (a radio burst shows as a peak
+    even when its average over the interval is tiny). Log axis when the two differ by far."""
     fig, ax = _new_axes(ax)
-    series = report["series"]
+    series = doc["series"]
     t = series["t_s"]
     tname, tscale = time_unit(t[-1] - t[0])
-    names = sorted(series["power_w"])
-    totals = [sum(series["power_w"][n][i] for n in names) for i in range(len(t) - 1)]
-    pname, pscale = _scaled_unit(max(totals, default=0.0), POWER_UNITS)
-    # Each interval is drawn as a flat step: x = [t0, t1, t1, t2, ...].
-    xs, stacks = [], {n: [] for n in names}
-    for i in range(len(t) - 1):
-        xs += [t[i] / tscale, t[i + 1] / tscale]
-        for n in names:
-            v = series["power_w"][n][i] / pscale
-            stacks[n] += [v, v]
-    if xs:
-        ax.stackplot(xs, [stacks[n] for n in names], labels=names, alpha=0.85)
-        ax.set_xlim(t[0] / tscale, t[-1] / tscale)
-    ax.set_xlabel("time (%s)" % tname)
-    ax.set_ylabel("power (%s)" % pname)
-    ax.set_ylim(bottom=0)
-    ax.set_title(_title(report, "Power by component"))
-    if names:
-        ax.legend(loc="upper right", fontsize="small")
+    names = series_components(doc)
+    xs = [ti / tscale for ti in t]
+    total = [None] + [sum(series["power_w." + n][i] or 0.0 for n in names) for i in range(1, len(t))]
+    peak = [None]
+    for i in range(1, len(t)):
+        values = [_state_power(doc, n, series.get("state." + n, [None] * len(t))[i]) for n in names]
+        known = [v for v in values if v is not None]
+        peak.append(sum(known) if known else None)
+    ax.step(xs[1:], total[1:], where="pre", color="black", lw=2.4, alpha=0.35, label="total (average)")
+    for n in names:   # on top of the total, which the largest component may equal
+        ax.step(xs[1:], series["power_w." + n][1:], where="pre", color=color(n), lw=1.0, label=n + " (average)")
+    if any(p is not None for p in peak):
+        ax.step(xs[1:], peak[1:], where="pre", color="tab:red", lw=0.8, alpha=0.7,
+                label="peak: highest-power states entered")
+    positive = [v for v in total[1:] + peak[1:] if v]
+    if positive and max(positive) > 100 * min(positive):
+        ax.set_yscale("log")
+        ax.set_ylabel("power (W, log scale)")
+    else:
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("power (W)")
+    ax.yaxis.set_major_formatter(EngFormatter(unit="W"))
+    _time_axis(ax, t, tscale, tname)
+    _title(ax, doc, "Power by component")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small")
     ax.grid(True, alpha=0.3)
     return fig
 
 
-def plot_states(report: dict, ax=None) -> Figure:
-    """One row per component; each interval coloured by the highest-power state it entered."""
+def plot_duty(doc: dict, ax=None) -> Figure:
+    """Duty cycle per component: percent of each interval spent outside idle states (log axis)."""
     fig, ax = _new_axes(ax)
-    series = report["series"]
+    series = doc["series"]
     t = series["t_s"]
     tname, tscale = time_unit(t[-1] - t[0])
-    names = sorted(series["state"])
-    all_states = sorted({s for n in names for s in series["state"][n] if s is not None})
-    cmap = matplotlib.colormaps["tab10"]
-    colors = {s: cmap(i % 10) for i, s in enumerate(all_states)}
-    for row, name in enumerate(names):
-        spans: dict[str, list] = {}
-        states = series["state"][name]
-        i = 0
-        while i < len(states):          # merge runs of the same state into one bar
-            j = i
-            while j + 1 < len(states) and states[j + 1] == states[i]:
-                j += 1
-            if states[i] is not None:
-                spans.setdefault(states[i], []).append((t[i] / tscale, (t[j + 1] - t[i]) / tscale))
-            i = j + 1
-        for state in sorted(spans):
-            ax.broken_barh(spans[state], (row - 0.4, 0.8), facecolors=colors[state], label=state)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_ylim(-0.6, len(names) - 0.4)
-    ax.set_xlim(t[0] / tscale, t[-1] / tscale)
-    ax.set_xlabel("time (%s)" % tname)
-    ax.set_ylabel("component")
-    ax.set_title(_title(report, "Component states (highest-power state entered per interval)"))
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    if unique:
-        ax.legend(unique.values(), unique.keys(), loc="upper right", fontsize="small",
-                  ncol=min(4, len(unique)))
+    xs = [ti / tscale for ti in t]
+    drawn = []
+    for n in series_components(doc, "duty_percent."):
+        values = series["duty_percent." + n]
+        if any(v for v in values[1:]):
+            mean = doc["totals"].get("duty_cycle_percent", {}).get(n)
+            ax.step(xs[1:], [v if v else None for v in values[1:]], where="pre", color=color(n),
+                    label="%s (run: %s)" % (n, percent_text(mean)))
+            drawn += [v for v in values[1:] if v]
+    if drawn:
+        ax.set_yscale("log")
+        ax.set_ylim(min(drawn) / 2, 100 if max(drawn) > 20 else max(drawn) * 2)
+    ax.yaxis.set_major_formatter(FuncFormatter(_percent))
+    ax.set_ylabel("time awake (% of interval, log)")
+    _time_axis(ax, t, tscale, tname)
+    _title(ax, doc, "Duty cycle (time outside sleep states)")
+    if drawn:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small")
+    ax.grid(True, alpha=0.3, which="both")
     return fig
 
 
-def plot_soc(report: dict, ax=None) -> Figure:
-    """State of charge over time, and the predicted discharge to empty from the last sample.
+def _percent(value: float, _pos=None) -> str:
+    return "%s %%" % ("%.6f" % value).rstrip("0").rstrip(".")
 
-    When the battery outlives the run by far (more than 5x), the axes keep to the run (the
-    prediction is drawn as its slope and named in the legend), so the measured curve stays visible.
-    """
+
+def plot_soc(doc: dict, ax=None) -> Figure:
+    """State of charge on a 0-100 % axis (as Battery Historian draws it), with the predicted
+    discharge to empty when it falls inside five times the run, and the death if there was one."""
     fig, ax = _new_axes(ax)
-    series = report["series"]
+    series = doc["series"]
     t = series["t_s"]
     points = [(ti, s) for ti, s in zip(t, series["soc_percent"]) if s is not None]
-    tte = report.get("battery", {}).get("time_to_empty_s")
+    battery = doc.get("battery", {})
+    tte = battery.get("time_to_empty_s")
     run = max(t[-1] - t[0], 1e-9)
-    full = tte is not None and points and tte <= 5 * run
-    right = t[-1] + tte if full else t[-1] + 0.1 * run
+    full = tte is not None and points and 0 < tte <= 5 * run
+    right = t[-1] + tte if full else t[-1]
     tname, tscale = time_unit(right - t[0])
     if points:
+        drop = points[0][1] - points[-1][1]
         ax.plot([p[0] / tscale for p in points], [p[1] for p in points], color="tab:green",
-                label="state of charge")
-        if tte is not None and tte <= 0:
-            ax.plot([], [], " ", label="battery empty")
-        elif tte is not None:
+                label="state of charge (%s used in the run)" % percent_text(drop))
+        if full:
             last_t, last_soc = points[-1]
-            end_t = last_t + tte if full else right
-            end_soc = 0.0 if full else last_soc * (1.0 - (right - last_t) / tte) if tte > 0 else 0.0
-            ax.plot([last_t / tscale, end_t / tscale], [last_soc, end_soc], linestyle="--",
-                    color="tab:red", label="predicted: empty in %s" % _duration_text(tte))
-    ax.set_xlim(t[0] / tscale, right / tscale)
-    if full or not points:
-        ax.set_ylim(0, 100)
-    else:
-        low = min(p[1] for p in points)
-        pad = max((100.0 - low) * 0.2, 0.01)
-        ax.set_ylim(max(0.0, low - pad), min(100.0, max(p[1] for p in points) + pad))
+            ax.plot([last_t / tscale, (last_t + tte) / tscale], [last_soc, 0.0], linestyle="--",
+                    color="tab:red", label="predicted: empty in %s" % duration_text(tte))
+        elif tte is not None and tte > 0:
+            ax.plot([], [], " ", label="predicted: empty in %s" % duration_text(tte))
+    died = battery.get("died_s")
+    if died is not None:
+        ax.axvline(died / tscale, color="tab:red", lw=2, label="battery empty at %s" % duration_text(died))
+    ax.set_xlim(t[0] / tscale, max(right, t[0] + 1e-9) / tscale)
+    ax.set_ylim(0, 101)   # 0-100 %, with room for a full battery's line above the frame
+    ax.set_yticks(range(0, 101, 20))
     ax.set_xlabel("time (%s)" % tname)
     ax.set_ylabel("state of charge (%)")
-    ax.set_title(_title(report, "Battery"))
+    _title(ax, doc, "Battery")
     if points:
-        ax.legend(loc="upper right", fontsize="small")
+        ax.legend(loc="lower left", fontsize="x-small")
     ax.grid(True, alpha=0.3)
     return fig
 
 
-def plot_apps(report: dict, ax=None) -> Figure:
-    """Energy attributed to each app over the run (horizontal bars, largest on top)."""
-    fig, ax = _new_axes(ax)
-    apps = sorted(report.get("apps", {}).items(), key=lambda kv: kv[1]["energy_j"])
-    ename, escale = _scaled_unit(max((a["energy_j"] for _n, a in apps), default=0.0), ENERGY_UNITS)
-    names = [n for n, _a in apps]
-    values = [a["energy_j"] / escale for _n, a in apps]
-    bars = ax.barh(names, values, color="tab:blue")
-    ax.bar_label(bars, fmt="%.3g", padding=3, fontsize="small")
-    ax.set_xlabel("energy (%s)" % ename)
-    ax.set_ylabel("app")
-    ax.set_xlim(0, max(values, default=1.0) * 1.2 or 1.0)
-    ax.set_title(_title(report, "Energy per app"))
-    return fig
-
-
-def plot_policies(report: dict, axes=None) -> Figure:
-    """Policies side by side: energy (with the ratio to the oracle) and predicted lifetime."""
-    rows = report.get("policies") or []
-    if not rows:
-        raise IotbpfError("the report has no policy comparison (run simulate --compare P1,P2,...)")
-    own_figure = axes is None
-    if own_figure:
-        fig = Figure(figsize=(10, 4), layout="constrained")
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(1, 2)
+def plot_apps(doc: dict, ax=None) -> Figure:
+    """Energy attributed to each app over the run (horizontal bars, largest on top); for a phone's app
+    usage counted in charge, ours beside the platform's own estimate (mAh)."""
+    apps = doc.get("apps", {})
+    if doc.get("schema") == "iotbpf.app-usage" and any(a.get("charge_mah") is not None for a in apps):
+        top = sorted(apps, key=lambda a: max(a.get("charge_mah") or 0.0, a.get("reference_charge_mah") or 0.0))[-25:]
+        return _bars(ax, {a["app"]: a.get("charge_mah") or 0.0 for a in top}, "mAh",
+                     "Charge per app: ours vs the platform's (%s)" % doc["meta"].get("source"),
+                     compare={a["app"]: a.get("reference_charge_mah") or 0.0 for a in top})
+    if isinstance(apps, list):   # monitor and app-usage documents list their apps
+        values = {a["app"]: a.get("energy_j") or 0.0 for a in apps}
     else:
-        fig = axes[0].figure
-    names = [r["policy"] for r in rows]
-    energies = [r["energy_j"] or 0.0 for r in rows]
-    ename, escale = _scaled_unit(max(energies, default=0.0), ENERGY_UNITS)
-    bars = axes[0].bar(names, [e / escale for e in energies], color="tab:orange")
-    labels = []
-    for e, r in zip(energies, rows):
-        ratio = r["oracle_ratio"]
-        labels.append("%.3g" % (e / escale) + ("" if ratio is None else "\n×%.2f oracle" % ratio))
-    axes[0].bar_label(bars, labels=labels, padding=2, fontsize="small")
-    positive = [e for e in energies if e > 0]
-    wide = len(positive) == len(energies) and positive and max(positive) > 50 * min(positive)
-    if wide:   # e.g. always_on vs a duty cycle: a linear axis would hide every bar but one
-        axes[0].set_yscale("log")
-    axes[0].set_ylabel("energy (%s%s)" % (ename, ", log scale" if wide else ""))
-    axes[0].set_xlabel("policy")
-    axes[0].set_title("Policies: energy used")
-    lifetimes = [r["lifetime_days"] or 0.0 for r in rows]
-    bars = axes[1].bar(names, lifetimes, color="tab:green")
-    axes[1].bar_label(bars, fmt="%.1f", padding=2, fontsize="small")
-    axes[1].set_ylabel("predicted lifetime (d)")
-    axes[1].set_xlabel("policy")
-    axes[1].set_title("Policies: battery lifetime")
-    for ax in axes:
-        ax.margins(y=0.25)
-    if own_figure:
-        fig.suptitle(_title(report, "Policy comparison"))
-    return fig
+        values = {n: a["energy_j"] for n, a in apps.items()}
+    values = dict(sorted(values.items(), key=lambda kv: kv[1])[-25:])
+    meta = doc.get("meta", {})
+    if doc.get("schema") == "iotbpf.monitor":
+        estimate = "" if meta.get("model_matches_host") else ", another machine's: an estimate"
+        title = "Energy per app on %s (CPU priced by the %s model%s)" % (meta.get("host"), meta.get("model"), estimate)
+    else:
+        who = _who(doc)
+        title = "Energy per app" + ("\n" + who if who else "")
+    return _bars(ax, values, "J", title)
 
 
-def app_energy(path: str | os.PathLike | None, apps: dict, title: str = "", compare: dict | None = None,
-               compare_label: str = "android", label: str = "iotbpf", unit: str = "J") -> Figure:
-    """Energy per app as horizontal bars, optionally beside a second estimate (e.g. Android's).
-
-    ``apps`` and ``compare`` map app name -> energy in ``unit`` (e.g. "J" or "mAh").
-    """
-    fig, ax = _new_axes(None, figsize=(8, max(3.0, 0.45 * (len(apps) + 2))))
-    names = sorted(apps, key=lambda n: apps[n])
+def _bars(ax, values: dict, unit: str, title: str, compare: dict | None = None, label: str = "iotbpf",
+          compare_label: str = "platform") -> Figure:
+    """Horizontal bars (smallest at the bottom), each labelled in engineering units, optionally beside
+    a second estimate."""
+    fig, ax = _new_axes(ax, figsize=(9, max(3.0, 0.4 * (len(values) + 2))))
+    names = sorted(values, key=lambda n: values[n])
     height = 0.4 if compare else 0.8
     rows = range(len(names))
-    ours = ax.barh([r + (height / 2 if compare else 0) for r in rows], [apps[n] for n in names], height,
-                   label=label, color="tab:blue")
-    ax.bar_label(ours, fmt="%.3g", padding=3, fontsize="small")
+    ours = ax.barh([r + (height / 2 if compare else 0) for r in rows], [values[n] for n in names], height,
+                   label=label, color=[color(n) for n in names] if not compare else "tab:blue")
+    ax.bar_label(ours, labels=[_amount(values[n], unit) for n in names], padding=3, fontsize="x-small")
     if compare:
         theirs = ax.barh([r - height / 2 for r in rows], [compare.get(n, 0.0) for n in names], height,
                          label=compare_label, color="tab:gray")
-        ax.bar_label(theirs, fmt="%.3g", padding=3, fontsize="small")
+        ax.bar_label(theirs, labels=[_amount(compare.get(n, 0.0), unit) for n in names], padding=3,
+                     fontsize="x-small")
         ax.legend(loc="lower right", fontsize="small")
     ax.set_yticks(list(rows), names)
-    ax.set_xlabel("energy (%s)" % unit)
+    ax.xaxis.set_major_formatter(EngFormatter(unit=unit) if unit == "J" else FuncFormatter(_plain_number))
+    ax.set_xlabel("energy (J)" if unit == "J" else "charge (%s)" % unit)
     ax.set_ylabel("app")
-    ax.margins(x=0.15)
-    ax.set_title(title or "Energy per app")
-    if path is not None:
-        _save(fig, path)
+    ax.set_xlim(0, max(list(values.values()) + list((compare or {}).values()) + [0.0]) * 1.3 or 1.0)
+    ax.set_title(title, fontsize="medium", loc="left")
     return fig
 
 
-def app_power_timeline(path: str | os.PathLike | None, times_s: list, series: dict,
-                       title: str = "") -> Figure:
-    """Power per app over time, stacked; ``series`` maps app -> watts at each of ``times_s``."""
-    fig, ax = _new_axes(None)
-    names = sorted(series)
-    span = (times_s[-1] - times_s[0]) if len(times_s) > 1 else 1.0
-    tname, tscale = time_unit(span)
-    totals = [sum(series[n][i] for n in names) for i in range(len(times_s))]
-    pname, pscale = _scaled_unit(max(totals, default=0.0), POWER_UNITS)
-    if names and times_s:
-        ax.stackplot([t / tscale for t in times_s], [[v / pscale for v in series[n]] for n in names],
-                     labels=names, alpha=0.85)
-        ax.legend(loc="upper left", fontsize="small", ncol=min(3, len(names)))
-        if len(times_s) > 1:
-            ax.set_xlim(times_s[0] / tscale, times_s[-1] / tscale)
+# --------------------------------------------------------------------------- comparison
+
+def plot_policies(doc: dict, axes=None) -> Figure:
+    """Policies side by side: average power (the fair measure when runs differ in length, with the
+    ratio to the oracle) and lifetime, a battery that died marked with its day."""
+    rows = doc.get("policies") or []
+    if not rows:
+        raise IotbpfError("the report has no policy comparison (run simulate --compare P1,P2,...)")
+    own = axes is None
+    if own:
+        fig = Figure(figsize=(11, 4.2), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, 2)
+    fig = axes[0].figure
+    names = [r["policy"] for r in rows]
+    power = [r["avg_power_w"] or 0.0 for r in rows]
+    bars = axes[0].bar(names, power, color="tab:orange")
+    axes[0].bar_label(bars, labels=["%s\n×%s oracle" % (eng(p, "W"), _ratio(r["power_ratio_to_oracle"]))
+                                    if r["power_ratio_to_oracle"] is not None else eng(p, "W")
+                                    for p, r in zip(power, rows)], padding=2, fontsize="x-small")
+    positive = [p for p in power if p > 0]
+    if positive and max(positive) > 50 * min(positive):
+        axes[0].set_yscale("log")
+    axes[0].yaxis.set_major_formatter(EngFormatter(unit="W"))
+    axes[0].set_ylabel("average power (W)")
+    axes[0].set_title("Average power (each over its own run)", fontsize="medium", loc="left")
+    life = [(r["lifetime_s"] or 0.0) / 86400.0 for r in rows]
+    bars = axes[1].bar(names, life, color=["tab:red" if r["died_s"] is not None else "tab:green" for r in rows])
+    axes[1].bar_label(bars, labels=["died day %.1f" % (r["died_s"] / 86400.0) if r["died_s"] is not None
+                                    else ("unlimited" if r["lifetime_s"] is None else duration_text(r["lifetime_s"]))
+                                    for r in rows], padding=2, fontsize="x-small")
+    axes[1].set_ylabel("lifetime (d)")
+    axes[1].set_title("Battery lifetime (red: died during the run)", fontsize="medium", loc="left")
+    for ax in axes:
+        ax.set_xlabel("policy")
+        ax.margins(y=0.3)
+        ax.tick_params(axis="x", labelrotation=20, labelsize="small")
+    if own:
+        fig.suptitle("Policy comparison over %s · %s" % (duration_text(doc["duration_s"]), doc["meta"].get("app")),
+                     fontsize="medium")
+    return fig
+
+
+def _amount(value: float, unit: str) -> str:
+    """A bar's label: J with an SI prefix; a charge in mAh as Ah with one (so 0.0075 mAh reads 7.5 µAh)."""
+    if unit == "mAh":
+        return "0 mAh" if not value else eng(value / 1000.0, "Ah")
+    return eng(value, unit)
+
+
+def _plain_number(value: float, _pos=None) -> str:
+    return "%g" % value
+
+
+def _ratio(value: float) -> str:
+    return "%.0f" % value if value >= 100 else "%.4g" % value
+
+
+def _policy_nodes(doc: dict) -> dict:
+    nodes = doc.get("nodes") or {}
+    if not nodes:
+        raise IotbpfError("the comparison has no per-policy series (write it with --report or --json)")
+    return nodes
+
+
+def plot_policy_power(doc: dict, ax=None) -> Figure:
+    """Total average power over time, one line per policy, each to its own end (log axis)."""
+    fig, ax = _new_axes(ax)
+    nodes = _policy_nodes(doc)
+    tname, tscale = time_unit(doc["duration_s"])
+    cmap = matplotlib.colormaps["tab10"]
+    for i, (policy, node) in enumerate(nodes.items()):
+        series = node["series"]
+        names = series_components(node)
+        total = [sum(series["power_w." + n][j] or 0.0 for n in names) for j in range(1, len(series["t_s"]))]
+        ax.step([t / tscale for t in series["t_s"][1:]], total, where="pre", color=cmap(i % 10), label=policy)
+        if node["battery"].get("died_s") is not None:
+            ax.axvline(node["battery"]["died_s"] / tscale, color=cmap(i % 10), ls=":", lw=1.5)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(EngFormatter(unit="W"))
+    ax.set_ylabel("total power (W, log)")
+    ax.set_xlim(0, doc["duration_s"] / tscale)
     ax.set_xlabel("time (%s)" % tname)
-    ax.set_ylabel("power (%s)" % pname)
-    ax.set_ylim(bottom=0)
-    ax.set_title(title or "Power per app")
+    ax.set_title("Power per policy (dotted: battery empty)", fontsize="medium", loc="left")
+    ax.legend(fontsize="x-small", loc="upper right")
     ax.grid(True, alpha=0.3)
-    if path is not None:
-        _save(fig, path)
     return fig
 
 
-_PLOTTERS = {"power": plot_power, "states": plot_states, "soc": plot_soc, "apps": plot_apps,
-             "policies": plot_policies}
+def plot_policy_soc(doc: dict, ax=None) -> Figure:
+    """State of charge per policy on one 0-100 % axis, each line to its own end."""
+    fig, ax = _new_axes(ax)
+    nodes = _policy_nodes(doc)
+    tname, tscale = time_unit(doc["duration_s"])
+    cmap = matplotlib.colormaps["tab10"]
+    for i, (policy, node) in enumerate(nodes.items()):
+        pts = [(t, s) for t, s in zip(node["series"]["t_s"], node["series"]["soc_percent"]) if s is not None]
+        died = node["battery"].get("died_s")
+        ax.plot([p[0] / tscale for p in pts], [p[1] for p in pts], color=cmap(i % 10),
+                label=policy + ("" if died is None else " (died day %.1f)" % (died / 86400.0)))
+        if died is not None:
+            ax.plot([died / tscale], [0], marker="x", color=cmap(i % 10), ms=9)
+    ax.set_ylim(0, 101)
+    ax.set_xlim(0, doc["duration_s"] / tscale)
+    ax.set_xlabel("time (%s)" % tname)
+    ax.set_ylabel("state of charge (%)")
+    ax.set_title("State of charge per policy", fontsize="medium", loc="left")
+    ax.legend(fontsize="x-small", loc="lower left")
+    ax.grid(True, alpha=0.3)
+    return fig
 
 
-def available_views(report: dict) -> list[str]:
-    """The views a report has data for (states only when states were recorded, apps only with
-    apps, policies only with a comparison)."""
+# --------------------------------------------------------------------------- monitor
+
+def plot_app_power(doc: dict, ax=None) -> Figure:
+    """Power per app over time (monitor runs), stacked, with the model and host in the title."""
+    fig, ax = _new_axes(ax)
+    series = doc["series"]
+    t = series["t_s"]
+    if len(t) < 2:
+        raise IotbpfError("the monitor report has fewer than two intervals to plot")
+    tname, tscale = time_unit(t[-1] - t[0])
+    names = series_components(doc)
+    ax.stackplot([x / tscale for x in t], [[v or 0.0 for v in series["power_w." + n]] for n in names],
+                 labels=names, colors=[color(n) for n in names], alpha=0.85)
+    ax.yaxis.set_major_formatter(EngFormatter(unit="W"))
+    ax.set_ylabel("power (W)")
+    _time_axis(ax, t, tscale, tname)
+    meta = doc["meta"]
+    ax.set_title("Power per app on %s (%s model%s)" % (meta.get("host"), meta.get("model"),
+                                                       "" if meta.get("model_matches_host") else ": an estimate"),
+                 fontsize="medium", loc="left")
+    ax.legend(loc="upper left", fontsize="x-small", ncol=3)
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+# --------------------------------------------------------------------------- files
+
+def _fleet(view):
+    def draw(doc: dict, ax=None) -> Figure:
+        from iotbpf.report import fleet_plots
+
+        return getattr(fleet_plots, view)(doc, ax)
+    return draw
+
+
+_PLOTTERS = {"power": plot_power, "duty": plot_duty, "soc": plot_soc, "apps": plot_apps,
+             "policies": plot_policies, "policy_power": plot_policy_power, "policy_soc": plot_policy_soc,
+             "fleet_lifetimes": _fleet("plot_lifetimes"), "fleet_soc": _fleet("plot_soc"),
+             "fleet_policies": _fleet("plot_policies"), "app_power": plot_app_power}
+
+
+def available_views(doc: dict) -> list[str]:
+    """The views a document has data for."""
+    kind = doc.get("schema", "")[len("iotbpf."):]
+    if kind == "comparison":
+        return ["policies"] + (["policy_power", "policy_soc"] if doc.get("nodes") else [])
+    if kind == "fleet":
+        views = ["fleet_lifetimes", "fleet_soc"]
+        if len({n["policy"] for n in doc["nodes"]}) > 1:
+            views.append("fleet_policies")
+        return views
+    if kind == "monitor":
+        return ["apps"] + (["app_power"] if len(doc["series"].get("t_s", [])) > 1 else [])
+    if kind == "app-usage":
+        return ["apps"]
     views = ["power"]
-    if any(s is not None for states in report["series"]["state"].values() for s in states):
-        views.append("states")
+    if any(v for n in series_components(doc, "duty_percent.") for v in doc["series"]["duty_percent." + n][1:]):
+        views.append("duty")
     views.append("soc")
-    if report.get("apps"):
+    if doc.get("apps"):
         views.append("apps")
-    if report.get("policies"):
-        views.append("policies")
     return views
 
 
-def plot_report(report: dict, path: str | os.PathLike | None = None, views: list | None = None) -> Figure:
-    """All available views (or ``views``) in one figure, one row each; saved to ``path`` if given."""
-    views = list(views or available_views(report))
-    fig = Figure(figsize=(11, 3.6 * len(views)), layout="constrained")
+def plot_report(doc: dict, path: str | os.PathLike | None = None, views: list | None = None) -> Figure:
+    """All available views (or ``views``) of a document in one figure, one row each."""
+    views = list(views or available_views(doc))
+    apps = doc.get("apps") or {}
+    heights = [max(3.9, 0.32 * min(25, len(apps)) + 1.2) if v == "apps" else 3.9 for v in views]
+    fig = Figure(figsize=(11, sum(heights)), layout="constrained")
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(len(views), 2)
+    grid = fig.add_gridspec(len(views), 2, height_ratios=heights)
     for row, view in enumerate(views):
         if view == "policies":
-            plot_policies(report, [fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])])
+            plot_policies(doc, [fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])])
         else:
-            _PLOTTERS[view](report, fig.add_subplot(grid[row, :]))
+            _PLOTTERS[view](doc, fig.add_subplot(grid[row, :]))
     if path is not None:
         _save(fig, path)
     return fig
 
 
-def plot_dir(report: dict, folder: str | os.PathLike, views: list | None = None) -> list[str]:
-    """One PNG per available view (or ``views``) in ``folder`` (power.png, ...); returns the paths."""
+def plot_dir(doc: dict, folder: str | os.PathLike, views: list | None = None) -> list[str]:
+    """One image per available view (or ``views``) in ``folder`` (power.png, ...); returns the paths."""
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     paths = []
-    for view in views or available_views(report):
+    for view in views or available_views(doc):
         path = os.path.join(folder, view + ".png")
-        _save(_PLOTTERS[view](report), path)
+        _save(_PLOTTERS[view](doc), path)
         paths.append(path)
     return paths
 
@@ -327,11 +459,7 @@ def _save(fig: Figure, path) -> None:
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, dpi=110)
-
-
-def _duration_text(seconds: float) -> str:
-    for name, scale in reversed(TIME_UNITS):
-        if seconds >= scale:
-            return "%.1f %s" % (seconds / scale, name)
-    return "%.2g s" % seconds
+    try:
+        fig.savefig(path, dpi=110)
+    except (OSError, ValueError) as exc:
+        raise IotbpfError("cannot write plot %s: %s" % (path, exc)) from None

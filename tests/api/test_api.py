@@ -231,7 +231,8 @@ def test_result_properties_plot_and_json(tmp_path):
     with pytest.raises(IotbpfError, match="unknown plot view 'bogus'"):
         result.plot(view="bogus")
     assert result.save_report(tmp_path / "run.json").endswith("run.json")
-    assert json.loads((tmp_path / "run.json").read_text())["version"] == 1
+    saved = json.loads((tmp_path / "run.json").read_text())
+    assert (saved["schema"], saved["version"]) == ("iotbpf.node-result", 2)
 
 
 def test_sampling_for_plots_does_not_change_results():

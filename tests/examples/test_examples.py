@@ -53,9 +53,9 @@ def test_02_simulate_and_plot(tmp_path):
 
 def test_03_compare_policies(tmp_path):
     out = run_example("03_compare_policies.py", tmp_path)
-    assert out.splitlines()[1].split() == ["policy", "energy", "J", "avg", "current", "lifetime", "d", "misses",
-                                           "x", "oracle"]
-    assert "best policy: " in out and "oracle" in out
+    assert out.splitlines()[1].split() == ["policy", "energy", "over", "avg", "power", "avg", "current", "lifetime",
+                                           "died", "misses", "power/oracle"]
+    assert "best policy: " in out and "oracle" in out and "batteries that died during the run: none" in out
 
 
 def test_04_per_app_usage(tmp_path):

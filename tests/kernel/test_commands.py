@@ -27,10 +27,10 @@ def test_simulate_json_has_a_version_and_the_per_hook_stats(cli):
     r = cli("simulate", "app_monitor", "--duration", "1d", "--json")
     assert r.code == 0
     data = json.loads(r.out)
-    assert data["version"] == 1
-    usage = data["summary"]["hooks"]["app_usage"]
+    assert data["schema"] == "iotbpf.node-result" and data["version"] == 2
+    usage = data["run"]["hooks"]["app_usage"]
     assert usage["events"] == usage["runs"] > 0
-    assert data["summary"]["faults"] == 0
+    assert data["run"]["faults"] == 0
 
 
 def test_simulate_replays_an_event_file_instead_of_the_generators(cli, tmp_path):
@@ -40,7 +40,7 @@ def test_simulate_replays_an_event_file_instead_of_the_generators(cli, tmp_path)
     events.write_text("\n".join(lines) + "\n")
     r = cli("simulate", "rx_filter", "--duration", "1m", "--events", str(events), "--json")
     assert r.code == 0, r.err
-    rx = json.loads(r.out)["summary"]["radio"]["rx"]
+    rx = json.loads(r.out)["run"]["radio"]["rx"]
     assert rx == {"received": 15, "passed": 10, "dropped": 5}  # 10 per minute per source
 
 
@@ -83,7 +83,8 @@ def test_a_progress_bar_is_only_drawn_on_a_terminal():
             drawn += chunk
     os.close(master)
     assert tty_proc.returncode == 0
-    assert b"[#" in drawn and b"%" in drawn
+    # a label, the percentage, the rate and the time left
+    assert b"simulate sensor_node" in drawn and b"%|" in drawn and b"simulated days" in drawn and b"d/s" in drawn
     assert out.startswith(b"node 0: sensor_node, 30d simulated")
 
 

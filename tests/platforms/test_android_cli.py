@@ -24,11 +24,10 @@ def test_android_import_json_report_and_plot(cli, shared, tmp_path):
             "--power-profile", data / "power_profile_sample.xml", "--json", "--plot", png)
     assert r.code == 0, r.err
     report = json.loads(r.out)
-    assert report["version"] == 1 and report["kind"] == "iotbpf-android-comparison"
-    rows = {row["item"]: row for row in report["rows"]}
-    assert rows["uid 1001"]["android_mah"] == 1.21
-    assert rows["uid 1001"]["diff_mah"] == round(rows["uid 1001"]["ours_mah"] - 1.21, 12)
-    assert report["android_total_mah"] == 3.65
+    assert report["version"] == 2 and report["schema"] == "iotbpf.app-usage"
+    rows = {row["uid"]: row for row in report["apps"] if row["uid"] is not None}
+    assert rows[1001]["reference_charge_mah"] == 1.21 and rows[1001]["charge_mah"] > 0
+    assert report["run"]["android_total_mah"] == 3.65
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 

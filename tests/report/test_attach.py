@@ -45,9 +45,9 @@ def test_reporting_does_not_change_the_simulation(tmp_path):
     assert report["series"]["t_s"][0] == 0.0 and report["series"]["t_s"][-1] == pytest.approx(86400, abs=60)
     assert 40 <= len(report["series"]["t_s"]) <= 50
     assert report["meta"]["app"] == "sensor_node" and report["meta"]["board"] == energy["board"]
-    assert report["battery"]["lifetime_days"] == pytest.approx(energy["lifetime_days"], rel=0.05)
-    # The CPU wakes every minute, so every interval reached its run state.
-    assert set(report["series"]["state"]["cpu"]) == {"run"}
+    assert report["battery"]["lifetime_s"] == pytest.approx(energy["lifetime_days"] * 86400, rel=0.05)
+    # The CPU wakes every minute, so every interval reached its run state (the first row has no interval).
+    assert report["series"]["state.cpu"][0] is None and set(report["series"]["state.cpu"][1:]) == {"run"}
 
 
 def test_bad_reporting_options_are_clear_errors(tmp_path):
@@ -92,4 +92,5 @@ def test_unreachable_broker_fails_after_writing_files(tmp_path):
     session = attach(node, args, DAY)
     with pytest.raises(RuntimeFailure, match="reports kept in .*o.db for the next run"):
         session.finish(node.simulate("1d"), flush_timeout=0.5)
-    assert (tmp_path / "r.csv").read_text().startswith("section,name,")
+    assert (tmp_path / "r.csv").read_text().startswith("t_s,t_ns,soc_percent,")
+    assert (tmp_path / "r.meta.json").exists()

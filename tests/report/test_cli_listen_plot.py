@@ -74,9 +74,12 @@ def test_plot_errors(cli, tmp_path):
     path = _report(tmp_path)
     r = cli("plot", path, "--view", "policies")
     assert (r.code, r.err) == (2, "error: the report has no data for: policies\n")
-    (tmp_path / "bad.json").write_text(json.dumps({"schema": "iotbpf.energy-report", "version": 7}))
+    (tmp_path / "bad.json").write_text(json.dumps({"schema": "iotbpf.node-result", "version": 7}))
     r = cli("plot", tmp_path / "bad.json")
     assert r.code == 2 and "version 7 is not supported" in r.err
+    (tmp_path / "old.json").write_text(json.dumps({"schema": "iotbpf.energy-report", "version": 1}))
+    r = cli("plot", tmp_path / "old.json")
+    assert r.code == 2 and "version-1 report" in r.err
     r = cli("plot", path, "-o", tmp_path / "x.jpg")
     assert r.code == 2 and "must end in .png" in r.err
     assert "Traceback" not in r.err
@@ -89,8 +92,8 @@ def test_simulate_writes_reports_and_plots_without_changing_its_output(cli, tmp_
     assert r.code == 0, r.err
     assert r.out == plain.out
     assert (tmp_path / "r.png").stat().st_size > 10000
-    assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["apps.png", "power.png", "soc.png",
-                                                                       "states.png"]
+    assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["apps.png", "duty.png", "power.png",
+                                                                       "soc.png"]
     assert cli("plot", tmp_path / "r.json", "-o", tmp_path / "again.png").code == 0
     bad = cli("simulate", "sensor_node", "--duration", "1d", "--mqtt", "mqtt://h:notaport")
     assert bad.code == 2 and bad.err.startswith("error: bad MQTT URL") and bad.err.count("\n") == 1
@@ -110,11 +113,11 @@ def test_plot_what_listen_saved(cli, mosquitto_broker, tmp_path):
     assert saved["meta"]["node"] == "field-9"
     assert saved["series"]["t_s"] == sim["series"]["t_s"]
     assert saved["totals"]["energy_j"] == pytest.approx(sim["totals"]["energy_j"], rel=1e-9)
-    assert saved["series"]["power_w"]["radio"] == pytest.approx(sim["series"]["power_w"]["radio"], rel=1e-9)
+    assert saved["series"]["power_w.radio"][1:] == pytest.approx(sim["series"]["power_w.radio"][1:], rel=1e-9)
     assert saved["series"]["soc_percent"] == pytest.approx(sim["series"]["soc_percent"], rel=1e-6)
     r = cli("plot", tmp_path / "seen.jsonl", "--plot-dir", tmp_path / "views")
     assert r.code == 0, r.err
-    # MQTT reports carry energy per component, not time per state: no state timeline.
+    # MQTT reports carry energy per component, not time per state: no duty cycle.
     assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["apps.png", "power.png", "soc.png"]
-    r = cli("plot", tmp_path / "seen.jsonl", "--node", "nobody")
+    r = cli("plot", tmp_path / "seen.jsonl", "--node-name", "nobody")
     assert r.code == 2 and "no reports of node 'nobody' (nodes: field-9)" in r.err

@@ -148,12 +148,12 @@ def test_last_will_marks_a_killed_node_offline(mosquitto_broker, tmp_path):
 
 def _render(template: str, payload: dict):
     """Evaluate the ``{{ value_json.a.b }}`` templates our discovery configs use."""
-    m = re.fullmatch(r"\{\{ value_json((?:\.\w+)+) \}\}", template)
+    m = re.fullmatch(r"\{\{ value_json((?:\.\w+)+)(?: / (\d+))? \}\}", template)
     assert m, template
     value = payload
     for key in m.group(1).strip(".").split("."):
         value = value[key]
-    return value
+    return value / int(m.group(2)) if m.group(2) else value
 
 
 def test_home_assistant_discovery(mosquitto_broker, tmp_path):
@@ -187,19 +187,40 @@ def test_home_assistant_discovery(mosquitto_broker, tmp_path):
     configs = {t: m for t, m in messages.items() if t.startswith("homeassistant/")}
     assert configs == discovery_configs("kitchen.1", model="nrf52840_dk")
     by_class = {c["device_class"]: c for c in configs.values()}
-    assert set(by_class) == {"battery", "power", "duration"}
+    assert set(by_class) == {"battery", "power", "energy", "duration"}
     assert {k: c["unit_of_measurement"] for k, c in by_class.items()} == {
-        "battery": "%", "power": "W", "duration": "d"}
-    assert len({c["unique_id"] for c in configs.values()}) == 3
+        "battery": "%", "power": "W", "energy": "Wh", "duration": "d"}
+    assert len({c["unique_id"] for c in configs.values()}) == 4
     for config_topic, c in configs.items():
         assert config_topic == "homeassistant/sensor/iotbpf_kitchen_1/%s/config" % c["unique_id"][17:]
-        assert c["availability_topic"] == "iotbpf/kitchen.1/status"
-        assert (c["payload_available"], c["payload_not_available"]) == ("online", "offline")
+        assert c["default_entity_id"] == "sensor." + c["unique_id"] and "object_id" not in c
+        assert c["availability"] == [{"topic": "iotbpf/kitchen.1/status", "payload_available": "online",
+                                      "payload_not_available": "offline"}]
         assert c["device"]["identifiers"] == ["iotbpf_kitchen_1"] and c["device"]["model"] == "nrf52840_dk"
-        assert c["state_class"] == "measurement"
+        assert isinstance(c["suggested_display_precision"], int)
+        assert c["json_attributes_topic"] == c["state_topic"]
+    # The Energy dashboard takes a total that only grows.
+    assert (by_class["energy"]["state_class"], by_class["battery"]["state_class"]) == ("total_increasing",
+                                                                                      "measurement")
+    assert by_class["power"]["suggested_unit_of_measurement"] == "mW"
     # Each sensor's template picks its number out of the reports really published on its topic.
     values = {cls: _render(c["value_template"], messages[c["state_topic"]]) for cls, c in by_class.items()}
-    assert values == {"battery": 88.5, "power": 0.0042, "duration": 120.25}
+    assert values == {"battery": 88.5, "power": 0.0042, "energy": 10.0 / 3600, "duration": 120.25}
+
+
+def test_discovery_announces_only_what_is_published_and_marks_simulations():
+    monitor = discovery_configs("box", model="iotbpf monitor", sensors=("power", "energy"))
+    assert sorted(c["device_class"] for c in monitor.values()) == ["energy", "power"]   # no battery: never sent
+    sim = discovery_configs("field-1", model="nrf52840_dk", apps=("sensor_node", "system"), simulated=True)
+    apps = {c["name"]: c for c in sim.values() if c["state_topic"] == "iotbpf/field-1/apps"}
+    assert set(apps) == {"Energy of sensor_node", "Energy of system"}
+    one = apps["Energy of sensor_node"]
+    assert one["value_template"] == '{{ value_json.data.apps["sensor_node"].energy_j / 3600 }}'
+    assert (one["device_class"], one["state_class"], one["unit_of_measurement"]) == ("energy", "total_increasing",
+                                                                                     "Wh")
+    assert all(c["device"]["model"] == "nrf52840_dk (simulated)" for c in sim.values())
+    assert '"simulated": {{ (value_json.clock == "virtual") | tojson }}' in one["json_attributes_template"]
+    assert "value_json.ts_ns" in one["json_attributes_template"]
 
 
 def test_unreachable_broker_keeps_reports_in_the_outbox(tmp_path):
