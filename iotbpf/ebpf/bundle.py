@@ -27,7 +27,7 @@ MicroPython-compatible (struct and json only); never executes anything it reads.
 import json
 import os
 
-from iotbpf.ebpf import isa
+from iotbpf.ebpf import boundedjson, isa
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.program import Program
@@ -233,7 +233,7 @@ def _parse(data, path):
     if _U32.unpack_from(data, end)[0] != fnv1a32(data[:end]):
         raise LoadError("%s: bundle checksum mismatch (corrupted file)" % path)
     try:
-        header = json.loads(data[_HDR.size:_HDR.size + hlen].decode("utf-8"))
+        header = boundedjson.loads(data[_HDR.size:_HDR.size + hlen])
     except (ValueError, UnicodeError):
         raise _bad(path, "header is not valid JSON") from None
     if not isinstance(header, dict):

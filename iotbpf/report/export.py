@@ -44,6 +44,7 @@ import json
 import math
 import os
 
+from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf.errors import IotbpfError, LoadError
 
 REPORT_SCHEMA = "iotbpf.energy-report"
@@ -214,7 +215,7 @@ def load_report(path: str | os.PathLike) -> dict:
         raise LoadError("%s: CSV reports are for spreadsheets; read the JSON one (--report FILE.json)" % path)
     try:
         with open(path, encoding="utf-8") as f:
-            report = json.load(f)
+            report = boundedjson.loads(f.read())
     except OSError as exc:
         raise LoadError("cannot read report %s: %s" % (path, exc.strerror)) from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -399,7 +400,7 @@ def report_from_saved(path: str | os.PathLike, node: str | None = None) -> dict:
                         % path) from None
     for number, line in enumerate(lines, 1):
         try:
-            entry = json.loads(line)
+            entry = boundedjson.loads(line)
         except ValueError:
             raise LoadError("%s:%d: not a JSON line" % (path, number)) from None
         payload = entry.get("payload") if isinstance(entry, dict) else None

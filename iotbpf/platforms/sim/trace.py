@@ -6,6 +6,7 @@ An optional first line ``{"version": 1, "format": "iotbpf-events"}`` names the f
 
 import json
 
+from iotbpf.ebpf import boundedjson
 from iotbpf.kernel.clock import parse_duration
 from iotbpf.kernel.hooks import HOOKS
 
@@ -23,7 +24,7 @@ def parse_events(text, where="events"):
         if not line or line.startswith("#"):
             continue
         try:
-            obj = json.loads(line)
+            obj = boundedjson.loads(line)
         except ValueError:
             raise ValueError("%s line %d: not valid JSON" % (where, line_no)) from None
         if not isinstance(obj, dict):
