@@ -2030,6 +2030,12 @@ class Verifier:
                 if kind == ZERO and not zero:
                     stack[i] = MISC
             return None
+        if value is not None and value.t != SCALAR and not (size == 8 and a % 8 == 0):
+            # Only a whole, aligned 8-byte slot can hold a pointer; the bytes of a narrower or
+            # misaligned store would read back as a number, leaking part of the address.
+            self.fail(pc, "storing %s as %d byte(s) at fp%d: a pointer is saved whole, in an aligned "
+                      "8-byte slot" % (describe(value), size, lo), "save it with stxdw at a multiple of 8",
+                      state)
         for key in range(a & ~7, b, 8):
             if key in spills and stack[key] == SPILL:
                 self._drop_spill(stack, spills, key)
