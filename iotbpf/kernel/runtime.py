@@ -472,7 +472,9 @@ class Runtime:
         app, att = self._find_attached(app_name, section)
         maps = dict(app.maps)
         budget = MapBudget(self.map_budget_bytes, "app " + app.name)
-        program = _rebind_maps(program, maps, self.shared_maps, budget)
+        # The update's own globals (.rodata/.data/.bss: new constants, new or resized variables)
+        # come with it, initialised from its bundle; its other maps bind to the app's by name.
+        program = _rebind_maps(program, maps, self.shared_maps, budget, own_globals=True)
         for m in _prog_arrays_used(program):
             serves = getattr(app, "tail_hooks", {}).get(m.spec.name)
             if serves is not None and serves != att.hook.name and any(True for _ in _slot_programs(m)):
@@ -489,8 +491,8 @@ class Runtime:
         app, att = self._find_attached(app_name, section)
         for m in program.maps:
             name = m.spec.name
-            if name not in app.maps and name not in self.shared_maps:
-                app.maps[name] = m
+            if (name not in app.maps or _is_global(name)) and name not in self.shared_maps:
+                app.maps[name] = m   # the running program's globals are the ones `map` commands see
         fresh = Attached(app, att.hook, section, program, self._make_vm(program, self.helper_table(), app),
                          att.stats)
         att.fold()  # its runs stay in the hook's statistics; the program's own go with it
@@ -1165,16 +1167,25 @@ def _make_well_known_maps():
     return out
 
 
-def _rebind_maps(program, app_maps, shared, budget):
+def _is_global(name):
+    """A map holding a program's global variables (.rodata, .data, .bss, .data.<name>...)."""
+    return name[:1] == "."
+
+
+def _rebind_maps(program, app_maps, shared, budget, own_globals=False):
     """The program with its map list pointing at the app's map objects: one object per map name
     across the app's programs (created on first use, charged to ``budget``), and the node's
-    shared instance for a well-known name."""
+    shared instance for a well-known name. ``own_globals`` (an over-the-air update): the
+    program's global-variable maps stay its own, initialised from its object or bundle."""
     from iotbpf.ebpf.maps import create_map
 
     bound = []
     for m in getattr(program, "maps", None) or []:
         spec = getattr(m, "spec", m)
         name = spec.name
+        if own_globals and _is_global(name) and name not in shared:
+            bound.append(m if hasattr(m, "spec") else create_map(spec, budget))
+            continue
         if name in shared:
             target = shared[name]
             _check_compatible(spec, target.spec)
