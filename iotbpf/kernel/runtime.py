@@ -59,6 +59,7 @@ from iotbpf.kernel.prng import Rng
 _pack_txq = wellknown.TXQ_STATE.packer()  # iot_txq's one entry
 _TXQ_SIZE = wellknown.TXQ_STATE.size
 _SENSOR_ERROR = iot_helpers.SENSOR_ERROR
+MAX_SENSOR_CACHE = 64  # sensor readers kept per app (a board has a handful); unknown ids keep none
 _MASK64 = iot_helpers.MASK64
 
 _pack_timer = HOOKS["timer"].packer()  # the timer context, fields in declared order
@@ -116,10 +117,16 @@ def _sensor_helper(env, node, app):
         if sensor is None:
             if platform is None:
                 return _SENSOR_ERROR
-            sensor = sensors[sensor_id] = [_platform_reader(platform, sensor_id), None]
-        value = sensor[0](clock.now if virtual else clock.now_ns())
-        if value is None:
-            return _SENSOR_ERROR
+            sensor = [_platform_reader(platform, sensor_id), None]
+            value = sensor[0](clock.now if virtual else clock.now_ns())
+            if value is None:
+                return _SENSOR_ERROR  # not one of the board's sensors: nothing is kept for it
+            if len(sensors) < MAX_SENSOR_CACHE:
+                sensors[sensor_id] = sensor
+        else:
+            value = sensor[0](clock.now if virtual else clock.now_ns())
+            if value is None:
+                return _SENSOR_ERROR
         cell = sensor[1]
         if cell is not None:
             cell[0] += 1  # what counted(now, sensor_id, name) would count
