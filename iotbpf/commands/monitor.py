@@ -15,6 +15,8 @@ import tempfile
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.kernel.clock import parse_duration
 
+MIN_INTERVAL_S = 0.01   # --interval: a sample of /proc costs milliseconds itself
+
 NAME = "monitor"
 HELP = "per-app CPU, wakeups, I/O and energy of this Linux box (or an Android batterystats dump)"
 EXAMPLE = """iotbpf monitor
@@ -65,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
         return _android(args)
     interval_s = duration_ns(args.interval) / 1e9
     duration_s = duration_ns(args.duration) / 1e9 if args.duration else None
-    if interval_s <= 0:
-        raise IotbpfError("--interval must be positive")
+    if interval_s < MIN_INTERVAL_S:
+        raise IotbpfError("--interval %s is too short: at least %gms (a sample reads /proc)"
+                          % (args.interval, MIN_INTERVAL_S * 1e3))
     if duration_s is None and not sys.stdout.isatty():
         raise IotbpfError("--duration is required when the output is not a terminal")
     return _linux(args, interval_s, duration_s)
