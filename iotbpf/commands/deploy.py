@@ -44,9 +44,14 @@ def run(args: argparse.Namespace) -> int:
     plan = device.plan_deploy(args.app, board=args.board, policy=args.policy, device_config=config)
     destination = args.port or args.to_folder
     if args.dry_run:
-        print("would copy %d files to %s, then reset:" % (len(plan.files), destination))
-        for line in plan.lines():
-            print("  " + line)
+        try:
+            print("would copy %d files to %s, then reset:" % (len(plan.files), destination))
+            for line in plan.lines():
+                print("  " + line)
+        finally:   # the staging folder plan_deploy made: a dry run leaves nothing behind
+            import shutil
+
+            shutil.rmtree(plan.workdir, ignore_errors=True)
         return 0
     transport = device.MpremoteTransport(args.port, args.mpremote) if args.port \
         else device.FolderTransport(args.to_folder)

@@ -48,6 +48,10 @@ def _load(path: str) -> list:
     return [(m.spec, m)]
 
 
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "\\x%02x" % (ord(ch) & 0xFF) for ch in str(text))
+
+
 SHOW_ALL_ARRAY = 64  # arrays up to this many elements are shown whole, larger ones sparsely
 
 
@@ -61,7 +65,14 @@ def run(args: argparse.Namespace) -> int:
     out = []
     for spec, m in _load(args.file):
         rows = []
+        programs = getattr(spec, "programs", None) or {}
+        if programs:   # a prog_array the object initialised: slot -> the function it holds
+            for index in sorted(programs, key=int):
+                rows.append({"key": int(index).to_bytes(4, "little").hex(), "value": None,
+                             "program": programs[index]})
         for key, value in _entries(m):
+            if value is None:   # an empty or program slot: no bytes to show
+                continue
             row = {"key": key.hex(), "value": value.hex()}
             if spec.key_type is not None and key:
                 row["key_decoded"] = decode_value(spec.key_type, key)
@@ -78,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         print("map %s: %s, key %d bytes, value %d bytes, max_entries %d, %d entries"
               % (m["name"], m["type"], m["key_size"], m["value_size"], m["max_entries"], len(m["entries"])))
         for row in m["entries"]:
+            if "program" in row:
+                print("  key %s  program %s" % (row["key"], _printable(row["program"])))
+                continue
             line = "  key %s  value %s" % (row["key"] or "-", row["value"])
             if "key_decoded" in row or "value_decoded" in row:
                 line += "   # %s = %s" % (json.dumps(row.get("key_decoded", row["key"])),

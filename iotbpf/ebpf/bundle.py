@@ -73,18 +73,23 @@ class Bundle:
                     return p
             if not self.programs:
                 raise LoadError("%s: the bundle has no programs" % self.path)
-            raise LoadError("%s has %d programs (%s): choose one with --section"
-                            % (self.path, len(self.programs), ", ".join(self.programs)))
+            raise LoadError(_printable("%s has %d programs (%s): choose one with --section"
+                                       % (self.path, len(self.programs), ", ".join(self.programs))))
         if section in self.programs:
             return self.programs[section]
         matches = [p for p in self.programs.values() if p.section == section]
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise LoadError("%s: section %s holds %d programs (%s): name the function instead"
-                            % (self.path, section, len(matches), ", ".join(p.name for p in matches)))
-        raise LoadError("%s: no program section %r (sections: %s)"
-                        % (self.path, section, ", ".join(self.programs) or "none"))
+            raise LoadError(_printable("%s: section %s holds %d programs (%s): name the function instead"
+                                       % (self.path, section, len(matches), ", ".join(p.name for p in matches))))
+        raise LoadError(_printable("%s: no program section %r (sections: %s)"
+                                   % (self.path, section, ", ".join(self.programs) or "none")))
+
+
+def _printable(text):
+    """Names from a bundle may hold control characters: never print them raw to a terminal."""
+    return "".join(c if " " <= c != "\x7f" else "?" for c in text)
 
 
 # ------------------------------------------------------------------ writing
@@ -126,6 +131,8 @@ def save_bundle(source, path=None):
     for p in programs:
         lines = []
         for pc in sorted(p.line_info):
+            if not 0 <= pc < len(p.insns):
+                continue   # line info past the program (an object's stray entry): never saved
             fname, line, text = p.line_info[pc]
             if fname not in files:
                 files.append(fname)

@@ -256,6 +256,13 @@ def validate_report(report) -> None:
             raise LoadError("%s is missing" % key)
     if "policies" in report and not isinstance(report["policies"], list):
         raise LoadError("policies must be a list")
+    if report.get("meta") is not None and not isinstance(report["meta"], dict):
+        raise LoadError("meta must be an object")
+    for i, row in enumerate(report.get("policies") or []):
+        if not isinstance(row, dict) or not isinstance(row.get("policy"), str) or not row["policy"]:
+            raise LoadError("policies[%d] has no policy name" % i)
+        if not (row.get("energy_j") is None or _is_number(row.get("energy_j"))):
+            raise LoadError("policies[%d].energy_j must be a number or null" % i)
     _check_types(report)
 
 

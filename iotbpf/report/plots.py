@@ -51,7 +51,7 @@ def _new_axes(ax, figsize=(8, 4)):
 
 
 def _title(report: dict, what: str) -> str:
-    meta = report.get("meta", {})
+    meta = report.get("meta") or {}
     who = " · ".join(str(meta[k]) for k in ("node", "app", "board", "policy") if meta.get(k))
     return what + (" — " + who if who else "")
 
