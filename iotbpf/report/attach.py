@@ -250,7 +250,12 @@ def attach(node, args: argparse.Namespace, duration_ns: int, meta: dict | None =
         os.makedirs(os.path.dirname(os.path.abspath(outbox)), exist_ok=True)
         publisher = Publisher(args.mqtt, name, outbox, clock="virtual", model=info.get("board") or "iotbpf node",
                               ca_certs=getattr(args, "mqtt_ca", None),
-                              tls_insecure=bool(getattr(args, "mqtt_insecure", False))).start()
+                              tls_insecure=bool(getattr(args, "mqtt_insecure", False)))
+        # A run's virtual time starts at 0 again: every run is a new stream (docs/mqtt.md), so a
+        # rerun after a crash is never mistaken for the same reports; what a killed run left in
+        # the outbox is still delivered under its own stream id.
+        publisher.outbox.new_stream()
+        publisher.start()
     session = Session(runtime, info, duration_ns, samples, publisher, plot, getattr(args, "plot_dir", None),
                       report)
     return session.start()
