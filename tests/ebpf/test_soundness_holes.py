@@ -288,3 +288,61 @@ def test_a_pointer_stored_narrow_or_misaligned_is_rejected(store):
     # accesses, and narrow pointer stores unless pointer leaks are allowed)
     with pytest.raises(VerifierError, match="a pointer is saved whole"):
         _verify(store + "\nldxb %r0, [%r10-8]\nexit")
+
+
+# ----------------------------------------------------------------------------- tail calls across hooks
+
+TC_HOOKS = ["timer", "gpio", "radio_rx", "radio_tx_done", "battery"]
+TAIL_FUZZ_APPS = int(os.environ.get("IOTBPF_TAIL_FUZZ", "120"))
+
+
+def _tail_app(rng):
+    """A random app: callers on random hooks tail-call through one or two prog_arrays into
+    targets that read the last word of some hook's context; targets may also be attached."""
+    from iotbpf.kernel.manifest import Manifest
+
+    n_targets = rng.randint(1, 3)
+    arrays = [T.MapSpec("jt%d" % a, T.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4,
+                        programs={i: "tgt%d" % i for i in range(n_targets) if rng.random() < 0.8 or i == 0})
+              for a in range(rng.randint(1, 2))]
+    programs, hooks = {}, {}
+    for i in range(n_targets):
+        size = HOOKS[rng.choice(TC_HOOKS)].layout().size
+        p = Program.from_asm("ldxw %%r0, [%%r1+%d]\nexit" % (size - 4), name="tgt%d" % i)
+        p.labels = {"tgt%d" % i: 0}
+        programs["tgt%d" % i] = p
+    for hook in rng.sample(TC_HOOKS, rng.randint(1, 3)):
+        a = rng.randrange(len(arrays))
+        p = Program.from_asm("lddw %%r2, map_fd 0\nmov %%r3, %d\ncall 12\nmov %%r0, 0\nexit" % rng.randrange(4),
+                             name="call_" + hook)
+        p.maps = [arrays[a]]
+        programs["call_" + hook] = p
+        hooks[hook] = "call_" + hook
+    for i in range(n_targets):   # some targets are attached to a hook of their own as well
+        free = [h for h in TC_HOOKS if h not in hooks]
+        if free and rng.random() < 0.3:
+            hooks[rng.choice(free)] = "tgt%d" % i
+    return Manifest({"version": 1, "name": "tc", "object": "t.o", "programs": hooks}), programs
+
+
+def test_tail_call_fuzz_across_hooks():
+    from iotbpf.ebpf.errors import LoadError
+    from iotbpf.kernel.runtime import Runtime
+    from iotbpf.platforms.sim.platform import SimPlatform
+
+    rng = random.Random(77)
+    loaded = refused = 0
+    for _ in range(TAIL_FUZZ_APPS):
+        manifest, programs = _tail_app(rng)
+        rt = Runtime(platform=SimPlatform({}, seed=1))
+        try:
+            rt.load_app(manifest, programs)
+        except (VerifierError, LoadError):
+            refused += 1
+            continue
+        loaded += 1
+        for hook in manifest.programs:
+            rt.raise_event(hook, {})            # an exception here (IndexError...) fails
+        assert rt.fault_count == 0, rt.faults[:3]
+    print("tail-call fuzz: %d apps, %d loaded, %d refused, 0 faults" % (TAIL_FUZZ_APPS, loaded, refused))
+    assert loaded > 10 and refused > 10
