@@ -12,12 +12,16 @@ Errors are :class:`JsonLimitError`, a ValueError, so every caller's existing
 
 import json
 
+_FINDITER = None
 try:
-    import re
-    # A JSON string, or one bracket: strings are skipped whole (at C speed on CPython).
-    _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-    _FINDITER = getattr(_TOKENS, "finditer", None)
-except (ImportError, AttributeError):   # pragma: no cover - some MicroPython ports
+    import sys
+
+    if sys.implementation.name == "cpython":   # MicroPython's re has no finditer: the plain scan
+        import re
+
+        # A JSON string, or one bracket: strings are skipped whole (at C speed).
+        _FINDITER = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]').finditer
+except Exception:   # pragma: no cover - a port without sys.implementation or re
     _FINDITER = None
 
 MAX_DEPTH = 64                    # no file or message of ours nests deeper than ~6

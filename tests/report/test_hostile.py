@@ -148,6 +148,17 @@ def test_bounded_json_loader():
     assert boundedjson.nesting_depth('["\\"[[[", {"x": [2]}]', 5) == 3
 
 
+
+def test_bounded_json_plain_scan_matches(monkeypatch):
+    # MicroPython takes the plain character scan: same answers
+    texts = ['["\\"[[[", {"x": [2]}]', "[" * 80 + "]" * 80, '{"a": "]]]]", "b": [[[[]]]]}', '"\\\\"' + "[" * 70]
+    fast = [boundedjson.nesting_depth(t, 5) for t in texts]
+    monkeypatch.setattr(boundedjson, "_FINDITER", None)
+    assert [boundedjson.nesting_depth(t, 5) for t in texts] == fast
+    with pytest.raises(ValueError, match="nested deeper"):
+        boundedjson.loads("[" * 5000)
+
+
 def test_receiver_survives_a_nested_report_and_counts_it(mosquitto_broker, tmp_path):
     with pytest.raises(Exception, match="nested deeper"):
         parse_payload(NESTED)
