@@ -71,6 +71,8 @@ MAGIC = b"iotbpf-cmd/2 "
 MAX_BODY_DEPTH = 4                # a command body is a flat object
 MAX_CLOCK_SKEW_S = 300            # counters/expiry: how far the operator's clock may run ahead
 DEFAULT_TTL_S = 300               # make_command: a command expires 5 minutes after signing
+UNSIGNED_REPLY_BURST = 20         # replies to unsigned/garbage messages: a burst of 20 ...
+UNSIGNED_REPLIES_PER_S = 1.0      # ... then one per second (the rest are only counted)
 _ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_COMMAND_BYTES = 4096          # a map command on the wire
 MAX_BUNDLE_BYTES = 256 * 1024     # a decoded .ibpf bundle
@@ -238,6 +240,10 @@ class CommandHandler:
         self._watch: dict[str, tuple] = {}   # section -> (previous program, fault baseline, id)
         self._inbox: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
+        self.refused = 0       # commands refused so far
+        self.unanswered = 0    # refused unsigned messages left without a reply (rate limit)
+        self._tokens = float(UNSIGNED_REPLY_BURST)
+        self._tokens_at = time.monotonic()
 
     # -- entry points
     def submit(self, payload: bytes) -> None:
@@ -269,12 +275,30 @@ class CommandHandler:
                 reply["ok"] = True
             except Refused as exc:
                 reply["reason"] = str(exc)
+            except OSError as exc:     # the node's own storage (the counter file), not the message
+                reply["reason"] = "node error: cannot store the command counter in %s: %s" % (
+                    self.counter.path, exc.strerror or exc)
             except Exception as exc:   # one error path: nothing a message holds may escape
                 reply["reason"] = "malformed: %s" % (_clip(str(exc)) or type(exc).__name__)
             self.replies.append(reply)
-        if self.publish is not None:
+            self.refused += 0 if reply["ok"] else 1
+            # Replies to messages that were not even signed are rate-limited: a flood of garbage
+            # must not become a flood of durable replies (each one an outbox write).
+            quiet = reply["counter"] is None and not self._reply_allowed()
+        if quiet:
+            self.unanswered += 1
+        elif self.publish is not None:
             self.publish("cmd_reply", reply)
         return reply
+
+    def _reply_allowed(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(UNSIGNED_REPLY_BURST, self._tokens + (now - self._tokens_at) * UNSIGNED_REPLIES_PER_S)
+        self._tokens_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     def check_rollback(self) -> list[dict]:
         """Roll back program updates that faulted ``rollback_faults`` times; returns the reports."""

@@ -72,6 +72,7 @@ DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _NODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_REPORT_BYTES = 256 * 1024     # a received report (ours are < 4 KiB)
 MAX_INVALID_KEPT = 100            # Receiver.invalid keeps the first ones; invalid_count counts all
+MAX_NODES = 10000                 # nodes a Receiver tracks (topics name them: anyone can invent more)
 # Required keys of ``data`` per kind, with the JSON types they may have.
 _NUMBER = (int, float)
 _REQUIRED = {
@@ -546,6 +547,7 @@ class Receiver:
         self.reports: list[dict] = []
         self.invalid: list[str] = []    # the first MAX_INVALID_KEPT reasons
         self.invalid_count = 0          # every message dropped as invalid
+        self.max_nodes = MAX_NODES
         self.nodes: dict[str, NodeView] = {}
         self.dedup = Deduplicator()
         self.last_error: str | None = None
@@ -639,6 +641,10 @@ class Receiver:
                 return
             view = self.nodes.get(node)
             if view is None:
+                if len(self.nodes) >= self.max_nodes:
+                    self._invalid("%s: more than %d nodes; not tracked" % (_printable(message.topic),
+                                                                          self.max_nodes))
+                    return
                 view = self.nodes[node] = NodeView(node)
             view.last_seen = now
             if report is None:
