@@ -104,3 +104,15 @@ def test_a_one_shot_timer_re_armed_with_no_delay_cannot_spin_in_place():
     rt.boot()
     rt.run_until(2 * NS_PER_S)
     assert rt.hook_stats["timer"].runs <= 2 * NS_PER_S // helpers.MIN_TIMER_PERIOD_NS + 2
+
+
+def test_the_boards_minimum_timer_period_applies():
+    class SlowBoard:   # a board may raise the minimum (Board objects with min_timer_period_ns)
+        min_timer_period_ns = 50 * 1000000
+        ns_per_insn = 125
+
+    arm = Program.from_asm("mov %r1, 3\nmov %r2, 0\nmov %r3, 20000000\ncall 0x1001\nexit")
+    rt = Runtime(platform=SimPlatform({}, seed=1), verify=False, board=SlowBoard())
+    rt.load_app(manifest({"boot": "b"}), {"b": arm})
+    assert rt._run_hook(rt.hooks["boot"], "boot", {"now_ns": 0}) == [(-22) & MASK64]   # 20 ms < 50 ms
+    assert helpers.min_timer_period_ns(rt) == 50 * 1000000
