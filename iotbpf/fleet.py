@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf.errors import IotbpfError
 
 SPEC_VERSION = 1
@@ -137,7 +138,7 @@ class FleetSpec:
         except OSError as exc:
             raise FleetError("cannot read fleet spec %s: %s" % (path, exc.strerror or exc)) from None
         try:
-            data = json.loads(text)
+            data = boundedjson.loads(text)
         except ValueError as exc:
             raise FleetError("fleet spec %s is not valid JSON: %s" % (path, exc)) from None
         return cls.from_dict(data, where=str(path))

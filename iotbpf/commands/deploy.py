@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 
+from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.platforms import device, devimage
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device_config:
         try:
             with open(args.device_config) as handle:
-                config = json.load(handle)
+                config = boundedjson.loads(handle.read())
         except OSError as exc:
             raise IotbpfError("cannot read %s: %s" % (args.device_config, exc.strerror)) from None
         except ValueError as exc:

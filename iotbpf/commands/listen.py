@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         receiver.stop()
     if args.json:
         print(json.dumps({"nodes": [v.as_dict() for _n, v in sorted(receiver.nodes.items())],
-                          "duplicates_dropped": receiver.duplicates, "invalid": receiver.invalid[:20]},
+                          "duplicates_dropped": receiver.duplicates, "invalid": receiver.invalid[:20],
+                          "invalid_count": receiver.invalid_count},
                          indent=2, sort_keys=True))
     elif not live:
         print(format_table(receiver))
@@ -87,6 +88,9 @@ def format_table(receiver, now: float | None = None) -> str:
         lines.append("(no reports yet)")
     if receiver.duplicates:
         lines.append("%d duplicate reports dropped" % receiver.duplicates)
+    if getattr(receiver, "invalid_count", 0):
+        lines.append("%d invalid messages dropped (latest reasons: %s)" % (
+            receiver.invalid_count, "; ".join(receiver.invalid[-3:])))
     return "\n".join(lines)
 
 

@@ -71,6 +71,10 @@ def _load(path: str) -> list:
     return [(m.spec, m)]
 
 
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "\\x%02x" % (ord(ch) & 0xFF) for ch in str(text))
+
+
 SHOW_ALL_ARRAY = 64  # arrays up to this many elements are shown whole, larger ones sparsely
 
 

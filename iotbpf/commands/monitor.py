@@ -16,6 +16,8 @@ from iotbpf.kernel.clock import parse_duration
 from iotbpf.report.attach import add_mqtt_arguments, check_output_args, default_outbox, write_outputs
 from iotbpf.report.export import android_app_usage, monitor_document
 
+MIN_INTERVAL_S = 0.01   # --interval: a sample of /proc costs milliseconds itself
+
 NAME = "monitor"
 HELP = "per-app CPU, wakeups, I/O and energy of this Linux box (or an Android batterystats dump)"
 EXAMPLE = """iotbpf monitor
@@ -72,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
         return _android(args)
     interval_s = duration_ns(args.interval) / 1e9
     duration_s = duration_ns(args.duration) / 1e9 if args.duration else None
-    if interval_s <= 0:
-        raise IotbpfError("--interval must be positive")
+    if interval_s < MIN_INTERVAL_S:
+        raise IotbpfError("--interval %s is too short: at least %gms (a sample reads /proc)"
+                          % (args.interval, MIN_INTERVAL_S * 1e3))
     if duration_s is None and not sys.stdout.isatty():
         raise IotbpfError("--duration is required when the output is not a terminal")
     return _linux(args, interval_s, duration_s)

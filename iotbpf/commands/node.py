@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if publisher is not None and args.key:
         from iotbpf.report.node import remote_control
 
-        handler = remote_control(runtime, publisher, args.key, publisher.outbox.path + ".counter")
+        handler = remote_control(runtime, publisher, args.key)   # counter beside the key, not in /tmp
     if publisher is not None:
         publisher.start()
     reports = []

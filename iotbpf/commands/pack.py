@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from iotbpf.ebpf.bundle import save_bundle
-from iotbpf.ebpf.elf import load_elf_object
+from iotbpf.ebpf.elf import load_elf_object, printable
 from iotbpf.ebpf.errors import IotbpfError
 
 NAME = "pack"
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         data = save_bundle(obj, out)
     except OSError as exc:
         raise IotbpfError("cannot write %s: %s" % (out, exc.strerror or exc)) from None
-    print("wrote %s: %d bytes, %d program(s) (%s), %d map(s)%s"
-          % (out, len(data), len(obj.programs), ", ".join(obj.programs), len(obj.maps),
-             ", license " + obj.license if obj.license else ""))
+    print(printable("wrote %s: %d bytes, %d program(s) (%s), %d map(s)%s"
+                    % (out, len(data), len(obj.programs), ", ".join(obj.programs), len(obj.maps),
+                       ", license " + obj.license if obj.license else "")))
     return 0

@@ -120,7 +120,8 @@ def _run_inputs(program: Program, inputs: list, args: argparse.Namespace, result
     for mem in inputs:
         try:
             res = program.execute(mem=mem, engine=args.engine, budget=args.budget,
-                                  trace=args.trace, profile=args.profile, env=env)
+                                  trace=_TraceStream(args.json) if args.trace else False,
+                                  profile=args.profile, env=env)
         except BPFFault as fault:
             failed = fault
             res = program.last_run
@@ -137,13 +138,28 @@ def _run_inputs(program: Program, inputs: list, args: argparse.Namespace, result
     return failed
 
 
+class _TraceStream:
+    """--trace: each executed instruction is printed as it runs, never kept (an endless program
+    under a large --budget must not fill the memory); with --json nothing is printed."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.count = 0
+
+    def __bool__(self) -> bool:
+        return True
+
+    def append(self, entry) -> None:
+        self.count += 1
+        if not self.quiet:
+            pc, text, changed = entry
+            regs = " ".join("r%d=0x%x" % (reg, value) for reg, value in changed)
+            print(("%5d: %-36s %s" % (pc, text, regs)).rstrip())
+
+
 def _print_details(program: Program, res, args) -> None:
     if res is None:
         return
-    if args.trace and res.trace is not None:
-        for pc, text, changed in res.trace:
-            regs = " ".join("r%d=0x%x" % (reg, value) for reg, value in changed)
-            print(("%5d: %-36s %s" % (pc, text, regs)).rstrip())
     if args.profile and res.profile is not None:
         print("%5s %12s  %s" % ("pc", "count", "instruction"))
         for pc in sorted(res.profile):

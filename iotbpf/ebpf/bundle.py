@@ -27,7 +27,7 @@ MicroPython-compatible (struct and json only); never executes anything it reads.
 import json
 import os
 
-from iotbpf.ebpf import isa
+from iotbpf.ebpf import boundedjson, isa
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.program import Program
@@ -73,18 +73,23 @@ class Bundle:
                     return p
             if not self.programs:
                 raise LoadError("%s: the bundle has no programs" % self.path)
-            raise LoadError("%s has %d programs (%s): choose one with --section"
-                            % (self.path, len(self.programs), ", ".join(self.programs)))
+            raise LoadError(_printable("%s has %d programs (%s): choose one with --section"
+                                       % (self.path, len(self.programs), ", ".join(self.programs))))
         if section in self.programs:
             return self.programs[section]
         matches = [p for p in self.programs.values() if p.section == section]
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise LoadError("%s: section %s holds %d programs (%s): name the function instead"
-                            % (self.path, section, len(matches), ", ".join(p.name for p in matches)))
-        raise LoadError("%s: no program section %r (sections: %s)"
-                        % (self.path, section, ", ".join(self.programs) or "none"))
+            raise LoadError(_printable("%s: section %s holds %d programs (%s): name the function instead"
+                                       % (self.path, section, len(matches), ", ".join(p.name for p in matches))))
+        raise LoadError(_printable("%s: no program section %r (sections: %s)"
+                                   % (self.path, section, ", ".join(self.programs) or "none")))
+
+
+def _printable(text):
+    """Names from a bundle may hold control characters: never print them raw to a terminal."""
+    return "".join(c if " " <= c != "\x7f" else "?" for c in text)
 
 
 # ------------------------------------------------------------------ writing
@@ -126,6 +131,8 @@ def save_bundle(source, path=None):
     for p in programs:
         lines = []
         for pc in sorted(p.line_info):
+            if not 0 <= pc < len(p.insns):
+                continue   # line info past the program (an object's stray entry): never saved
             fname, line, text = p.line_info[pc]
             if fname not in files:
                 files.append(fname)
@@ -247,7 +254,7 @@ def _parse(data, path):
     if _U32.unpack_from(data, end)[0] != fnv1a32(data[:end]):
         raise LoadError("%s: bundle checksum mismatch (corrupted file)" % path)
     try:
-        header = json.loads(data[_HDR.size:_HDR.size + hlen].decode("utf-8"))
+        header = boundedjson.loads(data[_HDR.size:_HDR.size + hlen])
     except (ValueError, UnicodeError):
         raise _bad(path, "header is not valid JSON") from None
     if not isinstance(header, dict):

@@ -59,7 +59,7 @@ BTF_MAP_FIELDS = ("type", "max_entries", "map_flags", "key_size", "value_size", 
 
 
 class _Section:
-    __slots__ = ("index", "name", "type", "flags", "size", "data", "link", "info")
+    __slots__ = ("index", "name", "type", "flags", "size", "data", "link", "info", "offset")
 
 
 class _Symbol:
@@ -87,8 +87,8 @@ class ElfObject:
                 return next(iter(self.programs.values()))
             if not self.programs:
                 raise LoadError("%s: no programs in this object" % self.path)
-            raise LoadError("%s has %d programs (%s): choose one with --section"
-                            % (self.path, len(self.programs), ", ".join(self.programs)))
+            raise LoadError(printable("%s has %d programs (%s): choose one with --section"
+                                      % (self.path, len(self.programs), ", ".join(self.programs))))
         if section in self.programs:
             return self.programs[section]
         if section in self._by_function:
@@ -97,10 +97,10 @@ class ElfObject:
         if found is not None and len(found) == 1:
             return found[0]
         if found:
-            raise LoadError("%s: section %s holds %d programs (%s): name the function instead"
-                            % (self.path, section, len(found), ", ".join(p.name for p in found)))
-        raise LoadError("%s: no program section %r (sections: %s)"
-                        % (self.path, section, ", ".join(self.programs) or "none"))
+            raise LoadError(printable("%s: section %s holds %d programs (%s): name the function instead"
+                                      % (self.path, section, len(found), ", ".join(p.name for p in found))))
+        raise LoadError(printable("%s: no program section %r (sections: %s)"
+                                  % (self.path, section, ", ".join(self.programs) or "none")))
 
 
 def load_elf(source, section: str | None = None) -> Program:
@@ -139,18 +139,26 @@ def load_elf_object(source) -> ElfObject:
     if len(data) > MAX_OBJECT_BYTES:
         raise LoadError("%s: larger than %d bytes" % (path, MAX_OBJECT_BYTES))
     _check_header(data, path)
+    loader = None
     try:
-        return _Loader(data, path).load()
+        loader = _Loader(data, path)
+        return loader.load()
     except LoadError as exc:
         text = str(exc)
+        if loader is not None and not text.startswith(path + ":"):   # e.g. BTF read lazily
+            text = "%s: %s (while reading %s)" % (path, text, loader.where)
         clean = printable(text)
-        if clean != text:  # names from the object may hold control characters
+        if clean != str(exc):  # names from the object may hold control characters
             raise LoadError(clean) from None
         raise
     except RecursionError:
-        raise LoadError("%s: malformed ELF object (nesting too deep)" % path) from None
+        raise LoadError("%s: malformed ELF object (nesting too deep) in %s"
+                        % (path, printable(loader.where if loader else "the ELF header"))) from None
     except Exception as exc:  # pyelftools and struct raise many kinds on garbage
-        raise LoadError("%s: malformed ELF object: %s" % (path, _short(exc))) from None
+        # name the structure and the file offset being read (issue 24: "where, and what")
+        where = loader.where if loader is not None else "the ELF header (offset 0x0)"
+        raise LoadError("%s: malformed ELF object in %s: %s" % (path, printable(where), printable(_short(exc)))) \
+            from None
 
 
 def printable(text: str) -> str:
@@ -186,6 +194,7 @@ class _Loader:
 
         self.data = data
         self.path = path
+        self.where = "the ELF header (offset 0x0)"   # what is being read, for error messages
         self.elf = ELFFile(io.BytesIO(data))
         self.sections: list = []
         self.symbols: list = []
@@ -204,9 +213,13 @@ class _Loader:
         n = self.elf.num_sections()
         if n > 4096:
             raise self.fail("%d sections is too many" % n)
+        shoff, shentsize = struct.unpack_from("<Q", self.data, 0x28)[0], struct.unpack_from("<H", self.data, 0x3A)[0]
         for i in range(n):
+            self.where = "section header %d (offset 0x%x)" % (i, shoff + i * shentsize)
             s = self.elf.get_section(i)
             h = s.header
+            self.where = "section %d %r (header at offset 0x%x, data at 0x%x)" % (
+                i, s.name, shoff + i * shentsize, h["sh_offset"])
             sec = _Section()
             sec.index = i
             sec.name = s.name
@@ -222,19 +235,28 @@ class _Loader:
                     raise self.fail("section %s extends past the end of the file (truncated?)"
                                     % (sec.name or i))
                 sec.data = self.data[h["sh_offset"]:h["sh_offset"] + sec.size]
+            sec.offset = h["sh_offset"]
             self.sections.append(sec)
         self._read_symbols()
         btf = self._named(".BTF")
         if btf is not None:
-            self.btf = Btf(btf.data)
+            self.where = "section .BTF (%d bytes)" % len(btf.data or b"")
+            try:
+                self.btf = Btf(btf.data)
+            except LoadError as exc:
+                raise self.fail("section .BTF (at file offset 0x%x): %s" % (btf.offset, exc)) from None
         lic = self._named("license")
         if lic is not None and lic.data:
             self.obj.license = lic.data.split(b"\0")[0].decode("utf-8", "replace")
+        self.where = "the relocation sections"
         self._read_relocations()
+        self.where = "the map definitions (maps, .maps)"
         self._legacy_maps()
         self._btf_maps()
         self._check_maps_relocations()
+        self.where = "the global data sections"
         self._data_maps()
+        self.where = "the program sections"
         self._programs()
         return self.obj
 
@@ -253,6 +275,8 @@ class _Loader:
         if count > 1 << 20:
             raise self.fail("%d symbols is too many" % count)
         for i in range(count):
+            self.where = "symbol %d of %s (offset 0x%x)" % (i, tabs[0].name,
+                                                           symtab["sh_offset"] + i * (symtab["sh_entsize"] or 24))
             s = symtab.get_symbol(i)
             sym = _Symbol()
             sym.name = s.name

@@ -16,6 +16,7 @@ MicroPython-compatible (json, os only); never executes anything it reads.
 import json
 import os
 
+from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
 
@@ -89,7 +90,7 @@ def read_pin(source):
     if want != _fnv1a32(body):
         raise LoadError("%s: checksum mismatch: the pinned map is damaged" % path)
     try:
-        doc = json.loads(body.decode("utf-8"))
+        doc = boundedjson.loads(body)
     except (ValueError, UnicodeError):
         raise LoadError("%s: pinned map is not valid JSON" % path) from None
     if not isinstance(doc, dict) or doc.get("kind") != KIND:

@@ -1655,6 +1655,15 @@ class Verifier:
             self.write(state, pc, insn.dst, Reg(CONST_MAP, k=k))
             return
         spec = _map_spec(self.maps[k])
+        # Direct value access (Linux: map_direct_value_addr) exists only for single-entry array
+        # maps (.data/.rodata/.bss and the like); hash, queue, ringbuf... values have no fixed address.
+        mtype = getattr(spec, "type", None)
+        if mtype != ty.BPF_MAP_TYPE_ARRAY or getattr(spec, "max_entries", 1) != 1:
+            self.fail(pc, "lddw map_value on map %s of type %s%s: only a single-entry array map has a "
+                      "directly addressable value" % (spec.name, ty.MAP_TYPE_NAMES.get(mtype, mtype),
+                                                      "" if mtype != ty.BPF_MAP_TYPE_ARRAY else
+                                                      " with %d entries" % spec.max_entries),
+                      "use bpf_map_lookup_elem", state)
         off = isa.s32(insn.imm >> 32)
         size = getattr(spec, "value_size", 0)
         if not 0 <= off < size:
@@ -2095,6 +2104,12 @@ class Verifier:
                 if kind == SPILL and mode == "atomic" and spills[i & ~7].t != SCALAR:
                     self.fail(pc, "atomic operation on a saved pointer at fp%d" % ((i & ~7) - STACK), None,
                               state)
+                if kind == SPILL and mode == "read" and spills[i & ~7].t != SCALAR:
+                    # Linux: "invalid size of register fill" (even for root): part of a saved
+                    # pointer read as a number would leak its address.
+                    self.fail(pc, "invalid size of register fill: %d-byte read of the %s saved at fp%d"
+                              % (size, describe(spills[i & ~7]), (i & ~7) - STACK),
+                              "read a saved pointer back whole (8 bytes, same offset)", state)
             if mode == "read":
                 if zeros:
                     return known(0)
@@ -2117,6 +2132,12 @@ class Verifier:
                 if kind == ZERO and not zero:
                     stack[i] = MISC
             return None
+        if value is not None and value.t != SCALAR and not (size == 8 and a % 8 == 0):
+            # Only a whole, aligned 8-byte slot can hold a pointer; the bytes of a narrower or
+            # misaligned store would read back as a number, leaking part of the address.
+            self.fail(pc, "storing %s as %d byte(s) at fp%d: a pointer is saved whole, in an aligned "
+                      "8-byte slot" % (describe(value), size, lo), "save it with stxdw at a multiple of 8",
+                      state)
         for key in range(a & ~7, b, 8):
             if key in spills and stack[key] == SPILL:
                 self._drop_spill(stack, spills, key)
@@ -2134,10 +2155,12 @@ class Verifier:
         return None
 
     def _drop_spill(self, stack, spills, key):
-        del spills[key]
+        # The bytes of a saved pointer that a partial write leaves are unreadable (not numbers):
+        # reading them would leak part of the address.
+        rest = MISC if spills.pop(key).t == SCALAR else INVALID
         for j in range(key, key + 8):
             if stack[j] == SPILL:
-                stack[j] = MISC
+                stack[j] = rest
 
     def do_atomic(self, state, pc, insn):
         op = insn.opcode
@@ -2226,9 +2249,10 @@ class Verifier:
             return None
         if r0.t == PTR_STACK and r0.k == depth:
             self.fail(pc, "returns a pointer to its own stack, which is gone after the return", None, state)
-        if frame.cb is not None and r0.t != SCALAR:
-            self.fail(pc, "a bpf_loop callback must return a number (0 to continue, 1 to stop), not %s"
-                      % describe(r0), None, state)
+        if frame.cb is not None and (r0.t != SCALAR or r0.umax > 1):
+            # Linux checks the same range (bpf_loop's callback_ret_range is [0, 1]).
+            self.fail(pc, "a bpf_loop callback must return a number, 0 (continue) or 1 (stop), not %s"
+                      % describe(r0), "return 0 or 1", state)
         state.frames.pop()
         for _f, _where, r in state.all_regs():
             if r.t == PTR_STACK and r.k >= depth:

@@ -606,7 +606,8 @@ class VM:
             ex.frames = []
         ex.tail_target = None
         ex.tail_calls = 0
-        ex.trace = [] if trace else None
+        # trace: True collects a list; an object with append() (iotbpf run --trace) streams it
+        ex.trace = ([] if trace is True else trace) if trace else None
         ex.profile = {} if profile else None
         ex.program = self.program
         try:

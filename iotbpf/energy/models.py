@@ -23,8 +23,8 @@ CPUs with DVFS) become states named ``run@<MHz>``. ``params`` carries numeric fa
 each documented by the ``source`` entry of ``params``.
 """
 
-import json
 
+from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf.errors import IotbpfError
 
 SCHEMA_VERSION = 1
@@ -298,7 +298,7 @@ def read_json(path):
     """Decode a JSON file at a plain string path; errors become ModelError naming the file."""
     text = read_text(path)
     try:
-        return json.loads(text)
+        return boundedjson.loads(text)
     except ValueError as exc:
         raise ModelError("%s: invalid JSON (%s)" % (path, exc)) from None
 

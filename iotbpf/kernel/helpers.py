@@ -33,12 +33,32 @@ def _sensor_read_for(env):
     return getattr(env, "sensor_helper", None)
 
 
+# Host bounds on what timer programs can make the node do (docs/runtime.md, "Work bounds"):
+# at most MAX_APP_TIMERS armed timers per app, none faster than the node's minimum period
+# (the board's ``min_timer_period_ns``, else MIN_TIMER_PERIOD_NS); a one-shot delay below the
+# minimum is raised to it, so a timer program re-arming itself cannot spin in place.
+MAX_APP_TIMERS = 16           # as many as a manifest may declare (manifest.MAX_TIMERS)
+MIN_TIMER_PERIOD_NS = 1000000  # 1 ms: at most 1 000 runs per second per timer
+
+
+def min_timer_period_ns(node):
+    """The node's minimum timer period (its board's, else MIN_TIMER_PERIOD_NS)."""
+    board = getattr(node, "board", None)
+    value = getattr(board, "min_timer_period_ns", None) if board is not None else None
+    return value if isinstance(value, int) and value > 0 else MIN_TIMER_PERIOD_NS
+
+
 def _timer_arm(ex, timer_id, delay_ns, period_ns, r4, r5):
     if timer_id > 0xFFFF or delay_ns > (1 << 62) or period_ns > (1 << 62):
         return _neg(EINVAL)
-    if period_ns and period_ns < 1000:
-        return _neg(EINVAL)  # a sub-microsecond periodic timer would starve the node
-    ex.env.node.arm_timer(ex.env.app, timer_id, delay_ns, period_ns)
+    node = ex.env.node
+    app = ex.env.app
+    least = min_timer_period_ns(node)
+    if period_ns and period_ns < least:
+        return _neg(EINVAL)  # a faster periodic timer would starve the node
+    if timer_id not in app.timers and len(app.timers) >= MAX_APP_TIMERS:
+        return _neg(ENOSPC)
+    node.arm_timer(app, timer_id, delay_ns if delay_ns >= least else least, period_ns)
     return 0
 
 

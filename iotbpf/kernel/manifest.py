@@ -5,8 +5,8 @@ the instruction budget, the fault policy, the preferred scheduler policy and the
 device setup. Validation must never trust the file: every field is type- and range-checked.
 """
 
-import json
 
+from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.kernel.clock import parse_duration
 from iotbpf.kernel.hooks import HOOK_NAMES
@@ -132,7 +132,7 @@ def _check(cond, where, message):
 def loads(text, base_dir=""):
     """Parse and validate manifest JSON text."""
     try:
-        data = json.loads(text)
+        data = boundedjson.loads(text)
     except ValueError as exc:
         raise LoadError("app.json: not valid JSON: %s" % exc) from None
     return Manifest(data, base_dir)
@@ -150,4 +150,10 @@ def load(path):
     except (UnicodeError, ValueError):
         raise LoadError("manifest %s is not UTF-8 text" % path) from None
     slash = path.rfind("/")
-    return loads(text, path[:slash] if slash >= 0 else "")
+    try:
+        return loads(text, path[:slash] if slash >= 0 else "")
+    except LoadError as exc:   # name the file read, not always "app.json"
+        message = str(exc)
+        if message.startswith("app.json: "):
+            raise LoadError("%s: %s" % (path, message[len("app.json: "):])) from None
+        raise

@@ -59,6 +59,7 @@ from iotbpf.kernel.prng import Rng
 _pack_txq = wellknown.TXQ_STATE.packer()  # iot_txq's one entry
 _TXQ_SIZE = wellknown.TXQ_STATE.size
 _SENSOR_ERROR = iot_helpers.SENSOR_ERROR
+MAX_SENSOR_CACHE = 64  # sensor readers kept per app (a board has a handful); unknown ids keep none
 _MASK64 = iot_helpers.MASK64
 
 _pack_timer = HOOKS["timer"].packer()  # the timer context, fields in declared order
@@ -122,10 +123,16 @@ def _sensor_helper(env, node, app):
         if sensor is None:
             if platform is None:
                 return _SENSOR_ERROR
-            sensor = sensors[sensor_id] = [_platform_reader(platform, sensor_id), None]
-        value = sensor[0](clock.now if virtual else clock.now_ns())
-        if value is None:
-            return _SENSOR_ERROR
+            sensor = [_platform_reader(platform, sensor_id), None]
+            value = sensor[0](clock.now if virtual else clock.now_ns())
+            if value is None:
+                return _SENSOR_ERROR  # not one of the board's sensors: nothing is kept for it
+            if len(sensors) < MAX_SENSOR_CACHE:
+                sensors[sensor_id] = sensor
+        else:
+            value = sensor[0](clock.now if virtual else clock.now_ns())
+            if value is None:
+                return _SENSOR_ERROR
         cell = sensor[1]
         if cell is not None:
             cell[0] += 1  # what counted(now, sensor_id, name) would count
@@ -371,25 +378,64 @@ class Runtime:
 
     def _fill_prog_arrays(self, app, programs, plan, budget, table):
         """Bind the app's other programs to its maps and put them into the prog_array slots the
-        object declares; each one placed is verified with the hook of the app's first program."""
+        object declares. A prog_array serves the programs of ONE hook: the hook of the attached
+        programs that tail-call through it (following chains of tail calls); every program placed
+        in it is verified against that hook's context, and an attached program of another hook,
+        or a prog_array used from two hooks, is refused (a tail call keeps the caller's context)."""
         attached = [p for _h, _s, p in plan]
         extra = [p for p in programs.values() if p not in attached]
-        if not extra:
+        app.tail_hooks = {}
+        if not any(getattr(m, "get_program", None) is not None for m in app.maps.values()):
             return
         from iotbpf.ebpf.maps import fill_prog_arrays
 
         for program in extra:
             _rebind_maps(program, app.maps, self.shared_maps, budget)
         fill_prog_arrays(attached + extra, app.maps)
-        hook = plan[0][0]
-        for m in app.maps.values():
-            get = getattr(m, "get_program", None)
-            if get is None:
+        serves = {}   # prog_array name -> (hook, the section or program whose tail calls set it)
+        work = [(hook, section, program) for hook, section, program in plan]
+        seen = set()
+        while work:
+            hook, where, program = work.pop()
+            if (id(program), hook.name) in seen:
                 continue
-            for index in range(m.spec.max_entries if m.spec.max_entries < 1024 else 1024):
-                target = get(index)
-                if target is not None and target in extra and self.verify:
-                    self._verify(app, hook, getattr(target, "name", "?"), target, table)
+            seen.add((id(program), hook.name))
+            for m in _prog_arrays_used(program):
+                name = m.spec.name
+                if name in serves and serves[name][0].name != hook.name:
+                    raise VerifierError("app %s: prog_array %s is used for tail calls from hook %s (%s) and "
+                                        "hook %s (%s); a prog_array serves the programs of one hook"
+                                        % (app.name, name, serves[name][0].name, serves[name][1],
+                                           hook.name, where))
+                serves.setdefault(name, (hook, where))
+                for target in _slot_programs(m):
+                    work.append((hook, getattr(target, "name", "?"), target))
+        first = plan[0][0]
+        verified = {}   # id(extra program) -> hook name it was verified against
+        for m in app.maps.values():
+            if getattr(m, "get_program", None) is None:
+                continue
+            hook = serves.get(m.spec.name, (first, None))[0]   # an unused array: the first hook
+            app.tail_hooks[m.spec.name] = hook.name
+            for target in _slot_programs(m):
+                name = getattr(target, "name", "?")
+                if target in attached:
+                    own = plan[attached.index(target)][0]
+                    if own.name != hook.name:
+                        raise VerifierError("app %s: program %s is attached to hook %s but sits in prog_array "
+                                            "%s, which is tail-called from hook %s (another context)"
+                                            % (app.name, name, own.name, m.spec.name, hook.name))
+                    continue
+                if target not in extra:
+                    continue
+                done = verified.get(id(target))
+                if done is not None and done != hook.name:
+                    raise VerifierError("app %s: program %s sits in prog_arrays tail-called from hooks %s and "
+                                        "%s; a tail-call target runs with one hook's context"
+                                        % (app.name, name, done, hook.name))
+                if done is None and self.verify:
+                    self._verify(app, hook, name, target, table)
+                verified[id(target)] = hook.name
 
     # ---------------------------------------------------------------- pinned maps
 
@@ -442,7 +488,14 @@ class Runtime:
         app, att = self._find_attached(app_name, section)
         maps = dict(app.maps)
         budget = MapBudget(self.map_budget_bytes, "app " + app.name)
-        program = _rebind_maps(program, maps, self.shared_maps, budget)
+        # The update's own globals (.rodata/.data/.bss: new constants, new or resized variables)
+        # come with it, initialised from its bundle; its other maps bind to the app's by name.
+        program = _rebind_maps(program, maps, self.shared_maps, budget, own_globals=True)
+        for m in _prog_arrays_used(program):
+            serves = getattr(app, "tail_hooks", {}).get(m.spec.name)
+            if serves is not None and serves != att.hook.name and any(True for _ in _slot_programs(m)):
+                raise VerifierError("prog_array %s holds programs verified for hook %s; a program of hook %s "
+                                    "cannot tail-call into them" % (m.spec.name, serves, att.hook.name))
         if self.verify:
             self._verify(app, att.hook, section, program, self.helper_table())
         return program
@@ -454,8 +507,8 @@ class Runtime:
         app, att = self._find_attached(app_name, section)
         for m in program.maps:
             name = m.spec.name
-            if name not in app.maps and name not in self.shared_maps:
-                app.maps[name] = m
+            if (name not in app.maps or _is_global(name)) and name not in self.shared_maps:
+                app.maps[name] = m   # the running program's globals are the ones `map` commands see
         fresh = Attached(app, att.hook, section, program, self._make_vm(program, self.helper_table(), app),
                          att.stats)
         att.fold()  # its runs stay in the hook's statistics; the program's own go with it
@@ -1126,6 +1179,26 @@ class Runtime:
 _CHAINING_HELPERS = (12,)  # bpf_tail_call (bpf_loop callbacks are inside the verifier's bound)
 
 
+def _prog_arrays_used(program):
+    """The prog_array maps ``program`` loads (lddw map_fd/map_idx), i.e. may tail-call through."""
+    out = []
+    maps = getattr(program, "maps", None) or []
+    for insn in program.insns:
+        if insn is not None and insn.opcode == 0x18 and insn.src in (1, 5):   # BPF_PSEUDO_MAP_FD/IDX
+            k = insn.imm & 0xFFFFFFFF
+            if k < len(maps) and getattr(maps[k], "get_program", None) is not None and maps[k] not in out:
+                out.append(maps[k])
+    return out
+
+
+def _slot_programs(m):
+    """The programs in a prog_array's slots."""
+    for index in range(m.spec.max_entries if m.spec.max_entries < 1024 else 1024):
+        target = m.get_program(index)
+        if target is not None:
+            yield target
+
+
 def _calls_any(program, helper_ids):
     """True if the program calls one of these helpers (a BPF_CALL with src 0 and that imm)."""
     for insn in program.insns:
@@ -1157,16 +1230,25 @@ def _make_well_known_maps():
     return out
 
 
-def _rebind_maps(program, app_maps, shared, budget):
+def _is_global(name):
+    """A map holding a program's global variables (.rodata, .data, .bss, .data.<name>...)."""
+    return name[:1] == "."
+
+
+def _rebind_maps(program, app_maps, shared, budget, own_globals=False):
     """The program with its map list pointing at the app's map objects: one object per map name
     across the app's programs (created on first use, charged to ``budget``), and the node's
-    shared instance for a well-known name."""
+    shared instance for a well-known name. ``own_globals`` (an over-the-air update): the
+    program's global-variable maps stay its own, initialised from its object or bundle."""
     from iotbpf.ebpf.maps import create_map
 
     bound = []
     for m in getattr(program, "maps", None) or []:
         spec = getattr(m, "spec", m)
         name = spec.name
+        if own_globals and _is_global(name) and name not in shared:
+            bound.append(m if hasattr(m, "spec") else create_map(spec, budget))
+            continue
         if name in shared:
             target = shared[name]
             _check_compatible(spec, target.spec)

@@ -462,6 +462,10 @@ class LinuxMonitor:
                 proc = self._read_process(int(entry))
                 if proc is not None:
                     snap.processes[proc.pid] = proc
+        # forget the group keys of processes that are gone (pids are reused, the cache must not grow)
+        if len(self._key_cache) > len(snap.processes):
+            live = set((p.pid, p.starttime) for p in snap.processes.values())
+            self._key_cache = dict((k, v) for k, v in self._key_cache.items() if k in live)
         self._read_cpufreq(snap)
         self._read_cpuidle(snap)
         for source in self.power_sources:
@@ -481,7 +485,11 @@ class LinuxMonitor:
         cores = 0
         for line in data.split(b"\n"):
             if line.startswith(b"cpu "):
-                fields = [int(x) for x in line.split()[1:]]
+                try:
+                    fields = [int(x) for x in line.split()[1:]]
+                except ValueError:
+                    self.note("%s/stat: malformed cpu line: busy time is the sum of processes" % self.proc_root)
+                    continue
                 fields += [0] * (8 - len(fields))
                 user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
                 snap.cpu_busy_ticks = user + nice + system + irq + softirq + steal
@@ -888,7 +896,9 @@ def run_monitor(monitor: LinuxMonitor, interval_s: float, duration_s: float | No
     monitor.sample()
     count = 0
     k = 0
-    while duration_s is None or count * interval_s < duration_s - 1e-9:
+    # --duration is time: stop when it has elapsed, however many samples that took (an interval
+    # shorter than a sample's own cost must not stretch the run).
+    while duration_s is None or (count * interval_s < duration_s - 1e-9 and clock() - start < duration_s):
         k += 1
         delay = start + k * interval_s - clock()
         if delay > 0:

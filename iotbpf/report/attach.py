@@ -340,7 +340,12 @@ def attach(node, args: argparse.Namespace, duration_ns: int, meta: dict | None =
                               announce=("battery", "power", "energy", "lifetime") if scheduler is not None else (),
                               apps=apps,
                               ca_certs=getattr(args, "mqtt_ca", None),
-                              tls_insecure=bool(getattr(args, "mqtt_insecure", False))).start()
+                              tls_insecure=bool(getattr(args, "mqtt_insecure", False)))
+        # A run's virtual time starts at 0 again: every run is a new stream (docs/mqtt.md), so a
+        # rerun after a crash is never mistaken for the same reports; what a killed run left in
+        # the outbox is still delivered under its own stream id.
+        publisher.outbox.new_stream()
+        publisher.start()
     session = Session(runtime, info, duration_ns, samples, publisher, plot, getattr(args, "plot_dir", None),
                       report, html)
     return session.start()

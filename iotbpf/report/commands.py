@@ -1,20 +1,29 @@
 """Signed remote commands for a node: map updates and over-the-air program updates (CPython only).
 
 An operator signs a command with the node's key (HMAC-SHA256 over the exact body bytes) and a
-counter larger than any the node accepted before; the node checks size, signature, counter,
-then the command against the map's key/value sizes and the app's manifest, applies it, and
-answers on ``iotbpf/<node>/cmd/reply``. A command that is oversized, malformed, unsigned,
-badly signed, replayed or invalid must change nothing, not even the counter: the counter is
-persisted only once a command passed every check, just before it takes effect.
+counter larger than any the node accepted before; the node checks the size, then the signature
+over the raw bytes *before parsing anything*, then (with size and depth limits) the body, its
+expiry, counter, and the command against the map's key/value sizes and the app's manifest,
+applies it, and answers on ``iotbpf/<node>/cmd/reply``. A command that is oversized, malformed,
+unsigned, badly signed, expired, replayed or invalid must change nothing, not even the counter:
+the counter is persisted only once a command passed every check, just before it takes effect.
+No message, signed or not, can raise out of :meth:`CommandHandler.handle`: anything unexpected
+becomes a refusal ("malformed: ...").
 
-Wire format on ``iotbpf/<node>/cmd`` (version 1), UTF-8 JSON::
+Wire format on ``iotbpf/<node>/cmd`` (version 2), bytes::
 
-    {"version": 1, "body": "<JSON text>", "hmac": "<hex HMAC-SHA256(key, body as UTF-8)>"}
+    iotbpf-cmd/2 <64 hex: HMAC-SHA256(key, BODY)> <id>\n<BODY: UTF-8 JSON object>
+
+``<id>`` (1-64 of ``A-Za-z0-9_.-``) is only an echo token so an operator can match the reply of
+a refused command; the signed body's ``id`` must equal it.
 
 body (JSON object)::
 
     node     the node's name (a command for another node is refused)
-    counter  integer, strictly greater than the last accepted one (anti-replay)
+    counter  integer, strictly greater than the last accepted one (anti-replay) and not above
+             the node's wall clock in microseconds plus MAX_CLOCK_SKEW_S (so no accepted
+             counter can lock later commands out for longer than that)
+    expires  wall-clock time (Unix seconds) after which the node refuses the command
     id       the operator's id for this command (echoed in the reply), 1-64 chars
     op       "map_update" | "map_delete" | "map_lookup" | "program_update"
     map      map name                                   (map_* ops)
@@ -29,9 +38,12 @@ Reply (report kind "cmd_reply"): {"id", "counter", "op", "ok": bool, "reason": s
 "result": {...}}. A program update that then faults ``rollback_faults`` times is rolled back
 to the previous program and reported on ``iotbpf/<node>/faults`` (event "rollback").
 
-The key file holds the key as hex (at least 16 bytes); the last accepted counter is kept in
-a small JSON file written crash-safely (temporary file, fsync, rename) before the command takes
-effect, so a crash can lose a command but never let it be replayed.
+The key file holds the key as hex (at least 16 bytes) and must not be readable by group or
+others (refused otherwise). The last accepted counter is kept beside it
+(:func:`counter_path_for`: ``<key file>.counter``, never in a temporary folder, so a reboot that
+clears /tmp cannot re-open a replay), in a small JSON file written crash-safely (temporary file,
+fsync, rename) before the command takes effect, so a crash can lose a command but never let it
+be replayed.
 """
 
 from __future__ import annotations
@@ -43,16 +55,25 @@ import hmac
 import json
 import os
 import queue
+import re
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
+from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import IotbpfError
 
-COMMAND_VERSION = 1
+COMMAND_VERSION = 2
+MAGIC = b"iotbpf-cmd/2 "
+MAX_BODY_DEPTH = 4                # a command body is a flat object
+MAX_CLOCK_SKEW_S = 300            # counters/expiry: how far the operator's clock may run ahead
+DEFAULT_TTL_S = 300               # make_command: a command expires 5 minutes after signing
+UNSIGNED_REPLY_BURST = 20         # replies to unsigned/garbage messages: a burst of 20 ...
+UNSIGNED_REPLIES_PER_S = 1.0      # ... then one per second (the rest are only counted)
+_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_COMMAND_BYTES = 4096          # a map command on the wire
 MAX_BUNDLE_BYTES = 256 * 1024     # a decoded .ibpf bundle
 MAX_MESSAGE_BYTES = 4096 + (MAX_BUNDLE_BYTES * 4) // 3 + 4   # a program update on the wire
@@ -96,7 +117,16 @@ def load_key(path: str | os.PathLike) -> bytes:
     if len(key) < MIN_KEY_BYTES:
         raise CommandError("key file %s: key is %d bytes, at least %d needed"
                            % (os.fspath(path), len(key), MIN_KEY_BYTES))
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:
+        raise CommandError("key file %s is readable or writable by others (mode %03o); "
+                           "run: chmod 600 %s" % (os.fspath(path), mode, os.fspath(path)))
     return key
+
+
+def counter_path_for(key_path: str | os.PathLike) -> str:
+    """Where the node keeps its last accepted command counter: beside its key file."""
+    return os.fspath(key_path) + ".counter"
 
 
 def generate_key(path: str | os.PathLike) -> bytes:
@@ -132,12 +162,12 @@ class CounterStore:
         self.value = 0
         if os.path.exists(self.path):
             try:
-                with open(self.path, encoding="utf-8") as f:
-                    data = json.load(f)
+                with open(self.path, "rb") as f:
+                    data = boundedjson.loads(f.read(4097), max_bytes=4096, max_depth=2)
             except (OSError, ValueError) as exc:
                 raise CommandError("counter file %s is unreadable: %s" % (self.path, exc)) from None
             if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(
-                    data.get("counter"), int) or data["counter"] < 0:
+                    data.get("counter"), int) or isinstance(data["counter"], bool) or data["counter"] < 0:
                 raise CommandError("counter file %s: expected {\"version\": 1, \"counter\": N}" % self.path)
             self.value = data["counter"]
 
@@ -151,16 +181,20 @@ class CounterStore:
 
 def sign_command(key: bytes, body: dict) -> bytes:
     """The wire message for ``body`` signed with ``key`` (the operator's side)."""
-    text = json.dumps(body, separators=(",", ":"), sort_keys=True)
-    mac = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
-    return json.dumps({"version": COMMAND_VERSION, "body": text, "hmac": mac}).encode("utf-8")
+    raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    mac = hmac.new(key, raw, hashlib.sha256).hexdigest()
+    token = body.get("id") if isinstance(body.get("id"), str) and _ID_RE.match(body["id"]) else "-"
+    return MAGIC + ("%s %s\n" % (mac, token)).encode("ascii") + raw
 
 
 def make_command(node: str, op: str, counter: int | None = None, command_id: str | None = None,
-                 **fields) -> dict:
-    """A command body; the counter defaults to the current time in microseconds (always grows)."""
-    body = {"node": node, "op": op, "counter": counter if counter is not None else time.time_ns() // 1000,
-            "id": command_id or secrets.token_hex(6)}
+                 expires: float | None = None, ttl_s: float = DEFAULT_TTL_S, **fields) -> dict:
+    """A command body; the counter defaults to the current time in microseconds (always grows),
+    and the command expires ``ttl_s`` seconds from now unless ``expires`` (Unix time) is given."""
+    now_ns = time.time_ns()
+    body = {"node": node, "op": op, "counter": counter if counter is not None else now_ns // 1000,
+            "id": command_id or secrets.token_hex(6),
+            "expires": int(expires if expires is not None else now_ns / 1e9 + ttl_s)}
     for name, value in fields.items():
         if name == "bundle" and isinstance(value, (bytes, bytearray)):
             value = base64.b64encode(bytes(value)).decode("ascii")
@@ -206,6 +240,10 @@ class CommandHandler:
         self._watch: dict[str, tuple] = {}   # section -> (previous program, fault baseline, id)
         self._inbox: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
+        self.refused = 0       # commands refused so far
+        self.unanswered = 0    # refused unsigned messages left without a reply (rate limit)
+        self._tokens = float(UNSIGNED_REPLY_BURST)
+        self._tokens_at = time.monotonic()
 
     # -- entry points
     def submit(self, payload: bytes) -> None:
@@ -237,10 +275,30 @@ class CommandHandler:
                 reply["ok"] = True
             except Refused as exc:
                 reply["reason"] = str(exc)
+            except OSError as exc:     # the node's own storage (the counter file), not the message
+                reply["reason"] = "node error: cannot store the command counter in %s: %s" % (
+                    self.counter.path, exc.strerror or exc)
+            except Exception as exc:   # one error path: nothing a message holds may escape
+                reply["reason"] = "malformed: %s" % (_clip(str(exc)) or type(exc).__name__)
             self.replies.append(reply)
-        if self.publish is not None:
+            self.refused += 0 if reply["ok"] else 1
+            # Replies to messages that were not even signed are rate-limited: a flood of garbage
+            # must not become a flood of durable replies (each one an outbox write).
+            quiet = reply["counter"] is None and not self._reply_allowed()
+        if quiet:
+            self.unanswered += 1
+        elif self.publish is not None:
             self.publish("cmd_reply", reply)
         return reply
+
+    def _reply_allowed(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(UNSIGNED_REPLY_BURST, self._tokens + (now - self._tokens_at) * UNSIGNED_REPLIES_PER_S)
+        self._tokens_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     def check_rollback(self) -> list[dict]:
         """Roll back program updates that faulted ``rollback_faults`` times; returns the reports."""
@@ -264,43 +322,57 @@ class CommandHandler:
     def _authenticate(self, payload: bytes, reply: dict) -> dict:
         if len(payload) > self.max_message_bytes:
             raise Refused("oversized: %d bytes (limit %d)" % (len(payload), self.max_message_bytes))
+        if not payload.startswith(MAGIC):
+            raise Refused("malformed: not an iotbpf-cmd/2 message")
+        end = payload.find(b"\n", 0, len(MAGIC) + 64 + 1 + 64 + 1)
+        if end < 0:
+            raise Refused("malformed: no header line")
         try:
-            envelope = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise Refused("malformed: not a UTF-8 JSON object") from None
-        if not isinstance(envelope, dict):
-            raise Refused("malformed: not a JSON object")
-        body_text = envelope.get("body")
-        if not isinstance(body_text, str):
-            raise Refused("malformed: no body")
-        reply["id"] = _peek_id(body_text)
-        if envelope.get("version") != COMMAND_VERSION:
-            raise Refused("unsupported command version %r" % (envelope.get("version"),))
-        mac = envelope.get("hmac")
-        if mac is None:
-            raise Refused("unsigned: no hmac")
-        expected = hmac.new(self._key, body_text.encode("utf-8"), hashlib.sha256).hexdigest()
-        if not isinstance(mac, str) or not hmac.compare_digest(mac.lower(), expected):
+            header = payload[len(MAGIC):end].decode("ascii").split(" ")
+        except UnicodeError:
+            raise Refused("malformed: header is not ASCII") from None
+        if len(header) != 2 or len(header[0]) != 64:
+            raise Refused("malformed: header must be '<64 hex hmac> <id>'")
+        mac, token = header
+        if _ID_RE.match(token):
+            reply["id"] = token
+        raw = payload[end + 1:]
+        # The signature is checked over the raw body bytes before anything of it is parsed.
+        expected = hmac.new(self._key, raw, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(mac.lower().encode("ascii"), expected.encode("ascii")):
             raise Refused("bad signature")
         try:
-            body = json.loads(body_text)
-        except ValueError:
-            raise Refused("malformed: body is not JSON") from None
+            body = boundedjson.loads(raw, max_bytes=self.max_message_bytes, max_depth=MAX_BODY_DEPTH)
+        except ValueError as exc:
+            raise Refused("malformed: body is not JSON (%s)" % _clip(str(exc))) from None
         if not isinstance(body, dict):
             raise Refused("malformed: body is not a JSON object")
+        if body.get("id") != token:
+            raise Refused("malformed: the header's id is not the body's")
         counter = body.get("counter")
         if not isinstance(counter, int) or isinstance(counter, bool) or not 0 < counter <= MAX_COUNTER:
             raise Refused("malformed: counter must be a positive integer")
         reply["counter"] = counter
         if body.get("node") != self.node:
-            raise Refused("command is for node %r, this is %r" % (body.get("node"), self.node))
+            raise Refused("command is for node %s, this is %r" % (_clip(repr(body.get("node"))), self.node))
+        now = time.time()
+        expires = body.get("expires")
+        if not isinstance(expires, (int, float)) or isinstance(expires, bool):
+            raise Refused("malformed: expires must be a Unix time in seconds")
+        if expires < now:
+            raise Refused("expired: the command expired %.0f s ago" % (now - expires))
         if counter <= self.counter.value:
             raise Refused("replayed: counter %d is not above the last accepted %d"
                           % (counter, self.counter.value))
+        # A counter far ahead of the clock (2^63-1, say) would refuse every later command.
+        ceiling = int((now + MAX_CLOCK_SKEW_S) * 1_000_000)
+        if counter > ceiling:
+            raise Refused("counter %d is ahead of this node's clock (at most %d: the time in "
+                          "microseconds + %d s)" % (counter, ceiling, MAX_CLOCK_SKEW_S))
         op = body.get("op")
-        reply["op"] = op if isinstance(op, str) else None
+        reply["op"] = op if isinstance(op, str) and op in OPS else None
         if op not in OPS:
-            raise Refused("unknown op %r (known: %s)" % (op, ", ".join(OPS)))
+            raise Refused("unknown op %s (known: %s)" % (_clip(repr(op)), ", ".join(OPS)))
         if op != "program_update" and len(payload) > self.max_command_bytes:
             raise Refused("oversized: %d bytes (limit %d for %s)"
                           % (len(payload), self.max_command_bytes, op))
@@ -324,7 +396,7 @@ class CommandHandler:
             return delete
         value = _bytes_field(body, "value", map_obj.value_size, name)
         flags = body.get("flags", "any")
-        if flags not in FLAGS:
+        if not isinstance(flags, str) or flags not in FLAGS:
             raise Refused("malformed: flags must be one of %s" % ", ".join(FLAGS))
 
         def update() -> dict:
@@ -394,13 +466,9 @@ def _load_bundle_program(data: bytes, wanted):
         raise Refused("bad bundle: %s" % exc) from None
 
 
-def _peek_id(body_text: str):
-    try:
-        body = json.loads(body_text)
-    except ValueError:
-        return None
-    cid = body.get("id") if isinstance(body, dict) else None
-    return cid if isinstance(cid, str) and 0 < len(cid) <= 64 else None
+def _clip(text: str, limit: int = 120) -> str:
+    """A message's text inside a reason: bounded, so a reply is never larger than a command."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _bytes_field(body: dict, field: str, size: int, map_name: str) -> bytes:

@@ -27,6 +27,7 @@ import json
 import math
 import os
 
+from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf.errors import IotbpfError, LoadError
 from iotbpf.report.schema import VERSION, schema_name, validate
 
@@ -479,7 +480,7 @@ def load_report(path: str | os.PathLike) -> dict:
         raise LoadError("%s: CSV reports are for spreadsheets; read the JSON one (--report FILE.json)" % path)
     try:
         with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+            doc = boundedjson.loads(f.read())
     except OSError as exc:
         raise LoadError("cannot read report %s: %s" % (path, exc.strerror)) from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -550,7 +551,7 @@ def report_from_saved(path: str | os.PathLike, node: str | None = None) -> dict:
                         % path) from None
     for number, line in enumerate(lines, 1):
         try:
-            entry = json.loads(line)
+            entry = boundedjson.loads(line)
         except ValueError:
             raise LoadError("%s:%d: not a JSON line" % (path, number)) from None
         payload = entry.get("payload") if isinstance(entry, dict) else None

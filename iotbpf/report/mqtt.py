@@ -55,6 +55,7 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf.errors import IotbpfError
 from iotbpf.report.outbox import Deduplicator, Outbox
 
@@ -70,6 +71,9 @@ ONLINE = "online"
 OFFLINE = "offline"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _NODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_REPORT_BYTES = 256 * 1024     # a received report (ours are < 4 KiB)
+MAX_INVALID_KEPT = 100            # Receiver.invalid keeps the first ones; invalid_count counts all
+MAX_NODES = 10000                 # nodes a Receiver tracks (topics name them: anyone can invent more)
 # Required keys of ``data`` per kind, with the JSON types they may have.
 _NUMBER = (int, float)
 _REQUIRED = {
@@ -176,10 +180,11 @@ def make_payload(node: str, kind: str, stream: str, seq: int, ts_ns: int, clock:
 
 
 def parse_payload(payload: bytes) -> dict:
-    """Decode and validate a report; raises ReportFormatError naming what is wrong."""
+    """Decode and validate a report; raises ReportFormatError naming what is wrong (size and
+    nesting are bounded: MAX_REPORT_BYTES, boundedjson.MAX_DEPTH)."""
     try:
-        obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        obj = boundedjson.loads(payload, max_bytes=MAX_REPORT_BYTES)
+    except ValueError as exc:
         raise ReportFormatError("report is not UTF-8 JSON: %s" % exc) from None
     if not isinstance(obj, dict):
         raise ReportFormatError("report is not a JSON object")
@@ -589,7 +594,9 @@ class Receiver:
         self.keepalive = keepalive
         self.on_report = on_report
         self.reports: list[dict] = []
-        self.invalid: list[str] = []
+        self.invalid: list[str] = []    # the first MAX_INVALID_KEPT reasons
+        self.invalid_count = 0          # every message dropped as invalid
+        self.max_nodes = MAX_NODES
         self.nodes: dict[str, NodeView] = {}
         self.dedup = Deduplicator()
         self.last_error: str | None = None
@@ -647,6 +654,22 @@ class Receiver:
         self._connected.clear()
 
     def _on_message(self, client, userdata, message) -> None:
+        # paho's network thread: an exception here would end it (every later report silently
+        # lost), so whatever a payload does is caught, counted and shown, never raised.
+        try:
+            self._receive(message)
+        except Exception as exc:
+            with self._changed:
+                self._invalid("%s: %s" % (_printable(message.topic), _printable(
+                    "unexpected %s: %s" % (type(exc).__name__, exc))))
+
+    def _invalid(self, reason: str) -> None:
+        self.invalid_count += 1
+        if len(self.invalid) < MAX_INVALID_KEPT:
+            self.invalid.append(reason[:300])
+        self._changed.notify_all()
+
+    def _receive(self, message) -> None:
         where = split_topic(message.topic)
         if where is None:
             return
@@ -655,24 +678,28 @@ class Receiver:
             return
         now = time.time()
         with self._changed:
-            view = self.nodes.get(node)
-            if view is None:
-                view = self.nodes[node] = NodeView(node)
-            view.last_seen = now
-            if suffix == "status":
-                view.status = bytes(message.payload).decode("utf-8", "replace")
-                self._write_line(message.topic, now, view.status)
-                self._changed.notify_all()
-                return
-            if suffix not in TOPIC_KIND:
+            if suffix != "status" and suffix not in TOPIC_KIND:
                 return
             try:
-                report = parse_payload(bytes(message.payload))
+                report = None if suffix == "status" else parse_payload(bytes(message.payload))
             except ReportFormatError as exc:
-                self.invalid.append("%s: %s" % (message.topic, exc))
+                self._invalid("%s: %s" % (_printable(message.topic), _printable(str(exc))))
                 return
-            if report["node"] != node or KIND_TOPIC[report["kind"]] != suffix:
-                self.invalid.append("%s: node or kind does not match the topic" % message.topic)
+            if report is not None and (report["node"] != node or KIND_TOPIC[report["kind"]] != suffix):
+                self._invalid("%s: node or kind does not match the topic" % _printable(message.topic))
+                return
+            view = self.nodes.get(node)
+            if view is None:
+                if len(self.nodes) >= self.max_nodes:
+                    self._invalid("%s: more than %d nodes; not tracked" % (_printable(message.topic),
+                                                                          self.max_nodes))
+                    return
+                view = self.nodes[node] = NodeView(node)
+            view.last_seen = now
+            if report is None:
+                view.status = bytes(message.payload[:64]).decode("utf-8", "replace")
+                self._write_line(message.topic, now, view.status)
+                self._changed.notify_all()
                 return
             if not self.dedup.accept(node, report["stream"], report["seq"]):
                 return
@@ -701,6 +728,13 @@ class Receiver:
             self._save.write(json.dumps({"topic": topic_name, "received": received, "payload": payload},
                                         sort_keys=True) + "\n")
             self._save.flush()
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Text from the network made safe for a terminal: control characters escaped, bounded."""
+    text = text[:limit]
+    return "".join(ch if ch.isprintable() else "\\x%02x" % ord(ch) if ord(ch) < 256 else "?"
+                   for ch in text)
 
 
 # --------------------------------------------------------------------------- operator side

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.report.commands import CommandHandler, load_key
+from iotbpf.report.commands import CommandHandler, counter_path_for, load_key
 
 
 class RuntimeTarget:
@@ -70,7 +70,8 @@ class RuntimeTarget:
         self.runtime.replace_program(self.app.name, section, program)
 
 
-def remote_control(runtime, publisher, key_file: str | os.PathLike, counter_file: str | os.PathLike,
+def remote_control(runtime, publisher, key_file: str | os.PathLike,
+                   counter_file: str | os.PathLike | None = None,
                    app_name: str | None = None, rollback_faults: int = 3) -> CommandHandler:
     """Accept signed commands for ``publisher.node`` on its command topic.
 
@@ -78,7 +79,11 @@ def remote_control(runtime, publisher, key_file: str | os.PathLike, counter_file
     ``handler.process_pending()`` between events (it applies them, answers on
     ``/cmd/reply`` and rolls back faulty program updates, reporting on ``/faults``).
     Call before ``publisher.start()`` so the node subscribes to its command topic.
+    The last accepted counter is kept beside the key (``<key_file>.counter``) unless
+    ``counter_file`` says otherwise: durable storage, not a temporary folder a reboot clears.
     """
+    if counter_file is None:
+        counter_file = counter_path_for(key_file)
     def publish(kind: str, data: dict) -> None:
         virtual = publisher.clock == "virtual"
         publisher.report(kind, data, ts_ns=runtime.clock.now_ns() if virtual else None)

@@ -123,6 +123,16 @@ class Outbox:
                 (topic, bytes(payload), int(qos), 1 if retain else 0, time.time()))
             return cur.lastrowid, seq
 
+    def new_stream(self) -> str:
+        """Start a new stream (a new random id, sequence numbers from 1 again); reports still
+        waiting keep the stream they were made in and are still delivered. For a producer whose
+        clock restarts (a simulation run), so consumers can tell its runs apart."""
+        with self._lock, self._transaction():
+            self.stream = uuid.uuid4().hex[:16]
+            self._set_meta("stream", self.stream)
+            self._db.execute("DELETE FROM meta WHERE key LIKE 'seq:%'")
+        return self.stream
+
     def last_seq(self, seq_key: str) -> int:
         """The last sequence number allocated for ``seq_key`` (0 if none)."""
         with self._lock:

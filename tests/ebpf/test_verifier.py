@@ -445,7 +445,8 @@ def test_loop_over_the_input_with_an_index_check_is_accepted():
 def test_spilled_pointer_is_restored():
     assert check("stxdw [%r10-8], %r1\nldxdw %r3, [%r10-8]\nldxw %r0, [%r3+8]\nexit")
     msg = rejected("stxdw [%r10-8], %r1\nstb [%r10-8], 0\nldxdw %r3, [%r10-8]\nldxw %r0, [%r3+8]\nexit")
-    assert "not a pointer" in msg
+    # the bytes a partial write leaves of a saved pointer are unreadable (issue 24: no leak)
+    assert "reads uninitialised stack at fp-7" in msg
 
 
 def test_function_call_with_a_stack_pointer_argument():
@@ -646,7 +647,8 @@ def test_helper_writing_over_a_saved_pointer_destroys_it():
         exit
     """
     msg = rejected(text)
-    assert "r3 is" in msg and "not a pointer" in msg
+    # what may be left of the saved pointer is unreadable, not a number (issue 24: no leak)
+    assert "reads uninitialised stack at fp-8" in msg
     assert check(text.replace("and %r3, 8", "and %r3, 0"))
 
 

@@ -90,16 +90,26 @@ def _refused(handler, target, payload, reason):
     return reply
 
 
+def _frame(mac: str, token: str, raw: bytes) -> bytes:
+    return b"iotbpf-cmd/2 " + ("%s %s\n" % (mac, token)).encode() + raw
+
+
+def _signed_raw(raw: bytes, token: str = "x", secret: bytes = KEY) -> bytes:
+    return _frame(hmac.new(secret, raw, hashlib.sha256).hexdigest(), token, raw)
+
+
 def test_unsigned_and_badly_signed_commands_change_nothing(node):
     target, handler, _ = node
     body = make_command("n1", "map_update", counter=1, command_id="x", map="blocklist", key=1, value=1)
-    unsigned = json.dumps({"version": 1, "body": json.dumps(body)}).encode()
-    assert _refused(handler, target, unsigned, "unsigned")["id"] == "x"
+    raw = json.dumps(body).encode()
+    assert _refused(handler, target, _frame("0" * 64, "x", raw), "bad signature")["id"] == "x"
     _refused(handler, target, sign_command(bytes(32), body), "bad signature")
-    good = json.loads(sign_command(KEY, body))
-    tampered = dict(good, body=good["body"].replace('"value":1', '"value":0'))
-    _refused(handler, target, json.dumps(tampered).encode(), "bad signature")
-    _refused(handler, target, json.dumps(dict(good, hmac=7)).encode(), "bad signature")
+    good = sign_command(KEY, body)
+    _refused(handler, target, good.replace(b'"value":1', b'"value":0'), "bad signature")
+    _refused(handler, target, good[:20] + b"zz" + good[22:], "bad signature")
+    # The old JSON envelope (parsed before its signature was checked) is no longer accepted.
+    _refused(handler, target, json.dumps({"version": 1, "body": raw.decode(), "hmac": "00"}).encode(),
+             "not an iotbpf-cmd/2 message")
 
 
 def test_replayed_commands_are_refused(node):
@@ -146,14 +156,12 @@ def test_malformed_commands_are_refused_with_a_reason(node, fields, reason):
 
 def test_structurally_broken_messages(node):
     target, handler, _ = node
-    for payload, reason in ((b"\xff\xfe", "malformed"), (b"[1]", "malformed"), (b"{}", "no body"),
-                            (json.dumps({"version": 1, "body": "{", "hmac": "00"}).encode(), "bad signature"),
-                            (json.dumps({"version": 2, "body": "{}", "hmac": "00"}).encode(), "version")):
+    for payload, reason in ((b"\xff\xfe", "malformed"), (b"[1]", "malformed"), (b"{}", "malformed"),
+                            (b"iotbpf-cmd/2 ", "no header line"),
+                            (b"iotbpf-cmd/2 00 x\n{}", "header must be"),
+                            (_frame("0" * 64, "x", b"{"), "bad signature")):
         _refused(handler, target, payload, reason)
-    text = "[1, 2]"
-    mac = hmac.new(KEY, text.encode(), hashlib.sha256).hexdigest()
-    signed_list = json.dumps({"version": 1, "body": text, "hmac": mac}).encode()
-    _refused(handler, target, signed_list, "not a JSON object")
+    _refused(handler, target, _signed_raw(b"[1, 2]"), "not a JSON object")
 
 
 def test_oversized_commands_are_refused_before_parsing(node):

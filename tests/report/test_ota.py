@@ -165,6 +165,7 @@ def test_program_update_and_rollback_over_mqtt(bundles, mosquitto_broker, tmp_pa
     from iotbpf.report.node import remote_control
 
     (tmp_path / "n1.key").write_text(KEY.hex())
+    (tmp_path / "n1.key").chmod(0o600)   # a key readable by others is refused
     fast = {"keepalive": 2, "reconnect_min": 0.1, "reconnect_max": 0.5}
     node = Node("sensor_node", seed=1)
     rt = node.build()

@@ -8,6 +8,7 @@ part of the eBPF context. The format is documented in docs/platforms.md ("Usage 
 
 import json
 
+from iotbpf.ebpf import boundedjson
 from iotbpf.kernel.clock import parse_duration
 from iotbpf.kernel.hooks import HOOKS
 
@@ -26,7 +27,7 @@ def parse_events(text, where="events"):
         if not line or line.startswith("#"):
             continue
         try:
-            obj = json.loads(line)
+            obj = boundedjson.loads(line)
         except ValueError:
             raise ValueError("%s line %d: not valid JSON" % (where, line_no)) from None
         if not isinstance(obj, dict):
