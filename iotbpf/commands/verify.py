@@ -19,7 +19,7 @@ iotbpf verify app.o --section radio_rx --json"""
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("program", metavar="PROGRAM", help=".s, .bin, .data, .o or .ibpf file")
-    parser.add_argument("--section", metavar="S", help="program section (or function) of a .o or .ibpf "
+    parser.add_argument("--section", metavar="NAME", help="program section (or function) of a .o or .ibpf "
                         "file (default: every program of the object, each verified for its own hook)")
     parser.add_argument("--hook", metavar="H",
                         help="hook whose context r1 points to (default: the section name when it names "
