@@ -841,7 +841,7 @@ class Node(_api.Node):
             session.take_sample()
             result.events_handled -= session.samples_taken
             if len(session.recorder):
-                result._report = session.recorder.report()
+                result._report = session.recorder.report(died_ns=rt.dead_at_ns)
         return result
 
 

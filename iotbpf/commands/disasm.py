@@ -70,12 +70,18 @@ def run(args: argparse.Namespace) -> int:
     for i, (name, program) in enumerate(programs):
         if len(programs) > 1:
             section = program.program.section
-            print("%s# program %s%s" % ("\n" if i else "", name,
-                                        " (section %s)" % section if section and section != name else ""))
+            if i:
+                print()
+            print(_safe("# program %s%s" % (name, " (section %s)" % section if section and section != name else "")))
         notes = names = None
         if annotated:
             notes, names = disasm.annotate(program.program, helpers)
         lines = disasm.disassemble_lines(program.insns, labels=not args.no_labels, pcs=args.pcs,
                                          notes=notes, names=names if not args.no_labels else None)
-        print("\n".join(lines))
+        print("\n".join(_safe(line) for line in lines))
     return 0
+
+
+def _safe(text: str) -> str:
+    """A line for the terminal: names and C source lines from an object may hold escape codes."""
+    return "".join(c if c == "\t" or (" " <= c != "\x7f") else "?" for c in text)

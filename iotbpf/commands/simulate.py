@@ -117,8 +117,8 @@ def _events(path: str | None):
     except OSError:
         return path  # the node reports the unreadable file
     first = next((line.strip() for line in head.splitlines() if line.strip() and not line.startswith("#")), "")
-    if first.startswith("{"):
-        return path
+    if first.startswith(("{", "[")):
+        return path  # JSON lines (the node's bounded JSON reader reports anything malformed)
     from iotbpf.platforms.android_usage import load_trace
 
     trace = load_trace(path)

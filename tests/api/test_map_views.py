@@ -103,5 +103,5 @@ def test_pin_dir_then_update_and_delete_from_the_command_line(cli, tmp_path):
     # the next boot restores the changed map: source 2's packets are now dropped
     before = cli("simulate", "rx_filter", "--duration", "1h", "--json")
     after = cli("simulate", "rx_filter", "--duration", "1h", "--json", "--pin-dir", str(pins))
-    dropped = [json.loads(x.out)["summary"]["radio"]["rx"]["dropped"] for x in (before, after)]
+    dropped = [json.loads(x.out)["run"]["radio"]["rx"]["dropped"] for x in (before, after)]
     assert dropped[1] > dropped[0]
