@@ -166,3 +166,57 @@ class Ledger:
 
     def snapshot(self):
         return dict(self.ns)
+
+
+class LedgerProfile:
+    """The load's current levels between two battery updates, read from a ledger, for the
+    battery's rate-dependent models (``Battery.profile_source``): called with the interval's mean
+    current (A at the battery) and length, it returns ``(bursts, [(current_a, ns), ...])``, one
+    level per ledger key outside its component's default state (a radio's TX, a CPU run state, a
+    transition) at the node's idle current plus that key's step above its component's default
+    state, converted to ``battery_v`` at constant power as the scheduler converts the total; the
+    number of bursts is the most frequent transition of the interval (at least 1). Reading the
+    ledger costs one pass over its keys per battery update (hourly), nothing per event."""
+
+    def __init__(self, ledger, battery_v):
+        self.ledger = ledger
+        self.battery_v = battery_v
+        self.mark_ns = dict(ledger.ns)
+        self.mark_tr = dict(ledger.transitions)
+        self._step = {}  # ledger key -> A at the battery above the component's default state
+        base = 0.0
+        for model in ledger.models.values():
+            base += model.current_a(model.default_state) * model.voltage_v / battery_v
+        self.base_a = base
+
+    def _step_a(self, key):
+        step = self._step.get(key)
+        if step is None:
+            model = self.ledger.models[key[0]]
+            if key[1] == model.default_state:
+                step = None
+            else:
+                step = (model.current_a(key[1]) - model.current_a(model.default_state)) \
+                    * model.voltage_v / self.battery_v
+            self._step[key] = step
+        return step
+
+    def __call__(self, mean_a, dt_ns):
+        ledger = self.ledger
+        mark = self.mark_ns
+        levels = []
+        for key, ns in ledger.ns.items():
+            d = ns - mark.get(key, 0)
+            if d > 0:
+                step = self._step_a(key)
+                if step is not None:
+                    levels.append((self.base_a + step, d))
+        bursts = 1
+        mark_tr = self.mark_tr
+        for key, count in ledger.transitions.items():
+            d = count - mark_tr.get(key, 0)
+            if d > bursts:
+                bursts = d
+        self.mark_ns = dict(ledger.ns)
+        self.mark_tr = dict(ledger.transitions)
+        return bursts, levels

@@ -64,7 +64,7 @@ CELLS = {
     "e91": {
         "chemistry": "Zn/MnO2 alkaline AA", "primary": True, "capacity_mah": 2500.0, "nominal_v": 1.5,
         "cutoff_v": 0.8, "self_discharge_per_year": 0.02, "max_continuous_a": 1.0,
-        "peukert_k": 1.25, "i_max_a": 1.0,
+        "peukert_k": 1.25, "i_max_a": 1.0, "rated_hours": 100.0,
         "ocv": [(0.0, 0.8), (0.1, 1.0), (0.3, 1.15), (0.6, 1.25), (0.9, 1.4), (1.0, 1.58)],
         "r": [(0.0, 0.3), (1.0, 0.15)],
         "source": "Energizer E91 product datasheet, p.1: ~2500 mAh at 25 mA to "
@@ -72,7 +72,8 @@ CELLS = {
                   "(points read from the 25 mA curve), OCV 1.58 V fresh, internal resistance "
                   "150-300 mohm ('Internal Resistance' line); Peukert k 1.25 above the rated 25 mA is an "
                   "estimate for alkaline AA (Energizer Alkaline Handbook Alk2.0, 'Capacity': capacity "
-                  "falls with drain), not a datasheet figure; ~2 %/year",
+                  "falls with drain), not a datasheet figure; rated 2500 mAh / 25 mA = 100 h; "
+                  "~2 %/year",
     },
     "ncr18650b": {
         "chemistry": "Li-ion NCA 18650", "primary": False, "capacity_mah": 3200.0, "nominal_v": 3.6,
@@ -146,10 +147,39 @@ def brownout_soc(cell, pulse_a, series=1):
     return 0.0
 
 
+def kibam_cycles(y1, y2, cycle, n, c, k):
+    """``n`` repetitions of a cycle ``[(current_a, dt_s), ...]`` from the wells (y1, y2), in closed
+    form: a KiBaM step is affine in the state (y -> M y + b), so the cycle's map is found from three
+    runs of it and raised to the n-th power by squaring (log2 n compositions, never n steps)."""
+    def run(a1, a2, loaded):
+        for current, dt in cycle:
+            if dt > 0:
+                a1, a2 = kibam_step(a1, a2, current if loaded else 0.0, dt, c, k)
+        return a1, a2
+
+    m11, m21 = run(1.0, 0.0, False)
+    m12, m22 = run(0.0, 1.0, False)
+    b1, b2 = run(0.0, 0.0, True)
+    # r: the accumulated map (identity), (m, b): the cycle's map squared as n is consumed
+    r11, r12, r21, r22, rb1, rb2 = 1.0, 0.0, 0.0, 1.0, 0.0, 0.0
+    while n > 0:
+        if n & 1:
+            r11, r12, r21, r22, rb1, rb2 = (m11 * r11 + m12 * r21, m11 * r12 + m12 * r22,
+                                            m21 * r11 + m22 * r21, m21 * r12 + m22 * r22,
+                                            m11 * rb1 + m12 * rb2 + b1, m21 * rb1 + m22 * rb2 + b2)
+        n >>= 1
+        if n:
+            m11, m12, m21, m22, b1, b2 = (m11 * m11 + m12 * m21, m11 * m12 + m12 * m22,
+                                          m21 * m11 + m22 * m21, m21 * m12 + m22 * m22,
+                                          m11 * b1 + m12 * b2 + b1, m21 * b1 + m22 * b2 + b2)
+    return r11 * y1 + r12 * y2 + rb1, r21 * y1 + r22 * y2 + rb2
+
+
 class Battery:
     """Common part: capacity, SoC, cut-off and brown-out floor, self-discharge, harvest, exact death."""
 
     kind = "ideal"
+    profile_source = None  # fn(mean_a, dt_ns) -> (bursts, [(current_a, ns)]) or None (see draw)
 
     def __init__(self, capacity_mah, voltage_v, self_discharge_per_year=0.0, cutoff_soc=0.0, cell=None,
                  series=1, charge_efficiency=None, max_charge_a=None, primary=None):
@@ -186,6 +216,11 @@ class Battery:
     # overridden by models
     def _discharge(self, current_a, dt_s):
         self.level_c = min(self.capacity_c, self.level_c - current_a * dt_s)
+
+    def _discharge_profile(self, current_a, cycle, bursts, dt_s):
+        """The interval as ``bursts`` repetitions of ``cycle`` (net currents, seconds per cycle);
+        the net charge is ``current_a`` x ``dt_s``. Coulomb counting has no rate effect."""
+        self._discharge(current_a, dt_s)
 
     def available_c(self):
         return self.level_c
@@ -228,10 +263,18 @@ class Battery:
             return self.voltage_v
         return self.ocv_v() - current_a * self.series * _interp(self.cell["r"], self.soc())
 
-    def draw(self, current_a, dt_ns, alpha=0.2, harvest_a=0.0):
+    def draw(self, current_a, dt_ns, alpha=0.2, harvest_a=0.0, profile=None):
         """The load draws ``current_a`` (A) for ``dt_ns`` while a harvester delivers ``harvest_a``
         (A at the battery voltage, before the charger); returns True while alive. A negative
-        ``current_a`` is a harvest (older callers)."""
+        ``current_a`` is a harvest (older callers).
+
+        ``profile`` (or, when None, what ``profile_source(current_a, dt_ns)`` returns) is the
+        load's shape in the interval: ``(bursts, [(current_a, ns), ...])``, each level's current
+        at the battery and its total time, spread over ``bursts`` equal cycles (a radio burst, the
+        CPU run and the transitions around it); the rest of the interval is the level that keeps
+        the mean at ``current_a``. The rate-dependent models (Peukert, KiBaM) then see each
+        burst's current rather than the interval's average; each cycle ends with its burst, so the
+        state at the interval's end (where death is checked) is the trough after a burst."""
         if dt_ns <= 0:
             return not self.dead()
         if current_a < 0:
@@ -254,7 +297,13 @@ class Battery:
         total = current_a - direct + self.leak_a - charge
         self.last_net_a = total
         before = self._state()
-        self._discharge(total, dt_s)
+        if profile is None and self.profile_source is not None:
+            profile = self.profile_source(current_a, dt_ns)
+        cycle = _cycle(profile, current_a, total, dt_ns) if profile is not None else None
+        if cycle is None:
+            self._discharge(total, dt_s)
+        else:
+            self._discharge_profile(total, cycle, profile[0], dt_s)
         if total > 0 and self.available_c() - self.floor_soc * self.capacity_c <= total * 1e-9 + 1e-12:
             # empties in this interval (or within a nanosecond of its end): stop at that moment,
             # computed from the state at the interval's start; draw nothing past it
@@ -350,6 +399,29 @@ class Battery:
     cell_name = None
 
 
+def _cycle(profile, mean_a, net_a, dt_ns):
+    """One cycle of net currents and seconds from a load profile (see Battery.draw), or None when
+    the profile is empty or does not fit in the interval (then the average is used)."""
+    bursts, levels = profile
+    if bursts < 1 or not levels:
+        return None
+    busy_ns = 0
+    busy_c = 0.0
+    for current, ns in levels:
+        busy_ns += ns
+        busy_c += current * ns
+    rest_ns = dt_ns - busy_ns
+    if rest_ns <= 0:
+        return None
+    rest_a = (mean_a * dt_ns - busy_c) / rest_ns  # keeps the interval's charge exact
+    shift = net_a - mean_a  # harvest, leak and charging stay spread over the interval
+    per = NS / bursts
+    cycle = [(rest_a + shift, rest_ns * per)]
+    for current, ns in levels:
+        cycle.append((current + shift, ns * per))
+    return cycle
+
+
 class IdealBattery(Battery):
     """Coulomb counting: lifetime = capacity / current exactly."""
 
@@ -388,6 +460,13 @@ class PeukertBattery(Battery):
 
     def _discharge(self, current_a, dt_s):
         self.level_c = min(self.capacity_c, self.level_c - self._effective(current_a) * dt_s)
+
+    def _discharge_profile(self, current_a, cycle, bursts, dt_s):
+        # Peukert per level: a burst above the rated current costs its own rate's exponent
+        used = 0.0
+        for current, seconds in cycle:
+            used += self._effective(current) * seconds
+        self.level_c = min(self.capacity_c, self.level_c - used * bursts)
 
     def time_to_empty_s(self, current_a=None):
         if current_a is None:
@@ -445,6 +524,12 @@ class KiBaMBattery(Battery):
                 y1 -= (total - self.capacity_c) * self.c
                 y2 -= (total - self.capacity_c) * (1.0 - self.c)
         self.y1, self.y2 = y1, y2
+
+    def _discharge_profile(self, current_a, cycle, bursts, dt_s):
+        if current_a < 0:
+            self._discharge(current_a, dt_s)  # charging: the capacity clamp of _discharge
+            return
+        self.y1, self.y2 = kibam_cycles(self.y1, self.y2, cycle, bursts, self.c, self.k)
 
     def _set_empty(self):
         self.y1 = self.floor_soc * self.c * self.capacity_c
@@ -537,7 +622,7 @@ def make_battery(spec, where="battery"):
     allowed = {"ideal": (), "peukert": ("peukert_k", "rated_hours", "i_max_a"),
                "kibam": ("c", "k_per_s")}[model]
     if model == "peukert" and cell is not None:
-        for key in ("peukert_k", "i_max_a"):
+        for key in ("peukert_k", "i_max_a", "rated_hours"):
             if key in cell and key not in params:
                 kw[key] = cell[key]
     for key, value in params.items():
