@@ -41,6 +41,7 @@ CELLS = {
     "cr2032": {
         "chemistry": "Li/MnO2 coin cell", "primary": True, "capacity_mah": 235.0, "nominal_v": 3.0,
         "cutoff_v": 2.0, "self_discharge_per_year": 0.01, "max_continuous_a": 0.003,
+        "temp_range_c": (-30.0, 60.0),
         "ocv": [(0.0, 2.0), (0.05, 2.5), (0.1, 2.7), (0.2, 2.8), (0.5, 2.88), (0.8, 2.93),
                 (0.95, 3.0), (1.0, 3.05)],
         "r": [(0.0, 40.0), (0.2, 20.0), (1.0, 15.0)],
@@ -48,18 +49,31 @@ CELLS = {
                   "235 mAh to 2.0 V at 15 kohm (0.19 mA) and 21 C, 'Typical Discharge Characteristics' "
                   "chart (OCV points read from the 15 kohm curve); typical internal resistance 10-40 ohm "
                   "(as commonly quoted for Li/MnO2 coin cells; not verified against the PDF here: 15 ohm "
-                  "fresh rising to 40 ohm at 2.0 V is an estimate inside that range); max continuous "
-                  "3 mA, pulse 15 mA; ~1 %/year self-discharge at 21 C",
+                  "fresh rising to 40 ohm at 2.0 V is an estimate inside that range; checked since: the "
+                  "datasheet's pulse test, 2.9 V under the 0.19 mA background and 2.7 V under a "
+                  "6.8 mA pulse, implies ~30 ohm for its 2 s pulses, and TI SWRA349 section 3 gives "
+                  "~60 ohm at the 2.0 V end of life for 15 mA peaks: the curve here is lower, kept "
+                  "for millisecond radio bursts, which SWRA349 finds cost a CR2032 little (30 mA "
+                  "against 15 mA peaks: 9 % less capacity on average), and remains an estimate); "
+                  "max continuous 3 mA, pulse 15 mA; ~1 %/year self-discharge at 21 C; operating "
+                  "range -30 C to 60 C (datasheet 'Operating Temp', Form No. 2032NA0618, as "
+                  "transcribed in public design notes; the PDF itself was not at hand); no capacity- or "
+                  "resistance-versus-temperature figure was at hand as numbers (not derated)",
     },
     "l91": {
         "chemistry": "Li/FeS2 AA", "primary": True, "capacity_mah": 3500.0, "nominal_v": 1.5,
         "cutoff_v": 0.9, "self_discharge_per_year": 0.01, "max_continuous_a": 2.0,
+        "temp_range_c": (-40.0, 60.0),
         "ocv": [(0.0, 0.9), (0.03, 1.2), (0.1, 1.4), (0.5, 1.45), (0.9, 1.5), (1.0, 1.8)],
         "r": [(0.0, 0.15), (1.0, 0.09)],
         "source": "Energizer L91 Ultimate Lithium product datasheet, p.1: "
                   "3500 mAh to 0.9 V at 25 mA and 21 C, OCV 1.8 V fresh, 'Constant Current Discharge' "
                   "chart (flat 1.4-1.5 V plateau, points read from the 25 mA curve), typical internal "
-                  "resistance 90-150 mohm, max continuous 2.0 A; 'up to 20 years' storage -> ~1 %/year",
+                  "resistance 90-150 mohm, max continuous 2.0 A; 'up to 20 years' storage -> ~1 %/year; "
+                  "operating range -40 C to +60 C (Energizer Cylindrical Primary Lithium Handbook, "
+                  "Form No. 12004-A, 'Introduction': 'designed to operate even in extreme "
+                  "temperatures from as low as -40 C up to +60 C'); capacity and resistance versus "
+                  "temperature are charts only there (not derated)",
     },
     "e91": {
         "chemistry": "Zn/MnO2 alkaline AA", "primary": True, "capacity_mah": 2500.0, "nominal_v": 1.5,
@@ -128,14 +142,15 @@ def _interp(table, x):
     return table[-1][1]
 
 
-def brownout_soc(cell, pulse_a, series=1):
+def brownout_soc(cell, pulse_a, series=1, r_factor=1.0):
     """The state of charge below which OCV(soc) - pulse x R(soc) < cut-off (closed form on the
     merged breakpoints of both curves): 0.0 if the pulse never browns out, 1.0 if even a full cell
-    cannot carry it."""
+    cannot carry it. ``r_factor`` scales R (the cell's temperature, see Battery.set_temperature)."""
     xs = sorted(set([p[0] for p in cell["ocv"]] + [p[0] for p in cell["r"]]))
+    pulse_r = pulse_a * r_factor
 
     def margin(s):
-        return series * (_interp(cell["ocv"], s) - pulse_a * _interp(cell["r"], s) - cell["cutoff_v"])
+        return series * (_interp(cell["ocv"], s) - pulse_r * _interp(cell["r"], s) - cell["cutoff_v"])
 
     if margin(1.0) < 0:
         return 1.0
@@ -180,6 +195,7 @@ class Battery:
 
     kind = "ideal"
     profile_source = None  # fn(mean_a, dt_ns) -> (bursts, [(current_a, ns)]) or None (see draw)
+    rate_dependent = False  # True when the load's profile changes the result (Peukert, KiBaM)
 
     def __init__(self, capacity_mah, voltage_v, self_discharge_per_year=0.0, cutoff_soc=0.0, cell=None,
                  series=1, charge_efficiency=None, max_charge_a=None, primary=None):
@@ -203,6 +219,10 @@ class Battery:
         self.pulse_a = 0.0
         self.brownout_soc = 0.0
         self.floor_soc = cutoff_soc
+        self.temperature_c = None
+        self.r_factor = 1.0       # R at the cell's temperature / R at the datasheet's
+        self.temp_floor_soc = 0.0  # the part of the capacity the cell cannot deliver that cold
+        self.out_of_range = False  # outside the datasheet's operating temperature: delivers nothing
         self.drawn_c = 0.0
         self.harvested_c = 0.0
         self.charged_c = 0.0
@@ -241,11 +261,37 @@ class Battery:
         """The node's peak current (A at the battery): the cut-off is checked under it. Raises the
         usable floor to the brown-out state of charge; a cell that cannot carry it is dead at once."""
         self.pulse_a = pulse_a
-        if self.cell is not None and pulse_a > 0:
-            self.brownout_soc = brownout_soc(self.cell, pulse_a, self.series)
+        self._update_floor()
+
+    def set_temperature(self, temp_c):
+        """The cell's temperature (C), where its datasheet gives the effect: outside the cell's
+        operating range (``temp_range_c``) it delivers nothing (the node is dead at once); inside,
+        ``temp_capacity`` ([(C, fraction of the rated capacity)]) raises the usable floor to the
+        part it cannot deliver, and ``temp_r`` ([(C, x the rated R)]) scales the internal
+        resistance in the brown-out check. A cell without these entries is not derated. A death
+        is final: warming a cell that died cold does not revive the node."""
+        self.temperature_c = temp_c
+        cell = self.cell
+        self.out_of_range = False
+        self.temp_floor_soc = 0.0
+        self.r_factor = 1.0
+        if cell is not None:
+            rng = cell.get("temp_range_c")
+            if rng is not None and not rng[0] <= temp_c <= rng[1]:
+                self.out_of_range = True
+            if "temp_capacity" in cell:
+                self.temp_floor_soc = max(0.0, min(1.0, 1.0 - _interp(cell["temp_capacity"], temp_c)))
+            if "temp_r" in cell:
+                self.r_factor = _interp(cell["temp_r"], temp_c)
+        self._update_floor()
+
+    def _update_floor(self):
+        if self.cell is not None and self.pulse_a > 0:
+            self.brownout_soc = brownout_soc(self.cell, self.pulse_a, self.series, self.r_factor)
         else:
             self.brownout_soc = 0.0
-        self.floor_soc = max(self.cutoff_soc, self.brownout_soc)
+        self.floor_soc = max(self.cutoff_soc, self.brownout_soc, self.temp_floor_soc,
+                             1.0 if self.out_of_range else 0.0)
         if self.dead_at_ns is None and self.dead():
             self.dead_at_ns = self.elapsed_ns
 
@@ -261,7 +307,7 @@ class Battery:
             current_a = self.pulse_a
         if self.cell is None:
             return self.voltage_v
-        return self.ocv_v() - current_a * self.series * _interp(self.cell["r"], self.soc())
+        return self.ocv_v() - current_a * self.series * self.r_factor * _interp(self.cell["r"], self.soc())
 
     def draw(self, current_a, dt_ns, alpha=0.2, harvest_a=0.0, profile=None):
         """The load draws ``current_a`` (A) for ``dt_ns`` while a harvester delivers ``harvest_a``
@@ -394,6 +440,8 @@ class Battery:
             out["pulse_a"] = self.pulse_a
             out["terminal_v_at_pulse"] = self.terminal_v()
             out["brownout_soc"] = self.brownout_soc
+        if self.temperature_c is not None:
+            out["temperature_c"] = self.temperature_c
         return out
 
     cell_name = None
@@ -441,6 +489,7 @@ class PeukertBattery(Battery):
     """
 
     kind = "peukert"
+    rate_dependent = True
 
     def __init__(self, capacity_mah, voltage_v, peukert_k=1.2, rated_hours=20.0, i_max_a=None, **kw):
         Battery.__init__(self, capacity_mah, voltage_v, **kw)
@@ -499,6 +548,7 @@ class KiBaMBattery(Battery):
     """
 
     kind = "kibam"
+    rate_dependent = True
 
     def __init__(self, capacity_mah, voltage_v, c=0.625, k_per_s=4.5e-5, **kw):
         Battery.__init__(self, capacity_mah, voltage_v, **kw)
@@ -634,6 +684,9 @@ def make_battery(spec, where="battery"):
         kw[key] = _finite_float(value, "%s.params.%s" % (where, key))
     battery = cls(float(cap), float(volt), **kw)
     battery.cell_name = cell_name
+    temp = spec.get("temperature_c")
+    if temp is not None:
+        battery.set_temperature(_finite_float(temp, where + ".temperature_c"))
     pulse = spec.get("pulse_a")
     if pulse is not None:
         battery.set_pulse(_finite_float(pulse, where + ".pulse_a"))

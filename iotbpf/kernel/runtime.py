@@ -517,7 +517,7 @@ class Runtime:
         if self.scheduler is not None:
             self.scheduler.boot(now)
             batt = getattr(self.scheduler, "battery", None)
-            if batt is not None and getattr(self.scheduler, "ledger", None) is not None:
+            if getattr(batt, "rate_dependent", False) and getattr(self.scheduler, "ledger", None) is not None:
                 # the battery's rate effects see each burst's current, read from the ledger at
                 # each battery update (issue 21), not the interval's average
                 batt.profile_source = LedgerProfile(self.scheduler.ledger, batt.voltage_v)
