@@ -166,3 +166,55 @@ class Ledger:
 
     def snapshot(self):
         return dict(self.ns)
+
+
+class LedgerProfile:
+    """The load's current levels between two battery updates, read from a ledger, for the
+    battery's rate-dependent models (``Battery.profile_source``): called with the interval's mean
+    current (A at the battery) and length, it returns ``(bursts, [(current_a, ns), ...])``, one
+    level per ledger key outside its component's background state (a radio's TX, a CPU run state,
+    a transition) at the node's background current plus that key's step above its component's
+    background, converted to ``battery_v`` at constant power as the scheduler converts the total;
+    the number of bursts is the most frequent transition of the interval (at least 1). Reading the
+    ledger costs one pass over its keys per battery update (hourly), nothing per event."""
+
+    def __init__(self, ledger, battery_v):
+        self.ledger = ledger
+        self.battery_v = battery_v
+        self.mark_ns = dict(ledger.ns)
+        self.mark_tr = dict(ledger.transitions)
+        self._step = {}  # (ledger key, background state) -> A at the battery above the background
+
+    def _scaled_a(self, comp, state):
+        model = self.ledger.models[comp]
+        return model.current_a(state) * model.voltage_v / self.battery_v
+
+    def __call__(self, mean_a, dt_ns):
+        ledger = self.ledger
+        background = ledger.background
+        base = 0.0
+        for comp, state in background.items():
+            base += self._scaled_a(comp, state)
+        mark = self.mark_ns
+        steps = self._step
+        levels = []
+        for key, ns in ledger.ns.items():
+            d = ns - mark.get(key, 0)
+            if d > 0:
+                bg = background.get(key[0])
+                if key[1] == bg:
+                    continue
+                sk = (key, bg)
+                step = steps.get(sk)
+                if step is None:
+                    step = steps[sk] = self._scaled_a(key[0], key[1]) - self._scaled_a(key[0], bg)
+                levels.append((base + step, d))
+        bursts = 1
+        mark_tr = self.mark_tr
+        for key, count in ledger.transitions.items():
+            d = count - mark_tr.get(key, 0)
+            if d > bursts:
+                bursts = d
+        self.mark_ns = dict(ledger.ns)
+        self.mark_tr = dict(ledger.transitions)
+        return bursts, levels

@@ -41,6 +41,7 @@ CELLS = {
     "cr2032": {
         "chemistry": "Li/MnO2 coin cell", "primary": True, "capacity_mah": 235.0, "nominal_v": 3.0,
         "cutoff_v": 2.0, "self_discharge_per_year": 0.01, "max_continuous_a": 0.003,
+        "temp_range_c": (-30.0, 60.0),
         "ocv": [(0.0, 2.0), (0.05, 2.5), (0.1, 2.7), (0.2, 2.8), (0.5, 2.88), (0.8, 2.93),
                 (0.95, 3.0), (1.0, 3.05)],
         "r": [(0.0, 40.0), (0.2, 20.0), (1.0, 15.0)],
@@ -48,23 +49,36 @@ CELLS = {
                   "235 mAh to 2.0 V at 15 kohm (0.19 mA) and 21 C, 'Typical Discharge Characteristics' "
                   "chart (OCV points read from the 15 kohm curve); typical internal resistance 10-40 ohm "
                   "(as commonly quoted for Li/MnO2 coin cells; not verified against the PDF here: 15 ohm "
-                  "fresh rising to 40 ohm at 2.0 V is an estimate inside that range); max continuous "
-                  "3 mA, pulse 15 mA; ~1 %/year self-discharge at 21 C",
+                  "fresh rising to 40 ohm at 2.0 V is an estimate inside that range; checked since: the "
+                  "datasheet's pulse test, 2.9 V under the 0.19 mA background and 2.7 V under a "
+                  "6.8 mA pulse, implies ~30 ohm for its 2 s pulses, and TI SWRA349 section 3 gives "
+                  "~60 ohm at the 2.0 V end of life for 15 mA peaks: the curve here is lower, kept "
+                  "for millisecond radio bursts, which SWRA349 finds cost a CR2032 little (30 mA "
+                  "against 15 mA peaks: 9 % less capacity on average), and remains an estimate); "
+                  "max continuous 3 mA, pulse 15 mA; ~1 %/year self-discharge at 21 C; operating "
+                  "range -30 C to 60 C (datasheet 'Operating Temp', Form No. 2032NA0618, as "
+                  "transcribed in public design notes; the PDF itself was not at hand); no capacity- or "
+                  "resistance-versus-temperature figure was at hand as numbers (not derated)",
     },
     "l91": {
         "chemistry": "Li/FeS2 AA", "primary": True, "capacity_mah": 3500.0, "nominal_v": 1.5,
         "cutoff_v": 0.9, "self_discharge_per_year": 0.01, "max_continuous_a": 2.0,
+        "temp_range_c": (-40.0, 60.0),
         "ocv": [(0.0, 0.9), (0.03, 1.2), (0.1, 1.4), (0.5, 1.45), (0.9, 1.5), (1.0, 1.8)],
         "r": [(0.0, 0.15), (1.0, 0.09)],
         "source": "Energizer L91 Ultimate Lithium product datasheet, p.1: "
                   "3500 mAh to 0.9 V at 25 mA and 21 C, OCV 1.8 V fresh, 'Constant Current Discharge' "
                   "chart (flat 1.4-1.5 V plateau, points read from the 25 mA curve), typical internal "
-                  "resistance 90-150 mohm, max continuous 2.0 A; 'up to 20 years' storage -> ~1 %/year",
+                  "resistance 90-150 mohm, max continuous 2.0 A; 'up to 20 years' storage -> ~1 %/year; "
+                  "operating range -40 C to +60 C (Energizer Cylindrical Primary Lithium Handbook, "
+                  "Form No. 12004-A, 'Introduction': 'designed to operate even in extreme "
+                  "temperatures from as low as -40 C up to +60 C'); capacity and resistance versus "
+                  "temperature are charts only there (not derated)",
     },
     "e91": {
         "chemistry": "Zn/MnO2 alkaline AA", "primary": True, "capacity_mah": 2500.0, "nominal_v": 1.5,
         "cutoff_v": 0.8, "self_discharge_per_year": 0.02, "max_continuous_a": 1.0,
-        "peukert_k": 1.25, "i_max_a": 1.0,
+        "peukert_k": 1.25, "i_max_a": 1.0, "rated_hours": 100.0,
         "ocv": [(0.0, 0.8), (0.1, 1.0), (0.3, 1.15), (0.6, 1.25), (0.9, 1.4), (1.0, 1.58)],
         "r": [(0.0, 0.3), (1.0, 0.15)],
         "source": "Energizer E91 product datasheet, p.1: ~2500 mAh at 25 mA to "
@@ -72,7 +86,8 @@ CELLS = {
                   "(points read from the 25 mA curve), OCV 1.58 V fresh, internal resistance "
                   "150-300 mohm ('Internal Resistance' line); Peukert k 1.25 above the rated 25 mA is an "
                   "estimate for alkaline AA (Energizer Alkaline Handbook Alk2.0, 'Capacity': capacity "
-                  "falls with drain), not a datasheet figure; ~2 %/year",
+                  "falls with drain), not a datasheet figure; rated 2500 mAh / 25 mA = 100 h; "
+                  "~2 %/year",
     },
     "ncr18650b": {
         "chemistry": "Li-ion NCA 18650", "primary": False, "capacity_mah": 3200.0, "nominal_v": 3.6,
@@ -127,14 +142,15 @@ def _interp(table, x):
     return table[-1][1]
 
 
-def brownout_soc(cell, pulse_a, series=1):
+def brownout_soc(cell, pulse_a, series=1, r_factor=1.0):
     """The state of charge below which OCV(soc) - pulse x R(soc) < cut-off (closed form on the
     merged breakpoints of both curves): 0.0 if the pulse never browns out, 1.0 if even a full cell
-    cannot carry it."""
+    cannot carry it. ``r_factor`` scales R (the cell's temperature, see Battery.set_temperature)."""
     xs = sorted(set([p[0] for p in cell["ocv"]] + [p[0] for p in cell["r"]]))
+    pulse_r = pulse_a * r_factor
 
     def margin(s):
-        return series * (_interp(cell["ocv"], s) - pulse_a * _interp(cell["r"], s) - cell["cutoff_v"])
+        return series * (_interp(cell["ocv"], s) - pulse_r * _interp(cell["r"], s) - cell["cutoff_v"])
 
     if margin(1.0) < 0:
         return 1.0
@@ -146,10 +162,40 @@ def brownout_soc(cell, pulse_a, series=1):
     return 0.0
 
 
+def kibam_cycles(y1, y2, cycle, n, c, k):
+    """``n`` repetitions of a cycle ``[(current_a, dt_s), ...]`` from the wells (y1, y2), in closed
+    form: a KiBaM step is affine in the state (y -> M y + b), so the cycle's map is found from three
+    runs of it and raised to the n-th power by squaring (log2 n compositions, never n steps)."""
+    def run(a1, a2, loaded):
+        for current, dt in cycle:
+            if dt > 0:
+                a1, a2 = kibam_step(a1, a2, current if loaded else 0.0, dt, c, k)
+        return a1, a2
+
+    m11, m21 = run(1.0, 0.0, False)
+    m12, m22 = run(0.0, 1.0, False)
+    b1, b2 = run(0.0, 0.0, True)
+    # r: the accumulated map (identity), (m, b): the cycle's map squared as n is consumed
+    r11, r12, r21, r22, rb1, rb2 = 1.0, 0.0, 0.0, 1.0, 0.0, 0.0
+    while n > 0:
+        if n & 1:
+            r11, r12, r21, r22, rb1, rb2 = (m11 * r11 + m12 * r21, m11 * r12 + m12 * r22,
+                                            m21 * r11 + m22 * r21, m21 * r12 + m22 * r22,
+                                            m11 * rb1 + m12 * rb2 + b1, m21 * rb1 + m22 * rb2 + b2)
+        n >>= 1
+        if n:
+            m11, m12, m21, m22, b1, b2 = (m11 * m11 + m12 * m21, m11 * m12 + m12 * m22,
+                                          m21 * m11 + m22 * m21, m21 * m12 + m22 * m22,
+                                          m11 * b1 + m12 * b2 + b1, m21 * b1 + m22 * b2 + b2)
+    return r11 * y1 + r12 * y2 + rb1, r21 * y1 + r22 * y2 + rb2
+
+
 class Battery:
     """Common part: capacity, SoC, cut-off and brown-out floor, self-discharge, harvest, exact death."""
 
     kind = "ideal"
+    profile_source = None  # fn(mean_a, dt_ns) -> (bursts, [(current_a, ns)]) or None (see draw)
+    rate_dependent = False  # True when the load's profile changes the result (Peukert, KiBaM)
 
     def __init__(self, capacity_mah, voltage_v, self_discharge_per_year=0.0, cutoff_soc=0.0, cell=None,
                  series=1, charge_efficiency=None, max_charge_a=None, primary=None):
@@ -173,6 +219,10 @@ class Battery:
         self.pulse_a = 0.0
         self.brownout_soc = 0.0
         self.floor_soc = cutoff_soc
+        self.temperature_c = None
+        self.r_factor = 1.0       # R at the cell's temperature / R at the datasheet's
+        self.temp_floor_soc = 0.0  # the part of the capacity the cell cannot deliver that cold
+        self.out_of_range = False  # outside the datasheet's operating temperature: delivers nothing
         self.drawn_c = 0.0
         self.harvested_c = 0.0
         self.charged_c = 0.0
@@ -186,6 +236,11 @@ class Battery:
     # overridden by models
     def _discharge(self, current_a, dt_s):
         self.level_c = min(self.capacity_c, self.level_c - current_a * dt_s)
+
+    def _discharge_profile(self, current_a, cycle, bursts, dt_s):
+        """The interval as ``bursts`` repetitions of ``cycle`` (net currents, seconds per cycle);
+        the net charge is ``current_a`` x ``dt_s``. Coulomb counting has no rate effect."""
+        self._discharge(current_a, dt_s)
 
     def available_c(self):
         return self.level_c
@@ -206,11 +261,37 @@ class Battery:
         """The node's peak current (A at the battery): the cut-off is checked under it. Raises the
         usable floor to the brown-out state of charge; a cell that cannot carry it is dead at once."""
         self.pulse_a = pulse_a
-        if self.cell is not None and pulse_a > 0:
-            self.brownout_soc = brownout_soc(self.cell, pulse_a, self.series)
+        self._update_floor()
+
+    def set_temperature(self, temp_c):
+        """The cell's temperature (C), where its datasheet gives the effect: outside the cell's
+        operating range (``temp_range_c``) it delivers nothing (the node is dead at once); inside,
+        ``temp_capacity`` ([(C, fraction of the rated capacity)]) raises the usable floor to the
+        part it cannot deliver, and ``temp_r`` ([(C, x the rated R)]) scales the internal
+        resistance in the brown-out check. A cell without these entries is not derated. A death
+        is final: warming a cell that died cold does not revive the node."""
+        self.temperature_c = temp_c
+        cell = self.cell
+        self.out_of_range = False
+        self.temp_floor_soc = 0.0
+        self.r_factor = 1.0
+        if cell is not None:
+            rng = cell.get("temp_range_c")
+            if rng is not None and not rng[0] <= temp_c <= rng[1]:
+                self.out_of_range = True
+            if "temp_capacity" in cell:
+                self.temp_floor_soc = max(0.0, min(1.0, 1.0 - _interp(cell["temp_capacity"], temp_c)))
+            if "temp_r" in cell:
+                self.r_factor = _interp(cell["temp_r"], temp_c)
+        self._update_floor()
+
+    def _update_floor(self):
+        if self.cell is not None and self.pulse_a > 0:
+            self.brownout_soc = brownout_soc(self.cell, self.pulse_a, self.series, self.r_factor)
         else:
             self.brownout_soc = 0.0
-        self.floor_soc = max(self.cutoff_soc, self.brownout_soc)
+        self.floor_soc = max(self.cutoff_soc, self.brownout_soc, self.temp_floor_soc,
+                             1.0 if self.out_of_range else 0.0)
         if self.dead_at_ns is None and self.dead():
             self.dead_at_ns = self.elapsed_ns
 
@@ -226,12 +307,20 @@ class Battery:
             current_a = self.pulse_a
         if self.cell is None:
             return self.voltage_v
-        return self.ocv_v() - current_a * self.series * _interp(self.cell["r"], self.soc())
+        return self.ocv_v() - current_a * self.series * self.r_factor * _interp(self.cell["r"], self.soc())
 
-    def draw(self, current_a, dt_ns, alpha=0.2, harvest_a=0.0):
+    def draw(self, current_a, dt_ns, alpha=0.2, harvest_a=0.0, profile=None):
         """The load draws ``current_a`` (A) for ``dt_ns`` while a harvester delivers ``harvest_a``
         (A at the battery voltage, before the charger); returns True while alive. A negative
-        ``current_a`` is a harvest (older callers)."""
+        ``current_a`` is a harvest (older callers).
+
+        ``profile`` (or, when None, what ``profile_source(current_a, dt_ns)`` returns) is the
+        load's shape in the interval: ``(bursts, [(current_a, ns), ...])``, each level's current
+        at the battery and its total time, spread over ``bursts`` equal cycles (a radio burst, the
+        CPU run and the transitions around it); the rest of the interval is the level that keeps
+        the mean at ``current_a``. The rate-dependent models (Peukert, KiBaM) then see each
+        burst's current rather than the interval's average; each cycle ends with its burst, so the
+        state at the interval's end (where death is checked) is the trough after a burst."""
         if dt_ns <= 0:
             return not self.dead()
         if current_a < 0:
@@ -254,7 +343,13 @@ class Battery:
         total = current_a - direct + self.leak_a - charge
         self.last_net_a = total
         before = self._state()
-        self._discharge(total, dt_s)
+        if profile is None and self.profile_source is not None:
+            profile = self.profile_source(current_a, dt_ns)
+        cycle = _cycle(profile, current_a, total, dt_ns) if profile is not None else None
+        if cycle is None:
+            self._discharge(total, dt_s)
+        else:
+            self._discharge_profile(total, cycle, profile[0], dt_s)
         if total > 0 and self.available_c() - self.floor_soc * self.capacity_c <= total * 1e-9 + 1e-12:
             # empties in this interval (or within a nanosecond of its end): stop at that moment,
             # computed from the state at the interval's start; draw nothing past it
@@ -345,9 +440,34 @@ class Battery:
             out["pulse_a"] = self.pulse_a
             out["terminal_v_at_pulse"] = self.terminal_v()
             out["brownout_soc"] = self.brownout_soc
+        if self.temperature_c is not None:
+            out["temperature_c"] = self.temperature_c
         return out
 
     cell_name = None
+
+
+def _cycle(profile, mean_a, net_a, dt_ns):
+    """One cycle of net currents and seconds from a load profile (see Battery.draw), or None when
+    the profile is empty or does not fit in the interval (then the average is used)."""
+    bursts, levels = profile
+    if bursts < 1 or not levels:
+        return None
+    busy_ns = 0
+    busy_c = 0.0
+    for current, ns in levels:
+        busy_ns += ns
+        busy_c += current * ns
+    rest_ns = dt_ns - busy_ns
+    if rest_ns <= 0:
+        return None
+    rest_a = (mean_a * dt_ns - busy_c) / rest_ns  # keeps the interval's charge exact
+    shift = net_a - mean_a  # harvest, leak and charging stay spread over the interval
+    per = NS / bursts
+    cycle = [(rest_a + shift, rest_ns * per)]
+    for current, ns in levels:
+        cycle.append((current + shift, ns * per))
+    return cycle
 
 
 class IdealBattery(Battery):
@@ -369,6 +489,7 @@ class PeukertBattery(Battery):
     """
 
     kind = "peukert"
+    rate_dependent = True
 
     def __init__(self, capacity_mah, voltage_v, peukert_k=1.2, rated_hours=20.0, i_max_a=None, **kw):
         Battery.__init__(self, capacity_mah, voltage_v, **kw)
@@ -388,6 +509,13 @@ class PeukertBattery(Battery):
 
     def _discharge(self, current_a, dt_s):
         self.level_c = min(self.capacity_c, self.level_c - self._effective(current_a) * dt_s)
+
+    def _discharge_profile(self, current_a, cycle, bursts, dt_s):
+        # Peukert per level: a burst above the rated current costs its own rate's exponent
+        used = 0.0
+        for current, seconds in cycle:
+            used += self._effective(current) * seconds
+        self.level_c = min(self.capacity_c, self.level_c - used * bursts)
 
     def time_to_empty_s(self, current_a=None):
         if current_a is None:
@@ -420,6 +548,7 @@ class KiBaMBattery(Battery):
     """
 
     kind = "kibam"
+    rate_dependent = True
 
     def __init__(self, capacity_mah, voltage_v, c=0.625, k_per_s=4.5e-5, **kw):
         Battery.__init__(self, capacity_mah, voltage_v, **kw)
@@ -445,6 +574,12 @@ class KiBaMBattery(Battery):
                 y1 -= (total - self.capacity_c) * self.c
                 y2 -= (total - self.capacity_c) * (1.0 - self.c)
         self.y1, self.y2 = y1, y2
+
+    def _discharge_profile(self, current_a, cycle, bursts, dt_s):
+        if current_a < 0:
+            self._discharge(current_a, dt_s)  # charging: the capacity clamp of _discharge
+            return
+        self.y1, self.y2 = kibam_cycles(self.y1, self.y2, cycle, bursts, self.c, self.k)
 
     def _set_empty(self):
         self.y1 = self.floor_soc * self.c * self.capacity_c
@@ -537,7 +672,7 @@ def make_battery(spec, where="battery"):
     allowed = {"ideal": (), "peukert": ("peukert_k", "rated_hours", "i_max_a"),
                "kibam": ("c", "k_per_s")}[model]
     if model == "peukert" and cell is not None:
-        for key in ("peukert_k", "i_max_a"):
+        for key in ("peukert_k", "i_max_a", "rated_hours"):
             if key in cell and key not in params:
                 kw[key] = cell[key]
     for key, value in params.items():
@@ -549,6 +684,9 @@ def make_battery(spec, where="battery"):
         kw[key] = _finite_float(value, "%s.params.%s" % (where, key))
     battery = cls(float(cap), float(volt), **kw)
     battery.cell_name = cell_name
+    temp = spec.get("temperature_c")
+    if temp is not None:
+        battery.set_temperature(_finite_float(temp, where + ".temperature_c"))
     pulse = spec.get("pulse_a")
     if pulse is not None:
         battery.set_pulse(_finite_float(pulse, where + ".pulse_a"))

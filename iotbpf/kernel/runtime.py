@@ -49,6 +49,7 @@ from heapq import heappush as _heappush
 from iotbpf.ebpf.errors import LoadError, VerifierError
 from iotbpf.ebpf.vm import UNLIMITED as _UNLIMITED
 from iotbpf.ebpf.vm import VM, BPFFault
+from iotbpf.energy.accounting import LedgerProfile
 from iotbpf.kernel import helpers as iot_helpers
 from iotbpf.kernel import maps as wellknown
 from iotbpf.kernel.clock import NS_PER_H, NS_PER_S, VirtualClock
@@ -568,6 +569,11 @@ class Runtime:
         now = self.clock.now_ns()
         if self.scheduler is not None:
             self.scheduler.boot(now)
+            batt = getattr(self.scheduler, "battery", None)
+            if getattr(batt, "rate_dependent", False) and getattr(self.scheduler, "ledger", None) is not None:
+                # the battery's rate effects see each burst's current, read from the ledger at
+                # each battery update (issue 21), not the interval's average
+                batt.profile_source = LedgerProfile(self.scheduler.ledger, batt.voltage_v)
             reader = getattr(self.scheduler, "set_param_reader", None)
             if reader is not None:
                 reader(self._policy_values)

@@ -147,3 +147,36 @@ def test_cells_clear_sky_and_neutral_solver_under_micropython_match_cpython(micr
     assert got[2] == want[2] and got[6] == want[6]  # integer ns identical
     for a, b_ in zip(got, want):
         assert abs(a - b_) <= 1e-9 * abs(b_)
+
+
+PROFILE = """
+import json
+from iotbpf.energy.battery import make_battery, kibam_cycles
+H = 3600 * 10 ** 9
+k = make_battery({'model': 'kibam', 'capacity_mah': 10.0, 'voltage_v': 3.0,
+                  'params': {'c': 0.166, 'k_per_s': 0.00203}})
+k.draw(0.005, H, profile=(60, [(0.5, 36 * 10 ** 9 // 60 * 60)]))
+p = make_battery({'model': 'peukert', 'cell': 'e91', 'self_discharge_per_year': 0.0})
+p.draw(0.001, H, profile=(60, [(0.1, 36 * 10 ** 9)]))
+t = make_battery({'model': 'ideal', 'cell': 'l91', 'temperature_c': -41})
+print(json.dumps([k.y1, k.y2, p.level_c, kibam_cycles(300.0, 500.0, [(0.001, 35.0), (0.12, 0.05)], 1000,
+                                                     0.166, 0.00203)[0], t.dead(), t.floor_soc]))
+"""
+
+
+def test_burst_profiles_and_temperature_under_micropython_match_cpython(micropython):
+    from iotbpf.energy.battery import kibam_cycles, make_battery
+
+    got = json.loads(micropython.run(PROFILE).stdout.strip().splitlines()[-1])
+    H = 3600 * 10 ** 9
+    k = make_battery({"model": "kibam", "capacity_mah": 10.0, "voltage_v": 3.0,
+                      "params": {"c": 0.166, "k_per_s": 0.00203}})
+    k.draw(0.005, H, profile=(60, [(0.5, 36 * 10 ** 9 // 60 * 60)]))
+    p = make_battery({"model": "peukert", "cell": "e91", "self_discharge_per_year": 0.0})
+    p.draw(0.001, H, profile=(60, [(0.1, 36 * 10 ** 9)]))
+    t = make_battery({"model": "ideal", "cell": "l91", "temperature_c": -41})
+    want = [k.y1, k.y2, p.level_c, kibam_cycles(300.0, 500.0, [(0.001, 35.0), (0.12, 0.05)], 1000,
+                                                0.166, 0.00203)[0], t.dead(), t.floor_soc]
+    assert got[4:] == [True, 1.0]
+    for a, b in zip(got[:4], want[:4]):
+        assert abs(a - b) <= 1e-9 * abs(b)
