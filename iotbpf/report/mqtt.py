@@ -695,7 +695,10 @@ class Receiver:
                                                                           self.max_nodes))
                     return
                 view = self.nodes[node] = NodeView(node)
-            view.last_seen = now
+            if not getattr(message, "retain", False):
+                # a retained message is the broker's copy of something said earlier (an old
+                # "offline" will, a last report): it says nothing of when the node was last heard
+                view.last_seen = now
             if report is None:
                 view.status = bytes(message.payload[:64]).decode("utf-8", "replace")
                 self._write_line(message.topic, now, view.status)

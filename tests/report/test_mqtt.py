@@ -146,6 +146,25 @@ def test_last_will_marks_a_killed_node_offline(mosquitto_broker, tmp_path):
         late.stop()
 
 
+def test_a_node_known_only_from_a_retained_message_was_never_seen(mosquitto_broker):
+    """A retained "offline" left by a node long gone is the broker's copy, not a sighting: the
+    listener must not show it as "last seen 1 s ago"."""
+    old = paho.Client(CallbackAPIVersion.VERSION2)
+    old.connect("127.0.0.1", mosquitto_broker.port)
+    old.loop_start()
+    try:
+        old.publish("iotbpf/ghost/status", "offline", qos=1, retain=True).wait_for_publish(10)
+    finally:
+        old.loop_stop()
+        old.disconnect()
+    rx = _receiver(mosquitto_broker)
+    try:
+        assert rx.wait_for(lambda r: "ghost" in r.nodes and r.nodes["ghost"].status == "offline", 10)
+        assert rx.nodes["ghost"].last_seen is None
+    finally:
+        rx.stop()
+
+
 def _render(template: str, payload: dict):
     """Evaluate the ``{{ value_json.a.b }}`` templates our discovery configs use."""
     m = re.fullmatch(r"\{\{ value_json((?:\.\w+)+)(?: / (\d+))? \}\}", template)
