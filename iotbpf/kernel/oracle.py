@@ -292,6 +292,37 @@ def _greedy(prob, ids, listens, tl, sink):
     return plan
 
 
+def _rolling(prob, ids, listens, tl, sink):
+    """A feasible schedule for a cluster too big to search whole: consecutive chunks of EXACT_MAX
+    packets (by arrival) searched one after the other from where the previous left the radio,
+    each with the listen windows before the next chunk; a chunk the search cannot place is sent
+    greedily."""
+    pk = prob.packets
+    order = sorted(ids, key=lambda i: (pk[i][0], pk[i][1]))
+    plan = []
+    li = 0
+    for c in range(0, len(order), EXACT_MAX):
+        chunk = order[c:c + EXACT_MAX]
+        nxt = pk[order[c + EXACT_MAX]][0] if c + EXACT_MAX < len(order) else None
+        mine = []
+        while li < len(listens) and (nxt is None or listens[li][0] < nxt):
+            mine.append(listens[li])
+            li += 1
+        state = tl.state()
+        j0 = sink.j
+        search = _Search(prob, chunk, mine, tl, sink, NODE_BUDGET // 8)
+        best, _complete = search.run()
+        tl.restore(state)
+        sink.j = j0
+        part = best[1] if best is not None else _greedy(prob, chunk, mine, tl, sink)
+        tl.restore(state)
+        sink.j = j0
+        _apply(prob, tl, part)
+        plan.extend(part)
+    tl.settle_tail(1 << 62, cut=False)
+    return plan
+
+
 def _lower_bound(prob, ids, listens, state):
     """A certified lower bound for a cluster: its listen windows alone (optimal holds), every
     packet's fixed cost minus the most listening it could displace, minus one free wake-up per
@@ -303,9 +334,12 @@ def _lower_bound(prob, ids, listens, state):
     search = _Search(prob, [], listens, tl, sink, 0)
     search.feed_listens(0, 1 << 62, [])
     ramp_max = max(r.ramp_out_ns, r.ramp_in_ns)
+    shared = bool(listens) or r.tail_ns > 0    # listening a burst could displace
     total = sink.j
     for i in ids:
-        total += prob.fixed_j[i] - max(0.0, r.dp_rx) * (prob.dur[i] + ramp_max) * 1e-9
+        total += prob.fixed_j[i]
+        if shared:
+            total -= max(0.0, r.dp_rx) * (prob.dur[i] + ramp_max) * 1e-9
     total -= min(len(listens), len(ids)) * r.cost_wake_rx
     total += min(r.cost_in, r.cost_out)
     return total
@@ -333,7 +367,7 @@ def solve(prob):
             li += 1
         state = tl.state()
         j0 = sink.j
-        greedy_plan = _greedy(prob, ids, mine, tl, sink)
+        greedy_plan = (_greedy if len(ids) <= EXACT_MAX else _rolling)(prob, ids, mine, tl, sink)
         greedy_j = sink.j - j0
         greedy_ok = _meets_deadlines(prob, tl, state, greedy_plan)
         tl.restore(state)
