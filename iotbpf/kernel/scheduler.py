@@ -64,7 +64,7 @@ class Scheduler:
     """One node's energy side: policy state, ledger, attribution, battery, harvester."""
 
     def __init__(self, policy, board, params=None):
-        if policy not in POLICIES and policy != "planned":
+        if policy not in POLICIES and policy != "planned":   # "planned": the oracle's replay
             raise ValueError("unknown policy %r (known: %s)" % (policy, ", ".join(POLICIES)))
         self.policy = policy
         # "oracle" runs live like batching; its summary adds the offline optimum for the trace
@@ -86,8 +86,6 @@ class Scheduler:
         self._param_reader = None
         self._param_seen = None    # the reader's last list, already applied (see _refresh_params)
         self.record = bool(p.get("record", True))
-        self.planned = list(p.get("wake_times", ()))
-        self._plan_i = 0
         self._setup_cpu()
         self._setup_radio()
         self.queue = []            # [arrival, deadline, nbytes, app, airtime_ns]
@@ -540,10 +538,6 @@ class Scheduler:
         elif self.policy == "duty_cycle" and self._next_duty is not None:
             if best is None or self._next_duty < best:
                 best = self._next_duty
-        elif self.policy == "planned" and self._plan_i < len(self.planned):
-            t = self.planned[self._plan_i]
-            if best is None or t < best:
-                best = t
         nl = self._next_listen
         if nl is not None and (best is None or nl < best):
             best = nl
@@ -585,13 +579,6 @@ class Scheduler:
                     self._burst(now_ns, batch)
                 self._last_duty = now_ns
                 self._next_duty = now_ns + self._duty_period()
-        elif self.policy == "planned":
-            while self._plan_i < len(self.planned) and self.planned[self._plan_i] <= now_ns:
-                self._plan_i += 1
-                ready = [q for q in self.queue if q[0] <= now_ns]
-                if ready:
-                    self.queue = [q for q in self.queue if q[0] > now_ns]
-                    self._burst(now_ns, ready)
         done = self.done
         if not done:
             return []

@@ -343,3 +343,20 @@ def test_a_packet_arriving_while_the_radio_sleeps_is_missed_and_listening_costs_
     sched.advance(3 * NS)
     rx = sched.summary()["components"]["radio"]["states"]["rx"]
     assert rx["ns"] == 10000000 and rx["energy_j"] > 0
+
+
+def test_lora_alarm_scenario_batching_is_near_the_oracle_and_the_baselines_are_clearly_worse():
+    from conftest import REPO
+    from iotbpf.api import Node
+
+    runs = {}
+    for policy in ("always_on", "duty_cycle", "batching"):
+        node = Node(str(REPO / "apps" / "lora_alarm"), seed=3, policy=policy)
+        node.simulate("1d")
+        runs[policy] = node.scheduler
+    rows = {r["policy"]: r for r in compare(runs)}
+    assert rows["batching"]["deadline_misses"] == 0
+    assert 1.0 - 1e-12 <= rows["batching"]["ratio_to_oracle"] < 1.15
+    assert rows["duty_cycle"]["deadline_misses"] > 0          # 60 s wake-ups miss 3 s alarms
+    assert rows["always_on"]["ratio_to_oracle"] > 100
+    assert rows["oracle"]["deadline_misses"] == 0
