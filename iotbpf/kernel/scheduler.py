@@ -524,6 +524,9 @@ class Scheduler:
         return due
 
     def next_wakeup_ns(self):
+        """When the scheduler must act next (None: nothing due). Re-reads iot_policy first, so a
+        value a program wrote (at boot, say) re-arms the schedules before the runtime waits."""
+        self._refresh_params()
         best = None
         if self.done:
             for d in self.done:

@@ -360,3 +360,14 @@ def test_lora_alarm_scenario_batching_is_near_the_oracle_and_the_baselines_are_c
     assert rows["duty_cycle"]["deadline_misses"] > 0          # 60 s wake-ups miss 3 s alarms
     assert rows["always_on"]["ratio_to_oracle"] > 100
     assert rows["oracle"]["deadline_misses"] == 0
+
+
+def test_a_policy_value_a_boot_program_writes_arms_the_receive_windows():
+    from conftest import REPO
+    from iotbpf.api import Node
+
+    node = Node(str(REPO / "apps" / "ble_commands"), seed=1, policy="batching")
+    node.simulate("2m")
+    rx = node.runtime.rx
+    assert rx["missed"] == 0 and rx["received"] == 3     # commands at 30, 60, 90 s, each in an event
+    assert node.scheduler.stats["listen_ns"] >= 115 * 3000000   # ~120 events (replies displace a little)
