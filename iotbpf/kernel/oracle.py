@@ -187,15 +187,23 @@ class _Search:
                 dur = ramp + sum(prob.dur[i] for i in ids)
                 cands = {lo, latest}
                 for s, e, _app in self.listens:
-                    for c in (s, e, s - dur, e - dur, e - 1):
+                    # s - 1: the burst (its ramp) starts just before the window and displaces it
+                    for c in (s, s - 1, e, s - dur, e - dur, e - 1):
                         if lo <= c <= latest:
                             cands.add(c)
                 if tl.awake_until >= lo and tl.awake_until <= latest:
                     cands.add(tl.awake_until)
                 for j in rest:
-                    for c in (pk[j][0] - dur, _latest(prob, [j], r.ramp_in_ns) - dur):
-                        if lo <= c <= latest:
-                            cands.add(c)
+                    # end as j arrives or must start, directly or after a chain of the packets
+                    # left that arrive before j, each in a burst of its own (ramp_in apart)
+                    chain = dur
+                    for m in rest:
+                        if m != j and pk[m][0] < pk[j][0]:
+                            chain += prob.dur[m] + r.ramp_in_ns
+                    for end in (pk[j][0], _latest(prob, [j], r.ramp_in_ns)):
+                        for c in (end - dur, end - chain):
+                            if lo <= c <= latest:
+                                cands.add(c)
                 for t in sorted(cands):
                     self._try(left, k, plan, ids, entries, t, from_rx, rest)
 
@@ -323,6 +331,44 @@ def _rolling(prob, ids, listens, tl, sink):
     return plan
 
 
+def _batch_like(prob, ids, listens, tl, sink):
+    """Another feasible schedule for a big cluster, the live batching rule with hindsight: the
+    queue goes out at the start of a listen window, or at the latest start that meets all its
+    deadlines from sleep, whichever comes first."""
+    pk = prob.packets
+    r = prob.radio
+    events = [(pk[i][0], 1, i) for i in ids] + [(s, 0, k) for k, (s, _e, _a) in enumerate(listens)]
+    events.sort()
+    plan = []
+    queue = []
+    search = _Search(prob, [], listens, tl, sink, 0)
+    k = 0
+
+    def send(t):
+        g_ids, entries = _entries(prob, queue)
+        t = max(t, tl.tx_until)
+        plan.append(("burst", t, g_ids))
+        tl.burst(t, entries)
+        del queue[:]
+
+    for t, kind, _x in events + [(1 << 62, 2, None)]:
+        while queue:
+            due = _latest(prob, _entries(prob, queue)[0], r.ramp_out_ns)
+            if due >= t:
+                break
+            k = search.feed_listens(k, due, plan)
+            send(due)
+        if kind == 0:
+            k = search.feed_listens(k, t, plan)
+            if queue:
+                send(t)
+        elif kind == 1:
+            queue.append(_x)
+    search.feed_listens(k, 1 << 62, plan)
+    tl.settle_tail(1 << 62, cut=False)
+    return plan
+
+
 def _lower_bound(prob, ids, listens, state):
     """A certified lower bound for a cluster: its listen windows alone (optimal holds), every
     packet's fixed cost minus the most listening it could displace, minus one free wake-up per
@@ -367,11 +413,15 @@ def solve(prob):
             li += 1
         state = tl.state()
         j0 = sink.j
-        greedy_plan = (_greedy if len(ids) <= EXACT_MAX else _rolling)(prob, ids, mine, tl, sink)
-        greedy_j = sink.j - j0
-        greedy_ok = _meets_deadlines(prob, tl, state, greedy_plan)
-        tl.restore(state)
-        sink.j = j0
+        greedy_plan, greedy_j, greedy_ok = None, 0.0, False
+        for heuristic in ((_greedy,) if len(ids) <= EXACT_MAX else (_rolling, _batch_like)):
+            plan_h = heuristic(prob, ids, mine, tl, sink)
+            j_h = sink.j - j0
+            ok_h = _meets_deadlines(prob, tl, state, plan_h)
+            tl.restore(state)
+            sink.j = j0
+            if greedy_plan is None or (ok_h and (not greedy_ok or j_h < greedy_j)):
+                greedy_plan, greedy_j, greedy_ok = plan_h, j_h, ok_h
         best = None
         complete = False
         if len(ids) <= EXACT_MAX:
