@@ -4,9 +4,11 @@ It knows the whole trace (packets to send with their deadlines, listen windows t
 required, packets that arrived over the air) and chooses burst times, which packets each
 burst carries, and whether the radio sleeps or stays in rx in each gap; deadlines are hard.
 Costs come from energy/radio.py's RadioTimeline, the same code the live policies are charged
-by, and the chosen schedule is replayed through a Scheduler. Exact (branch and bound over
-ordered bursts) for every cluster of packets up to EXACT_MAX; a larger cluster gets its best
-schedule found plus a certified lower bound, and the gap is reported. docs/energy.md has the
+by, and the chosen schedule is replayed through a Scheduler. Every cluster of packets up to
+EXACT_MAX is solved by branch and bound over ordered bursts and candidate start times (exact
+by the argument in docs/energy.md, checked against an exhaustive search in the tests); a larger
+cluster gets the best schedule its heuristics find plus a certified lower bound, and the gap is
+reported. docs/energy.md has the
 model, the algorithm and its complexity. It must never look at wall-clock time or draw random
 numbers.
 """
