@@ -440,7 +440,7 @@ def solve(prob):
                 best, complete = search.run((sink.j + greedy_j, greedy_plan))
                 tl.restore(state)
                 sink.j = j0
-        if best is not None and best[0] - j0 <= greedy_j:
+        if best is not None and (not greedy_ok or best[0] - j0 <= greedy_j):
             chosen = best[1]
             if complete:
                 lower += best[0] - j0

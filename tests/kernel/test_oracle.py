@@ -129,6 +129,8 @@ listen_sets = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 8)), max_siz
 @given(st.sampled_from(RADIO_BOARDS), traces, listen_sets, st.sampled_from([1, 4, 40]))
 # found by this test: a burst whose 3 ms ramp covers a window, chained to two later packets
 @example("esp32_devkit", [(25, 17, 13), (0, 1, 27), (30, 1, 1)], [(17, 1)], 1)
+# found by this test: a cheaper schedule that misses a deadline must not win over a feasible one
+@example("nrf52840_dk", [(32, 1, 3), (33, 1, 1)], [(25, 8)], 1)
 def test_no_exhaustive_schedule_beats_the_oracle(board, raw, raw_listens, scale):
     """Dense traffic (arrivals a few ms apart) and tight deadlines (a few ms) on every radio board;
     ``scale`` stretches the trace so LoRa's 50 ms airtimes and Wi-Fi's 3 ms ramps both fit."""
