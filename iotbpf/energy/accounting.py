@@ -97,6 +97,27 @@ class Ledger:
         if now_ns > self.now_ns:
             self.now_ns = now_ns
 
+    def peek(self, now_ns):
+        """{(component, state): ns} as ``flush(now_ns)`` would leave it, changing nothing (for
+        readers: reports, live plots). A component whose foreground time runs past ``now_ns``
+        gets no background time."""
+        out = dict(self.ns)
+        for comp, state in self.background.items():
+            unsettled = now_ns - self._since[comp] - self._debt[comp]
+            if unsettled > 0:
+                key = (comp, state)
+                out[key] = out.get(key, 0) + unsettled
+        return out
+
+    def energy_of(self, ns_by_key):
+        """Energy (J) of a {(component, state): ns} dict such as ``peek`` returns."""
+        total = 0.0
+        factors = self._factor
+        for key, ns in ns_by_key.items():
+            f = factors.get(key) or self._factors(key)
+            total += ns * f[0] * f[1]
+        return total * NS
+
     # ---------------------------------------------------------------- derived values
 
     def charge_c(self, comp=None, state=None):

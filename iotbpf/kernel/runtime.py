@@ -295,7 +295,7 @@ class Runtime:
         self.end_ns = None
         self.tx = {"queued": 0, "queued_bytes": 0, "sent": 0, "lost": 0, "rejected": 0,
                    "missed_deadlines": 0, "in_flight": 0, "in_flight_bytes": 0}
-        self.rx = {"received": 0, "passed": 0, "dropped": 0}
+        self.rx = {"received": 0, "passed": 0, "dropped": 0, "missed": 0}
         self._radio_free_ns = 0
         self._sched_tx = []  # with a scheduler: FIFO of (nbytes, app, deadline, queued_at)
         self._wakeup_gen = 0
@@ -978,6 +978,10 @@ class Runtime:
     # ---------------------------------------------------------------- radio
 
     def _radio_rx(self, values):
+        sched = self.scheduler
+        if sched is not None and not sched.rx_arrival(values["now_ns"], values.get("len", 0)):
+            self.rx["missed"] += 1   # the radio was not listening: the packet never reaches a program
+            return []
         self.rx["received"] += 1
         results = self._run_hook(self.hooks["radio_rx"], "radio_rx", values)
         nbytes = values.get("len", 0)

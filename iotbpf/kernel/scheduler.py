@@ -1,41 +1,19 @@
-"""Energy-aware radio/CPU scheduler policies, the offline oracle, and the node's energy bookkeeping.
+"""Energy-aware radio/CPU scheduler policies and the node's energy bookkeeping.
 
 The runtime reports what programs did (CPU bursts, sensor reads, packets with deadlines,
-listen requests); a policy decides when the radio wakes, listens and transmits and at which
-frequency the CPU runs; every choice is charged to the Energest ledger (integer ns per
-component and state), attributed per app (BatteryStats rules) and drained from the battery.
-Policies read their parameters from the ``iot_policy`` well-known map (kernel/maps.py).
-
-The documented radio/CPU model (what the oracle optimises exactly):
-- The radio sleeps unless it transmits, or listens (a window an app requested, a scheduled
-  window from IOT_POLICY_LISTEN_INTERVAL/WINDOW, or always, for ``always_on``).
-- A transmit *burst* at time t costs one transition: sleep->tx if the radio sleeps at t, or
-  rx->tx if it is listening at t (datasheet times/currents). Then each packet costs its own
-  airtime, ceil(n / max_payload) frames of (payload + frame overhead) bytes at the bit rate (LoRa:
-  the SX127x time-on-air formula), plus an ACK reception per frame. Packet costs are the same in
-  every policy; only burst times (and how many) differ. Foreground activities are accounted as
-  if sequential (overlaps only shorten the background state).
-- A radio with a tail (``tail_ms``, e.g. a phone's Wi-Fi) stays in rx for the tail after a burst,
-  cut short by the next burst.
-- The CPU runs each burst of work at one frequency: ``race`` = the highest (then sleeps),
-  ``dvfs`` = schedutil-like lowest frequency >= 1.25 x utilisation x f_max, ``min_energy`` =
-  the frequency with the least energy for that burst (the oracle's choice).
-
-Oracle: burst times are chosen by an exact dynamic programme (weighted interval stabbing):
-each packet must be sent in [arrival, deadline - ramp - own airtime]; a burst costs the
-transition energy of the radio state at its time; the DP finds the cheapest set of burst
-times covering every packet, then the trace is replayed through the same accounting. Exact
-for this model when the radio has no tail; with a tail the DP ignores tail energy and the
-reported lower bound subtracts all tail energy (a true lower bound) — the gap is reported.
-Not considered: keeping the radio listening between two bursts instead of sleeping. That can
-only pay when two bursts are closer than (E_sleep->tx - E_rx->tx) / P_rx apart: 0 for the
-nRF52840 (equal ramps), 19.5 us for the CC2420, shorter than any packet on these boards.
-It must never look at wall-clock time or draw random numbers.
+listen requests, packets arriving over the air); a policy decides when the radio wakes, listens
+and transmits and at which frequency the CPU runs. The physics (airtime, ramps, tails, what a
+burst or a listen window costs) live in energy/radio.py, the offline optimum in kernel/oracle.py;
+every choice is charged to the Energest ledger, attributed per app and drained from the battery.
+Policies read their parameters from the ``iot_policy`` well-known map (kernel/maps.py) whenever
+it changes. Readers (summary, sample) never change the scheduler's state. The documented model
+is in docs/energy.md. It must never look at wall-clock time or draw random numbers.
 """
 
 from iotbpf.energy.accounting import Ledger
 from iotbpf.energy.attribution import SYSTEM, Attribution
 from iotbpf.energy.board import load_board
+from iotbpf.energy.radio import RadioModel, RadioTimeline, lora_time_on_air_ns  # noqa: F401 (re-export)
 from iotbpf.kernel import maps as wkmaps
 
 NS_PER_S = 1000000000
@@ -86,7 +64,7 @@ class Scheduler:
     """One node's energy side: policy state, ledger, attribution, battery, harvester."""
 
     def __init__(self, policy, board, params=None):
-        if policy not in POLICIES and policy != "planned":
+        if policy not in POLICIES and policy != "planned":   # "planned": the oracle's replay
             raise ValueError("unknown policy %r (known: %s)" % (policy, ", ".join(POLICIES)))
         self.policy = policy
         # "oracle" runs live like batching; its summary adds the offline optimum for the trace
@@ -108,8 +86,6 @@ class Scheduler:
         self._param_reader = None
         self._param_seen = None    # the reader's last list, already applied (see _refresh_params)
         self.record = bool(p.get("record", True))
-        self.planned = list(p.get("wake_times", ()))
-        self._plan_i = 0
         self._setup_cpu()
         self._setup_radio()
         self.queue = []            # [arrival, deadline, nbytes, app, airtime_ns]
@@ -119,13 +95,15 @@ class Scheduler:
         self._cpu_cells = {}       # (busy_ns, app) -> [count, charged] (trace_cpu); callers may bump a count
         self._sensor_cells = {}    # (sensor, app) -> [count, charged] (trace_sensor)
         self.trace_wakelock = {}   # (duration, app) -> count
-        self.stats = {"bursts": 0, "packets": 0, "bytes": 0, "missed": 0, "listen_ns": 0}
+        self.stats = {"bursts": 0, "packets": 0, "bytes": 0, "missed": 0, "listen_ns": 0,
+                      "rx_packets": 0, "rx_missed": 0}
         self.boot_ns = None
         self.now_ns = 0
-        self._listen_until = -1
-        self._next_listen = None
+        self._next_listen = None   # next scheduled receive window (IOT_POLICY_LISTEN_INTERVAL_NS)
+        self._last_listen = None   # start of the last scheduled window (the next is interval after it)
         self._next_duty = None
-        self._tail = None          # (start_ns, apps) of a pending radio tail
+        self._last_duty = None
+        self.trace_rx = []         # (arrival, airtime_ns, nbytes) of packets sent to this node
         self._batt_ns = 0
         self._batt_mark = {}
         self._util = 0.0
@@ -165,31 +143,24 @@ class Scheduler:
     def _setup_radio(self):
         b = self.board
         self.radio = None
+        self.rm = None
+        self.tl = None
         if b.radio is None:
             return
-        self.radio = b.radio["component"]
-        model = b.models[self.radio]
-        rp = dict(model.params)
-        rp.update({k: v for k, v in b.radio.get("params", {}).items() if k != "source"})
-        self.r_sleep = b.radio["sleep_state"]
-        self.r_listen = b.radio["listen_state"]
-        self.r_tx = b.radio["tx_state"]
-        self.bitrate = rp.get("bitrate_bps", 250000)
-        self.max_payload = int(rp.get("max_payload_bytes", 100))
-        self.frame_overhead = int(rp.get("frame_overhead_bytes", 0))
-        self.ack_ns = int(rp.get("ack_rx_us", 0) * 1000)
-        self.tail_ns = int(rp.get("tail_ms", 0) * 1000000)
-        self.lora = None
-        if "lora_sf" in rp:
-            self.lora = (int(rp["lora_sf"]), int(rp["lora_bw_hz"]), int(rp.get("lora_cr", 1)),
-                         int(rp.get("lora_preamble", 8)))
-        tr_out = model.transition(self.r_sleep, self.r_tx)
-        tr_in = model.transition(self.r_listen, self.r_tx)
-        self.ramp_out_ns = tr_out.time_ns if tr_out else 0
-        self.ramp_in_ns = tr_in.time_ns if tr_in else 0
-        v = model.voltage_v
-        self.burst_cost_out = (tr_out.time_ns * tr_out.current_a * v * 1e-9) if tr_out else 0.0
-        self.burst_cost_in = (tr_in.time_ns * tr_in.current_a * v * 1e-9) if tr_in else 0.0
+        rm = self.rm = RadioModel(b)
+        self.radio = rm.component
+        self.r_sleep = rm.sleep
+        self.r_listen = rm.listen
+        self.r_tx = rm.tx
+        self.max_payload = rm.max_payload
+        self.ack_ns = rm.ack_ns
+        self.tail_ns = rm.tail_ns
+        self.ramp_out_ns = rm.ramp_out_ns
+        self._new_timeline()
+
+    def _new_timeline(self):
+        if self.rm is not None:
+            self.tl = RadioTimeline(self.rm, self.ledger, self.attr, background_rx=self.policy == "always_on")
 
     # ---------------------------------------------------------------- parameters (iot_policy map)
 
@@ -219,6 +190,25 @@ class Scheduler:
                     changed = True
         if changed:
             self._due = False
+            self._rearm()
+
+    def _rearm(self):
+        """Apply the listen interval and the duty period as they are now: the next window comes
+        one (new) interval after the last one, or one interval from now if there was none."""
+        if self.boot_ns is None:
+            return
+        now = self.now_ns
+        interval = self.pval("LISTEN_INTERVAL_NS")
+        if interval and self.policy != "duty_cycle" and self.radio is not None:
+            base = self._last_listen if self._last_listen is not None else self.boot_ns
+            nxt = base + interval
+            self._next_listen = nxt if nxt > now else now
+        else:
+            self._next_listen = None
+        if self.policy == "duty_cycle":
+            base = self._last_duty if self._last_duty is not None else self.boot_ns
+            nxt = base + self._duty_period()
+            self._next_duty = nxt if nxt > now else now
 
     def _refresh_params(self):
         if self._param_reader is not None:
@@ -236,96 +226,40 @@ class Scheduler:
     # ---------------------------------------------------------------- radio model
 
     def airtime_ns(self, nbytes):
-        """Airtime of one packet: its frames with header overhead at the radio's bit rate."""
-        frames = max(1, (nbytes + self.max_payload - 1) // self.max_payload)
-        if self.lora is not None:
-            total = 0
-            left = nbytes
-            for _ in range(frames):
-                n = min(left, self.max_payload)
-                left -= n
-                total += lora_time_on_air_ns(n + self.frame_overhead, *self.lora)
-            return total
-        bits = (nbytes + frames * self.frame_overhead) * 8
-        return (bits * NS_PER_S + self.bitrate - 1) // self.bitrate
-
-    def _frames(self, nbytes):
-        return max(1, (nbytes + self.max_payload - 1) // self.max_payload)
+        """Airtime of one packet (energy/radio.py)."""
+        return self.rm.airtime_ns(nbytes)
 
     def _listening(self, t):
-        return self.ledger.background.get(self.radio) == self.r_listen or t < self._listen_until
+        """The radio is awake at ``t`` (a burst then starts from rx)."""
+        return self.tl.awake(t)
 
     def _settle_tail(self, t):
-        if self._tail is None:
-            return
-        start, apps = self._tail
-        self._tail = None
-        ns = min(self.tail_ns, t - start) if t >= start else 0
-        if ns > 0 and not self._listening(start):
-            self.ledger.add(self.radio, self.r_listen, ns)
-            self.attr.split(apps, self.radio, self.r_listen, ns)
+        if self.tl is not None:
+            self.tl.settle_tail(t)
 
     def _burst(self, t, packets):
         """Send ``packets`` (queue entries) starting at ``t``; completions go to self.done."""
         self._due = False
         if not packets:
             return
-        if self._tail is not None:
-            self._settle_tail(t)
         if len(packets) > 1:
             packets.sort(key=_by_deadline)
-        led = self.ledger
-        attr = self.attr
-        radio = self.radio
-        r_tx = self.r_tx
-        r_listen = self.r_listen
-        apps = [q[3] for q in packets]
-        src = r_listen if self._listening(t) else self.r_sleep
-        ns = led.add_transition(radio, src, r_tx)
-        if ns:
-            attr.split(apps, radio, src + ">" + r_tx, ns)
-        cursor = t + ns
-        ack_ns = self.ack_ns
         stats = self.stats
         done = self.done
-        for q in packets:
-            air = q[4]
-            nbytes = q[2]
-            app = q[3]
-            led.add(radio, r_tx, air)
-            attr.charge(app, radio, r_tx, air)
-            ack = ack_ns * self._frames(nbytes)
-            if ack:
-                led.add(radio, r_listen, ack)
-                attr.charge(app, radio, r_listen, ack)
-            cursor += air + ack
+        ends = self.tl.burst(t, packets)
+        stats["listen_ns"] = self.tl.listen_ns
+        for q, cursor in zip(packets, ends):
             if cursor > q[1]:
                 stats["missed"] += 1
             stats["packets"] += 1
-            stats["bytes"] += nbytes
-            done.append((cursor, nbytes, app, True))
+            stats["bytes"] += q[2]
+            done.append((cursor, q[2], q[3], True))
         stats["bursts"] += 1
-        if self.tail_ns:
-            self._tail = (cursor, apps)
 
     def _listen(self, start, duration, app):
         """Keep the radio in rx for [start, start+duration) (only the part not already listened)."""
-        end = start + duration
-        if self.ledger.background.get(self.radio) == self.r_listen:
-            self._listen_until = max(self._listen_until, end)
-            return
-        begin = max(start, self._listen_until)
-        if end <= begin:
-            return
-        led = self.ledger
-        if begin > self._listen_until:
-            ns = led.add_transition(self.radio, self.r_sleep, self.r_listen)
-            if ns:
-                self.attr.charge(app, self.radio, self.r_sleep + ">" + self.r_listen, ns)
-        led.add(self.radio, self.r_listen, end - begin)
-        self.attr.charge(app, self.radio, self.r_listen, end - begin)
-        self.stats["listen_ns"] += end - begin
-        self._listen_until = end
+        self.tl.listen(start, start + duration, app)
+        self.stats["listen_ns"] = self.tl.listen_ns
 
     # ---------------------------------------------------------------- the runtime's interface
 
@@ -334,6 +268,7 @@ class Scheduler:
         self.now_ns = now_ns
         self.ledger = Ledger(self.board.models, now_ns)
         self.attr = Attribution(self.ledger)
+        self._new_timeline()
         self._batt_ns = now_ns
         self._batt_mark = {}
         self._util_t = now_ns
@@ -344,23 +279,13 @@ class Scheduler:
                 self.ledger.set_background(self.radio, self.r_sleep, now_ns, transition=False)
         self.ledger.set_background(self.cpu, self.cpu_sleep, now_ns, transition=False)
         self._refresh_params()
-        self._schedule_listen(now_ns)
-        if self.policy == "duty_cycle":
-            self._next_duty = now_ns + self._duty_period()
+        self._rearm()
 
     def _duty_period(self):
         return self.pval("LISTEN_INTERVAL_NS") or self.params["duty_period_ns"]
 
     def _duty_window(self):
         return self.pval("LISTEN_WINDOW_NS") or self.params["duty_window_ns"]
-
-    def _schedule_listen(self, now_ns):
-        interval = self.pval("LISTEN_INTERVAL_NS")
-        if interval and self.policy != "duty_cycle" and self.radio is not None:
-            if self._next_listen is None:
-                self._next_listen = now_ns + interval
-        else:
-            self._next_listen = None
 
     @property
     def trace_cpu(self):
@@ -544,12 +469,29 @@ class Scheduler:
             return
         if self.record:
             self.trace_listen.append((now_ns, duration_ns, app))
-        self._settle_tail(now_ns)
         self._listen(now_ns, duration_ns, app)
         if self.queue and self._batching:
             batch = self.queue
             self.queue = []
             self._burst(now_ns, batch)
+
+    def rx_arrival(self, now_ns, nbytes):
+        """A packet of ``nbytes`` reaches the antenna at ``now_ns``: True when the radio listens
+        then (it is received and its airtime is spent in rx), False when it is missed (counted)."""
+        if self.radio is None:
+            return True
+        air = self.rm.airtime_ns(nbytes)
+        if self.record:
+            self.trace_rx.append((now_ns, air, nbytes))
+        if not self.tl.listening(now_ns):
+            self.stats["rx_missed"] += 1
+            return False
+        self.stats["rx_packets"] += 1
+        if not self.tl.background_rx:
+            # stay in rx until the whole packet is in (the window may end during it)
+            self.tl.listen(now_ns, now_ns + air, SYSTEM)
+            self.stats["listen_ns"] = self.tl.listen_ns
+        return True
 
     def _batch_due(self):
         if self._due is False:
@@ -582,6 +524,9 @@ class Scheduler:
         return due
 
     def next_wakeup_ns(self):
+        """When the scheduler must act next (None: nothing due). Re-reads iot_policy first, so a
+        value a program wrote (at boot, say) re-arms the schedules before the runtime waits."""
+        self._refresh_params()
         best = None
         if self.done:
             for d in self.done:
@@ -596,10 +541,6 @@ class Scheduler:
         elif self.policy == "duty_cycle" and self._next_duty is not None:
             if best is None or self._next_duty < best:
                 best = self._next_duty
-        elif self.policy == "planned" and self._plan_i < len(self.planned):
-            t = self.planned[self._plan_i]
-            if best is None or t < best:
-                best = t
         nl = self._next_listen
         if nl is not None and (best is None or nl < best):
             best = nl
@@ -607,9 +548,15 @@ class Scheduler:
 
     def on_wakeup(self, now_ns):
         """Do what was due by ``now_ns``; return finished transmissions [(done_ns, nbytes, app, ok)]."""
+        if now_ns < self.now_ns:
+            now_ns = self.now_ns    # a wake-up asked for a time already past happens now
         self._refresh_params()
         if self._next_listen is not None and self._next_listen <= now_ns:
-            self._listen(now_ns, self.pval("LISTEN_WINDOW_NS"), SYSTEM)
+            window = self.pval("LISTEN_WINDOW_NS")
+            if self.record and window:
+                self.trace_listen.append((now_ns, window, SYSTEM))
+            self._listen(now_ns, window, SYSTEM)
+            self._last_listen = now_ns
             interval = self.pval("LISTEN_INTERVAL_NS")
             self._next_listen = now_ns + interval if interval else None
             if self.queue and self._batching:
@@ -624,19 +571,17 @@ class Scheduler:
                 self._burst(now_ns, batch)
         elif self.policy == "duty_cycle":
             if self._next_duty is not None and self._next_duty <= now_ns:
-                self._listen(now_ns, self._duty_window(), SYSTEM)
+                window = self._duty_window()
+                if self.record and self.pval("LISTEN_INTERVAL_NS") and self.pval("LISTEN_WINDOW_NS"):
+                    # the map's receive windows are a requirement every policy meets (the oracle too)
+                    self.trace_listen.append((now_ns, window, SYSTEM))
+                self._listen(now_ns, window, SYSTEM)
                 if self.queue:
                     batch = self.queue
                     self.queue = []
                     self._burst(now_ns, batch)
+                self._last_duty = now_ns
                 self._next_duty = now_ns + self._duty_period()
-        elif self.policy == "planned":
-            while self._plan_i < len(self.planned) and self.planned[self._plan_i] <= now_ns:
-                self._plan_i += 1
-                ready = [q for q in self.queue if q[0] <= now_ns]
-                if ready:
-                    self.queue = [q for q in self.queue if q[0] > now_ns]
-                    self._burst(now_ns, ready)
         done = self.done
         if not done:
             return []
@@ -691,10 +636,27 @@ class Scheduler:
         self._apply_pending()
         self.ledger.flush(self.now_ns)
 
+    def _peek_ns(self, now_ns=None):
+        """{(comp, state): ns} as of ``now_ns`` with the counted CPU bursts and sensor reads
+        included, changing nothing."""
+        led = self.ledger
+        ns = led.peek(self.now_ns if now_ns is None else now_ns)
+        models = led.models
+        for busy_ns, _app, (hz, state), count in self._pending_cpu():
+            key = (self.cpu, state)
+            ns[key] = ns.get(key, 0) + self._run_ns(busy_ns, hz) * count
+            tr = models[self.cpu].transition(self.cpu_sleep, self.cpu_run)
+            if tr is not None and tr.time_ns:
+                key = (self.cpu, tr.key)
+                ns[key] = ns.get(key, 0) + tr.time_ns * count
+        for comp, _app, count in self._pending_sensor():
+            key = (comp, "measure")
+            ns[key] = ns.get(key, 0) + self._measure_ns[comp] * count
+        return ns
+
     def energy_used_j(self):
-        self._apply_pending()
-        self.ledger.flush(self.now_ns)
-        return self.ledger.energy_j()
+        """Energy used since boot up to the latest time the runtime reported (read-only)."""
+        return self.ledger.energy_of(self._peek_ns())
 
     def soc(self):
         self._update_battery(self.now_ns)
@@ -717,8 +679,7 @@ class Scheduler:
 
     def lifetime_days(self):
         """Predicted lifetime from boot: elapsed + time to empty at the average drain since boot
-        (minus harvest); None when the drain is not positive (energy-neutral or better)."""
-        self.flush()
+        (minus harvest); None when the drain is not positive (energy-neutral or better). Read-only."""
         dt = self.elapsed_ns()
         if self.battery.dead() and self.battery.dead_at_ns is not None:
             return self.battery.dead_at_ns / NS_PER_DAY
@@ -732,27 +693,32 @@ class Scheduler:
         return (dt * 1e-9 + (left or 0.0)) / 86400.0
 
     def summary(self):
-        """Per component and state, per app, battery and predicted lifetime (plain dict)."""
-        self.flush()
+        """Per component and state, per app, battery and predicted lifetime (plain dict). Read-only:
+        packets still queued stay queued (``tx["queued"]``); call flush() to end a run first."""
         comps = {}
-        for (comp, state), (ns, joules) in sorted(self.ledger.by_state().items()):
+        models = self.ledger.models
+        for (comp, state), ns in sorted(self._peek_ns().items()):
+            m = models[comp]
+            joules = ns * m.current_a(state) * m.voltage_v * 1e-9
             entry = comps.setdefault(comp, {"energy_j": 0.0, "states": {}})
             entry["energy_j"] += joules
             entry["states"][state] = {"ns": ns, "energy_j": joules}
         apps = {}
-        for app, joules in sorted(self.attr.per_app_j().items(), key=lambda kv: str(kv[0])):
+        for app, joules in sorted(self.sample(self.now_ns)["apps"].items(), key=lambda kv: str(kv[0])):
             apps[str(app)] = joules
         batt = self.battery.describe()
         batt["time_to_empty_s"] = self.battery.time_to_empty_s()
+        tx = dict(self.stats)
+        tx["queued"] = len(self.queue)
         extra = {}
         if self.policy == "oracle" and self.record:
             extra["oracle"] = oracle(self).oracle_info
         out = {
             "policy": self.policy, "cpu_policy": self.cpu_policy, "board": self.board.name,
-            "duration_ns": self.elapsed_ns(), "energy_j": self.ledger.energy_j(),
+            "duration_ns": self.elapsed_ns(), "energy_j": self.energy_used_j(),
             "average_current_a": self.average_current_a(), "components": comps, "apps": apps,
             "battery": batt, "lifetime_days": self.lifetime_days(),
-            "tx": dict(self.stats), "ns_per_insn": self.board.ns_per_insn,
+            "tx": tx, "ns_per_insn": self.board.ns_per_insn,
         }
         out.update(extra)
         return out
@@ -762,7 +728,7 @@ class Scheduler:
         gives the same results whether or not it is sampled. Keys: t_ns, components {comp:
         {energy_j, states_ns, states_j}}, apps {app: J}, soc_percent, time_to_empty_s."""
         led = self.ledger
-        ns = dict(led.ns)
+        ns = led.peek(now_ns)
         app_j = {}
         models = led.models
 
@@ -780,10 +746,6 @@ class Scheduler:
                 add(self.cpu, tr.key, tr.time_ns * count, app)
         for comp, app, count in self._pending_sensor():
             add(comp, "measure", self._measure_ns[comp] * count, app)
-        for comp, state in led.background.items():
-            unsettled = now_ns - led._since[comp] - led._debt[comp]
-            if unsettled > 0:
-                add(comp, state, unsettled)
         comps = {}
         total = 0.0
         for (comp, state), amount in ns.items():
@@ -821,8 +783,9 @@ class Scheduler:
                                                  else "%.1f days" % life))
         if "oracle" in s:
             o = s["oracle"]
-            lines.append("oracle (offline optimum of this trace): %.6g J in %d bursts; live run / oracle = %.4f"
-                         % (o["lower_bound_j"], o["bursts"], s["energy_j"] / o["lower_bound_j"]
+            lines.append("oracle (offline optimum of this trace%s): %.6g J in %d bursts; live run / oracle = %.4f"
+                         % ("" if o["exact"] else ", lower bound, gap %.2f %%" % (100.0 * o["gap"]),
+                            o["lower_bound_j"], o["bursts"], s["energy_j"] / o["lower_bound_j"]
                             if o["lower_bound_j"] else 0.0))
         return lines
 
@@ -837,211 +800,15 @@ def _amps(a):
     return "%.4g uA" % (a * 1e6)
 
 
-def lora_time_on_air_ns(payload_bytes, sf, bw_hz, cr, preamble):
-    """LoRa packet time on air (Semtech SX1276 datasheet section 4.1.1.7): explicit header, CRC on,
-    low-data-rate optimisation for SF11/12 at 125 kHz."""
-    de = 1 if (sf >= 11 and bw_hz <= 125000) else 0
-    t_sym_ns = (1 << sf) * NS_PER_S // bw_hz
-    num = 8 * payload_bytes - 4 * sf + 28 + 16
-    den = 4 * (sf - 2 * de)
-    extra = (num + den - 1) // den if num > 0 else 0
-    n_payload = 8 + max(extra * (cr + 4), 0)
-    return (preamble * 4 + 17) * t_sym_ns // 4 + n_payload * t_sym_ns
-
-
 def make_scheduler(policy_name, board, params=None):
     """A Scheduler for ``policy_name`` (see POLICIES) on ``board`` (Board, name or path)."""
     return Scheduler(policy_name, board, params)
 
 
-# -------------------------------------------------------------------- the offline oracle
-
-def _tx_windows(sched, trace_tx):
-    """Each packet's feasible burst interval [arrival, latest start] under the documented model."""
-    out = []
-    for arrival, deadline, nbytes, _app in trace_tx:
-        own = sched.airtime_ns(nbytes) + sched.ack_ns * sched._frames(nbytes)
-        latest = deadline - sched.ramp_out_ns - own
-        if latest < arrival:
-            latest = arrival
-        out.append((arrival, latest))
-    return out
-
-
-def _listen_intervals(trace_listen, scheduled):
-    spans = sorted([(s, s + d) for s, d, _a in trace_listen] + list(scheduled))
-    merged = []
-    for s, e in spans:
-        if merged and s <= merged[-1][1]:
-            if e > merged[-1][1]:
-                merged[-1][1] = e
-        else:
-            merged.append([s, e])
-    return merged
-
-
-def optimal_burst_times(windows, listens, cost_out, cost_in):
-    """Exact minimum-cost set of burst times covering every [a, l] window (weighted interval stabbing).
-
-    A burst at t costs ``cost_in`` if t lies in a listen interval [s, e), else ``cost_out``.
-    Candidates: every latest start l, every listen end e-1 and every s-1 before a listen start
-    (a point can always move right to one of these without losing a packet or changing its cost).
-    f[j] = c(p_j) + min f[k] over k with p_k >= max{a : l < p_j}; a sliding-window minimum makes it O(m log m).
-    Returns (total cost, sorted burst times).
-    """
-    if not windows:
-        return 0.0, []
-    starts = [s for s, _e in listens]
-
-    def inside(t):
-        lo, hi = 0, len(starts) - 1
-        found = -1
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            if starts[mid] <= t:
-                found = mid
-                lo = mid + 1
-            else:
-                hi = mid - 1
-        return found >= 0 and t < listens[found][1]
-
-    cands = set(last for _a, last in windows)
-    amin = min(a for a, _l in windows)
-    lmax = max(last for _a, last in windows)
-    for s, e in listens:
-        # the right end of each constant-cost stretch: the window's last ns, and the ns before it
-        if e - 1 >= amin and s <= lmax:
-            cands.add(e - 1)
-        if amin <= s - 1 <= lmax:
-            cands.add(s - 1)
-    pts = sorted(cands)
-    cost = [cost_in if inside(p) else cost_out for p in pts]
-    by_l = sorted(windows, key=lambda w: w[1])
-    amax_prefix = []  # max arrival among windows with l < p_j, computed incrementally
-    INF = float("inf")
-    f = [INF] * len(pts)
-    prev = [-1] * len(pts)
-    # monotonic deque of candidate indices k (increasing p_k) with increasing f[k]
-    dq = []
-    head = 0
-    wi = 0
-    amax = None
-    best_virtual = 0.0  # f of the virtual start point p_0 = -inf
-    for j, p in enumerate(pts):
-        while wi < len(by_l) and by_l[wi][1] < p:
-            a = by_l[wi][0]
-            amax = a if amax is None or a > amax else amax
-            wi += 1
-        amax_prefix.append(amax)
-        while head < len(dq) and amax is not None and pts[dq[head]] < amax:
-            head += 1
-        base = None
-        if amax is None:
-            base = (best_virtual, -1)
-        if head < len(dq):
-            k = dq[head]
-            if base is None or f[k] < base[0]:
-                base = (f[k], k)
-        if base is not None and base[0] < INF:
-            f[j] = base[0] + cost[j]
-            prev[j] = base[1]
-        if f[j] < INF:
-            while len(dq) > head and f[dq[-1]] >= f[j]:
-                dq.pop()
-            dq.append(j)
-    max_arrival = max(a for a, _l in windows)
-    best = None
-    for j, p in enumerate(pts):
-        if p >= max_arrival and f[j] < INF and (best is None or f[j] < f[best]):
-            best = j
-    if best is None:
-        raise ValueError("no feasible burst schedule (internal error)")
-    times = []
-    j = best
-    while j >= 0:
-        times.append(pts[j])
-        j = prev[j]
-    times.reverse()
-    return f[best], times
-
-
-def _scheduled_listens(sched, start_ns, end_ns):
-    interval = sched.pval("LISTEN_INTERVAL_NS")
-    window = sched.pval("LISTEN_WINDOW_NS")
-    out = []
-    if interval and window and sched.radio is not None:
-        t = start_ns + interval
-        while t < end_ns:
-            out.append((t, t + window))
-            t += interval
-    return out
-
-
 def oracle(source, end_ns=None):
-    """Replay ``source``'s recorded trace (a Scheduler made with record=True) with the optimal
-    burst times and the minimum-energy CPU frequencies; returns the replayed Scheduler.
-
-    ``oracle.summary()["oracle"]`` holds the DP cost, the tail-free lower bound and the gap.
-    """
-    board = source.board
-    params = {"record": False}
-    start = source.boot_ns or 0
-    end = source.now_ns if end_ns is None else end_ns
-    replay = Scheduler("planned", board, params)
-    replay.policy_values = list(source.policy_values)
-    replay.boot(start)
-    if replay.radio is not None:
-        windows = _tx_windows(replay, source.trace_tx)
-        listens = _listen_intervals(source.trace_listen, _scheduled_listens(replay, start, end))
-        dp_cost, times = optimal_burst_times(windows, listens, replay.burst_cost_out, replay.burst_cost_in)
-    else:
-        dp_cost, times = 0.0, []
-    replay.planned = times
-    # radio events in time order: listens (requested and scheduled) and planned bursts
-    events = []
-    for s, d, app in source.trace_listen:
-        events.append((s, 0, "listen", (d, app)))
-    for arrival, deadline, nbytes, app in source.trace_tx:
-        events.append((arrival, 1, "tx", (nbytes, deadline, app)))
-    for t in times:
-        events.append((t, 2, "wake", None))
-    events.sort(key=lambda e: (e[0], e[1]))
-    replay._next_listen = start + replay.pval("LISTEN_INTERVAL_NS") if replay._next_listen else None
-    for t, _order, kind, arg in events:
-        while replay._next_listen is not None and replay._next_listen <= t:
-            replay.on_wakeup(replay._next_listen)
-        if kind == "listen":
-            replay.request_listen(t, arg[0], arg[1])
-        elif kind == "tx":
-            replay.enqueue_tx(t, arg[0], arg[1], arg[2])
-        else:
-            replay.on_wakeup(t)
-    while replay._next_listen is not None and replay._next_listen <= end:
-        replay.on_wakeup(replay._next_listen)
-    for (busy, app), count in source.trace_cpu.items():
-        for _ in range(count):
-            replay.cpu_busy(start, busy, app)
-    for (sensor, app), count in source.trace_sensor.items():
-        for _ in range(count):
-            replay.sensor_read(start, sensor, app)
-    for (dur, app), count in source.trace_wakelock.items():
-        for _ in range(count):
-            replay.hold_wakelock(start, dur, app)
-    replay.advance(end)
-    replay.flush()
-    energy = replay.energy_used_j()
-    tail_j = 0.0
-    if replay.tail_ns and replay.radio is not None:
-        tail_j = _tail_energy_upper(replay)
-    replay.oracle_info = {"dp_burst_cost_j": dp_cost, "energy_j": energy,
-                          "lower_bound_j": energy - tail_j, "gap": (tail_j / energy) if energy else 0.0,
-                          "bursts": len(times)}
-    return replay
-
-
-def _tail_energy_upper(sched):
-    model = sched.board.models[sched.radio]
-    return sched.stats["bursts"] * sched.tail_ns * model.current_a(sched.r_listen) * model.voltage_v * 1e-9
+    """The offline optimum of ``source``'s recorded trace, replayed (kernel/oracle.py)."""
+    from iotbpf.kernel.oracle import replay
+    return replay(source, end_ns)
 
 
 def compare(schedulers, oracle_sched=None):
@@ -1075,24 +842,27 @@ def compare(schedulers, oracle_sched=None):
         label = name + " (live)" if name == "oracle" else name
         rows.append({"policy": label, "energy_j": e, "average_current_a": s.average_current_a(),
                      "lifetime_days": s.lifetime_days(), "deadline_misses": s.stats["missed"],
-                     "ratio_to_oracle": ratio})
+                     "rx_missed": s.stats["rx_missed"], "ratio_to_oracle": ratio})
     if oracle_sched is not None:
         rows.append({"policy": "oracle", "energy_j": ref,
                      "average_current_a": oracle_sched.average_current_a(),
                      "lifetime_days": oracle_sched.lifetime_days(),
-                     "deadline_misses": oracle_sched.stats["missed"], "ratio_to_oracle": 1.0,
-                     "gap": oracle_sched.oracle_info["gap"]})
+                     "deadline_misses": oracle_sched.stats["missed"], "rx_missed": 0, "ratio_to_oracle": 1.0,
+                     "gap": oracle_sched.oracle_info["gap"], "exact": oracle_sched.oracle_info["exact"]})
     return rows
 
 
 def format_compare(rows):
     """The `iotbpf simulate --compare` table as text."""
-    lines = ["%-14s %14s %14s %14s %8s %10s" % ("policy", "energy J", "avg current", "lifetime d",
-                                                 "misses", "x oracle")]
+    lines = ["%-14s %14s %14s %14s %8s %8s %10s %10s" % ("policy", "energy J", "avg current", "lifetime d",
+                                                          "misses", "rx lost", "x oracle", "gap")]
     for r in rows:
         life = r["lifetime_days"]
-        lines.append("%-14s %14.6g %14s %14s %8d %10s" % (
+        gap = "-"
+        if "gap" in r:
+            gap = "exact" if r.get("exact") else "%.2f%%" % (100.0 * r["gap"])
+        lines.append("%-14s %14.6g %14s %14s %8d %8d %10s %10s" % (
             r["policy"], r["energy_j"], _amps(r["average_current_a"]),
-            "unlimited" if life is None else "%.1f" % life, r["deadline_misses"],
-            "-" if r["ratio_to_oracle"] is None else "%.4f" % r["ratio_to_oracle"]))
+            "unlimited" if life is None else "%.1f" % life, r["deadline_misses"], r.get("rx_missed", 0),
+            "-" if r["ratio_to_oracle"] is None else "%.4f" % r["ratio_to_oracle"], gap))
     return "\n".join(lines)

@@ -71,28 +71,16 @@ def scheduler_sample(scheduler, now_ns: int) -> dict | None:
     """A read-only snapshot of an energy scheduler at ``now_ns``: cumulative ledger per component
     and state, per-app energy, battery state of charge and predicted time to empty.
 
-    Nothing that changes results is done (no flush, no battery step), so the run's results are
-    unchanged: background time not yet settled in the ledger is added to a copy, in closed
-    form, exactly as the ledger's own flush would add it.
+    Nothing that changes results is done (no flush, no battery step): the ledger's ``peek``
+    adds the background time not yet settled to a copy, exactly as its own flush would.
     """
     if scheduler is None or getattr(scheduler, "ledger", None) is None:
         return None
     custom = getattr(scheduler, "sample", None)
     if callable(custom):
         return custom(now_ns)
-    # Counted-but-not-yet-charged CPU bursts go to the ledger first, as the scheduler does before
-    # any read of its own (it leaves the totals unchanged).
-    apply_pending = getattr(scheduler, "apply_pending", None) or getattr(scheduler, "_apply_pending", None)
-    if apply_pending is not None:
-        apply_pending()
     ledger = scheduler.ledger
-    ns_by_key = dict(ledger.ns)
-    since = getattr(ledger, "_since", {})
-    debt = getattr(ledger, "_debt", {})
-    for comp, state in ledger.background.items():
-        pending = now_ns - since.get(comp, now_ns) - debt.get(comp, 0)
-        if pending > 0:
-            ns_by_key[(comp, state)] = ns_by_key.get((comp, state), 0) + pending
+    ns_by_key = ledger.peek(now_ns)
     components: dict[str, dict] = {}
     total = 0.0
     for (comp, state), ns in sorted(ns_by_key.items()):

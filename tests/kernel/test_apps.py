@@ -113,7 +113,7 @@ def test_rx_filter_blocklist_changes_take_effect_immediately():
     node2.post("radio_rx", {"src": 7, "len": 10}, NS_PER_S)
     r2 = node2.simulate("2s")
     assert node.runtime.rx["passed"] == 1
-    assert r2.summary["radio"]["rx"] == {"received": 1, "passed": 0, "dropped": 1}
+    assert r2.summary["radio"]["rx"] == {"received": 1, "passed": 0, "dropped": 1, "missed": 0}
 
 
 def test_app_monitor_counters_equal_the_generated_usage_exactly():
@@ -261,7 +261,7 @@ def test_a_node_runs_in_real_time_with_injected_events():
     node = Node("rx_filter", sim={})
     node.inject("radio_rx", {"src": 3, "len": 8})
     summary = node.run_realtime("50ms")
-    assert summary["radio"]["rx"] == {"received": 1, "passed": 1, "dropped": 0}
+    assert summary["radio"]["rx"] == {"received": 1, "passed": 1, "dropped": 0, "missed": 0}
     assert 50 * 10**6 <= summary["now_ns"] < 10 * NS_PER_S
 
 

@@ -41,7 +41,7 @@ def test_simulate_replays_an_event_file_instead_of_the_generators(cli, tmp_path)
     r = cli("simulate", "rx_filter", "--duration", "1m", "--events", str(events), "--json")
     assert r.code == 0, r.err
     rx = json.loads(r.out)["run"]["radio"]["rx"]
-    assert rx == {"received": 15, "passed": 10, "dropped": 5}  # 10 per minute per source
+    assert rx == {"received": 15, "passed": 10, "dropped": 5, "missed": 0}  # 10 per minute per source
 
 
 def test_simulate_bad_input_is_one_error_line_with_exit_2(cli, tmp_path):
