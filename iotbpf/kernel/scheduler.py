@@ -850,19 +850,3 @@ def compare(schedulers, oracle_sched=None):
                      "deadline_misses": oracle_sched.stats["missed"], "rx_missed": 0, "ratio_to_oracle": 1.0,
                      "gap": oracle_sched.oracle_info["gap"], "exact": oracle_sched.oracle_info["exact"]})
     return rows
-
-
-def format_compare(rows):
-    """The `iotbpf simulate --compare` table as text."""
-    lines = ["%-14s %14s %14s %14s %8s %8s %10s %10s" % ("policy", "energy J", "avg current", "lifetime d",
-                                                          "misses", "rx lost", "x oracle", "gap")]
-    for r in rows:
-        life = r["lifetime_days"]
-        gap = "-"
-        if "gap" in r:
-            gap = "exact" if r.get("exact") else "%.2f%%" % (100.0 * r["gap"])
-        lines.append("%-14s %14.6g %14s %14s %8d %8d %10s %10s" % (
-            r["policy"], r["energy_j"], _amps(r["average_current_a"]),
-            "unlimited" if life is None else "%.1f" % life, r["deadline_misses"], r.get("rx_missed", 0),
-            "-" if r["ratio_to_oracle"] is None else "%.4f" % r["ratio_to_oracle"], gap))
-    return "\n".join(lines)

@@ -290,7 +290,10 @@ def comparison_rows(schedulers: dict, oracle_rows: list[dict], dead_ns: dict) ->
             (died / NS_PER_S if died is not None else (None if life_days is None else life_days * 86400.0)),
             "died_s": None if died is None else died / NS_PER_S,
             "deadline_misses": int(row.get("deadline_misses") or 0),
+            "rx_missed": int(row.get("rx_missed") or 0),
             "power_ratio_to_oracle": _num_or_none(row.get("ratio_to_oracle")),
+            "oracle_gap": _num_or_none(row.get("gap")) if oracle else None,
+            "oracle_exact": bool(row.get("exact")) if oracle and "exact" in row else None,
         })
     return out
 

@@ -57,14 +57,20 @@ def format_comparison(rows: list[dict]) -> str:
     """The ``simulate --compare`` table from comparison-document rows: each policy's energy over its own
     span, its average power, the day its battery died, and the ratio of average power to the oracle's
     (a power ratio, so runs of different length compare fairly; the header says so)."""
-    lines = ["%-16s %11s %9s %11s %11s %10s %9s %7s %13s" % (
-        "policy", "energy", "over", "avg power", "avg current", "lifetime", "died", "misses", "power/oracle")]
+    lines = ["%-16s %11s %9s %11s %11s %10s %9s %7s %8s %13s %7s" % (
+        "policy", "energy", "over", "avg power", "avg current", "lifetime", "died", "misses", "rx_lost",
+        "power/oracle", "gap")]
     for r in rows:
-        lines.append("%-16s %11s %9s %11s %11s %10s %9s %7d %13s" % (
+        gap = "-"
+        if r.get("oracle_exact"):
+            gap = "exact"
+        elif r.get("oracle_gap") is not None:
+            gap = "%.2f%%" % (100.0 * r["oracle_gap"])
+        lines.append("%-16s %11s %9s %11s %11s %10s %9s %7d %8d %13s %7s" % (
             r["policy"].replace(" ", "_"), eng(r["energy_j"], "J"), duration_text(r["duration_s"]),
             eng(r["avg_power_w"], "W"), eng(r["avg_current_a"], "A"),
             "unlimited" if r["lifetime_s"] is None else duration_text(r["lifetime_s"]),
             "-" if r["died_s"] is None else "day_%.1f" % (r["died_s"] / 86400.0),
-            r["deadline_misses"],
-            "-" if r["power_ratio_to_oracle"] is None else "%.4f" % r["power_ratio_to_oracle"]))
+            r["deadline_misses"], r.get("rx_missed", 0),
+            "-" if r["power_ratio_to_oracle"] is None else "%.4f" % r["power_ratio_to_oracle"], gap))
     return "\n".join(lines) + "\n"

@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from iotbpf.kernel.scheduler import (
     compare,
-    format_compare,
     lora_time_on_air_ns,
     make_scheduler,
     oracle,
@@ -55,8 +54,11 @@ def test_batching_beats_baselines_on_a_periodic_sensor_trace():
     assert energy["batching"] < energy["duty_cycle"] < energy["always_on"]
     assert all(s.stats["missed"] == 0 for s in runs.values())
     rows = compare(runs)
-    table = format_compare(rows)
-    assert "oracle" in table and "x oracle" in table
+    from iotbpf.report.export import comparison_rows
+    from iotbpf.report.text import format_comparison
+
+    table = format_comparison(comparison_rows(runs, rows, {}))
+    assert "oracle" in table and "power/oracle" in table and "rx_lost" in table
     ratios = {r["policy"]: r["ratio_to_oracle"] for r in rows}
     assert ratios["oracle"] == 1.0 and min(ratios.values()) >= 1.0 - 1e-12
 
