@@ -536,7 +536,7 @@ def simulate_node(node: NodeSpec) -> dict:
     board = _board_for(node)
     node_obj = Node(node.app, board=board, seed=node.seed, policy=node.policy, node_id=node.index,
                     sim=_sim_config(manifest, node.params))
-    runtime = node_obj._build()
+    runtime = node_obj.build()
     period_ns = int(float(node.params["sampling_period"]) * 1e9) if "sampling_period" in node.params else None
     if period_ns:
         _set_sampling_timer(node_obj, period_ns)

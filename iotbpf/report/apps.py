@@ -15,8 +15,7 @@ import re
 
 SYSTEM = "system"
 REPORT_VERSION = 1
-# app_monitor's struct app_stats (apps/app_monitor/app_monitor.c), as iotbpf.api.APP_STATS_FIELDS
-# reads it (report/ sits below api/, so the layout is restated here; a test checks they agree)
+# app_monitor's struct app_stats (apps/app_monitor/app_monitor.c); Node.app_stats decodes with it too
 APP_STATS_FIELDS = ("foreground_ns", "cpu_ns", "rx_bytes", "tx_bytes", "wakelock_ns", "energy_uj",
                     "wakeups", "sessions", "disk_read_bytes", "disk_write_bytes")
 _APP_STATS_FMT = "<QQQQQQIIQQ"
