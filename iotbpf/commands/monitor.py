@@ -13,7 +13,6 @@ import sys
 import tempfile
 
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.kernel.clock import parse_duration
 
 NAME = "monitor"
 HELP = "per-app CPU, wakeups, I/O and energy of this Linux box (or an Android batterystats dump)"
@@ -367,7 +366,6 @@ def _android(args) -> int:
 
 
 def duration_ns(value: str) -> int:
-    try:
-        return parse_duration(value)
-    except (ValueError, TypeError) as exc:
-        raise IotbpfError(str(exc)) from None
+    from iotbpf.api import duration_ns as api_duration_ns
+
+    return api_duration_ns(value)

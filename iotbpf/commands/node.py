@@ -13,7 +13,6 @@ import sys
 import tempfile
 
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.kernel.clock import parse_duration
 
 NAME = "node"
 HELP = "run an app in real time on a Raspberry Pi (GPIO, INA219) or any Linux box"
@@ -195,7 +194,6 @@ def _text(final: dict) -> str:
 
 
 def duration_ns(value: str) -> int:
-    try:
-        return parse_duration(value)
-    except (ValueError, TypeError) as exc:
-        raise IotbpfError(str(exc)) from None
+    from iotbpf.api import duration_ns as api_duration_ns
+
+    return api_duration_ns(value)
