@@ -167,8 +167,7 @@ def from_node(node, app: str = "app_monitor") -> AppsReport:
         models = attr.ledger.models
         for (comp, state), ns in attr.per_app_detail().get(SYSTEM, {}).items():
             m = models[comp]
-            report.system_detail[comp] = report.system_detail.get(comp, 0.0) + \
-                ns * m.current_a(state) * m.voltage_v * 1e-9
+            report.system_detail[comp] = report.system_detail.get(comp, 0.0) + m.energy_j(state, ns)
     return report
 
 
