@@ -14,8 +14,7 @@ from iotbpf.ebpf.maps import freeze_readonly
 from iotbpf.kernel.clock import parse_duration
 from iotbpf.kernel.runtime import Runtime
 from iotbpf.platforms.sim.platform import SimPlatform
-
-DEFAULT_SAMPLES = 240  # time-series samples a simulation records for result.plot()
+from iotbpf.report.attach import DEFAULT_SAMPLES, Session
 
 
 def duration_ns(value) -> int:
@@ -173,8 +172,6 @@ class Node:
             raise IotbpfError("this node has already run; make a new Node to simulate again")
         session = None
         if samples and self.scheduler is not None:
-            from iotbpf.report.attach import Session
-
             meta = {"app": ",".join(m.name for m in self.manifests), "node_id": self.node_id,
                     "seed": self.seed, "clock": "virtual", "duration_ns": ns,
                     "policy": getattr(self.scheduler, "policy", None),
