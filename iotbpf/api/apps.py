@@ -15,7 +15,7 @@ from iotbpf.kernel import manifest as kernel_manifest
 from iotbpf.platforms.sim.trace import parse_events
 
 
-def find_app(app) -> Path:
+def find_app(app: str | os.PathLike) -> Path:
     """The app.json of a bundled app name (``sensor_node``), an app folder or an app.json path."""
     path = resources.resolve("apps", str(app))
     if path.is_dir():
@@ -32,7 +32,7 @@ def load_app_programs(manifest_path: Path, prefer: str = "object") -> tuple:
     return _kernel_app.load(str(manifest_path), prefer)
 
 
-def merged_sim(manifests) -> dict | None:
+def merged_sim(manifests: list) -> dict | None:
     """One node's simulated devices: every app's ``sim`` section together (sensors and GPIO
     pins by id, radio traffic appended, link and usage settings from the first app that has
     them), so an added app keeps its devices. A device two apps define differently is an error;
@@ -76,7 +76,7 @@ def merged_sim(manifests) -> dict | None:
     return out
 
 
-def read_events(events) -> list:
+def read_events(events: list | tuple | str | os.PathLike) -> list:
     """Events for a node: a list as given, or the events file (JSON lines) at a path."""
     if isinstance(events, (list, tuple)):
         return list(events)
@@ -93,7 +93,8 @@ def read_events(events) -> list:
         raise LoadError(str(exc)) from None
 
 
-def build_app(app, output=None, clang: str | None = None, cpu: str = "v3") -> Path:
+def build_app(app: str | os.PathLike, output: str | os.PathLike | None = None, clang: str | None = None,
+              cpu: str = "v3") -> Path:
     """Compile an app's C source to its object with clang (-O2 -g -target bpf), and its .ibpf
     bundle when the manifest names one (not with an explicit ``output``); returns the object's path."""
     manifest_path = find_app(app)

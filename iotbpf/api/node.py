@@ -4,6 +4,7 @@ maps, events from outside and the simulation that yields a ``SimulationResult``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from iotbpf.api.apps import find_app, load_app_programs, merged_sim, read_events
@@ -17,7 +18,7 @@ from iotbpf.platforms.sim.platform import SimPlatform
 from iotbpf.report.attach import DEFAULT_SAMPLES, Session
 
 
-def duration_ns(value) -> int:
+def duration_ns(value: str | int) -> int:
     """``"1y"``/``"30d"``/``"500ms"`` or int nanoseconds -> int nanoseconds (IotbpfError if bad)."""
     try:
         return parse_duration(value)
@@ -68,9 +69,10 @@ class Node:
     built (the boot context then says IOT_BOOT_RESTART) and pinned there after ``simulate()``.
     """
 
-    def __init__(self, app=None, board=None, seed: int = 0, policy: str | None = None, events=None,
-                 node_id: int = 0, engine: str = "compiled", verify: bool = True, sim: dict | None = None,
-                 prefer: str = "object", scheduler=None, clock=None, platform=None, pin_dir=None):
+    def __init__(self, app: str | os.PathLike | None = None, board: Any = None, seed: int = 0,
+                 policy: str | None = None, events: Any = None, node_id: int = 0, engine: str = "compiled",
+                 verify: bool = True, sim: dict | None = None, prefer: str = "object", scheduler: Any = None,
+                 clock: Any = None, platform: Any = None, pin_dir: str | os.PathLike | None = None):
         self.seed = int(seed)
         self.node_id = node_id
         self.manifests = []
@@ -92,7 +94,7 @@ class Node:
         if app is not None:
             self.add_app(app)
 
-    def add_app(self, app) -> None:
+    def add_app(self, app: str | os.PathLike) -> None:
         """Load another app (bundled name, folder or app.json) before the node starts."""
         if self.runtime is not None and self.runtime.booted:
             raise IotbpfError("add apps before the node starts")
@@ -190,7 +192,7 @@ class Node:
                 result._report = session.recorder.report()
         return result
 
-    def open_trace(self, callback) -> None:
+    def open_trace(self, callback: Callable[[str, int, str, str], Any]) -> None:
         """Call ``callback(kind, t_ns, app, text)`` for each bpf_trace_printk line (kind
         "trace") and iot_log line (kind "log") as the programs make them (bcc's trace_print
         in spirit); ``t_ns`` is the node's (virtual) time."""
@@ -206,7 +208,7 @@ class Node:
         the monotonic clock)."""
         self._realtime().inject(hook, fields)
 
-    def run_realtime(self, duration) -> dict:
+    def run_realtime(self, duration: str | int) -> dict:
         """Run on the monotonic clock for ``duration``; returns the runtime summary."""
         rt = self._realtime()
         rt.run_realtime(duration_ns(duration))
@@ -223,7 +225,7 @@ class Node:
         return rt
 
     # ------------------------------------------------------------ maps
-    def map(self, name: str, app: str | None = None):
+    def map(self, name: str, app: str | None = None) -> Any:
         """The map object (iotbpf.ebpf.maps) named ``name`` of ``app`` (default: the first app that
         has one); well-known maps (iot_txq, iot_policy, iot_app_demand) are the node's shared ones."""
         rt = self.build()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Any
 
 from iotbpf.api.clang import compile_c
 from iotbpf.api.views import MapsView
@@ -67,7 +68,7 @@ class Program:
         return cls(_ebpf_program.Program.from_data(text, name=name))
 
     @classmethod
-    def from_file(cls, path, section: str | None = None) -> Program:
+    def from_file(cls, path: str | os.PathLike, section: str | None = None) -> Program:
         """``.s``, ``.bin``, ``.data``; ``.o`` (ELF) and ``.ibpf`` (bundle) when those loaders exist."""
         return cls(_ebpf_program.Program.from_file(str(path), section=section))
 
@@ -145,7 +146,7 @@ class Program:
         return MapsView(dict((m.name, m) for m in self.program.maps))
 
     # ------------------------------------------------------------ running
-    def vm(self, engine: str = "interp", helpers=None, budget: int | None = None, env=None):
+    def vm(self, engine: str = "interp", helpers: Any = None, budget: int | None = None, env: Any = None) -> Any:
         """A ready VM for repeated runs (``vm.run(mem=...)``).
 
         ``helpers`` defaults to the Linux helpers (ebpf/helpers.py); map specs of the program
@@ -161,7 +162,7 @@ class Program:
         freeze_readonly(self.program.maps)  # loaded: .rodata is now constant, as libbpf freezes it
         return machine
 
-    def verify(self, helpers=None, **options) -> object:
+    def verify(self, helpers: Any = None, **options: Any) -> object:
         """Run the static verifier (ebpf/verifier.py ``verify``); raises VerifierError if rejected.
 
         ``helpers`` defaults to the Linux helpers, as for ``run``; other options (``hook``,
@@ -178,7 +179,8 @@ class Program:
         return verifier.verify(self.program, helpers=helpers, **options)
 
     def execute(self, mem: bytes | None = None, engine: str = "interp", budget: int | None = None,
-                helpers=None, ctx=None, trace: bool = False, profile: bool = False, env=None) -> RunResult:
+                helpers: Any = None, ctx: Any = None, trace: bool = False, profile: bool = False,
+                env: Any = None) -> RunResult:
         """Run once and return a RunResult; a fault raises BPFFault (``pc N: insn: reason``)."""
         if mem is None:
             mem = self.program.mem
@@ -192,6 +194,6 @@ class Program:
         return self.last_run
 
     def run(self, mem: bytes | None = None, engine: str = "interp", budget: int | None = None,
-            helpers=None, ctx=None) -> int:
+            helpers: Any = None, ctx: Any = None) -> int:
         """Run once and return r0 (64-bit unsigned). ``mem`` defaults to the program's own."""
         return self.execute(mem=mem, engine=engine, budget=budget, helpers=helpers, ctx=ctx).r0
