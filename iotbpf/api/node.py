@@ -183,14 +183,15 @@ class Node:
         rt.start_platform(ns)
         handled = rt.run_until(ns, progress)
         rt.pin_maps()
-        result = SimulationResult(rt.summary(), [m.name for m in self.manifests], ns, handled,
-                                  scheduler=self.scheduler)
+        summary = rt.summary()
+        report = None
         if session is not None:
             session.take_sample()
-            result.events_handled -= session.samples_taken
+            handled -= session.samples_taken  # the sampling events are not the node's
             if len(session.recorder):
-                result._report = session.recorder.report()
-        return result
+                report = session.recorder.report()
+        return SimulationResult(summary, [m.name for m in self.manifests], ns, handled, scheduler=self.scheduler,
+                                report=report)
 
     def open_trace(self, callback: Callable[[str, int, str, str], Any]) -> None:
         """Call ``callback(kind, t_ns, app, text)`` for each bpf_trace_printk line (kind

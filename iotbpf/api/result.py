@@ -28,13 +28,13 @@ class SimulationResult:
     """
 
     def __init__(self, summary: dict, app_names: list, duration_ns: int, events_handled: int,
-                 scheduler: Any = None):
+                 scheduler: Any = None, report: dict | None = None):
         self.summary = summary
         self.apps = app_names
         self.duration_ns = duration_ns
         self.events_handled = events_handled
         self._scheduler = scheduler  # the energy scheduler, for the text's energy lines
-        self._report: dict | None = None  # the time series (report.export.Recorder.report()), if sampled
+        self._report = report  # the time series (report.export.Recorder.report()), if sampled
 
     @property
     def faults(self) -> int:
