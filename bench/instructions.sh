@@ -18,7 +18,7 @@ count() {
 try:
     from iotbpf.api import Node
     node = Node('sensor_node', seed=1)
-    node._build()
+    node.build()
     node.simulate(sys.argv[1], samples=0)
 except Exception as exc:
     sys.exit('error: simulating %r of sensor_node: %s' % (sys.argv[1], exc))" "$1"); then

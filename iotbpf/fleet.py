@@ -19,12 +19,11 @@ from pathlib import Path
 
 from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.kernel.prng import MASK64, splitmix64
 
 SPEC_VERSION = 1
 MAX_NODES = 1_000_000
 BACKENDS = ("inprocess", "processes", "dask")
-
-_MASK64 = (1 << 64) - 1
 
 
 class FleetError(IotbpfError):
@@ -34,24 +33,17 @@ class FleetError(IotbpfError):
 # ------------------------------------------------------------------ deterministic draws
 
 
-def _splitmix64(state: int) -> int:
-    state = (state + 0x9E3779B97F4A7C15) & _MASK64
-    z = state
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
 class NodeRandom:
-    """A tiny counter-based generator: draw k of node i depends only on (fleet seed, i, k)."""
+    """A tiny counter-based generator: draw k of node i depends only on (fleet seed, i, k), mixed
+    by the kernel PRNG's splitmix64 (kernel/prng.py)."""
 
     def __init__(self, fleet_seed: int, index: int):
-        self._base = _splitmix64((fleet_seed & _MASK64) ^ _splitmix64(index + 1))
+        self._base = splitmix64((fleet_seed & MASK64) ^ splitmix64(index + 1))
         self._counter = 0
 
     def u64(self) -> int:
         self._counter += 1
-        return _splitmix64(self._base ^ _splitmix64(self._counter))
+        return splitmix64(self._base ^ splitmix64(self._counter))
 
     def uniform(self, low: float, high: float) -> float:
         return low + (high - low) * (self.u64() >> 11) / float(1 << 53)
@@ -537,7 +529,7 @@ def simulate_node(node: NodeSpec) -> dict:
     board = _board_for(node)
     node_obj = Node(node.app, board=board, seed=node.seed, policy=node.policy, node_id=node.index,
                     sim=_sim_config(manifest, node.params))
-    runtime = node_obj._build()
+    runtime = node_obj.build()
     period_ns = int(float(node.params["sampling_period"]) * 1e9) if "sampling_period" in node.params else None
     if period_ns:
         _set_sampling_timer(node_obj, period_ns)

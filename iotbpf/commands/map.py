@@ -148,7 +148,7 @@ _FLAGS = {"any": T.BPF_ANY, "noexist": T.BPF_NOEXIST, "exist": T.BPF_EXIST}
 
 
 def _bytes_of(text_json: str | None, text_hex: str | None, desc: dict | None, size: int, what: str) -> bytes:
-    from iotbpf.api_extras import encode
+    from iotbpf.api.views import encode
     from iotbpf.commands.run import parse_hex
 
     if text_hex is not None:

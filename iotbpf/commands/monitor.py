@@ -12,7 +12,6 @@ import os
 import sys
 
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.kernel.clock import parse_duration
 from iotbpf.report.attach import add_mqtt_arguments, check_output_args, default_outbox, write_outputs
 from iotbpf.report.export import android_app_usage, monitor_document
 
@@ -352,7 +351,6 @@ def _android(args) -> int:
 
 
 def duration_ns(value: str) -> int:
-    try:
-        return parse_duration(value)
-    except (ValueError, TypeError) as exc:
-        raise IotbpfError(str(exc)) from None
+    from iotbpf.api import duration_ns as api_duration_ns
+
+    return api_duration_ns(value)

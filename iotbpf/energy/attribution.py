@@ -9,7 +9,6 @@ ledger holds (that raises).
 """
 
 SYSTEM = "system"
-NS = 1e-9
 
 
 class Attribution:
@@ -72,12 +71,12 @@ class Attribution:
         models = self.ledger.models
         for (app, comp, state), ns in self.ns.items():
             m = models[comp]
-            out[app] = out.get(app, 0.0) + ns * m.current_a(state) * m.voltage_v * NS
+            out[app] = out.get(app, 0.0) + m.energy_j(state, ns)
         system = 0.0
         for (comp, state), ns in self._system_ns().items():
             if ns:
                 m = models[comp]
-                system += ns * m.current_a(state) * m.voltage_v * NS
+                system += m.energy_j(state, ns)
         out[SYSTEM] = out.get(SYSTEM, 0.0) + system
         return out
 

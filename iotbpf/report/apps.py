@@ -15,8 +15,7 @@ import re
 
 SYSTEM = "system"
 REPORT_VERSION = 1
-# app_monitor's struct app_stats (apps/app_monitor/app_monitor.c), as iotbpf.api.APP_STATS_FIELDS
-# reads it (report/ sits below api/, so the layout is restated here; a test checks they agree)
+# app_monitor's struct app_stats (apps/app_monitor/app_monitor.c); Node.app_stats decodes with it too
 APP_STATS_FIELDS = ("foreground_ns", "cpu_ns", "rx_bytes", "tx_bytes", "wakelock_ns", "energy_uj",
                     "wakeups", "sessions", "disk_read_bytes", "disk_write_bytes")
 _APP_STATS_FMT = "<QQQQQQIIQQ"
@@ -168,8 +167,7 @@ def from_node(node, app: str = "app_monitor") -> AppsReport:
         models = attr.ledger.models
         for (comp, state), ns in attr.per_app_detail().get(SYSTEM, {}).items():
             m = models[comp]
-            report.system_detail[comp] = report.system_detail.get(comp, 0.0) + \
-                ns * m.current_a(state) * m.voltage_v * 1e-9
+            report.system_detail[comp] = report.system_detail.get(comp, 0.0) + m.energy_j(state, ns)
     return report
 
 

@@ -85,7 +85,7 @@ def scheduler_sample(scheduler, now_ns: int) -> dict | None:
     total = 0.0
     for (comp, state), ns in sorted(ns_by_key.items()):
         model = ledger.models[comp]
-        joules = ns * model.current_a(state) * model.voltage_v * 1e-9
+        joules = model.energy_j(state, ns)
         entry = components.setdefault(comp, {"energy_j": 0.0, "states_ns": {}, "states_j": {}})
         entry["energy_j"] += joules
         entry["states_ns"][state] = ns

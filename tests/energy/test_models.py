@@ -134,3 +134,12 @@ def test_phone_board_is_built_from_the_importer():
     assert board.component("cpu").current_a("suspend") == pytest.approx(6.2e-3)
     assert board.component("radio").current_a("tx") == pytest.approx(427.55e-3)
     assert board.cpu["run_state"] == "run@2956800k"
+
+
+def test_energy_j_is_time_times_current_times_voltage():
+    model = parse_model(dict(BASE), "base")  # tx: 30 mW at 2 V, i.e. 15 mA
+    assert model.energy_j("tx", 2 * 10**9) == pytest.approx(0.060)  # 30 mW for 2 s
+    assert model.energy_j("off", 10**12) == 0.0
+    assert model.energy_j("tx", 7) == 7 * model.current_a("tx") * model.voltage_v * 1e-9  # the ledger's order
+    with pytest.raises(ModelError):
+        model.energy_j("rx", 1)

@@ -65,8 +65,7 @@ def test_iotbpf_build_writes_no_absolute_path(clang, tmp_path):
 
 
 def test_program_from_c_writes_no_absolute_path(clang, tmp_path):
-    import iotbpf.api  # noqa: F401  (api_extras is loaded through the public API)
-    from iotbpf.api_extras import compile_c
+    from iotbpf.api.clang import compile_c
 
     src = tmp_path / "prog.c"
     src.write_text('#include "iotbpf.h"\nSEC("timer") int f(void *c) { return 0; }\n'

@@ -308,7 +308,7 @@ def test_transmissions_handed_over_by_take_done_end_exactly_as_through_wakeups()
     results = []
     for hand_over in (True, False):
         node = Node("sensor_node", seed=2)
-        node._build()
+        node.build()
         if not hand_over:
             node.runtime.scheduler.take_done = None
         results.append(node.simulate("3d", samples=0).to_dict())

@@ -43,13 +43,6 @@ def test_the_report_names_every_app_top_first_and_adds_up(day):
     assert camera["disk_write_bytes"] > 0 and camera["net_rx_bytes"] == 0  # storage is not network
 
 
-def test_the_map_layout_is_the_apis():
-    from iotbpf import api
-    from iotbpf.report import apps
-
-    assert (apps.APP_STATS_FIELDS, apps._APP_STATS_FMT) == (api.APP_STATS_FIELDS, api._APP_STATS_FMT)
-
-
 def test_text_json_and_csv_carry_the_same_rows(day):
     _node, report = day
     text = report.text()

@@ -1,113 +1,18 @@
-"""The convenience layer of the public API: C compilation, typed map views, result properties, compare.
-
-``iotbpf/api.py`` defines the core objects (``Program`` by the VM work, ``Node`` and
-``SimulationResult`` by the runtime work). This module extends them by subclassing and
-``api.py`` rebinds its public names to these subclasses at its end, so ``iotbpf.Program``,
-``iotbpf.Node`` and ``iotbpf.SimulationResult`` -- and every internal reference in ``api.py`` --
-are the extended classes:
-
-- ``Program.from_c(path_or_source, section=None, cpu="v3")`` compiles C with clang-19;
-  ``Program.maps`` gives typed views of the program's maps.
-- ``Node.maps`` is a dict-like view of a node's maps: ``node.maps["blocklist"][66] = 1``; values
-  are decoded through the BTF types clang recorded (ints, dicts for structs, lists, strings).
-- ``Node.simulate(days=365)`` records a time series (read-only sampling, same results) so
-  ``result.plot("year.png")`` can draw power, states, battery and per-app energy.
-- ``SimulationResult.energy`` / ``.lifetime_days`` / ``.per_app`` / ``.battery`` / ``.plot()``.
-- ``compare(["always_on", "batching", "oracle"], app="sensor_node", days=30)`` -> rows.
-
-Host-only (CPython). This module must never change what a simulation computes: everything
-here reads, encodes or decodes; writes happen only where the user asks for one.
-"""
+"""Typed views of live eBPF maps: ``MapView`` (one map, dict-like), ``GlobalVariable`` (one C global)
+and ``MapsView`` (a node's or a program's maps by name), with the BTF-driven ``encode``/``decode``."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
-from iotbpf import api as _api
 from iotbpf.ebpf import maps as _maps
-from iotbpf.ebpf import types as _T
-from iotbpf.ebpf.errors import IotbpfError, LoadError
-
-DEFAULT_SAMPLES = 240  # time-series samples a simulation records for result.plot()
+from iotbpf.ebpf import types as bpftypes
+from iotbpf.ebpf.errors import IotbpfError
 
 _INT_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _DATASEC_PREFIXES = (".bss", ".data", ".rodata")
 
-
-# ------------------------------------------------------------------ clang
-
-def find_clang() -> str | None:
-    """Path of clang-19 (or a ``clang`` that is version 17 or newer), or None."""
-    path = shutil.which("clang-19")
-    if path is not None:
-        return path
-    path = shutil.which("clang")
-    if path is None:
-        return None
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    for word in out.split():
-        major = word.split(".")[0]
-        if "." in word and major.isdigit():
-            return path if int(major) >= 17 else None
-    return None
-
-
-def path_map_flags(source: str | os.PathLike, include_dirs: list | tuple = ()) -> list:
-    """clang flags that keep the build machine's absolute paths out of an object's debug and line
-    info: the source's folder maps to nothing (file names relative to the app), each include folder
-    to its own name, and the compilation directory to ``.``."""
-    folder = os.path.dirname(os.path.abspath(os.fspath(source)))
-    flags = ["-ffile-prefix-map=%s/=" % folder, "-fdebug-compilation-dir=."]
-    for inc in include_dirs:
-        inc = os.path.abspath(os.fspath(inc))
-        flags.append("-ffile-prefix-map=%s=%s" % (inc, os.path.basename(inc)))
-    return flags
-
-
-def include_dir() -> str:
-    """The folder holding ``iotbpf.h`` (the bundled ``apps/include``)."""
-    from iotbpf.resources import data_root
-
-    return str(data_root("apps") / "include")
-
-
-def compile_c(source: str | os.PathLike, output: str | os.PathLike, cpu: str = "v3",
-              clang: str | None = None, include: list | None = None) -> str:
-    """Compile a C file to a BPF object: ``clang-19 -O2 -g -target bpf -mcpu=CPU -I <iotbpf.h dir>``.
-
-    Raises IotbpfError when clang is not installed, LoadError with clang's first error lines
-    when the source does not compile. Returns the object's path.
-    """
-    if cpu not in ("v1", "v2", "v3", "v4"):
-        raise IotbpfError("cpu must be v1, v2, v3 or v4, not %r" % (cpu,))
-    compiler = clang or find_clang()
-    if compiler is None:
-        raise IotbpfError("clang-19 not found: compiling C needs it (Debian/Ubuntu: apt install clang-19)")
-    includes = [include_dir()] + [os.fspath(folder) for folder in include or ()]
-    cmd = [compiler, "-O2", "-g", "-target", "bpf", "-mcpu=" + cpu] + path_map_flags(source, includes)
-    for folder in includes:
-        cmd += ["-I", folder]
-    cmd += ["-c", os.fspath(source), "-o", os.fspath(output)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    except OSError as exc:
-        raise IotbpfError("cannot run %s: %s" % (compiler, exc.strerror or exc)) from None
-    if proc.returncode != 0:
-        errors = [line for line in proc.stderr.splitlines() if "error:" in line] or proc.stderr.splitlines()
-        raise LoadError("clang could not compile %s: %s" % (os.fspath(source),
-                                                             "; ".join(errors[:3]) or "clang failed"))
-    return os.fspath(output)
-
-
-# ------------------------------------------------------------------ encoding and decoding values
 
 def _describe_plain(size: int) -> dict | None:
     """What a key or value without BTF is taken to be: an unsigned int when it has an int's size."""
@@ -258,8 +163,6 @@ def _encode_into(desc: dict, out: bytearray, offset: int, size: int, value: Any,
     raise IotbpfError("%s: cannot encode a %s from Python; give bytes" % (what, kind))
 
 
-# ------------------------------------------------------------------ map views
-
 class MapView(MutableMapping):
     """A dict-like, typed view of one live eBPF map.
 
@@ -299,15 +202,17 @@ class MapView(MutableMapping):
         return encode(self.value_type, self.map.value_size, value, "value")
 
     def decode_key(self, data: bytes) -> Any:
+        """The Python key for raw key bytes (as the view decodes keys)."""
         return decode_key(self.key_type, data)
 
     def decode_value(self, data: bytes) -> Any:
+        """The Python value for raw value bytes."""
         return decode(self.value_type, data)
 
     def _entries(self) -> dict | None:
         """{index: entry} of a prog_array (program names) or a map-in-map (inner map names);
         None for maps of data."""
-        if self.map.type == _T.BPF_MAP_TYPE_PROG_ARRAY:
+        if self.map.type == bpftypes.BPF_MAP_TYPE_PROG_ARRAY:
             return dict((i, getattr(p, "name", "") or "?") for i, p in sorted(self.map.programs.items()))
         inner = getattr(self.map, "inner_maps", None)
         if inner is not None:
@@ -328,7 +233,7 @@ class MapView(MutableMapping):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._need_keys()
-        if self.map.type == _T.BPF_MAP_TYPE_PROG_ARRAY:
+        if self.map.type == bpftypes.BPF_MAP_TYPE_PROG_ARRAY:
             program = getattr(value, "program", value)  # an iotbpf.Program or an ebpf Program
             if not hasattr(program, "insns"):
                 raise IotbpfError("prog_array %s takes programs, not %s" % (self.name, type(value).__name__))
@@ -337,7 +242,7 @@ class MapView(MutableMapping):
             except ValueError as exc:
                 raise IotbpfError(str(exc)) from None
             return
-        if self.map.type in _T.MAP_IN_MAP_TYPES:
+        if self.map.type in bpftypes.MAP_IN_MAP_TYPES:
             inner = getattr(value, "map", value)  # a MapView or a Map
             if not isinstance(inner, _maps.Map):
                 raise IotbpfError("map of maps %s takes maps, not %s" % (self.name, type(value).__name__))
@@ -345,14 +250,14 @@ class MapView(MutableMapping):
             if rc:
                 raise IotbpfError("map %s: %s does not fit (%s)" % (self.name, inner.name, _errno_name(rc)))
             return
-        rc = self.map.update(self.key_bytes(key), self.value_bytes(value), _T.BPF_ANY)
+        rc = self.map.update(self.key_bytes(key), self.value_bytes(value), bpftypes.BPF_ANY)
         if rc:
             raise IotbpfError("map %s: update of key %r refused (%s)" % (self.name, key, _errno_name(rc)))
 
     def __delitem__(self, key: Any) -> None:
         self._need_keys()
         rc = self.map.delete(self.key_bytes(key))
-        if rc == -_T.ENOENT:
+        if rc == -bpftypes.ENOENT:
             raise KeyError(key)
         if rc:
             raise IotbpfError("map %s: delete of key %r refused (%s)" % (self.name, key, _errno_name(rc)))
@@ -379,6 +284,7 @@ class MapView(MutableMapping):
         return [(self.decode_key(k), self.decode_value(v)) for k, v in self._raw_items()]
 
     def values(self) -> list:  # type: ignore[override]
+        """The decoded values, in the map's key order (queues: oldest first)."""
         return [v for _, v in self.items()]
 
     def to_dict(self) -> dict:
@@ -387,7 +293,7 @@ class MapView(MutableMapping):
 
     def push(self, value: Any) -> None:
         """Queue/stack/bloom filter: add a value (IotbpfError when full)."""
-        rc = self.map.push(self.value_bytes(value), _T.BPF_ANY)
+        rc = self.map.push(self.value_bytes(value), bpftypes.BPF_ANY)
         if rc:
             raise IotbpfError("map %s: push refused (%s)" % (self.name, _errno_name(rc)))
 
@@ -414,12 +320,12 @@ class MapView(MutableMapping):
         a ring buffer calls ``callback(data)``, a perf event array ``callback(cpu, data)``
         (``data`` is the record's bytes), and ``lost(cpu, count)`` hears of samples a full
         perf buffer dropped."""
-        if self.map.type == _T.BPF_MAP_TYPE_RINGBUF:
+        if self.map.type == bpftypes.BPF_MAP_TYPE_RINGBUF:
             records = self.map.consume()
             for data in records:
                 callback(data)
             return len(records)
-        if self.map.type == _T.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+        if self.map.type == bpftypes.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             if lost is not None:
                 for cpu, count in sorted(self.map.take_lost().items()):
                     lost(cpu, count)
@@ -433,13 +339,13 @@ class MapView(MutableMapping):
     def open_ring_buffer(self, callback: Callable[[bytes], Any]) -> None:
         """Deliver each ring buffer record to ``callback(data)`` as soon as a program submits it
         (a wake-up), while the node runs; ``close_buffer()`` stops it."""
-        self._subscribe(_T.BPF_MAP_TYPE_RINGBUF, callback, None)
+        self._subscribe(bpftypes.BPF_MAP_TYPE_RINGBUF, callback, None)
 
     def open_perf_buffer(self, callback: Callable[[int, bytes], Any],
                          lost: Callable[[int, int], Any] | None = None) -> None:
         """Deliver each perf event array sample to ``callback(cpu, data)`` as soon as a program
         outputs it; ``lost(cpu, count)`` hears of dropped samples."""
-        self._subscribe(_T.BPF_MAP_TYPE_PERF_EVENT_ARRAY, callback, lost)
+        self._subscribe(bpftypes.BPF_MAP_TYPE_PERF_EVENT_ARRAY, callback, lost)
 
     def close_buffer(self) -> None:
         """Stop delivering records opened with open_ring_buffer/open_perf_buffer."""
@@ -448,7 +354,7 @@ class MapView(MutableMapping):
     def _subscribe(self, map_type: int, callback: Callable[..., Any], lost: Any) -> None:
         if self.map.type != map_type:
             raise IotbpfError("map %s is a %s map, not %s" % (self.name, self.type,
-                                                              _T.MAP_TYPE_NAMES[map_type]))
+                                                              bpftypes.MAP_TYPE_NAMES[map_type]))
         self.map.on_wakeup = lambda _m: self.poll(callback, lost)
 
     def _raw_items(self) -> list:
@@ -498,7 +404,7 @@ class GlobalVariable(MutableMapping):
                               "too): change it in the C source" % (self.name, self.section.name))
         raw = bytearray(self._raw())
         raw[self.offset:self.offset + self.size] = data
-        rc = self.section.map.update(b"\0\0\0\0", bytes(raw), _T.BPF_ANY)
+        rc = self.section.map.update(b"\0\0\0\0", bytes(raw), bpftypes.BPF_ANY)
         if rc:
             raise IotbpfError("%s: write refused (%s)" % (self.name, _errno_name(rc)))
 
@@ -621,295 +527,9 @@ def _well_known_types(name: str) -> tuple:
 
 
 def _errno_name(rc: int) -> str:
-    names = dict((getattr(_T, n), n) for n in ("ENOENT", "EEXIST", "E2BIG", "EINVAL", "ENOMEM", "EPERM",
-                                               "ENOSPC", "EBUSY") if hasattr(_T, n))
+    names = dict((getattr(bpftypes, n), n) for n in ("ENOENT", "EEXIST", "E2BIG", "EINVAL", "ENOMEM", "EPERM",
+                                               "ENOSPC", "EBUSY") if hasattr(bpftypes, n))
     return "%s, errno %d" % (names.get(-rc, "error"), -rc)
 
 
-# ------------------------------------------------------------------ Program
-
-class Program(_api.Program):
-    """An eBPF program you can compile, load, verify, run and disassemble.
-
-    Build one with ``Program.from_c("handler.c", section="timer")`` (clang-19),
-    ``Program.from_asm("mov %r0, 42\\nexit")``, ``Program.from_file("prog.o" | ".ibpf" | ".s" |
-    ".bin" | ".data", section=...)`` or ``Program.from_bytes(raw)``. Then:
-
-    - ``prog.run(mem=b"...", engine="interp"|"compiled")`` -> r0 (a fault raises BPFFault
-      ``pc N: <insn>: <reason>``); ``prog.execute(...)`` -> RunResult with ``r0``, ``insns``;
-    - ``prog.verify(mem_size=None, hook=None)`` -> the verifier's result, or VerifierError;
-      helpers default to the Linux helpers, as for ``run``;
-    - ``prog.disasm()`` -> assembler text; ``prog.maps["counts"]`` -> typed views of its maps
-      (their contents persist across runs of the same Program).
-
-    >>> p = Program.from_asm("mov %r0, 42\\nexit")
-    >>> p.run()
-    42
-    """
-
-    @classmethod
-    def from_c(cls, path_or_source: str | os.PathLike, section: str | None = None, cpu: str = "v3",
-               clang: str | None = None, include: list | None = None) -> Program:
-        """Compile C with ``clang-19 -O2 -g -target bpf`` (``#include "iotbpf.h"`` works: the
-        bundled header folder is on the include path) and load the program of ``section``.
-
-        ``path_or_source`` is a ``.c`` file, or C source text (anything containing a newline or
-        a ``{``).
-        ``section=None`` works when the object has one program; otherwise the LoadError lists
-        the sections. Raises IotbpfError when clang-19 is missing, LoadError on a compile error.
-        """
-        text = os.fspath(path_or_source)
-        with tempfile.TemporaryDirectory(prefix="iotbpf-c-") as tmp:
-            if "\n" in text or "{" in text:
-                source = os.path.join(tmp, "program.c")
-                with open(source, "w") as f:
-                    f.write(text)
-                name = "program"
-            else:
-                if not os.path.isfile(text):
-                    raise LoadError("C source not found: %s (give a .c file or C source text)" % text)
-                source = text
-                name = os.path.splitext(os.path.basename(text))[0]
-            try:
-                obj = compile_c(source, os.path.join(tmp, name + ".o"), cpu=cpu, clang=clang, include=include)
-            except LoadError as exc:
-                if source == text:
-                    raise
-                # C given as text: name it "program.c" in messages, not a temporary path
-                raise LoadError(str(exc).replace(source, "program.c")) from None
-            return cls.from_file(obj, section=section)
-
-    @property
-    def maps(self) -> MapsView:
-        """The program's maps by name (MapView / GlobalVariable), live: runs of this Program
-        share them, so counters a program keeps can be read after ``run()``."""
-        entries = self.program.maps
-        if any(not isinstance(m, _maps.Map) for m in entries):
-            _maps.instantiate(self.program)
-        return MapsView(dict((m.name, m) for m in self.program.maps))
-
-
-# ------------------------------------------------------------------ SimulationResult
-
-class SimulationResult(_api.SimulationResult):
-    """What ``Node.simulate`` produced.
-
-    - ``energy`` (J), ``average_current_a``, ``lifetime_days`` (predicted, from the battery
-      model), ``battery`` (dict: soc, drawn_mah, time_to_empty_s, ...), ``per_app``
-      ({app: J}, BatteryStats-style attribution; "system" is energy no app caused);
-    - ``summary`` (the full deterministic dict), ``hook("timer")`` (per-hook counts),
-      ``faults``, ``text()`` (what ``iotbpf simulate`` prints), ``to_json()``, ``to_dict()``;
-    - ``plot(path=None, view=None)`` draws power by component, states, battery and per-app
-      energy over the run (matplotlib; returns the Figure); ``report`` is the same numbers as
-      the ``--report`` JSON.
-
-    The energy properties raise IotbpfError when the node ran without an energy model (no board).
-    """
-
-    _report: dict | None = None
-
-    def _energy(self) -> dict:
-        energy = self.summary.get("energy")
-        if energy is None:
-            raise IotbpfError("this node ran without an energy model: give Node(..., board=...) "
-                              "or a \"board\" in app.json")
-        return energy
-
-    @property
-    def energy(self) -> float:
-        """Energy used over the run, in joules (all components of the board)."""
-        return float(self._energy()["energy_j"])
-
-    @property
-    def average_current_a(self) -> float:
-        """Average current drawn from the battery, in amperes."""
-        return float(self._energy()["average_current_a"])
-
-    @property
-    def lifetime_days(self) -> float | None:
-        """Predicted battery lifetime from boot, in days (None: unlimited, e.g. with harvesting)."""
-        value = self._energy().get("lifetime_days")
-        return None if value is None else float(value)
-
-    @property
-    def battery(self) -> dict:
-        """The battery model's state at the end: model, capacity_mah, soc, drawn_mah, dead, ..."""
-        return dict(self._energy().get("battery") or {})
-
-    @property
-    def per_app(self) -> dict:
-        """Energy per app in joules, largest first ("system" = energy no app caused)."""
-        apps = self._energy().get("apps") or {}
-        return dict(sorted(apps.items(), key=lambda kv: (-kv[1], kv[0])))
-
-    @property
-    def report(self) -> dict:
-        """The run as the ``--report`` JSON dict (time series of power, states, battery, apps)."""
-        if self._report is None:
-            raise IotbpfError("this result has no time series: simulate with samples > 0 on a node "
-                              "with an energy model")
-        return self._report
-
-    def plot(self, path: str | os.PathLike | None = None, view: str | list | None = None) -> Any:
-        """Plot the run: ``view`` one of "power", "states", "soc", "apps" (or a list; default all)
-        into one figure, saved to ``path`` (.png/.svg/.pdf) when given. Returns the Figure."""
-        from iotbpf.report import plots
-
-        report = self.report
-        views = [view] if isinstance(view, str) else view
-        known = plots.available_views(report)
-        for v in views or ():
-            if v not in known:
-                raise IotbpfError("unknown plot view %r (available: %s)" % (v, ", ".join(known)))
-        return plots.plot_report(report, path, views)
-
-    def save_report(self, path: str | os.PathLike) -> str:
-        """Write the ``--report`` numbers as FILE.json or FILE.csv; returns the path."""
-        from iotbpf.report.export import write_report
-
-        if not os.fspath(path).endswith((".json", ".csv")):
-            raise IotbpfError("report file must end in .json or .csv: %s" % os.fspath(path))
-        return write_report(self.report, path)
-
-
-# ------------------------------------------------------------------ Node
-
-class Node(_api.Node):
-    """A node running eBPF apps on a board's energy model, in virtual (or real) time.
-
-    >>> node = Node("sensor_node", board="nrf52840_dk", policy="batching", seed=1)
-    >>> result = node.simulate(days=1)
-    >>> 0.5 < result.energy < 1.5, result.per_app["sensor_node"] > 0   # joules in a day
-    (True, True)
-    >>> node.maps["stats"]["count"]
-    1439
-
-    ``app`` is a bundled app name (``sensor_node``, ``rx_filter``, ``app_monitor``), an app
-    folder or an app.json; ``board``/``policy`` default to the app's; the same ``seed`` gives the
-    same result, byte for byte. Main methods:
-
-    - ``simulate(duration="1d" | days=N, samples=240)`` -> SimulationResult (a Node runs once);
-    - ``maps`` -> dict-like typed views: ``node.maps["blocklist"][66] = 1`` before or after a
-      run, ``node.maps["stats"]`` (a C global), ``dict(node.maps["verdicts"])``;
-    - ``build()`` (load and verify without running), ``add_app(app)``, ``post(hook, fields,
-      at_ns)`` (schedule an event), ``inject``/``run_realtime`` (real time), ``map(name)``
-      (the raw map), ``map_update``/``map_items``/``map_delete`` (bytes), ``app_stats()``.
-    """
-
-    @property
-    def maps(self) -> MapsView:
-        """Every map of the node's apps and the shared well-known maps, by name (typed views)."""
-        rt = self.build()
-        by_name = {}
-        for app in rt.apps:
-            for name, m in app.maps.items():
-                by_name.setdefault(name, m)
-        for name, m in rt.shared_maps.items():
-            by_name.setdefault(name, m)
-        return MapsView(by_name)
-
-    def simulate(self, duration: str | int | None = None, progress: Any = None, *, days: float | None = None,
-                 samples: int = DEFAULT_SAMPLES) -> SimulationResult:
-        """Run in virtual time from boot for ``duration`` ("1h", "30d", "1y" or ns) or ``days``
-        (default one day) and return the SimulationResult.
-
-        With an energy model, ``samples`` read-only snapshots of the scheduler's ledger and
-        battery are taken over the run for ``result.plot()``/``result.report`` (0: none); they
-        do not change any result. A node runs once: make a new Node to simulate again.
-        """
-        if days is not None:
-            if duration is not None:
-                raise IotbpfError("give duration or days, not both")
-            if not isinstance(days, (int, float)) or days <= 0:
-                raise IotbpfError("days must be a positive number, not %r" % (days,))
-            duration = int(round(days * 86400)) * 1000000000
-        ns = _api.duration_ns("1d" if duration is None else duration)
-        if ns <= 0:
-            raise IotbpfError("the duration must be positive")
-        rt = self.build()
-        session = None
-        if samples and self.scheduler is not None and not rt.booted:
-            from iotbpf.report.attach import Session
-
-            meta = {"app": ",".join(m.name for m in self.manifests), "node_id": self.node_id,
-                    "seed": self.seed, "clock": "virtual", "duration_ns": ns,
-                    "policy": getattr(self.scheduler, "policy", None),
-                    "board": getattr(getattr(self.scheduler, "board", None), "name", None)}
-            session = Session(rt, meta, ns, max(2, int(samples))).start()
-        result = super().simulate(ns, progress)
-        if session is not None:
-            session.take_sample()
-            result.events_handled -= session.samples_taken
-            if len(session.recorder):
-                result._report = session.recorder.report(died_ns=rt.dead_at_ns)
-        return result
-
-
-# ------------------------------------------------------------------ compare
-
-class Comparison(list):
-    """Rows of a policy comparison (a list of dicts: policy, energy_j, average_current_a,
-    lifetime_days, deadline_misses, ratio_to_oracle), plus an "oracle" row: the minimum energy
-    for the same events. ``text()`` is the table ``iotbpf simulate --compare`` prints."""
-
-    policies: list = []   # the comparison document's rows (own span, avg power, death) of these runs
-
-    def text(self) -> str:
-        from iotbpf.report.text import format_comparison
-
-        return format_comparison(self.policies)
-
-    def row(self, policy: str) -> dict:
-        """The row of one policy (KeyError if it was not compared)."""
-        for r in self:
-            if r["policy"] == policy:
-                return r
-        raise KeyError(policy)
-
-
-def compare(policies: list | tuple | str, app: str | os.PathLike = "sensor_node", board: str | None = None,
-            days: float = 30, seed: int = 0, duration: str | int | None = None,
-            events: Any = None) -> Comparison:
-    """Simulate ``app`` once per scheduler policy (same seed, same events) and compare them with
-    the offline oracle, as ``iotbpf simulate APP --compare P1,P2`` does.
-
-    ``policies``: names from ``iotbpf.kernel.scheduler.POLICIES`` (always_on, duty_cycle,
-    batching, dvfs, race, oracle) as a list or a comma-separated string; ``duration`` (e.g.
-    "12h") overrides ``days``. Returns a Comparison (list of row dicts; ``.text()`` for the table).
-    """
-    from iotbpf.kernel.scheduler import POLICIES
-    from iotbpf.kernel.scheduler import compare as _compare
-
-    if isinstance(policies, str):
-        policies = [p.strip() for p in policies.split(",") if p.strip()]
-    policies = list(policies)
-    if not policies:
-        raise IotbpfError("compare needs at least one policy (known: %s)" % ", ".join(POLICIES))
-    for p in policies:
-        if p not in POLICIES:
-            raise IotbpfError("unknown policy %r (known: %s)" % (p, ", ".join(POLICIES)))
-    if len(set(policies)) != len(policies):
-        raise IotbpfError("a policy is listed twice: %s" % ", ".join(policies))
-    if duration is None:
-        if not isinstance(days, (int, float)) or days <= 0:
-            raise IotbpfError("days must be a positive number, not %r" % (days,))
-        duration = int(round(days * 86400)) * 1000000000
-    ns = _api.duration_ns(duration)
-    from iotbpf.report.export import comparison_rows
-
-    schedulers, dead = {}, {}
-    for policy in policies:
-        node = Node(app, board=board, seed=seed, policy=policy, events=events)
-        runtime = node.build()
-        if node.scheduler is None:
-            raise IotbpfError("compare needs a board (board=..., or \"board\" in app.json)")
-        node.simulate(ns, samples=0)
-        schedulers[policy] = node.scheduler
-        dead[policy] = runtime.dead_at_ns
-    rows = Comparison(_compare(schedulers))
-    rows.policies = comparison_rows(schedulers, list(rows), dead)
-    return rows
-
-
-__all__ = ["Program", "Node", "SimulationResult", "compare", "Comparison", "MapView", "MapsView",
-           "GlobalVariable", "compile_c", "find_clang", "include_dir", "encode", "decode"]
+__all__ = ["MapView", "MapsView", "GlobalVariable", "encode", "decode", "decode_key"]
