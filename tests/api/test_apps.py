@@ -17,11 +17,15 @@ def rx(result):
 
 
 def test_added_app_keeps_its_radio_traffic():
-    alone = rx(Node("rx_filter").simulate("6h"))
-    node = Node("sensor_node")
+    alone = rx(Node("rx_filter", policy="always_on").simulate("6h"))
+    node = Node("sensor_node", policy="always_on")  # a listening radio: every arrival is received
     node.add_app("rx_filter")
     both = node.simulate("6h")
     assert rx(both)["received"] == alone["received"] > 0
+    sleeping = Node("sensor_node")  # batching sleeps between bursts: the same arrivals, mostly missed
+    sleeping.add_app("rx_filter")
+    lost = rx(sleeping.simulate("6h"))
+    assert lost["received"] + lost["missed"] == alone["received"]
     assert both.to_dict()["summary"]["radio"]["tx"]["sent"] > 0  # sensor_node still reports
 
 
