@@ -13,15 +13,12 @@ MicroPython-compatible (needs ``exec``); imports nothing of iotbpf outside ``ebp
 import heapq
 import sys
 
-from iotbpf.ebpf import cfg, isa
+from iotbpf.ebpf import cfg, isa, ops
 from iotbpf.ebpf.memory import FUNC_REGION_ID
+from iotbpf.ebpf.ops import ALU64_FUNCS, ATOMIC_OPERATORS, SIGNED32_FUNCS, SIGNED64_FUNCS, SWAP_FUNCS
 from iotbpf.ebpf.program import subprogram_starts
 from iotbpf.ebpf.types import ARG_PTR_TO_FUNC
 from iotbpf.ebpf.vm import (
-    ALU64_FUNCS,
-    SIGNED32_FUNCS,
-    SIGNED64_FUNCS,
-    SWAP_FUNCS,
     BPFFault,
     HelperFault,
     StopRun,
@@ -45,7 +42,7 @@ _UNPACK_S = {1: isa.make_struct("<b"), 2: isa.make_struct("<h"), 4: isa.make_str
 _UNPACK_BE = {1: isa.make_struct(">B"), 2: isa.make_struct(">H"), 4: isa.make_struct(">I"),
               8: isa.make_struct(">Q")}
 _SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
-_ATOMIC_OPS = {isa.BPF_ADD: "+", isa.BPF_OR: "|", isa.BPF_AND: "&", isa.BPF_XOR: "^"}
+_ATOMIC_OPS = ATOMIC_OPERATORS
 
 
 _VALUE_SOURCES = (isa.BPF_PSEUDO_MAP_VALUE, isa.BPF_PSEUDO_MAP_IDX_VALUE)
@@ -154,6 +151,7 @@ class Analysis:
     def __init__(self, insns):
         self.insns = insns
         n = self.n = len(insns)
+        self.invalid = isa.validate(insns)
         self.faults = []  # k -> (pc, reason, kind)
         self.lddw = []  # (pc, insn) whose value is bound at load time
         self.lddw_index = {}
@@ -197,9 +195,9 @@ class Analysis:
                 blk.term = ("fault", self.fault(pc, "jump into the second slot of the lddw at pc %d" % (pc - 1),
                                                 "jump"))
                 return blk
-            reason, kind = _invalid(insns, pc, insn)
-            if reason is not None:
-                blk.term = ("fault", self.fault(pc, reason, kind))
+            bad = self.invalid.get(pc)
+            if bad is not None:
+                blk.term = ("fault", self.fault(pc, bad[0], bad[1]))
                 return blk
             k = insn.kind
             if k in ("ja", "ja32"):
@@ -261,38 +259,12 @@ class Analysis:
         return seen
 
 
-def _invalid(insns, pc, insn):
-    """(reason, kind) exactly as the interpreter's builders fault, or (None, None)."""
-    kind = isa.op_kind(insn.opcode)
-    if kind is None:
-        return "unknown opcode 0x%02x" % insn.opcode, "opcode"
-    reason = isa.operand_error(insn)
-    if reason is not None:
-        return reason, "opcode"
-    op = insn.opcode
-    if kind == "alu":
-        code = op & 0xF0
-        is64 = op & 0x07 == isa.BPF_ALU64
-        if code == isa.BPF_MOV and op & isa.BPF_X and insn.off:
-            if insn.off not in ((8, 16, 32) if is64 else (8, 16)):
-                return "invalid movsx size %d" % insn.off, "opcode"
-        elif code in (isa.BPF_DIV, isa.BPF_MOD) and insn.off == 1:
-            pass
-        elif insn.off:
-            return "invalid offset %d for this ALU op" % insn.off, "opcode"
-    elif kind == "end":
-        if insn.imm not in (16, 32, 64):
-            return "invalid byte swap width %d" % insn.imm, "opcode"
-    elif kind == "lddw":
-        if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
-            return "malformed lddw: the second slot must have opcode 0", "opcode"
-    elif kind == "atomic":
-        aop = insn.imm & M32
-        base = aop if aop in (isa.BPF_XCHG, isa.BPF_CMPXCHG) else aop & ~isa.BPF_FETCH
-        if aop not in isa.ATOMIC_NAMES or (base not in _ATOMIC_OPS and aop not in
-                                           (isa.BPF_XCHG, isa.BPF_CMPXCHG)):
-            return "unknown atomic operation 0x%x" % aop, "opcode"
-    return None, None
+def _fields(is64, s, register, k, off, d):
+    """The values an ops.py expression template names."""
+    width = 64 if is64 else 32
+    low = (1 << off) - 1 if off > 1 else 0
+    return {"d": d, "s": s, "n": "(%s & %d)" % (s, width - 1) if register else str(k & (width - 1)),
+            "m": M64 if is64 else M32, "sign": 1 << (width - 1), "low": low, "half": (low + 1) >> 1}
 
 
 def _uses_defs(insn):
@@ -1000,12 +972,7 @@ class _Gen:
             b = "(%s ^ %d)" % (b, sign) if b is not None else str(k ^ sign)
         elif b is None:
             b = str(k)
-        rel = {isa.BPF_JEQ: "==", isa.BPF_JNE: "!=", isa.BPF_JGT: ">", isa.BPF_JGE: ">=",
-               isa.BPF_JLT: "<", isa.BPF_JLE: "<=", isa.BPF_JSGT: ">", isa.BPF_JSGE: ">=",
-               isa.BPF_JSLT: "<", isa.BPF_JSLE: "<="}.get(code)
-        if code == isa.BPF_JSET:
-            return "%s & %s" % (a, b)
-        return "%s %s %s" % (a, rel, b)
+        return "%s %s %s" % (a, ops.RELATION[code], b)
 
     def insn(self, pc, insn, unmasked=False):
         kind = insn.kind
@@ -1047,132 +1014,31 @@ class _Gen:
             text = self.alu_unmasked(insn, code, is64, d, s, k)
             if text is not None:
                 return text
-        if is64:
-            if code == isa.BPF_ADD:
-                if x:
-                    return "%s = (%s + %s) & %d" % (d, d, s, M64)
+        if code not in ops.ALU:
+            raise CompileError("unexpected ALU opcode 0x%02x" % op)
+        off = insn.off
+        if not x and off != 1:
+            # the compiler's own folding of immediates: no zero test, no negative constant
+            if code in (isa.BPF_DIV, isa.BPF_MOD) and not k:
+                if code == isa.BPF_DIV:
+                    return "%s = 0" % d
+                return "pass" if is64 else "%s = %s & %d" % (d, d, M32)
+            if is64 and code in (isa.BPF_ADD, isa.BPF_SUB):
                 if insn.imm < 0:
-                    return "%s = (%s - %d) & %d" % (d, d, -insn.imm, M64)
-                return "%s = (%s + %d) & %d" % (d, d, insn.imm, M64)
-            if code == isa.BPF_SUB:
-                if x:
-                    return "%s = (%s - %s) & %d" % (d, d, s, M64)
-                if insn.imm < 0:
-                    return "%s = (%s + %d) & %d" % (d, d, -insn.imm, M64)
-                return "%s = (%s - %d) & %d" % (d, d, insn.imm, M64)
-            if code == isa.BPF_MUL:
-                return "%s = (%s * %s) & %d" % (d, d, s, M64)
-            if code == isa.BPF_DIV:
-                if insn.off == 1:
-                    return "%s = SD64(%s, %s)" % (d, d, s)
-                if x:
-                    return "%s = %s // %s if %s else 0" % (d, d, s, s)
-                return "%s = %s // %d" % (d, d, k) if k else "%s = 0" % d
-            if code == isa.BPF_MOD:
-                if insn.off == 1:
-                    return "%s = SM64(%s, %s)" % (d, d, s)
-                if x:
-                    return "%s = %s %% %s if %s else %s" % (d, d, s, s, d)
-                return "%s = %s %% %d" % (d, d, k) if k else "pass"
-            if code == isa.BPF_OR:
-                return "%s = %s | %s" % (d, d, s)
-            if code == isa.BPF_AND:
-                return "%s = %s & %s" % (d, d, s)
-            if code == isa.BPF_XOR:
-                return "%s = %s ^ %s" % (d, d, s)
-            if code == isa.BPF_LSH:
-                if x:
-                    return "%s = (%s << (%s & 63)) & %d" % (d, d, s, M64)
-                return "%s = (%s << %d) & %d" % (d, d, k & 63, M64)
-            if code == isa.BPF_RSH:
-                if x:
-                    return "%s = %s >> (%s & 63)" % (d, d, s)
-                return "%s = %s >> %d" % (d, d, k & 63)
-            if code == isa.BPF_ARSH:
-                n = "(%s & 63)" % s if x else str(k & 63)
-                return "%s = (((%s ^ %d) - %d) >> %s) & %d" % (d, d, 1 << 63, 1 << 63, n, M64)
-            if code == isa.BPF_NEG:
-                return "%s = -%s & %d" % (d, d, M64)
-            if code == isa.BPF_MOV:
-                if x and insn.off:
-                    bits = insn.off
-                    return "%s = (((%s & %d) ^ %d) - %d) & %d" % (
-                        d, s, (1 << bits) - 1, 1 << (bits - 1), 1 << (bits - 1), M64)
-                return "%s = %s" % (d, s)
-        else:
-            if code == isa.BPF_ADD:
-                return "%s = (%s + %s) & %d" % (d, d, s, M32)
-            if code == isa.BPF_SUB:
-                return "%s = (%s - %s) & %d" % (d, d, s, M32)
-            if code == isa.BPF_MUL:
-                return "%s = (%s * %s) & %d" % (d, d, s, M32)
-            if code == isa.BPF_DIV:
-                if insn.off == 1:
-                    return "%s = SD32(%s, %s)" % (d, d, s)
-                if x:
-                    return "%s = (%s & %d) // (%s & %d) if %s & %d else 0" % (d, d, M32, s, M32, s, M32)
-                return "%s = (%s & %d) // %d" % (d, d, M32, k) if k else "%s = 0" % d
-            if code == isa.BPF_MOD:
-                if insn.off == 1:
-                    return "%s = SM32(%s, %s)" % (d, d, s)
-                if x:
-                    return "%s = (%s & %d) %% (%s & %d) if %s & %d else %s & %d" % (
-                        d, d, M32, s, M32, s, M32, d, M32)
-                return "%s = (%s & %d) %% %d" % (d, d, M32, k) if k else "%s = %s & %d" % (d, d, M32)
-            if code == isa.BPF_OR:
-                return "%s = (%s | %s) & %d" % (d, d, s, M32)
-            if code == isa.BPF_AND:
-                return "%s = %s & %s & %d" % (d, d, s, M32)
-            if code == isa.BPF_XOR:
-                return "%s = (%s ^ %s) & %d" % (d, d, s, M32)
-            if code == isa.BPF_LSH:
-                n = "(%s & 31)" % s if x else str(k & 31)
-                return "%s = (%s << %s) & %d" % (d, d, n, M32)
-            if code == isa.BPF_RSH:
-                n = "(%s & 31)" % s if x else str(k & 31)
-                return "%s = (%s & %d) >> %s" % (d, d, M32, n)
-            if code == isa.BPF_ARSH:
-                n = "(%s & 31)" % s if x else str(k & 31)
-                return "%s = ((((%s & %d) ^ %d) - %d) >> %s) & %d" % (d, d, M32, 1 << 31, 1 << 31, n, M32)
-            if code == isa.BPF_NEG:
-                return "%s = -%s & %d" % (d, d, M32)
-            if code == isa.BPF_MOV:
-                if x and insn.off:
-                    bits = insn.off
-                    return "%s = (((%s & %d) ^ %d) - %d) & %d" % (
-                        d, s, (1 << bits) - 1, 1 << (bits - 1), 1 << (bits - 1), M32)
-                if x:
-                    return "%s = %s & %d" % (d, s, M32)
-                return "%s = %d" % (d, k)
-        raise CompileError("unexpected ALU opcode 0x%02x" % op)
+                    other = "-" if code == isa.BPF_ADD else "+"
+                    return "%s = (%s %s %d) & %d" % (d, d, other, -insn.imm, M64)
+                s = str(insn.imm)
+        return "%s = %s" % (d, ops.alu_template(code, is64, off, x).format(**_fields(is64, s, x, k, off, d)))
 
     @staticmethod
     def alu_unmasked(insn, code, is64, d, s, k):
-        if code == isa.BPF_ADD:
-            if not is64 or insn.imm >= 0 or k is None:
-                return "%s = %s + %s" % (d, d, s)
-            return "%s = %s - %d" % (d, d, -insn.imm)
-        if code == isa.BPF_SUB:
-            if not is64 or k is None or insn.imm >= 0:
-                return "%s = %s - %s" % (d, d, s)
-            return "%s = %s + %d" % (d, d, -insn.imm)
-        if code == isa.BPF_MUL:
-            return "%s = %s * %s" % (d, d, s)
-        if code == isa.BPF_LSH:
-            return "%s = %s << %d" % (d, d, k & (63 if is64 else 31))
-        if is64:
+        template = ops.UNMASKED.get(code)
+        if template is None or (is64 and code in (isa.BPF_RSH, isa.BPF_AND, isa.BPF_OR, isa.BPF_XOR,
+                                                  isa.BPF_MOV)):
             return None
-        if code == isa.BPF_RSH:
-            return "%s = %s >> %s" % (d, d, "(%s & 31)" % s if k is None else str(k & 31))
-        if code == isa.BPF_AND:
-            return "%s = %s & %s" % (d, d, s)
-        if code == isa.BPF_OR:
-            return "%s = %s | %s" % (d, d, s)
-        if code == isa.BPF_XOR:
-            return "%s = %s ^ %s" % (d, d, s)
-        if code == isa.BPF_MOV:
-            return "%s = %s" % (d, s)
-        return None
+        if is64 and k is not None and insn.imm < 0 and code in (isa.BPF_ADD, isa.BPF_SUB):
+            return "%s = %s %s %d" % (d, d, "-" if code == isa.BPF_ADD else "+", -insn.imm)
+        return "%s = %s" % (d, template.format(**_fields(is64, s, k is None, k, 0, d)))
 
     def end(self, insn):
         d = "r%d" % insn.dst

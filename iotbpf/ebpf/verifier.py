@@ -17,7 +17,7 @@ Result: ``verify(...) -> VerifyResult``; rejection raises ``VerifierError`` whos
 lists one-line messages ``pc N: <insn>: <reason>``.
 """
 
-from iotbpf.ebpf import isa
+from iotbpf.ebpf import isa, ops
 from iotbpf.ebpf import tnum as T
 from iotbpf.ebpf import types as ty
 from iotbpf.ebpf.errors import VerifierError
@@ -233,63 +233,16 @@ def describe(r):
 
 
 # ------------------------------------------------------------------ concrete ALU (constants)
-def _sdiv(a, b, bits):
-    a = _sx(a, bits)
-    b = _sx(b, bits)
-    if b == 0:
-        return 0
-    q = abs(a) // abs(b)
-    return -q if (a < 0) != (b < 0) else q
-
-
-def _smod(a, b, bits):
-    sa = _sx(a, bits)
-    sb = _sx(b, bits)
-    if sb == 0:
-        return a
-    r = abs(sa) % abs(sb)
-    return -r if sa < 0 else r
-
-
 def _sx(x, bits):
     x &= (1 << bits) - 1
     return x - (1 << bits) if x >> (bits - 1) else x
 
 
 def alu_concrete(code, bits, signed_off, x, y):
-    """The value of one ALU operation on constants (RFC 9669 semantics)."""
+    """The value of one ALU operation on constants: the interpreters' function from ops.py."""
     m = (1 << bits) - 1
-    x &= m
-    y &= m
-    if code == isa.BPF_ADD:
-        r = x + y
-    elif code == isa.BPF_SUB:
-        r = x - y
-    elif code == isa.BPF_MUL:
-        r = x * y
-    elif code == isa.BPF_DIV:
-        r = _sdiv(x, y, bits) if signed_off == 1 else (x // y if y else 0)
-    elif code == isa.BPF_MOD:
-        r = _smod(x, y, bits) if signed_off == 1 else (x % y if y else x)
-    elif code == isa.BPF_OR:
-        r = x | y
-    elif code == isa.BPF_AND:
-        r = x & y
-    elif code == isa.BPF_XOR:
-        r = x ^ y
-    elif code == isa.BPF_LSH:
-        r = x << (y & (bits - 1))
-    elif code == isa.BPF_RSH:
-        r = x >> (y & (bits - 1))
-    elif code == isa.BPF_ARSH:
-        r = _sx(x, bits) >> (y & (bits - 1))
-    elif code == isa.BPF_NEG:
-        r = -x
-    elif code == isa.BPF_MOV:
-        r = _sx(y, signed_off) if signed_off in (8, 16, 32) else y
-    else:
-        r = 0
-    return r & m
+    f = ops.alu_func(code, bits == 64, signed_off)
+    return f(x & m, y & m) if f is not None else 0
 
 
 def _swap(v, nbytes):

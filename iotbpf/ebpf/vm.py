@@ -91,6 +91,20 @@ import time
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.errors import LoadError, RuntimeFailure
 from iotbpf.ebpf.memory import FUNC_REGION_ID, Memory, MemoryFault
+from iotbpf.ebpf.ops import (  # noqa: F401 (re-exported)
+    ALU32_FUNCS,
+    ALU64_FUNCS,
+    ATOMIC_FUNCS,
+    COND32,
+    COND64,
+    LE_FUNCS,
+    MOVSX32_FUNCS,
+    MOVSX64_FUNCS,
+    SIGNED32_FUNCS,
+    SIGNED64_FUNCS,
+    SWAP_FUNCS,
+    alu_func,
+)
 
 M64 = 0xFFFFFFFFFFFFFFFF
 M32 = 0xFFFFFFFF
@@ -248,118 +262,7 @@ class Execution:
 
 
 # ---------------------------------------------------------------- value functions
-def _sx64(x):
-    return x - 0x10000000000000000 if x & SIGN64 else x
-
-
-def _sx32(x):
-    x &= M32
-    return x - 0x100000000 if x & SIGN32 else x
-
-
-def _sdiv(a, b):
-    if b == 0:
-        return 0
-    q = abs(a) // abs(b)
-    return -q if (a < 0) != (b < 0) else q
-
-
-def _smod(a, b):
-    if b == 0:
-        return a
-    m = abs(a) % abs(b)
-    return -m if a < 0 else m
-
-
-ALU64_FUNCS = {
-    isa.BPF_ADD: lambda a, b: (a + b) & M64,
-    isa.BPF_SUB: lambda a, b: (a - b) & M64,
-    isa.BPF_MUL: lambda a, b: (a * b) & M64,
-    isa.BPF_DIV: lambda a, b: a // b if b else 0,
-    isa.BPF_OR: lambda a, b: a | b,
-    isa.BPF_AND: lambda a, b: a & b,
-    isa.BPF_LSH: lambda a, b: (a << (b & 63)) & M64,
-    isa.BPF_RSH: lambda a, b: a >> (b & 63),
-    isa.BPF_NEG: lambda a, b: (-a) & M64,
-    isa.BPF_MOD: lambda a, b: a % b if b else a,
-    isa.BPF_XOR: lambda a, b: a ^ b,
-    isa.BPF_MOV: lambda a, b: b,
-    isa.BPF_ARSH: lambda a, b: (_sx64(a) >> (b & 63)) & M64,
-}
-ALU32_FUNCS = {
-    isa.BPF_ADD: lambda a, b: (a + b) & M32,
-    isa.BPF_SUB: lambda a, b: (a - b) & M32,
-    isa.BPF_MUL: lambda a, b: ((a & M32) * (b & M32)) & M32,
-    isa.BPF_DIV: lambda a, b: (a & M32) // (b & M32) if b & M32 else 0,
-    isa.BPF_OR: lambda a, b: (a | b) & M32,
-    isa.BPF_AND: lambda a, b: a & b & M32,
-    isa.BPF_LSH: lambda a, b: (a << (b & 31)) & M32,
-    isa.BPF_RSH: lambda a, b: (a & M32) >> (b & 31),
-    isa.BPF_NEG: lambda a, b: (-a) & M32,
-    isa.BPF_MOD: lambda a, b: (a & M32) % (b & M32) if b & M32 else a & M32,
-    isa.BPF_XOR: lambda a, b: (a ^ b) & M32,
-    isa.BPF_MOV: lambda a, b: b & M32,
-    isa.BPF_ARSH: lambda a, b: (_sx32(a) >> (b & 31)) & M32,
-}
-SIGNED64_FUNCS = {
-    isa.BPF_DIV: lambda a, b: _sdiv(_sx64(a), _sx64(b)) & M64,
-    isa.BPF_MOD: lambda a, b: _smod(_sx64(a), _sx64(b)) & M64,
-}
-SIGNED32_FUNCS = {
-    isa.BPF_DIV: lambda a, b: _sdiv(_sx32(a), _sx32(b)) & M32,
-    isa.BPF_MOD: lambda a, b: _smod(_sx32(a), _sx32(b)) & M32,
-}
-
-
-def _sext(bits):
-    sign = 1 << (bits - 1)
-    mask = (1 << bits) - 1
-    return lambda x: ((x & mask) ^ sign) - sign
-
-
-MOVSX64_FUNCS = {n: (lambda f: lambda a, b: f(b) & M64)(_sext(n)) for n in (8, 16, 32)}
-MOVSX32_FUNCS = {n: (lambda f: lambda a, b: f(b) & M32)(_sext(n)) for n in (8, 16)}
-
-_BE = {16: isa.make_struct(">H"), 32: isa.make_struct(">I"), 64: isa.make_struct(">Q")}
-_LE = {16: isa.make_struct("<H"), 32: isa.make_struct("<I"), 64: isa.make_struct("<Q")}
-
-
-def _swap(bits):
-    be, le = _BE[bits], _LE[bits]
-    mask = (1 << bits) - 1
-    return lambda a, b: le.unpack(be.pack(a & mask))[0]
-
-
-SWAP_FUNCS = {16: _swap(16), 32: _swap(32), 64: _swap(64)}
-LE_FUNCS = {16: lambda a, b: a & 0xFFFF, 32: lambda a, b: a & M32, 64: lambda a, b: a}
-
-# Conditions on (a, b) already masked to the operation width.
-COND64 = {
-    isa.BPF_JEQ: lambda a, b: a == b,
-    isa.BPF_JNE: lambda a, b: a != b,
-    isa.BPF_JGT: lambda a, b: a > b,
-    isa.BPF_JGE: lambda a, b: a >= b,
-    isa.BPF_JLT: lambda a, b: a < b,
-    isa.BPF_JLE: lambda a, b: a <= b,
-    isa.BPF_JSET: lambda a, b: (a & b) != 0,
-    isa.BPF_JSGT: lambda a, b: (a ^ SIGN64) > (b ^ SIGN64),
-    isa.BPF_JSGE: lambda a, b: (a ^ SIGN64) >= (b ^ SIGN64),
-    isa.BPF_JSLT: lambda a, b: (a ^ SIGN64) < (b ^ SIGN64),
-    isa.BPF_JSLE: lambda a, b: (a ^ SIGN64) <= (b ^ SIGN64),
-}
-COND32 = dict(COND64)
-COND32[isa.BPF_JSGT] = lambda a, b: (a ^ SIGN32) > (b ^ SIGN32)
-COND32[isa.BPF_JSGE] = lambda a, b: (a ^ SIGN32) >= (b ^ SIGN32)
-COND32[isa.BPF_JSLT] = lambda a, b: (a ^ SIGN32) < (b ^ SIGN32)
-COND32[isa.BPF_JSLE] = lambda a, b: (a ^ SIGN32) <= (b ^ SIGN32)
-
-ATOMIC_FUNCS = {
-    isa.BPF_ADD: lambda a, b: a + b,
-    isa.BPF_OR: lambda a, b: a | b,
-    isa.BPF_AND: lambda a, b: a & b,
-    isa.BPF_XOR: lambda a, b: a ^ b,
-    isa.BPF_XCHG: lambda a, b: b,
-}
+# The operations themselves are written once, in ops.py; these names stay for importers.
 
 _UNPACK = {1: isa.make_struct("<B"), 2: isa.make_struct("<H"), 4: isa.make_struct("<I"),
           8: isa.make_struct("<Q")}
@@ -733,6 +636,7 @@ class CompactInterpreter:
         insns = program.insns
         n = len(insns)
         self.n = n
+        self.invalid = isa.validate(insns)
         cost = [0] * (n + 1)
         for start, _end, c in isa.basic_blocks(insns):
             cost[start] = c
@@ -760,39 +664,21 @@ class CompactInterpreter:
         return self.vm.fault(pc, reason, kind, self.program)
 
     def _decode(self, pc, insn):
+        bad = self.invalid.get(pc)
+        if bad is not None:
+            return (_c_fault, bad[0], bad[1], self)
         kind = isa.op_kind(insn.opcode)
-        if kind is None:
-            return (_c_fault, "unknown opcode 0x%02x" % insn.opcode, "opcode", self)
-        reason = isa.operand_error(insn)
-        if reason is not None:
-            return (_c_fault, reason, "opcode", self)
         op = insn.opcode
         d, s, off, imm = insn.dst, insn.src, insn.off, insn.imm
         if kind == "alu":
-            code = op & 0xF0
-            is64 = op & 0x07 == isa.BPF_ALU64
-            if code == isa.BPF_MOV and op & isa.BPF_X and off:
-                f = (MOVSX64_FUNCS if is64 else MOVSX32_FUNCS).get(off)
-                if f is None:
-                    return (_c_fault, "invalid movsx size %d" % off, "opcode", self)
-            elif code in (isa.BPF_DIV, isa.BPF_MOD) and off == 1:
-                f = (SIGNED64_FUNCS if is64 else SIGNED32_FUNCS)[code]
-            elif off:
-                return (_c_fault, "invalid offset %d for this ALU op" % off, "opcode", self)
-            else:
-                f = (ALU64_FUNCS if is64 else ALU32_FUNCS)[code]
+            f = alu_func(op & 0xF0, op & 0x07 == isa.BPF_ALU64, off)  # validated
             if op & isa.BPF_X:
                 return (_C_FAST_X.get(op, _c_alu_x) if not off else _c_alu_x, d, s, f)
             return (_C_FAST_K.get(op, _c_alu_k) if not off else _c_alu_k, d, imm & M64, f)
         if kind == "end":
-            if imm not in (16, 32, 64):
-                return (_c_fault, "invalid byte swap width %d" % imm, "opcode", self)
             f = LE_FUNCS[imm] if op == isa.BPF_ALU | isa.BPF_END | isa.BPF_TO_LE else SWAP_FUNCS[imm]
             return (_c_alu_k, d, 0, f)
         if kind == "lddw":
-            insns = self.program.insns
-            if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
-                return (_c_fault, "malformed lddw: the second slot must have opcode 0", "opcode", self)
             return (_c_lddw, d, self.vm.resolve_lddw(pc, insn, self.program))
         if kind in ("ldx", "ldxs"):
             size = isa.SIZE_BYTES[op & 0x18]
@@ -807,9 +693,7 @@ class CompactInterpreter:
         if kind == "atomic":
             aop = imm & M32
             size = 8 if op & 0x18 == isa.BPF_DW else 4
-            f = ATOMIC_FUNCS.get(aop if aop == isa.BPF_XCHG else aop & ~isa.BPF_FETCH)
-            if aop != isa.BPF_CMPXCHG and (f is None or aop not in isa.ATOMIC_NAMES):
-                return (_c_fault, "unknown atomic operation 0x%x" % aop, "opcode", self)
+            f = ATOMIC_FUNCS.get(aop if aop == isa.BPF_XCHG else aop & ~isa.BPF_FETCH)  # validated
             return (_c_atomic, d, s, off, size, aop, f, self)
         if kind in ("ldabs", "ldind"):
             size = isa.SIZE_BYTES[op & 0x18]
