@@ -16,7 +16,6 @@ import sys
 from iotbpf.ebpf import cfg, isa, ops
 from iotbpf.ebpf.memory import FUNC_REGION_ID
 from iotbpf.ebpf.ops import ALU64_FUNCS, ATOMIC_OPERATORS, SIGNED32_FUNCS, SIGNED64_FUNCS, SWAP_FUNCS
-from iotbpf.ebpf.program import subprogram_starts
 from iotbpf.ebpf.types import ARG_PTR_TO_FUNC
 from iotbpf.ebpf.vm import (
     BPFFault,
@@ -155,14 +154,7 @@ class Analysis:
         self.faults = []  # k -> (pc, reason, kind)
         self.lddw = []  # (pc, insn) whose value is bound at load time
         self.lddw_index = {}
-        tails = set()
-        pc = 0
-        while pc < n:
-            if insns[pc].opcode == isa.LDDW:
-                tails.add(pc + 1)
-                pc += 2
-            else:
-                pc += 1
+        tails = isa.lddw_tails(insns)
         self.blocks = {}
         for start, end, cost in isa.basic_blocks(insns):
             self.blocks[start] = self._decode_block(start, end, cost, tails)
@@ -179,7 +171,7 @@ class Analysis:
                                                       "jump"))
                     self.blocks[s] = extra
         self.leaders = set(start for start, _, _ in isa.basic_blocks(insns))
-        self.subprograms = subprogram_starts(insns)
+        self.subprograms = isa.function_starts(insns)
 
     def fault(self, pc, reason, kind):
         self.faults.append((pc, reason, kind))

@@ -44,14 +44,7 @@ class Interpreter:
         self.invalid = isa.validate(insns)
         blocks = [None] * (n + 1)
         self.blocks = blocks
-        tails = set()
-        pc = 0
-        while pc < n:
-            if insns[pc].opcode == isa.LDDW:
-                tails.add(pc + 1)
-                pc += 2
-            else:
-                pc += 1
+        tails = isa.lddw_tails(insns)
         for start, end, cost in isa.basic_blocks(insns):
             ops = []
             pc = start

@@ -700,15 +700,43 @@ def block_leaders(insns):
         pc += step
     # a jump into the second slot of a lddw makes that slot a leader (it faults there); the
     # lddw's own block then ends early, so the slot after the lddw must start a block too
+    for tail in lddw_tails(insns):
+        if tail in leaders:
+            leaders.add(tail + 1)
+    return sorted(x for x in leaders if x < n)
+
+
+def lddw_tails(insns):
+    """The set of second slots of the lddw instructions: no instruction starts there."""
+    tails = set()
+    n = len(insns)
     pc = 0
     while pc < n:
         if insns[pc].opcode == LDDW:
-            if pc + 1 in leaders:
-                leaders.add(pc + 2)
+            if pc + 1 < n:
+                tails.add(pc + 1)
             pc += 2
         else:
             pc += 1
-    return sorted(x for x in leaders if x < n)
+    return tails
+
+
+def function_starts(insns):
+    """pc 0 and every local-call or lddw-func target inside the program, sorted."""
+    starts = {0}
+    n = len(insns)
+    pc = 0
+    while pc < n:
+        insn = insns[pc]
+        target = -1
+        if insn.opcode == CALL and insn.src == BPF_PSEUDO_CALL:
+            target = pc + 1 + insn.imm
+        elif insn.opcode == LDDW and insn.src == BPF_PSEUDO_FUNC:
+            target = pc + 1 + s32(insn.imm)
+        if 0 <= target < n:
+            starts.add(target)
+        pc += 2 if insn.opcode == LDDW else 1
+    return sorted(starts)
 
 
 def basic_blocks(insns):

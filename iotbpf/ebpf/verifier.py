@@ -752,22 +752,13 @@ class Verifier:
         self.is_tail = [False] * n
         if n == 0:
             return ["pc 0: <end of program>: the program is empty \u2014 it needs at least an exit"]
-        count = 0
-        pc = 0
-        while pc < n:
-            insn = insns[pc]
-            count += 1
-            if insn.opcode == isa.LDDW:
-                if pc + 1 < n:
-                    self.is_tail[pc + 1] = True
-                pc += 2
-            else:
-                pc += 1
+        tails = isa.lddw_tails(insns)
+        for pc in tails:
+            self.is_tail[pc] = True
+        count = n - len(tails)
         if count > self.max_insns:
             return ["pc %d: %s: the program has %d instructions, more than the limit of %d"
                     % (self.max_insns, self.text(self.max_insns), count, self.max_insns)]
-        calls = set()
-        funcs = {0}
         for pc in range(n):
             if self.is_tail[pc]:
                 continue
@@ -801,15 +792,10 @@ class Verifier:
                 t = pc + 1 + insn.imm
                 if not 0 <= t < n or self.is_tail[t]:
                     errors.append(self.message(pc, "call target pc %d is not an instruction" % t))
-                else:
-                    calls.add(t)
-                    funcs.add(t)
             elif op == isa.LDDW and insn.src == isa.BPF_PSEUDO_FUNC:
                 t = pc + 1 + isa.s32(insn.imm)
                 if not 0 <= t < n or self.is_tail[t]:
                     errors.append(self.message(pc, "function address pc %d is not an instruction" % t))
-                else:
-                    funcs.add(t)
             elif op == isa.LDDW and insn.src not in (0, isa.BPF_PSEUDO_MAP_FD, isa.BPF_PSEUDO_MAP_IDX,
                                                      isa.BPF_PSEUDO_MAP_VALUE,
                                                      isa.BPF_PSEUDO_MAP_IDX_VALUE):
@@ -817,7 +803,7 @@ class Verifier:
                     insn.src, isa.LDDW_PSEUDO_NAMES.get(insn.src, "unknown"))))
         if errors:
             return errors
-        self.funcs = sorted(funcs)
+        self.funcs = isa.function_starts(insns)  # every target was checked above
         self.func_of = [0] * n
         starts = self.funcs
         fi = 0
