@@ -4,7 +4,7 @@ Each bpf function becomes one Python function whose registers are local variable
 and branches are recovered from the control-flow graph (cfg.py) as ``while``/``if``; only
 irreducible or absurdly nested flow falls back to a block-level state machine. Semantics,
 budget charging (per basic block, fault at the block's first pc), fault kinds, pcs and texts
-are exactly those of the reference interpreter in vm.py. The generated source contains only
+are exactly those of the interpreters (interp.py, compact.py). The generated source contains only
 numbers and identifiers made here -- never text from a program, ELF, section or map name --
 and every memory access is checked unless the verifier proved it safe (``proofs``).
 MicroPython-compatible (needs ``exec``); imports nothing of iotbpf outside ``ebpf``.
@@ -14,17 +14,16 @@ import heapq
 import sys
 
 from iotbpf.ebpf import cfg, isa, ops
-from iotbpf.ebpf.memory import FUNC_REGION_ID
-from iotbpf.ebpf.ops import ALU64_FUNCS, ATOMIC_OPERATORS, SIGNED32_FUNCS, SIGNED64_FUNCS, SWAP_FUNCS
-from iotbpf.ebpf.types import ARG_PTR_TO_FUNC
-from iotbpf.ebpf.vm import (
+from iotbpf.ebpf.frames import (
     BPFFault,
     HelperFault,
     StopRun,
     _helper_fault,
     _helper_result,
-    make_engine,
 )
+from iotbpf.ebpf.memory import FUNC_REGION_ID
+from iotbpf.ebpf.ops import ALU64_FUNCS, ATOMIC_OPERATORS, SIGNED32_FUNCS, SIGNED64_FUNCS, SWAP_FUNCS
+from iotbpf.ebpf.types import ARG_PTR_TO_FUNC
 
 M64 = 0xFFFFFFFFFFFFFFFF
 M32 = 0xFFFFFFFF
@@ -1596,7 +1595,7 @@ class CompiledEngine:
     def _interpreter(self):
         """--trace and --profile run on the reference interpreter (same faults, same budget)."""
         if self._interp is None:
-            self._interp = make_engine("interp", self.program, self.vm)
+            self._interp = self.vm.make_engine("interp", self.program)
         return self._interp
 
 

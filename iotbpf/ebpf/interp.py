@@ -7,26 +7,26 @@ other than the decoded program.
 """
 
 from iotbpf.ebpf import isa
+from iotbpf.ebpf.frames import (
+    _SIZE_MASK,
+    _UNPACK,
+    _UNPACK_BE,
+    _UNPACK_S,
+    EXITED,
+    StopRun,
+    _call_function,
+    _invoke_helper,
+)
 from iotbpf.ebpf.memory import FUNC_REGION_ID
 from iotbpf.ebpf.ops import (
     ATOMIC_FUNCS,
     COND32,
     COND64,
     LE_FUNCS,
-    SWAP_FUNCS,
-    alu_func,
-)
-from iotbpf.ebpf.vm import (
-    _SIZE_MASK,
-    _UNPACK,
-    _UNPACK_BE,
-    _UNPACK_S,
-    EXITED,
     M32,
     M64,
-    StopRun,
-    _call_function,
-    _invoke_helper,
+    SWAP_FUNCS,
+    alu_func,
 )
 
 
