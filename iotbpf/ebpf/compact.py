@@ -142,6 +142,16 @@ class CompactInterpreter:
     def call_function(self, pc, r1=0, r2=0, r3=0, r4=0, r5=0):
         return _call_function(self, pc, r1, r2, r3, r4, r5)
 
+    def _charge(self, pc):
+        """Charge the block starting at ``pc`` (if one does) against the budget."""
+        ex = self.ex
+        c = self.cost[pc]
+        if c:
+            if c > ex.left:
+                raise self._fault(pc, "instruction budget exhausted (%d instructions)" % (ex.budget or 0),
+                                  "budget")
+            ex.left -= c
+
     def _loop(self, pc):
         ex = self.ex
         r = self.regs
@@ -161,13 +171,8 @@ class CompactInterpreter:
                 t = code[pc]
                 pc = t[0](r, t, pc)
             return pc
-        while pc >= 0:
-            c = cost[pc]
-            if c:
-                if c > ex.left:
-                    raise self._fault(pc, "instruction budget exhausted (%d instructions)"
-                                      % (ex.budget or 0), "budget")
-                ex.left -= c
+        while pc >= 0:  # tracing or profiling: the same steps, recorded
+            self._charge(pc)
             t = code[pc]
             if profile is not None and pc < self.n:
                 profile[pc] = profile.get(pc, 0) + 1

@@ -17,7 +17,7 @@ Result: ``verify(...) -> VerifyResult``; rejection raises ``VerifierError`` whos
 lists one-line messages ``pc N: <insn>: <reason>``.
 """
 
-from iotbpf.ebpf import isa, ops
+from iotbpf.ebpf import cfg, isa, ops
 from iotbpf.ebpf import tnum as T
 from iotbpf.ebpf import types as ty
 from iotbpf.ebpf.errors import VerifierError
@@ -967,14 +967,8 @@ class Verifier:
         use = [0] * n
         dfn = [0] * n
         args = 0b111110
-        for pc in range(n):
-            if self.is_tail[pc]:
-                continue
-            insn = self.insns[pc]
+        for pc, insn, kind, d, s in self._insn_bits():
             op = insn.opcode
-            kind = isa.op_kind(op)
-            d = 1 << insn.dst
-            s = 1 << insn.src
             u = 0
             df = 0
             if kind == "alu":
@@ -1018,24 +1012,18 @@ class Verifier:
                 u = 1
             use[pc] = u | (1 << 10)
             dfn[pc] = df
-        live = [0] * n
-        changed = True
-        while changed:
-            changed = False
-            for pc in range(n - 1, -1, -1):
-                if self.is_tail[pc]:
-                    continue
-                out = 0
-                for t in succ[pc]:
-                    out |= live[t]
-                v = use[pc] | (out & ~dfn[pc])
-                if v != live[pc]:
-                    live[pc] = v
-                    changed = True
-        self.live = live
-        self.precise = self._precision(use)
+        order = [pc for pc in range(n - 1, -1, -1) if not self.is_tail[pc]]
+        self.live = cfg.backward_fixpoint(order, succ, lambda pc, out: use[pc] | (out & ~dfn[pc]), [0] * n)
+        self.precise = self._precision(use, order)
 
-    def _precision(self, use):
+    def _insn_bits(self):
+        """(pc, insn, kind, dst bit, src bit) of every instruction, lddw tails left out."""
+        for pc in range(self.n):
+            if not self.is_tail[pc]:
+                insn = self.insns[pc]
+                yield pc, insn, isa.op_kind(insn.opcode), 1 << insn.dst, 1 << insn.src
+
+    def _precision(self, use, order):
         """Registers whose value (not just type) can still matter for safety, per pc.
 
         A value matters if it may flow into a memory address, a branch condition, a helper or
@@ -1046,14 +1034,8 @@ class Verifier:
         succ = self.succ
         seed = [0] * n
         flow = [None] * n
-        for pc in range(n):
-            if self.is_tail[pc]:
-                continue
-            insn = self.insns[pc]
+        for pc, insn, kind, d, s in self._insn_bits():
             op = insn.opcode
-            kind = isa.op_kind(op)
-            d = 1 << insn.dst
-            s = 1 << insn.src
             if kind == "alu":
                 if op & 0xF0 == isa.BPF_MOV:
                     flow[pc] = (d, s if op & isa.BPF_X else 0)
@@ -1077,29 +1059,18 @@ class Verifier:
             else:
                 seed[pc] = use[pc]
             seed[pc] |= 1 << 10
-        prec = [0] * n
-        changed = True
-        while changed:
-            changed = False
-            for pc in range(n - 1, -1, -1):
-                if self.is_tail[pc]:
-                    continue
-                out = 0
-                for t in succ[pc]:
-                    out |= prec[t]
-                f = flow[pc]
-                if f is None:
-                    v = out
-                else:
-                    kill, gen = f
-                    v = out & ~kill
-                    if out & kill:
-                        v |= gen
-                v |= seed[pc]
-                if v != prec[pc]:
-                    prec[pc] = v
-                    changed = True
-        return prec
+
+        def transfer(pc, out):
+            f = flow[pc]
+            if f is None:
+                v = out
+            else:
+                kill, gen = f
+                v = out & ~kill
+                if out & kill:
+                    v |= gen
+            return v | seed[pc]
+        return cfg.backward_fixpoint(order, succ, transfer, [0] * n)
 
     # ------------------------------------------------------------ exploration
     def initial_state(self):
