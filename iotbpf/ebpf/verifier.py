@@ -245,14 +245,6 @@ def alu_concrete(code, bits, signed_off, x, y):
     return f(x & m, y & m) if f is not None else 0
 
 
-def _swap(v, nbytes):
-    out = 0
-    for _ in range(nbytes):
-        out = (out << 8) | (v & 0xFF)
-        v >>= 8
-    return out
-
-
 # ------------------------------------------------------------------ abstract scalar ALU
 def _add(a, b):
     tv, tm = T.add((a[4], a[5]), (b[4], b[5]))
@@ -388,8 +380,7 @@ def end_bounds(insn, b):
         return FULL
     swap = insn.opcode & 0x07 == isa.BPF_ALU64 or insn.opcode & isa.BPF_TO_BE
     if b[5] == 0:
-        v = b[4] & ((1 << bits) - 1)
-        return const_bounds(_swap(v, bits // 8) if swap else v)
+        return const_bounds((ops.SWAP_FUNCS if swap else ops.LE_FUNCS)[bits](b[4], 0))
     if not swap:
         if bits == 64:
             return b

@@ -71,3 +71,16 @@ def test_every_condition_has_a_relation_and_both_widths():
     for code, row in ops.COND.items():
         assert ops.COND64[code] is row[1] and code in ops.COND32 and ops.RELATION[code]
     assert ops.COND32[isa.BPF_JSLT](0x80000000, 0) and not ops.COND64[isa.BPF_JSLT](0x80000000, 0)
+
+
+@pytest.mark.parametrize("opcode", [isa.BPF_ALU | isa.BPF_END | isa.BPF_TO_LE,
+                                    isa.BPF_ALU | isa.BPF_END | isa.BPF_TO_BE,
+                                    isa.BPF_ALU64 | isa.BPF_END | isa.BPF_TO_LE])
+def test_verifier_folds_byte_swaps_like_the_interpreter(opcode):
+    swaps = opcode & isa.BPF_TO_BE or opcode & 0x07 == isa.BPF_ALU64
+    for width in (16, 32, 64):
+        f = (ops.SWAP_FUNCS if swaps else ops.LE_FUNCS)[width]
+        for v in EDGES:
+            insn = isa.Instruction(opcode, 1, 0, 0, width)
+            assert verifier.end_bounds(insn, verifier.const_bounds(v)) == verifier.const_bounds(f(v, 0))
+    assert ops.SWAP_FUNCS[16](0x1234, 0) == 0x3412 and ops.LE_FUNCS[16](0x51234, 0) == 0x1234
