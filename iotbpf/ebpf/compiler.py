@@ -308,6 +308,37 @@ class _Function:
         self.live_in = {}
 
 
+def _live_transfer(an, f, by_entry, direct_helpers):
+    """Registers live at the start of block ``node`` of ``f`` given those live after it."""
+    def transfer(node, out):
+        blk = an.blocks[node]
+        term = blk.term
+        t = term[0]
+        if t == "exit":
+            cur = f.rets
+        elif t == "helper":
+            cur = ((out & ~1) | _R1_5) if term[2] in direct_helpers else ALL_REGS
+        elif t == "callx":
+            cur = ALL_REGS
+        elif t == "call":
+            g = by_entry[term[2]]
+            cur = (out & ~g.rets) | g.params
+        elif t == "jcond":
+            insn = term[2]
+            cur = out | (1 << insn.dst if insn.dst < 10 else 0)
+            if insn.opcode & isa.BPF_X and insn.src < 10:
+                cur |= 1 << insn.src
+        elif t == "fault":
+            cur = 0
+        else:
+            cur = out
+        for _pc, insn in reversed(blk.items):
+            uses, defs = _uses_defs(insn)
+            cur = (cur & ~defs) | uses
+        return cur
+    return transfer
+
+
 def _liveness(an, funcs, direct_helpers=frozenset()):
     """Parameters (live-in registers) and results (registers callers read) of every function.
     A call of a helper in ``direct_helpers`` reads r1-r5 and sets r0 (see _Gen.block_lines);
@@ -318,42 +349,13 @@ def _liveness(an, funcs, direct_helpers=frozenset()):
         changed = False
         for f in funcs:
             live = f.live_in
-            for node in f.nodes:
+            order = sorted(f.nodes, reverse=True)
+            succs = dict((node, an.blocks[node].succs) for node in order)
+            for node in order:
                 live.setdefault(node, 0)
-            stable = False
-            while not stable:
-                stable = True
-                for node in sorted(f.nodes, reverse=True):
-                    blk = an.blocks[node]
-                    out = 0
-                    for s in blk.succs:
-                        out |= live.get(s, 0)
-                    term = blk.term
-                    t = term[0]
-                    if t == "exit":
-                        cur = f.rets
-                    elif t == "helper":
-                        cur = ((out & ~1) | _R1_5) if term[2] in direct_helpers else ALL_REGS
-                    elif t == "callx":
-                        cur = ALL_REGS
-                    elif t == "call":
-                        g = by_entry[term[2]]
-                        cur = (out & ~g.rets) | g.params
-                    elif t == "jcond":
-                        insn = term[2]
-                        cur = out | (1 << insn.dst if insn.dst < 10 else 0)
-                        if insn.opcode & isa.BPF_X and insn.src < 10:
-                            cur |= 1 << insn.src
-                    elif t == "fault":
-                        cur = 0
-                    else:
-                        cur = out
-                    for _pc, insn in reversed(blk.items):
-                        uses, defs = _uses_defs(insn)
-                        cur = (cur & ~defs) | uses
-                    if cur != live[node]:
-                        live[node] = cur
-                        stable = False
+                for t in succs[node]:
+                    live.setdefault(t, 0)  # outside the function: nothing live
+            cfg.backward_fixpoint(order, succs, _live_transfer(an, f, by_entry, direct_helpers), live)
             params = live[f.entry]
             if params != f.params:
                 f.params = params
