@@ -36,6 +36,24 @@ def reverse_postorder(succs, entry=0):
     return post
 
 
+def backward_fixpoint(order, succs, transfer, facts):
+    """A backward may-analysis over bit sets: ``facts[node] = transfer(node, union of facts
+    over succs[node])`` for each node of ``order`` in turn, updated in place, until nothing
+    changes; returns ``facts`` (indexable by every node and successor)."""
+    changed = True
+    while changed:
+        changed = False
+        for node in order:
+            out = 0
+            for s in succs[node]:
+                out |= facts[s]
+            v = transfer(node, out)
+            if v != facts[node]:
+                facts[node] = v
+                changed = True
+    return facts
+
+
 def predecessors(succs, nodes):
     """node -> list of predecessors among ``nodes`` (each edge once per distinct source)."""
     preds = {n: [] for n in nodes}

@@ -4,7 +4,7 @@ Each bpf function becomes one Python function whose registers are local variable
 and branches are recovered from the control-flow graph (cfg.py) as ``while``/``if``; only
 irreducible or absurdly nested flow falls back to a block-level state machine. Semantics,
 budget charging (per basic block, fault at the block's first pc), fault kinds, pcs and texts
-are exactly those of the reference interpreter in vm.py. The generated source contains only
+are exactly those of the interpreters (interp.py, compact.py). The generated source contains only
 numbers and identifiers made here -- never text from a program, ELF, section or map name --
 and every memory access is checked unless the verifier proved it safe (``proofs``).
 MicroPython-compatible (needs ``exec``); imports nothing of iotbpf outside ``ebpf``.
@@ -13,22 +13,17 @@ MicroPython-compatible (needs ``exec``); imports nothing of iotbpf outside ``ebp
 import heapq
 import sys
 
-from iotbpf.ebpf import cfg, isa
-from iotbpf.ebpf.memory import FUNC_REGION_ID
-from iotbpf.ebpf.program import subprogram_starts
-from iotbpf.ebpf.types import ARG_PTR_TO_FUNC
-from iotbpf.ebpf.vm import (
-    ALU64_FUNCS,
-    SIGNED32_FUNCS,
-    SIGNED64_FUNCS,
-    SWAP_FUNCS,
+from iotbpf.ebpf import cfg, isa, ops
+from iotbpf.ebpf.frames import (
     BPFFault,
     HelperFault,
     StopRun,
     _helper_fault,
     _helper_result,
-    make_engine,
 )
+from iotbpf.ebpf.memory import FUNC_REGION_ID
+from iotbpf.ebpf.ops import ALU64_FUNCS, ATOMIC_OPERATORS, SIGNED32_FUNCS, SIGNED64_FUNCS, SWAP_FUNCS
+from iotbpf.ebpf.types import ARG_PTR_TO_FUNC
 
 M64 = 0xFFFFFFFFFFFFFFFF
 M32 = 0xFFFFFFFF
@@ -45,7 +40,7 @@ _UNPACK_S = {1: isa.make_struct("<b"), 2: isa.make_struct("<h"), 4: isa.make_str
 _UNPACK_BE = {1: isa.make_struct(">B"), 2: isa.make_struct(">H"), 4: isa.make_struct(">I"),
               8: isa.make_struct(">Q")}
 _SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
-_ATOMIC_OPS = {isa.BPF_ADD: "+", isa.BPF_OR: "|", isa.BPF_AND: "&", isa.BPF_XOR: "^"}
+_ATOMIC_OPS = ATOMIC_OPERATORS
 
 
 _VALUE_SOURCES = (isa.BPF_PSEUDO_MAP_VALUE, isa.BPF_PSEUDO_MAP_IDX_VALUE)
@@ -154,17 +149,11 @@ class Analysis:
     def __init__(self, insns):
         self.insns = insns
         n = self.n = len(insns)
+        self.invalid = isa.validate(insns)
         self.faults = []  # k -> (pc, reason, kind)
         self.lddw = []  # (pc, insn) whose value is bound at load time
         self.lddw_index = {}
-        tails = set()
-        pc = 0
-        while pc < n:
-            if insns[pc].opcode == isa.LDDW:
-                tails.add(pc + 1)
-                pc += 2
-            else:
-                pc += 1
+        tails = isa.lddw_tails(insns)
         self.blocks = {}
         for start, end, cost in isa.basic_blocks(insns):
             self.blocks[start] = self._decode_block(start, end, cost, tails)
@@ -181,7 +170,7 @@ class Analysis:
                                                       "jump"))
                     self.blocks[s] = extra
         self.leaders = set(start for start, _, _ in isa.basic_blocks(insns))
-        self.subprograms = subprogram_starts(insns)
+        self.subprograms = isa.function_starts(insns)
 
     def fault(self, pc, reason, kind):
         self.faults.append((pc, reason, kind))
@@ -197,9 +186,9 @@ class Analysis:
                 blk.term = ("fault", self.fault(pc, "jump into the second slot of the lddw at pc %d" % (pc - 1),
                                                 "jump"))
                 return blk
-            reason, kind = _invalid(insns, pc, insn)
-            if reason is not None:
-                blk.term = ("fault", self.fault(pc, reason, kind))
+            bad = self.invalid.get(pc)
+            if bad is not None:
+                blk.term = ("fault", self.fault(pc, bad[0], bad[1]))
                 return blk
             k = insn.kind
             if k in ("ja", "ja32"):
@@ -261,38 +250,12 @@ class Analysis:
         return seen
 
 
-def _invalid(insns, pc, insn):
-    """(reason, kind) exactly as the interpreter's builders fault, or (None, None)."""
-    kind = isa.op_kind(insn.opcode)
-    if kind is None:
-        return "unknown opcode 0x%02x" % insn.opcode, "opcode"
-    reason = isa.operand_error(insn)
-    if reason is not None:
-        return reason, "opcode"
-    op = insn.opcode
-    if kind == "alu":
-        code = op & 0xF0
-        is64 = op & 0x07 == isa.BPF_ALU64
-        if code == isa.BPF_MOV and op & isa.BPF_X and insn.off:
-            if insn.off not in ((8, 16, 32) if is64 else (8, 16)):
-                return "invalid movsx size %d" % insn.off, "opcode"
-        elif code in (isa.BPF_DIV, isa.BPF_MOD) and insn.off == 1:
-            pass
-        elif insn.off:
-            return "invalid offset %d for this ALU op" % insn.off, "opcode"
-    elif kind == "end":
-        if insn.imm not in (16, 32, 64):
-            return "invalid byte swap width %d" % insn.imm, "opcode"
-    elif kind == "lddw":
-        if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
-            return "malformed lddw: the second slot must have opcode 0", "opcode"
-    elif kind == "atomic":
-        aop = insn.imm & M32
-        base = aop if aop in (isa.BPF_XCHG, isa.BPF_CMPXCHG) else aop & ~isa.BPF_FETCH
-        if aop not in isa.ATOMIC_NAMES or (base not in _ATOMIC_OPS and aop not in
-                                           (isa.BPF_XCHG, isa.BPF_CMPXCHG)):
-            return "unknown atomic operation 0x%x" % aop, "opcode"
-    return None, None
+def _fields(is64, s, register, k, off, d):
+    """The values an ops.py expression template names."""
+    width = 64 if is64 else 32
+    low = (1 << off) - 1 if off > 1 else 0
+    return {"d": d, "s": s, "n": "(%s & %d)" % (s, width - 1) if register else str(k & (width - 1)),
+            "m": M64 if is64 else M32, "sign": 1 << (width - 1), "low": low, "half": (low + 1) >> 1}
 
 
 def _uses_defs(insn):
@@ -345,6 +308,37 @@ class _Function:
         self.live_in = {}
 
 
+def _live_transfer(an, f, by_entry, direct_helpers):
+    """Registers live at the start of block ``node`` of ``f`` given those live after it."""
+    def transfer(node, out):
+        blk = an.blocks[node]
+        term = blk.term
+        t = term[0]
+        if t == "exit":
+            cur = f.rets
+        elif t == "helper":
+            cur = ((out & ~1) | _R1_5) if term[2] in direct_helpers else ALL_REGS
+        elif t == "callx":
+            cur = ALL_REGS
+        elif t == "call":
+            g = by_entry[term[2]]
+            cur = (out & ~g.rets) | g.params
+        elif t == "jcond":
+            insn = term[2]
+            cur = out | (1 << insn.dst if insn.dst < 10 else 0)
+            if insn.opcode & isa.BPF_X and insn.src < 10:
+                cur |= 1 << insn.src
+        elif t == "fault":
+            cur = 0
+        else:
+            cur = out
+        for _pc, insn in reversed(blk.items):
+            uses, defs = _uses_defs(insn)
+            cur = (cur & ~defs) | uses
+        return cur
+    return transfer
+
+
 def _liveness(an, funcs, direct_helpers=frozenset()):
     """Parameters (live-in registers) and results (registers callers read) of every function.
     A call of a helper in ``direct_helpers`` reads r1-r5 and sets r0 (see _Gen.block_lines);
@@ -355,42 +349,13 @@ def _liveness(an, funcs, direct_helpers=frozenset()):
         changed = False
         for f in funcs:
             live = f.live_in
-            for node in f.nodes:
+            order = sorted(f.nodes, reverse=True)
+            succs = dict((node, an.blocks[node].succs) for node in order)
+            for node in order:
                 live.setdefault(node, 0)
-            stable = False
-            while not stable:
-                stable = True
-                for node in sorted(f.nodes, reverse=True):
-                    blk = an.blocks[node]
-                    out = 0
-                    for s in blk.succs:
-                        out |= live.get(s, 0)
-                    term = blk.term
-                    t = term[0]
-                    if t == "exit":
-                        cur = f.rets
-                    elif t == "helper":
-                        cur = ((out & ~1) | _R1_5) if term[2] in direct_helpers else ALL_REGS
-                    elif t == "callx":
-                        cur = ALL_REGS
-                    elif t == "call":
-                        g = by_entry[term[2]]
-                        cur = (out & ~g.rets) | g.params
-                    elif t == "jcond":
-                        insn = term[2]
-                        cur = out | (1 << insn.dst if insn.dst < 10 else 0)
-                        if insn.opcode & isa.BPF_X and insn.src < 10:
-                            cur |= 1 << insn.src
-                    elif t == "fault":
-                        cur = 0
-                    else:
-                        cur = out
-                    for _pc, insn in reversed(blk.items):
-                        uses, defs = _uses_defs(insn)
-                        cur = (cur & ~defs) | uses
-                    if cur != live[node]:
-                        live[node] = cur
-                        stable = False
+                for t in succs[node]:
+                    live.setdefault(t, 0)  # outside the function: nothing live
+            cfg.backward_fixpoint(order, succs, _live_transfer(an, f, by_entry, direct_helpers), live)
             params = live[f.entry]
             if params != f.params:
                 f.params = params
@@ -1000,12 +965,7 @@ class _Gen:
             b = "(%s ^ %d)" % (b, sign) if b is not None else str(k ^ sign)
         elif b is None:
             b = str(k)
-        rel = {isa.BPF_JEQ: "==", isa.BPF_JNE: "!=", isa.BPF_JGT: ">", isa.BPF_JGE: ">=",
-               isa.BPF_JLT: "<", isa.BPF_JLE: "<=", isa.BPF_JSGT: ">", isa.BPF_JSGE: ">=",
-               isa.BPF_JSLT: "<", isa.BPF_JSLE: "<="}.get(code)
-        if code == isa.BPF_JSET:
-            return "%s & %s" % (a, b)
-        return "%s %s %s" % (a, rel, b)
+        return "%s %s %s" % (a, ops.RELATION[code], b)
 
     def insn(self, pc, insn, unmasked=False):
         kind = insn.kind
@@ -1047,132 +1007,31 @@ class _Gen:
             text = self.alu_unmasked(insn, code, is64, d, s, k)
             if text is not None:
                 return text
-        if is64:
-            if code == isa.BPF_ADD:
-                if x:
-                    return "%s = (%s + %s) & %d" % (d, d, s, M64)
+        if code not in ops.ALU:
+            raise CompileError("unexpected ALU opcode 0x%02x" % op)
+        off = insn.off
+        if not x and off != 1:
+            # the compiler's own folding of immediates: no zero test, no negative constant
+            if code in (isa.BPF_DIV, isa.BPF_MOD) and not k:
+                if code == isa.BPF_DIV:
+                    return "%s = 0" % d
+                return "pass" if is64 else "%s = %s & %d" % (d, d, M32)
+            if is64 and code in (isa.BPF_ADD, isa.BPF_SUB):
                 if insn.imm < 0:
-                    return "%s = (%s - %d) & %d" % (d, d, -insn.imm, M64)
-                return "%s = (%s + %d) & %d" % (d, d, insn.imm, M64)
-            if code == isa.BPF_SUB:
-                if x:
-                    return "%s = (%s - %s) & %d" % (d, d, s, M64)
-                if insn.imm < 0:
-                    return "%s = (%s + %d) & %d" % (d, d, -insn.imm, M64)
-                return "%s = (%s - %d) & %d" % (d, d, insn.imm, M64)
-            if code == isa.BPF_MUL:
-                return "%s = (%s * %s) & %d" % (d, d, s, M64)
-            if code == isa.BPF_DIV:
-                if insn.off == 1:
-                    return "%s = SD64(%s, %s)" % (d, d, s)
-                if x:
-                    return "%s = %s // %s if %s else 0" % (d, d, s, s)
-                return "%s = %s // %d" % (d, d, k) if k else "%s = 0" % d
-            if code == isa.BPF_MOD:
-                if insn.off == 1:
-                    return "%s = SM64(%s, %s)" % (d, d, s)
-                if x:
-                    return "%s = %s %% %s if %s else %s" % (d, d, s, s, d)
-                return "%s = %s %% %d" % (d, d, k) if k else "pass"
-            if code == isa.BPF_OR:
-                return "%s = %s | %s" % (d, d, s)
-            if code == isa.BPF_AND:
-                return "%s = %s & %s" % (d, d, s)
-            if code == isa.BPF_XOR:
-                return "%s = %s ^ %s" % (d, d, s)
-            if code == isa.BPF_LSH:
-                if x:
-                    return "%s = (%s << (%s & 63)) & %d" % (d, d, s, M64)
-                return "%s = (%s << %d) & %d" % (d, d, k & 63, M64)
-            if code == isa.BPF_RSH:
-                if x:
-                    return "%s = %s >> (%s & 63)" % (d, d, s)
-                return "%s = %s >> %d" % (d, d, k & 63)
-            if code == isa.BPF_ARSH:
-                n = "(%s & 63)" % s if x else str(k & 63)
-                return "%s = (((%s ^ %d) - %d) >> %s) & %d" % (d, d, 1 << 63, 1 << 63, n, M64)
-            if code == isa.BPF_NEG:
-                return "%s = -%s & %d" % (d, d, M64)
-            if code == isa.BPF_MOV:
-                if x and insn.off:
-                    bits = insn.off
-                    return "%s = (((%s & %d) ^ %d) - %d) & %d" % (
-                        d, s, (1 << bits) - 1, 1 << (bits - 1), 1 << (bits - 1), M64)
-                return "%s = %s" % (d, s)
-        else:
-            if code == isa.BPF_ADD:
-                return "%s = (%s + %s) & %d" % (d, d, s, M32)
-            if code == isa.BPF_SUB:
-                return "%s = (%s - %s) & %d" % (d, d, s, M32)
-            if code == isa.BPF_MUL:
-                return "%s = (%s * %s) & %d" % (d, d, s, M32)
-            if code == isa.BPF_DIV:
-                if insn.off == 1:
-                    return "%s = SD32(%s, %s)" % (d, d, s)
-                if x:
-                    return "%s = (%s & %d) // (%s & %d) if %s & %d else 0" % (d, d, M32, s, M32, s, M32)
-                return "%s = (%s & %d) // %d" % (d, d, M32, k) if k else "%s = 0" % d
-            if code == isa.BPF_MOD:
-                if insn.off == 1:
-                    return "%s = SM32(%s, %s)" % (d, d, s)
-                if x:
-                    return "%s = (%s & %d) %% (%s & %d) if %s & %d else %s & %d" % (
-                        d, d, M32, s, M32, s, M32, d, M32)
-                return "%s = (%s & %d) %% %d" % (d, d, M32, k) if k else "%s = %s & %d" % (d, d, M32)
-            if code == isa.BPF_OR:
-                return "%s = (%s | %s) & %d" % (d, d, s, M32)
-            if code == isa.BPF_AND:
-                return "%s = %s & %s & %d" % (d, d, s, M32)
-            if code == isa.BPF_XOR:
-                return "%s = (%s ^ %s) & %d" % (d, d, s, M32)
-            if code == isa.BPF_LSH:
-                n = "(%s & 31)" % s if x else str(k & 31)
-                return "%s = (%s << %s) & %d" % (d, d, n, M32)
-            if code == isa.BPF_RSH:
-                n = "(%s & 31)" % s if x else str(k & 31)
-                return "%s = (%s & %d) >> %s" % (d, d, M32, n)
-            if code == isa.BPF_ARSH:
-                n = "(%s & 31)" % s if x else str(k & 31)
-                return "%s = ((((%s & %d) ^ %d) - %d) >> %s) & %d" % (d, d, M32, 1 << 31, 1 << 31, n, M32)
-            if code == isa.BPF_NEG:
-                return "%s = -%s & %d" % (d, d, M32)
-            if code == isa.BPF_MOV:
-                if x and insn.off:
-                    bits = insn.off
-                    return "%s = (((%s & %d) ^ %d) - %d) & %d" % (
-                        d, s, (1 << bits) - 1, 1 << (bits - 1), 1 << (bits - 1), M32)
-                if x:
-                    return "%s = %s & %d" % (d, s, M32)
-                return "%s = %d" % (d, k)
-        raise CompileError("unexpected ALU opcode 0x%02x" % op)
+                    other = "-" if code == isa.BPF_ADD else "+"
+                    return "%s = (%s %s %d) & %d" % (d, d, other, -insn.imm, M64)
+                s = str(insn.imm)
+        return "%s = %s" % (d, ops.alu_template(code, is64, off, x).format(**_fields(is64, s, x, k, off, d)))
 
     @staticmethod
     def alu_unmasked(insn, code, is64, d, s, k):
-        if code == isa.BPF_ADD:
-            if not is64 or insn.imm >= 0 or k is None:
-                return "%s = %s + %s" % (d, d, s)
-            return "%s = %s - %d" % (d, d, -insn.imm)
-        if code == isa.BPF_SUB:
-            if not is64 or k is None or insn.imm >= 0:
-                return "%s = %s - %s" % (d, d, s)
-            return "%s = %s + %d" % (d, d, -insn.imm)
-        if code == isa.BPF_MUL:
-            return "%s = %s * %s" % (d, d, s)
-        if code == isa.BPF_LSH:
-            return "%s = %s << %d" % (d, d, k & (63 if is64 else 31))
-        if is64:
+        template = ops.UNMASKED.get(code)
+        if template is None or (is64 and code in (isa.BPF_RSH, isa.BPF_AND, isa.BPF_OR, isa.BPF_XOR,
+                                                  isa.BPF_MOV)):
             return None
-        if code == isa.BPF_RSH:
-            return "%s = %s >> %s" % (d, d, "(%s & 31)" % s if k is None else str(k & 31))
-        if code == isa.BPF_AND:
-            return "%s = %s & %s" % (d, d, s)
-        if code == isa.BPF_OR:
-            return "%s = %s | %s" % (d, d, s)
-        if code == isa.BPF_XOR:
-            return "%s = %s ^ %s" % (d, d, s)
-        if code == isa.BPF_MOV:
-            return "%s = %s" % (d, s)
-        return None
+        if is64 and k is not None and insn.imm < 0 and code in (isa.BPF_ADD, isa.BPF_SUB):
+            return "%s = %s %s %d" % (d, d, "-" if code == isa.BPF_ADD else "+", -insn.imm)
+        return "%s = %s" % (d, template.format(**_fields(is64, s, k is None, k, 0, d)))
 
     def end(self, insn):
         d = "r%d" % insn.dst
@@ -1738,7 +1597,7 @@ class CompiledEngine:
     def _interpreter(self):
         """--trace and --profile run on the reference interpreter (same faults, same budget)."""
         if self._interp is None:
-            self._interp = make_engine("interp", self.program, self.vm)
+            self._interp = self.vm.make_engine("interp", self.program)
         return self._interp
 
 

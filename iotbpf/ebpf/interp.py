@@ -7,29 +7,26 @@ other than the decoded program.
 """
 
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.memory import FUNC_REGION_ID
-from iotbpf.ebpf.vm import (
+from iotbpf.ebpf.frames import (
     _SIZE_MASK,
     _UNPACK,
     _UNPACK_BE,
     _UNPACK_S,
-    ALU32_FUNCS,
-    ALU64_FUNCS,
-    ATOMIC_FUNCS,
-    COND32,
-    COND64,
     EXITED,
-    LE_FUNCS,
-    M32,
-    M64,
-    MOVSX32_FUNCS,
-    MOVSX64_FUNCS,
-    SIGNED32_FUNCS,
-    SIGNED64_FUNCS,
-    SWAP_FUNCS,
     StopRun,
     _call_function,
     _invoke_helper,
+)
+from iotbpf.ebpf.memory import FUNC_REGION_ID
+from iotbpf.ebpf.ops import (
+    ATOMIC_FUNCS,
+    COND32,
+    COND64,
+    LE_FUNCS,
+    M32,
+    M64,
+    SWAP_FUNCS,
+    alu_func,
 )
 
 
@@ -44,16 +41,10 @@ class Interpreter:
         insns = program.insns
         n = len(insns)
         self.n = n
+        self.invalid = isa.validate(insns)
         blocks = [None] * (n + 1)
         self.blocks = blocks
-        tails = set()
-        pc = 0
-        while pc < n:
-            if insns[pc].opcode == isa.LDDW:
-                tails.add(pc + 1)
-                pc += 2
-            else:
-                pc += 1
+        tails = isa.lddw_tails(insns)
         for start, end, cost in isa.basic_blocks(insns):
             ops = []
             pc = start
@@ -94,13 +85,10 @@ class Interpreter:
 
     def _build(self, pc, insn):
         """(closure, is_terminator, needs_budget_sync) for one instruction."""
-        kind = isa.op_kind(insn.opcode)
-        if kind is None:
-            return self._fault_op(pc, "unknown opcode 0x%02x" % insn.opcode, "opcode"), False, False
-        reason = isa.operand_error(insn)
-        if reason is not None:
-            return self._fault_op(pc, reason, "opcode"), False, False
-        builder = getattr(self, "_b_" + kind)
+        bad = self.invalid.get(pc)
+        if bad is not None:
+            return self._fault_op(pc, bad[0], bad[1]), False, False
+        builder = getattr(self, "_b_" + isa.op_kind(insn.opcode))
         return builder(pc, insn)
 
     def _b_alu(self, pc, insn):
@@ -109,16 +97,7 @@ class Interpreter:
         code = op & 0xF0
         is64 = op & 0x07 == isa.BPF_ALU64
         d = insn.dst
-        if code == isa.BPF_MOV and op & isa.BPF_X and insn.off:
-            f = (MOVSX64_FUNCS if is64 else MOVSX32_FUNCS).get(insn.off)
-            if f is None:
-                return self._fault_op(pc, "invalid movsx size %d" % insn.off, "opcode"), False, False
-        elif code in (isa.BPF_DIV, isa.BPF_MOD) and insn.off == 1:
-            f = (SIGNED64_FUNCS if is64 else SIGNED32_FUNCS)[code]
-        elif insn.off:
-            return self._fault_op(pc, "invalid offset %d for this ALU op" % insn.off, "opcode"), False, False
-        else:
-            f = (ALU64_FUNCS if is64 else ALU32_FUNCS)[code]
+        f = alu_func(code, is64, insn.off)  # validated: off is 0, a movsx size or 1 (sdiv/smod)
         if op & isa.BPF_X:
             s = insn.src
             spec = _FAST_X.get(op) if not insn.off else None
@@ -140,8 +119,6 @@ class Interpreter:
     def _b_end(self, pc, insn):
         r = self.regs
         d = insn.dst
-        if insn.imm not in (16, 32, 64):
-            return self._fault_op(pc, "invalid byte swap width %d" % insn.imm, "opcode"), False, False
         if insn.opcode == isa.BPF_ALU | isa.BPF_END | isa.BPF_TO_LE:
             f = LE_FUNCS[insn.imm]
         else:
@@ -154,10 +131,6 @@ class Interpreter:
     def _b_lddw(self, pc, insn):
         r = self.regs
         d = insn.dst
-        insns = self.program.insns
-        if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
-            return self._fault_op(pc, "malformed lddw: the second slot must have opcode 0",
-                                  "opcode"), False, False
         value = self.vm.resolve_lddw(pc, insn, self.program)
 
         def lddw():
@@ -285,9 +258,7 @@ class Interpreter:
                     pack(buf, o, r[s] & mask)
                 r[0] = old
             return cmpxchg, False, False
-        f = ATOMIC_FUNCS.get(aop if aop == isa.BPF_XCHG else aop & ~isa.BPF_FETCH)
-        if f is None or aop not in isa.ATOMIC_NAMES:
-            return self._fault_op(pc, "unknown atomic operation 0x%x" % aop, "opcode"), False, False
+        f = ATOMIC_FUNCS[aop if aop == isa.BPF_XCHG else aop & ~isa.BPF_FETCH]  # validated
         if aop & isa.BPF_FETCH:
             def atomic_fetch():
                 buf, o = locate((r[d] + off) & M64)

@@ -509,6 +509,49 @@ def reserved_field_error(insn):
     return None
 
 
+def instruction_error(insns, pc):
+    """(reason, kind) of the fault the instruction at ``pc`` raises whatever the registers hold
+    (unknown opcode, bad register or reserved field, bad movsx size, ALU offset, byte-swap width,
+    malformed lddw, unknown atomic), or (None, None). Modelled on uBPF's ubpf_instruction_valid."""
+    insn = insns[pc]
+    op = insn.opcode
+    kind = op_kind(op)
+    if kind is None:
+        return "unknown opcode 0x%02x" % op, "opcode"
+    reason = operand_error(insn)
+    if reason is not None:
+        return reason, "opcode"
+    if kind == "alu":
+        code = op & 0xF0
+        if code == BPF_MOV and op & BPF_X and insn.off:
+            if insn.off not in (MOVSX_OFFSETS if op & 0x07 == BPF_ALU64 else (8, 16)):
+                return "invalid movsx size %d" % insn.off, "opcode"
+        elif insn.off and not (code in (BPF_DIV, BPF_MOD) and insn.off == 1):
+            return "invalid offset %d for this ALU op" % insn.off, "opcode"
+    elif kind == "end":
+        if insn.imm not in (16, 32, 64):
+            return "invalid byte swap width %d" % insn.imm, "opcode"
+    elif kind == "lddw":
+        if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
+            return "malformed lddw: the second slot must have opcode 0", "opcode"
+    elif kind == "atomic":
+        aop = insn.imm & MASK32
+        if aop not in ATOMIC_NAMES:
+            return "unknown atomic operation 0x%x" % aop, "opcode"
+    return None, None
+
+
+def validate(insns):
+    """``{pc: (reason, kind)}`` for every slot that faults when it runs (see instruction_error);
+    run once when an engine is built, which then only turns these entries into faults."""
+    bad = {}
+    for pc in range(len(insns)):
+        reason, kind = instruction_error(insns, pc)
+        if reason is not None:
+            bad[pc] = (reason, kind)
+    return bad
+
+
 # ------------------------------------------------------------------ text form
 def _reg(n):
     return "%r" + str(n)
@@ -657,15 +700,43 @@ def block_leaders(insns):
         pc += step
     # a jump into the second slot of a lddw makes that slot a leader (it faults there); the
     # lddw's own block then ends early, so the slot after the lddw must start a block too
+    for tail in lddw_tails(insns):
+        if tail in leaders:
+            leaders.add(tail + 1)
+    return sorted(x for x in leaders if x < n)
+
+
+def lddw_tails(insns):
+    """The set of second slots of the lddw instructions: no instruction starts there."""
+    tails = set()
+    n = len(insns)
     pc = 0
     while pc < n:
         if insns[pc].opcode == LDDW:
-            if pc + 1 in leaders:
-                leaders.add(pc + 2)
+            if pc + 1 < n:
+                tails.add(pc + 1)
             pc += 2
         else:
             pc += 1
-    return sorted(x for x in leaders if x < n)
+    return tails
+
+
+def function_starts(insns):
+    """pc 0 and every local-call or lddw-func target inside the program, sorted."""
+    starts = {0}
+    n = len(insns)
+    pc = 0
+    while pc < n:
+        insn = insns[pc]
+        target = -1
+        if insn.opcode == CALL and insn.src == BPF_PSEUDO_CALL:
+            target = pc + 1 + insn.imm
+        elif insn.opcode == LDDW and insn.src == BPF_PSEUDO_FUNC:
+            target = pc + 1 + s32(insn.imm)
+        if 0 <= target < n:
+            starts.add(target)
+        pc += 2 if insn.opcode == LDDW else 1
+    return sorted(starts)
 
 
 def basic_blocks(insns):

@@ -117,22 +117,7 @@ class Program:
         return "<end of program>"
 
 
-def subprogram_starts(insns):
-    """pc 0 and every local-call or lddw-func target inside the program, sorted."""
-    starts = {0}
-    n = len(insns)
-    pc = 0
-    while pc < n:
-        insn = insns[pc]
-        target = -1
-        if insn.opcode == isa.CALL and insn.src == isa.BPF_PSEUDO_CALL:
-            target = pc + 1 + insn.imm
-        elif insn.opcode == isa.LDDW and insn.src == isa.BPF_PSEUDO_FUNC:
-            target = pc + 1 + isa.s32(insn.imm)
-        if 0 <= target < n:
-            starts.add(target)
-        pc += 2 if insn.opcode == isa.LDDW else 1
-    return sorted(starts)
+subprogram_starts = isa.function_starts  # the name importers know
 
 
 MAX_TEXT = 16 * 1024 * 1024

@@ -17,7 +17,7 @@ Result: ``verify(...) -> VerifyResult``; rejection raises ``VerifierError`` whos
 lists one-line messages ``pc N: <insn>: <reason>``.
 """
 
-from iotbpf.ebpf import isa
+from iotbpf.ebpf import cfg, isa, ops
 from iotbpf.ebpf import tnum as T
 from iotbpf.ebpf import types as ty
 from iotbpf.ebpf.errors import VerifierError
@@ -233,71 +233,16 @@ def describe(r):
 
 
 # ------------------------------------------------------------------ concrete ALU (constants)
-def _sdiv(a, b, bits):
-    a = _sx(a, bits)
-    b = _sx(b, bits)
-    if b == 0:
-        return 0
-    q = abs(a) // abs(b)
-    return -q if (a < 0) != (b < 0) else q
-
-
-def _smod(a, b, bits):
-    sa = _sx(a, bits)
-    sb = _sx(b, bits)
-    if sb == 0:
-        return a
-    r = abs(sa) % abs(sb)
-    return -r if sa < 0 else r
-
-
 def _sx(x, bits):
     x &= (1 << bits) - 1
     return x - (1 << bits) if x >> (bits - 1) else x
 
 
 def alu_concrete(code, bits, signed_off, x, y):
-    """The value of one ALU operation on constants (RFC 9669 semantics)."""
+    """The value of one ALU operation on constants: the interpreters' function from ops.py."""
     m = (1 << bits) - 1
-    x &= m
-    y &= m
-    if code == isa.BPF_ADD:
-        r = x + y
-    elif code == isa.BPF_SUB:
-        r = x - y
-    elif code == isa.BPF_MUL:
-        r = x * y
-    elif code == isa.BPF_DIV:
-        r = _sdiv(x, y, bits) if signed_off == 1 else (x // y if y else 0)
-    elif code == isa.BPF_MOD:
-        r = _smod(x, y, bits) if signed_off == 1 else (x % y if y else x)
-    elif code == isa.BPF_OR:
-        r = x | y
-    elif code == isa.BPF_AND:
-        r = x & y
-    elif code == isa.BPF_XOR:
-        r = x ^ y
-    elif code == isa.BPF_LSH:
-        r = x << (y & (bits - 1))
-    elif code == isa.BPF_RSH:
-        r = x >> (y & (bits - 1))
-    elif code == isa.BPF_ARSH:
-        r = _sx(x, bits) >> (y & (bits - 1))
-    elif code == isa.BPF_NEG:
-        r = -x
-    elif code == isa.BPF_MOV:
-        r = _sx(y, signed_off) if signed_off in (8, 16, 32) else y
-    else:
-        r = 0
-    return r & m
-
-
-def _swap(v, nbytes):
-    out = 0
-    for _ in range(nbytes):
-        out = (out << 8) | (v & 0xFF)
-        v >>= 8
-    return out
+    f = ops.alu_func(code, bits == 64, signed_off)
+    return f(x & m, y & m) if f is not None else 0
 
 
 # ------------------------------------------------------------------ abstract scalar ALU
@@ -435,8 +380,7 @@ def end_bounds(insn, b):
         return FULL
     swap = insn.opcode & 0x07 == isa.BPF_ALU64 or insn.opcode & isa.BPF_TO_BE
     if b[5] == 0:
-        v = b[4] & ((1 << bits) - 1)
-        return const_bounds(_swap(v, bits // 8) if swap else v)
+        return const_bounds((ops.SWAP_FUNCS if swap else ops.LE_FUNCS)[bits](b[4], 0))
     if not swap:
         if bits == 64:
             return b
@@ -799,22 +743,13 @@ class Verifier:
         self.is_tail = [False] * n
         if n == 0:
             return ["pc 0: <end of program>: the program is empty \u2014 it needs at least an exit"]
-        count = 0
-        pc = 0
-        while pc < n:
-            insn = insns[pc]
-            count += 1
-            if insn.opcode == isa.LDDW:
-                if pc + 1 < n:
-                    self.is_tail[pc + 1] = True
-                pc += 2
-            else:
-                pc += 1
+        tails = isa.lddw_tails(insns)
+        for pc in tails:
+            self.is_tail[pc] = True
+        count = n - len(tails)
         if count > self.max_insns:
             return ["pc %d: %s: the program has %d instructions, more than the limit of %d"
                     % (self.max_insns, self.text(self.max_insns), count, self.max_insns)]
-        calls = set()
-        funcs = {0}
         for pc in range(n):
             if self.is_tail[pc]:
                 continue
@@ -848,15 +783,10 @@ class Verifier:
                 t = pc + 1 + insn.imm
                 if not 0 <= t < n or self.is_tail[t]:
                     errors.append(self.message(pc, "call target pc %d is not an instruction" % t))
-                else:
-                    calls.add(t)
-                    funcs.add(t)
             elif op == isa.LDDW and insn.src == isa.BPF_PSEUDO_FUNC:
                 t = pc + 1 + isa.s32(insn.imm)
                 if not 0 <= t < n or self.is_tail[t]:
                     errors.append(self.message(pc, "function address pc %d is not an instruction" % t))
-                else:
-                    funcs.add(t)
             elif op == isa.LDDW and insn.src not in (0, isa.BPF_PSEUDO_MAP_FD, isa.BPF_PSEUDO_MAP_IDX,
                                                      isa.BPF_PSEUDO_MAP_VALUE,
                                                      isa.BPF_PSEUDO_MAP_IDX_VALUE):
@@ -864,7 +794,7 @@ class Verifier:
                     insn.src, isa.LDDW_PSEUDO_NAMES.get(insn.src, "unknown"))))
         if errors:
             return errors
-        self.funcs = sorted(funcs)
+        self.funcs = isa.function_starts(insns)  # every target was checked above
         self.func_of = [0] * n
         starts = self.funcs
         fi = 0
@@ -1028,14 +958,8 @@ class Verifier:
         use = [0] * n
         dfn = [0] * n
         args = 0b111110
-        for pc in range(n):
-            if self.is_tail[pc]:
-                continue
-            insn = self.insns[pc]
+        for pc, insn, kind, d, s in self._insn_bits():
             op = insn.opcode
-            kind = isa.op_kind(op)
-            d = 1 << insn.dst
-            s = 1 << insn.src
             u = 0
             df = 0
             if kind == "alu":
@@ -1079,24 +1003,18 @@ class Verifier:
                 u = 1
             use[pc] = u | (1 << 10)
             dfn[pc] = df
-        live = [0] * n
-        changed = True
-        while changed:
-            changed = False
-            for pc in range(n - 1, -1, -1):
-                if self.is_tail[pc]:
-                    continue
-                out = 0
-                for t in succ[pc]:
-                    out |= live[t]
-                v = use[pc] | (out & ~dfn[pc])
-                if v != live[pc]:
-                    live[pc] = v
-                    changed = True
-        self.live = live
-        self.precise = self._precision(use)
+        order = [pc for pc in range(n - 1, -1, -1) if not self.is_tail[pc]]
+        self.live = cfg.backward_fixpoint(order, succ, lambda pc, out: use[pc] | (out & ~dfn[pc]), [0] * n)
+        self.precise = self._precision(use, order)
 
-    def _precision(self, use):
+    def _insn_bits(self):
+        """(pc, insn, kind, dst bit, src bit) of every instruction, lddw tails left out."""
+        for pc in range(self.n):
+            if not self.is_tail[pc]:
+                insn = self.insns[pc]
+                yield pc, insn, isa.op_kind(insn.opcode), 1 << insn.dst, 1 << insn.src
+
+    def _precision(self, use, order):
         """Registers whose value (not just type) can still matter for safety, per pc.
 
         A value matters if it may flow into a memory address, a branch condition, a helper or
@@ -1107,14 +1025,8 @@ class Verifier:
         succ = self.succ
         seed = [0] * n
         flow = [None] * n
-        for pc in range(n):
-            if self.is_tail[pc]:
-                continue
-            insn = self.insns[pc]
+        for pc, insn, kind, d, s in self._insn_bits():
             op = insn.opcode
-            kind = isa.op_kind(op)
-            d = 1 << insn.dst
-            s = 1 << insn.src
             if kind == "alu":
                 if op & 0xF0 == isa.BPF_MOV:
                     flow[pc] = (d, s if op & isa.BPF_X else 0)
@@ -1138,29 +1050,18 @@ class Verifier:
             else:
                 seed[pc] = use[pc]
             seed[pc] |= 1 << 10
-        prec = [0] * n
-        changed = True
-        while changed:
-            changed = False
-            for pc in range(n - 1, -1, -1):
-                if self.is_tail[pc]:
-                    continue
-                out = 0
-                for t in succ[pc]:
-                    out |= prec[t]
-                f = flow[pc]
-                if f is None:
-                    v = out
-                else:
-                    kill, gen = f
-                    v = out & ~kill
-                    if out & kill:
-                        v |= gen
-                v |= seed[pc]
-                if v != prec[pc]:
-                    prec[pc] = v
-                    changed = True
-        return prec
+
+        def transfer(pc, out):
+            f = flow[pc]
+            if f is None:
+                v = out
+            else:
+                kill, gen = f
+                v = out & ~kill
+                if out & kill:
+                    v |= gen
+            return v | seed[pc]
+        return cfg.backward_fixpoint(order, succ, transfer, [0] * n)
 
     # ------------------------------------------------------------ exploration
     def initial_state(self):

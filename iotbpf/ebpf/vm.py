@@ -1,4 +1,4 @@
-"""The eBPF virtual machine: VM, the Execution context, BPFFault, the compact interpreter.
+"""The eBPF virtual machine: VM, the Execution context and the engine registry (make_engine).
 
 Runs every RFC 9669 instruction with all memory checked through ``memory.Memory``; a run
 ends with r0 or a ``BPFFault`` -- no other Python exception may ever escape ``VM.run``.
@@ -63,7 +63,7 @@ Map protocol (what the VM needs from a map object, e.g. ebpf/maps.py)
 
 Engines: "interp" = ``interp.Interpreter`` (one closure per instruction, one unrolled closure per
 basic block: fast on CPython, ~260 B of RAM per instruction on MicroPython), "compact" =
-``CompactInterpreter`` (one tuple per instruction, ~50 B each; what "interp" means on
+``compact.CompactInterpreter`` (one tuple per instruction, ~50 B each; what "interp" means on
 MicroPython), "compiled" = ``compiler.CompiledEngine`` (ebpf/compiler.py).
 
 Engine protocol (how ``engine="compiled"`` plugs in; see ``make_engine``)
@@ -84,13 +84,35 @@ malformed instruction), "jump" (target out of range, into a lddw, fell off the e
 function, also appended to the message as `` [file:line: text]``.
 """
 
-import struct
 import sys
 import time
 
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.errors import LoadError, RuntimeFailure
+from iotbpf.ebpf.compact import CompactInterpreter
+from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.frames import (  # noqa: F401 (re-exported: the engines' shared run time)
+    EXITED,
+    TAIL,
+    BPFFault,
+    HelperFault,
+    StopRun,
+    format_source,
+    source_line,
+)
 from iotbpf.ebpf.memory import FUNC_REGION_ID, Memory, MemoryFault
+from iotbpf.ebpf.ops import (  # noqa: F401 (re-exported)
+    ALU32_FUNCS,
+    ALU64_FUNCS,
+    ATOMIC_FUNCS,
+    COND32,
+    COND64,
+    LE_FUNCS,
+    MOVSX32_FUNCS,
+    MOVSX64_FUNCS,
+    SIGNED32_FUNCS,
+    SIGNED64_FUNCS,
+    SWAP_FUNCS,
+)
 
 M64 = 0xFFFFFFFFFFFFFFFF
 M32 = 0xFFFFFFFF
@@ -98,70 +120,7 @@ SIGN64 = 0x8000000000000000
 SIGN32 = 0x80000000
 UNLIMITED = 1 << 62
 
-EXITED = -1  # block result: the outermost frame exited
-TAIL = -2  # block result: a tail call is pending
-
 FAULT_KINDS = ("oob", "readonly", "opcode", "jump", "depth", "helper", "budget", "internal")
-
-
-class BPFFault(RuntimeFailure):
-    """A run stopped: ``str`` is ``pc N: <insn>: <reason>``, followed by `` [file:line: text]``
-    when the program has line info (``.source``); ``.kind`` is one of FAULT_KINDS."""
-
-    def __init__(self, pc, insn_text, reason, kind, addr=None, source=None):
-        message = "pc %d: %s: %s" % (pc, insn_text, reason)
-        if source is not None:
-            message += " [%s]" % format_source(source)
-        super().__init__(message)
-        self.pc = pc
-        self.insn_text = insn_text
-        self.reason = reason
-        self.kind = kind
-        self.addr = addr
-        self.source = source
-
-
-def format_source(source):
-    """``file:line: text`` (or ``file:line``) for a line_info entry (file, line, text)."""
-    file, line, text = source
-    text = (text or "").strip()
-    return "%s:%d: %s" % (file, line, text) if text else "%s:%d" % (file, line)
-
-
-def source_line(program, pc):
-    """The (file, line, text) for ``pc``: the nearest line_info entry at or before ``pc``
-    inside the same function, or None when the program carries no line info."""
-    info = getattr(program, "line_info", None)
-    if not info:
-        return None
-    entry = info.get(pc)
-    if entry is not None:
-        return entry
-    start = 0
-    for s in getattr(program, "subprograms", None) or (0,):
-        if s <= pc:
-            start = s
-    best = -1
-    for p in info:
-        if start <= p <= pc and p > best:
-            best = p
-    return info[best] if best >= 0 else None
-
-
-class HelperFault(RuntimeFailure):
-    """Raised by a helper for bad arguments; the engine turns it into BPFFault kind "helper"."""
-
-    def __init__(self, reason):
-        super().__init__(reason)
-        self.reason = reason
-
-
-class StopRun(Exception):
-    """Raised by ``ex.stop(r0)`` (and legacy packet loads out of range): the run returns r0."""
-
-    def __init__(self, value):
-        super().__init__(value)
-        self.value = value
 
 
 class Environment:
@@ -248,137 +207,14 @@ class Execution:
 
 
 # ---------------------------------------------------------------- value functions
-def _sx64(x):
-    return x - 0x10000000000000000 if x & SIGN64 else x
-
-
-def _sx32(x):
-    x &= M32
-    return x - 0x100000000 if x & SIGN32 else x
-
-
-def _sdiv(a, b):
-    if b == 0:
-        return 0
-    q = abs(a) // abs(b)
-    return -q if (a < 0) != (b < 0) else q
-
-
-def _smod(a, b):
-    if b == 0:
-        return a
-    m = abs(a) % abs(b)
-    return -m if a < 0 else m
-
-
-ALU64_FUNCS = {
-    isa.BPF_ADD: lambda a, b: (a + b) & M64,
-    isa.BPF_SUB: lambda a, b: (a - b) & M64,
-    isa.BPF_MUL: lambda a, b: (a * b) & M64,
-    isa.BPF_DIV: lambda a, b: a // b if b else 0,
-    isa.BPF_OR: lambda a, b: a | b,
-    isa.BPF_AND: lambda a, b: a & b,
-    isa.BPF_LSH: lambda a, b: (a << (b & 63)) & M64,
-    isa.BPF_RSH: lambda a, b: a >> (b & 63),
-    isa.BPF_NEG: lambda a, b: (-a) & M64,
-    isa.BPF_MOD: lambda a, b: a % b if b else a,
-    isa.BPF_XOR: lambda a, b: a ^ b,
-    isa.BPF_MOV: lambda a, b: b,
-    isa.BPF_ARSH: lambda a, b: (_sx64(a) >> (b & 63)) & M64,
-}
-ALU32_FUNCS = {
-    isa.BPF_ADD: lambda a, b: (a + b) & M32,
-    isa.BPF_SUB: lambda a, b: (a - b) & M32,
-    isa.BPF_MUL: lambda a, b: ((a & M32) * (b & M32)) & M32,
-    isa.BPF_DIV: lambda a, b: (a & M32) // (b & M32) if b & M32 else 0,
-    isa.BPF_OR: lambda a, b: (a | b) & M32,
-    isa.BPF_AND: lambda a, b: a & b & M32,
-    isa.BPF_LSH: lambda a, b: (a << (b & 31)) & M32,
-    isa.BPF_RSH: lambda a, b: (a & M32) >> (b & 31),
-    isa.BPF_NEG: lambda a, b: (-a) & M32,
-    isa.BPF_MOD: lambda a, b: (a & M32) % (b & M32) if b & M32 else a & M32,
-    isa.BPF_XOR: lambda a, b: (a ^ b) & M32,
-    isa.BPF_MOV: lambda a, b: b & M32,
-    isa.BPF_ARSH: lambda a, b: (_sx32(a) >> (b & 31)) & M32,
-}
-SIGNED64_FUNCS = {
-    isa.BPF_DIV: lambda a, b: _sdiv(_sx64(a), _sx64(b)) & M64,
-    isa.BPF_MOD: lambda a, b: _smod(_sx64(a), _sx64(b)) & M64,
-}
-SIGNED32_FUNCS = {
-    isa.BPF_DIV: lambda a, b: _sdiv(_sx32(a), _sx32(b)) & M32,
-    isa.BPF_MOD: lambda a, b: _smod(_sx32(a), _sx32(b)) & M32,
-}
-
-
-def _sext(bits):
-    sign = 1 << (bits - 1)
-    mask = (1 << bits) - 1
-    return lambda x: ((x & mask) ^ sign) - sign
-
-
-MOVSX64_FUNCS = {n: (lambda f: lambda a, b: f(b) & M64)(_sext(n)) for n in (8, 16, 32)}
-MOVSX32_FUNCS = {n: (lambda f: lambda a, b: f(b) & M32)(_sext(n)) for n in (8, 16)}
-
-_BE = {16: isa.make_struct(">H"), 32: isa.make_struct(">I"), 64: isa.make_struct(">Q")}
-_LE = {16: isa.make_struct("<H"), 32: isa.make_struct("<I"), 64: isa.make_struct("<Q")}
-
-
-def _swap(bits):
-    be, le = _BE[bits], _LE[bits]
-    mask = (1 << bits) - 1
-    return lambda a, b: le.unpack(be.pack(a & mask))[0]
-
-
-SWAP_FUNCS = {16: _swap(16), 32: _swap(32), 64: _swap(64)}
-LE_FUNCS = {16: lambda a, b: a & 0xFFFF, 32: lambda a, b: a & M32, 64: lambda a, b: a}
-
-# Conditions on (a, b) already masked to the operation width.
-COND64 = {
-    isa.BPF_JEQ: lambda a, b: a == b,
-    isa.BPF_JNE: lambda a, b: a != b,
-    isa.BPF_JGT: lambda a, b: a > b,
-    isa.BPF_JGE: lambda a, b: a >= b,
-    isa.BPF_JLT: lambda a, b: a < b,
-    isa.BPF_JLE: lambda a, b: a <= b,
-    isa.BPF_JSET: lambda a, b: (a & b) != 0,
-    isa.BPF_JSGT: lambda a, b: (a ^ SIGN64) > (b ^ SIGN64),
-    isa.BPF_JSGE: lambda a, b: (a ^ SIGN64) >= (b ^ SIGN64),
-    isa.BPF_JSLT: lambda a, b: (a ^ SIGN64) < (b ^ SIGN64),
-    isa.BPF_JSLE: lambda a, b: (a ^ SIGN64) <= (b ^ SIGN64),
-}
-COND32 = dict(COND64)
-COND32[isa.BPF_JSGT] = lambda a, b: (a ^ SIGN32) > (b ^ SIGN32)
-COND32[isa.BPF_JSGE] = lambda a, b: (a ^ SIGN32) >= (b ^ SIGN32)
-COND32[isa.BPF_JSLT] = lambda a, b: (a ^ SIGN32) < (b ^ SIGN32)
-COND32[isa.BPF_JSLE] = lambda a, b: (a ^ SIGN32) <= (b ^ SIGN32)
-
-ATOMIC_FUNCS = {
-    isa.BPF_ADD: lambda a, b: a + b,
-    isa.BPF_OR: lambda a, b: a | b,
-    isa.BPF_AND: lambda a, b: a & b,
-    isa.BPF_XOR: lambda a, b: a ^ b,
-    isa.BPF_XCHG: lambda a, b: b,
-}
-
-_UNPACK = {1: isa.make_struct("<B"), 2: isa.make_struct("<H"), 4: isa.make_struct("<I"),
-          8: isa.make_struct("<Q")}
-_UNPACK_S = {1: isa.make_struct("<b"), 2: isa.make_struct("<h"), 4: isa.make_struct("<i")}
-_UNPACK_BE = {1: isa.make_struct(">B"), 2: isa.make_struct(">H"), 4: isa.make_struct(">I"),
-              8: isa.make_struct(">Q")}
-_SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
-_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
-_FMT_S = {1: "<b", 2: "<h", 4: "<i"}
-_unpack_from = struct.unpack_from
-_pack_into = struct.pack_into
-
+# The operations themselves are written once, in ops.py; these names stay for importers.
 
 # ---------------------------------------------------------------- engines
 _MICROPYTHON = getattr(getattr(sys, "implementation", None), "name", "") == "micropython"
 
 ENGINES = {
     "interp": ("iotbpf.ebpf.interp", "Interpreter"),
-    "compact": ("iotbpf.ebpf.vm", "CompactInterpreter"),
+    "compact": ("iotbpf.ebpf.compact", "CompactInterpreter"),
     "compiled": ("iotbpf.ebpf.compiler", "CompiledEngine"),
 }
 
@@ -482,6 +318,10 @@ class VM:
             self._engines[key] = (engine, program)
             return engine
         return engine[0]
+
+    def make_engine(self, kind, program):
+        """A new engine of ``kind`` for ``program`` on this VM (engines need not know the registry)."""
+        return make_engine(kind, program, self)
 
     def program_maps(self, program):
         """The map objects of ``program``: ``maps=`` for the main program, else its own
@@ -717,413 +557,6 @@ class VM:
             buf[:] = _ZERO_STACK
 
 
-class CompactInterpreter:
-    """The reference semantics with one small tuple per instruction, for MicroPython's RAM.
-
-    ``code[pc] = (handler, operands...)``, ``pc = handler(regs, code[pc], pc)``; blocks are
-    charged through ``cost[pc]`` (non-zero at block leaders). About a fifth of the closure
-    interpreter's memory; selected by ``engine="compact"``, and by "interp" on MicroPython.
-    """
-
-    def __init__(self, program, vm):
-        self.program = program
-        self.vm = vm
-        self.ex = vm.ex
-        self.regs = vm.ex.regs
-        self.regions = vm.memory.regions
-        insns = program.insns
-        n = len(insns)
-        self.n = n
-        cost = [0] * (n + 1)
-        for start, _end, c in isa.basic_blocks(insns):
-            cost[start] = c
-        code = [None] * (n + 1)
-        # equal tuples (same operation, operands and target) are stored once: RAM on MCUs
-        shared = {}
-        lddw_tail = (_c_lddw_tail, self)
-        pc = 0
-        while pc < n:
-            insn = insns[pc]
-            t = self._decode(pc, insn)
-            code[pc] = shared.setdefault(t, t)
-            if insn.opcode == isa.LDDW:
-                if pc + 1 < n:
-                    code[pc + 1] = lddw_tail
-                pc += 2
-            else:
-                pc += 1
-        shared = None
-        code[n] = (_c_fault, "execution fell off the end of the program", "jump", self, n - 1 if n else 0)
-        self.code = code
-        self.cost = cost
-
-    def _fault(self, pc, reason, kind):
-        return self.vm.fault(pc, reason, kind, self.program)
-
-    def _decode(self, pc, insn):
-        kind = isa.op_kind(insn.opcode)
-        if kind is None:
-            return (_c_fault, "unknown opcode 0x%02x" % insn.opcode, "opcode", self)
-        reason = isa.operand_error(insn)
-        if reason is not None:
-            return (_c_fault, reason, "opcode", self)
-        op = insn.opcode
-        d, s, off, imm = insn.dst, insn.src, insn.off, insn.imm
-        if kind == "alu":
-            code = op & 0xF0
-            is64 = op & 0x07 == isa.BPF_ALU64
-            if code == isa.BPF_MOV and op & isa.BPF_X and off:
-                f = (MOVSX64_FUNCS if is64 else MOVSX32_FUNCS).get(off)
-                if f is None:
-                    return (_c_fault, "invalid movsx size %d" % off, "opcode", self)
-            elif code in (isa.BPF_DIV, isa.BPF_MOD) and off == 1:
-                f = (SIGNED64_FUNCS if is64 else SIGNED32_FUNCS)[code]
-            elif off:
-                return (_c_fault, "invalid offset %d for this ALU op" % off, "opcode", self)
-            else:
-                f = (ALU64_FUNCS if is64 else ALU32_FUNCS)[code]
-            if op & isa.BPF_X:
-                return (_C_FAST_X.get(op, _c_alu_x) if not off else _c_alu_x, d, s, f)
-            return (_C_FAST_K.get(op, _c_alu_k) if not off else _c_alu_k, d, imm & M64, f)
-        if kind == "end":
-            if imm not in (16, 32, 64):
-                return (_c_fault, "invalid byte swap width %d" % imm, "opcode", self)
-            f = LE_FUNCS[imm] if op == isa.BPF_ALU | isa.BPF_END | isa.BPF_TO_LE else SWAP_FUNCS[imm]
-            return (_c_alu_k, d, 0, f)
-        if kind == "lddw":
-            insns = self.program.insns
-            if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
-                return (_c_fault, "malformed lddw: the second slot must have opcode 0", "opcode", self)
-            return (_c_lddw, d, self.vm.resolve_lddw(pc, insn, self.program))
-        if kind in ("ldx", "ldxs"):
-            size = isa.SIZE_BYTES[op & 0x18]
-            fmt = (_FMT_S if kind == "ldxs" else _FMT)[size]
-            return (_c_ldx, d, s, off, size, fmt, self)
-        if kind in ("st", "stx"):
-            size = isa.SIZE_BYTES[op & 0x18]
-            fmt = _FMT[size]
-            if kind == "st":
-                return (_c_st, d, off, size, fmt, self, imm & _SIZE_MASK[size])
-            return (_c_stx, d, off, size, fmt, self, s, _SIZE_MASK[size])
-        if kind == "atomic":
-            aop = imm & M32
-            size = 8 if op & 0x18 == isa.BPF_DW else 4
-            f = ATOMIC_FUNCS.get(aop if aop == isa.BPF_XCHG else aop & ~isa.BPF_FETCH)
-            if aop != isa.BPF_CMPXCHG and (f is None or aop not in isa.ATOMIC_NAMES):
-                return (_c_fault, "unknown atomic operation 0x%x" % aop, "opcode", self)
-            return (_c_atomic, d, s, off, size, aop, f, self)
-        if kind in ("ldabs", "ldind"):
-            size = isa.SIZE_BYTES[op & 0x18]
-            return (_c_ldabs, s if kind == "ldind" else -1, imm, size, ">" + _FMT[size][1], self)
-        if kind in ("ja", "ja32"):
-            target = insn.jump_target(pc)
-            if not 0 <= target < self.n:
-                return (_c_fault, "jump target %d out of range" % target, "jump", self)
-            return (_c_ja, target)
-        if kind == "jcond":
-            is64 = op & 0x07 == isa.BPF_JMP
-            cond = (COND64 if is64 else COND32)[op & 0xF0]
-            mask = M64 if is64 else M32
-            target = insn.jump_target(pc)
-            x = 1 if op & isa.BPF_X else 0
-            b = s if x else imm & mask
-            if not 0 <= target < self.n:
-                return (_c_jbad, d, b, cond, mask, x, self, "jump target %d out of range" % target)
-            if is64:
-                fast = (_C_FAST_JX if x else _C_FAST_JK).get(op & 0xF0)
-                if fast is not None:
-                    return (fast, d, b, cond, mask, target)
-            return (_c_jx if x else _c_jk, d, b, cond, mask, target)
-        if kind == "call":
-            if s == isa.BPF_PSEUDO_CALL:
-                target = pc + 1 + imm
-                if not 0 <= target < self.n:
-                    return (_c_fault, "call target %d out of range" % target, "jump", self)
-                return (_c_call_local, target, self)
-            if s != 0:
-                return (_c_fault, "kernel function calls are not supported", "helper", self)
-            fn, name = self.vm.helper(imm)
-            if fn is None:
-                return (_c_fault, "unknown helper %d" % imm, "helper", self)
-            return (_c_call_helper, fn, name, self)
-        if kind == "callx":
-            return (_c_callx, d, self)
-        return (_c_exit, self.ex)
-
-    def is_entry(self, pc):
-        return 0 <= pc < self.n and self.cost[pc] != 0
-
-    def run_main(self):
-        self._loop(0)
-        return self.regs[0]
-
-    def call_function(self, pc, r1=0, r2=0, r3=0, r4=0, r5=0):
-        return _call_function(self, pc, r1, r2, r3, r4, r5)
-
-    def _loop(self, pc):
-        ex = self.ex
-        r = self.regs
-        code = self.code
-        cost = self.cost
-        trace = ex.trace
-        profile = ex.profile
-        insns = self.program.insns
-        if trace is None and profile is None:
-            while pc >= 0:
-                c = cost[pc]
-                if c:
-                    if c > ex.left:
-                        raise self._fault(pc, "instruction budget exhausted (%d instructions)"
-                                          % (ex.budget or 0), "budget")
-                    ex.left -= c
-                t = code[pc]
-                pc = t[0](r, t, pc)
-            return pc
-        while pc >= 0:
-            c = cost[pc]
-            if c:
-                if c > ex.left:
-                    raise self._fault(pc, "instruction budget exhausted (%d instructions)"
-                                      % (ex.budget or 0), "budget")
-                ex.left -= c
-            t = code[pc]
-            if profile is not None and pc < self.n:
-                profile[pc] = profile.get(pc, 0) + 1
-            before = list(r)
-            nxt = t[0](r, t, pc)
-            if trace is not None:
-                changed = [(i, r[i]) for i in range(isa.NUM_REGS) if r[i] != before[i]]
-                trace.append((pc, isa.format_insn(insns[pc], pc), changed))
-            pc = nxt
-        return pc
-
-
-def _call_function(engine, pc, r1, r2, r3, r4, r5):
-    """Run the subprogram at ``pc`` in a new frame until it exits (callbacks); returns r0."""
-    r = engine.regs
-    ex = engine.ex
-    if not engine.is_entry(pc):
-        raise HelperFault("callback address %d is not the start of a function" % pc)
-    depth = len(ex.frames)
-    if depth >= isa.MAX_CALL_FRAMES - 1:
-        raise engine.vm.fault(ex.pc, "call depth exceeded (%d frames) calling back into pc %d"
-                              % (isa.MAX_CALL_FRAMES, pc), "depth", engine.program)
-    saved = (r[0], r[1], r[2], r[3], r[4], r[5])
-    ex.frames.append((EXITED, r[6], r[7], r[8], r[9], r[10]))
-    r[1], r[2], r[3], r[4], r[5] = r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64
-    r[10] = engine.vm.stack_tops[depth + 1]
-    engine._loop(pc)
-    result = r[0]
-    r[0], r[1], r[2], r[3], r[4], r[5] = saved
-    return result
-
-
-def _enter_frame(engine, r, pc, target):
-    """A local call at ``pc`` to ``target``: push the caller's frame (depth limit 8)."""
-    ex = engine.ex
-    frames = ex.frames
-    depth = len(frames)
-    if depth >= isa.MAX_CALL_FRAMES - 1:
-        raise engine.vm.fault(pc, "call depth exceeded (%d frames)" % isa.MAX_CALL_FRAMES, "depth",
-                              engine.program)
-    frames.append((pc + 1, r[6], r[7], r[8], r[9], r[10]))
-    r[10] = engine.vm.stack_tops[depth + 1]
-    return target
-
-
-# Handlers of the compact interpreter: ``handler(regs, t, pc) -> next pc`` with t = code[pc].
-def _c_fault(r, t, pc):
-    raise t[3]._fault(t[4] if len(t) > 4 else pc, t[1], t[2])
-
-
-def _c_lddw_tail(r, t, pc):
-    raise t[1]._fault(pc, "jump into the second slot of the lddw at pc %d" % (pc - 1), "jump")
-
-
-def _c_alu_k(r, t, pc):
-    d = t[1]
-    r[d] = t[3](r[d], t[2])
-    return pc + 1
-
-
-def _c_alu_x(r, t, pc):
-    d = t[1]
-    r[d] = t[3](r[d], r[t[2]])
-    return pc + 1
-
-
-# the most frequent forms without the value-function call (same results as the tables)
-def _c_mov_k(r, t, pc):
-    r[t[1]] = t[2]
-    return pc + 1
-
-
-def _c_add_k(r, t, pc):
-    d = t[1]
-    r[d] = (r[d] + t[2]) & M64
-    return pc + 1
-
-
-def _c_mov_x(r, t, pc):
-    r[t[1]] = r[t[2]]
-    return pc + 1
-
-
-def _c_add_x(r, t, pc):
-    d = t[1]
-    r[d] = (r[d] + r[t[2]]) & M64
-    return pc + 1
-
-
-def _c_jeq_k(r, t, pc):
-    return t[5] if r[t[1]] == t[2] else pc + 1
-
-
-def _c_jne_k(r, t, pc):
-    return t[5] if r[t[1]] != t[2] else pc + 1
-
-
-def _c_jeq_x(r, t, pc):
-    return t[5] if r[t[1]] == r[t[2]] else pc + 1
-
-
-def _c_jne_x(r, t, pc):
-    return t[5] if r[t[1]] != r[t[2]] else pc + 1
-
-
-_C_FAST_K = {isa.BPF_ALU64 | isa.BPF_MOV: _c_mov_k, isa.BPF_ALU64 | isa.BPF_ADD: _c_add_k}
-_C_FAST_X = {isa.BPF_ALU64 | isa.BPF_X | isa.BPF_MOV: _c_mov_x,
-             isa.BPF_ALU64 | isa.BPF_X | isa.BPF_ADD: _c_add_x}
-_C_FAST_JK = {isa.BPF_JEQ: _c_jeq_k, isa.BPF_JNE: _c_jne_k}
-_C_FAST_JX = {isa.BPF_JEQ: _c_jeq_x, isa.BPF_JNE: _c_jne_x}
-
-
-def _c_lddw(r, t, pc):
-    r[t[1]] = t[2]
-    return pc + 2
-
-
-def _c_access(eng, pc, a, size, write):
-    exc = eng.vm.memory.fault(a, size, write)
-    return eng.vm.fault(pc, exc.reason, exc.kind, eng.program, a)
-
-
-def _c_ldx(r, t, pc):
-    a = (r[t[2]] + t[3]) & M64
-    size = t[4]
-    g = t[6].regions.get(a >> 32)
-    o = a & M32
-    if g is None or o + size > g[1]:
-        raise _c_access(t[6], pc, a, size, False)
-    r[t[1]] = _unpack_from(t[5], g[0], o)[0] & M64
-    return pc + 1
-
-
-def _c_store(t, pc, r, value):
-    a = (r[t[1]] + t[2]) & M64
-    size = t[3]
-    g = t[5].regions.get(a >> 32)
-    o = a & M32
-    if g is None or o + size > g[1] or not g[2]:
-        raise _c_access(t[5], pc, a, size, True)
-    _pack_into(t[4], g[0], o, value)
-
-
-def _c_st(r, t, pc):
-    _c_store(t, pc, r, t[6])
-    return pc + 1
-
-
-def _c_stx(r, t, pc):
-    _c_store(t, pc, r, r[t[6]] & t[7])
-    return pc + 1
-
-
-def _c_atomic(r, t, pc):
-    d, s, off, size, aop, f, eng = t[1], t[2], t[3], t[4], t[5], t[6], t[7]
-    a = (r[d] + off) & M64
-    g = eng.regions.get(a >> 32)
-    o = a & M32
-    if g is None or o + size > g[1] or not g[2]:
-        raise _c_access(eng, pc, a, size, True)
-    fmt = _FMT[size]
-    mask = _SIZE_MASK[size]
-    old = _unpack_from(fmt, g[0], o)[0]
-    if aop == isa.BPF_CMPXCHG:
-        if old == r[0] & mask:
-            _pack_into(fmt, g[0], o, r[s] & mask)
-        r[0] = old
-        return pc + 1
-    _pack_into(fmt, g[0], o, f(old, r[s]) & mask)
-    if aop & isa.BPF_FETCH:
-        r[s] = old
-    return pc + 1
-
-
-def _c_ldabs(r, t, pc):
-    eng = t[5]
-    base, length = eng.ex.packet
-    o = (t[2] + (r[t[1]] if t[1] >= 0 else 0)) & M32
-    size = t[3]
-    if o + size > length:
-        raise StopRun(0)
-    r[0] = _unpack_from(t[4], eng.regions[base >> 32][0], o)[0]
-    return pc + 1
-
-
-def _c_ja(r, t, pc):
-    return t[1]
-
-
-def _c_jk(r, t, pc):
-    return t[5] if t[3](r[t[1]] & t[4], t[2]) else pc + 1
-
-
-def _c_jx(r, t, pc):
-    mask = t[4]
-    return t[5] if t[3](r[t[1]] & mask, r[t[2]] & mask) else pc + 1
-
-
-def _c_jbad(r, t, pc):
-    mask = t[4]
-    b = r[t[2]] & mask if t[5] else t[2]
-    if t[3](r[t[1]] & mask, b):
-        raise t[6]._fault(pc, t[7], "jump")
-    return pc + 1
-
-
-def _c_call_local(r, t, pc):
-    return _enter_frame(t[2], r, pc, t[1])
-
-
-def _c_call_helper(r, t, pc):
-    eng = t[3]
-    return _invoke_helper(eng.vm, eng.ex, r, eng.program, pc, t[1], t[2])
-
-
-def _c_callx(r, t, pc):
-    eng = t[2]
-    d = t[1]
-    v = r[d]
-    if (v >> 32) == FUNC_REGION_ID:
-        target = v & M32
-        if not eng.is_entry(target):
-            raise eng._fault(pc, "callx target %d is not the start of a function" % target, "jump")
-        return _enter_frame(eng, r, pc, target)
-    fn, name = eng.vm.helper(v)
-    if fn is None:
-        raise eng._fault(pc, "unknown helper %d (called through %%r%d)" % (v, d), "helper")
-    return _invoke_helper(eng.vm, eng.ex, r, eng.program, pc, fn, name)
-
-
-def _c_exit(r, t, pc):
-    frames = t[1].frames
-    if frames:
-        nxt, r[6], r[7], r[8], r[9], r[10] = frames.pop()
-        return nxt
-    return EXITED
-
-
 _ZERO_REGS = [0] * isa.NUM_REGS
 _ZERO_STACK = bytes(isa.STACK_SIZE)
 _NO_PACKET = (0, 0)
@@ -1137,44 +570,6 @@ def _has_calls(program):
                 or (op == isa.LDDW and insn.src == isa.BPF_PSEUDO_FUNC):
             return True
     return False
-
-
-def _helper_fault(vm, program, pc, name, exc):
-    """The BPFFault for an exception helper ``name`` raised at ``pc`` (every engine's texts and kinds)."""
-    if isinstance(exc, HelperFault):
-        return vm.fault(pc, "helper %s: %s" % (name, exc.reason), "helper", program)
-    if isinstance(exc, MemoryFault):
-        return vm.fault(pc, "helper %s: %s" % (name, exc.reason), exc.kind, program, exc.addr)
-    return vm.fault(pc, "helper %s failed: %s: %s" % (name, type(exc).__name__, exc), "helper", program)
-
-
-def _helper_result(vm, program, pc, name, v):
-    """A helper's return value that is not a plain int: None is 0, an int subclass its value,
-    anything else a fault."""
-    if v is None:
-        return 0
-    if isinstance(v, int):
-        return int(v)
-    raise vm.fault(pc, "helper %s returned %s, not an integer" % (name, type(v).__name__), "helper", program)
-
-
-def _invoke_helper(vm, ex, r, program, pc, fn, name):
-    """Call helper ``fn`` for the call at ``pc``: r0 = result; faults wrapped; TAIL or pc + 1."""
-    ex.pc = pc
-    try:
-        v = fn(ex, r[1], r[2], r[3], r[4], r[5])
-    except StopRun:
-        raise
-    except BPFFault:
-        raise
-    except Exception as exc:
-        raise _helper_fault(vm, program, pc, name, exc) from None
-    if v.__class__ is not int:
-        v = _helper_result(vm, program, pc, name, v)
-    r[0] = v & M64
-    if ex.tail_target is not None:
-        return TAIL
-    return pc + 1
 
 
 def _is_spec(entry):
