@@ -347,11 +347,20 @@ def _percentile(sorted_values: list, q: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
+MONITOR_BYTE_COUNTERS = ("net_tx_bytes", "net_rx_bytes", "disk_read_bytes", "disk_write_bytes")
+
+
 def monitor_document(summary: dict, timeline: list, host: str, model_matches_host: bool) -> dict:
     """The monitor document of a live ``iotbpf monitor`` run (``LinuxMonitor.summary()`` and the
     per-interval (end time s, {app: W}) timeline)."""
-    apps = [{"app": a["app"], "energy_j": a["energy_j"], "cpu_s": a["cpu_s"], "wakeups": int(a["wakeups"]),
-             "processes": int(a.get("processes", 0)), "source": a.get("source", "")} for a in summary["apps"]]
+    apps = []
+    for a in summary["apps"]:
+        row = {"app": a["app"], "energy_j": a["energy_j"], "cpu_s": a["cpu_s"], "wakeups": int(a["wakeups"]),
+               "processes": int(a.get("processes", 0)), "source": a.get("source", "")}
+        for counter in MONITOR_BYTE_COUNTERS:  # the eBPF backend counts these in the kernel
+            if a.get(counter) is not None:
+                row[counter] = int(a[counter])
+        apps.append(row)
     series: dict[str, list] = {"t_s": [t - timeline[0][0] for t, _ in timeline] if timeline else []}
     names = sorted({n for _, watts in timeline for n in watts})
     for name in names:
