@@ -71,8 +71,8 @@ class SimulationResult:
         tx, rx = s["radio"]["tx"], s["radio"]["rx"]
         lines.append("packets sent %d, lost %d, rejected %d, deadline misses %d, queued now %d" % (
             tx["sent"], tx["lost"], tx["rejected"], tx["missed_deadlines"], tx["in_flight"]))
-        lines.append("packets received %d, passed %d, dropped %d" % (rx["received"], rx["passed"],
-                                                                    rx["dropped"]))
+        lines.append("packets received %d, passed %d, dropped %d, missed (radio not listening) %d" % (
+            rx["received"], rx["passed"], rx["dropped"], rx.get("missed", 0)))
         lines.append("faults %d, log lines %d" % (s["faults"], s["logs"]))
         for f in s["fault_records"][:5]:
             lines.append("  fault at %.3f s: %s/%s: %s" % (f["t_ns"] / 1e9, f["app"], f["hook"],
@@ -83,8 +83,10 @@ class SimulationResult:
         if s.get("battery_dead_ns") is not None:
             lines.append("battery empty after %.2f days" % (s["battery_dead_ns"] / 86400e9))
         energy = s.get("energy")
-        if energy is not None and self._scheduler is not None and hasattr(self._scheduler, "summary_lines"):
-            lines.extend(self._scheduler.summary_lines())
+        if energy is not None and self._scheduler is not None:
+            from iotbpf.report.text import energy_summary_lines
+
+            lines.extend(energy_summary_lines(self._scheduler.summary()))
         return "\n".join(lines) + "\n"
 
     def _energy(self) -> dict:

@@ -763,41 +763,6 @@ class Scheduler:
         return {"t_ns": now_ns, "components": comps, "apps": app_j,
                 "soc_percent": 100.0 * self.battery.soc(), "time_to_empty_s": self.battery.time_to_empty_s()}
 
-    def summary_lines(self):
-        """Human-readable lines for `iotbpf simulate` (per component, per app, battery, lifetime)."""
-        s = self.summary()
-        lines = ["energy: %.6g J over %s, average current %s (policy %s, cpu %s, board %s)"
-                 % (s["energy_j"], _days(s["duration_ns"]), _amps(s["average_current_a"]), s["policy"],
-                    s["cpu_policy"], s["board"])]
-        for comp, entry in s["components"].items():
-            parts = ["%s %.3g J" % (st, v["energy_j"]) for st, v in entry["states"].items() if v["ns"]]
-            lines.append("  component %-10s %.6g J  (%s)" % (comp, entry["energy_j"], ", ".join(parts)))
-        for app, joules in s["apps"].items():
-            lines.append("  app %-16s %.6g J" % (app, joules))
-        b = s["battery"]
-        life = s["lifetime_days"]
-        lines.append("battery: %s %.0f mAh, state of charge %.1f %%, drawn %.4g mAh%s"
-                     % (b["model"], b["capacity_mah"], 100.0 * b["soc"], b["drawn_mah"],
-                        ", harvested %.4g mAh" % b["harvested_mah"] if b["harvested_mah"] else ""))
-        lines.append("predicted lifetime: %s" % ("unlimited (energy-neutral)" if life is None
-                                                 else "%.1f days" % life))
-        if "oracle" in s:
-            o = s["oracle"]
-            lines.append("oracle (offline optimum of this trace%s): %.6g J in %d bursts; live run / oracle = %.4f"
-                         % ("" if o["exact"] else ", lower bound, gap %.2f %%" % (100.0 * o["gap"]),
-                            o["lower_bound_j"], o["bursts"], s["energy_j"] / o["lower_bound_j"]
-                            if o["lower_bound_j"] else 0.0))
-        return lines
-
-
-def _days(ns):
-    return "%.4g days" % (ns / NS_PER_DAY)
-
-
-def _amps(a):
-    if a >= 1e-3:
-        return "%.4g mA" % (a * 1e3)
-    return "%.4g uA" % (a * 1e6)
 
 
 def make_scheduler(policy_name, board, params=None):

@@ -74,3 +74,42 @@ def format_comparison(rows: list[dict]) -> str:
             r["deadline_misses"], r.get("rx_missed", 0),
             "-" if r["power_ratio_to_oracle"] is None else "%.4f" % r["power_ratio_to_oracle"], gap))
     return "\n".join(lines) + "\n"
+
+
+def _state_name(state: str) -> str:
+    """A power state as a person reads it: a ramp ``sleep>run`` is "switching sleep to run"."""
+    if ">" in state:
+        a, b = state.split(">", 1)
+        return "switching %s to %s" % (a, b)
+    return state
+
+
+def energy_summary_lines(s: dict) -> list[str]:
+    """The energy part of ``iotbpf simulate``'s summary from the scheduler's ``summary()``: engineering
+    units everywhere, plain words, the battery's cell and what it has left, the predicted lifetime."""
+    lines = ["energy: %s over %s, average current %s (policy %s, cpu %s, board %s)" % (
+        eng(s["energy_j"], "J"), duration_text(s["duration_ns"] / 1e9), eng(s["average_current_a"], "A"),
+        s["policy"], s["cpu_policy"], s["board"])]
+    for comp, entry in s["components"].items():
+        parts = ["%s %s" % (_state_name(st), eng(v["energy_j"], "J")) for st, v in entry["states"].items() if v["ns"]]
+        lines.append("  component %-10s %10s  (%s)" % (comp, eng(entry["energy_j"], "J"), ", ".join(parts)))
+    for app, joules in s["apps"].items():
+        lines.append("  app %-16s %10s" % (app, eng(joules, "J")))
+    b = s["battery"]
+    cell = b.get("cell")
+    kind = ("%s cell, %s model" % (cell.upper(), b["model"])) if cell else ("%s model" % b["model"])
+    extra = ""
+    if b.get("harvested_mah"):
+        extra = ", harvested %s" % eng(b["harvested_mah"] * 1e-3, "Ah")
+    lines.append("battery: %s mAh (%s), charge left %.1f %%, drawn %s%s" % (
+        "%.0f" % b["capacity_mah"], kind, 100.0 * b["soc"], eng(b["drawn_mah"] * 1e-3, "Ah"), extra))
+    life = s["lifetime_days"]
+    lines.append("predicted lifetime: %s" % ("unlimited (energy-neutral)" if life is None
+                                             else duration_text(life * 86400.0)))
+    if "oracle" in s:
+        o = s["oracle"]
+        bound = "exact" if o["exact"] else "lower bound, gap %.2f %%" % (100.0 * o["gap"])
+        ratio = s["energy_j"] / o["lower_bound_j"] if o["lower_bound_j"] else 0.0
+        lines.append("oracle (offline optimum of this trace, %s): %s in %d bursts; this run / oracle = %.4f" % (
+            bound, eng(o["lower_bound_j"], "J"), o["bursts"], ratio))
+    return lines
