@@ -130,15 +130,30 @@ class Session:
         if burst is None:
             return
         recorder = self.recorder
+        last = {}   # the burst the radio is still in: a packet sent while it is awake joins it
 
         def watched(t, packets):
             apps = sorted({str(q[3]) for q in packets})
             count = len(packets)
             before = len(scheduler.done)
             burst(t, packets)
-            if count and len(scheduler.done) > before:
-                recorder.event(t, "radio burst", scheduler.done[-1][0] - t, ",".join(apps),
-                               "%d packet%s" % (count, "" if count == 1 else "s"))
+            if not count or len(scheduler.done) <= before:
+                return
+            end = scheduler.done[-1][0]
+            previous = last.get("event")
+            if previous is not None and t <= last["end"]:
+                last["packets"] += count
+                last["apps"].update(apps)
+                previous["duration_ns"] = max(last["end"], end) - previous["t_ns"]
+                previous["app"] = ",".join(sorted(last["apps"]))
+                previous["detail"] = "%d packets" % last["packets"]
+                last["end"] = max(last["end"], end)
+                return
+            detail = "%d packet%s" % (count, "" if count == 1 else "s")
+            recorder.event(t, "radio burst", end - t, ",".join(apps), detail)
+            newest = recorder._events[-1] if recorder._events else None
+            if newest is not None and newest["kind"] == "radio burst" and newest["t_ns"] == t:
+                last.update(event=newest, end=end, packets=count, apps=set(apps))
 
         scheduler._burst = watched
 

@@ -54,7 +54,7 @@ def test_02_simulate_and_plot(tmp_path):
 def test_03_compare_policies(tmp_path):
     out = run_example("03_compare_policies.py", tmp_path)
     assert out.splitlines()[1].split() == ["policy", "energy", "over", "avg", "power", "avg", "current", "lifetime",
-                                           "died", "misses", "power/oracle"]
+                                           "died", "misses", "rx_lost", "power/oracle", "gap"]
     assert "best policy: " in out and "oracle" in out and "batteries that died during the run: none" in out
 
 
