@@ -23,7 +23,18 @@ from iotbpf.platforms.device import (
     plan_update,
 )
 
-REPO = Path(__file__).resolve().parent.parent.parent
+
+def _checkout() -> Path:
+    """The source checkout whose tests/ hold the MicroPython runner and the stand-in ``machine``
+    module: the current folder when it is one (an installed iotbpf run from a checkout, as CI
+    does), else the folder above the package."""
+    for candidate in (Path.cwd(), Path(__file__).resolve().parent.parent.parent):
+        if (candidate / "tests" / "micropython" / "run_micropython.mjs").is_file():
+            return candidate
+    return Path(__file__).resolve().parent.parent.parent
+
+
+REPO = _checkout()
 STAND_IN_MACHINE = REPO / "tests" / "platforms" / "mcu" / "machine.py"
 RAM_TARGET_BYTES = 64 * 1024
 BOARD = "nrf52840_dk"

@@ -21,9 +21,10 @@ import time
 
 from iotbpf.platforms.kernel import libbpf
 from iotbpf.platforms.linux import KERNEL_APP, PF_KTHREAD, LinuxMonitor, ProcessSample, Snapshot
+from iotbpf.resources import data_root
 
-SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))), "apps", "linux_monitor", "linux_monitor.bpf.c")
+# the bundled apps folder: the checkout's apps/, or iotbpf/_data/apps in an installed wheel
+SOURCE = str(data_root("apps") / "linux_monitor" / "linux_monitor.bpf.c")
 _PROC = struct.Struct("<8Q4I16s64s")
 # program -> tracepoint it attaches to (optional ones are skipped on kernels without them)
 PROGRAMS = {"on_switch": "sched_switch", "on_exec": "sched_process_exec",
