@@ -152,17 +152,20 @@ def test_a_node_known_only_from_a_retained_message_was_never_seen(mosquitto_brok
     old = paho.Client(CallbackAPIVersion.VERSION2)
     old.connect("127.0.0.1", mosquitto_broker.port)
     old.loop_start()
+    ghost = "iotbpf/retained-ghost/status"   # the broker is shared by the session's tests
     try:
-        old.publish("iotbpf/ghost/status", "offline", qos=1, retain=True).wait_for_publish(10)
+        old.publish(ghost, "offline", qos=1, retain=True).wait_for_publish(10)
+        rx = _receiver(mosquitto_broker, nodes="retained-ghost")
+        try:
+            assert rx.wait_for(lambda r: "retained-ghost" in r.nodes
+                               and r.nodes["retained-ghost"].status == "offline", 10)
+            assert rx.nodes["retained-ghost"].last_seen is None
+        finally:
+            rx.stop()
     finally:
+        old.publish(ghost, b"", qos=1, retain=True).wait_for_publish(10)  # clear it for later tests
         old.loop_stop()
         old.disconnect()
-    rx = _receiver(mosquitto_broker)
-    try:
-        assert rx.wait_for(lambda r: "ghost" in r.nodes and r.nodes["ghost"].status == "offline", 10)
-        assert rx.nodes["ghost"].last_seen is None
-    finally:
-        rx.stop()
 
 
 def _render(template: str, payload: dict):
