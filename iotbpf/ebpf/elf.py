@@ -553,24 +553,6 @@ class _Loader:
                 if func is not None:
                     self.obj._by_function[func.name] = prog
 
-    def _text_functions(self) -> list:
-        """.text split into its functions [(start, end, name)] by their symbols (libbpf's
-        subprograms); the whole section as one piece when it has no function symbols."""
-        text = self.text
-        n = len(self.text_insns)
-        starts = {}
-        for s in self._syms_in(text):
-            if s.type != STT_FUNC:
-                continue
-            if s.value % 8 or s.value >= text.size:
-                raise self.fail("function %s has a bad position in .text" % s.name)
-            starts.setdefault(s.value // 8, s.name)
-        if 0 not in starts:
-            starts[0] = ".text"
-        order = sorted(starts)
-        return [(pc, order[i + 1] if i + 1 < len(order) else n, starts[pc])
-                for i, pc in enumerate(order)]
-
     def _link(self, sec, sec_insns, start: int, end: int, name: str, func_name: str) -> Program:
         """One program as libbpf links it: its own function, then every .text subprogram it
         reaches (transitively, each once, in the order first reached), calls relocated."""
