@@ -466,6 +466,11 @@ class LinuxMonitor:
         if len(self._key_cache) > len(snap.processes):
             live = set((p.pid, p.starttime) for p in snap.processes.values())
             self._key_cache = dict((k, v) for k, v in self._key_cache.items() if k in live)
+        self._read_hardware(snap)
+        return snap
+
+    def _read_hardware(self, snap: Snapshot) -> None:
+        """CPU frequency and idle-state residency, and every power source that answers."""
         self._read_cpufreq(snap)
         self._read_cpuidle(snap)
         for source in self.power_sources:
@@ -475,7 +480,6 @@ class LinuxMonitor:
                 value = None
             if value is not None:
                 snap.power[source.name] = value
-        return snap
 
     def _read_proc_stat(self, snap: Snapshot) -> None:
         data = _read(self.proc_root + "/stat")

@@ -241,15 +241,7 @@ class KernelMonitor(LinuxMonitor):
             proc.key = self._kernel_key(e)
             snap.processes[tgid] = proc
             snap.net[tgid] = (e.net_tx, e.net_rx)
-        self._read_cpufreq(snap)
-        self._read_cpuidle(snap)
-        for source in self.power_sources:
-            try:
-                value = source.read()
-            except OSError:
-                value = None
-            if value is not None:
-                snap.power[source.name] = value
+        self._read_hardware(snap)
         exited = set(t for t, e in entries.items() if e.exited)
         # seen exited at two samples: its last on-CPU slice is in, the entry can go
         self.collector.forget(exited & self._exited_before)
