@@ -150,16 +150,14 @@ class Ledger:
         """{component: energy J}."""
         out = {}
         for (c, s), ns in self.ns.items():
-            model = self.models[c]
-            out[c] = out.get(c, 0.0) + ns * model.current_a(s) * model.voltage_v * NS
+            out[c] = out.get(c, 0.0) + self.models[c].energy_j(s, ns)
         return out
 
     def by_state(self):
         """{(component, state): (ns, energy J)} including transition keys ``a>b``."""
         out = {}
         for (c, s), ns in self.ns.items():
-            model = self.models[c]
-            out[(c, s)] = (ns, ns * model.current_a(s) * model.voltage_v * NS)
+            out[(c, s)] = (ns, self.models[c].energy_j(s, ns))
         return out
 
     def time_ns(self, comp):
@@ -207,8 +205,7 @@ class LedgerProfile:
         self._step = {}  # (ledger key, background state) -> A at the battery above the background
 
     def _scaled_a(self, comp, state):
-        model = self.ledger.models[comp]
-        return model.current_a(state) * model.voltage_v / self.battery_v
+        return self.ledger.models[comp].power_w(state) / self.battery_v
 
     def __call__(self, mean_a, dt_ns):
         ledger = self.ledger

@@ -8,7 +8,7 @@ state currents and that voltage. A tiny hand-written XML reader keeps this Micro
 it must never evaluate anything from the file.
 """
 
-from iotbpf.energy.models import ModelError
+from iotbpf.energy.errors import ModelError
 
 AOSP_DOC = ("AOSP 'Power profiles for Android' (source.android.com/docs/core/power/values): "
             "power_profile.xml item values in mA at nominal battery voltage")

@@ -20,47 +20,9 @@ it must never import host-only modules.
 
 from iotbpf.energy.battery import make_battery
 from iotbpf.energy.harvest import make_harvester
-from iotbpf.energy.models import ModelError, load_model, read_json
+from iotbpf.energy.models import ModelError, data_dirs, find_file, load_model, read_json
 
 SCHEMA_VERSION = 1
-
-
-def _dirname(path):
-    path = path.replace("\\", "/")
-    i = path.rfind("/")
-    return path[:i] if i > 0 else ("/" if i == 0 else ".")
-
-
-def _exists(path):
-    try:
-        with open(path):
-            return True
-    except OSError:
-        return False
-
-
-def data_dirs(kind):
-    """Folders that may hold bundled ``kind`` data (installed wheel first, then a source checkout)."""
-    here = _dirname(__file__)
-    pkg = _dirname(here)
-    return [pkg + "/_data/" + kind, _dirname(pkg) + "/" + kind]
-
-
-def find_file(kind, name, suffix):
-    """Path of bundled ``name`` (bare name) or ``name`` itself when it is a path."""
-    if "/" in name or "\\" in name or name.endswith(suffix):
-        if _exists(name.split("#")[0]):
-            return name
-        raise ModelError("%s not found: %s" % (kind.rstrip("s").replace("_", " "), name))
-    for folder in data_dirs(kind):
-        path = folder + "/" + name
-        base = path.split("#")[0]
-        if not base.endswith(".xml"):
-            path += suffix
-            base += suffix
-        if _exists(base):
-            return path
-    raise ModelError("unknown %s %r" % (kind.rstrip("s").replace("_", " "), name))
 
 
 class Board:

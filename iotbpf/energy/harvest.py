@@ -21,7 +21,7 @@ shape to that day's measured total, so a cloudy day harvests what was measured a
 
 import math
 
-from iotbpf.energy.models import ModelError
+from iotbpf.energy.models import ModelError, find_file, read_json
 
 NS_PER_S = 1000000000
 DAY_NS = 86400 * NS_PER_S
@@ -231,9 +231,6 @@ class ClearSkySolar:
 
 def load_weather(name):
     """A bundled weather site (weather/<name>.json): (latitude_deg, 365 daily GHI Wh/m^2, source)."""
-    from iotbpf.energy.board import find_file
-    from iotbpf.energy.models import read_json
-
     data = read_json(find_file("weather", name, ".json"))
     ghi = data.get("daily_ghi_wh_m2")
     if not isinstance(ghi, list) or len(ghi) != 365 or not isinstance(data.get("source"), str):

@@ -25,7 +25,7 @@ each documented by the ``source`` entry of ``params``.
 
 
 from iotbpf.ebpf import boundedjson
-from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.energy.errors import ModelError  # noqa: F401 (re-exported: iotbpf.energy.models.ModelError)
 
 SCHEMA_VERSION = 1
 KINDS = ("mcu", "cpu", "radio", "sensor", "display", "gps", "camera", "soc", "other")
@@ -33,10 +33,6 @@ _CURRENT_KEYS = (("current_a", 1.0), ("current_ma", 1e-3), ("current_ua", 1e-6))
 _POWER_KEYS = (("power_w", 1.0), ("power_mw", 1e-3))
 _TIME_KEYS = (("time_s", 1000000000), ("time_ms", 1000000), ("time_us", 1000), ("time_ns", 1))
 _ENERGY_KEYS = (("energy_j", 1.0), ("energy_uj", 1e-6))
-
-
-class ModelError(IotbpfError):
-    """A component model or board file is malformed (the message names the file and the field)."""
 
 
 def _num(value, where):
@@ -306,6 +302,44 @@ def read_json(path):
         return boundedjson.loads(text)
     except ValueError as exc:
         raise ModelError("%s: invalid JSON (%s)" % (path, exc)) from None
+
+
+def _dirname(path):
+    path = path.replace("\\", "/")
+    i = path.rfind("/")
+    return path[:i] if i > 0 else ("/" if i == 0 else ".")
+
+
+def _exists(path):
+    try:
+        with open(path):
+            return True
+    except OSError:
+        return False
+
+
+def data_dirs(kind):
+    """Folders that may hold bundled ``kind`` data (installed wheel first, then a source checkout)."""
+    here = _dirname(__file__)
+    pkg = _dirname(here)
+    return [pkg + "/_data/" + kind, _dirname(pkg) + "/" + kind]
+
+
+def find_file(kind, name, suffix):
+    """Path of bundled ``name`` (bare name) or ``name`` itself when it is a path."""
+    if "/" in name or "\\" in name or name.endswith(suffix):
+        if _exists(name.split("#")[0]):
+            return name
+        raise ModelError("%s not found: %s" % (kind.rstrip("s").replace("_", " "), name))
+    for folder in data_dirs(kind):
+        path = folder + "/" + name
+        base = path.split("#")[0]
+        if not base.endswith(".xml"):
+            path += suffix
+            base += suffix
+        if _exists(base):
+            return path
+    raise ModelError("unknown %s %r" % (kind.rstrip("s").replace("_", " "), name))
 
 
 def load_model(path):

@@ -35,7 +35,7 @@ def floor_power_w(board):
             state = board.cpu["sleep_state"]
         elif board.radio is not None and comp == board.radio["component"]:
             state = board.radio["sleep_state"]
-        total += model.current_a(state) * model.voltage_v
+        total += model.power_w(state)
     return total
 
 
