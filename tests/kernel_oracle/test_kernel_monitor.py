@@ -79,6 +79,17 @@ def monitor_with_workloads(backend, folder):
     return report, apps, burner_ns / 1e9, burst_ns / 1e9
 
 
+def still_loaded(libbpf) -> list:
+    """The collector's programs still loaded in the kernel, after up to 30 s: the kernel frees a
+    program an RCU grace period after its last fd and link close."""
+    deadline = time.monotonic() + 30
+    while True:
+        names = [n for n in libbpf.loaded_program_names() if n.startswith(("on_", "dump_tasks"))]
+        if not names or time.monotonic() > deadline:
+            return names
+        time.sleep(0.2)
+
+
 def test_ebpf_backend_counts_burner_burst_and_network(workloads, no_bpf_left):
     from iotbpf.platforms.kernel import libbpf
 
@@ -101,7 +112,7 @@ def test_ebpf_backend_counts_burner_burst_and_network(workloads, no_bpf_left):
               burst_s, netgen["net_tx_bytes"], netgen["net_rx_bytes"], mon["kernel_percent_of_one_core"],
               mon["total_percent_of_one_core"]))
     # the monitor process is gone: nothing of the collector stays loaded anywhere in the kernel
-    assert not [n for n in libbpf.loaded_program_names() if n.startswith("on_")], libbpf.loaded_program_names()
+    assert not still_loaded(libbpf), libbpf.loaded_program_names()
 
 
 def test_proc_backend_loses_the_burst(workloads):
@@ -146,16 +157,13 @@ def test_a_killed_monitor_leaves_nothing_loaded(kernel_bpf, workloads):
                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env)
     try:
         deadline = time.monotonic() + 60
-        while "on_switch" not in kernel_bpf.loaded_program_names():
+        while "dump_tasks" not in kernel_bpf.loaded_program_names():
             assert mon.poll() is None and time.monotonic() < deadline, "the collector never loaded"
             time.sleep(0.2)
     finally:
         mon.kill()
         mon.wait()
-    deadline = time.monotonic() + 30  # the kernel releases programs after an RCU grace period
-    while "on_switch" in kernel_bpf.loaded_program_names() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [n for n in kernel_bpf.loaded_program_names() if n.startswith("on_")]
+    assert not still_loaded(kernel_bpf), kernel_bpf.loaded_program_names()
 
 
 def test_ebpf_backend_publishes_the_same_reports_over_mqtt_with_network_bytes(cli, mosquitto_broker, tmp_path,
