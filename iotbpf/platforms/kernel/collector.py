@@ -336,7 +336,6 @@ class KernelMonitor(LinuxMonitor):
         self.collector = collector
         self._exe_cache = {}
         self._first_kernel_ns = None
-        self._last_kernel_ns = None
         self.hidden_apps = set()
         for note in collector.notes:
             self.note(note)
@@ -366,11 +365,10 @@ class KernelMonitor(LinuxMonitor):
         if len(self._exe_cache) > 2 * len(entries) + 64:  # forget processes that are gone
             self._exe_cache = dict((k, v) for k, v in self._exe_cache.items()
                                    if k[0] in entries and entries[k[0]].start_ns == k[1])
-        stats = self.collector.kernel_stats()
-        if stats is not None:
-            if self._first_kernel_ns is None:
+        if self._first_kernel_ns is None:  # the programs' run time so far; the rest is read by overhead()
+            stats = self.collector.kernel_stats()
+            if stats is not None:
                 self._first_kernel_ns = (snap.when, stats)
-            self._last_kernel_ns = (snap.when, stats)
         return snap
 
     def _kernel_key(self, e: ProcEntry) -> str:
@@ -421,9 +419,11 @@ class KernelMonitor(LinuxMonitor):
     def overhead(self) -> dict:
         out = LinuxMonitor.overhead(self)
         kernel_s = None
-        if self._first_kernel_ns is not None and self._last_kernel_ns[0] > self._first_kernel_ns[0]:
-            first, last = self._first_kernel_ns[1], self._last_kernel_ns[1]
-            wall = self._last_kernel_ns[0] - self._first_kernel_ns[0]
+        last = self.collector.kernel_stats() if self._first_kernel_ns is not None else None
+        now = self.clock()
+        if last is not None and self.samples > 1 and now > self._first_kernel_ns[0]:
+            first = self._first_kernel_ns[1]  # from the first sample until now
+            wall = now - self._first_kernel_ns[0]
             programs = {}
             for name, (ns, cnt) in sorted(last.items()):
                 d_ns, d_cnt = ns - first.get(name, (0, 0))[0], cnt - first.get(name, (0, 0))[1]
