@@ -291,11 +291,6 @@ class Collector:
             out[name] = (ns, cnt)
         return out
 
-    def kernel_ns(self) -> int | None:
-        """Total run time of the collector's event-driven programs (BPF_ENABLE_STATS), None when unavailable."""
-        stats = self.kernel_stats()
-        return None if stats is None else sum(ns for ns, _cnt in stats.values())
-
     def close(self) -> None:
         if getattr(self, "stats_fd", -1) >= 0:
             os.close(self.stats_fd)
