@@ -98,3 +98,14 @@ def test_no_program_runs_per_context_switch(burner, no_bpf_left):
         runs = sum(after[name][1] - before[name][1] for name in after)
         assert "dump_tasks" not in after  # run by the reader: its time is the reader's
         assert runs < switches / 100, (runs, switches, after)
+
+
+def test_the_compiled_collector_names_no_absolute_path(tmp_path):
+    """As the bundled apps: the object names its source relative to the source's folder."""
+    if find_clang() is None:
+        missing("clang-19")
+    from iotbpf.platforms.kernel.collector import SOURCE, build
+
+    data = open(build(cache_dir=str(tmp_path)), "rb").read()
+    assert b"linux_monitor.bpf.c" in data
+    assert os.path.dirname(os.path.abspath(SOURCE)).encode() not in data and str(REPO).encode() not in data

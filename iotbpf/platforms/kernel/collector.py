@@ -90,11 +90,14 @@ def build(source: str = SOURCE, cache_dir: str | None = None) -> str:
         raise libbpf.KernelUnavailable("clang-19 not found: the in-kernel collector is compiled at first use")
     cache = cache_dir or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "iotbpf")
     os.makedirs(cache, exist_ok=True)
-    digest = hashlib.sha256(text + clang.encode()).hexdigest()[:16]
+    # no absolute path in the object (as the bundled apps): the source is named relative to its folder
+    flags = ["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-ffile-prefix-map=%s/=" % os.path.dirname(
+        os.path.abspath(source)), "-fdebug-compilation-dir=."]
+    digest = hashlib.sha256(text + clang.encode() + " ".join(flags[:5]).encode()).hexdigest()[:16]
     out = os.path.join(cache, "linux_monitor-%s.o" % digest)
     if not os.path.exists(out):
         tmp = out + ".%d.tmp" % os.getpid()
-        proc = subprocess.run([clang, "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-c", source, "-o", tmp],
+        proc = subprocess.run([clang] + flags + ["-c", source, "-o", tmp],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise libbpf.KernelUnavailable("cannot compile the collector: %s" % (proc.stderr.strip().splitlines()
