@@ -94,6 +94,10 @@ def _setup(lib) -> None:
         "bpf_map_update_elem": (i, [i, vp, vp, ctypes.c_uint64]),
         "bpf_map_delete_elem": (i, [i, vp]),
         "bpf_map_get_next_key": (i, [i, vp, vp]),
+        "bpf_map_lookup_batch": (i, [i, vp, vp, vp, vp, ctypes.POINTER(u32), vp]),
+        "bpf_iter_create": (i, [i]),
+        "bpf_link__fd": (i, [vp]),
+        "libbpf_num_possible_cpus": (i, []),
         "bpf_prog_test_run_opts": (i, [i, ctypes.POINTER(_TestRunOpts)]),
         "bpf_prog_get_next_id": (i, [u32, ctypes.POINTER(u32)]),
         "bpf_prog_get_fd_by_id": (i, [u32]),
@@ -206,8 +210,9 @@ class Map:
                                              ctypes.byref(opts)), "map create")
         self.fd = fd
 
-    def lookup(self, key: bytes) -> bytes | None:
-        value = ctypes.create_string_buffer(self.value_size)
+    def lookup(self, key: bytes, value_size: int | None = None) -> bytes | None:
+        """The value at ``key`` (``value_size``: all CPUs' copies of a per-CPU map), None when absent."""
+        value = ctypes.create_string_buffer(value_size or self.value_size)
         ret = lib().bpf_map_lookup_elem(self.fd, bytes(key), value)
         if ret == -errno.ENOENT:
             return None
@@ -240,6 +245,34 @@ class Map:
             prev = nxt.raw
             if len(out) > 1 << 22:
                 return out
+
+    def items_batch(self, per_cpu: bool = False, chunk: int = 256) -> list:
+        """Every (key, value), a chunk of keys per bpf() call (BPF_MAP_LOOKUP_BATCH) instead of two calls
+        per key; a per-CPU map's value is every possible CPU's copy, each padded to 8 bytes, one after
+        another. Falls back to ``items()`` on kernels without batch lookup."""
+        step = (self.value_size + 7) & ~7
+        value_size = step * possible_cpus() if per_cpu else self.value_size
+        keys = ctypes.create_string_buffer(self.key_size * chunk)
+        values = ctypes.create_string_buffer(value_size * chunk)
+        cursor = [ctypes.create_string_buffer(max(8, self.key_size)) for _ in range(2)]
+        out = []
+        first = True
+        while True:
+            count = ctypes.c_uint32(chunk)
+            ret = lib().bpf_map_lookup_batch(self.fd, None if first else cursor[0], cursor[1], keys, values,
+                                             ctypes.byref(count), None)
+            if ret < 0 and ret != -errno.ENOENT:
+                if first and ret in (-errno.EINVAL, -errno.ENOTSUP, -errno.EOPNOTSUPP, -524):
+                    return [(k, v) for k, v in ((k, self.lookup(k, value_size)) for k in self.keys()) if v is not None]
+                _check(ret, "map lookup batch")
+            kraw, vraw = keys.raw, values.raw
+            for n in range(count.value):
+                out.append((kraw[n * self.key_size:(n + 1) * self.key_size],
+                            vraw[n * value_size:(n + 1) * value_size]))
+            if ret == -errno.ENOENT:
+                return out
+            first = False
+            cursor.reverse()
 
     def items(self) -> list:
         out = []
@@ -338,6 +371,7 @@ class Object:
     def __init__(self, path: str, skip: tuple = ()):
         self._obj = None
         self.links = []
+        self.link_of = {}
         obj = lib().bpf_object__open_file(os.fsencode(path), None)
         if not obj or lib().libbpf_get_error(obj):
             raise KernelError("cannot open BPF object %s: %s" % (path, os.strerror(ctypes.get_errno() or errno.EINVAL)))
@@ -370,6 +404,20 @@ class Object:
             err = ctypes.get_errno() or errno.EINVAL
             raise KernelError("cannot attach %s: %s" % (name, os.strerror(err)), err)
         self.links.append(link)
+        self.link_of[name] = link
+
+    def read_iter(self, name: str, size: int = 1 << 16) -> bytes:
+        """Run an attached iterator program (``iter/...``) once: everything it writes, from one fd."""
+        fd = _check(lib().bpf_iter_create(lib().bpf_link__fd(self.link_of[name])), "iterator create")
+        try:
+            parts = []
+            while True:
+                part = os.read(fd, size)
+                if not part:
+                    return b"".join(parts)
+                parts.append(part)
+        finally:
+            os.close(fd)
 
     def attach_all(self) -> list:
         """Attach every loaded program; the names that could not be attached, with the reason."""
@@ -392,6 +440,7 @@ class Object:
         for link in self.links:
             lib().bpf_link__destroy(link)
         self.links = []
+        self.link_of = {}
         if self._obj:
             lib().bpf_object__close(self._obj)
         self._obj = None
@@ -407,6 +456,18 @@ class Object:
             self.close()
         except Exception:  # noqa: BLE001 -- interpreter shutdown: the kernel frees fds at exit anyway
             pass
+
+
+_POSSIBLE_CPUS = None
+
+
+def possible_cpus() -> int:
+    """The number of possible CPUs (the copies a per-CPU map keeps)."""
+    global _POSSIBLE_CPUS
+    if _POSSIBLE_CPUS is None:
+        n = lib().libbpf_num_possible_cpus()
+        _POSSIBLE_CPUS = n if n > 0 else os.cpu_count() or 1
+    return _POSSIBLE_CPUS
 
 
 def own_bpf_fds() -> dict:
