@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -438,30 +437,6 @@ def fleet_statistics(results: list[dict]) -> dict:
         "faults_total": sum(r.get("faults", 0) for r in results),
         "lifetime_histogram": histogram(lifetimes),
     }
-
-
-class ProgressBar:
-    """A one-line progress bar on a terminal; silent when stderr is not a TTY."""
-
-    def __init__(self, label: str = "fleet", stream=None):
-        self.stream = stream or sys.stderr
-        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.label = label
-        self.start = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * done / max(1, total))
-        elapsed = time.monotonic() - self.start
-        self.stream.write(
-            "\r%s [%s%s] %d/%d nodes %.1fs"
-            % (self.label, "#" * filled, "." * (width - filled), done, total, elapsed)
-        )
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 # ------------------------------------------------------------------ one node
