@@ -1,9 +1,6 @@
-"""Fleets: simulate many independent nodes on all cores or on a Dask cluster, deterministically.
-
-A fleet spec names groups of nodes (app, board, count) and how each node varies (seed,
-sampling period, link quality, battery capacity spread, traffic). Every node's parameters
-are derived from the fleet seed and the node's index alone, so the results are identical
-whichever backend runs them and however many workers it has. CPython only.
+"""Fleets: simulate many independent nodes on all cores or on a Dask cluster, deterministically: each
+node's parameters come from the fleet seed and its index alone, so every backend gives the same
+results. CPython only (docs/fleet.md).
 """
 
 from __future__ import annotations
