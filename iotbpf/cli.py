@@ -1,8 +1,6 @@
-"""The ``iotbpf`` command line: argparse front end, the only place that wires layers together.
-
-Each subcommand lives in its own module ``iotbpf.commands.<name>`` exposing ``NAME``, ``HELP``,
-``EXAMPLE``, ``add_arguments(parser)`` and ``run(args) -> int``; listing it in COMMANDS is all
-it takes to register it. Errors reach the user as one line ``error: <message>``, never a traceback.
+"""The ``iotbpf`` command line: argparse front end, the only place that wires layers together. A
+subcommand is a module ``iotbpf.commands.<name>`` with NAME, HELP, EXAMPLE, ``add_arguments(parser)``
+and ``run(args) -> int``, listed in COMMANDS; errors reach the user as one line ``error: ...``.
 """
 
 from __future__ import annotations

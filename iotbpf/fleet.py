@@ -1,9 +1,6 @@
-"""Fleets: simulate many independent nodes on all cores or on a Dask cluster, deterministically.
-
-A fleet spec names groups of nodes (app, board, count) and how each node varies (seed,
-sampling period, link quality, battery capacity spread, traffic). Every node's parameters
-are derived from the fleet seed and the node's index alone, so the results are identical
-whichever backend runs them and however many workers it has. CPython only.
+"""Fleets: simulate many independent nodes on all cores or on a Dask cluster, deterministically: each
+node's parameters come from the fleet seed and its index alone, so every backend gives the same
+results. CPython only (docs/fleet.md).
 """
 
 from __future__ import annotations
@@ -11,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -438,30 +434,6 @@ def fleet_statistics(results: list[dict]) -> dict:
         "faults_total": sum(r.get("faults", 0) for r in results),
         "lifetime_histogram": histogram(lifetimes),
     }
-
-
-class ProgressBar:
-    """A one-line progress bar on a terminal; silent when stderr is not a TTY."""
-
-    def __init__(self, label: str = "fleet", stream=None):
-        self.stream = stream or sys.stderr
-        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.label = label
-        self.start = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * done / max(1, total))
-        elapsed = time.monotonic() - self.start
-        self.stream.write(
-            "\r%s [%s%s] %d/%d nodes %.1fs"
-            % (self.label, "#" * filled, "." * (width - filled), done, total, elapsed)
-        )
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 # ------------------------------------------------------------------ one node

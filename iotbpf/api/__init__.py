@@ -1,7 +1,6 @@
 """The public Python API of iotbpf, in the spirit of bcc: build, load, run and measure in a few lines.
-
-Exported lazily from ``iotbpf``; the CLI is built on these objects, not beside them. One module
-per object: program, node, result, views (typed maps), comparison, apps and clang (building).
+Exported lazily from ``iotbpf``; the CLI is built on these objects. One module per object: program,
+node, result, views (typed maps), comparison, apps and clang (building).
 """
 
 from iotbpf.api.apps import build_app, find_app, load_app_programs

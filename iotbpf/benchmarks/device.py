@@ -1,9 +1,6 @@
-"""RAM and flash of the device runtime under real MicroPython: sensor_node deployed and running.
-
-Needs the MicroPython WebAssembly port (`npm ci` in tests/micropython of a source checkout, or
-IOTBPF_MICROPYTHON naming a runner command) and mpy-cross; without them it reports why it did
-not run. RAM as issue 28 measures it: gc.mem_alloc() after a real collection, with sensor_node
-running from its device image with energy accounting and the state-of-charge estimate on.
+"""`iotbpf bench device`: RAM (``gc.mem_alloc()`` after a collection) and flash of the device runtime
+under real MicroPython, sensor_node deployed with energy accounting on; without the MicroPython
+port or mpy-cross it reports why it did not run (docs/mcu.md, "RAM and flash").
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Fleet throughput: node-years per second with 1 and 2 worker processes and a Dask LocalCluster.
-
-The same fleet (sensor_node on the default board) runs on each backend in one run; parallel
-efficiency = throughput(2 workers) / (2 x throughput(1 worker)). The 1000 node-year figure is
-projected from the measured throughput, not run (it would take as long as it predicts).
+"""`iotbpf bench fleet`: node-years per second with 1 and 2 worker processes and a Dask LocalCluster,
+and the parallel efficiency; the 1000 node-year figure is projected, not run (docs/fleet.md).
 """
 
 from __future__ import annotations

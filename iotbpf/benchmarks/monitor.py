@@ -1,8 +1,5 @@
-"""The Linux monitor's own overhead on this machine: CPU seconds per sample and % of one core.
-
-Measures sample() with the thread's CPU clock (what the monitor itself costs), per process on
-this box, with and without per-thread wakeup counting, and a real 1 s sampling run measured with
-getrusage (the whole monitor process, sleeping included). Numbers are for bench/RESULTS.md.
+"""`iotbpf bench monitor`: the Linux monitor's own overhead on this machine, CPU seconds per sample
+and % of one core (docs/platforms.md, "The monitor's own cost").
 """
 
 from __future__ import annotations

@@ -1,10 +1,5 @@
-"""`iotbpf bench report`: reports per second through the durable outbox vs plain paho publishing.
-
-Starts a throwaway local mosquitto on a free loopback port, then publishes the same QoS 1
-reports three ways in one run, each timed from the first publish to the broker's last PUBACK:
-plain paho (no outbox), the Publisher with its sqlite outbox at synchronous=NORMAL (survives a
-process crash), and at synchronous=FULL (survives a power cut; the default). The ratios to
-plain paho are the cost of never losing a report.
+"""`iotbpf bench report`: reports per second through the durable outbox (synchronous NORMAL and FULL)
+vs plain paho publishing, against a throwaway local mosquitto (docs/mqtt.md).
 """
 
 from __future__ import annotations

@@ -1,15 +1,6 @@
-"""`iotbpf bench runtime`: events per second of the node runtime on sensor_node, and a full
-simulated year of sensor_node timed end to end (not extrapolated), energy accounting on.
-
-The year runs five times (fresh nodes, after an untimed simulated day that loads and compiles
-everything once) and the best CPU time is the result, as timeit takes the best of its repeats;
-all are in the note. Like timeit, each timed run starts after a garbage collection and runs
-with the cyclic collector off (it would run ~50 times in a year). The years run first: the
-interpreter's run leaves the heap in a state that slows what follows by a few per cent. A fixed
-plain-Python workload timed in the same run tells how fast the host was at the time. Ratios in
-one run: the year with energy accounting vs. without (the scheduler's cost), and the runtime
-with the compiled engine vs. the interpreter on the same day. CPU time (process_time) is
-reported beside wall time because the machine may be shared.
+"""`iotbpf bench runtime`: events per second of the node runtime on sensor_node, and a full simulated
+year timed end to end (best of five, energy accounting on, not extrapolated), beside a host
+reference workload. The method: docs/runtime.md ("Performance").
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""`iotbpf bench verifier`: how long the static verifier takes on programs up to the 4096-instruction
-limit (straight-line, branchy, loop-heavy, call-heavy) and on the bundled apps.
-
-Programs are generated here (deterministically) so the sizes are exact; each is verified a few
-times and the best time is reported, with the abstract instructions processed per second.
+"""`iotbpf bench verifier`: how long the static verifier takes on generated programs up to the
+4096-instruction limit and on the bundled apps (docs/verifier.md).
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""`iotbpf bench vm`: instructions per second of the VM engines on the standard programs.
-
-The programs are bench/programs/{arith,mem,call}_loop.s; each reads its iteration count
-from the first 8 bytes of input memory. Best of several runs; the compiled engine is
-reported as a ratio to the interpreter when it is available; "compact" is the low-memory
-interpreter MicroPython uses.
+"""`iotbpf bench vm`: instructions per second of the VM engines (interpreter, compact, compiled) on
+the standard programs bench/programs/{arith,mem,call}_loop.s (docs/vm.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""`iotbpf simulate --fleet`: the fleet options of `simulate` and how their results are printed.
-
-Not a subcommand of its own (it is not listed in iotbpf.cli.COMMANDS): `simulate` adds these
-options and hands over to ``run`` when ``--fleet`` is given.
+"""`iotbpf simulate --fleet`: the fleet options of `simulate` and how their results are printed. Not a
+subcommand of its own (not in iotbpf.cli.COMMANDS): `simulate` adds these options and hands over.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 """`iotbpf listen URL`: subscribe to nodes' reports and show a live table (battery, power, lifetime).
-
-Thin: subscribing, validation and de-duplication live in iotbpf.report.mqtt.Receiver; this
-module only parses options and prints.
+Thin: subscribing, validation and de-duplication live in iotbpf.report.mqtt.Receiver.
 """
 
 from __future__ import annotations

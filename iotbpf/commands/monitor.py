@@ -1,7 +1,5 @@
 """`iotbpf monitor`: per-app CPU, wakeups, I/O and energy on this Linux box, or from an Android dump.
-
-Thin: sampling and attribution live in iotbpf.platforms.linux (and .android); this module only
-wires them to the app_monitor eBPF app (app_usage events), MQTT and plots, and prints.
+Thin: sampling and attribution live in iotbpf.platforms.linux and .android; this wires and prints.
 """
 
 from __future__ import annotations

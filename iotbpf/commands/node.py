@@ -1,7 +1,5 @@
-"""`iotbpf node APP --platform rpi|linux`: run an app in real time on this machine.
-
-Thin: the real-time runtime, GPIO and INA219 live in iotbpf.platforms.rpi; this module builds
-the node, wires GPIO events, the meter and MQTT reports together, and prints the result.
+"""`iotbpf node APP --platform rpi|linux`: run an app in real time on this machine. Thin: the runtime,
+GPIO and INA219 live in iotbpf.platforms.rpi; this wires GPIO, the meter and MQTT and prints.
 """
 
 from __future__ import annotations

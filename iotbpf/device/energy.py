@@ -1,9 +1,6 @@
-"""The device's energy ledger and state-of-charge estimate (coulomb counting), MicroPython code.
-
-Integer nanoseconds per activity (Energest style); joules are derived only when asked, from
-the board's parameters that the host put into the image; pinned with the maps, so a reset does
-not refill the battery (time spent off is not counted). It never models battery chemistry:
-the host's battery models (iotbpf/energy) stay on the host.
+"""The device's energy ledger (Energest-style integer ns per activity) and coulomb-counting state of
+charge, MicroPython code; pinned with the maps, so a reset does not refill the battery. Battery
+chemistry stays on the host (docs/mcu.md, "The device runtime").
 """
 
 

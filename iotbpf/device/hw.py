@@ -1,8 +1,5 @@
-"""The board's hardware for the device runtime (MicroPython): clocks, pins, ADC, report sinks.
-
-Time from the wrapping ``time.ticks_us``, sleep in ``machine.lightsleep`` (an interrupt ends
-it early); GPIO edges come through ``micropython.schedule``, never handled in the hard IRQ.
-``VirtualClock`` replays events at given times (tests compare the device with the host).
+"""The board's hardware for the device runtime (MicroPython): clocks, pins, ADC, report sinks; GPIO
+edges come through ``micropython.schedule``, never handled in the hard IRQ (docs/mcu.md).
 """
 
 import json

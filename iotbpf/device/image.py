@@ -1,15 +1,6 @@
-"""Reading a device image on the board (MicroPython): check magic, version and tag, then JSON.
-
-Format, version 1 (little-endian)::
-
-    0     4  magic b"IDIM"
-    4     2  version (1)
-    6     2  flags: bit 0 = the tag is HMAC-SHA256 with the node's key (else plain SHA-256)
-    8     4  N = length of the payload
-    12    N  payload: JSON (see iotbpf.platforms.devimage, which writes it)
-    12+N 32  tag over bytes 0 .. 12+N
-
-It never runs what it reads and refuses any image whose tag does not match.
+"""Reading a device image on the board (MicroPython): check magic, version and tag, then parse the JSON
+payload. It never runs what it reads and refuses any image whose tag does not match; the format is
+in docs/mcu.md ("The image format").
 """
 
 import hashlib

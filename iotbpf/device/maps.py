@@ -1,8 +1,6 @@
-"""The map kinds a device image may use (array, hash, LRU hash, queue), MicroPython-only code.
-
-Each map keeps its values in one bytearray (a memory region programs address directly), slot
-by slot in the host's order, so contents, iteration order and the pinned state format
-(``export_state``, the host maps' own) are the host's. Never grows past what the image declared.
+"""The map kinds a device image may use (array, hash, LRU hash, queue), MicroPython-only code: values in
+one bytearray per map, slot by slot in the host's order, so contents, iteration order and pinned
+state are the host's (docs/mcu.md).
 """
 
 EINVAL = 22

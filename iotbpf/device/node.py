@@ -1,9 +1,6 @@
-"""The device runtime's event loop (MicroPython): one app from a device image on this board.
-
-Timers, GPIO edges, radio completions and battery reports become hook events in time order, as
-the host's kernel/runtime.py orders them; programs run on the compact interpreter; maps are
-pinned to flash (one JSON file per map, written to a temporary file then renamed) and restored
-at boot. It must never block in an interrupt handler, nor lose a pinned map to a reset mid-write.
+"""The device runtime's event loop (MicroPython): one app from a device image on this board, events in
+the host runtime's order, programs on the compact interpreter, maps pinned to flash crash-safely
+and restored at boot (docs/mcu.md, "The device runtime").
 """
 
 import json

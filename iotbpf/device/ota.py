@@ -1,11 +1,6 @@
-"""Over-the-air program updates on the device (MicroPython): a newer signed image of the same app.
-
-An update must carry the node's signature (when the node has a key), the same app and map
-layouts (the maps and their contents stay), and a counter larger than any accepted before; the
-counter is persisted (temporary file, rename) before the update takes effect, so a replay is
-refused even after a reset. A program that faults ``ROLLBACK_FAULTS`` times after an update is
-rolled back to the previous one, reported on ``iotbpf/<node>/faults`` (event "rollback") as the
-host's remote commands do. A refused update changes nothing.
+"""Over-the-air program updates on the device (MicroPython): a newer signed image of the same app with
+the same map layouts, a persisted counter against replays, and a rollback after repeated faults
+(docs/mcu.md, "Over-the-air updates").
 """
 
 import json

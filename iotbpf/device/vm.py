@@ -1,10 +1,6 @@
-"""The device runtime's compact eBPF interpreter (MicroPython): runs programs the host linked.
-
-Programs arrive verified and pre-decoded (``iotbpf link``): three ints per instruction,
-``op | dst << 8 | src << 12``, then ``off`` (for a jump: the absolute index of its target),
-then ``imm`` (lddw: the whole 64-bit value, map addresses already resolved; call: the helper
-id). Memory is a list of regions (1: stack, 2: context, 3 + i: map i's values); an address is
-``region << 16 | offset``. Every access goes through ``Memory.at``: it never trusts an address.
+"""The device runtime's compact eBPF interpreter (MicroPython): runs programs the host verified and
+pre-decoded (three ints per instruction); every access goes through ``Memory.at``, which never
+trusts an address. The encoding is in docs/mcu.md ("The image format").
 """
 
 import struct

@@ -1,13 +1,6 @@
-"""Energest-style energy ledger: integer nanoseconds per (component, state), charge and energy derived.
-
-Each component has a *background* state (sleep, idle, listening...) that fills all time not
-claimed by *foreground* activity (a CPU burst, a packet's airtime, a sensor measurement, a
-transition). Foreground time is added as integer ns when it happens; background time is the
-elapsed time minus the foreground time, settled in closed form at ``flush(now_ns)`` — so the cost
-of an idle stretch is O(1) however long it is. Transitions are stored as ns in their own ledger
-key ``"from>to"`` (count x datasheet time) and cost that time at their own current.
-Joules and coulombs are derived from the integer ledger only when asked; nothing is accumulated
-as floats per event. It must never iterate over time steps.
+"""Energest-style energy ledger: integer nanoseconds per (component, state), charge and energy derived
+only when asked. Background time is settled in closed form at ``flush``, so an idle stretch costs
+O(1) and nothing iterates over time steps (docs/energy.md, "Accounting and attribution").
 """
 
 NS = 1e-9

@@ -1,11 +1,6 @@
-"""Per-app energy attribution following Android BatteryStats' rules, on top of the Energest ledger.
-
-Rules: an app is charged its CPU time x the power of the state it ran in; radio active time
-(wake-up transitions and airtime) is split across the apps whose packets kept the radio awake;
-listen windows and wakelocks go to the app that asked; everything else is "system". Shares are
-kept as integer ns per (app, component, state), the same units as the ledger, so the per-app
-totals plus "system" equal the ledger exactly. It must never attribute more time than the
-ledger holds (that raises).
+"""Per-app energy attribution by Android BatteryStats' rules, on top of the Energest ledger: integer ns
+per (app, component, state), so the per-app totals plus "system" equal the ledger exactly
+(docs/energy.md, "Accounting and attribution").
 """
 
 SYSTEM = "system"

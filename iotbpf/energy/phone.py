@@ -1,26 +1,6 @@
-"""A phone driven by app usage: screen, CPU clusters, wakelocks, Wi-Fi/cellular with tails, GPS,
-camera and audio, charged to the energy ledger and attributed per app by BatteryStats' rules.
-
-``Phone.on_usage(now_ns, fields)`` takes the same ``app_usage`` contexts the eBPF programs see
-(kinds IOT_USAGE_*), in time order; ``finish(now_ns)`` settles what is still open. Every ns it
-attributes is also added to the ledger under the same (component, state), so the per-app totals
-plus "system" equal the ledger exactly; all of it is foreground time (added when an event settles
-the stretch before it), so a live sample never sees attribution ahead of the ledger. Currents
-come from a power_profile.xml (``android_profile.parse_power_profile``). It must never look at
-wall-clock time.
-
-Rules (AOSP BatteryStats / BatteryUsageStats power calculators):
-- screen: brightness-bin current (screen.on + screen.full x (bin + 0.5) / 5) for the on time;
-  the foreground app is charged the screen while it is on top (ScreenPowerCalculator of
-  Android 12 smears screen power by foreground activity time); on time with no app is system's.
-- CPU: each CPU event's time at its cluster and speed x (cpu.active + cluster power + core power).
-- wakelocks: awake time with the screen off, split evenly between the uids holding a partial
-  wakelock at that moment (BatteryStats' timer pool), x cpu.idle; awake time with the screen on
-  is system's (the idle item).
-- radios: a burst keeps Wi-Fi or the modem active for its airtime plus the tail; one active
-  period is split between the uids whose bytes it carried, in proportion to the bytes (the
-  modern MobileRadioPowerCalculator splits active time by packets).
-- GPS, camera/flashlight, audio/video: the uid's time in use x the profile's current.
+"""A phone driven by app usage (screen, CPU clusters, wakelocks, radios with tails, GPS, camera, audio),
+charged to the energy ledger and attributed per app by BatteryStats' rules, with currents from a
+power_profile.xml. The rules and guarantees: docs/platforms.md ("Phones: per-app energy from usage").
 """
 
 from iotbpf.energy import android_profile

@@ -1,10 +1,6 @@
-"""Android import: `dumpsys batterystats --checkin` per-uid usage, attributed with a power profile.
-
-Parses the checkin dump (uid→package table, battery times, per-uid CPU, wakelocks, processes,
-network, screen and signal times, and Android's own per-item estimates, the `pwi` lines), turns
-it into app_usage events, and attributes charge per uid with our model from a power_profile.xml
-(imported by iotbpf.energy.android_profile), reporting ours beside Android's with the difference.
-Host-only. It must never trust the dump: bad lines become notes, never exceptions or guesses.
+"""Android import: `dumpsys batterystats --checkin` per-uid usage, attributed with a power profile and
+reported beside Android's own estimates. Host-only; it never trusts the dump: bad lines become
+notes (docs/platforms.md, "Android: batterystats and power_profile.xml").
 """
 
 import csv

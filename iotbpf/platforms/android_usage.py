@@ -1,10 +1,6 @@
-"""A real phone's day as an app_usage trace: from `dumpsys batterystats --checkin` totals, from the
-`dumpsys batterystats --history` timeline, or from `dumpsys usagestats` events.
-
-The result is a list of (t_ns, "app_usage", fields) that ``iotbpf.platforms.sim.trace.format_events``
-writes as the JSON-lines trace `iotbpf simulate app_monitor --events FILE` replays through the same
-eBPF programs and phone model as a simulated day. Host-only; it never trusts its input: lines it
-cannot read are counted in ``notes``, never guessed at.
+"""A real phone's day as an app_usage trace, from `dumpsys batterystats --checkin` or `--history` or
+from `dumpsys usagestats`, to replay through app_monitor. Host-only; unreadable lines are counted
+in ``notes``, never guessed at (docs/platforms.md, "A real Android day").
 """
 
 import re

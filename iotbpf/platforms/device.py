@@ -1,10 +1,6 @@
-"""Deployment to a microcontroller (host side, CPython): the device image and the thin runtime.
-
-The host does everything a board cannot afford: it verifies the app, links it into a signed
-device image (iotbpf.platforms.devimage) and compiles the device runtime (iotbpf/device, a
-few small modules) to ``.mpy`` with mpy-cross. ``deploy`` copies those, the image and a
-``main.py`` with mpremote. It never copies an app the verifier rejected; the board never
-parses ELF, bundles or manifests and never verifies.
+"""Deployment to a microcontroller (host side, CPython): verify and link the app into a signed device
+image, compile the thin runtime (iotbpf/device) to ``.mpy`` and copy them with mpremote. It never
+copies an app the verifier rejected (docs/mcu.md, "Deploying").
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
 """Device images (host side, CPython): an app verified, relocated and pre-decoded for the device
-runtime (iotbpf/device), with its map layouts and initial contents, hook table, the board's
-energy parameters, and a tag (HMAC-SHA256 with the node's key, as OTA commands are signed).
-
-The image layout is documented in iotbpf/device/image.py (the reader). The payload (JSON)::
-
-    {"version": 1, "app": name, "counter": n,
-     "maps": [[name, type, key_size, value_size, max_entries, initial data hex | null], ...],
-     "progs": [[hook, section, code, budget], ...],      code: 3 ints per instruction (device/vm.py)
-     "ctx": {hook: [size, [[field, offset, size], ...]]},
-     "timers": [[id, start_ns, period_ns], ...], "faults": [max, window_ns],
-     "policy": {"txq", "battery_ns", "low", "critical"}, "bitrate": bits/s,
-     "device": the board's hardware config, "energy": {...} | null}
-
-Map i lives in memory region 3 + i: an address is ``region << 16 | offset``, so a map holds at
-most 64 KiB. Anything the device runtime does not implement (a map type, a helper, an opcode,
-a well-known map, a bpf-to-bpf call) is refused here, with the reason, never on the board.
+runtime, with map layouts, hook table, energy parameters and a tag. What the device cannot run is
+refused here, with the reason, never on the board; the format is in docs/mcu.md.
 """
 
 from __future__ import annotations

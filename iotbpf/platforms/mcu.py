@@ -1,15 +1,6 @@
-"""The full kernel runtime on a microcontroller (MicroPython only): real time, GPIO interrupts,
-sleep, pinned maps. It loads bundles and runs the host's kernel, scheduler and battery models
-(~200 KB of heap: boards with PSRAM); `iotbpf deploy` installs the thin device runtime
-(iotbpf/device, under 64 KiB) instead.
-
-Runs an app's programs on an ESP32/RP2040-class board: a clock from ``time.ticks_us`` that
-sleeps with ``machine.lightsleep`` between events, GPIO edges from ``machine.Pin.irq`` delivered
-as ``gpio`` events through ``micropython.schedule`` (never from the hard IRQ itself), sensors from
-``machine.ADC`` (or the simulated models when a sensor has no ADC), pinned maps kept in flash
-(one small file per map, written crash-safely) so counters survive resets, and a report sink that
-writes JSON lines to the serial console or publishes them with ``umqtt.simple`` on Wi-Fi boards.
-It must never block in an interrupt handler or lose a pinned map to a reset mid-write.
+"""The full kernel runtime on a microcontroller (MicroPython only, ~200 KB of heap: boards with PSRAM):
+real time, GPIO interrupts, sleep, pinned maps. ``iotbpf deploy`` installs the thin device runtime
+instead (docs/mcu.md, "The full kernel on MicroPython").
 """
 
 import json

@@ -1,11 +1,6 @@
-"""Raspberry Pi (and any Linux box) node runtime in real time: GPIO edges, INA219 power, reports.
-
-GPIO inputs through gpiozero become `gpio` events injected into a kernel Runtime running on the
-monotonic clock; an optional INA219 read through the real pi-ina219 driver gives measured power
-beside the model's estimate (estimate, measurement, error, as Powertrace did). For tests and
-replays the INA219's I2C bus is a ReplayI2CBus answering from a recorded register trace.
-Host-only. gpiozero and ina219 are imported here only, and only when used; the report layer is
-never imported (the CLI hands in a reporter callable).
+"""Raspberry Pi (and any Linux box) node runtime in real time: gpiozero GPIO edges as `gpio` events,
+INA219 power (real or replayed) beside the model's estimate, reports through a callable the CLI
+hands in. Host-only (docs/platforms.md, "A node in real time").
 """
 
 import bisect

@@ -1,10 +1,5 @@
-"""Per-app usage reports a person reads: one table per run (simulated phone, Linux monitor or an
-Android import) with each app's foreground time, sessions, wakeups, CPU time, wakelock time,
-network and disk bytes, energy and share, top apps first; as text, JSON, CSV, a plot, the MQTT
-``iotbpf/<node>/apps`` data and Home Assistant per-app energy sensors.
-
-Energy comes from the run's attribution (per app name, plus "system"), counters from app_monitor's
-per-uid map; the two are joined by the app's name. It never changes the run it reports on.
+"""Per-app usage reports a person reads (simulated phone, Linux monitor or Android import), top apps
+first, as text, JSON, CSV, a plot and MQTT data (docs/platforms.md, "Per-app reports").
 """
 
 from __future__ import annotations

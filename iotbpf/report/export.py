@@ -1,22 +1,6 @@
-"""Report documents: record a run as time series, build every report kind, write/read JSON and CSV.
-
-A :class:`Recorder` takes cumulative samples of a node (per-component energy and time per
-state, state of charge, time to empty, per-app energy) and timeline events, and returns a
-``iotbpf.node-result`` document; ``comparison_document``, ``fleet_document``,
-``monitor_document`` and ``app_usage_document`` build the other members of the schema family
-(iotbpf/report/schemas/, checked by iotbpf.report.schema). The plots, the HTML report, the
-JSON and the CSV files all read these documents: the same numbers everywhere. This module must
-never invent a number: every value comes from a sample or a given summary.
-
-Conventions of every kind: SI units in field names (``energy_j``, ``avg_power_w``,
-``duration_s``), times in seconds as floats plus integer ``*_ns`` where exactness matters,
-state of charge in percent, and ``series`` as columns of one length (``pandas.DataFrame(
-doc["series"])`` works): interval values (``power_w.<component>``, ``state.<component>``: the
-highest-power state entered, ``duty_percent.<component>``: time outside idle states) sit at the
-row of the interval's end, the first row is null.
-
-CSV: one wide table with typed columns (a number column never holds a word) and a sidecar
-``FILE.meta.json`` holding the rest of the document plus each column's unit and type.
+"""Report documents: record a run as time series (Recorder), build every report kind, write and read
+JSON and CSV. Plots, HTML, JSON and CSV all read these documents, so the numbers agree everywhere;
+the kinds and their conventions are in docs/reports.md.
 """
 
 from __future__ import annotations

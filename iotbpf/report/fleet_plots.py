@@ -1,7 +1,5 @@
 """Plots of a fleet document: lifetime distribution, fleet state of charge over time, policies compared.
-
-Draws only numbers that are in the document (iotbpf.report.export.fleet_document); CPython only,
-matplotlib on Agg canvases (no pyplot state), so it works headless.
+Draws only numbers in the document; matplotlib on Agg canvases, so it works headless.
 """
 
 from __future__ import annotations

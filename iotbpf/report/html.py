@@ -1,11 +1,6 @@
-"""A single-file interactive HTML report of any report document, in the spirit of Battery Historian.
-
-Plotly draws it (plotly.js is inlined: the file opens offline, without a server). A node result
-shows a zoomable timeline of events (radio bursts, send requests, listen windows, faults,
-deaths) on the same time axis as power per component and state of charge (0-100 %), then the
-per-component and per-app breakdowns; a comparison puts the policies side by side; fleets,
-monitor runs and app usage get their own charts. Reads documents only: it must never compute
-new results. Opening ``FILE.html#t=A,B`` zooms the timeline to A..B seconds.
+"""A single-file interactive HTML report (Plotly, inlined: opens offline) of any report document, in
+the spirit of Battery Historian: a zoomable event timeline over power and state of charge.
+It only reads the document (docs/reports.md, "The HTML report").
 """
 
 from __future__ import annotations

@@ -1,42 +1,6 @@
-"""MQTT reporting for iotbpf nodes on paho-mqtt 2.x (v2 callback API); CPython only.
-
-One small class publishes (:class:`Publisher`), one receives (:class:`Receiver`). Reports go
-through the durable :class:`~iotbpf.report.outbox.Outbox` first and leave it only when the broker
-acknowledged them, so nothing is lost; the receiver drops duplicates by sequence number. This
-module must never drop a report silently, and never block the node waiting for the network.
-
-Topics, per node (DESIGN.md)::
-
-    iotbpf/<node>/status      "online" / "offline", retained; "offline" is also the last will
-    iotbpf/<node>/battery     report, kind "battery"
-    iotbpf/<node>/energy      report, kind "energy"
-    iotbpf/<node>/apps        report, kind "apps"
-    iotbpf/<node>/faults      report, kind "faults"
-    iotbpf/<node>/cmd         signed commands in (see iotbpf.report.commands)
-    iotbpf/<node>/cmd/reply   report, kind "cmd_reply": the answer to each command
-
-Report payload, schema "iotbpf.report" version 1 (UTF-8 JSON object)::
-
-    {"schema": "iotbpf.report", "version": 1,
-     "node": "<node>", "kind": "battery" | "energy" | "apps" | "faults" | "cmd_reply",
-     "stream": "<hex id of the node's outbox>",  "seq": 1, 2, 3, ... (per node and stream),
-     "ts_ns": <the node's clock in integer nanoseconds>, "clock": "virtual" | "real",
-     "data": {...}}
-
-``data`` by kind (further keys are allowed and kept):
-
-    battery    soc_percent (0..100), lifetime_days (predicted time to empty, or null);
-               optional voltage_v, remaining_mah, capacity_mah, current_a, power_w
-    energy     power_w (average since the previous report), energy_j (total so far);
-               optional current_a, components {name: {energy_j, power_w, state}}
-    apps       apps {name: {energy_j, ...}}
-    faults     event ("fault" | "detached" | "rollback" | ...), optional section, pc, reason
-    cmd_reply  ok (bool), reason (str or null), id (the command's id), counter (int or null),
-               optional result
-
-Home Assistant MQTT discovery (retained configs under ``homeassistant/sensor/...``) makes the
-battery %, power, energy (for the Energy dashboard), predicted lifetime and per-app energy of every
-node appear in Home Assistant by themselves -- only the sensors its publisher really sends.
+"""MQTT reporting for iotbpf nodes on paho-mqtt 2.x (v2 callback API), CPython only: a Publisher that
+sends through the durable outbox, a Receiver that drops duplicates, and Home Assistant discovery.
+Topics, the ``iotbpf.report`` payload and the delivery guarantees: docs/mqtt.md.
 """
 
 from __future__ import annotations

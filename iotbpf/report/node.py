@@ -1,10 +1,5 @@
-"""Remote control of a running node: the command target over a kernel Runtime, and its wiring.
-
-:class:`RuntimeTarget` shows one app of a ``iotbpf.kernel.runtime.Runtime`` to the
-:class:`~iotbpf.report.commands.CommandHandler` (maps, remotely writable maps from the
-manifest's ``remote`` list, attached sections, verification and atomic program replacement,
-fault counts). :func:`remote_control` connects a Publisher's command topic to a handler. The
-kernel does the verifying and swapping; this module must never touch a program itself.
+"""Remote control of a running node: RuntimeTarget shows one app of a kernel Runtime to the signed
+command handler, and remote_control wires it to a Publisher's command topic (docs/mqtt.md).
 """
 
 from __future__ import annotations

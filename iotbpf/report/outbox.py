@@ -1,22 +1,6 @@
-"""Durable outbox for MQTT reports, and the receiver's duplicate filter (CPython only).
-
-Every report is written to an sqlite3 database (with its per-node sequence number, allocated in
-the same transaction) *before* it is handed to the MQTT client, and deleted only after the broker
-acknowledged it (PUBACK, matched by message id in paho's ``on_publish``). A broker outage, a
-network cut or a killed process therefore loses nothing: whatever is still in the outbox is sent
-again. Delivery is at-least-once; the receiver removes duplicates with :class:`Deduplicator`,
-keyed by (node, stream, seq). This module must never delete a row that the broker has not
-acknowledged, and never reuse a sequence number within a stream.
-
-Database schema (version 1)::
-
-    meta(key TEXT PRIMARY KEY, value TEXT)     -- "version" = "1", "stream" = random hex id,
-                                               -- "seq:<key>" = last sequence number allocated
-    outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT, payload BLOB, qos INTEGER,
-           retain INTEGER, created REAL)        -- rows waiting for the broker's acknowledgement
-
-``stream`` identifies one outbox database: a node that loses its database starts a new stream,
-so its restarted sequence numbers are not mistaken for duplicates.
+"""Durable sqlite3 outbox for MQTT reports (a report leaves it only after the broker's PUBACK, so
+nothing is lost) and the receiver's duplicate filter by (node, stream, seq); CPython only.
+The database schema and the guarantees: docs/mqtt.md ("Nothing lost, no duplicates").
 """
 
 from __future__ import annotations

@@ -1,12 +1,5 @@
 """PNG/SVG/PDF plots of every report kind (matplotlib, Agg canvas, no pyplot state); CPython only.
-
-A node result has four views: power (per-component average power with the peak envelope of
-the highest-power state each interval entered, on a log axis so bursts stay visible), duty
-(percent of each interval a component was awake), soc (0-100 %, with the predicted time to
-empty) and apps. A comparison adds one panel per policy (power and SoC side by side) and the
-policy bars; fleets and monitor runs have their own views. Axes carry units through engineering
-formatters (no offsets, no bare exponents); one colour per component everywhere. Plots only
-draw numbers that are in the document; they must never compute new results.
+The views and what each draws are in docs/mqtt.md ("Plots and report files").
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""A progress display for long runs (simulate, compare, fleets): label, percent, rate and ETA, on stderr.
-
-tqdm draws it, only on a terminal; the callback takes virtual nanoseconds done (simulate,
-compare) or nodes done (fleets). Display only: it must never change what a run computes.
+"""A progress display for long runs (simulate, compare, fleets): label, percent, rate and ETA on
+stderr, drawn by tqdm only on a terminal. Display only: it never changes what a run computes.
 """
 
 from __future__ import annotations

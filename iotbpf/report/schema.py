@@ -1,9 +1,5 @@
-"""The report schema family: the JSON Schema files shipped in iotbpf/report/schemas/ and their checks.
-
-Five kinds share one vocabulary (SI units in field names, times in s plus integer ns where
-exactness matters, state of charge in percent, series of one length): node-result, comparison,
-fleet, monitor and app-usage. ``iotbpf schema`` prints them. This module only checks documents;
-it must never build or change one.
+"""The report schema family: the JSON Schema files shipped in iotbpf/report/schemas/ and the checks
+against them (``iotbpf schema``). It only checks documents (docs/reports.md).
 """
 
 from __future__ import annotations

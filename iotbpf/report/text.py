@@ -1,7 +1,5 @@
-"""Numbers as people read them: engineering notation with units, durations in plain words, tables.
-
-Every printed summary of the report layer goes through here, so ``0.00271759 J`` and
-``7.71e-05 J`` become ``2.72 mJ`` and ``77.1 µJ``. Formatting only: it must never compute a result.
+"""Numbers as people read them: engineering notation with units (``2.72 mJ``, not ``0.00271759 J``),
+durations in plain words, tables. Every printed summary goes through here; it only formats.
 """
 
 from __future__ import annotations

@@ -214,8 +214,7 @@ CASES = [
 
 
 def _params():
-    for name, argv in CASES:
-        yield case(name, argv)
+    return [case(name, argv) for name, argv in CASES]
 
 
 @pytest.mark.parametrize("argv", _params())

@@ -1,8 +1,5 @@
-"""The simulated board: sensors, GPIO, radio link and traffic, app usage, wired to a node's runtime.
-
-``SimPlatform(config, seed)`` is built from an app manifest's ``sim`` section; ``start(runtime,
-end_ns)`` schedules its generators as lazy event streams (one pending event per stream), so a
-node-year costs one queue entry per real event. Same seed, same events. It never reads host time.
+"""The simulated board: sensors, GPIO, radio link and traffic, app usage, wired to a node's runtime as
+lazy event streams from one seed; it never reads host time (docs/runtime.md, "Platforms").
 """
 
 from iotbpf.kernel.clock import parse_duration

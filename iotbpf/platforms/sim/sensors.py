@@ -1,7 +1,5 @@
-"""Simulated sensors: a seeded temperature-like random walk with a daily cycle, or a CSV trace.
-
-``read(now_ns)`` returns an integer in milli-units. Models use integer arithmetic only, so
-CPython and MicroPython produce identical readings; they must never read the host's clock.
+"""Simulated sensors: a seeded temperature-like random walk with a daily cycle, or a CSV trace, read in
+integer milli-units so CPython and MicroPython produce identical readings.
 """
 
 import sys

@@ -1,9 +1,6 @@
 """Event traces: JSON lines ``{"t": "90s", "hook": "gpio", "pin": 2, "level": 1}`` replayed instead of
 the generators (``iotbpf simulate --events FILE``). Every field is checked; nothing is trusted.
-
-An optional first line ``{"version": 1, "format": "iotbpf-events"}`` names the format version.
-``app_usage`` events may carry ``"app"``, the app's name (package), which reports show; it is not
-part of the eBPF context. The format is documented in docs/platforms.md ("Usage traces").
+The format is documented in docs/platforms.md ("Usage traces") and docs/writing-apps.md.
 """
 
 import json

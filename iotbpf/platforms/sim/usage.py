@@ -1,19 +1,6 @@
-"""An Android-like app-usage generator: a phone's day of screen sessions, foreground apps with their
-CPU (per cluster and speed), brightness, alarms, wakelocks, Wi-Fi/cellular bursts, GPS, camera and
-audio, all from one seed.
-
-It also keeps the ground truth of what it generated (per uid), so tests can check that a program
-counting these events gets exactly the same numbers. An event counts in the truth once the
-consumer has taken it and asked for the next one (an event still pending in a queue when a run
-stops was never delivered). It must never depend on wall-clock time.
-
-The default day follows published usage: Falaki et al., "Diversity in Smartphone Usage"
-(MobiSys 2010) found 10 to 200 interactions a day per user with mean lengths of 10 to 250 s; the
-defaults (a session every ~20 min while awake, ~2 min long, no use from midnight to 7 am) give
-about 45 sessions and 1.5 h of screen-on time a day. Communication apps take the largest share of
-the foreground time, as in Böhmer et al., "Falling Asleep with Angry Birds, Facebook and Kindle"
-(MobileHCI 2011); the other shares (browser, social, music, maps, mail, camera) are this
-generator's choice, not a measurement.
+"""An Android-like app-usage generator: a phone's day of screen sessions, foreground apps, CPU, alarms,
+wakelocks, radio bursts, GPS, camera and audio from one seed, with the ground truth per uid kept
+for tests. The published usage it follows: docs/platforms.md ("Phones: per-app energy from usage").
 """
 
 import heapq

@@ -77,7 +77,7 @@ def test_bad_monitor_input_is_one_error_line_exit_2(argv, message, tmp_path):
 def test_monitor_with_a_replayed_ina219_shows_estimate_measurement_and_error(cli):
     from pathlib import Path
 
-    trace = Path(__file__).parent / "data" / "ina219_rpi_zero2w.trace"
+    trace = Path(__file__).parent.parent / "platforms" / "data" / "ina219_rpi_zero2w.trace"
     r = cli("monitor", "--interval", "300ms", "--duration", "600ms", "--board", "rpi_zero2w",
             "--ina219-replay", trace, "--json")
     assert r.code == 0, r.err

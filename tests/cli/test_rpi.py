@@ -57,7 +57,7 @@ def test_node_on_a_mocked_pi_reports_model_beside_the_replayed_ina219(tmp_path, 
 
     from iotbpf.report.mqtt import Receiver
 
-    trace = Path(__file__).parent / "data" / "ina219_rpi_zero2w.trace"
+    trace = Path(__file__).parent.parent / "platforms" / "data" / "ina219_rpi_zero2w.trace"
     env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
     receiver = Receiver(mosquitto_broker.url, nodes="pi-1").start()
     try:
