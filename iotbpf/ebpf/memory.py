@@ -177,7 +177,7 @@ class Memory:
             name = "map:" + str(getattr(getattr(map_obj, "spec", None), "name", None) or "map")
             base = self.add_region(values, name, not getattr(map_obj, "readonly", False))
             self._map_regions[key] = base
-            # maps grow their storage up to max_entries * value_size (maps.py); a region
+            # maps grow their storage up to max_entries * value_size (maps/base.py); a region
             # already that large is never refreshed again
             spec = getattr(map_obj, "spec", None)
             try:

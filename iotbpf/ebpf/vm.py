@@ -49,7 +49,7 @@ Helper calling convention
         ``lddw rX, func LABEL`` (src=BPF_PSEUDO_FUNC) and is ``(FUNC_REGION_ID << 32) | pc``;
       * ``ex.stop(r0)`` -- end the whole run now with result r0 (the uBPF "unwind" helper).
 
-Map protocol (what the VM needs from a map object, e.g. ebpf/maps.py)
+Map protocol (what the VM needs from a map object, e.g. ebpf/maps/)
     ``map.spec.value_size`` and ``map.values``: one bytearray holding every value slot back
     to back (slot k at ``k * value_size``); it is never replaced but may grow in place -- the
     VM registers it once as region ``map:<spec.name>`` and re-reads its length at the start

@@ -9,15 +9,9 @@ from hypothesis import strategies as st
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
-from iotbpf.ebpf.maps import (
-    ArrayMap,
-    HashMap,
-    LruHashMap,
-    MapBudget,
-    RingBufMap,
-    create_map,
-    create_maps,
-)
+from iotbpf.ebpf.maps import ArrayMap, HashMap, MapBudget, create_map, create_maps
+from iotbpf.ebpf.maps.lru import LruHashMap
+from iotbpf.ebpf.maps.ringbuf import RingBufMap
 
 
 def u32(x):
