@@ -1,4 +1,4 @@
-"""`iotbpf cbpf`: run a classic BPF filter (tcpdump -d / -dd listing) on packets (see ebpf/cbpf.py)."""
+"""`iotbpf cbpf`: run a classic BPF filter (tcpdump -d / -dd listing) on packets (see ebpf/loader/cbpf.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from iotbpf.commands.run import parse_hex
-from iotbpf.ebpf import cbpf
 from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.ebpf.loader import cbpf
 
 NAME = "cbpf"
 HELP = "translate a classic BPF filter (tcpdump -d or -dd output) to eBPF and run it on packets"

@@ -445,7 +445,7 @@ class Runtime:
 
     def _restore_pinned(self, app):
         """Load the app's maps pinned by a previous run; True if any was restored (a restart)."""
-        from iotbpf.ebpf.pin import restore
+        from iotbpf.ebpf.loader.pin import restore
 
         restored = False
         for name, m in app.maps.items():
@@ -457,7 +457,7 @@ class Runtime:
         """Save every app map under pin_dir/<app>/<map>.pin (crash-safe), so a restart keeps them."""
         import os
 
-        from iotbpf.ebpf.pin import pin_map
+        from iotbpf.ebpf.loader.pin import pin_map
 
         if self.pin_dir is None:
             return

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import REPO
 from iotbpf.ebpf import types as T
-from iotbpf.ebpf.elf import load_elf_object
 from iotbpf.ebpf.helpers import LINUX_HELPER_IDS, format_printk, linux_helpers
+from iotbpf.ebpf.loader.elf import load_elf_object
 from iotbpf.ebpf.maps import create_map, instantiate
 from iotbpf.ebpf.memory import Memory
 from iotbpf.ebpf.program import Program

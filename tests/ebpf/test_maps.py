@@ -383,7 +383,7 @@ def test_export_import_roundtrip_every_kind():
 MP_SCRIPT = """
 import struct
 from iotbpf.ebpf import types as T
-from iotbpf.ebpf import cbpf
+from iotbpf.ebpf.loader import cbpf
 from iotbpf.ebpf.maps import create_map
 from iotbpf.ebpf.helpers import linux_helpers
 from iotbpf.ebpf.program import Program

@@ -6,9 +6,9 @@ import struct
 
 import pytest
 
-from iotbpf.ebpf import pin
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.loader import pin
 from iotbpf.ebpf.maps import create_map
 
 
@@ -125,7 +125,8 @@ def test_map_dump_cli_decodes_with_types(cli, tmp_path):
 
 MP_SCRIPT = """
 import struct
-from iotbpf.ebpf import pin, types as T
+from iotbpf.ebpf import types as T
+from iotbpf.ebpf.loader import pin
 from iotbpf.ebpf.maps import create_map
 m = create_map(T.MapSpec('c', T.BPF_MAP_TYPE_HASH, 4, 8, 8))
 for k in range(3):

@@ -3,8 +3,9 @@ is justified here, file by file; accepted programs run within the instruction bo
 
 import pytest
 
-from iotbpf.ebpf.conformance import CONFORMANCE_HELPERS, load_case
+from iotbpf.ebpf.conformance import CONFORMANCE_HELPERS
 from iotbpf.ebpf.errors import VerifierError
+from iotbpf.ebpf.loader.data import load_case
 from iotbpf.ebpf.types import ARG_ANYTHING, RET_INTEGER, HelperSpec, HelperTable
 from iotbpf.ebpf.verifier import verify
 from iotbpf.ebpf.vm import VM

@@ -12,8 +12,9 @@ import random
 import pytest
 from kernel_oracle.programs import compares_addresses, mutate, random_program
 
-from iotbpf.ebpf.conformance import CONFORMANCE_HELPERS, load_case
+from iotbpf.ebpf.conformance import CONFORMANCE_HELPERS
 from iotbpf.ebpf.errors import IotbpfError, VerifierError
+from iotbpf.ebpf.loader.data import load_case
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.verifier import verify
 from iotbpf.ebpf.vm import VM

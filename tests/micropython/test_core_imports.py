@@ -4,7 +4,7 @@ from conftest import REPO
 
 # Host-side modules that live inside core packages by design (DESIGN.md: the ELF reader and
 # its BTF parser need pyelftools/CPython); everything else in the core must import on MicroPython.
-HOST_ONLY = {"iotbpf.ebpf.elf", "iotbpf.ebpf.btf"}
+HOST_ONLY = {"iotbpf.ebpf.loader.elf", "iotbpf.ebpf.loader.btf"}
 CORE_DIRS = ("ebpf", "energy", "kernel", "platforms/sim")
 
 

@@ -23,7 +23,7 @@ class BloomFilterMap(Map):
 
     def _positions(self, value):
         """nr_hashes bit positions by double hashing two FNV-1a hashes (small ints only)."""
-        from iotbpf.ebpf.bundle import fnv1a32
+        from iotbpf.ebpf.loader.bundle import fnv1a32
 
         mask = self.nr_bits - 1
         h1 = fnv1a32(value) & mask

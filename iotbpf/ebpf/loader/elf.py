@@ -24,8 +24,8 @@ import struct
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf import types as T
-from iotbpf.ebpf.btf import Btf, parse_btf_ext
 from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.loader.btf import Btf, parse_btf_ext
 from iotbpf.ebpf.program import Program
 
 MAX_OBJECT_BYTES = 64 << 20

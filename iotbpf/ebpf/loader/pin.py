@@ -26,7 +26,7 @@ MAX_PIN_BYTES = 16 << 20
 
 
 def _fnv1a32(data):
-    from iotbpf.ebpf.bundle import fnv1a32
+    from iotbpf.ebpf.loader.bundle import fnv1a32
 
     return fnv1a32(data)
 
@@ -73,7 +73,7 @@ def read_pin(source):
         data, path = bytes(source), "<pinned map>"
     else:
         path = source
-        from iotbpf.ebpf.bundle import read_limited
+        from iotbpf.ebpf.loader.bundle import read_limited
 
         data = read_limited(path, MAX_PIN_BYTES, "pinned map")
     if len(data) > MAX_PIN_BYTES:
