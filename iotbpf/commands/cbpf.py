@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     insns = cbpf.parse(_read_program(args.file))
     cbpf.check(insns)
     if args.ebpf:
-        from iotbpf.ebpf import disasm
+        from iotbpf.ebpf.isa import disasm
 
         print(disasm.disassemble(cbpf.translate(insns)), end="")
     if not args.packet and not args.ebpf and not args.pcap:

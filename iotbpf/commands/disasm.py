@@ -62,7 +62,7 @@ def _helper_table():
 
 
 def run(args: argparse.Namespace) -> int:
-    from iotbpf.ebpf import disasm
+    from iotbpf.ebpf.isa import disasm
 
     programs = object_programs(args.input, args.section)
     annotated = not args.no_source and args.input.lower().endswith((".o", ".ibpf"))

@@ -1,7 +1,7 @@
 """The compiled engine: translate an eBPF program once into Python source, exec it, cache it.
 
 Each bpf function becomes one Python function whose registers are local variables; loops
-and branches are recovered from the control-flow graph (cfg.py) as ``while``/``if``; only
+and branches are recovered from the control-flow graph (engines/compiler/structure.py) as ``while``/``if``; only
 irreducible or absurdly nested flow falls back to a block-level state machine. Semantics,
 budget charging (per basic block, fault at the block's first pc), fault kinds, pcs and texts
 are exactly those of the interpreters (interp.py, compact.py). The generated source contains only
@@ -13,7 +13,8 @@ MicroPython-compatible (needs ``exec``); imports nothing of iotbpf outside ``ebp
 import heapq
 import sys
 
-from iotbpf.ebpf import cfg, isa, ops
+from iotbpf.ebpf import isa
+from iotbpf.ebpf.engines.compiler import structure
 from iotbpf.ebpf.frames import (
     BPFFault,
     HelperFault,
@@ -21,12 +22,11 @@ from iotbpf.ebpf.frames import (
     _helper_fault,
     _helper_result,
 )
+from iotbpf.ebpf.isa import M32, M64, cfg, ops
+from iotbpf.ebpf.isa.ops import ALU64_FUNCS, ATOMIC_OPERATORS, SIGNED32_FUNCS, SIGNED64_FUNCS, SWAP_FUNCS
 from iotbpf.ebpf.memory import FUNC_REGION_ID
-from iotbpf.ebpf.ops import ALU64_FUNCS, ATOMIC_OPERATORS, SIGNED32_FUNCS, SIGNED64_FUNCS, SWAP_FUNCS
 from iotbpf.ebpf.types import ARG_PTR_TO_FUNC
 
-M64 = 0xFFFFFFFFFFFFFFFF
-M32 = 0xFFFFFFFF
 ALL_REGS = (1 << 10) - 1  # r0..r9 as a bit set (r10 is never a local: it is the frame's fp)
 R0_5 = (1 << 6) - 1
 _R1_5 = R0_5 & ~1
@@ -795,13 +795,13 @@ class _Gen:
 
         try:
             graph = cfg.Graph(idx_succs, entry)
-            stmts = cfg.lower(cfg.structure(idx_succs, entry, graph), terminal)
+            stmts = structure.lower(structure.structure(idx_succs, entry, graph), terminal)
             body = []
-            if cfg.uses_jumps(stmts):
+            if structure.uses_jumps(stmts):
                 body.append("        _j = 0")
-            body += cfg.render(stmts, code_lines, cond_text, terminal, indent=2)
+            body += structure.render(stmts, code_lines, cond_text, terminal, indent=2)
             self.structured += 1
-        except (cfg.StructureError, RuntimeError):
+        except (structure.StructureError, RuntimeError):
             body = self.state_machine(f, code_lines, cond_text, idx_succs, entry)
             self.state_machines += 1
         if self.ctx_used:

@@ -12,10 +12,9 @@ return Linux's negative errno. MicroPython-compatible.
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf import types as T
+from iotbpf.ebpf.isa import M32, M64
 from iotbpf.ebpf.types import HelperSpec, HelperTable
 
-M64 = 0xFFFFFFFFFFFFFFFF
-M32 = 0xFFFFFFFF
 BPF_MAX_LOOPS = 8 * 1024 * 1024
 TRACE_PRINTK_MAX_ARGS = 3
 TRACE_STR_MAX = 512

@@ -17,8 +17,7 @@ from iotbpf.ebpf.frames import (
     _call_function,
     _invoke_helper,
 )
-from iotbpf.ebpf.memory import FUNC_REGION_ID
-from iotbpf.ebpf.ops import (
+from iotbpf.ebpf.isa.ops import (
     ATOMIC_FUNCS,
     COND32,
     COND64,
@@ -28,6 +27,7 @@ from iotbpf.ebpf.ops import (
     SWAP_FUNCS,
     alu_func,
 )
+from iotbpf.ebpf.memory import FUNC_REGION_ID
 
 
 class Interpreter:

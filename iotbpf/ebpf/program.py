@@ -39,7 +39,7 @@ class Program:
     # ---------------------------------------------------------------- constructors
     @classmethod
     def from_asm(cls, text, name="", filename=None):
-        from iotbpf.ebpf import asm
+        from iotbpf.ebpf.isa import asm
 
         insns, labels, lines = asm.assemble_with_info(text)
         where = filename or name
@@ -70,7 +70,7 @@ class Program:
         return isa.encode(self.insns)
 
     def disasm(self, labels=True):
-        from iotbpf.ebpf import disasm
+        from iotbpf.ebpf.isa import disasm
 
         return disasm.disassemble(self.insns, labels=labels)
 

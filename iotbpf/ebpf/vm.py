@@ -99,8 +99,8 @@ from iotbpf.ebpf.frames import (  # noqa: F401 (re-exported: the engines' shared
     format_source,
     source_line,
 )
-from iotbpf.ebpf.memory import FUNC_REGION_ID, Memory, MemoryFault
-from iotbpf.ebpf.ops import (  # noqa: F401 (re-exported)
+from iotbpf.ebpf.isa import M32, M64
+from iotbpf.ebpf.isa.ops import (  # noqa: F401 (re-exported)
     ALU32_FUNCS,
     ALU64_FUNCS,
     ATOMIC_FUNCS,
@@ -113,11 +113,8 @@ from iotbpf.ebpf.ops import (  # noqa: F401 (re-exported)
     SIGNED64_FUNCS,
     SWAP_FUNCS,
 )
+from iotbpf.ebpf.memory import FUNC_REGION_ID, Memory, MemoryFault
 
-M64 = 0xFFFFFFFFFFFFFFFF
-M32 = 0xFFFFFFFF
-SIGN64 = 0x8000000000000000
-SIGN32 = 0x80000000
 UNLIMITED = 1 << 62
 
 FAULT_KINDS = ("oob", "readonly", "opcode", "jump", "depth", "helper", "budget", "internal")

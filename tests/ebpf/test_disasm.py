@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.asm import assemble_bytes
-from iotbpf.ebpf.disasm import disassemble
+from iotbpf.ebpf.isa.asm import assemble_bytes
+from iotbpf.ebpf.isa.disasm import disassemble
 from iotbpf.ebpf.loader.data import load_case
 
 

@@ -4,7 +4,8 @@ import itertools
 
 import pytest
 
-from iotbpf.ebpf import compiler, isa, ops, verifier
+from iotbpf.ebpf import compiler, isa, verifier
+from iotbpf.ebpf.isa import ops
 
 M64 = (1 << 64) - 1
 EDGES = [0, 1, 2, 3, 7, 31, 32, 63, 64, 65, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF,

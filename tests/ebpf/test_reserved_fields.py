@@ -5,8 +5,8 @@ written as eight bytes per line, the form bpf_conformance's negative tests use."
 import pytest
 
 from iotbpf.ebpf import conformance, isa
-from iotbpf.ebpf.asm import assemble
 from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.isa.asm import assemble
 from iotbpf.ebpf.loader.data import parse_data
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.verifier import verify

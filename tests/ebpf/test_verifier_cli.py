@@ -98,7 +98,7 @@ def test_c_program_error_names_the_c_source_line(cli, clang):
 
 def test_verifier_runs_under_micropython(micropython):
     code = (
-        "from iotbpf.ebpf import asm, verifier\n"
+        "from iotbpf.ebpf import verifier\nfrom iotbpf.ebpf.isa import asm\n"
         "from iotbpf.ebpf.errors import VerifierError\n"
         "r = verifier.verify(asm.assemble('mov %r0, 0\\nl:\\nadd %r0, 1\\njlt %r0, 10, l\\nexit'))\n"
         "print(r.max_path_insns)\n"

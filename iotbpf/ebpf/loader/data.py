@@ -2,7 +2,7 @@
 expected result or error, parsed into a Case whose ``program()`` is the Program to run."""
 
 from iotbpf.ebpf.errors import LoadError
-from iotbpf.ebpf.isa import MASK64 as M64
+from iotbpf.ebpf.isa import M64
 from iotbpf.ebpf.program import Program
 
 KNOWN_SECTIONS = ("asm", "raw", "mem", "result", "error", "c", "no register offset")

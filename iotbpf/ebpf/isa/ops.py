@@ -4,11 +4,7 @@ with the Python function the interpreters call, the compiler's expression templa
 """
 
 from iotbpf.ebpf import isa
-
-M64 = 0xFFFFFFFFFFFFFFFF
-M32 = 0xFFFFFFFF
-SIGN64 = 0x8000000000000000
-SIGN32 = 0x80000000
+from iotbpf.ebpf.isa.encoding import M32, M64, SIGN32, SIGN64
 
 
 def sx64(x):

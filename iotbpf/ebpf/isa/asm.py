@@ -262,7 +262,7 @@ class Assembler:
         m = line.mnemonic
         if m == ".slot":
             value = parse_int(line.operands)
-            if value is None or not 0 <= value <= isa.MASK64:
+            if value is None or not 0 <= value <= isa.M64:
                 raise _error(line, "expected a 64-bit slot value like 0x0000000000000095")
             return value.to_bytes(8, "little")
         kind, opcode, extra = MNEMONICS[m]
@@ -307,14 +307,14 @@ class Assembler:
             if src == isa.BPF_PSEUDO_FUNC:
                 if len(ops) != 2:
                     raise _error(line, "lddw func takes one target")
-                value = self._target(line, words[1], 32) & isa.MASK32
+                value = self._target(line, words[1], 32) & isa.M32
             else:
-                index = self._imm32(line, words[1]) & isa.MASK32
+                index = self._imm32(line, words[1]) & isa.M32
                 offset = 0
                 if src in (isa.BPF_PSEUDO_MAP_VALUE, isa.BPF_PSEUDO_MAP_IDX_VALUE):
                     if len(ops) != 3:
                         raise _error(line, "lddw %s takes a map index and an offset" % words[0])
-                    offset = self._imm32(line, ops[2]) & isa.MASK32
+                    offset = self._imm32(line, ops[2]) & isa.M32
                 elif len(ops) != 2:
                     raise _error(line, "lddw %s takes one map index" % words[0])
                 value = index | (offset << 32)
@@ -324,7 +324,7 @@ class Assembler:
             value = parse_int(value_text)
             if value is None:
                 raise _error(line, "expected a 64-bit number, got %r" % value_text)
-        if not -(1 << 63) <= value <= isa.MASK64:
+        if not -(1 << 63) <= value <= isa.M64:
             raise _error(line, "lddw value does not fit in 64 bits")
         return isa.lddw(dst, value, src)
 
