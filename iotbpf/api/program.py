@@ -11,7 +11,7 @@ from iotbpf.api.clang import compile_c
 from iotbpf.api.views import MapsView
 from iotbpf.ebpf import maps as _maps
 from iotbpf.ebpf import program as _ebpf_program
-from iotbpf.ebpf import vm as _ebpf_vm
+from iotbpf.ebpf.engines import vm as _ebpf_vm
 from iotbpf.ebpf.errors import IotbpfError, LoadError
 from iotbpf.ebpf.loader.data import parse_data as _parse_data
 from iotbpf.ebpf.loader.files import load_program as _load_program

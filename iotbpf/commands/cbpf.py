@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     for packet in args.packet:
         print(cbpf.run_filter(insns, parse_hex(packet, "--packet"), engine=args.engine))
     if args.pcap:
-        from iotbpf.ebpf.vm import VM
+        from iotbpf.ebpf.engines.vm import VM
 
         vm = VM(cbpf.to_program(insns), engine=args.engine, budget=len(insns) * 16 + 64)  # as run_filter
         total = passed = 0

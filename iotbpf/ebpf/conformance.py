@@ -3,7 +3,7 @@ suite's own helper #5 ("unwind", as in uBPF) is registered here and only here.""
 
 import os
 
-from iotbpf.ebpf import vm as vm_module
+from iotbpf.ebpf.engines import vm as vm_module
 from iotbpf.ebpf.errors import IotbpfError, LoadError
 from iotbpf.ebpf.loader.data import load_case
 

@@ -12,6 +12,7 @@ return Linux's negative errno. MicroPython-compatible.
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf import types as T
+from iotbpf.ebpf.engines.frames import HelperFault
 from iotbpf.ebpf.isa import M32, M64
 from iotbpf.ebpf.types import HelperSpec, HelperTable
 
@@ -34,8 +35,6 @@ LINUX_HELPER_IDS = {
 
 
 def _fault(reason):
-    from iotbpf.ebpf.vm import HelperFault
-
     return HelperFault(reason)
 
 

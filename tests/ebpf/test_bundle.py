@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO
+from iotbpf.ebpf.engines.vm import VM
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.helpers import linux_helpers
 from iotbpf.ebpf.loader import bundle
@@ -16,7 +17,6 @@ from iotbpf.ebpf.loader.bundle import load_bundle, load_bundle_object, save_bund
 from iotbpf.ebpf.loader.elf import load_elf_object
 from iotbpf.ebpf.maps import instantiate
 from iotbpf.ebpf.memory import Memory
-from iotbpf.ebpf.vm import VM
 
 C_DIR = REPO / "tests" / "c"
 
@@ -130,7 +130,7 @@ from iotbpf.ebpf.loader.bundle import load_bundle_object
 from iotbpf.ebpf.maps import instantiate
 from iotbpf.ebpf.helpers import linux_helpers
 from iotbpf.ebpf.memory import Memory
-from iotbpf.ebpf.vm import VM
+from iotbpf.ebpf.engines.vm import VM
 import sys
 b = load_bundle_object('/root/app.ibpf')
 print('elftools' in sys.modules)

@@ -43,8 +43,8 @@ def test_files_expecting_an_error_pass_only_when_there_is_one():
 
 
 def test_unwind_helper_exists_only_in_conformance_mode():
+    from iotbpf.ebpf.engines.vm import VM, BPFFault
     from iotbpf.ebpf.program import Program
-    from iotbpf.ebpf.vm import VM, BPFFault
 
     text = "mov %r1, 0\ncall 5\nmov %r0, 2\nexit"
     case = parse_data("-- asm\n%s\n-- result\n0\n" % text)

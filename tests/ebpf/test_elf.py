@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from conftest import REPO, missing
 from iotbpf.ebpf import types as T
+from iotbpf.ebpf.engines.vm import VM
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.helpers import linux_helpers
 from iotbpf.ebpf.loader.elf import load_elf, load_elf_object
 from iotbpf.ebpf.maps import instantiate
 from iotbpf.ebpf.memory import Memory
-from iotbpf.ebpf.vm import VM
 
 C_DIR = REPO / "tests" / "c"
 

@@ -387,7 +387,7 @@ from iotbpf.ebpf.loader import cbpf
 from iotbpf.ebpf.maps import create_map
 from iotbpf.ebpf.helpers import linux_helpers
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, Environment
+from iotbpf.ebpf.engines.vm import VM, Environment
 
 def u32(x):
     return struct.pack('<I', x)

@@ -5,12 +5,12 @@ written as eight bytes per line, the form bpf_conformance's negative tests use."
 import pytest
 
 from iotbpf.ebpf import conformance, isa
+from iotbpf.ebpf.engines.vm import VM, BPFFault
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.isa.asm import assemble
 from iotbpf.ebpf.loader.data import parse_data
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.verifier import verify
-from iotbpf.ebpf.vm import VM, BPFFault
 
 _FIELDS = ("dst", "src", "off", "imm")
 

@@ -148,9 +148,9 @@ SEC("end") __u64 end_pointer(const __u8 *buf, __u64 len)
 
 
 def test_c_input_idioms_are_proven_against_the_length(clang):
+    from iotbpf.ebpf.engines.vm import VM
     from iotbpf.ebpf.loader.elf import load_elf_object
     from iotbpf.ebpf.verifier import verify
-    from iotbpf.ebpf.vm import VM
 
     obj = load_elf_object(clang.compile(INPUT_IDIOMS_C))
     for section in ("sum", "header", "tlv", "end"):

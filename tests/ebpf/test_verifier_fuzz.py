@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iotbpf.ebpf import isa
+from iotbpf.ebpf.engines.vm import VM, BPFFault
 from iotbpf.ebpf.errors import VerifierError
 from iotbpf.ebpf.loader.data import parse_data
 from iotbpf.ebpf.program import Program
@@ -32,7 +33,6 @@ from iotbpf.ebpf.types import (
     MapSpec,
 )
 from iotbpf.ebpf.verifier import verify
-from iotbpf.ebpf.vm import VM, BPFFault
 
 BUDGET = 3000
 STATS = {}

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from iotbpf.ebpf import helpers as linux
 from iotbpf.ebpf import maps, types
+from iotbpf.ebpf.engines.vm import VM, BPFFault, Environment, HelperFault, engine_available
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, BPFFault, Environment, HelperFault, engine_available
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1

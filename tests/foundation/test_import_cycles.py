@@ -70,7 +70,7 @@ def test_the_finder_sees_a_circle_and_nothing_else():
 
 def test_grimp_sees_imports_inside_functions():
     # maps/create.py imports nothing at the top for its families; vm.py imports maps in a method
-    assert "iotbpf.ebpf.maps" in import_graph()["iotbpf.ebpf.vm"]
+    assert "iotbpf.ebpf.maps" in import_graph()["iotbpf.ebpf.engines.vm"]
 
 
 def test_no_import_circle_but_the_known_ones():

@@ -11,9 +11,10 @@ CORE_DIRS = ("ebpf", "energy", "kernel", "platforms/sim")
 def core_modules():
     names = []
     for folder in CORE_DIRS:
-        for path in sorted((REPO / "iotbpf" / folder).glob("*.py")):
-            dotted = "iotbpf." + folder.replace("/", ".")
-            name = dotted if path.stem == "__init__" else dotted + "." + path.stem
+        root = REPO / "iotbpf" / folder
+        for path in sorted(root.rglob("*.py")):
+            parts = [p for p in path.relative_to(root).with_suffix("").parts if p != "__init__"]
+            name = ".".join(["iotbpf"] + folder.split("/") + parts)
             if name not in HOST_ONLY:
                 names.append(name)
     return names

@@ -93,7 +93,7 @@ MOVSX64_FUNCS = {n: (lambda f: lambda a, b: f(b) & M64)(_sext(n)) for n in (8, 1
 MOVSX32_FUNCS = {n: (lambda f: lambda a, b: f(b) & M32)(_sext(n)) for n in (8, 16)}
 
 # The range transfer's unmasked forms: when value ranges prove the result fits the width, the
-# compiler drops the mask (``compiler._alu_step`` decides when).
+# compiler drops the mask (``engines/compiler/ranges.py``'s ``_alu_step`` decides when).
 UNMASKED = {
     isa.BPF_ADD: "{d} + {s}",
     isa.BPF_SUB: "{d} - {s}",

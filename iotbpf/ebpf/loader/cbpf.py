@@ -405,7 +405,7 @@ def to_program(insns, name="cbpf"):
 
 def run_filter(insns, packet, engine="interp"):
     """The filter's return value (u32) on ``packet`` (bytes)."""
-    from iotbpf.ebpf.vm import VM
+    from iotbpf.ebpf.engines.vm import VM
 
     vm = VM(to_program(insns), engine=engine, budget=len(insns) * 16 + 64)
     return vm.run(mem=bytes(packet)) & M32

@@ -5,8 +5,8 @@ end_ns)`` schedules its generators as lazy event streams (one pending event per 
 node-year costs one queue entry per real event. Same seed, same events. It never reads host time.
 """
 
+from iotbpf.ebpf.prng import Rng
 from iotbpf.kernel.clock import parse_duration
-from iotbpf.kernel.prng import Rng
 from iotbpf.platforms.sim.gpio import Gpio, PoissonPin
 from iotbpf.platforms.sim.radio import Link, TrafficSource
 from iotbpf.platforms.sim.sensors import make_sensor

@@ -18,9 +18,9 @@ generator's choice, not a measurement.
 
 import heapq
 
+from iotbpf.ebpf.prng import Rng
 from iotbpf.kernel.clock import parse_duration
 from iotbpf.kernel.hooks import constant
-from iotbpf.kernel.prng import Rng
 
 SCREEN_ON = constant("IOT_USAGE_SCREEN_ON")
 SCREEN_OFF = constant("IOT_USAGE_SCREEN_OFF")

@@ -2,7 +2,7 @@
 (MicroPython's "interp"). MicroPython-compatible; imports nothing of iotbpf outside ``ebpf``."""
 
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.frames import (
+from iotbpf.ebpf.engines.frames import (
     _FMT,
     _FMT_S,
     _SIZE_MASK,

@@ -64,7 +64,7 @@ Map protocol (what the VM needs from a map object, e.g. ebpf/maps/)
 Engines: "interp" = ``interp.Interpreter`` (one closure per instruction, one unrolled closure per
 basic block: fast on CPython, ~260 B of RAM per instruction on MicroPython), "compact" =
 ``compact.CompactInterpreter`` (one tuple per instruction, ~50 B each; what "interp" means on
-MicroPython), "compiled" = ``compiler.CompiledEngine`` (ebpf/compiler.py).
+MicroPython), "compiled" = ``compiler.CompiledEngine`` (ebpf/engines/compiler.py).
 
 Engine protocol (how ``engine="compiled"`` plugs in; see ``make_engine``)
     ``Engine(program, vm)`` pre-translates the program; ``engine.run_main() -> r0`` runs
@@ -88,9 +88,8 @@ import sys
 import time
 
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.compact import CompactInterpreter
-from iotbpf.ebpf.errors import LoadError
-from iotbpf.ebpf.frames import (  # noqa: F401 (re-exported: the engines' shared run time)
+from iotbpf.ebpf.engines.compact import CompactInterpreter
+from iotbpf.ebpf.engines.frames import (  # noqa: F401 (re-exported: the engines' shared run time)
     EXITED,
     TAIL,
     BPFFault,
@@ -99,6 +98,7 @@ from iotbpf.ebpf.frames import (  # noqa: F401 (re-exported: the engines' shared
     format_source,
     source_line,
 )
+from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.isa import M32, M64
 from iotbpf.ebpf.isa.ops import (  # noqa: F401 (re-exported)
     ALU32_FUNCS,
@@ -114,6 +114,7 @@ from iotbpf.ebpf.isa.ops import (  # noqa: F401 (re-exported)
     SWAP_FUNCS,
 )
 from iotbpf.ebpf.memory import FUNC_REGION_ID, Memory, MemoryFault
+from iotbpf.ebpf.prng import Rng
 
 UNLIMITED = 1 << 62
 
@@ -124,7 +125,7 @@ class Environment:
     """The default runtime environment: wall clock, a deterministic PRNG, trace output."""
 
     def __init__(self, seed=0x2545F4914F6CDD1D, clock_ns=None):
-        self._state = seed & M64 or 1
+        self._rng = Rng.from_state(seed & M64 or 1)
         self._clock = clock_ns
         self.trace_output = []
 
@@ -136,13 +137,7 @@ class Environment:
         return time.time_ns()
 
     def random_u32(self):
-        # xorshift64*: identical on CPython and MicroPython
-        x = self._state
-        x ^= (x >> 12)
-        x ^= (x << 25) & M64
-        x ^= (x >> 27)
-        self._state = x
-        return ((x * 0x2545F4914F6CDD1D) & M64) >> 32
+        return self._rng.u32()
 
 
 class Execution:
@@ -210,9 +205,9 @@ class Execution:
 _MICROPYTHON = getattr(getattr(sys, "implementation", None), "name", "") == "micropython"
 
 ENGINES = {
-    "interp": ("iotbpf.ebpf.interp", "Interpreter"),
-    "compact": ("iotbpf.ebpf.compact", "CompactInterpreter"),
-    "compiled": ("iotbpf.ebpf.compiler", "CompiledEngine"),
+    "interp": ("iotbpf.ebpf.engines.interp", "Interpreter"),
+    "compact": ("iotbpf.ebpf.engines.compact", "CompactInterpreter"),
+    "compiled": ("iotbpf.ebpf.engines.compiler", "CompiledEngine"),
 }
 
 
@@ -224,7 +219,7 @@ def make_engine(kind, program, vm):
     if kind == "compact" or (kind == "interp" and _MICROPYTHON):
         return CompactInterpreter(program, vm)
     if kind == "interp":
-        from iotbpf.ebpf.interp import Interpreter
+        from iotbpf.ebpf.engines.interp import Interpreter
 
         return Interpreter(program, vm)
     try:
@@ -575,12 +570,12 @@ def _is_spec(entry):
 
 
 def __getattr__(name):
-    # ``from iotbpf.ebpf.vm import Interpreter`` keeps working; the closure interpreter lives in
+    # ``from iotbpf.ebpf.engines.vm import Interpreter`` keeps working; the closure interpreter lives in
     # interp.py so that MicroPython (which runs the compact one) never loads it
     if name == "Interpreter":
         try:
-            from iotbpf.ebpf.interp import Interpreter
+            from iotbpf.ebpf.engines.interp import Interpreter
         except ImportError:  # the device profile leaves interp.py out: same semantics, less RAM
             return CompactInterpreter
         return Interpreter
-    raise AttributeError("module 'iotbpf.ebpf.vm' has no attribute " + repr(name))
+    raise AttributeError("module 'iotbpf.ebpf.engines.vm' has no attribute " + repr(name))
