@@ -1,10 +1,5 @@
-"""Memory regions with bounds and permission checks: the only way eBPF programs touch memory.
-
-A pointer is a 64-bit integer ``(region_id << 32) | offset``; ids below 1 are NULL, and two
-reserved id ranges tag values that are not memory at all (map handles, function addresses),
-so dereferencing them faults precisely. Never lets a bad access become a Python exception
-other than MemoryFault. MicroPython-compatible; imports nothing of iotbpf but errors.
-"""
+"""Memory regions with bounds and permission checks, the only way programs touch memory: a pointer
+is ``(region_id << 32) | offset``; a bad access is a MemoryFault, never another exception."""
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.errors import RuntimeFailure

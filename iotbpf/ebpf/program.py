@@ -1,14 +1,5 @@
-"""``Program``: the instructions of one eBPF program plus what a loader found beside them.
-
-Loaders (assembler, raw bytes, conformance .data, ELF and bundle loaders of maps) all
-produce a Program; engines and the verifier consume it. Bounds sizes before allocating and
-never executes anything. MicroPython-compatible.
-
-Attributes: ``insns`` (slot-indexed Instruction list, see isa.py), ``maps`` (list indexed by
-the lddw map index: MapSpec or Map objects), ``name``, ``section``, ``line_info`` (dict pc ->
-(file, line, text)), ``labels`` (name -> pc), ``subprograms`` (sorted entry pcs, 0 first),
-``mem`` (default input memory, from a conformance file) and ``expected`` (expected r0 or None).
-"""
+"""``Program``: the slot-indexed instructions of one eBPF program plus what a loader found beside
+them (maps, name, section, line info, labels, subprograms). MicroPython-compatible."""
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.errors import LoadError

@@ -1,11 +1,5 @@
-"""Tracked numbers (tnums): which bits of a 64-bit value are known, for the verifier.
-
-A tnum is a pair ``(value, mask)`` of unsigned 64-bit ints: a bit set in ``mask`` is unknown;
-otherwise the bit equals the one in ``value`` (and ``value & mask == 0`` always). Every operation
-returns a tnum that contains every result of the concrete operation on members of its inputs
-(the same abstract domain as Linux's kernel/bpf/tnum.c, written afresh here). Plain tuples and
-functions keep it fast and MicroPython-compatible; it imports only the masks of isa.
-"""
+"""Tracked numbers (tnums) for the verifier: ``(value, mask)`` pairs saying which bits of a 64-bit
+value are known, the abstract domain of Linux's kernel/bpf/tnum.c written afresh."""
 
 from iotbpf.ebpf.isa.encoding import M32, M64
 

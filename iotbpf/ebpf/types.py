@@ -1,10 +1,5 @@
 """Data types the VM, the verifier, the maps and the runtime share: helper signatures, context
-layouts, map specs, and Linux's numbers for map types, flags and errno values.
-
-Pure data: nothing here runs a program or allocates a map. Concrete helper tables come from
-iotbpf.ebpf.helpers (Linux helpers) and iotbpf.kernel (IoT helpers, hook contexts).
-MicroPython-compatible.
-"""
+layouts, map specs, and Linux's numbers for map types, flags and errno values."""
 
 # ------------------------------------------------------------------ helper argument kinds
 # Named after Linux's enum bpf_arg_type (include/linux/bpf.h). A size argument

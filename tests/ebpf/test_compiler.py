@@ -1,4 +1,4 @@
-"""compiler.py: structured translation, verifier proofs, host safety, cache, CLI engine switch."""
+"""engines/compiler/: structured translation, verifier proofs, host safety, cache, CLI engine switch."""
 
 import io
 import os

@@ -1,4 +1,4 @@
-"""ops.py: each operation's function, compiler template and the verifier's concrete transfer agree."""
+"""isa/ops.py: each operation's function, compiler template and the verifier's concrete transfer agree."""
 
 import itertools
 

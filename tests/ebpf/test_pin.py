@@ -90,7 +90,7 @@ def test_damaged_or_foreign_pins_are_refused(tmp_path):
     doc["version"] = 2
     body = json.dumps(doc).encode()
     with pytest.raises(LoadError, match="version 2 is not supported"):
-        pin.read_pin(body + b"\nfnv1a32 %08x\n" % pin._fnv1a32(body))
+        pin.read_pin(body + b"\nfnv1a32 %08x\n" % pin.fnv1a32(body))
     other = create_map(T.MapSpec("x", T.BPF_MAP_TYPE_HASH, 8, 8, 4))
     with pytest.raises(LoadError, match="does not match"):
         pin.restore(other, path)

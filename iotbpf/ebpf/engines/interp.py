@@ -1,10 +1,5 @@
-"""The reference interpreter's fast form: one closure per instruction, one per basic block.
-
-CPython's engine for "interp" (vm.make_engine imports it lazily; MicroPython uses the compact
-interpreter in vm.py instead, so this module is never loaded there). Same semantics, faults
-and budget rule as every engine: see vm.py's docstring. Must never hold state between runs
-other than the decoded program.
-"""
+"""The closure interpreter, CPython's "interp": each instruction pre-decoded into a closure, each basic
+block into one unrolled closure (closures.py). Semantics, faults and budget as every engine."""
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.engines.closures import FAST_JK, FAST_JX, FAST_K, FAST_X, make_block

@@ -1,18 +1,5 @@
-"""Assembler for the bpf_conformance / uBPF text syntax, with labels.
-
-Turns text into 8-byte instruction slots using the tables of isa.py; every error is an
-AsmError naming the line. Host-side tool, but MicroPython-compatible (no ``re``); it must
-never guess: anything it does not understand is an error.
-
-Syntax (one instruction per line, ``#`` starts a comment, ``name:`` defines a label):
-``mov %r0, 1`` ``add32 %r1, %r2`` ``neg %r3`` ``movsx1664 %r1, %r2`` ``be16 %r0``
-``lddw %r0, 0x1122334455667788`` ``lddw %r1, map_fd 0`` ``lddw %r1, map_value 0, 8``
-``lddw %r1, func LABEL`` ``ldxw %r0, [%r1+4]`` ``stw [%r10-4], 7`` ``stxdw [%r10-8], %r0``
-``lock fetch add32 [%r1], %r2`` ``lock cmpxchg [%r10-8], %r1`` ``ldabsh 12``
-``ldindb %r1, 2`` ``ja LABEL`` ``jeq %r1, 5, +3`` ``ja32 LABEL`` ``call 5`` ``call local LABEL``
-``call %r2`` ``exit`` and ``.slot 0x<16 hex digits>`` for a raw slot. The label ``exit``
-means the first ``exit`` instruction unless a label of that name exists.
-"""
+"""Assembler for the bpf_conformance / uBPF text syntax, with labels: text to instruction slots,
+every error an AsmError naming the line, never a guess (syntax: docs/vm.md, "Inside")."""
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.errors import AsmError

@@ -1,7 +1,5 @@
-"""eBPF maps with Linux's type numbers and semantics, one module per family (docs/vm.md, "Maps").
-
-Exports the common families; lru, lpm, bloom and ringbuf are imported from their modules, and
-``create_map`` loads a family on first use, so a microcontroller keeps unused ones out of RAM."""
+"""eBPF maps with Linux's type numbers and semantics, one module per family (docs/vm.md, "Maps");
+exports the common families; ``create_map`` imports the others (lru, lpm, bloom, ringbuf) on first use."""
 
 from iotbpf.ebpf.maps.array import ArrayMap, PercpuArrayMap, ProgArrayMap
 from iotbpf.ebpf.maps.base import (

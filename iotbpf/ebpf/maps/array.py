@@ -1,4 +1,5 @@
-"""Array maps: array, percpu_array (one CPU) and prog_array (programs for tail calls)."""
+"""Array maps: array, percpu_array (one CPU) and prog_array (programs for tail calls).
+Every element of an array exists, zero-filled; values live in one slab programs point into."""
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError

@@ -1,6 +1,8 @@
-"""bloom_filter: push adds a value, peek answers \"maybe present\"; sized as Linux sizes it."""
+"""bloom_filter: push adds a value, peek answers 0 (maybe present) or -ENOENT (absent).
+Sized as Linux sizes it (base.py's _bloom_bits); hashes are FNV-1a by double hashing."""
 
 from iotbpf.ebpf import types as T
+from iotbpf.ebpf.checksum import fnv1a32
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.maps.base import Map, _b, _bloom_bits, _bloom_hashes
 
@@ -23,8 +25,6 @@ class BloomFilterMap(Map):
 
     def _positions(self, value):
         """nr_hashes bit positions by double hashing two FNV-1a hashes (small ints only)."""
-        from iotbpf.ebpf.loader.bundle import fnv1a32
-
         mask = self.nr_bits - 1
         h1 = fnv1a32(value) & mask
         h2 = (fnv1a32(value + b"\x5a") | 1) & mask

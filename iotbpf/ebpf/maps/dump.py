@@ -1,4 +1,5 @@
-"""Decoding map keys and values for dumps, from a BTF type description."""
+"""Decoding map keys and values for dumps, from a BTF type description (btf.describe):
+ints, structs as dicts, arrays as lists, char arrays as text, raw hex where it says too little."""
 
 import struct
 

@@ -1,4 +1,5 @@
-"""Hash maps: hash, percpu_hash (one CPU), and the maps of maps (array_of_maps, hash_of_maps)."""
+"""Hash maps: hash, percpu_hash (one CPU), and the maps of maps (array_of_maps, hash_of_maps).
+Values are slot-allocated in one slab; freed slots are reused."""
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.maps.base import _U32, Map, _b, _SlabMap

@@ -1,4 +1,5 @@
-"""lpm_trie: longest-prefix-match keys (prefix length + data), as Linux's trie."""
+"""lpm_trie: longest-prefix-match keys (a 32-bit prefix length, then the data), as Linux's trie.
+Lookups take the longest stored prefix that matches; updates and deletes need an exact prefix."""
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.maps.base import _U32, _b, _SlabMap

@@ -1,4 +1,5 @@
-"""lru_hash and lru_percpu_hash: a hash map that evicts the least recently used entry when full."""
+"""lru_hash and lru_percpu_hash: a hash map that evicts the least recently used entry when full.
+A program's lookup or any update marks an entry used; a user-space lookup does not (as in Linux)."""
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.maps.base import _b, _hex

@@ -1,4 +1,5 @@
-"""Queue and stack maps: values pushed and popped, no keys."""
+"""Queue and stack maps: values pushed and popped (FIFO / LIFO), no keys.
+Values are copied in and out; push with BPF_EXIST on a full map overwrites the oldest."""
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError

@@ -1,4 +1,5 @@
-"""Buffers to user space: ringbuf (one shared ring of records) and perf_event_array (per CPU)."""
+"""Buffers to user space: ringbuf (one shared ring of records) and perf_event_array (per CPU).
+Records are reserved, committed or discarded, then consumed in order by the reader."""
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
