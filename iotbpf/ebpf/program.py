@@ -19,7 +19,7 @@ class Program:
         self.source = source
         self.mem = b""
         self.expected = None
-        self.subprograms = subprogram_starts(insns)
+        self.subprograms = isa.function_starts(insns)
 
     def __len__(self):
         return len(self.insns)
@@ -80,5 +80,3 @@ class Program:
             return isa.format_insn(self.insns[pc], pc)
         return "<end of program>"
 
-
-subprogram_starts = isa.function_starts  # the name importers know

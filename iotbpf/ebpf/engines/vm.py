@@ -6,30 +6,14 @@ import time
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.engines.compact import CompactInterpreter
-from iotbpf.ebpf.engines.frames import (  # noqa: F401 (re-exported: the engines' shared run time)
-    EXITED,
-    TAIL,
+from iotbpf.ebpf.engines.frames import (
     BPFFault,
     HelperFault,
     StopRun,
-    format_source,
     source_line,
 )
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.isa import M32, M64
-from iotbpf.ebpf.isa.ops import (  # noqa: F401 (re-exported)
-    ALU32_FUNCS,
-    ALU64_FUNCS,
-    ATOMIC_FUNCS,
-    COND32,
-    COND64,
-    LE_FUNCS,
-    MOVSX32_FUNCS,
-    MOVSX64_FUNCS,
-    SIGNED32_FUNCS,
-    SIGNED64_FUNCS,
-    SWAP_FUNCS,
-)
 from iotbpf.ebpf.memory import FUNC_REGION_ID, Memory, MemoryFault
 from iotbpf.ebpf.prng import Rng
 
@@ -58,7 +42,7 @@ class Environment:
 
 
 class Execution:
-    """The running execution context handed to helpers (see the module docstring)."""
+    """The running execution context handed to helpers (docs/vm.md, "Inside")."""
 
     def __init__(self, vm, memory, env):
         self.vm = vm
@@ -115,9 +99,6 @@ class Execution:
         raise StopRun(value & M64)
 
 
-# ---------------------------------------------------------------- value functions
-# The operations themselves are written once, in ops.py; these names stay for importers.
-
 # ---------------------------------------------------------------- engines
 _MICROPYTHON = getattr(getattr(sys, "implementation", None), "name", "") == "micropython"
 
@@ -164,7 +145,7 @@ def engine_available(kind):
 
 
 class VM:
-    """One program, its engine and memory; ``run()`` executes it (see the module docstring)."""
+    """One program, its engine and memory; ``run()`` executes it (docs/vm.md, "Inside")."""
 
     def __init__(self, program, helpers=None, engine="interp", budget=None, env=None, memory=None,
                  maps=None):

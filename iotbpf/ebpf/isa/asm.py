@@ -402,7 +402,7 @@ def assemble_bytes(text):
 
 
 def assemble(text):
-    """Assemble ``text`` to a slot-indexed Instruction list (see isa.py)."""
+    """Assemble ``text`` to a slot-indexed Instruction list (see isa/encoding.py)."""
     return isa.decode(assemble_bytes(text))
 
 

@@ -206,7 +206,7 @@ class Instruction:
     """One instruction slot: opcode (u8), dst (0..15), src (0..15), off (s16), imm (s32).
 
     For the first slot of a lddw, ``imm`` is the full unsigned 64-bit immediate and the next
-    slot is its tail (see the module docstring).
+    slot is its tail (docs/vm.md, "Inside").
     """
 
     __slots__ = ("opcode", "dst", "src", "off", "imm")
@@ -318,7 +318,7 @@ class DecodeError(ValueError):
 
 
 def decode(data):
-    """Decode program bytes into a slot-indexed list of Instructions (see module docstring)."""
+    """Decode program bytes into a slot-indexed list of Instructions (docs/vm.md, "Inside")."""
     n = len(data)
     if n % 8:
         raise DecodeError("program length %d is not a multiple of 8 bytes" % n)

@@ -99,7 +99,7 @@ def clear_cache():
 
 # ---------------------------------------------------------------- the engine
 class CompiledEngine:
-    """vm.py's engine protocol (``run_main``, ``call_function``) over compiled Python code."""
+    """The engine protocol of engines/vm.py (``run_main``, ``call_function``) over compiled Python code."""
 
     def __init__(self, program, vm):
         self.program = program
@@ -371,7 +371,7 @@ class CompiledEngine:
         return result
 
     def _interpreter(self):
-        """--trace and --profile run on the reference interpreter (same faults, same budget)."""
+        """--trace and --profile run on the closure interpreter (same faults, same budget)."""
         if self._interp is None:
             self._interp = self.vm.make_engine("interp", self.program)
         return self._interp
