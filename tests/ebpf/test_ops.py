@@ -42,7 +42,7 @@ def test_template_computes_the_function(code, is64, off):
             if k == 0 and code in (isa.BPF_DIV, isa.BPF_MOD) and off != 1:
                 continue  # the compiler folds a zero divisor itself
             s = "b" if register else str(k)
-            text = template.format(**compiler_analysis._fields(is64, s, register, k, off, "a"))
+            text = template.format(**compiler_analysis.template_fields(is64, s, register, k, off, "a"))
             got = eval(text, dict(NAMESPACE, a=a, b=b))
             want = f(a, b if register else k)
             assert got == want, (text, a, b)

@@ -12,7 +12,7 @@ DEPTH_LIMIT = isa.MAX_CALL_FRAMES - 1
 EVENT_ENTRY = -1  # the key of e0 (VM.run_event's entry) among the generic entries, which are keyed by pc
 
 
-def _bits(mask):
+def regs_in(mask):
     return [i for i in range(10) if mask >> i & 1]
 
 
@@ -136,7 +136,7 @@ class Analysis:
         return seen
 
 
-def _fields(is64, s, register, k, off, d):
+def template_fields(is64, s, register, k, off, d):
     """The values an ops.py expression template names."""
     width = 64 if is64 else 32
     low = (1 << off) - 1 if off > 1 else 0
@@ -144,7 +144,7 @@ def _fields(is64, s, register, k, off, d):
             "m": M64 if is64 else M32, "sign": 1 << (width - 1), "low": low, "half": (low + 1) >> 1}
 
 
-def _uses_defs(insn):
+def uses_defs(insn):
     """(uses, defs) register bit sets of a straight-line instruction."""
     kind = insn.kind
     d, s = insn.dst, insn.src
@@ -182,7 +182,7 @@ def _uses_defs(insn):
 
 
 # ---------------------------------------------------------------- functions and liveness
-class _Function:
+class Function:
     __slots__ = ("entry", "index", "nodes", "params", "rets", "live_in", "calls")
 
     def __init__(self, entry, index, nodes):
@@ -219,15 +219,15 @@ def _live_transfer(an, f, by_entry, direct_helpers):
         else:
             cur = out
         for _pc, insn in reversed(blk.items):
-            uses, defs = _uses_defs(insn)
+            uses, defs = uses_defs(insn)
             cur = (cur & ~defs) | uses
         return cur
     return transfer
 
 
-def _liveness(an, funcs, direct_helpers=frozenset()):
+def function_liveness(an, funcs, direct_helpers=frozenset()):
     """Parameters (live-in registers) and results (registers callers read) of every function.
-    A call of a helper in ``direct_helpers`` reads r1-r5 and sets r0 (see _Gen.block_lines);
+    A call of a helper in ``direct_helpers`` reads r1-r5 and sets r0 (see Generator.block_lines);
     any other helper call may read every register."""
     by_entry = {f.entry: f for f in funcs}
     changed = True

@@ -8,13 +8,13 @@ from iotbpf.ebpf.engines.compiler.analysis import (
     DEPTH_LIMIT,
     EVENT_ENTRY,
     STACK,
-    _bits,
-    _fields,
-    _Function,
-    _liveness,
-    _uses_defs,
+    Function,
+    function_liveness,
+    regs_in,
+    template_fields,
+    uses_defs,
 )
-from iotbpf.ebpf.engines.compiler.ranges import TOP_STATE, _insn_step, _ranges
+from iotbpf.ebpf.engines.compiler.ranges import TOP_STATE, block_ranges, insn_step
 from iotbpf.ebpf.engines.frames import _SIZE_MASK
 from iotbpf.ebpf.isa import M32, M64, cfg, ops
 
@@ -99,7 +99,7 @@ def _drop_dead(items):
 
 
 # ---------------------------------------------------------------- code generation
-class _Gen:
+class Generator:
     """Python source for one module: every function reachable from ``entries``."""
 
     def __init__(self, an, entries, proofs, checks=True, direct_helpers=()):
@@ -114,7 +114,7 @@ class _Gen:
             e = work.pop(0)
             if e in self.by_entry:
                 continue
-            f = _Function(e, len(self.funcs), sorted(an.reachable(e)))
+            f = Function(e, len(self.funcs), sorted(an.reachable(e)))
             self.funcs.append(f)
             self.by_entry[e] = f
             for node in f.nodes:
@@ -123,10 +123,10 @@ class _Gen:
                     work.append(term[2])
         for e in an.subprograms:
             if e not in self.by_entry:
-                f = _Function(e, len(self.funcs), sorted(an.reachable(e)))
+                f = Function(e, len(self.funcs), sorted(an.reachable(e)))
                 self.funcs.append(f)
                 self.by_entry[e] = f
-        _liveness(an, self.funcs, self.direct_helpers)
+        function_liveness(an, self.funcs, self.direct_helpers)
         self.depths = self._static_depths(entries)
         self.helper_sites = []  # (pc, hid)
         self.callx_sites = []  # (pc, reg)
@@ -223,8 +223,8 @@ class _Gen:
             out.append("        nonlocal b")
             out.append("        b = X.left")
             out.append("        try:")
-            args = ["R[%d]" % i for i in _bits(f.params)] + ([] if self.depths is not None else ["d"])
-            rets = _bits(f.rets)
+            args = ["R[%d]" % i for i in regs_in(f.params)] + ([] if self.depths is not None else ["d"])
+            rets = regs_in(f.rets)
             out.append("            %s = f%d(%s)" % (self._ret_tuple(rets), f.index, ", ".join(args)))
             for i in rets:
                 out.append("            R[%d] = r%d" % (i, i))
@@ -240,7 +240,7 @@ class _Gen:
     def _event_entry(self, f, rets):
         """``e0(ctx_addr)``: g0 for a fresh run whose registers are the VM's initial ones (r1 the
         context, the rest 0), without reading them back from R (VM.run_event's entry)."""
-        args = ["a" if i == 1 else "0" for i in _bits(f.params)] + ([] if self.depths is not None else ["0"])
+        args = ["a" if i == 1 else "0" for i in regs_in(f.params)] + ([] if self.depths is not None else ["0"])
         lines = ["    def e0(a):",
                  "        nonlocal b",
                  "        E.depth = 0",
@@ -264,7 +264,7 @@ class _Gen:
     def function(self, f):
         an = self.an
         static = self.depths is not None
-        params = ["r%d" % i for i in _bits(f.params)] + ([] if static else ["d"])
+        params = ["r%d" % i for i in regs_in(f.params)] + ([] if static else ["d"])
         head = ["    def f%d(%s):" % (f.index, ", ".join(params)), "        nonlocal b"]
         if self._uses_fp(f):
             depth = str(self.depths.get(f.entry, 0)) if static else "d"
@@ -275,7 +275,7 @@ class _Gen:
             for _pc, insn in an.blocks[node].items:
                 if insn.kind == "atomic" and insn.src == 10 and insn.imm & isa.BPF_FETCH:
                     self.fp_fixed = False
-        self.ranges = _ranges(an, f, self)
+        self.ranges = block_ranges(an, f, self)
         self.konst_in = self._constants(f)
         self.ctx_used = self.ctx_base_used = False
         self.term_states = {}
@@ -368,7 +368,7 @@ class _Gen:
         items = []  # [lines, pure] per instruction; pure: an assignment that cannot fail
         moved = None  # (item, rD, source) of a `rD = source` the next ALU op on rD can absorb
         for pc, insn in blk.items:
-            out = self.insn(pc, insn, _insn_step(insn, st))
+            out = self.insn(pc, insn, insn_step(insn, st))
             kind = insn.kind
             if moved is not None and kind in ("alu", "end") and insn.dst == moved[1] and len(out) == 1 \
                     and " = " in out[0]:
@@ -387,7 +387,7 @@ class _Gen:
                     moved = (item, insn.dst, source)
             self._track_constant(pc, insn)
             if self.bases:
-                for reg in _bits(_uses_defs(insn)[1]):
+                for reg in regs_in(uses_defs(insn)[1]):
                     self.bases.pop(reg, None)
         for out, _pure in _drop_dead(items):
             lines += out
@@ -397,17 +397,17 @@ class _Gen:
         if t == "fault":
             lines.append("raise FX(%d)" % term[1])
         elif t == "exit":
-            lines.append("return " + self._ret_tuple(_bits(f.rets)))
+            lines.append("return " + self._ret_tuple(regs_in(f.rets)))
         elif t == "jcond" and term[3] is not True:
             lines.append("if %s: raise FX(%d)" % (self.cond(term[2], st), term[3]))
         elif t == "call":
             g = self.by_entry[term[2]]
-            args = ["r%d" % i for i in _bits(g.params)]
+            args = ["r%d" % i for i in regs_in(g.params)]
             if self.depths is None:
                 k = an.fault(term[1], "call depth exceeded (%d frames)" % isa.MAX_CALL_FRAMES, "depth")
                 lines.append("if d >= %d: raise FX(%d)" % (DEPTH_LIMIT, k))
                 args.append("d + 1")
-            lines.append("%s = f%d(%s)" % (self._ret_tuple(_bits(g.rets)), g.index, ", ".join(args)))
+            lines.append("%s = f%d(%s)" % (self._ret_tuple(regs_in(g.rets)), g.index, ", ".join(args)))
         elif t == "helper":
             k = len(self.helper_sites)
             self.helper_sites.append((term[1], term[2]))
@@ -522,7 +522,7 @@ class _Gen:
                     other = "-" if code == isa.BPF_ADD else "+"
                     return "%s = (%s %s %d) & %d" % (d, d, other, -insn.imm, M64)
                 s = str(insn.imm)
-        return "%s = %s" % (d, ops.alu_template(code, is64, off, x).format(**_fields(is64, s, x, k, off, d)))
+        return "%s = %s" % (d, ops.alu_template(code, is64, off, x).format(**template_fields(is64, s, x, k, off, d)))
 
     @staticmethod
     def alu_unmasked(insn, code, is64, d, s, k):
@@ -532,7 +532,7 @@ class _Gen:
             return None
         if is64 and k is not None and insn.imm < 0 and code in (isa.BPF_ADD, isa.BPF_SUB):
             return "%s = %s %s %d" % (d, d, "-" if code == isa.BPF_ADD else "+", -insn.imm)
-        return "%s = %s" % (d, template.format(**_fields(is64, s, k is None, k, 0, d)))
+        return "%s = %s" % (d, template.format(**template_fields(is64, s, k is None, k, 0, d)))
 
     def end(self, insn):
         d = "r%d" % insn.dst
@@ -576,7 +576,7 @@ class _Gen:
             if s in konst and d not in konst and op & 0xF0 == isa.BPF_ADD:
                 konst[d] = (konst[s][0], None)
                 return
-        for reg in _bits(_uses_defs(insn)[1]):
+        for reg in regs_in(uses_defs(insn)[1]):
             konst.pop(reg, None)
 
     @staticmethod

@@ -5,7 +5,7 @@ import sys
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.engines.compiler.analysis import DEPTH_LIMIT, EVENT_ENTRY, Analysis
-from iotbpf.ebpf.engines.compiler.codegen import _Gen
+from iotbpf.ebpf.engines.compiler.codegen import Generator
 from iotbpf.ebpf.engines.frames import (
     _SIZE_MASK,
     BPFFault,
@@ -80,7 +80,7 @@ def compile_program(program, proofs=None, entries=None, budget_checks=True, dire
     if hit is not None:
         return hit
     an = Analysis(insns)
-    gen = _Gen(an, [0] + list(extra), proofs, budget_checks, direct)
+    gen = Generator(an, [0] + list(extra), proofs, budget_checks, direct)
     source = gen.source()
     namespace = {}
     exec(source, namespace)

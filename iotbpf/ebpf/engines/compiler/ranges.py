@@ -1,10 +1,10 @@
 """Value ranges the compiler tracks to drop masks it can prove redundant: ``_alu_step`` is the
-transfer of one ALU instruction, ``_ranges`` the forward fixpoint over the blocks."""
+transfer of one ALU instruction, ``block_ranges`` the forward fixpoint over the blocks."""
 
 import heapq
 
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.engines.compiler.analysis import _bits
+from iotbpf.ebpf.engines.compiler.analysis import regs_in
 from iotbpf.ebpf.engines.frames import _SIZE_MASK
 from iotbpf.ebpf.isa import M32, M64
 
@@ -101,7 +101,7 @@ def _alu_step(insn, st):
     return ok
 
 
-def _insn_step(insn, st):
+def insn_step(insn, st):
     """Range update for any straight-line instruction; returns True if an ALU mask can go."""
     kind = insn.kind
     if kind == "alu":
@@ -178,7 +178,7 @@ def _branch_states(insn, st):
     return taken, fall
 
 
-def _ranges(an, f, gen):
+def block_ranges(an, f, gen):
     """Entry ranges of every block of ``f`` (forward worklist fixpoint with widening)."""
     states = {f.entry: TOP_STATE}
     visits = {}
@@ -191,7 +191,7 @@ def _ranges(an, f, gen):
         blk = an.blocks[node]
         st = list(states[node])
         for _pc, insn in blk.items:
-            _insn_step(insn, st)
+            insn_step(insn, st)
         term = blk.term
         t = term[0]
         if t == "jcond" and term[3] is True and len(blk.succs) == 2:
@@ -201,7 +201,7 @@ def _ranges(an, f, gen):
             if t == "helper":
                 st[0] = TOP
             elif t == "call":
-                for i in _bits(gen.by_entry[term[2]].rets):
+                for i in regs_in(gen.by_entry[term[2]].rets):
                     st[i] = TOP
             elif t == "callx":
                 for i in range(6):
