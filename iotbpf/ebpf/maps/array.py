@@ -3,16 +3,16 @@ Every element of an array exists, zero-filled; values live in one slab programs 
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
-from iotbpf.ebpf.maps.base import _U32, Map, _b, _hex, _SlabMap, _unhex
+from iotbpf.ebpf.maps.base import U32, Map, SlabMap, exact_bytes, from_hex, to_hex
 
 
-class ArrayMap(_SlabMap):
+class ArrayMap(SlabMap):
     """BPF_MAP_TYPE_ARRAY: u32 index keys, every element exists (zero-filled), no delete."""
 
     type = T.BPF_MAP_TYPE_ARRAY
 
     def __init__(self, spec):
-        _SlabMap.__init__(self, spec)
+        SlabMap.__init__(self, spec)
         if spec.data is not None:
             data = bytes(spec.data)
             if len(data) > spec.max_entries * spec.value_size:
@@ -26,8 +26,8 @@ class ArrayMap(_SlabMap):
         return self.max_entries
 
     def _index(self, key):
-        key = _b(key, 4, "array key")
-        return _U32.unpack(key)[0]
+        key = exact_bytes(key, 4, "array key")
+        return U32.unpack(key)[0]
 
     def lookup_slot(self, key):
         index = self._index(key)
@@ -52,11 +52,11 @@ class ArrayMap(_SlabMap):
         for index in range(len(self.values) // self.value_size):
             value = self._value(index)
             if value != zero:
-                out.append((_U32.pack(index), value))
+                out.append((U32.pack(index), value))
         return out
 
     def update(self, key, value, flags=T.BPF_ANY):
-        value = _b(value, self.value_size, "value")
+        value = exact_bytes(value, self.value_size, "value")
         if self.frozen:
             return -T.EPERM
         if flags & ~T.BPF_F_LOCK > T.BPF_EXIST or flags & T.BPF_F_LOCK:
@@ -80,7 +80,7 @@ class ArrayMap(_SlabMap):
             index = 0 if index >= self.max_entries else index + 1
         if index >= self.max_entries:
             return None
-        return _U32.pack(index)
+        return U32.pack(index)
 
     def clear(self):
         self.values[:] = bytes(len(self.values))
@@ -91,12 +91,12 @@ class ArrayMap(_SlabMap):
         end = len(data)
         while end > 0 and data[end - 1] == 0:
             end -= 1
-        return {"array": _hex(data[:end])}
+        return {"array": to_hex(data[:end])}
 
     def import_state(self, state):
         if "array" not in state:
             return Map.import_state(self, state)
-        data = _unhex(state["array"])
+        data = from_hex(state["array"])
         if len(data) > self.max_entries * self.value_size:
             raise LoadError("map %s: saved array is larger than the map" % self.name)
         self.clear()
@@ -143,7 +143,7 @@ class ProgArrayMap(Map):
         return self.programs.get(index)
 
     def delete(self, key):
-        index = _U32.unpack(_b(key, 4, "key"))[0]
+        index = U32.unpack(exact_bytes(key, 4, "key"))[0]
         if index >= self.max_entries:
             return -T.E2BIG
         if index not in self.programs:
@@ -152,9 +152,9 @@ class ProgArrayMap(Map):
         return 0
 
     def get_next_key(self, key):
-        start = 0 if key is None else _U32.unpack(_b(key, 4, "key"))[0] + 1
+        start = 0 if key is None else U32.unpack(exact_bytes(key, 4, "key"))[0] + 1
         later = [i for i in self.programs if i >= start]
-        return _U32.pack(min(later)) if later else None
+        return U32.pack(min(later)) if later else None
 
     def export_state(self):
         return {"entries": []}  # programs are not data: they are reattached at load

@@ -1,5 +1,5 @@
 """What every map shares: the size limits, the per-app MapBudget, the Map base class and the
-slab of values programs point into (``_SlabMap``). MicroPython-compatible."""
+slab of values programs point into (``SlabMap``). MicroPython-compatible."""
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf import types as T
@@ -15,10 +15,10 @@ LPM_DATA_SIZE_MAX = 256
 LPM_VAL_SIZE_MAX = 0xFFFFFFFF - 64
 BLOOM_DEFAULT_HASHES = 5
 
-_U32 = isa.make_struct("<I")
+U32 = isa.make_struct("<I")
 
 
-def _b(data, size, what):
+def exact_bytes(data, size, what):
     """``data`` as bytes of exactly ``size`` bytes (ValueError otherwise: a Python caller bug)."""
     if data.__class__ is not bytes:
         data = bytes(data)
@@ -28,12 +28,12 @@ def _b(data, size, what):
 
 
 
-def _bloom_hashes(spec):
+def bloom_hashes(spec):
     n = getattr(spec, "map_extra", 0) & 0xF
     return n or BLOOM_DEFAULT_HASHES
 
 
-def _bloom_bits(max_entries, nr_hashes):
+def bloom_bits(max_entries, nr_hashes):
     """Bit-array size as Linux computes it: entries * hashes / ln 2, rounded up to a power of two."""
     want = max_entries * nr_hashes * 7 // 5 + 1
     bits = 8
@@ -127,14 +127,14 @@ class Map:
 
     def export_state(self):
         """JSON-able contents: ``{"entries": [[key_hex, value_hex], ...]}``."""
-        return {"entries": [[_hex(k), _hex(v)] for k, v in self.items()]}
+        return {"entries": [[to_hex(k), to_hex(v)] for k, v in self.items()]}
 
     def import_state(self, state):
         """Replace the contents with a snapshot from ``export_state`` (LoadError if it does not fit)."""
         self.clear()
         for pair in state.get("entries", ()):
-            key = _unhex(pair[0])
-            value = _unhex(pair[1])
+            key = from_hex(pair[0])
+            value = from_hex(pair[1])
             if len(key) != self.key_size or len(value) != self.value_size:
                 raise LoadError("map %s: entry sizes %d/%d do not match key_size %d/value_size %d"
                                 % (self.name, len(key), len(value), self.key_size, self.value_size))
@@ -143,18 +143,18 @@ class Map:
                 raise LoadError("map %s: restoring an entry failed with errno %d" % (self.name, -err))
 
 
-def _hex(data):
+def to_hex(data):
     return "".join("%02x" % b for b in data)
 
 
-def _unhex(text):
+def from_hex(text):
     try:
         return bytes.fromhex(text)
     except (ValueError, TypeError):
         raise LoadError("bad hex string in map state") from None
 
 
-class _SlabMap(Map):
+class SlabMap(Map):
     """A map whose values live in one lazily grown bytearray, slot-indexed."""
 
     def __init__(self, spec):

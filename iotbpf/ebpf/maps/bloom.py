@@ -1,10 +1,10 @@
 """bloom_filter: push adds a value, peek answers 0 (maybe present) or -ENOENT (absent).
-Sized as Linux sizes it (base.py's _bloom_bits); hashes are FNV-1a by double hashing."""
+Sized as Linux sizes it (base.py's bloom_bits); hashes are FNV-1a by double hashing."""
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.checksum import fnv1a32
 from iotbpf.ebpf.errors import LoadError
-from iotbpf.ebpf.maps.base import Map, _b, _bloom_bits, _bloom_hashes
+from iotbpf.ebpf.maps.base import Map, bloom_bits, bloom_hashes, exact_bytes
 
 
 class BloomFilterMap(Map):
@@ -15,8 +15,8 @@ class BloomFilterMap(Map):
 
     def __init__(self, spec):
         Map.__init__(self, spec)
-        self.nr_hashes = _bloom_hashes(spec)
-        self.nr_bits = _bloom_bits(spec.max_entries, self.nr_hashes)
+        self.nr_hashes = bloom_hashes(spec)
+        self.nr_bits = bloom_bits(spec.max_entries, self.nr_hashes)
         self._bits = {}  # sparse: byte index -> byte, so a huge filter costs nothing until used
         self._count = 0
 
@@ -34,7 +34,7 @@ class BloomFilterMap(Map):
         return out
 
     def push(self, value, flags=T.BPF_ANY):
-        value = _b(value, self.value_size, "value")
+        value = exact_bytes(value, self.value_size, "value")
         if flags != T.BPF_ANY:
             return -T.EINVAL
         for bit in self._positions(value):
@@ -43,7 +43,7 @@ class BloomFilterMap(Map):
         return 0
 
     def peek(self, value=None):
-        value = _b(value, self.value_size, "value")
+        value = exact_bytes(value, self.value_size, "value")
         for bit in self._positions(value):
             if not self._bits.get(bit >> 3, 0) & (1 << (bit & 7)):
                 return -T.ENOENT

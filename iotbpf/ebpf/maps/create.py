@@ -4,7 +4,6 @@ instantiate (MapSpecs of loaded programs -> live maps shared by name, prog_array
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.maps.base import (
-    _U32,
     DEFAULT_BUDGET,
     ENTRY_OVERHEAD,
     LPM_DATA_SIZE_MAX,
@@ -12,10 +11,11 @@ from iotbpf.ebpf.maps.base import (
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
     PAGE_SIZE,
+    U32,
     Map,
     MapBudget,
-    _bloom_bits,
-    _bloom_hashes,
+    bloom_bits,
+    bloom_hashes,
 )
 
 
@@ -26,7 +26,7 @@ def worst_case_bytes(spec):
     if spec.type == T.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
         return spec.max_entries * 8 * PAGE_SIZE + 64
     if spec.type == T.BPF_MAP_TYPE_BLOOM_FILTER:
-        return _bloom_bits(spec.max_entries, _bloom_hashes(spec)) // 8 + 64
+        return bloom_bits(spec.max_entries, bloom_hashes(spec)) // 8 + 64
     if spec.type in T.ARRAY_MAP_TYPES or spec.type == T.BPF_MAP_TYPE_PROG_ARRAY:
         return spec.max_entries * spec.value_size + 64
     return spec.max_entries * (spec.key_size + spec.value_size + ENTRY_OVERHEAD) + 64
@@ -186,7 +186,7 @@ def _fill_maps_of_maps(programs, maps):
             target = maps.get(entries[index])
             if target is not None:
                 m.set_map(int(index).to_bytes(m.key_size, "little") if m.key_size <= 8 else
-                          _U32.pack(int(index)) + bytes(m.key_size - 4), target)
+                          U32.pack(int(index)) + bytes(m.key_size - 4), target)
 
 
 def freeze_readonly(maps):

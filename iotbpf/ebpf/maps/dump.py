@@ -3,7 +3,7 @@ ints, structs as dicts, arrays as lists, char arrays as text, raw hex where it s
 
 import struct
 
-from iotbpf.ebpf.maps.base import _hex
+from iotbpf.ebpf.maps.base import to_hex
 
 _INT_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
@@ -13,7 +13,7 @@ def decode_value(desc, data):
     key_type, value_type): ints, dicts for structs, lists for arrays, str for char arrays;
     raw hex where the description does not say enough."""
     if not desc or not isinstance(desc, dict):
-        return _hex(data)
+        return to_hex(data)
     kind = desc.get("kind")
     size = desc.get("size", len(data))
     if kind in ("int", "enum") and size in _INT_FORMATS and len(data) >= size:
@@ -32,7 +32,7 @@ def decode_value(desc, data):
         n = desc.get("len", 0)
         esize = elem.get("size", 0)
         if not esize or n * esize > len(data):
-            return _hex(data)
+            return to_hex(data)
         if elem.get("kind") == "int" and esize == 1 and (elem.get("char") or "char" in elem.get("name", "")):
             raw = bytes(data[:n])
             end = raw.find(b"\0")
@@ -47,4 +47,4 @@ def decode_value(desc, data):
             if off + msize <= len(data):
                 out[m.get("name") or "?"] = decode_value(t, data[off:off + msize])
         return out
-    return _hex(data)
+    return to_hex(data)

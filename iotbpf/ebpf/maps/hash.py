@@ -2,7 +2,7 @@
 Values are slot-allocated in one slab; freed slots are reused."""
 
 from iotbpf.ebpf import types as T
-from iotbpf.ebpf.maps.base import _U32, Map, _b, _SlabMap
+from iotbpf.ebpf.maps.base import U32, Map, SlabMap, exact_bytes
 
 
 class MapOfMaps(Map):
@@ -23,8 +23,8 @@ class MapOfMaps(Map):
         return len(self.inner)
 
     def _check_key(self, key):
-        key = _b(key, self.key_size, "key")
-        if self.type == T.BPF_MAP_TYPE_ARRAY_OF_MAPS and _U32.unpack(key)[0] >= self.max_entries:
+        key = exact_bytes(key, self.key_size, "key")
+        if self.type == T.BPF_MAP_TYPE_ARRAY_OF_MAPS and U32.unpack(key)[0] >= self.max_entries:
             return None
         return key
 
@@ -43,14 +43,14 @@ class MapOfMaps(Map):
         return 0
 
     def get_map(self, key):
-        return self.inner.get(_b(key, self.key_size, "key"))
+        return self.inner.get(exact_bytes(key, self.key_size, "key"))
 
     def lookup(self, key):
         inner = self.get_map(key)
-        return None if inner is None else _U32.pack(id(inner) & 0xFFFFFFFF)  # an id, as Linux gives
+        return None if inner is None else U32.pack(id(inner) & 0xFFFFFFFF)  # an id, as Linux gives
 
     def delete(self, key):
-        key = _b(key, self.key_size, "key")
+        key = exact_bytes(key, self.key_size, "key")
         if key not in self.inner:
             return -T.ENOENT
         del self.inner[key]
@@ -73,13 +73,13 @@ class MapOfMaps(Map):
         return None
 
 
-class HashMap(_SlabMap):
+class HashMap(SlabMap):
     """BPF_MAP_TYPE_HASH: fixed-size keys; values slot-allocated, freed slots reused."""
 
     type = T.BPF_MAP_TYPE_HASH
 
     def __init__(self, spec):
-        _SlabMap.__init__(self, spec)
+        SlabMap.__init__(self, spec)
         self._slots = {}  # key bytes -> slot
         self._keys = []  # slot -> key bytes, or None when free
         self._free = []
@@ -107,18 +107,18 @@ class HashMap(_SlabMap):
         return slot
 
     def lookup_slot(self, key):
-        return self._slots.get(_b(key, self.key_size, "key"))
+        return self._slots.get(exact_bytes(key, self.key_size, "key"))
 
     def lookup(self, key):
-        slot = self._slots.get(_b(key, self.key_size, "key"))
+        slot = self._slots.get(exact_bytes(key, self.key_size, "key"))
         return None if slot is None else self._value(slot)
 
     def _full(self):
         return len(self._slots) >= self.max_entries
 
     def update(self, key, value, flags=T.BPF_ANY):
-        key = _b(key, self.key_size, "key")
-        value = _b(value, self.value_size, "value")
+        key = exact_bytes(key, self.key_size, "key")
+        value = exact_bytes(value, self.value_size, "value")
         if not self._check_flags(flags):
             return -T.EINVAL
         slot = self._slots.get(key)
@@ -147,7 +147,7 @@ class HashMap(_SlabMap):
         return None
 
     def delete(self, key):
-        key = _b(key, self.key_size, "key")
+        key = exact_bytes(key, self.key_size, "key")
         if key not in self._slots:
             return -T.ENOENT
         self._release(key)
@@ -157,7 +157,7 @@ class HashMap(_SlabMap):
         """Slot order; a missing (or None) key gives the first key, as Linux does."""
         start = 0
         if key is not None:
-            slot = self._slots.get(_b(key, self.key_size, "key"))
+            slot = self._slots.get(exact_bytes(key, self.key_size, "key"))
             if slot is not None:
                 start = slot + 1
         keys = self._keys

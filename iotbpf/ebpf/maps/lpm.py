@@ -2,10 +2,10 @@
 Lookups take the longest stored prefix that matches; updates and deletes need an exact prefix."""
 
 from iotbpf.ebpf import types as T
-from iotbpf.ebpf.maps.base import _U32, _b, _SlabMap
+from iotbpf.ebpf.maps.base import U32, SlabMap, exact_bytes
 
 
-class LpmTrieMap(_SlabMap):
+class LpmTrieMap(SlabMap):
     """BPF_MAP_TYPE_LPM_TRIE on Linux's key layout: ``struct bpf_lpm_trie_key { __u32
     prefixlen; __u8 data[]; }`` with prefixlen in host (little-endian) order and data in
     network order, compared bit by bit from the most significant bit of data[0].
@@ -17,7 +17,7 @@ class LpmTrieMap(_SlabMap):
     type = T.BPF_MAP_TYPE_LPM_TRIE
 
     def __init__(self, spec):
-        _SlabMap.__init__(self, spec)
+        SlabMap.__init__(self, spec)
         self.data_size = spec.key_size - 4
         self.max_prefixlen = self.data_size * 8
         self._slots = {}  # canonical key bytes (prefixlen + masked data) -> slot
@@ -35,11 +35,11 @@ class LpmTrieMap(_SlabMap):
         if rest:
             out.append(data[full] & (0xFF << (8 - rest)) & 0xFF)
         out.extend(bytes(self.data_size - len(out)))
-        return _U32.pack(plen) + bytes(out)
+        return U32.pack(plen) + bytes(out)
 
     def _split(self, key):
-        key = _b(key, self.key_size, "key")
-        return _U32.unpack_from(key, 0)[0], key[4:]
+        key = exact_bytes(key, self.key_size, "key")
+        return U32.unpack_from(key, 0)[0], key[4:]
 
     def lookup_slot(self, key):
         plen, data = self._split(key)
@@ -57,7 +57,7 @@ class LpmTrieMap(_SlabMap):
         return None if slot is None else self._value(slot)
 
     def update(self, key, value, flags=T.BPF_ANY):
-        value = _b(value, self.value_size, "value")
+        value = exact_bytes(value, self.value_size, "value")
         plen, data = self._split(key)
         if flags > T.BPF_EXIST:
             return -T.EINVAL

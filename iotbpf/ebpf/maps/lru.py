@@ -2,7 +2,7 @@
 A program's lookup or any update marks an entry used; a user-space lookup does not (as in Linux)."""
 
 from iotbpf.ebpf import types as T
-from iotbpf.ebpf.maps.base import _b, _hex
+from iotbpf.ebpf.maps.base import exact_bytes, to_hex
 from iotbpf.ebpf.maps.hash import HashMap
 
 
@@ -67,7 +67,7 @@ class LruHashMap(HashMap):
         return victim
 
     def lookup_slot(self, key):
-        slot = self._slots.get(_b(key, self.key_size, "key"))
+        slot = self._slots.get(exact_bytes(key, self.key_size, "key"))
         if slot is not None:
             self._touch(slot)
         return slot
@@ -83,7 +83,7 @@ class LruHashMap(HashMap):
 
     def export_state(self):
         """Entries in LRU order (oldest first), so reloading keeps the eviction order."""
-        return {"entries": [[_hex(k), _hex(self.lookup(k))] for k in self.lru_order()]}
+        return {"entries": [[to_hex(k), to_hex(self.lookup(k))] for k in self.lru_order()]}
 
 
 class LruPercpuHashMap(LruHashMap):

@@ -3,7 +3,7 @@ Values are copied in and out; push with BPF_EXIST on a full map overwrites the o
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
-from iotbpf.ebpf.maps.base import Map, _b, _hex, _unhex
+from iotbpf.ebpf.maps.base import Map, exact_bytes, from_hex, to_hex
 
 
 class QueueMap(Map):
@@ -19,7 +19,7 @@ class QueueMap(Map):
         return len(self._items)
 
     def push(self, value, flags=T.BPF_ANY):
-        value = _b(value, self.value_size, "value")
+        value = exact_bytes(value, self.value_size, "value")
         if flags & ~T.BPF_EXIST:
             return -T.EINVAL
         if len(self._items) >= self.max_entries:
@@ -60,10 +60,10 @@ class QueueMap(Map):
         self._items = []
 
     def export_state(self):
-        return {"items": [_hex(v) for v in self._items]}
+        return {"items": [to_hex(v) for v in self._items]}
 
     def import_state(self, state):
-        items = [_unhex(v) for v in state.get("items", ())]
+        items = [from_hex(v) for v in state.get("items", ())]
         for v in items:
             if len(v) != self.value_size:
                 raise LoadError("map %s: saved item of %d bytes, value_size is %d"

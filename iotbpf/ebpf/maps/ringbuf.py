@@ -3,7 +3,7 @@ Records are reserved, committed or discarded, then consumed in order by the read
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
-from iotbpf.ebpf.maps.base import _U32, Map, _hex, _unhex
+from iotbpf.ebpf.maps.base import U32, Map, from_hex, to_hex
 
 
 class RingBufMap(Map):
@@ -66,17 +66,17 @@ class RingBufMap(Map):
         if self.prod_pos + total - self.cons_pos > self.mask:
             return None
         pos = self.prod_pos
-        self._write(pos, _U32.pack(size | T.BPF_RINGBUF_BUSY_BIT) + _U32.pack(0))
+        self._write(pos, U32.pack(size | T.BPF_RINGBUF_BUSY_BIT) + U32.pack(0))
         self.prod_pos = pos + total
         return pos
 
     def commit(self, pos, data, discard=False, flags=0):
         """Finish the record reserved at ``pos``: copy its data in and clear the busy bit."""
-        header = _U32.unpack(self._read(pos, 4))[0]
+        header = U32.unpack(self._read(pos, 4))[0]
         size = header & ~(T.BPF_RINGBUF_BUSY_BIT | T.BPF_RINGBUF_DISCARD_BIT)
         if not discard:
             self._write(pos + T.BPF_RINGBUF_HDR_SZ, bytes(data[:size]))
-        self._write(pos, _U32.pack(size | (T.BPF_RINGBUF_DISCARD_BIT if discard else 0)))
+        self._write(pos, U32.pack(size | (T.BPF_RINGBUF_DISCARD_BIT if discard else 0)))
         if not flags & T.BPF_RB_NO_WAKEUP:
             self.wakeups += 1
             if self.on_wakeup is not None:
@@ -108,7 +108,7 @@ class RingBufMap(Map):
         out = []
         pos = self.cons_pos
         while pos < self.prod_pos and (limit is None or len(out) < limit):
-            header = _U32.unpack(self._read(pos, 4))[0]
+            header = U32.unpack(self._read(pos, 4))[0]
             if header & T.BPF_RINGBUF_BUSY_BIT:
                 break
             size = header & ~(T.BPF_RINGBUF_BUSY_BIT | T.BPF_RINGBUF_DISCARD_BIT)
@@ -126,13 +126,13 @@ class RingBufMap(Map):
         self.cons_pos = self.prod_pos
 
     def export_state(self):
-        return {"records": [_hex(r) for r in self.consume(peek=True)]}
+        return {"records": [to_hex(r) for r in self.consume(peek=True)]}
 
     def import_state(self, state):
         self.data = bytearray()
         self.prod_pos = self.cons_pos = 0
         for text in state.get("records", ()):
-            if self.output(_unhex(text)) < 0:
+            if self.output(from_hex(text)) < 0:
                 raise LoadError("map %s: saved records do not fit the ring" % self.name)
 
 
@@ -201,25 +201,25 @@ class PerfEventArrayMap(Map):
         return lost
 
     def lookup(self, key):
-        index = _U32.unpack(key)[0] if len(key) == 4 else self.max_entries
+        index = U32.unpack(key)[0] if len(key) == 4 else self.max_entries
         if index >= self.max_entries:
             return None
-        return _U32.pack(index)  # the "perf event" of that CPU: its own index
+        return U32.pack(index)  # the "perf event" of that CPU: its own index
 
     def get_next_key(self, key):
-        index = 0 if key is None else _U32.unpack(key)[0] + 1
-        return _U32.pack(index) if index < self.max_entries else None
+        index = 0 if key is None else U32.unpack(key)[0] + 1
+        return U32.pack(index) if index < self.max_entries else None
 
     def items(self):
-        return [(_U32.pack(cpu), r) for cpu, r in self.consume(peek=True)]
+        return [(U32.pack(cpu), r) for cpu, r in self.consume(peek=True)]
 
     def clear(self):
         self.buffers = {}
 
     def export_state(self):
-        return {"records": [[cpu, _hex(r)] for cpu, r in self.consume(peek=True)]}
+        return {"records": [[cpu, to_hex(r)] for cpu, r in self.consume(peek=True)]}
 
     def import_state(self, state):
         self.buffers = {}
         for cpu, text in state.get("records", ()):
-            self.output(int(cpu), _unhex(text))
+            self.output(int(cpu), from_hex(text))
