@@ -15,7 +15,8 @@ from pathlib import Path
 
 from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.kernel.prng import MASK64, splitmix64
+from iotbpf.ebpf.isa import M64 as MASK64
+from iotbpf.ebpf.prng import splitmix64
 
 SPEC_VERSION = 1
 MAX_NODES = 1_000_000
@@ -31,7 +32,7 @@ class FleetError(IotbpfError):
 
 class NodeRandom:
     """A tiny counter-based generator: draw k of node i depends only on (fleet seed, i, k), mixed
-    by the kernel PRNG's splitmix64 (kernel/prng.py)."""
+    by the PRNG's splitmix64 (ebpf/prng.py)."""
 
     def __init__(self, fleet_seed: int, index: int):
         self._base = splitmix64((fleet_seed & MASK64) ^ splitmix64(index + 1))

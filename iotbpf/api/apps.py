@@ -115,8 +115,8 @@ def build_app(app: str | os.PathLike, output: str | os.PathLike | None = None, c
         first = (proc.stderr.strip().splitlines() or ["clang failed"])[0]
         raise RuntimeFailure("clang failed for %s: %s" % (source, first))
     if m.bundle and not output:
-        from iotbpf.ebpf.bundle import save_bundle
-        from iotbpf.ebpf.elf import load_elf_object
+        from iotbpf.ebpf.loader.bundle import save_bundle
+        from iotbpf.ebpf.loader.elf import load_elf_object
 
         save_bundle(load_elf_object(str(out)), m.path(m.bundle))
     return out

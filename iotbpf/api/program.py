@@ -11,8 +11,10 @@ from iotbpf.api.clang import compile_c
 from iotbpf.api.views import MapsView
 from iotbpf.ebpf import maps as _maps
 from iotbpf.ebpf import program as _ebpf_program
-from iotbpf.ebpf import vm as _ebpf_vm
+from iotbpf.ebpf.engines import vm as _ebpf_vm
 from iotbpf.ebpf.errors import IotbpfError, LoadError
+from iotbpf.ebpf.loader.data import parse_data as _parse_data
+from iotbpf.ebpf.loader.files import load_program as _load_program
 
 
 class RunResult:
@@ -65,12 +67,12 @@ class Program:
     @classmethod
     def from_data(cls, text: str, name: str = "") -> Program:
         """A bpf_conformance ``.data`` test: its program, default ``mem`` and ``expected`` r0."""
-        return cls(_ebpf_program.Program.from_data(text, name=name))
+        return cls(_parse_data(text, name or "<data>").program())
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, section: str | None = None) -> Program:
         """``.s``, ``.bin``, ``.data``; ``.o`` (ELF) and ``.ibpf`` (bundle) when those loaders exist."""
-        return cls(_ebpf_program.Program.from_file(str(path), section=section))
+        return cls(_load_program(str(path), section=section))
 
     @classmethod
     def from_c(cls, path_or_source: str | os.PathLike, section: str | None = None, cpu: str = "v3",

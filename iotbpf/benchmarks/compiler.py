@@ -10,9 +10,9 @@ import struct
 import time
 from types import ModuleType
 
-from iotbpf.ebpf import compiler
+from iotbpf.ebpf.engines import compiler
+from iotbpf.ebpf.engines.vm import VM
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM
 from iotbpf.resources import data_root
 
 PROGRAMS = ("arith_loop", "mem_loop", "call_loop")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from iotbpf.ebpf.loader.files import load_program
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.verifier import verify
 from iotbpf.resources import data_root
@@ -118,7 +119,7 @@ def _apps(repeats: int) -> list[dict]:
     table = linux_helpers()
     iot_helpers.register(table)
     obj = data_root("apps") / "sensor_node" / "sensor_node.o"
-    program = Program.from_file(str(obj), section="timer")
+    program = load_program(str(obj), section="timer")
     seconds, result = _time_verify(program, repeats, helpers=table, hook=HOOKS["timer"].layout())
     return [{"name": "verify sensor_node timer (%d insns)" % result.insn_count, "value": round(seconds, 4),
              "unit": "s", "note": "worst case %d insns per run" % result.max_path_insns}]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import struct
 import time
 
+from iotbpf.ebpf.engines.vm import VM, engine_available
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, engine_available
 from iotbpf.resources import data_root
 
 PROGRAMS = (

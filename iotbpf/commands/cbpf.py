@@ -1,4 +1,4 @@
-"""`iotbpf cbpf`: run a classic BPF filter (tcpdump -d / -dd listing) on packets (see ebpf/cbpf.py)."""
+"""`iotbpf cbpf`: run a classic BPF filter (tcpdump -d / -dd listing) on packets (see ebpf/loader/cbpf.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from iotbpf.commands.run import parse_hex
-from iotbpf.ebpf import cbpf
 from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.ebpf.loader import cbpf
 
 NAME = "cbpf"
 HELP = "translate a classic BPF filter (tcpdump -d or -dd output) to eBPF and run it on packets"
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     insns = cbpf.parse(_read_program(args.file))
     cbpf.check(insns)
     if args.ebpf:
-        from iotbpf.ebpf import disasm
+        from iotbpf.ebpf.isa import disasm
 
         print(disasm.disassemble(cbpf.translate(insns)), end="")
     if not args.packet and not args.ebpf and not args.pcap:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     for packet in args.packet:
         print(cbpf.run_filter(insns, parse_hex(packet, "--packet"), engine=args.engine))
     if args.pcap:
-        from iotbpf.ebpf.vm import VM
+        from iotbpf.ebpf.engines.vm import VM
 
         vm = VM(cbpf.to_program(insns), engine=args.engine, budget=len(insns) * 16 + 64)  # as run_filter
         total = passed = 0

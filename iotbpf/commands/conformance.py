@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from iotbpf.ebpf import conformance
+from iotbpf.ebpf.engines.vm import engine_available
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.ebpf.vm import engine_available
 
 NAME = "conformance"
 HELP = "run bpf_conformance .data tests (files or folders) and print 'N passed, M failed'"

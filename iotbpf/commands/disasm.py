@@ -40,9 +40,9 @@ def object_programs(path: str, section: str | None) -> list:
         program = Program.from_file(path, section=section)
         return [(program.program.name or path, program)]
     if path.lower().endswith(".o"):
-        from iotbpf.ebpf.elf import load_elf_object as load
+        from iotbpf.ebpf.loader.elf import load_elf_object as load
     else:
-        from iotbpf.ebpf.bundle import load_bundle_object as load
+        from iotbpf.ebpf.loader.bundle import load_bundle_object as load
     obj = load(path)
     if not obj.programs:
         raise IotbpfError("%s: no programs in this object" % path)
@@ -62,7 +62,7 @@ def _helper_table():
 
 
 def run(args: argparse.Namespace) -> int:
-    from iotbpf.ebpf import disasm
+    from iotbpf.ebpf.isa import disasm
 
     programs = object_programs(args.input, args.section)
     annotated = not args.no_source and args.input.lower().endswith((".o", ".ibpf"))

@@ -58,14 +58,14 @@ def _load(path: str) -> list:
         raise IotbpfError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
     if head == b"\x7fELF" or head == b"IBPF":
         if head == b"IBPF":
-            from iotbpf.ebpf.bundle import load_bundle_object as load
+            from iotbpf.ebpf.loader.bundle import load_bundle_object as load
         else:
-            from iotbpf.ebpf.elf import load_elf_object as load
+            from iotbpf.ebpf.loader.elf import load_elf_object as load
         obj = load(path)
         progs = list(obj.programs.values())
         maps = instantiate(progs) if progs else {s.name: create_map(s) for s in obj.maps}
         return [(maps[s.name].spec, maps[s.name]) for s in obj.maps]
-    from iotbpf.ebpf.pin import load_pinned
+    from iotbpf.ebpf.loader.pin import load_pinned
 
     m = load_pinned(path)
     return [(m.spec, m)]
@@ -166,7 +166,7 @@ def _bytes_of(text_json: str | None, text_hex: str | None, desc: dict | None, si
 
 def _change(args: argparse.Namespace) -> int:
     """map update / map delete on a pinned map file, written back crash-safely."""
-    from iotbpf.ebpf.pin import load_pinned, pin_map
+    from iotbpf.ebpf.loader.pin import load_pinned, pin_map
 
     try:
         with open(args.file, "rb") as f:

@@ -1,12 +1,12 @@
-"""`iotbpf pack`: turn a clang BPF object into a portable .ibpf bundle (thin: see ebpf/bundle.py)."""
+"""`iotbpf pack`: turn a clang BPF object into a portable .ibpf bundle (thin: see ebpf/loader/bundle.py)."""
 
 from __future__ import annotations
 
 import argparse
 
-from iotbpf.ebpf.bundle import save_bundle
-from iotbpf.ebpf.elf import load_elf_object, printable
 from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.ebpf.loader.bundle import save_bundle
+from iotbpf.ebpf.loader.elf import load_elf_object, printable
 
 NAME = "pack"
 HELP = "pack a clang -target bpf object (.o) into a portable .ibpf bundle"

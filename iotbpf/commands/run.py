@@ -7,8 +7,8 @@ import json
 
 from iotbpf.api import Program
 from iotbpf.ebpf import isa
+from iotbpf.ebpf.engines.vm import BPFFault
 from iotbpf.ebpf.errors import IotbpfError, RuntimeFailure
-from iotbpf.ebpf.vm import BPFFault
 
 NAME = "run"
 HELP = "run an eBPF program (.s, .bin, .data, .o, .ibpf) and print r0 as 0x<hex>"

@@ -1,14 +1,5 @@
-"""JSON from outside, with a size and a nesting limit (MicroPython-compatible).
-
-Every JSON document iotbpf reads from outside (MQTT payloads and commands, manifests, boards,
-energy models, fleet specs, event traces, saved reports for ``plot``, bundle headers) goes
-through :func:`loads`. Python's ``json`` recurses once per nesting level, so a few thousand
-``[`` raise RecursionError (or exhaust a microcontroller's stack) instead of a clean error;
-the nesting is therefore measured *before* parsing, by a scan that skips string contents.
-
-Errors are :class:`JsonLimitError`, a ValueError, so every caller's existing
-``except ValueError`` turns them into its usual "not valid JSON" error.
-"""
+"""JSON from outside with a size and a nesting limit, measured before parsing, so deep nesting is a
+clean JsonLimitError (a ValueError), never a RecursionError. MicroPython-compatible."""
 
 import json
 

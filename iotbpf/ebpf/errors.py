@@ -1,8 +1,5 @@
-"""Errors a user can cause, shared by every layer.
-
-Lives in ebpf/ because ebpf/ imports nothing else of iotbpf; every other layer
-imports from here. Must stay MicroPython-compatible.
-"""
+"""Errors a user can cause, shared by every layer; they live in ebpf/, the bottom layer, so every
+other layer can import them. MicroPython-compatible."""
 
 
 class IotbpfError(Exception):

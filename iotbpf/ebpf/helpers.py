@@ -1,21 +1,13 @@
-"""The Linux eBPF helpers, with Linux's IDs and signatures, as a HelperTable.
-
-``linux_helpers()`` returns a fresh HelperTable; the runtime adds its own helpers in the
-private range (types.PRIVATE_HELPER_BASE) without touching the VM. Each implementation is
-``fn(ex, r1, r2, r3, r4, r5) -> u64`` on the VM's Execution (see vm.py): memory goes
-through ``ex.memory`` (bad pointers fault), maps through ``ex.map_from_handle``, values are
-returned as pointers into map memory with ``ex.map_value_pointer``. Helpers never trust
-their arguments: misuse the verifier would reject raises HelperFault, run-time conditions
-return Linux's negative errno. MicroPython-compatible.
-"""
+"""The Linux eBPF helpers with Linux's ids and signatures, as a HelperTable (``linux_helpers()``); a
+helper is ``fn(ex, r1..r5) -> u64`` on the VM's Execution and never trusts its arguments."""
 
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf import types as T
+from iotbpf.ebpf.engines.frames import HelperFault
+from iotbpf.ebpf.isa import M32, M64
 from iotbpf.ebpf.types import HelperSpec, HelperTable
 
-M64 = 0xFFFFFFFFFFFFFFFF
-M32 = 0xFFFFFFFF
 BPF_MAX_LOOPS = 8 * 1024 * 1024
 TRACE_PRINTK_MAX_ARGS = 3
 TRACE_STR_MAX = 512
@@ -35,8 +27,6 @@ LINUX_HELPER_IDS = {
 
 
 def _fault(reason):
-    from iotbpf.ebpf.vm import HelperFault
-
     return HelperFault(reason)
 
 

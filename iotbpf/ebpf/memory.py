@@ -1,10 +1,5 @@
-"""Memory regions with bounds and permission checks: the only way eBPF programs touch memory.
-
-A pointer is a 64-bit integer ``(region_id << 32) | offset``; ids below 1 are NULL, and two
-reserved id ranges tag values that are not memory at all (map handles, function addresses),
-so dereferencing them faults precisely. Never lets a bad access become a Python exception
-other than MemoryFault. MicroPython-compatible; imports nothing of iotbpf but errors.
-"""
+"""Memory regions with bounds and permission checks, the only way programs touch memory: a pointer
+is ``(region_id << 32) | offset``; a bad access is a MemoryFault, never another exception."""
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.errors import RuntimeFailure
@@ -177,7 +172,7 @@ class Memory:
             name = "map:" + str(getattr(getattr(map_obj, "spec", None), "name", None) or "map")
             base = self.add_region(values, name, not getattr(map_obj, "readonly", False))
             self._map_regions[key] = base
-            # maps grow their storage up to max_entries * value_size (maps.py); a region
+            # maps grow their storage up to max_entries * value_size (maps/base.py); a region
             # already that large is never refreshed again
             spec = getattr(map_obj, "spec", None)
             try:

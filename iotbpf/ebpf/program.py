@@ -1,14 +1,5 @@
-"""``Program``: the instructions of one eBPF program plus what a loader found beside them.
-
-Loaders (assembler, raw bytes, conformance .data, ELF and bundle loaders of maps) all
-produce a Program; engines and the verifier consume it. Bounds sizes before allocating and
-never executes anything. MicroPython-compatible.
-
-Attributes: ``insns`` (slot-indexed Instruction list, see isa.py), ``maps`` (list indexed by
-the lddw map index: MapSpec or Map objects), ``name``, ``section``, ``line_info`` (dict pc ->
-(file, line, text)), ``labels`` (name -> pc), ``subprograms`` (sorted entry pcs, 0 first),
-``mem`` (default input memory, from a conformance file) and ``expected`` (expected r0 or None).
-"""
+"""``Program``: the slot-indexed instructions of one eBPF program plus what a loader found beside
+them (maps, name, section, line info, labels, subprograms). MicroPython-compatible."""
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.errors import LoadError
@@ -28,7 +19,7 @@ class Program:
         self.source = source
         self.mem = b""
         self.expected = None
-        self.subprograms = subprogram_starts(insns)
+        self.subprograms = isa.function_starts(insns)
 
     def __len__(self):
         return len(self.insns)
@@ -39,7 +30,7 @@ class Program:
     # ---------------------------------------------------------------- constructors
     @classmethod
     def from_asm(cls, text, name="", filename=None):
-        from iotbpf.ebpf import asm
+        from iotbpf.ebpf.isa import asm
 
         insns, labels, lines = asm.assemble_with_info(text)
         where = filename or name
@@ -65,39 +56,12 @@ class Program:
             raise LoadError(str(exc)) from None
         return cls(insns, name=name)
 
-    @classmethod
-    def from_data(cls, text, name=""):
-        """A bpf_conformance ``.data`` test (text): its program, ``mem`` and ``expected``."""
-        from iotbpf.ebpf import conformance
-
-        case = conformance.parse_data(text, name or "<data>")
-        return case.program()
-
-    @classmethod
-    def from_file(cls, path, section=None):
-        """Load ``.s``/``.asm``, ``.bin``, ``.data``; ``.o`` and ``.ibpf`` via the maps loaders."""
-        lower = path.lower()
-        if lower.endswith(".o"):
-            return _load_with("iotbpf.ebpf.elf", "load_elf", path, section, "ELF objects")
-        if lower.endswith(".ibpf"):
-            return _load_with("iotbpf.ebpf.bundle", "load_bundle", path, section, ".ibpf bundles")
-        name = path.replace("\\", "/").split("/")[-1]
-        if lower.endswith(".bin"):
-            with open(path, "rb") as f:
-                data = f.read(isa.MAX_INSNS * 8 + 1)
-            return cls.from_bytes(data, name=name)
-        if lower.endswith(".data"):
-            return cls.from_data(_read_text(path), name=name)
-        if lower.endswith(".s") or lower.endswith(".asm"):
-            return cls.from_asm(_read_text(path), name=name, filename=path)
-        raise LoadError("unknown program file type %r (use .s, .bin, .data, .o or .ibpf)" % path)
-
     # ---------------------------------------------------------------- views
     def to_bytes(self):
         return isa.encode(self.insns)
 
     def disasm(self, labels=True):
-        from iotbpf.ebpf import disasm
+        from iotbpf.ebpf.isa import disasm
 
         return disasm.disassemble(self.insns, labels=labels)
 
@@ -116,30 +80,3 @@ class Program:
             return isa.format_insn(self.insns[pc], pc)
         return "<end of program>"
 
-
-subprogram_starts = isa.function_starts  # the name importers know
-
-
-MAX_TEXT = 16 * 1024 * 1024
-
-
-def _read_text(path):
-    with open(path, "rb") as f:
-        data = f.read(MAX_TEXT + 1)
-    if len(data) > MAX_TEXT:
-        raise LoadError("%s: file too large" % path)
-    try:
-        return data.decode("utf-8")
-    except UnicodeError:
-        raise LoadError("%s: not a text file (UTF-8 expected)" % path) from None
-
-
-def _load_with(module_name, func_name, path, section, what):
-    try:
-        module = __import__(module_name, None, None, [func_name])
-    except ImportError:
-        raise LoadError("loading %s is not available in this build (%s)" % (what, path)) from None
-    func = getattr(module, func_name, None)
-    if func is None:
-        raise LoadError("loading %s is not available in this build (%s)" % (what, path))
-    return func(path, section=section)

@@ -1,21 +1,14 @@
-"""Tracked numbers (tnums): which bits of a 64-bit value are known, for the verifier.
+"""Tracked numbers (tnums) for the verifier: ``(value, mask)`` pairs saying which bits of a 64-bit
+value are known, the abstract domain of Linux's kernel/bpf/tnum.c written afresh."""
 
-A tnum is a pair ``(value, mask)`` of unsigned 64-bit ints: a bit set in ``mask`` is unknown;
-otherwise the bit equals the one in ``value`` (and ``value & mask == 0`` always). Every operation
-returns a tnum that contains every result of the concrete operation on members of its inputs
-(the same abstract domain as Linux's kernel/bpf/tnum.c, written afresh here). Plain tuples and
-functions keep it fast and MicroPython-compatible; this module must never import anything.
-"""
+from iotbpf.ebpf.isa.encoding import M32, M64
 
-U64 = 0xFFFFFFFFFFFFFFFF
-U32 = 0xFFFFFFFF
-
-UNKNOWN = (0, U64)
+UNKNOWN = (0, M64)
 
 
 def const(v):
     """The tnum holding exactly ``v`` (taken modulo 2**64)."""
-    return (v & U64, 0)
+    return (v & M64, 0)
 
 
 def is_const(t):
@@ -41,11 +34,11 @@ def trange(lo, hi):
     if bits > 63:
         return UNKNOWN
     delta = (1 << bits) - 1
-    return (lo & ~delta & U64, delta)
+    return (lo & ~delta & M64, delta)
 
 
 def lshift(a, n):
-    return ((a[0] << n) & U64, (a[1] << n) & U64)
+    return ((a[0] << n) & M64, (a[1] << n) & M64)
 
 
 def rshift(a, n):
@@ -63,8 +56,8 @@ def _s32(x):
 def arshift(a, n, bits=64):
     """Arithmetic right shift of a ``bits``-wide tnum (32 or 64) by ``n``."""
     if bits == 32:
-        return ((_s32(a[0] & U32) >> n) & U32, (_s32(a[1] & U32) >> n) & U32)
-    return ((_s64(a[0]) >> n) & U64, (_s64(a[1]) >> n) & U64)
+        return ((_s32(a[0] & M32) >> n) & M32, (_s32(a[1] & M32) >> n) & M32)
+    return ((_s64(a[0]) >> n) & M64, (_s64(a[1]) >> n) & M64)
 
 
 def add(a, b):
@@ -72,8 +65,8 @@ def add(a, b):
     sv = a[0] + b[0]
     sigma = sm + sv
     chi = sigma ^ sv
-    mu = (chi | a[1] | b[1]) & U64
-    return (sv & ~mu & U64, mu)
+    mu = (chi | a[1] | b[1]) & M64
+    return (sv & ~mu & M64, mu)
 
 
 def sub(a, b):
@@ -81,8 +74,8 @@ def sub(a, b):
     alpha = dv + a[1]
     beta = dv - b[1]
     chi = alpha ^ beta
-    mu = (chi | a[1] | b[1]) & U64
-    return (dv & ~mu & U64, mu)
+    mu = (chi | a[1] | b[1]) & M64
+    return (dv & ~mu & M64, mu)
 
 
 def neg(a):
@@ -93,24 +86,24 @@ def tand(a, b):
     alpha = a[0] | a[1]
     beta = b[0] | b[1]
     v = a[0] & b[0]
-    return (v, alpha & beta & ~v & U64)
+    return (v, alpha & beta & ~v & M64)
 
 
 def tor(a, b):
     v = a[0] | b[0]
     mu = a[1] | b[1]
-    return (v, mu & ~v & U64)
+    return (v, mu & ~v & M64)
 
 
 def txor(a, b):
     v = a[0] ^ b[0]
     mu = a[1] | b[1]
-    return (v & ~mu & U64, mu)
+    return (v & ~mu & M64, mu)
 
 
 def mul(a, b):
     """Multiplication: the known product of the known parts plus shifted partial products."""
-    acc_v = (a[0] * b[0]) & U64
+    acc_v = (a[0] * b[0]) & M64
     acc_m = (0, 0)
     av, am = a
     bv, bm = b
@@ -118,11 +111,11 @@ def mul(a, b):
         if av & 1:
             acc_m = add(acc_m, (0, bm))
         elif am & 1:
-            acc_m = add(acc_m, (0, (bv | bm) & U64))
+            acc_m = add(acc_m, (0, (bv | bm) & M64))
         av >>= 1
         am >>= 1
-        bv = (bv << 1) & U64
-        bm = (bm << 1) & U64
+        bv = (bv << 1) & M64
+        bm = (bm << 1) & M64
     return add((acc_v, 0), acc_m)
 
 
@@ -130,13 +123,13 @@ def intersect(a, b):
     """Bits known in either (the two must be compatible: a common member exists)."""
     v = a[0] | b[0]
     mu = a[1] & b[1]
-    return (v & ~mu & U64, mu)
+    return (v & ~mu & M64, mu)
 
 
 def union(a, b):
     """The smallest tnum containing every member of ``a`` and of ``b``."""
     mu = a[1] | b[1] | (a[0] ^ b[0])
-    return (a[0] & ~mu & U64, mu & U64)
+    return (a[0] & ~mu & M64, mu & M64)
 
 
 def cast(a, size):
@@ -146,7 +139,7 @@ def cast(a, size):
 
 
 def subreg(a):
-    return (a[0] & U32, a[1] & U32)
+    return (a[0] & M32, a[1] & M32)
 
 
 def is_aligned(a, size):
@@ -162,7 +155,7 @@ def contains(a, b):
 
 def member(a, x):
     """True if the concrete value ``x`` is a member of ``a``."""
-    return (x & ~a[1] & U64) == a[0]
+    return (x & ~a[1] & M64) == a[0]
 
 
 def umin(a):

@@ -1,10 +1,5 @@
 """Data types the VM, the verifier, the maps and the runtime share: helper signatures, context
-layouts, map specs, and Linux's numbers for map types, flags and errno values.
-
-Pure data: nothing here runs a program or allocates a map. Concrete helper tables come from
-iotbpf.ebpf.helpers (Linux helpers) and iotbpf.kernel (IoT helpers, hook contexts).
-MicroPython-compatible.
-"""
+layouts, map specs, and Linux's numbers for map types, flags and errno values."""
 
 # ------------------------------------------------------------------ helper argument kinds
 # Named after Linux's enum bpf_arg_type (include/linux/bpf.h). A size argument
@@ -327,7 +322,7 @@ class MapSpec:
 
     ``data``: initial contents for global-data maps (.data/.rodata/.bss: one value of
     value_size bytes at key 0). ``key_type`` / ``value_type``: optional JSON-able type
-    descriptions from BTF (see iotbpf.ebpf.btf.describe) used to decode dumps. ``pinning``:
+    descriptions from BTF (see iotbpf.ebpf.loader.btf.describe) used to decode dumps. ``pinning``:
     1 (LIBBPF_PIN_BY_NAME) to pin the map by name. ``section``: where it was declared.
     ``map_extra``: Linux's map_extra (bloom filter: low 4 bits = number of hashes).
     ``programs``: a prog_array's declared contents, {index: entry function name} (libbpf's

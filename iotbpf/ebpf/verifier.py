@@ -17,10 +17,11 @@ Result: ``verify(...) -> VerifyResult``; rejection raises ``VerifierError`` whos
 lists one-line messages ``pc N: <insn>: <reason>``.
 """
 
-from iotbpf.ebpf import cfg, isa, ops
+from iotbpf.ebpf import isa
 from iotbpf.ebpf import tnum as T
 from iotbpf.ebpf import types as ty
 from iotbpf.ebpf.errors import VerifierError
+from iotbpf.ebpf.isa import cfg, ops
 
 U64 = 0xFFFFFFFFFFFFFFFF
 U32 = 0xFFFFFFFF

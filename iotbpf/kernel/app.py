@@ -27,12 +27,12 @@ def load_programs(m, prefer="object"):
     use_object = obj is not None and _exists(obj) and (prefer == "object" or bundle is None
                                                        or not _exists(bundle))
     if use_object:
-        from iotbpf.ebpf.elf import load_elf_object
+        from iotbpf.ebpf.loader.elf import load_elf_object
 
         loaded = load_elf_object(obj)
         source = obj
     elif bundle is not None and _exists(bundle):
-        from iotbpf.ebpf.bundle import load_bundle_object
+        from iotbpf.ebpf.loader.bundle import load_bundle_object
 
         loaded = load_bundle_object(bundle)
         source = bundle

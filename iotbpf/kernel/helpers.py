@@ -6,7 +6,7 @@ node through ``ex.env`` (an AppEnv: ``.node`` the Runtime, ``.app`` the calling 
 never trust a program's arguments: bad ids return a negative errno, bad pointers fault.
 """
 
-from iotbpf.ebpf.vm import HelperFault
+from iotbpf.ebpf.engines.vm import HelperFault
 
 IOT_HELPER_BASE = 0x1000
 MASK64 = 0xFFFFFFFFFFFFFFFF

@@ -46,16 +46,16 @@ import struct
 from heapq import heappop as _heappop
 from heapq import heappush as _heappush
 
+from iotbpf.ebpf.engines.vm import UNLIMITED as _UNLIMITED
+from iotbpf.ebpf.engines.vm import VM, BPFFault
 from iotbpf.ebpf.errors import LoadError, VerifierError
-from iotbpf.ebpf.vm import UNLIMITED as _UNLIMITED
-from iotbpf.ebpf.vm import VM, BPFFault
+from iotbpf.ebpf.prng import Rng
 from iotbpf.energy.accounting import LedgerProfile
 from iotbpf.kernel import helpers as iot_helpers
 from iotbpf.kernel import maps as wellknown
 from iotbpf.kernel.clock import NS_PER_H, NS_PER_S, VirtualClock
 from iotbpf.kernel.events import EventQueue
 from iotbpf.kernel.hooks import HOOK_NAMES, HOOKS
-from iotbpf.kernel.prng import Rng
 
 _pack_txq = wellknown.TXQ_STATE.packer()  # iot_txq's one entry
 _TXQ_SIZE = wellknown.TXQ_STATE.size
@@ -445,7 +445,7 @@ class Runtime:
 
     def _restore_pinned(self, app):
         """Load the app's maps pinned by a previous run; True if any was restored (a restart)."""
-        from iotbpf.ebpf.pin import restore
+        from iotbpf.ebpf.loader.pin import restore
 
         restored = False
         for name, m in app.maps.items():
@@ -457,7 +457,7 @@ class Runtime:
         """Save every app map under pin_dir/<app>/<map>.pin (crash-safe), so a restart keeps them."""
         import os
 
-        from iotbpf.ebpf.pin import pin_map
+        from iotbpf.ebpf.loader.pin import pin_map
 
         if self.pin_dir is None:
             return

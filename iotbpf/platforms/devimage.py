@@ -204,11 +204,11 @@ def load_app(app: str):
     manifest_path = app_path / "app.json" if app_path.is_dir() else app_path
     manifest = manifest_module.load(str(manifest_path))
     if manifest.object is not None and Path(manifest.path(manifest.object)).exists():
-        from iotbpf.ebpf.elf import load_elf_object
+        from iotbpf.ebpf.loader.elf import load_elf_object
 
         programs = load_elf_object(manifest.path(manifest.object)).programs
     elif manifest.bundle is not None:
-        from iotbpf.ebpf.bundle import load_bundle_object
+        from iotbpf.ebpf.loader.bundle import load_bundle_object
 
         programs = load_bundle_object(manifest.path(manifest.bundle)).programs
     else:

@@ -295,7 +295,7 @@ def load_node(app_dir, device_config=None, board=None, policy=None, sink=None, p
     The interpreter is the default engine here: the compiled engine runs faster but keeps each
     program's generated code in RAM, which a small MCU has little of.
     """
-    from iotbpf.ebpf.bundle import load_bundle_object
+    from iotbpf.ebpf.loader.bundle import load_bundle_object
     from iotbpf.kernel import manifest as manifest_module
     from iotbpf.kernel.runtime import Runtime
 

@@ -454,7 +454,7 @@ class CommandHandler:
 def _load_bundle_program(data: bytes, wanted):
     """The program for section ``wanted`` from .ibpf bundle bytes (the bundle's only one if it
     has a single program)."""
-    from iotbpf.ebpf import bundle
+    from iotbpf.ebpf.loader import bundle
 
     try:
         loaded = bundle.load_bundle_object(data)

@@ -69,7 +69,7 @@ def attach(runtime, target: str | None, limit: int = DEFAULT_LIMIT) -> TraceLog 
 
 def standalone_env(sink: Callable[[str, int, str, str], None], name: str):
     """A VM Environment whose bpf_trace_printk lines go to ``sink`` (for ``iotbpf run``)."""
-    from iotbpf.ebpf.vm import Environment
+    from iotbpf.ebpf.engines.vm import Environment
 
     env = Environment()
 

@@ -6,8 +6,8 @@ import pytest
 
 import iotbpf
 from iotbpf import IotbpfError
+from iotbpf.ebpf.engines.vm import BPFFault
 from iotbpf.ebpf.errors import LoadError, VerifierError
-from iotbpf.ebpf.vm import BPFFault
 
 COUNTER_C = r"""
 #include "iotbpf.h"

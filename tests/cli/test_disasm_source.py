@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.elf import load_elf_object
+from iotbpf.ebpf.loader.elf import load_elf_object
 
 C_DIR = REPO / "tests" / "c"
 

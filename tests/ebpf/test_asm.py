@@ -3,9 +3,9 @@
 import pytest
 
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.asm import assemble, assemble_bytes, assemble_with_info
 from iotbpf.ebpf.errors import AsmError
 from iotbpf.ebpf.isa import Instruction
+from iotbpf.ebpf.isa.asm import assemble, assemble_bytes, assemble_with_info
 
 
 def one(text):

@@ -9,14 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO
-from iotbpf.ebpf import bundle
-from iotbpf.ebpf.bundle import load_bundle, load_bundle_object, save_bundle
-from iotbpf.ebpf.elf import load_elf_object
+from iotbpf.ebpf.engines.vm import VM
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.helpers import linux_helpers
+from iotbpf.ebpf.loader import bundle
+from iotbpf.ebpf.loader.bundle import load_bundle, load_bundle_object, save_bundle
+from iotbpf.ebpf.loader.elf import load_elf_object
 from iotbpf.ebpf.maps import instantiate
 from iotbpf.ebpf.memory import Memory
-from iotbpf.ebpf.vm import VM
 
 C_DIR = REPO / "tests" / "c"
 
@@ -126,11 +126,11 @@ def test_fuzzed_headers_with_valid_checksums_only_raise_load_error(obj_path, fli
 
 
 MP_SCRIPT = """
-from iotbpf.ebpf.bundle import load_bundle_object
+from iotbpf.ebpf.loader.bundle import load_bundle_object
 from iotbpf.ebpf.maps import instantiate
 from iotbpf.ebpf.helpers import linux_helpers
 from iotbpf.ebpf.memory import Memory
-from iotbpf.ebpf.vm import VM
+from iotbpf.ebpf.engines.vm import VM
 import sys
 b = load_bundle_object('/root/app.ibpf')
 print('elftools' in sys.modules)

@@ -11,11 +11,11 @@ import subprocess
 import pytest
 
 from conftest import REPO, missing
-from iotbpf.ebpf.elf import load_elf_object
+from iotbpf.ebpf.engines.vm import VM
 from iotbpf.ebpf.helpers import linux_helpers
+from iotbpf.ebpf.loader.elf import load_elf_object
 from iotbpf.ebpf.maps import instantiate
 from iotbpf.ebpf.verifier import verify
-from iotbpf.ebpf.vm import VM
 
 C_DIR = REPO / "tests" / "c"
 CORPUS = ["corpus_globals", "corpus_recursion", "corpus_loops", "corpus_signed", "corpus_bswap"]

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iotbpf.ebpf import cbpf
 from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.loader import cbpf
 
 IP_UDP_D = """(000) ldh      [12]
 (001) jeq      #0x800           jt 2\tjf 5

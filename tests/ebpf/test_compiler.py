@@ -1,4 +1,4 @@
-"""compiler.py: structured translation, verifier proofs, host safety, cache, CLI engine switch."""
+"""engines/compiler/: structured translation, verifier proofs, host safety, cache, CLI engine switch."""
 
 import io
 import os
@@ -10,12 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO
-from iotbpf.ebpf import compiler, isa
+from iotbpf.ebpf import isa
+from iotbpf.ebpf.engines import compiler
+from iotbpf.ebpf.engines.vm import VM, BPFFault
 from iotbpf.ebpf.errors import VerifierError
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.types import MapSpec
 from iotbpf.ebpf.verifier import verify
-from iotbpf.ebpf.vm import VM, BPFFault
 
 BENCH = REPO / "bench" / "programs"
 KEYWORDS = {"def", "nonlocal", "if", "else", "elif", "while", "True", "break", "continue", "return",

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
+from iotbpf.ebpf.engines.vm import VM
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM
 
 JUMPS = ["jeq", "jne", "jgt", "jge", "jlt", "jle", "jset", "jsgt", "jsge", "jslt", "jsle"]
 CONSTANTS = [0x41A1D8B33902C2BE, 2, 0xFFFFFFFF, 0x100000000, 62]

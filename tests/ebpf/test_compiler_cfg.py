@@ -1,6 +1,6 @@
-"""Control-flow structuring (iotbpf/ebpf/cfg.py): the generated while/if code walks the graph exactly.
+"""Control-flow structuring (engines/compiler/structure.py): generated while/if code walks the graph exactly.
 
-Random graphs are turned into Python with cfg.structure/lower/render; running that code with
+Random graphs are turned into Python with structure.structure/lower/render; running that code with
 a stream of branch decisions must visit the same nodes, in the same order, as walking the graph.
 """
 
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iotbpf.ebpf import cfg
+from iotbpf.ebpf.engines.compiler import structure
+from iotbpf.ebpf.isa import cfg
 
 
 def walk(succs, decisions, limit):
@@ -33,7 +34,7 @@ class Stop(Exception):
 
 
 def run_structured(succs, decisions, limit):
-    stmts = cfg.lower(cfg.structure(succs, 0), terminal={n for n, s in enumerate(succs) if not s})
+    stmts = structure.lower(structure.structure(succs, 0), terminal={n for n, s in enumerate(succs) if not s})
     terminal = {n for n, s in enumerate(succs) if not s}
 
     def code_lines(n):
@@ -43,9 +44,9 @@ def run_structured(succs, decisions, limit):
         return lines
 
     lines = ["def f(T, D):"]
-    if cfg.uses_jumps(stmts):
+    if structure.uses_jumps(stmts):
         lines.append("    _j = 0")
-    lines += cfg.render(stmts, code_lines, lambda n: "D()", terminal)
+    lines += structure.render(stmts, code_lines, lambda n: "D()", terminal)
     source = "\n".join(lines) + "\n"
     namespace = {}
     exec(compile(source, "<structured>", "exec"), namespace)
@@ -103,8 +104,8 @@ def test_structured_code_follows_the_graph(seed, n, decisions):
     succs = structured_graph(rng, n) if seed % 2 else random_graph(rng, n)
     graph = cfg.Graph(succs, 0)
     if not graph.reducible:
-        with pytest.raises(cfg.StructureError):
-            cfg.structure(succs, 0)
+        with pytest.raises(structure.StructureError):
+            structure.structure(succs, 0)
         return
     expected = walk(succs, decisions, 200)
     actual, source = run_structured(succs, decisions, 200)
@@ -131,8 +132,8 @@ def test_irreducible_graph_is_refused():
     # two entries into the cycle 1 <-> 2
     succs = [[1, 2], [2], [1, 3], []]
     assert not cfg.Graph(succs, 0).reducible
-    with pytest.raises(cfg.StructureError):
-        cfg.structure(succs, 0)
+    with pytest.raises(structure.StructureError):
+        structure.structure(succs, 0)
 
 
 def test_dominators_of_a_diamond():
@@ -172,5 +173,5 @@ def test_ladder_too_nested_for_python_is_refused():
     # i -> i+1, i+2: every node merges two paths; as Python it would nest 3000 loops deep.
     n = 3000
     succs = [[i + 1, i + 2] for i in range(n - 2)] + [[n - 1], []]
-    with pytest.raises(cfg.StructureError):
-        cfg.render(cfg.lower(cfg.structure(succs, 0)), lambda n: ["pass"], lambda n: "c", ())
+    with pytest.raises(structure.StructureError):
+        structure.render(structure.lower(structure.structure(succs, 0)), lambda n: ["pass"], lambda n: "c", ())

@@ -2,8 +2,8 @@
 
 from conftest import REPO
 from iotbpf.ebpf import conformance
+from iotbpf.ebpf.engines.vm import VM, BPFFault
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, BPFFault
 
 PROGRAMS = {
     "loop": "mov %r0, 0\nmov %r1, 0\nl:\nadd %r1, 1\nadd %r0, %r1\njlt %r1, 100, l\nexit",
@@ -15,9 +15,10 @@ PROGRAMS = {
 }
 
 SCRIPT = """
-from iotbpf.ebpf import conformance, compiler
+from iotbpf.ebpf import conformance
+from iotbpf.ebpf.engines.compiler import engine as compiler
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, BPFFault
+from iotbpf.ebpf.engines.vm import VM, BPFFault
 results = conformance.run_paths(['/root/conf'], engines=('compiled',))
 print('conformance', sum(1 for r in results if r.passed), len(results))
 for name in NAMES:

@@ -4,6 +4,7 @@ import pytest
 
 from iotbpf.ebpf import conformance
 from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.loader.data import parse_data
 
 
 @pytest.mark.parametrize("engine", ["interp", "compact"])
@@ -16,7 +17,7 @@ def test_every_conformance_file_passes(conformance_dir, engine):
 
 
 def test_parse_data_reads_every_section():
-    case = conformance.parse_data(
+    case = parse_data(
         "# comment\n-- asm\nmov %r0, 1 # one\nexit\n-- mem\naa bb\n  cc\n-- result\n0x1\n"
         "-- no register offset\ncall instruction\n", "t.data")
     assert case.asm.split() == ["mov", "%r0,", "1", "exit"]
@@ -24,36 +25,36 @@ def test_parse_data_reads_every_section():
 
 
 def test_raw_section_overrides_asm():
-    case = conformance.parse_data("-- asm\nmov %r0, 1\nexit\n-- raw\n0x00000007000000b7\n0x95\n"
+    case = parse_data("-- asm\nmov %r0, 1\nexit\n-- raw\n0x00000007000000b7\n0x95\n"
                                   "-- result\n7\n")
     assert conformance.run_case(case).passed
 
 
 def test_wrong_result_fails_with_expected_and_actual():
-    result = conformance.run_case(conformance.parse_data("-- asm\nmov %r0, 2\nexit\n-- result\n0x3\n"))
+    result = conformance.run_case(parse_data("-- asm\nmov %r0, 2\nexit\n-- result\n0x3\n"))
     assert not result.passed and (result.expected, result.actual) == ("0x3", "0x2")
 
 
 def test_files_expecting_an_error_pass_only_when_there_is_one():
-    bad = conformance.parse_data("-- asm\nja +7\nexit\n-- error\njump out of range\n")
-    good = conformance.parse_data("-- asm\nmov %r0, 0\nexit\n-- error\nsomething\n")
+    bad = parse_data("-- asm\nja +7\nexit\n-- error\njump out of range\n")
+    good = parse_data("-- asm\nmov %r0, 0\nexit\n-- error\nsomething\n")
     assert conformance.run_case(bad).passed
     assert not conformance.run_case(good).passed
 
 
 def test_unwind_helper_exists_only_in_conformance_mode():
+    from iotbpf.ebpf.engines.vm import VM, BPFFault
     from iotbpf.ebpf.program import Program
-    from iotbpf.ebpf.vm import VM, BPFFault
 
     text = "mov %r1, 0\ncall 5\nmov %r0, 2\nexit"
-    case = conformance.parse_data("-- asm\n%s\n-- result\n0\n" % text)
+    case = parse_data("-- asm\n%s\n-- result\n0\n" % text)
     assert conformance.run_case(case).passed
     with pytest.raises(BPFFault):
         VM(Program.from_asm(text)).run()
 
 
 def test_unknown_section_skips_the_file():
-    case = conformance.parse_data("-- asm\nexit\n-- frobnicate\nx\n-- result\n0\n")
+    case = parse_data("-- asm\nexit\n-- frobnicate\nx\n-- result\n0\n")
     assert case.skip and conformance.run_case(case).passed
 
 
@@ -67,13 +68,13 @@ def test_unknown_section_skips_the_file():
 ])
 def test_malformed_files_are_load_errors(text, words):
     with pytest.raises(LoadError) as info:
-        conformance.parse_data(text, "bad.data")
+        parse_data(text, "bad.data")
     for word in words:
         assert word in str(info.value)
 
 
 def test_asm_errors_name_the_line_of_the_data_file():
-    case = conformance.parse_data("# c\n-- asm\nmov %r0, 1\nfrob\n-- result\n0\n", "bad.data")
+    case = parse_data("# c\n-- asm\nmov %r0, 1\nfrob\n-- result\n0\n", "bad.data")
     with pytest.raises(LoadError) as info:
         case.program()
     assert "bad.data: line 4" in str(info.value)

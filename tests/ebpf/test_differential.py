@@ -12,10 +12,11 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iotbpf.ebpf import compiler, isa
+from iotbpf.ebpf import isa
+from iotbpf.ebpf.engines import compiler
+from iotbpf.ebpf.engines.vm import VM, BPFFault, HelperFault
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, BPFFault, HelperFault
 
 M64 = (1 << 64) - 1
 

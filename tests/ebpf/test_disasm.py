@@ -5,16 +5,17 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iotbpf.ebpf import conformance, isa
-from iotbpf.ebpf.asm import assemble_bytes
-from iotbpf.ebpf.disasm import disassemble
+from iotbpf.ebpf import isa
+from iotbpf.ebpf.isa.asm import assemble_bytes
+from iotbpf.ebpf.isa.disasm import disassemble
+from iotbpf.ebpf.loader.data import load_case
 
 
 def test_every_conformance_program_round_trips_byte_for_byte(conformance_dir):
     files = sorted(conformance_dir.glob("*.data"))
     assert len(files) == 313
     for path in files:
-        data = conformance.load_case(str(path)).program().to_bytes()
+        data = load_case(str(path)).program().to_bytes()
         insns = isa.decode(data)
         for labels in (True, False):
             assert assemble_bytes(disassemble(insns, labels=labels)) == data, path.name

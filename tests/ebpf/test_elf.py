@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from conftest import REPO, missing
 from iotbpf.ebpf import types as T
-from iotbpf.ebpf.elf import load_elf, load_elf_object
+from iotbpf.ebpf.engines.vm import VM
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.helpers import linux_helpers
+from iotbpf.ebpf.loader.elf import load_elf, load_elf_object
 from iotbpf.ebpf.maps import instantiate
 from iotbpf.ebpf.memory import Memory
-from iotbpf.ebpf.vm import VM
 
 C_DIR = REPO / "tests" / "c"
 
@@ -203,7 +203,7 @@ def test_prog_array_initialiser_fills_the_slots(clang, tmp_path):
     obj = load_elf_object(obj_path)
     assert obj.maps[0].programs == {2: "second"}
     assert run_all(obj, ["timer"]) == [7]
-    from iotbpf.ebpf.bundle import load_bundle_object, save_bundle
+    from iotbpf.ebpf.loader.bundle import load_bundle_object, save_bundle
 
     again = load_bundle_object(save_bundle(obj))
     assert again.maps[0].programs == {2: "second"}

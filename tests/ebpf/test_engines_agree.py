@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iotbpf.ebpf import isa
+from iotbpf.ebpf.engines.vm import VM, BPFFault, engine_available
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, BPFFault, engine_available
 
 ENGINES = ["interp", "compact"] + (["compiled"] if engine_available("compiled") else [])
 OPCODES = sorted(op for op in isa.OPCODES if op != isa.LDDW) + [0xFF]

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iotbpf.ebpf import isa
+from iotbpf.ebpf.engines.vm import FAULT_KINDS, VM, BPFFault, HelperFault, engine_available
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import FAULT_KINDS, VM, BPFFault, HelperFault, engine_available
 
 ENGINE = "interp"
 

@@ -8,12 +8,12 @@ import pytest
 
 from conftest import REPO
 from iotbpf.ebpf import types as T
-from iotbpf.ebpf.elf import load_elf_object
+from iotbpf.ebpf.engines.vm import VM, BPFFault, Environment
 from iotbpf.ebpf.helpers import LINUX_HELPER_IDS, format_printk, linux_helpers
+from iotbpf.ebpf.loader.elf import load_elf_object
 from iotbpf.ebpf.maps import create_map, instantiate
 from iotbpf.ebpf.memory import Memory
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, BPFFault, Environment
 
 C_DIR = REPO / "tests" / "c"
 ENOENT = (-T.ENOENT) & ((1 << 64) - 1)

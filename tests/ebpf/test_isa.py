@@ -1,4 +1,4 @@
-"""isa.py: the opcode tables, slot encoding and the text every error message uses."""
+"""isa/encoding.py: the opcode tables, slot encoding and the text every error message uses."""
 
 import struct
 

@@ -9,8 +9,8 @@ import pytest
 from conftest import REPO
 from iotbpf import IotbpfError, Program
 from iotbpf.ebpf import types as T
-from iotbpf.ebpf.elf import load_elf_object
 from iotbpf.ebpf.errors import VerifierError
+from iotbpf.ebpf.loader.elf import load_elf_object
 
 SOURCE = REPO / "tests" / "c" / "map_in_map.c"
 

@@ -9,15 +9,9 @@ from hypothesis import strategies as st
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
-from iotbpf.ebpf.maps import (
-    ArrayMap,
-    HashMap,
-    LruHashMap,
-    MapBudget,
-    RingBufMap,
-    create_map,
-    create_maps,
-)
+from iotbpf.ebpf.maps import ArrayMap, HashMap, MapBudget, create_map, create_maps
+from iotbpf.ebpf.maps.lru import LruHashMap
+from iotbpf.ebpf.maps.ringbuf import RingBufMap
 
 
 def u32(x):
@@ -389,11 +383,11 @@ def test_export_import_roundtrip_every_kind():
 MP_SCRIPT = """
 import struct
 from iotbpf.ebpf import types as T
-from iotbpf.ebpf import cbpf
+from iotbpf.ebpf.loader import cbpf
 from iotbpf.ebpf.maps import create_map
 from iotbpf.ebpf.helpers import linux_helpers
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, Environment
+from iotbpf.ebpf.engines.vm import VM, Environment
 
 def u32(x):
     return struct.pack('<I', x)

@@ -9,7 +9,9 @@ from pathlib import Path
 import iotbpf.ebpf
 
 EBPF = Path(iotbpf.ebpf.__file__).parent
-MODULES = ("vm", "interp", "compact", "compiler", "frames", "ops", "isa", "cfg", "verifier")
+# every module of the engines and the instruction set, and the verifier
+MODULES = sorted(str(p.relative_to(EBPF))[:-3] for folder in ("engines", "isa") for p in (EBPF / folder).rglob("*.py")
+                 if p.name != "__init__.py") + ["verifier"]
 WINDOW = 6
 # Two repeats inside verifier.py that issue 24 is rewriting (helper stack arguments, the id links
 # of state equivalence); the first normalised line of each repeated window.

@@ -1,10 +1,12 @@
-"""ops.py: each operation's function, compiler template and the verifier's concrete transfer agree."""
+"""isa/ops.py: each operation's function, compiler template and the verifier's concrete transfer agree."""
 
 import itertools
 
 import pytest
 
-from iotbpf.ebpf import compiler, isa, ops, verifier
+from iotbpf.ebpf import isa, verifier
+from iotbpf.ebpf.engines.compiler import analysis as compiler_analysis
+from iotbpf.ebpf.isa import ops
 
 M64 = (1 << 64) - 1
 EDGES = [0, 1, 2, 3, 7, 31, 32, 63, 64, 65, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF,
@@ -40,7 +42,7 @@ def test_template_computes_the_function(code, is64, off):
             if k == 0 and code in (isa.BPF_DIV, isa.BPF_MOD) and off != 1:
                 continue  # the compiler folds a zero divisor itself
             s = "b" if register else str(k)
-            text = template.format(**compiler._fields(is64, s, register, k, off, "a"))
+            text = template.format(**compiler_analysis.template_fields(is64, s, register, k, off, "a"))
             got = eval(text, dict(NAMESPACE, a=a, b=b))
             want = f(a, b if register else k)
             assert got == want, (text, a, b)

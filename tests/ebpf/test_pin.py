@@ -6,9 +6,9 @@ import struct
 
 import pytest
 
-from iotbpf.ebpf import pin
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.loader import pin
 from iotbpf.ebpf.maps import create_map
 
 
@@ -90,7 +90,7 @@ def test_damaged_or_foreign_pins_are_refused(tmp_path):
     doc["version"] = 2
     body = json.dumps(doc).encode()
     with pytest.raises(LoadError, match="version 2 is not supported"):
-        pin.read_pin(body + b"\nfnv1a32 %08x\n" % pin._fnv1a32(body))
+        pin.read_pin(body + b"\nfnv1a32 %08x\n" % pin.fnv1a32(body))
     other = create_map(T.MapSpec("x", T.BPF_MAP_TYPE_HASH, 8, 8, 4))
     with pytest.raises(LoadError, match="does not match"):
         pin.restore(other, path)
@@ -125,7 +125,8 @@ def test_map_dump_cli_decodes_with_types(cli, tmp_path):
 
 MP_SCRIPT = """
 import struct
-from iotbpf.ebpf import pin, types as T
+from iotbpf.ebpf import types as T
+from iotbpf.ebpf.loader import pin
 from iotbpf.ebpf.maps import create_map
 m = create_map(T.MapSpec('c', T.BPF_MAP_TYPE_HASH, 4, 8, 8))
 for k in range(3):

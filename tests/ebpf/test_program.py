@@ -7,6 +7,7 @@ import pytest
 from iotbpf.api import Program as ApiProgram
 from iotbpf.ebpf import isa, types
 from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.loader.files import load_program
 from iotbpf.ebpf.program import Program
 
 
@@ -30,12 +31,12 @@ def test_program_from_file_by_suffix(tmp_path, conformance_dir):
     s = tmp_path / "a.s"
     s.write_text("mov %r0, 3\nexit\n")
     b = tmp_path / "a.bin"
-    b.write_bytes(Program.from_file(str(s)).to_bytes())
-    assert Program.from_file(str(b)).to_bytes() == b.read_bytes()
-    d = Program.from_file(str(conformance_dir / "mem-len.data"))
+    b.write_bytes(load_program(str(s)).to_bytes())
+    assert load_program(str(b)).to_bytes() == b.read_bytes()
+    d = load_program(str(conformance_dir / "mem-len.data"))
     assert d.mem == bytes([0, 0, 0, 1, 0, 0, 0, 2]) and d.expected == 8
     with pytest.raises(LoadError):
-        Program.from_file(str(tmp_path / "a.txt"))
+        load_program(str(tmp_path / "a.txt"))
 
 
 def test_api_program_runs_with_its_own_mem_and_disassembles(conformance_dir):

@@ -5,11 +5,12 @@ written as eight bytes per line, the form bpf_conformance's negative tests use."
 import pytest
 
 from iotbpf.ebpf import conformance, isa
-from iotbpf.ebpf.asm import assemble
+from iotbpf.ebpf.engines.vm import VM, BPFFault
 from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.isa.asm import assemble
+from iotbpf.ebpf.loader.data import parse_data
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.verifier import verify
-from iotbpf.ebpf.vm import VM, BPFFault
 
 _FIELDS = ("dst", "src", "off", "imm")
 
@@ -77,14 +78,14 @@ def test_fields_with_a_meaning_keep_their_own_messages():
 
 def test_raw_lines_of_eight_bytes_are_one_instruction_each():
     text = "-- raw\nb7 00 00 00 2a 00 00 00\n95 00 00 00 00 00 00 00\n-- result\n42\n"
-    case = conformance.parse_data(text, "bytes.data")
+    case = parse_data(text, "bytes.data")
     assert case.raw == bytes.fromhex("b70000002a000000" "9500000000000000")
     assert conformance.run_case(case).passed
 
 
 def test_a_negative_raw_test_with_an_empty_error_passes_when_the_program_faults():
     text = "# mov with a set offset\n-- raw\nb7 00 01 00 01 00 00 00\n95 00 00 00 00 00 00 00\n-- error\n"
-    case = conformance.parse_data(text, "unused.data")
+    case = parse_data(text, "unused.data")
     for engine in ("interp", "compiled"):
         assert conformance.run_case(case, engine).passed
 

@@ -11,11 +11,11 @@ import pytest
 
 from iotbpf.api import Node
 from iotbpf.ebpf import types as T
+from iotbpf.ebpf.engines.vm import VM
 from iotbpf.ebpf.errors import VerifierError
 from iotbpf.ebpf.maps import create_map
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.verifier import verify
-from iotbpf.ebpf.vm import VM
 from iotbpf.kernel.hooks import HOOKS
 
 # ----------------------------------------------------------------------------- item 4: tail calls

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import REPO
 from iotbpf import Program
+from iotbpf.ebpf.engines.vm import BPFFault
 from iotbpf.ebpf.errors import VerifierError
-from iotbpf.ebpf.vm import BPFFault
 
 SOURCE = REPO / "tests" / "c" / "spin_lock.c"
 

@@ -5,6 +5,7 @@ import pytest
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf import maps as maps_module
+from iotbpf.ebpf.engines.vm import VM
 from iotbpf.ebpf.errors import VerifierError
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.types import (
@@ -29,7 +30,6 @@ from iotbpf.ebpf.types import (
     MapSpec,
 )
 from iotbpf.ebpf.verifier import verify
-from iotbpf.ebpf.vm import VM
 
 
 def _ret0(ex, *args):

@@ -98,7 +98,7 @@ def test_c_program_error_names_the_c_source_line(cli, clang):
 
 def test_verifier_runs_under_micropython(micropython):
     code = (
-        "from iotbpf.ebpf import asm, verifier\n"
+        "from iotbpf.ebpf import verifier\nfrom iotbpf.ebpf.isa import asm\n"
         "from iotbpf.ebpf.errors import VerifierError\n"
         "r = verifier.verify(asm.assemble('mov %r0, 0\\nl:\\nadd %r0, 1\\njlt %r0, 10, l\\nexit'))\n"
         "print(r.max_path_insns)\n"
@@ -148,9 +148,9 @@ SEC("end") __u64 end_pointer(const __u8 *buf, __u64 len)
 
 
 def test_c_input_idioms_are_proven_against_the_length(clang):
-    from iotbpf.ebpf.elf import load_elf_object
+    from iotbpf.ebpf.engines.vm import VM
+    from iotbpf.ebpf.loader.elf import load_elf_object
     from iotbpf.ebpf.verifier import verify
-    from iotbpf.ebpf.vm import VM
 
     obj = load_elf_object(clang.compile(INPUT_IDIOMS_C))
     for section in ("sum", "header", "tlv", "end"):

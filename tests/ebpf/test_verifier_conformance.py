@@ -3,11 +3,12 @@ is justified here, file by file; accepted programs run within the instruction bo
 
 import pytest
 
-from iotbpf.ebpf.conformance import CONFORMANCE_HELPERS, load_case
+from iotbpf.ebpf.conformance import CONFORMANCE_HELPERS
+from iotbpf.ebpf.engines.vm import VM
 from iotbpf.ebpf.errors import VerifierError
+from iotbpf.ebpf.loader.data import load_case
 from iotbpf.ebpf.types import ARG_ANYTHING, RET_INTEGER, HelperSpec, HelperTable
 from iotbpf.ebpf.verifier import verify
-from iotbpf.ebpf.vm import VM
 
 # Reasons a conformance program is rejected, as the message says them.
 UNCHECKED_INPUT = "may go past the end of the input"  # standalone: r2 never compared; fine with mem_size

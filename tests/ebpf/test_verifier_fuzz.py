@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iotbpf.ebpf import isa
+from iotbpf.ebpf.engines.vm import VM, BPFFault
 from iotbpf.ebpf.errors import VerifierError
+from iotbpf.ebpf.loader.data import parse_data
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.types import (
     ARG_ANYTHING,
@@ -31,7 +33,6 @@ from iotbpf.ebpf.types import (
     MapSpec,
 )
 from iotbpf.ebpf.verifier import verify
-from iotbpf.ebpf.vm import VM, BPFFault
 
 BUDGET = 3000
 STATS = {}
@@ -243,7 +244,7 @@ def _conformance_programs():
         return out
     folder = base / "conformance"
     for path in sorted(folder.glob("*.data")):
-        p = Program.from_data(path.read_text(), path.name)
+        p = parse_data(path.read_text(), path.name).program()
         out.append((p.insns, len(p.mem) if p.mem else None))
     return out
 
@@ -389,7 +390,7 @@ _COMPILED = {}
 
 def _corpus(clang):
     from conftest import REPO
-    from iotbpf.ebpf.elf import load_elf_object
+    from iotbpf.ebpf.loader.elf import load_elf_object
 
     if not _COMPILED:
         for name, _ in CORPUS_SOURCES:

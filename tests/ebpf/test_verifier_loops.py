@@ -4,9 +4,9 @@ back edge and its C line named; bounded loops of the same shapes still verify.""
 import pytest
 
 from conftest import REPO
-from iotbpf.ebpf.elf import load_elf_object
 from iotbpf.ebpf.errors import VerifierError
 from iotbpf.ebpf.helpers import linux_helpers
+from iotbpf.ebpf.loader.elf import load_elf_object
 from iotbpf.ebpf.verifier import verify
 from iotbpf.kernel import helpers as iot_helpers
 from iotbpf.kernel.hooks import HOOKS

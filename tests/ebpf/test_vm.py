@@ -1,4 +1,4 @@
-"""vm.py: RFC 9669 semantics, calls, helpers, maps, callbacks, tail calls, budget, tracing."""
+"""engines/vm.py: RFC 9669 semantics, calls, helpers, maps, callbacks, tail calls, budget, tracing."""
 
 import struct
 
@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from iotbpf.ebpf import helpers as linux
 from iotbpf.ebpf import maps, types
+from iotbpf.ebpf.engines.vm import VM, BPFFault, Environment, HelperFault, engine_available
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, BPFFault, Environment, HelperFault, engine_available
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1
@@ -57,7 +57,7 @@ def trunc_div(a, b):
     return q if (a < 0) == (b < 0) else -q
 
 
-# Reference semantics written straight from RFC 9669 section 4.1, independent of vm.py.
+# Reference semantics written straight from RFC 9669 section 4.1, independent of the engines.
 REF64 = {
     "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
     "div": lambda a, b: a // b if b else 0, "mod": lambda a, b: a % b if b else a,

@@ -4,9 +4,9 @@ from iotbpf.ebpf import conformance
 
 SCRIPT = """
 from iotbpf.ebpf import conformance
-from iotbpf.ebpf import vm as V
+from iotbpf.ebpf.engines import vm as V
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM, BPFFault
+from iotbpf.ebpf.engines.vm import VM, BPFFault
 assert V._MICROPYTHON  # "interp" means the compact interpreter here
 for r in conformance.run_paths(['/root/conf']):
     print(r.path.split('/')[-1], r.passed, r.actual)

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 from conftest import REPO
-from iotbpf.ebpf.elf import display_file_name, load_elf_object
 from iotbpf.ebpf.errors import VerifierError
+from iotbpf.ebpf.loader.elf import display_file_name, load_elf_object
 
 # A loop the verifier refuses, so its message shows the failing line's file.
 _BAD = """#include "iotbpf.h"

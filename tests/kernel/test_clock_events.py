@@ -2,9 +2,9 @@
 
 import pytest
 
+from iotbpf.ebpf.prng import Rng, ln
 from iotbpf.kernel.clock import NS_PER_DAY, MonotonicClock, VirtualClock, format_duration, parse_duration
 from iotbpf.kernel.events import EventQueue
-from iotbpf.kernel.prng import Rng, ln
 
 
 def test_events_pop_in_time_order_then_insertion_order():

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 
 from conftest import missing
-from iotbpf.ebpf import cbpf
+from iotbpf.ebpf.loader import cbpf
 
 FILTERS = {
     "ip and udp": """(000) ldh      [12]

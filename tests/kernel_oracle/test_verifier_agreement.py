@@ -17,8 +17,8 @@ from kernel_oracle.programs import mutate, random_program
 
 from conftest import REPO
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.conformance import load_case
 from iotbpf.ebpf.errors import IotbpfError, VerifierError
+from iotbpf.ebpf.loader.data import load_case
 from iotbpf.ebpf.program import Program
 from iotbpf.ebpf.verifier import verify
 
@@ -59,8 +59,8 @@ def conformance_items(conformance_dir):
 
 
 def clang_items(clang):
-    from iotbpf.ebpf.elf import load_elf_object
     from iotbpf.ebpf.helpers import linux_helpers
+    from iotbpf.ebpf.loader.elf import load_elf_object
 
     out = []
     for name in ("corpus_globals", "corpus_signed", "corpus_bswap", "corpus_loops", "helpers_maps"):

@@ -4,16 +4,17 @@ from conftest import REPO
 
 # Host-side modules that live inside core packages by design (DESIGN.md: the ELF reader and
 # its BTF parser need pyelftools/CPython); everything else in the core must import on MicroPython.
-HOST_ONLY = {"iotbpf.ebpf.elf", "iotbpf.ebpf.btf"}
+HOST_ONLY = {"iotbpf.ebpf.loader.elf", "iotbpf.ebpf.loader.btf"}
 CORE_DIRS = ("ebpf", "energy", "kernel", "platforms/sim")
 
 
 def core_modules():
     names = []
     for folder in CORE_DIRS:
-        for path in sorted((REPO / "iotbpf" / folder).glob("*.py")):
-            dotted = "iotbpf." + folder.replace("/", ".")
-            name = dotted if path.stem == "__init__" else dotted + "." + path.stem
+        root = REPO / "iotbpf" / folder
+        for path in sorted(root.rglob("*.py")):
+            parts = [p for p in path.relative_to(root).with_suffix("").parts if p != "__init__"]
+            name = ".".join(["iotbpf"] + folder.split("/") + parts)
             if name not in HOST_ONLY:
                 names.append(name)
     return names

@@ -5,7 +5,7 @@ the device lacks) or that calls a conformance-only helper is not a failure; a wr
 import pytest
 
 from iotbpf.device import vm
-from iotbpf.ebpf.conformance import load_case
+from iotbpf.ebpf.loader.data import load_case
 from iotbpf.platforms import devimage
 
 

@@ -26,7 +26,7 @@ class WhileRunning(io.StringIO):
     def write(self, text):
         frame = sys._getframe(1)
         while frame is not None:
-            if frame.f_code.co_filename.endswith(os.path.join("ebpf", "interp.py")):
+            if frame.f_code.co_filename.endswith(os.path.join("ebpf", "engines", "interp.py")):
                 self.during_run += text.count("\n")
                 break
             frame = frame.f_back

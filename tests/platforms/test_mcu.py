@@ -150,8 +150,8 @@ def test_sensor_node_runs_on_the_device_runtime_under_micropython(micropython, d
 def test_packed_program_decodes_and_runs_like_the_instruction_list():
     """Program.pack() (what the device keeps: raw slots) is indistinguishable to the engines."""
     from iotbpf.ebpf import isa
+    from iotbpf.ebpf.engines.vm import VM
     from iotbpf.ebpf.program import Program
-    from iotbpf.ebpf.vm import VM
 
     text = """
         lddw %r4, 0x1122334455667788

@@ -11,11 +11,11 @@ import tempfile
 import pytest
 
 from conftest import REPO
-from iotbpf.ebpf.bundle import load_bundle_object, save_bundle
-from iotbpf.ebpf.elf import load_elf_object
+from iotbpf.ebpf.engines.vm import VM
 from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.loader.bundle import load_bundle_object, save_bundle
+from iotbpf.ebpf.loader.elf import load_elf_object
 from iotbpf.ebpf.program import Program
-from iotbpf.ebpf.vm import VM
 from tests.qa.test_bad_inputs import assert_one_error_line
 
 SENSOR_NODE = REPO / "apps" / "sensor_node"

@@ -7,8 +7,8 @@ import struct
 import pytest
 
 from iotbpf.api import Node
-from iotbpf.ebpf.bundle import save_bundle
-from iotbpf.ebpf.elf import load_elf_object
+from iotbpf.ebpf.loader.bundle import save_bundle
+from iotbpf.ebpf.loader.elf import load_elf_object
 from iotbpf.report.commands import CommandHandler, make_command, sign_command
 from iotbpf.report.node import RuntimeTarget
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from iotbpf.ebpf.bundle import save_bundle
-from iotbpf.ebpf.elf import load_elf_object
+from iotbpf.ebpf.loader.bundle import save_bundle
+from iotbpf.ebpf.loader.elf import load_elf_object
 from tests.report.test_ota import Rig
 
 THRESHOLD = r"""

@@ -1,5 +1,5 @@
 """tcpdump filters on real sockets: a classic program through SO_ATTACH_FILTER and its eBPF
-translation (iotbpf.ebpf.cbpf.translate) through SO_ATTACH_BPF, on a packet socket of an interface.
+translation (iotbpf.ebpf.loader.cbpf.translate) through SO_ATTACH_BPF, on a packet socket of an interface.
 
 Two changes the kernel's verifier needs in our translation (Linux never verifies its own
 translation, we load ours like any program): ``ld #pktlen`` reads the packet length from r2 in our
@@ -13,7 +13,8 @@ import ctypes
 import socket
 import struct
 
-from iotbpf.ebpf import cbpf, isa
+from iotbpf.ebpf import isa
+from iotbpf.ebpf.loader import cbpf
 from iotbpf.platforms.kernel import libbpf
 
 SO_ATTACH_FILTER = 26

@@ -2,8 +2,8 @@
 that programs write. Reproducible from the seed; never touches real hardware.
 """
 
+from iotbpf.ebpf.prng import Rng
 from iotbpf.kernel.clock import NS_PER_H, parse_duration
-from iotbpf.kernel.prng import Rng
 
 
 class PoissonPin:

@@ -2,8 +2,8 @@
 lazy event streams from one seed; it never reads host time (docs/runtime.md, "Platforms").
 """
 
+from iotbpf.ebpf.prng import Rng
 from iotbpf.kernel.clock import parse_duration
-from iotbpf.kernel.prng import Rng
 from iotbpf.platforms.sim.gpio import Gpio, PoissonPin
 from iotbpf.platforms.sim.radio import Link, TrafficSource
 from iotbpf.platforms.sim.sensors import make_sensor

@@ -2,8 +2,8 @@
 incoming traffic (periodic or Poisson sources, optionally floods). Never sends real packets.
 """
 
+from iotbpf.ebpf.prng import Rng
 from iotbpf.kernel.clock import NS_PER_H, NS_PER_S, parse_duration
-from iotbpf.kernel.prng import Rng
 
 
 class Link:

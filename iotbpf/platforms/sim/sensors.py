@@ -4,9 +4,9 @@ integer milli-units so CPython and MicroPython produce identical readings.
 
 import sys
 
+from iotbpf.ebpf.isa import M64 as _MASK64
+from iotbpf.ebpf.prng import Rng
 from iotbpf.kernel.clock import NS_PER_DAY, parse_duration
-from iotbpf.kernel.prng import MASK64 as _MASK64
-from iotbpf.kernel.prng import Rng
 
 _XS_MULT = 0x2545F4914F6CDD1D  # xorshift64*'s output multiplier (prng.Rng.u64)
 

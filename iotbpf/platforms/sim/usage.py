@@ -5,9 +5,9 @@ for tests. The published usage it follows: docs/platforms.md ("Phones: per-app e
 
 import heapq
 
+from iotbpf.ebpf.prng import Rng
 from iotbpf.kernel.clock import parse_duration
 from iotbpf.kernel.hooks import constant
-from iotbpf.kernel.prng import Rng
 
 SCREEN_ON = constant("IOT_USAGE_SCREEN_ON")
 SCREEN_OFF = constant("IOT_USAGE_SCREEN_OFF")

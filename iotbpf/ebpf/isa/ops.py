@@ -4,11 +4,7 @@ with the Python function the interpreters call, the compiler's expression templa
 """
 
 from iotbpf.ebpf import isa
-
-M64 = 0xFFFFFFFFFFFFFFFF
-M32 = 0xFFFFFFFF
-SIGN64 = 0x8000000000000000
-SIGN32 = 0x80000000
+from iotbpf.ebpf.isa.encoding import M32, M64, SIGN32, SIGN64
 
 
 def sx64(x):
@@ -97,7 +93,7 @@ MOVSX64_FUNCS = {n: (lambda f: lambda a, b: f(b) & M64)(_sext(n)) for n in (8, 1
 MOVSX32_FUNCS = {n: (lambda f: lambda a, b: f(b) & M32)(_sext(n)) for n in (8, 16)}
 
 # The range transfer's unmasked forms: when value ranges prove the result fits the width, the
-# compiler drops the mask (``compiler._alu_step`` decides when).
+# compiler drops the mask (``engines/compiler/ranges.py``'s ``_alu_step`` decides when).
 UNMASKED = {
     isa.BPF_ADD: "{d} + {s}",
     isa.BPF_SUB: "{d} - {s}",

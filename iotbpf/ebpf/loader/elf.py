@@ -1,20 +1,5 @@
-"""The ELF loader (host side, pyelftools): ``clang-19 -O2 -target bpf`` objects -> Programs.
-
-Does what libbpf does before BPF_PROG_LOAD: one program per function in each executable
-section, each followed by exactly the ``.text`` subprograms it reaches (transitively, each once)
-with its bpf-to-bpf calls and callback addresses relocated for it, ``.data`` / ``.rodata*``
-/ ``.bss`` turned into single-entry array maps (lddw -> BPF_PSEUDO_MAP_VALUE), legacy ``maps``
-and BTF-defined ``.maps`` map definitions (lddw -> BPF_PSEUDO_MAP_FD with the map's index),
-the ``license`` section, and ``.BTF.ext`` line info as ``program.line_info`` (pc -> (file,
-line, source text)). Anything it does not support is a LoadError naming it; a malformed file
-is a LoadError, never a traceback. It never executes anything from the object.
-
-API: ``load_elf(path_or_bytes, section=None) -> Program`` and
-``load_elf_object(path_or_bytes) -> ElfObject`` (``.programs`` {name: Program}, ``.maps``
-[MapSpec], ``.license``, ``.program(section)``). Every Program of one object shares the same
-``maps`` list of MapSpecs (index = lddw imm); ``iotbpf.ebpf.maps.instantiate`` turns them into
-Maps shared by all the object's programs.
-"""
+"""The ELF loader (host side, pyelftools): ``clang -target bpf`` objects to Programs, doing what
+libbpf does before BPF_PROG_LOAD (sections, subprograms, relocations, maps, BTF line info)."""
 
 from __future__ import annotations
 
@@ -24,8 +9,8 @@ import struct
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf import types as T
-from iotbpf.ebpf.btf import Btf, parse_btf_ext
 from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.loader.btf import Btf, parse_btf_ext
 from iotbpf.ebpf.program import Program
 
 MAX_OBJECT_BYTES = 64 << 20

@@ -2,7 +2,7 @@
 (MicroPython's "interp"). MicroPython-compatible; imports nothing of iotbpf outside ``ebpf``."""
 
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.frames import (
+from iotbpf.ebpf.engines.frames import (
     _FMT,
     _FMT_S,
     _SIZE_MASK,
@@ -14,8 +14,8 @@ from iotbpf.ebpf.frames import (
     _pack_into,
     _unpack_from,
 )
+from iotbpf.ebpf.isa.ops import ATOMIC_FUNCS, COND32, COND64, LE_FUNCS, M32, M64, SWAP_FUNCS, alu_func
 from iotbpf.ebpf.memory import FUNC_REGION_ID
-from iotbpf.ebpf.ops import ATOMIC_FUNCS, COND32, COND64, LE_FUNCS, M32, M64, SWAP_FUNCS, alu_func
 
 
 class CompactInterpreter:

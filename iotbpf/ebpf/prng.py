@@ -1,19 +1,17 @@
-"""A small deterministic PRNG (xorshift64*, seeded with splitmix64) shared by the kernel and the simulator.
+"""A small deterministic PRNG (xorshift64*, seeded with splitmix64), the only one in iotbpf: the VM's
+environment, the kernel, the simulator and the fleet draw from it. Integers only, so every port agrees."""
 
-Integer arithmetic only, so CPython and MicroPython draw identical sequences from one seed.
-It must never use the ``random`` module or anything that depends on the host.
-"""
+from iotbpf.ebpf.isa.encoding import M64
 
-MASK64 = 0xFFFFFFFFFFFFFFFF
 _LN2 = 0.6931471805599453
 
 
 def splitmix64(x):
     """One splitmix64 step: a well-mixed 64-bit value from any 64-bit input."""
-    x = (x + 0x9E3779B97F4A7C15) & MASK64
+    x = (x + 0x9E3779B97F4A7C15) & M64
     z = x
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
     return z ^ (z >> 31)
 
 
@@ -21,8 +19,8 @@ def stream_seed(seed, name):
     """A seed for the named stream, so adding a device never changes another device's draws."""
     h = 0xCBF29CE484222325
     for ch in name:
-        h = ((h ^ ord(ch)) * 0x100000001B3) & MASK64
-    return splitmix64((seed & MASK64) ^ h)
+        h = ((h ^ ord(ch)) * 0x100000001B3) & M64
+    return splitmix64((seed & M64) ^ h)
 
 
 def ln(u):
@@ -47,16 +45,23 @@ class Rng:
     """xorshift64*: ``u32()``, ``below(n)``, ``uniform()``, ``expo(mean)``, ``chance(p_permille)``."""
 
     def __init__(self, seed, name=""):
-        state = stream_seed(seed, name) if name else splitmix64(seed & MASK64)
+        state = stream_seed(seed, name) if name else splitmix64(seed & M64)
         self.state = state or 0x2545F4914F6CDD1D
+
+    @classmethod
+    def from_state(cls, state):
+        """A generator that continues from the raw xorshift state ``state`` (non-zero), unseeded."""
+        rng = cls(0)
+        rng.state = state
+        return rng
 
     def u64(self):
         x = self.state
         x ^= x >> 12
-        x ^= (x << 25) & MASK64
+        x ^= (x << 25) & M64
         x ^= x >> 27
         self.state = x
-        return (x * 0x2545F4914F6CDD1D) & MASK64
+        return (x * 0x2545F4914F6CDD1D) & M64
 
     def u32(self):
         return self.u64() >> 32

@@ -1,13 +1,5 @@
-"""Classic BPF (tcpdump filters): parse ``tcpdump -d`` listings and ``-dd`` / ``-ddd`` arrays,
-check them as Linux's bpf_check_classic does, translate them to eBPF as Linux's
-bpf_convert_filter does, and run them on packets.
-
-Register mapping (as Linux): A = r0, X = r7, scratch = r8, packet context = r6; the 16
-scratch words M[0..15] live at fp-64..fp-4. Packet loads become the legacy eBPF
-ldabs/ldind instructions, which end the program with 0 when they fall outside the packet.
-One difference from Linux: the packet length (``ld #pktlen``) comes from r2 at entry (kept in
-r9), not from an sk_buff. MicroPython-compatible; never executes anything while parsing.
-"""
+"""Classic BPF (tcpdump filters): parse ``tcpdump -d``/``-dd``/``-ddd``, check as Linux's
+bpf_check_classic, translate to eBPF as bpf_convert_filter, run on packets (docs/vm.md, "Inside")."""
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.errors import LoadError
@@ -405,7 +397,7 @@ def to_program(insns, name="cbpf"):
 
 def run_filter(insns, packet, engine="interp"):
     """The filter's return value (u32) on ``packet`` (bytes)."""
-    from iotbpf.ebpf.vm import VM
+    from iotbpf.ebpf.engines.vm import VM
 
     vm = VM(to_program(insns), engine=engine, budget=len(insns) * 16 + 64)
     return vm.run(mem=bytes(packet)) & M32

@@ -1,9 +1,5 @@
-"""Disassembler: instruction slots back to the assembler's text, so asm(disasm(x)) == x.
-
-Uses isa.format_insn for every line; jump targets become labels ``L<pc>`` and slots the
-text syntax cannot express exactly (unknown opcodes, reserved fields set) become ``.slot``.
-MicroPython-compatible; never raises on any decodable input.
-"""
+"""Disassembler: instruction slots back to the assembler's text (asm(disasm(x)) == x), jump targets
+as labels ``L<pc>``; never raises on any decodable input."""
 
 from iotbpf.ebpf import isa
 

@@ -1,34 +1,17 @@
-"""Pinned maps: save a map to a file and load it back, so a node that reboots keeps its state.
-
-A write never leaves a torn file: the new contents go to ``PATH.tmp``, are flushed (and
-fsync'ed where the port has it), then renamed over ``PATH``; the file ends with a checksum
-line, so a file damaged any other way is refused instead of half-loaded.
-
-File format (text, version 1)::
-
-    {"version": 1, "kind": "iotbpf-pinned-map", "spec": {...MapSpec.to_dict()...},
-     "state": {...Map.export_state()...}}
-    fnv1a32 <8 hex digits of the checksum of the JSON line's bytes>
-
-MicroPython-compatible (json, os only); never executes anything it reads.
-"""
+"""Pinned maps: a map saved to a file (written to PATH.tmp, then renamed; checksummed) and loaded
+back, so a node that reboots keeps its state (format: docs/vm.md, "Inside")."""
 
 import json
 import os
 
 from iotbpf.ebpf import boundedjson
 from iotbpf.ebpf import types as T
+from iotbpf.ebpf.checksum import fnv1a32
 from iotbpf.ebpf.errors import LoadError
 
 VERSION = 1
 KIND = "iotbpf-pinned-map"
 MAX_PIN_BYTES = 16 << 20
-
-
-def _fnv1a32(data):
-    from iotbpf.ebpf.bundle import fnv1a32
-
-    return fnv1a32(data)
 
 
 def _exists(path):
@@ -45,7 +28,7 @@ def dumps(map_obj):
     spec.pop("data_len", None)
     body = json.dumps({"version": VERSION, "kind": KIND, "spec": spec,
                        "state": map_obj.export_state()}).encode("utf-8")
-    return body + b"\nfnv1a32 " + ("%08x" % _fnv1a32(body)).encode() + b"\n"
+    return body + b"\nfnv1a32 " + ("%08x" % fnv1a32(body)).encode() + b"\n"
 
 
 def pin_map(map_obj, path):
@@ -73,7 +56,7 @@ def read_pin(source):
         data, path = bytes(source), "<pinned map>"
     else:
         path = source
-        from iotbpf.ebpf.bundle import read_limited
+        from iotbpf.ebpf.loader.bundle import read_limited
 
         data = read_limited(path, MAX_PIN_BYTES, "pinned map")
     if len(data) > MAX_PIN_BYTES:
@@ -87,7 +70,7 @@ def read_pin(source):
         want = int(tail.decode(), 16)
     except (ValueError, UnicodeError):
         raise LoadError("%s: bad checksum line" % path) from None
-    if want != _fnv1a32(body):
+    if want != fnv1a32(body):
         raise LoadError("%s: checksum mismatch: the pinned map is damaged" % path)
     try:
         doc = boundedjson.loads(body)

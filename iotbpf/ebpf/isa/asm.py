@@ -1,18 +1,5 @@
-"""Assembler for the bpf_conformance / uBPF text syntax, with labels.
-
-Turns text into 8-byte instruction slots using the tables of isa.py; every error is an
-AsmError naming the line. Host-side tool, but MicroPython-compatible (no ``re``); it must
-never guess: anything it does not understand is an error.
-
-Syntax (one instruction per line, ``#`` starts a comment, ``name:`` defines a label):
-``mov %r0, 1`` ``add32 %r1, %r2`` ``neg %r3`` ``movsx1664 %r1, %r2`` ``be16 %r0``
-``lddw %r0, 0x1122334455667788`` ``lddw %r1, map_fd 0`` ``lddw %r1, map_value 0, 8``
-``lddw %r1, func LABEL`` ``ldxw %r0, [%r1+4]`` ``stw [%r10-4], 7`` ``stxdw [%r10-8], %r0``
-``lock fetch add32 [%r1], %r2`` ``lock cmpxchg [%r10-8], %r1`` ``ldabsh 12``
-``ldindb %r1, 2`` ``ja LABEL`` ``jeq %r1, 5, +3`` ``ja32 LABEL`` ``call 5`` ``call local LABEL``
-``call %r2`` ``exit`` and ``.slot 0x<16 hex digits>`` for a raw slot. The label ``exit``
-means the first ``exit`` instruction unless a label of that name exists.
-"""
+"""Assembler for the bpf_conformance / uBPF text syntax, with labels: text to instruction slots,
+every error an AsmError naming the line, never a guess (syntax: docs/vm.md, "Inside")."""
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.errors import AsmError
@@ -262,7 +249,7 @@ class Assembler:
         m = line.mnemonic
         if m == ".slot":
             value = parse_int(line.operands)
-            if value is None or not 0 <= value <= isa.MASK64:
+            if value is None or not 0 <= value <= isa.M64:
                 raise _error(line, "expected a 64-bit slot value like 0x0000000000000095")
             return value.to_bytes(8, "little")
         kind, opcode, extra = MNEMONICS[m]
@@ -307,14 +294,14 @@ class Assembler:
             if src == isa.BPF_PSEUDO_FUNC:
                 if len(ops) != 2:
                     raise _error(line, "lddw func takes one target")
-                value = self._target(line, words[1], 32) & isa.MASK32
+                value = self._target(line, words[1], 32) & isa.M32
             else:
-                index = self._imm32(line, words[1]) & isa.MASK32
+                index = self._imm32(line, words[1]) & isa.M32
                 offset = 0
                 if src in (isa.BPF_PSEUDO_MAP_VALUE, isa.BPF_PSEUDO_MAP_IDX_VALUE):
                     if len(ops) != 3:
                         raise _error(line, "lddw %s takes a map index and an offset" % words[0])
-                    offset = self._imm32(line, ops[2]) & isa.MASK32
+                    offset = self._imm32(line, ops[2]) & isa.M32
                 elif len(ops) != 2:
                     raise _error(line, "lddw %s takes one map index" % words[0])
                 value = index | (offset << 32)
@@ -324,7 +311,7 @@ class Assembler:
             value = parse_int(value_text)
             if value is None:
                 raise _error(line, "expected a 64-bit number, got %r" % value_text)
-        if not -(1 << 63) <= value <= isa.MASK64:
+        if not -(1 << 63) <= value <= isa.M64:
             raise _error(line, "lddw value does not fit in 64 bits")
         return isa.lddw(dst, value, src)
 
@@ -415,7 +402,7 @@ def assemble_bytes(text):
 
 
 def assemble(text):
-    """Assemble ``text`` to a slot-indexed Instruction list (see isa.py)."""
+    """Assemble ``text`` to a slot-indexed Instruction list (see isa/encoding.py)."""
     return isa.decode(assemble_bytes(text))
 
 

@@ -1,10 +1,5 @@
-"""A small BTF reader (host side): types from ``.BTF`` and line info from ``.BTF.ext``.
-
-Enough of the format (Documentation/bpf/btf.rst) for the ELF loader: sizes of types, BTF-defined
-map definitions in ``.maps``, variables, JSON-able type descriptions for map dumps, and line
-info records. Every offset and count is bounds-checked; malformed data raises LoadError, never
-another exception. Not part of the device profile.
-"""
+"""A small BTF reader (host side): types from ``.BTF`` and line info from ``.BTF.ext``, every offset
+bounds-checked; malformed data is a LoadError."""
 
 from __future__ import annotations
 

@@ -1,13 +1,9 @@
-"""The reference interpreter's fast form: one closure per instruction, one per basic block.
-
-CPython's engine for "interp" (vm.make_engine imports it lazily; MicroPython uses the compact
-interpreter in vm.py instead, so this module is never loaded there). Same semantics, faults
-and budget rule as every engine: see vm.py's docstring. Must never hold state between runs
-other than the decoded program.
-"""
+"""The closure interpreter, CPython's "interp": each instruction pre-decoded into a closure, each basic
+block into one unrolled closure (closures.py). Semantics, faults and budget as every engine."""
 
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.frames import (
+from iotbpf.ebpf.engines.closures import FAST_JK, FAST_JX, FAST_K, FAST_X, make_block
+from iotbpf.ebpf.engines.frames import (
     _SIZE_MASK,
     _UNPACK,
     _UNPACK_BE,
@@ -17,8 +13,7 @@ from iotbpf.ebpf.frames import (
     _call_function,
     _invoke_helper,
 )
-from iotbpf.ebpf.memory import FUNC_REGION_ID
-from iotbpf.ebpf.ops import (
+from iotbpf.ebpf.isa.ops import (
     ATOMIC_FUNCS,
     COND32,
     COND64,
@@ -28,6 +23,7 @@ from iotbpf.ebpf.ops import (
     SWAP_FUNCS,
     alu_func,
 )
+from iotbpf.ebpf.memory import FUNC_REGION_ID
 
 
 class Interpreter:
@@ -68,7 +64,7 @@ class Interpreter:
                     break
                 pc += 2 if insn.opcode == isa.LDDW else 1
             plain = [fn for (p, fn) in ops if fn is not term]
-            blocks[start] = (cost, _make_block(plain, term, pc), flagged, ops, pc)
+            blocks[start] = (cost, make_block(plain, term, pc), flagged, ops, pc)
         last = n - 1 if n else 0
         self._end_pc = last
         blocks[n] = (0, self._fault_op(last, "execution fell off the end of the program", "jump"),
@@ -100,7 +96,7 @@ class Interpreter:
         f = alu_func(code, is64, insn.off)  # validated: off is 0, a movsx size or 1 (sdiv/smod)
         if op & isa.BPF_X:
             s = insn.src
-            spec = _FAST_X.get(op) if not insn.off else None
+            spec = FAST_X.get(op) if not insn.off else None
             if spec is not None:
                 return spec(r, d, s), False, False
 
@@ -108,7 +104,7 @@ class Interpreter:
                 r[d] = f(r[d], r[s])
             return alu_x, False, False
         b = insn.imm & M64
-        spec = _FAST_K.get(op) if not insn.off else None
+        spec = FAST_K.get(op) if not insn.off else None
         if spec is not None:
             return spec(r, d, b), False, False
 
@@ -333,7 +329,7 @@ class Interpreter:
         if op & isa.BPF_X:
             s = insn.src
             if is64:
-                fast = _FAST_JX.get(code)
+                fast = FAST_JX.get(code)
                 if fast is not None:
                     return fast(r, d, s, t, nxt), True, False
 
@@ -346,7 +342,7 @@ class Interpreter:
             return jx32, True, False
         if is64:
             b = insn.imm & M64
-            fast = _FAST_JK.get(code)
+            fast = FAST_JK.get(code)
             if fast is not None:
                 return fast(r, d, b, t, nxt), True, False
 
@@ -513,294 +509,3 @@ class Interpreter:
                     nxt = v
             pc = nxt
         return pc
-
-
-def _make_block(ops, term, end):
-    """One closure running ``ops`` then ``term`` (or falling through to ``end``); unrolled."""
-    n = len(ops)
-    if term is None:
-        if n == 1:
-            a = ops[0]
-
-            def b1():
-                a()
-                return end
-            return b1
-        if n == 2:
-            a, b = ops
-
-            def b2():
-                a()
-                b()
-                return end
-            return b2
-        if n == 3:
-            a, b, c = ops
-
-            def b3():
-                a()
-                b()
-                c()
-                return end
-            return b3
-        if n == 4:
-            a, b, c, d = ops
-
-            def b4():
-                a()
-                b()
-                c()
-                d()
-                return end
-            return b4
-        ops = tuple(ops)
-
-        def bn():
-            for o in ops:
-                o()
-            return end
-        return bn
-    if n == 0:
-        return term
-    if n == 1:
-        a = ops[0]
-
-        def t1():
-            a()
-            return term()
-        return t1
-    if n == 2:
-        a, b = ops
-
-        def t2():
-            a()
-            b()
-            return term()
-        return t2
-    if n == 3:
-        a, b, c = ops
-
-        def t3():
-            a()
-            b()
-            c()
-            return term()
-        return t3
-    if n == 4:
-        a, b, c, d = ops
-
-        def t4():
-            a()
-            b()
-            c()
-            d()
-            return term()
-        return t4
-    ops = tuple(ops)
-
-    def tn():
-        for o in ops:
-            o()
-        return term()
-    return tn
-
-
-# ---------------------------------------------------------------- fast paths for hot ops
-def _k_add(r, d, b):
-    def op():
-        r[d] = (r[d] + b) & M64
-    return op
-
-
-def _k_sub(r, d, b):
-    def op():
-        r[d] = (r[d] - b) & M64
-    return op
-
-
-def _k_mul(r, d, b):
-    def op():
-        r[d] = (r[d] * b) & M64
-    return op
-
-
-def _k_mov(r, d, b):
-    def op():
-        r[d] = b
-    return op
-
-
-def _k_and(r, d, b):
-    def op():
-        r[d] &= b
-    return op
-
-
-def _k_or(r, d, b):
-    def op():
-        r[d] |= b
-    return op
-
-
-def _k_xor(r, d, b):
-    def op():
-        r[d] ^= b
-    return op
-
-
-def _k_lsh(r, d, b):
-    b &= 63
-
-    def op():
-        r[d] = (r[d] << b) & M64
-    return op
-
-
-def _k_rsh(r, d, b):
-    b &= 63
-
-    def op():
-        r[d] >>= b
-    return op
-
-
-def _k_add32(r, d, b):
-    def op():
-        r[d] = (r[d] + b) & M32
-    return op
-
-
-def _k_mov32(r, d, b):
-    b &= M32
-
-    def op():
-        r[d] = b
-    return op
-
-
-def _x_add(r, d, s):
-    def op():
-        r[d] = (r[d] + r[s]) & M64
-    return op
-
-
-def _x_sub(r, d, s):
-    def op():
-        r[d] = (r[d] - r[s]) & M64
-    return op
-
-
-def _x_mul(r, d, s):
-    def op():
-        r[d] = (r[d] * r[s]) & M64
-    return op
-
-
-def _x_mov(r, d, s):
-    def op():
-        r[d] = r[s]
-    return op
-
-
-def _x_and(r, d, s):
-    def op():
-        r[d] &= r[s]
-    return op
-
-
-def _x_or(r, d, s):
-    def op():
-        r[d] |= r[s]
-    return op
-
-
-def _x_xor(r, d, s):
-    def op():
-        r[d] ^= r[s]
-    return op
-
-
-def _x_add32(r, d, s):
-    def op():
-        r[d] = (r[d] + r[s]) & M32
-    return op
-
-
-def _x_mov32(r, d, s):
-    def op():
-        r[d] = r[s] & M32
-    return op
-
-
-_A64, _A32 = isa.BPF_ALU64, isa.BPF_ALU
-_FAST_K = {
-    _A64 | isa.BPF_ADD: _k_add, _A64 | isa.BPF_SUB: _k_sub, _A64 | isa.BPF_MUL: _k_mul,
-    _A64 | isa.BPF_MOV: _k_mov, _A64 | isa.BPF_AND: _k_and, _A64 | isa.BPF_OR: _k_or,
-    _A64 | isa.BPF_XOR: _k_xor, _A64 | isa.BPF_LSH: _k_lsh, _A64 | isa.BPF_RSH: _k_rsh,
-    _A32 | isa.BPF_ADD: _k_add32, _A32 | isa.BPF_MOV: _k_mov32,
-}
-_FAST_X = {
-    _A64 | isa.BPF_X | isa.BPF_ADD: _x_add, _A64 | isa.BPF_X | isa.BPF_SUB: _x_sub,
-    _A64 | isa.BPF_X | isa.BPF_MUL: _x_mul, _A64 | isa.BPF_X | isa.BPF_MOV: _x_mov,
-    _A64 | isa.BPF_X | isa.BPF_AND: _x_and, _A64 | isa.BPF_X | isa.BPF_OR: _x_or,
-    _A64 | isa.BPF_X | isa.BPF_XOR: _x_xor, _A32 | isa.BPF_X | isa.BPF_ADD: _x_add32,
-    _A32 | isa.BPF_X | isa.BPF_MOV: _x_mov32,
-}
-
-
-def _jk_eq(r, d, b, t, n):
-    return lambda: t if r[d] == b else n
-
-
-def _jk_ne(r, d, b, t, n):
-    return lambda: t if r[d] != b else n
-
-
-def _jk_gt(r, d, b, t, n):
-    return lambda: t if r[d] > b else n
-
-
-def _jk_ge(r, d, b, t, n):
-    return lambda: t if r[d] >= b else n
-
-
-def _jk_lt(r, d, b, t, n):
-    return lambda: t if r[d] < b else n
-
-
-def _jk_le(r, d, b, t, n):
-    return lambda: t if r[d] <= b else n
-
-
-def _jk_set(r, d, b, t, n):
-    return lambda: t if r[d] & b else n
-
-
-def _jx_eq(r, d, s, t, n):
-    return lambda: t if r[d] == r[s] else n
-
-
-def _jx_ne(r, d, s, t, n):
-    return lambda: t if r[d] != r[s] else n
-
-
-def _jx_gt(r, d, s, t, n):
-    return lambda: t if r[d] > r[s] else n
-
-
-def _jx_ge(r, d, s, t, n):
-    return lambda: t if r[d] >= r[s] else n
-
-
-def _jx_lt(r, d, s, t, n):
-    return lambda: t if r[d] < r[s] else n
-
-
-def _jx_le(r, d, s, t, n):
-    return lambda: t if r[d] <= r[s] else n
-
-
-_FAST_JK = {isa.BPF_JEQ: _jk_eq, isa.BPF_JNE: _jk_ne, isa.BPF_JGT: _jk_gt, isa.BPF_JGE: _jk_ge,
-            isa.BPF_JLT: _jk_lt, isa.BPF_JLE: _jk_le, isa.BPF_JSET: _jk_set}
-_FAST_JX = {isa.BPF_JEQ: _jx_eq, isa.BPF_JNE: _jx_ne, isa.BPF_JGT: _jx_gt, isa.BPF_JGE: _jx_ge,
-            isa.BPF_JLT: _jx_lt, isa.BPF_JLE: _jx_le}

@@ -1,34 +1,12 @@
-"""``.ibpf`` bundles: a small, versioned, portable form of a linked BPF object that the
-MicroPython core loads without pyelftools (``iotbpf pack APP.o -o APP.ibpf`` writes one).
-
-Format, version 1 (all integers little-endian)::
-
-    offset  size  field
-    0       4     magic b"IBPF"
-    4       2     format version (1)
-    6       2     reserved, 0
-    8       4     H = length of the JSON header
-    12      4     B = length of the blob area
-    16      H     JSON header, UTF-8
-    16+H    B     blob area: instruction bytes and initial map data, referenced from the header
-    16+H+B  4     FNV-1a 32-bit checksum of every byte before it
-
-JSON header: ``{"version": 1, "license": str, "maps": [map, ...], "programs": [prog, ...]}``
-where a map is MapSpec.to_dict() without ``data_len`` plus ``"data": [offset, length]`` (or
-null) into the blob area, and a prog is ``{"name", "section", "insns": [offset, length],
-"labels": {name: pc}, "line_info": [[pc, file_index, line, text], ...]}`` with
-``"files": [path, ...]`` at the top level. Instructions are the standard 8-byte slots with every
-relocation already resolved (lddw map references carry the map's index in imm, as
-BPF_PSEUDO_MAP_FD / BPF_PSEUDO_MAP_VALUE; local calls are pc-relative). Readers reject other
-magics, versions, checksums, and any offset, length or count out of range.
-MicroPython-compatible (struct and json only); never executes anything it reads.
-"""
+"""``.ibpf`` bundles: a small, versioned, checksummed form of a linked BPF object that the MicroPython
+core loads without pyelftools (format: docs/vm.md, "Inside")."""
 
 import json
 import os
 
 from iotbpf.ebpf import boundedjson, isa
 from iotbpf.ebpf import types as T
+from iotbpf.ebpf.checksum import fnv1a32
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.program import Program
 
@@ -39,19 +17,6 @@ MAX_MAPS = 256
 MAX_PROGRAMS = 256
 _HDR = isa.make_struct("<4sHHII")
 _U32 = isa.make_struct("<I")
-
-
-def fnv1a32(data):
-    """FNV-1a, 32 bits, computed on 16-bit halves so every intermediate stays a small int on
-    32-bit MicroPython ports (no bignum per byte)."""
-    hh = 0x811C
-    hl = 0x9DC5
-    for b in data:
-        hl ^= b
-        lo = hl * 0x193
-        hh = (hh * 0x193 + hl * 0x100 + (lo >> 16)) & 0xFFFF
-        hl = lo & 0xFFFF
-    return (hh << 16) | hl
 
 
 class Bundle:

@@ -1,123 +1,22 @@
-"""The eBPF virtual machine: VM, the Execution context and the engine registry (make_engine).
-
-Runs every RFC 9669 instruction with all memory checked through ``memory.Memory``; a run
-ends with r0 or a ``BPFFault`` -- no other Python exception may ever escape ``VM.run``.
-MicroPython-compatible; imports nothing of iotbpf outside ``ebpf``.
-
-VM
-    ``VM(program, helpers=None, engine="interp", budget=None, env=None, memory=None,
-    maps=None)``. ``program`` is a ``program.Program`` (or anything with ``.insns``, the
-    slot-indexed Instruction list of isa.py, and ``.maps``). ``helpers``: None, a dict
-    ``{id: fn_or_spec}`` or a HelperTable (anything with ``.get(id)``); a spec is any object
-    with ``.func`` (and optionally ``.name``). ``engine``: "interp", "compact" or "compiled"
-    (see Engines below and ``make_engine``). ``budget``: default
-    instruction budget per run (None = unlimited). ``maps`` overrides ``program.maps``.
-    Construction pre-decodes the program and resolves every lddw; a lddw the VM cannot
-    resolve (BTF id, kernel symbol, missing map) raises ``LoadError`` naming the source.
-
-    ``vm.run(mem=b"", ctx=None, packet=None, budget=None, trace=False, profile=False) -> r0``
-      * standalone (no ctx): ``mem`` is copied into a writable region "mem"; r1 = its
-        address, r2 = its length (r1 = r2 = 0 when mem is empty), as bpf_conformance does;
-      * ``ctx`` = bytes/bytearray (registered as region "ctx", writable iff bytearray; a
-        bytearray is used in place so the caller sees writes) or an int address the caller
-        registered in ``vm.memory``: r1 = that address, r2 = 0;
-      * ``packet`` (bytes or bytearray) is the region legacy ldabs/ldind read (default: mem);
-      * r10 = top of frame 0's 512-byte stack (every frame has its own zeroed stack region).
-    After a run (also after a fault) ``vm.last`` is the Execution: ``.insns_executed``,
-    ``.trace`` (list of ``(pc, text, [(reg, value), ...])`` when trace=True), ``.profile``
-    (dict pc -> count when profile=True).
-
-Helper calling convention
-    ``fn(ex, r1, r2, r3, r4, r5) -> int`` (masked to u64; None counts as 0). r1-r5 keep
-    their values after the call (both engines). A helper reports bad arguments by raising
-    ``HelperFault(reason)`` (becomes BPFFault kind "helper"); MemoryFault from ``ex.memory``
-    becomes kind "oob"/"readonly"; any other exception becomes kind "helper" too.
-    ``ex`` is the ``Execution``:
-      * ``ex.memory`` -- the Memory (regions, load/store/read_bytes/write_bytes);
-      * ``ex.env`` -- the runtime environment: ``.clock_ns()``, ``.random_u32()``,
-        ``.trace_output`` (list), plus whatever the kernel puts on its own env object;
-      * ``ex.program`` -- the Program running now (changes on tail calls); ``ex.vm``;
-      * ``ex.map_from_handle(value) -> map`` -- a lddw map pseudo source loads a *handle*
-        ``(MAP_HANDLE_BASE + k) << 32``; this maps it back, HelperFault if not a handle;
-      * ``ex.map_value_pointer(map, slot, offset=0) -> addr`` -- address of value ``slot``
-        (``slot * map.spec.value_size + offset``) in the map's value storage;
-      * ``ex.tail_call(prog_array, index) -> bool`` -- records the target program; the
-        engine switches when the helper returns. False when the slot is empty, the index is
-        out of range or 33 tail calls were already made in this run;
-      * ``ex.call_callback(func_addr, r1=0, r2=0, r3=0, r4=0, r5=0) -> r0`` -- runs a bpf
-        subprogram in a new frame (for bpf_loop & co.); ``func_addr`` comes from
-        ``lddw rX, func LABEL`` (src=BPF_PSEUDO_FUNC) and is ``(FUNC_REGION_ID << 32) | pc``;
-      * ``ex.stop(r0)`` -- end the whole run now with result r0 (the uBPF "unwind" helper).
-
-Map protocol (what the VM needs from a map object, e.g. ebpf/maps.py)
-    ``map.spec.value_size`` and ``map.values``: one bytearray holding every value slot back
-    to back (slot k at ``k * value_size``); it is never replaced but may grow in place -- the
-    VM registers it once as region ``map:<spec.name>`` and re-reads its length at the start
-    of each run and in every ``ex.map_value_pointer`` call; ``map.readonly`` (optional,
-    True makes the region read-only, e.g. .rodata). For tail calls a prog-array map
-    provides ``map.get_program(index) -> Program or None``. lddw src=MAP_FD / MAP_IDX with
-    imm = k loads the handle of ``maps[k]``; src=MAP_VALUE / MAP_IDX_VALUE with imm = k and
-    the second slot's imm = off loads the address of byte ``off`` of slot 0 of ``maps[k]``.
-    MapSpecs a loader left in ``program.maps`` are replaced by live maps (``maps.instantiate``,
-    shared by name) when the VM is built; ``vm.maps`` then lists the map objects.
-
-Engines: "interp" = ``interp.Interpreter`` (one closure per instruction, one unrolled closure per
-basic block: fast on CPython, ~260 B of RAM per instruction on MicroPython), "compact" =
-``compact.CompactInterpreter`` (one tuple per instruction, ~50 B each; what "interp" means on
-MicroPython), "compiled" = ``compiler.CompiledEngine`` (ebpf/compiler.py).
-
-Engine protocol (how ``engine="compiled"`` plugs in; see ``make_engine``)
-    ``Engine(program, vm)`` pre-translates the program; ``engine.run_main() -> r0`` runs
-    from pc 0 with the registers in ``vm.ex.regs`` (r1, r2, r10 set) and the budget in
-    ``vm.ex.left``; it returns early with ``ex.tail_target`` set when a helper requested a
-    tail call (ex.regs[1] then holds r1). ``engine.call_function(pc, r1, r2, r3, r4, r5)
-    -> r0`` runs a subprogram in a new frame (callbacks). Both engines charge the budget
-    per basic block (``isa.basic_blocks``), fault with identical kinds and pcs, and use
-    ``vm.resolve_lddw(pc, insn)``, ``vm.helper(id)``, ``vm.stack_tops`` / ``vm.stack_bufs``
-    (frames 1-7 exist only if some program run by the VM can call), ``vm.fault``.
-
-BPFFault kinds: "oob" (out of bounds, NULL, not a pointer), "readonly", "opcode" (unknown or
-malformed instruction), "jump" (target out of range, into a lddw, fell off the end),
-"depth" (more than 8 frames), "helper" (unknown helper or the helper failed), "budget";
-"internal" marks a bug in an engine (a Python exception that should never happen).
-``fault.source`` is the (file, line, text) of the nearest line-info entry of the faulting
-function, also appended to the message as `` [file:line: text]``.
-"""
+"""The VM front: ``VM(program, ...)`` builds memory, maps and an engine and ``run()`` returns r0 or
+raises BPFFault; the Execution context helpers see; the engine registry (docs/vm.md, "Inside")."""
 
 import sys
 import time
 
 from iotbpf.ebpf import isa
-from iotbpf.ebpf.compact import CompactInterpreter
-from iotbpf.ebpf.errors import LoadError
-from iotbpf.ebpf.frames import (  # noqa: F401 (re-exported: the engines' shared run time)
-    EXITED,
-    TAIL,
+from iotbpf.ebpf.engines.compact import CompactInterpreter
+from iotbpf.ebpf.engines.frames import (
     BPFFault,
     HelperFault,
     StopRun,
-    format_source,
     source_line,
 )
+from iotbpf.ebpf.errors import LoadError
+from iotbpf.ebpf.isa import M32, M64
 from iotbpf.ebpf.memory import FUNC_REGION_ID, Memory, MemoryFault
-from iotbpf.ebpf.ops import (  # noqa: F401 (re-exported)
-    ALU32_FUNCS,
-    ALU64_FUNCS,
-    ATOMIC_FUNCS,
-    COND32,
-    COND64,
-    LE_FUNCS,
-    MOVSX32_FUNCS,
-    MOVSX64_FUNCS,
-    SIGNED32_FUNCS,
-    SIGNED64_FUNCS,
-    SWAP_FUNCS,
-)
+from iotbpf.ebpf.prng import Rng
 
-M64 = 0xFFFFFFFFFFFFFFFF
-M32 = 0xFFFFFFFF
-SIGN64 = 0x8000000000000000
-SIGN32 = 0x80000000
 UNLIMITED = 1 << 62
 
 FAULT_KINDS = ("oob", "readonly", "opcode", "jump", "depth", "helper", "budget", "internal")
@@ -127,7 +26,7 @@ class Environment:
     """The default runtime environment: wall clock, a deterministic PRNG, trace output."""
 
     def __init__(self, seed=0x2545F4914F6CDD1D, clock_ns=None):
-        self._state = seed & M64 or 1
+        self._rng = Rng.from_state(seed & M64 or 1)
         self._clock = clock_ns
         self.trace_output = []
 
@@ -139,17 +38,11 @@ class Environment:
         return time.time_ns()
 
     def random_u32(self):
-        # xorshift64*: identical on CPython and MicroPython
-        x = self._state
-        x ^= (x >> 12)
-        x ^= (x << 25) & M64
-        x ^= (x >> 27)
-        self._state = x
-        return ((x * 0x2545F4914F6CDD1D) & M64) >> 32
+        return self._rng.u32()
 
 
 class Execution:
-    """The running execution context handed to helpers (see the module docstring)."""
+    """The running execution context handed to helpers (docs/vm.md, "Inside")."""
 
     def __init__(self, vm, memory, env):
         self.vm = vm
@@ -206,16 +99,13 @@ class Execution:
         raise StopRun(value & M64)
 
 
-# ---------------------------------------------------------------- value functions
-# The operations themselves are written once, in ops.py; these names stay for importers.
-
 # ---------------------------------------------------------------- engines
 _MICROPYTHON = getattr(getattr(sys, "implementation", None), "name", "") == "micropython"
 
 ENGINES = {
-    "interp": ("iotbpf.ebpf.interp", "Interpreter"),
-    "compact": ("iotbpf.ebpf.compact", "CompactInterpreter"),
-    "compiled": ("iotbpf.ebpf.compiler", "CompiledEngine"),
+    "interp": ("iotbpf.ebpf.engines.interp", "Interpreter"),
+    "compact": ("iotbpf.ebpf.engines.compact", "CompactInterpreter"),
+    "compiled": ("iotbpf.ebpf.engines.compiler", "CompiledEngine"),
 }
 
 
@@ -227,7 +117,7 @@ def make_engine(kind, program, vm):
     if kind == "compact" or (kind == "interp" and _MICROPYTHON):
         return CompactInterpreter(program, vm)
     if kind == "interp":
-        from iotbpf.ebpf.interp import Interpreter
+        from iotbpf.ebpf.engines.interp import Interpreter
 
         return Interpreter(program, vm)
     try:
@@ -255,7 +145,7 @@ def engine_available(kind):
 
 
 class VM:
-    """One program, its engine and memory; ``run()`` executes it (see the module docstring)."""
+    """One program, its engine and memory; ``run()`` executes it (docs/vm.md, "Inside")."""
 
     def __init__(self, program, helpers=None, engine="interp", budget=None, env=None, memory=None,
                  maps=None):
@@ -578,12 +468,12 @@ def _is_spec(entry):
 
 
 def __getattr__(name):
-    # ``from iotbpf.ebpf.vm import Interpreter`` keeps working; the closure interpreter lives in
+    # ``from iotbpf.ebpf.engines.vm import Interpreter`` keeps working; the closure interpreter lives in
     # interp.py so that MicroPython (which runs the compact one) never loads it
     if name == "Interpreter":
         try:
-            from iotbpf.ebpf.interp import Interpreter
+            from iotbpf.ebpf.engines.interp import Interpreter
         except ImportError:  # the device profile leaves interp.py out: same semantics, less RAM
             return CompactInterpreter
         return Interpreter
-    raise AttributeError("module 'iotbpf.ebpf.vm' has no attribute " + repr(name))
+    raise AttributeError("module 'iotbpf.ebpf.engines.vm' has no attribute " + repr(name))

@@ -6,8 +6,8 @@ import struct
 
 from iotbpf.ebpf import isa
 from iotbpf.ebpf.errors import RuntimeFailure
+from iotbpf.ebpf.isa import M32, M64
 from iotbpf.ebpf.memory import MemoryFault
-from iotbpf.ebpf.ops import M32, M64
 
 EXITED = -1  # block result: the outermost frame exited
 TAIL = -2  # block result: a tail call is pending
