@@ -11,9 +11,9 @@ CORE_DIRS = ("ebpf", "energy", "kernel", "platforms/sim")
 def core_modules():
     names = []
     for folder in CORE_DIRS:
-        for path in sorted((REPO / "iotbpf" / folder).glob("*.py")):
-            dotted = "iotbpf." + folder.replace("/", ".")
-            name = dotted if path.stem == "__init__" else dotted + "." + path.stem
+        for path in sorted((REPO / "iotbpf" / folder).rglob("*.py")):  # subpackages too
+            parts = path.relative_to(REPO).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             if name not in HOST_ONLY:
                 names.append(name)
     return names
