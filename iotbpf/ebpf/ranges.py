@@ -1,11 +1,8 @@
-"""Value ranges of 64-bit registers: unsigned and signed intervals plus known bits (tnum.py).
+"""Value ranges of 64-bit registers: unsigned and signed intervals plus known bits (tnum.py), as
+tuples ``(umin, umax, smin, smax, tv, tm)``; the one ALU and branch transfer of the verifier and
+of the compiler's range analysis. MicroPython-compatible; imports only isa, ops and tnum."""
 
-The one ALU and branch transfer of the verifier and the compiler's range analysis. Bounds are
-tuples ``(umin, umax, smin, smax, tv, tm)``. MicroPython-compatible; imports only isa, ops, tnum.
-"""
-
-from iotbpf.ebpf import isa, ops
-from iotbpf.ebpf import tnum as T
+from iotbpf.ebpf import isa, ops, tnum
 
 U64 = 0xFFFFFFFFFFFFFFFF
 U32 = 0xFFFFFFFF
@@ -78,10 +75,10 @@ def sync(umin, umax, smin, smax, tv, tm):
                 umax = b
         if umin > umax or smin > smax:
             return None
-        rv, rm = T.trange(umin, umax)
+        rv, rm = tnum.trange(umin, umax)
         if (rv ^ tv) & ~rm & ~tm & U64:
             return None
-        tv, tm = T.intersect((tv, tm), (rv, rm))
+        tv, tm = tnum.intersect((tv, tm), (rv, rm))
         if tm == 0:
             if umin <= tv <= umax and smin <= s64(tv) <= smax:
                 return (tv, tv, s64(tv), s64(tv), tv, 0)
@@ -89,11 +86,6 @@ def sync(umin, umax, smin, smax, tv, tm):
     if umin > umax or smin > smax:
         return None
     return (umin, umax, smin, smax, tv, tm)
-
-
-def bsync(b):
-    """sync() of a bounds tuple."""
-    return sync(b[0], b[1], b[2], b[3], b[4], b[5])
 
 
 def from_tnum(t, umin=0, umax=U64, smin=S64_MIN, smax=S64_MAX):
@@ -142,7 +134,7 @@ def interval_alu(code, bits, soff, a, b):
 
 def add_bounds(a, b):
     """Bounds of the 64-bit sum ``a + b``."""
-    tv, tm = T.add((a[4], a[5]), (b[4], b[5]))
+    tv, tm = tnum.add((a[4], a[5]), (b[4], b[5]))
     smin = a[2] + b[2]
     smax = a[3] + b[3]
     if smin < S64_MIN or smax > S64_MAX:
@@ -155,7 +147,7 @@ def add_bounds(a, b):
 
 def sub_bounds(a, b):
     """Bounds of the 64-bit difference ``a - b``."""
-    tv, tm = T.sub((a[4], a[5]), (b[4], b[5]))
+    tv, tm = tnum.sub((a[4], a[5]), (b[4], b[5]))
     smin = a[2] - b[3]
     smax = a[3] - b[2]
     if smin < S64_MIN or smax > S64_MAX:
@@ -168,7 +160,7 @@ def sub_bounds(a, b):
 
 def mul_bounds(a, b):
     """Bounds of the 64-bit product ``a * b``."""
-    t = T.mul((a[4], a[5]), (b[4], b[5]))
+    t = tnum.mul((a[4], a[5]), (b[4], b[5]))
     umin, umax = unbounded(isa.BPF_MUL, 64, a, b)
     if umax > U64:
         umin, umax = 0, U64
@@ -192,7 +184,7 @@ def scalar_alu(code, bits, soff, a, b):
                 soff = 0
             else:
                 if code == isa.BPF_ARSH and b[5] == 0:
-                    return trunc32(from_tnum(T.arshift((a[4], a[5]), b[4] & 31, 32), 0, U32))
+                    return trunc32(from_tnum(tnum.arshift((a[4], a[5]), b[4] & 31, 32), 0, U32))
                 return unknown_bits(32)
         if code in (isa.BPF_LSH, isa.BPF_RSH) and b[5] == 0:
             b = const_bounds(b[4] & 31)
@@ -227,17 +219,17 @@ def scalar_alu(code, bits, soff, a, b):
             hi = b[1] - 1
         return sync(0, hi, S64_MIN, S64_MAX, 0, U64) or FULL
     if code == isa.BPF_AND:
-        t = T.tand((a[4], a[5]), (b[4], b[5]))
+        t = tnum.tand((a[4], a[5]), (b[4], b[5]))
         return from_tnum(t, t[0], min(a[1], b[1]))
     if code == isa.BPF_OR:
-        t = T.tor((a[4], a[5]), (b[4], b[5]))
+        t = tnum.tor((a[4], a[5]), (b[4], b[5]))
         return from_tnum(t, max(a[0], b[0]), t[0] | t[1])
     if code == isa.BPF_XOR:
-        return from_tnum(T.txor((a[4], a[5]), (b[4], b[5])))
+        return from_tnum(tnum.txor((a[4], a[5]), (b[4], b[5])))
     if code == isa.BPF_LSH:
         if b[5] != 0:
             return FULL
-        t = T.lshift((a[4], a[5]), b[4] & 63)
+        t = tnum.lshift((a[4], a[5]), b[4] & 63)
         lo, hi = unbounded(code, 64, a, (b[4], b[4]))
         if hi <= U64:
             return from_tnum(t, lo, hi)
@@ -246,12 +238,12 @@ def scalar_alu(code, bits, soff, a, b):
         if b[5] != 0:
             return sync(0, a[1], S64_MIN, S64_MAX, 0, U64) or FULL
         n = b[4] & 63
-        return from_tnum(T.rshift((a[4], a[5]), n), a[0] >> n, a[1] >> n)
+        return from_tnum(tnum.rshift((a[4], a[5]), n), a[0] >> n, a[1] >> n)
     if code == isa.BPF_ARSH:
         if b[5] != 0:
             return sync(0, U64, min(a[2], 0), max(a[3], -1), 0, U64) or FULL
         n = b[4] & 63
-        return from_tnum(T.arshift((a[4], a[5]), n), 0, U64, a[2] >> n, a[3] >> n)
+        return from_tnum(tnum.arshift((a[4], a[5]), n), 0, U64, a[2] >> n, a[3] >> n)
     return FULL
 
 
@@ -259,7 +251,7 @@ def view32(b):
     """The low 32 bits of a value, as zero-extended bounds."""
     if b[1] <= U32:
         return b
-    return from_tnum(T.subreg((b[4], b[5])), 0, U32)
+    return from_tnum(tnum.subreg((b[4], b[5])), 0, U32)
 
 
 def trunc32(b):
@@ -280,7 +272,7 @@ def end_bounds(insn, b):
     if not swap:
         if bits == 64:
             return b
-        return from_tnum(T.cast((b[4], b[5]), bits // 8), 0, (1 << bits) - 1) if b[1] > (1 << bits) - 1 \
+        return from_tnum(tnum.cast((b[4], b[5]), bits // 8), 0, (1 << bits) - 1) if b[1] > (1 << bits) - 1 \
             else b
     return unknown_bits(bits)
 
@@ -290,7 +282,7 @@ def meet(a, b):
     """Bounds of the values in both ``a`` and ``b``, or None if there are none."""
     if (a[4] ^ b[4]) & ~a[5] & ~b[5] & U64:
         return None
-    t = T.intersect((a[4], a[5]), (b[4], b[5]))
+    t = tnum.intersect((a[4], a[5]), (b[4], b[5]))
     return sync(max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3]), t[0], t[1])
 
 
@@ -412,9 +404,9 @@ def from_s32_view(orig, v):
         umin, umax = v[2], v[3]
     elif v[3] < 0:
         umin, umax = v[2] + (1 << 32), v[3] + (1 << 32)
-    t = T.subreg((v[4], v[5]))
+    t = tnum.subreg((v[4], v[5]))
     if (t[0] ^ orig[4]) & ~t[1] & ~orig[5] & U64:
         return None
-    t = T.intersect(t, (orig[4], orig[5]))
+    t = tnum.intersect(t, (orig[4], orig[5]))
     return sync(max(orig[0], umin), min(orig[1], umax), orig[2], orig[3], t[0], t[1])
 

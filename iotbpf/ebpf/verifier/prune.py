@@ -2,7 +2,7 @@
 one (so its paths need no more work), and the join of two states outside loops.
 """
 
-from iotbpf.ebpf import tnum as T
+from iotbpf.ebpf import tnum
 from iotbpf.ebpf.ranges import (
     from_tnum,
     sync,
@@ -212,7 +212,7 @@ def reg_covers(o, c, idmap):
     if o.t == SCALAR:
         if o.umin > c.umin or o.umax < c.umax or o.smin > c.smin or o.smax < c.smax:
             return False
-        if not T.contains((o.tv, o.tm), (c.tv, c.tm)):
+        if not tnum.contains((o.tv, o.tm), (c.tv, c.tm)):
             return False
         if o.sym is not None and o.sym != c.sym:
             return False
@@ -229,7 +229,7 @@ def reg_covers(o, c, idmap):
         return False
     if o.umin > c.umin or o.umax < c.umax or o.smin > c.smin or o.smax < c.smax:
         return False
-    if not T.contains((o.tv, o.tm), (c.tv, c.tm)):
+    if not tnum.contains((o.tv, o.tm), (c.tv, c.tm)):
         return False
     if o.rel is not None and (c.rel is None or c.rel < o.rel):
         return False
@@ -263,7 +263,7 @@ def reg_join(a, b):
         return None
     if a.t in (PTR_MAP_VALUE_OR_NULL, PTR_BUF_OR_NULL, PTR_BUF) and a.id != b.id:
         return None
-    t = T.union((a.tv, a.tm), (b.tv, b.tm))
+    t = tnum.union((a.tv, a.tm), (b.tv, b.tm))
     bd = sync(min(a.umin, b.umin), max(a.umax, b.umax), min(a.smin, b.smin), max(a.smax, b.smax), t[0], t[1])
     if bd is None:
         bd = from_tnum(t)
