@@ -165,7 +165,7 @@ class Program:
         return machine
 
     def verify(self, helpers: Any = None, **options: Any) -> object:
-        """Run the static verifier (ebpf/verifier.py ``verify``); raises VerifierError if rejected.
+        """Run the static verifier (ebpf/verifier/ ``verify``); raises VerifierError if rejected.
 
         ``helpers`` defaults to the Linux helpers, as for ``run``; other options (``hook``,
         ``mem_size``, ``budget``...) are passed through.

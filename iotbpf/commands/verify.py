@@ -1,5 +1,5 @@
 """`iotbpf verify`: prove a program safe before it runs, or print why not (thin: the verifier lives
-in iotbpf/ebpf/verifier.py, hook layouts and IoT helpers in iotbpf/kernel)."""
+in iotbpf/ebpf/verifier/, hook layouts and IoT helpers in iotbpf/kernel)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ transfer of one ALU instruction, ``block_ranges`` the forward fixpoint over the 
 import heapq
 
 from iotbpf.ebpf import isa
+from iotbpf.ebpf import ranges as transfer
 from iotbpf.ebpf.engines.compiler.analysis import regs_in
 from iotbpf.ebpf.engines.frames import _SIZE_MASK
 from iotbpf.ebpf.isa import M32, M64
@@ -16,89 +17,32 @@ TOP = (0, M64)
 TOP_STATE = (TOP,) * 10
 
 
-def _ones(hi):
-    m = 1
-    while m <= hi:
-        m <<= 1
-    return m - 1
-
-
 def _alu_step(insn, st):
-    """Updates ``st`` (list of 10 ranges) for ALU ``insn``; returns True if no mask is needed."""
+    """Updates ``st`` (list of 10 ranges) for ALU ``insn``; returns True if no mask is needed.
+    The range is the verifier's transfer (ranges.py); the mask is idle when the unmasked
+    expression of ops.UNMASKED cannot leave [0, 2**bits) for operands in these ranges."""
     op = insn.opcode
     code = op & 0xF0
-    is64 = op & 0x07 == isa.BPF_ALU64
-    d = insn.dst
+    bits = 64 if op & 0x07 == isa.BPF_ALU64 else 32
+    m = (1 << bits) - 1
     x = op & isa.BPF_X
-    a0, a1 = st[d]
-    if x:
-        b0, b1 = st[insn.src] if insn.src < 10 else TOP
-    else:
-        k = insn.imm & (M64 if is64 else M32)
-        b0 = b1 = k
-    res = TOP if is64 else (0, M32)
-    ok = False
+    a = st[insn.dst]
+    b = (st[insn.src] if insn.src < 10 else TOP) if x else (insn.imm & m, insn.imm & m)
+    st[insn.dst] = transfer.interval_alu(code, bits, insn.off, a, b)
     if insn.off:
-        pass  # movsx, sdiv, smod: no bound kept
-    elif is64:
-        if code == isa.BPF_ADD:
-            if (x or insn.imm >= 0) and a1 + b1 <= M64:
-                res, ok = (a0 + b0, a1 + b1), True
-            elif not x and insn.imm < 0 and a0 >= -insn.imm:
-                res, ok = (a0 + insn.imm, a1 + insn.imm), True
-        elif code == isa.BPF_SUB:
-            if x or insn.imm >= 0:
-                if a0 >= b1:
-                    res, ok = (a0 - b1, a1 - b0), True
-            elif a1 - insn.imm <= M64:
-                res, ok = (a0 - insn.imm, a1 - insn.imm), True
-        elif code == isa.BPF_MUL:
-            if a1 * b1 <= M64:
-                res, ok = (a0 * b0, a1 * b1), True
-        elif code == isa.BPF_LSH:
-            if not x and a1 << (k & 63) <= M64:
-                res, ok = (a0 << (k & 63), a1 << (k & 63)), True
-        elif code == isa.BPF_RSH:
-            res = (a0 >> (k & 63), a1 >> (k & 63)) if not x else (0, a1)
-        elif code == isa.BPF_AND:
-            res = (0, min(a1, b1))
-        elif code in (isa.BPF_OR, isa.BPF_XOR):
-            res = (0, _ones(max(a1, b1)))
-        elif code == isa.BPF_DIV:
-            res = (0, a1) if x else ((0, 0) if k == 0 else (a0 // k, a1 // k))
-        elif code == isa.BPF_MOD:
-            res = (0, a1) if x or k == 0 else (0, min(a1, k - 1))
-        elif code == isa.BPF_MOV:
-            res = (b0, b1)
-    else:
-        if code == isa.BPF_ADD:
-            if a1 + b1 <= M32:
-                res, ok = (a0 + b0, a1 + b1), True
-        elif code == isa.BPF_SUB:
-            if a0 >= b1 and a1 <= M32:
-                res, ok = (a0 - b1, a1 - b0), True
-        elif code == isa.BPF_MUL:
-            if a1 * b1 <= M32:
-                res, ok = (a0 * b0, a1 * b1), True
-        elif code == isa.BPF_LSH:
-            if not x and a1 << (k & 31) <= M32:
-                res, ok = (a0 << (k & 31), a1 << (k & 31)), True
-        elif code == isa.BPF_RSH:
-            if a1 <= M32:
-                res, ok = ((a0 >> (k & 31), a1 >> (k & 31)) if not x else (0, a1)), True
-        elif code == isa.BPF_AND:
-            if min(a1, b1) <= M32:
-                res, ok = (0, min(a1, b1)), True
-        elif code in (isa.BPF_OR, isa.BPF_XOR):
-            if max(a1, b1) <= M32:
-                res, ok = (0, _ones(max(a1, b1))), True
-        elif code == isa.BPF_MOV:
-            if x and not insn.off and b1 <= M32:
-                res, ok = (b0, b1), True
-            elif not x:
-                res = (k, k)
-    st[d] = res
-    return ok
+        return False  # movsx, sdiv, smod: always masked
+    if code in (isa.BPF_ADD, isa.BPF_SUB, isa.BPF_MUL) or (code == isa.BPF_LSH and not x):
+        if bits == 64 and not x and code in (isa.BPF_ADD, isa.BPF_SUB):
+            b = (insn.imm, insn.imm)  # written signed: ``r - 5`` for ``add r, -5``
+        lo, hi = transfer.unbounded(code, bits, a, b)
+        return lo >= 0 and hi <= m and (bits == 64 or code != isa.BPF_SUB or a[1] <= m)
+    if bits == 32 and code == isa.BPF_RSH:
+        return a[1] <= m
+    if bits == 32 and code == isa.BPF_AND:
+        return min(a[1], b[1]) <= m
+    if bits == 32 and code in (isa.BPF_OR, isa.BPF_XOR):
+        return max(a[1], b[1]) <= m
+    return bits == 32 and code == isa.BPF_MOV and bool(x) and b[1] <= m
 
 
 def insn_step(insn, st):
