@@ -76,6 +76,14 @@ MAX_FAULT_RECORDS = 1000
 RUN_MEMO_MAX = 4096  # distinct instruction counts remembered per program (Attached.run_memo)
 MAX_APPS = 16
 MAP_BUDGET_BYTES = 256 * 1024  # per app, unless the board or the caller says otherwise
+# The work bound (docs/runtime.md, "Work bounds"): each app may run WORK_BUDGET instructions per
+# WORK_PERIOD_NS of (virtual or real) time, each run charged RUN_COST more for the OS's part of
+# an event; the manifest's ``work`` and the board's ``work_budget_insns``/``work_period_ns`` set
+# them (the board's budget is also a ceiling). An app out of credit is throttled until a period
+# has passed since its credit was last refilled: its events are dropped and counted.
+WORK_BUDGET = 2000000   # a quarter of a 64 MHz Cortex-M4's second at DEFAULT_NS_PER_INSN
+WORK_PERIOD_NS = NS_PER_S
+RUN_COST = 50   # 16 timers at the 1 ms minimum running a trivial program stay within WORK_BUDGET
 
 
 class AppEnv:
@@ -230,9 +238,27 @@ class App:
         self.attached = []
         self.timers = {}  # timer id -> [generation, period_ns, expirations, jitter_ns]
         self.budget = manifest.budget
+        self.work_budget, self.work_period_ns = _work_bounds(manifest, node.board)
+        self.work_left = self.work_budget  # credit until the next refill (Runtime._throttled)
+        self.work_since = node.clock.now_ns()  # when the credit was last refilled
+        self.throttled = 0  # events and timer expirations dropped while out of credit
         self.env = AppEnv(node, self)
         self.tx_packets = 0
         self.tx_bytes = 0
+
+
+def _work_bounds(manifest, board):
+    """(instructions per period, period ns) for an app: its manifest's, else its board's, else
+    WORK_BUDGET per WORK_PERIOD_NS; a board's budget is a ceiling for the manifest's too."""
+    ceiling = getattr(board, "work_budget_insns", None) if board is not None else None
+    if not (isinstance(ceiling, int) and ceiling > 0):
+        ceiling = None
+    budget = getattr(manifest, "work_budget", None) or ceiling or WORK_BUDGET
+    if ceiling is not None and budget > ceiling:
+        budget = ceiling
+    period = getattr(manifest, "work_period_ns", None) or \
+        (getattr(board, "work_period_ns", None) if board is not None else None)
+    return budget, period if isinstance(period, int) and period > 0 else WORK_PERIOD_NS
 
 
 class HookStats(_FoldedRuns):
@@ -244,6 +270,7 @@ class HookStats(_FoldedRuns):
         self._runs = 0
         self._insns = 0
         self.faults = 0
+        self.throttled = 0  # program runs not done because their app was out of work credit
         self._handler_ns = 0
         self._atts = []  # the programs attached to this hook now or detached from it
 
@@ -717,7 +744,12 @@ class Runtime:
         stats.events += 1
         results = []
         for att in tuple(attached):
-            if only_app is not None and att.app is not only_app:
+            app = att.app
+            if only_app is not None and app is not only_app:
+                continue
+            if app.work_left <= 0 and self._throttled(app, now) is not None:
+                app.throttled += 1
+                stats.throttled += 1
                 continue
             pack(att.ctx, *args)
             r0 = self._run(att, stats, now)
@@ -772,9 +804,20 @@ class Runtime:
             counter[0] += 1  # what sched.cpu_busy(now, busy, app name) would count
         elif sched is not None:
             sched.cpu_busy(now, memo[0], att.app.name)
+        att.app.work_left -= insns + RUN_COST
         out = att.app.env.trace_output
         if out and len(out) > MAX_LOG:
             del out[: len(out) - MAX_LOG]
+
+    def _throttled(self, app, now):
+        """For an app out of work credit: None if a work period has passed since its credit was
+        last refilled (it is refilled now), else the time it will be."""
+        back = app.work_since + app.work_period_ns
+        if now >= back:
+            app.work_left = app.work_budget
+            app.work_since = now
+            return None
+        return back
 
     def _fault(self, att, stats, now, exc):
         att.faults += 1
@@ -835,6 +878,11 @@ class Runtime:
             timer = timers.get(timer_id)
             if timer is None or timer[0] != gen:
                 return  # cancelled or re-armed
+            if app.work_left <= 0:
+                back = self._throttled(app, now)
+                if back is not None:
+                    self._timer_throttled(app, timer_id, gen, timer, now, back)
+                    return
             expirations = timer[2] + 1
             timer[2] = expirations
             period = timer[1]
@@ -876,6 +924,7 @@ class Runtime:
                     counter[0] += 1  # what sched.cpu_busy(now, busy, app.name) would count
                 elif sched is not None:
                     sched.cpu_busy(now, memo[0], app.name)
+                app.work_left -= insns + RUN_COST
                 if out and len(out) > MAX_LOG:
                     del out[: len(out) - MAX_LOG]
             if not period:
@@ -893,6 +942,21 @@ class Runtime:
             now = at
             self.clock.now = at
             self._direct_fired += 1
+
+    def _timer_throttled(self, app, timer_id, gen, timer, now, back):
+        """A timer of an app out of work credit expires at ``now``; the credit is back at
+        ``back``. A periodic timer's expirations before then are dropped (counted) and it goes
+        on at its first expiry after; a one-shot timer is deferred to ``back``."""
+        period = timer[1]
+        if period:
+            skipped = (back - now + period - 1) // period
+            at = now + skipped * period + (self._jitter(timer[3]) if timer[3] else 0)
+        else:
+            skipped = 1
+            at = back
+        app.throttled += skipped
+        self._timer_stats.throttled += skipped
+        self.queue.push(at, self._timer_fire_bound, (app, timer_id, gen))
 
     # ---------------------------------------------------------------- devices (helpers call these)
 
@@ -1181,6 +1245,13 @@ class Runtime:
                "faults": self.fault_count, "fault_records": self.faults[:20], "events": list(self.events),
                "radio": {"tx": dict(self.tx), "rx": dict(self.rx)}, "logs": self.log_count,
                "battery_dead_ns": self.dead_at_ns}
+        throttled = {}
+        for app in self.apps:
+            if app.throttled:
+                throttled[app.name] = app.throttled
+        if throttled:  # (only then: runs within their bounds report as before)
+            out["throttled"] = {"apps": throttled, "hooks": dict(
+                (name, self.hook_stats[name].throttled) for name in HOOK_NAMES if self.hook_stats[name].throttled)}
         if self.scheduler is not None:
             out["energy"] = self.scheduler.summary()
         return out
