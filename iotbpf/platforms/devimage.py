@@ -206,6 +206,10 @@ def read_key(path: str | Path) -> bytes:
         raise IotbpfError("key %s is not hex" % path) from None
     if len(key) < 16:
         raise IotbpfError("key %s: at least 16 bytes are needed" % path)
+    mode = Path(path).stat().st_mode & 0o777
+    if mode & 0o077:   # as the node's own key file (report/remote.py load_key)
+        raise IotbpfError("key file %s is readable or writable by others (mode %03o); run: chmod 600 %s"
+                          % (path, mode, path))
     return key
 
 

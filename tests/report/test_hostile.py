@@ -150,6 +150,18 @@ def test_key_file_readable_by_others_is_refused(tmp_path):
     assert counter_path_for(path) == str(path) + ".counter"
 
 
+def test_node_with_a_key_readable_by_others_stops_with_one_error_line(cli, tmp_path):
+    path = tmp_path / "n1.key"
+    generate_key(path)
+    os.chmod(path, 0o640)
+    # refused before any connection is tried (port 1: nothing listens)
+    result = cli("node", "sensor_node", "--platform", "linux", "--mqtt", "mqtt://127.0.0.1:1",
+                 "--key", path, "--duration", "1s")
+    assert result.code == 2
+    assert result.err == "error: key file %s is readable or writable by others (mode 640); run: chmod 600 %s\n" \
+        % (path, path)
+
+
 # --------------------------------------------------------------------------- item 2 and the JSON loader
 
 def test_bounded_json_loader():
