@@ -51,7 +51,7 @@ from iotbpf.ebpf.vm import UNLIMITED as _UNLIMITED
 from iotbpf.ebpf.vm import VM, BPFFault
 from iotbpf.energy.accounting import LedgerProfile
 from iotbpf.kernel import helpers as iot_helpers
-from iotbpf.kernel import maps as wellknown
+from iotbpf.kernel import wellknown
 from iotbpf.kernel.clock import NS_PER_H, NS_PER_S, VirtualClock
 from iotbpf.kernel.events import EventQueue
 from iotbpf.kernel.hooks import HOOK_NAMES, HOOKS

@@ -149,8 +149,7 @@ def _energy(board) -> dict:
 def build_payload(manifest, programs: dict, board=None, device_config: dict | None = None,
                   counter: int = 0) -> dict:
     """The image payload of an app whose programs (section -> Program) the host verified."""
-    from iotbpf.kernel import maps as wellknown
-    from iotbpf.kernel import runtime
+    from iotbpf.kernel import runtime, wellknown
     from iotbpf.kernel.hooks import HOOKS
 
     map_index: dict = {}

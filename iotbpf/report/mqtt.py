@@ -12,7 +12,7 @@ Topics, per node (DESIGN.md)::
     iotbpf/<node>/energy      report, kind "energy"
     iotbpf/<node>/apps        report, kind "apps"
     iotbpf/<node>/faults      report, kind "faults"
-    iotbpf/<node>/cmd         signed commands in (see iotbpf.report.commands)
+    iotbpf/<node>/cmd         signed commands in (see iotbpf.report.remote)
     iotbpf/<node>/cmd/reply   report, kind "cmd_reply": the answer to each command
 
 Report payload, schema "iotbpf.report" version 1 (UTF-8 JSON object)::
@@ -752,7 +752,7 @@ def send_command(url: str, node: str, secret: bytes, op: str, timeout: float = 1
     and process its commands; raises MqttError if no reply arrives within ``timeout`` seconds
     (the command stays queued for the node's persistent session and may still run later).
     """
-    from iotbpf.report.commands import make_command, sign_command
+    from iotbpf.report.remote import make_command, sign_command
 
     broker = parse_url(url)
     body = make_command(check_node_name(node), op, counter=counter, **fields)

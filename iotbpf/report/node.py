@@ -1,7 +1,7 @@
 """Remote control of a running node: the command target over a kernel Runtime, and its wiring.
 
 :class:`RuntimeTarget` shows one app of a ``iotbpf.kernel.runtime.Runtime`` to the
-:class:`~iotbpf.report.commands.CommandHandler` (maps, remotely writable maps from the
+:class:`~iotbpf.report.remote.CommandHandler` (maps, remotely writable maps from the
 manifest's ``remote`` list, attached sections, verification and atomic program replacement,
 fault counts). :func:`remote_control` connects a Publisher's command topic to a handler. The
 kernel does the verifying and swapping; this module must never touch a program itself.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.report.commands import CommandHandler, counter_path_for, load_key
+from iotbpf.report.remote import CommandHandler, counter_path_for, load_key
 
 
 class RuntimeTarget:

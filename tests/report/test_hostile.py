@@ -19,7 +19,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from iotbpf.ebpf import boundedjson
-from iotbpf.report.commands import (
+from iotbpf.report.mqtt import Publisher, Receiver, parse_payload, send_command
+from iotbpf.report.remote import (
     MAX_COUNTER,
     CommandError,
     CommandHandler,
@@ -29,8 +30,7 @@ from iotbpf.report.commands import (
     make_command,
     sign_command,
 )
-from iotbpf.report.mqtt import Publisher, Receiver, parse_payload, send_command
-from tests.report.test_commands import KEY, MapsOnly
+from tests.report.test_remote import KEY, MapsOnly
 
 # CI runs a few thousand; IOTBPF_FUZZ_MESSAGES=200000 for a long run by hand.
 FUZZ_MESSAGES = int(os.environ.get("IOTBPF_FUZZ_MESSAGES", "3000"))
