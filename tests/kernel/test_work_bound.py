@@ -5,7 +5,7 @@ import pytest
 
 from iotbpf.ebpf.errors import LoadError
 from iotbpf.ebpf.program import Program
-from iotbpf.kernel import helpers, runtime
+from iotbpf.kernel import appstate, helpers
 from iotbpf.kernel.clock import NS_PER_H, NS_PER_MS, NS_PER_S
 from iotbpf.kernel.manifest import Manifest
 from iotbpf.kernel.runtime import Runtime
@@ -76,10 +76,10 @@ def test_a_hostile_app_is_held_to_its_work_budget_and_the_other_app_keeps_its_ti
     rt.run_until(2 * NS_PER_S)
     runs, hostile = _runs(rt, "hostile")
     # before the bound: 16 timers x 1 000 runs per second x 203 instructions = 3.2 M per second
-    per_run = BURN_INSNS + runtime.RUN_COST
-    assert hostile.work_budget == runtime.WORK_BUDGET
-    assert runs * per_run <= 2 * (runtime.WORK_BUDGET + per_run) + 2 * per_run
-    assert runs > runtime.WORK_BUDGET // per_run       # it did run up to its budget
+    per_run = BURN_INSNS + appstate.RUN_COST
+    assert hostile.work_budget == appstate.WORK_BUDGET
+    assert runs * per_run <= 2 * (appstate.WORK_BUDGET + per_run) + 2 * per_run
+    assert runs > appstate.WORK_BUDGET // per_run       # it did run up to its budget
     assert hostile.throttled + runs == 16 * 1999   # every other expiry (1 ms .. 1.999 s) was dropped, counted
     summary = rt.summary()
     assert summary["throttled"]["apps"] == {"hostile": hostile.throttled}
@@ -103,7 +103,7 @@ def test_a_simulated_hour_of_a_hostile_app_takes_bounded_runs():
     rt.boot()
     handled = rt.run_until(NS_PER_H)
     runs, hostile = _runs(rt, "hostile")
-    per_run = BURN_INSNS + runtime.RUN_COST
+    per_run = BURN_INSNS + appstate.RUN_COST
     periods = NS_PER_H // NS_PER_S
     assert runs <= periods * (20000 // per_run + 2)
     assert handled <= periods * (20000 // per_run + 2 + 16) + 200   # + one dropped event per timer per period
@@ -131,13 +131,13 @@ def test_a_radio_send_loop_at_one_instant_ends():
     rt.boot()
     rt.run_until(NS_PER_S // 2)
     app = rt.apps[0]
-    assert 0 < rt.tx["sent"] <= 50000 // runtime.RUN_COST + 1
+    assert 0 < rt.tx["sent"] <= 50000 // appstate.RUN_COST + 1
     assert app.throttled == 1   # the completion that found the credit gone ran nothing, so no more sends
     assert rt.summary()["throttled"] == {"apps": {"loop": 1}, "hooks": {"radio_tx_done": 1}}
 
 
 def test_the_credit_comes_back_after_a_period():
-    rt = _node(budget=10 * (BURN_INSNS + runtime.RUN_COST), period="100ms")
+    rt = _node(budget=10 * (BURN_INSNS + appstate.RUN_COST), period="100ms")
     rt.run_until(NS_PER_S)
     runs, hostile = _runs(rt, "hostile")
     # 10 runs in each 100 ms window (the last run may cross into the credit)
@@ -182,3 +182,18 @@ def test_within_the_bound_nothing_changes():
     rt.run_until(NS_PER_S)
     assert rt.hook_stats["timer"].runs == helpers.MAX_APP_TIMERS * 999   # at 1, 2 .. 999 ms
     assert rt.apps[0].throttled == 0 and "throttled" not in rt.summary()
+
+
+def test_the_simulate_text_names_the_throttled_apps():
+    from iotbpf.api.result import SimulationResult
+
+    rt = _node()
+    rt.run_until(NS_PER_S)
+    hostile = rt.apps[0]
+    text = SimulationResult(rt.summary(), [a.name for a in rt.apps], NS_PER_S, 0).text()
+    assert "throttled (out of work credit): hostile %d\n" % hostile.throttled in text
+    quiet = Runtime(platform=SimPlatform({}, seed=1))
+    quiet.load_app(manifest("polite", {"timer": "t"}, timers=[{"id": 0, "period": "100ms"}]),
+                   {"t": Program.from_asm(LOG_NOW)})
+    quiet.run_until(NS_PER_S)
+    assert "throttled" not in SimulationResult(quiet.summary(), ["polite"], NS_PER_S, 0).text()

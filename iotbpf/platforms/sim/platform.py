@@ -6,6 +6,7 @@ node-year costs one queue entry per real event. Same seed, same events. It never
 """
 
 from iotbpf.kernel.clock import parse_duration
+from iotbpf.kernel.platform import Platform
 from iotbpf.kernel.prng import Rng
 from iotbpf.platforms.sim.gpio import Gpio, PoissonPin
 from iotbpf.platforms.sim.radio import Link, TrafficSource
@@ -70,7 +71,7 @@ DEFAULT_SENSORS = ({"id": 0, "name": "temperature", "model": "random_walk"},
                     "diurnal": 8000, "minimum": 0, "maximum": 100000})
 
 
-class SimPlatform:
+class SimPlatform(Platform):
     """Simulated devices of one node. ``events``: a parsed trace replacing the generators."""
 
     def __init__(self, config=None, seed=0, events=None, read_file=None):
