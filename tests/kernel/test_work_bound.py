@@ -197,3 +197,24 @@ def test_the_simulate_text_names_the_throttled_apps():
                    {"t": Program.from_asm(LOG_NOW)})
     quiet.run_until(NS_PER_S)
     assert "throttled" not in SimulationResult(quiet.summary(), ["polite"], NS_PER_S, 0).text()
+
+
+def test_a_board_file_sets_the_nodes_bounds(tmp_path):
+    import json
+
+    from iotbpf.energy.board import ModelError, find_file, load_board
+
+    data = json.loads(open(find_file("boards", "nrf52840_dk", ".json")).read())
+    data.update({"work_budget_insns": 4000, "work_period_ns": 500 * NS_PER_MS, "min_timer_period_ns": 5 * NS_PER_MS})
+    (tmp_path / "b.json").write_text(json.dumps(data))
+    board = load_board(str(tmp_path / "b.json"))
+    rt = Runtime(platform=SimPlatform({}, seed=1), board=board)
+    app = rt.load_app(manifest("a", {"timer": "t"}), {"t": Program.from_asm(BURN)})
+    assert (app.work_budget, app.work_period_ns) == (4000, 500 * NS_PER_MS)
+    assert helpers.min_timer_period_ns(rt) == 5 * NS_PER_MS
+    stock = load_board("nrf52840_dk")
+    assert (stock.work_budget_insns, stock.work_period_ns, stock.min_timer_period_ns) == (None, None, None)
+    data["work_budget_insns"] = "lots"
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="work_budget_insns: expected a positive integer, got 'lots'"):
+        load_board(str(tmp_path / "bad.json"))
