@@ -37,7 +37,7 @@ class Timers:
 
         This is Runtime._run_each and _account inlined for one app's timer programs: the event
         of a node-year. Going through _run_each instead costs 5 % more instructions of a
-        simulated sensor_node (1031 M against 981 M, ``bench/instructions.sh 10d``), so the copy
+        simulated sensor_node (1031 M against 978 M, ``bench/instructions.sh 10d``), so the copy
         stays; tests/kernel/test_runtime.py checks it against the heap loop and the work-bound
         tests against the other hooks."""
         app, timer_id, gen = arg
