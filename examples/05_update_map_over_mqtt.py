@@ -18,9 +18,9 @@ import threading
 import time
 
 import iotbpf
-from iotbpf.report.commands import generate_key
 from iotbpf.report.mqtt import MqttError, Publisher, send_command
 from iotbpf.report.node import remote_control
+from iotbpf.report.remote import generate_key
 
 NOISY_SOURCE = 66  # rx_filter's simulated traffic: source 66 floods one packet a second from 2 h to 3 h
 

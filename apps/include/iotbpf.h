@@ -271,6 +271,7 @@ static long (* const iot_log)(const void *msg, __u32 size, __u64 value) = (void 
  *   timers       array   optional  timers armed at boot: {id, period, start?, jitter?}
  *   budget       int     optional  instruction budget of one program run
  *   faults       object  optional  {max, window}: detach a program after max faults within window
+ *   work         object  optional  {budget, period}: instructions the app may run per period (default 2000000/1s)
  *   policy       str     optional  preferred scheduler policy (iotbpf.kernel.scheduler.POLICIES)
  *   board        str     optional  default board to simulate on (a bundled board name or a path)
  *   sim          object  optional  simulated devices (sensors, gpio, radio, usage); see platforms/sim

@@ -74,6 +74,10 @@ class SimulationResult:
         lines.append("packets received %d, passed %d, dropped %d, missed (radio not listening) %d" % (
             rx["received"], rx["passed"], rx["dropped"], rx.get("missed", 0)))
         lines.append("faults %d, log lines %d" % (s["faults"], s["logs"]))
+        throttled = s.get("throttled")
+        if throttled:  # apps that hit their work bound (docs/runtime.md, "Work bounds")
+            lines.append("throttled (out of work credit): %s" % ", ".join(
+                "%s %d" % (name, n) for name, n in sorted(throttled["apps"].items())))
         for f in s["fault_records"][:5]:
             lines.append("  fault at %.3f s: %s/%s: %s" % (f["t_ns"] / 1e9, f["app"], f["hook"],
                                                            f["message"]))

@@ -508,7 +508,7 @@ def _ctype_desc(ctype: str, size: int) -> dict:
 def _well_known_types(name: str) -> tuple:
     """(key_type, value_type) descriptions of a well-known map (iot_txq, iot_policy,
     iot_app_demand) from the kernel's declaration, which carries no BTF; (None, None) otherwise."""
-    from iotbpf.kernel import maps as wk
+    from iotbpf.kernel import wellknown as wk
     from iotbpf.kernel.hooks import Struct
 
     for row in wk.WELL_KNOWN_MAPS:

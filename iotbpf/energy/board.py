@@ -93,6 +93,12 @@ class Board:
         self.ram_bytes = data.get("ram_bytes", 0)
         if isinstance(self.ram_bytes, bool) or not isinstance(self.ram_bytes, int) or self.ram_bytes < 0:
             raise ModelError("%s.ram_bytes: expected a byte count (integer >= 0), got %r" % (where, self.ram_bytes))
+        # optional host bounds of the node (docs/runtime.md, "Work bounds"); None: the runtime's defaults
+        for key in ("min_timer_period_ns", "work_budget_insns", "work_period_ns"):
+            value = data.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ModelError("%s.%s: expected a positive integer, got %r" % (where, key, value))
+            setattr(self, key, value)
 
     def _role(self, spec, where, states):
         if not isinstance(spec, dict):

@@ -8,7 +8,7 @@ Output is deterministic (same tables -> same bytes), so a test can detect a stal
 from iotbpf.kernel.helpers import HELPER_TABLE
 from iotbpf.kernel.hooks import CONSTANTS, HOOK_TABLE, HOOKS
 from iotbpf.kernel.manifest import MANIFEST_VERSION, SCHEMA
-from iotbpf.kernel.maps import POLICY_PARAMS, WELL_KNOWN_MAPS, Struct
+from iotbpf.kernel.wellknown import POLICY_PARAMS, WELL_KNOWN_MAPS, Struct
 
 _CTYPE = {"u8": "__u8", "u16": "__u16", "u32": "__u32", "u64": "__u64",
           "s8": "__s8", "s16": "__s16", "s32": "__s32", "s64": "__s64"}

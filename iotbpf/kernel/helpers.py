@@ -23,7 +23,7 @@ def _neg(errno):
 
 
 def _sensor_read(ex, sensor, r2, r3, r4, r5):
-    # AppEnv.sensor_helper: Runtime.sensor_read with the lookups done once (runtime._sensor_helper)
+    # AppEnv.sensor_helper: Runtime.sensor_read with the lookups done once (appstate._sensor_helper)
     return ex.env.sensor_helper(ex, sensor, r2, r3, r4, r5)
 
 

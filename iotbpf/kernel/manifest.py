@@ -15,6 +15,9 @@ MANIFEST_VERSION = 1
 MAX_BUDGET = 1000000
 DEFAULT_BUDGET = 10000
 MAX_TIMERS = 16
+MAX_WORK_BUDGET = 10 ** 10           # instructions per work period (docs/runtime.md, "Work bounds")
+MIN_WORK_PERIOD_NS = 1000000         # 1 ms
+MAX_WORK_PERIOD_NS = 3600 * 10 ** 9  # 1 h
 
 # key, JSON type, required, default, doc
 SCHEMA = (
@@ -28,6 +31,7 @@ SCHEMA = (
     ("timers", "array", False, [], "timers armed at boot: {id, period, start?, jitter?}"),
     ("budget", "int", False, DEFAULT_BUDGET, "instruction budget of one program run"),
     ("faults", "object", False, {}, "{max, window}: detach a program after max faults within window"),
+    ("work", "object", False, {}, "{budget, period}: instructions the app may run per period (default 2000000/1s)"),
     ("policy", "str", False, None, "preferred scheduler policy (iotbpf.kernel.scheduler.POLICIES)"),
     ("board", "str", False, None, "default board to simulate on (a bundled board name or a path)"),
     ("sim", "object", False, {}, "simulated devices (sensors, gpio, radio, usage); see platforms/sim"),
@@ -75,6 +79,7 @@ class Manifest:
         _check(len(self.timers) <= MAX_TIMERS, "timers", "at most %d timers" % MAX_TIMERS)
         self.timer_specs = [_timer(i, t) for i, t in enumerate(self.timers)]
         self.fault_max, self.fault_window_ns = _faults(self.faults)
+        self.work_budget, self.work_period_ns = _work(self.work)
         if self.remote is not None:
             ok = all(isinstance(n, str) and n for n in self.remote)
             _check(ok, "remote", "must be a list of map names")
@@ -108,6 +113,21 @@ def _faults(spec):
     _check(isinstance(limit, int) and 1 <= limit <= 1000000, "faults.max", "must be an integer >= 1")
     window = _duration(spec.get("window", "1h"), "faults.window")
     return limit, window
+
+
+def _work(spec):
+    """The app's work bound {budget, period} (None where not given: the board's or the node's)."""
+    for key in spec:
+        _check(key in ("budget", "period"), "work." + key, "unknown field (known: budget, period)")
+    budget = spec.get("budget")
+    _check(budget is None or (isinstance(budget, int) and not isinstance(budget, bool)
+                              and 1 <= budget <= MAX_WORK_BUDGET),
+           "work.budget", "must be an integer between 1 and %d" % MAX_WORK_BUDGET)
+    period = spec.get("period")
+    if period is not None:
+        period = _duration(period, "work.period")
+        _check(MIN_WORK_PERIOD_NS <= period <= MAX_WORK_PERIOD_NS, "work.period", "must be between 1ms and 1h")
+    return budget, period
 
 
 def _duration(value, where):

@@ -5,7 +5,7 @@ listen requests, packets arriving over the air); a policy decides when the radio
 and transmits and at which frequency the CPU runs. The physics (airtime, ramps, tails, what a
 burst or a listen window costs) live in energy/radio.py, the offline optimum in kernel/oracle.py;
 every choice is charged to the Energest ledger, attributed per app and drained from the battery.
-Policies read their parameters from the ``iot_policy`` well-known map (kernel/maps.py) whenever
+Policies read their parameters from the ``iot_policy`` well-known map (kernel/wellknown.py) whenever
 it changes. Readers (summary, sample) never change the scheduler's state. The documented model
 is in docs/energy.md. It must never look at wall-clock time or draw random numbers.
 """
@@ -14,7 +14,7 @@ from iotbpf.energy.accounting import Ledger
 from iotbpf.energy.attribution import SYSTEM, Attribution
 from iotbpf.energy.board import load_board
 from iotbpf.energy.radio import RadioModel, RadioTimeline, lora_time_on_air_ns  # noqa: F401 (re-export)
-from iotbpf.kernel import maps as wkmaps
+from iotbpf.kernel import wellknown as wkmaps
 
 NS_PER_S = 1000000000
 NS_PER_DAY = 86400 * NS_PER_S

@@ -135,8 +135,7 @@ def _energy(board) -> dict:
 def build_payload(manifest, programs: dict, board=None, device_config: dict | None = None,
                   counter: int = 0) -> dict:
     """The image payload of an app whose programs (section -> Program) the host verified."""
-    from iotbpf.kernel import maps as wellknown
-    from iotbpf.kernel import runtime
+    from iotbpf.kernel import runtime, wellknown
     from iotbpf.kernel.hooks import HOOKS
 
     map_index: dict = {}
@@ -192,6 +191,10 @@ def read_key(path: str | Path) -> bytes:
         raise IotbpfError("key %s is not hex" % path) from None
     if len(key) < 16:
         raise IotbpfError("key %s: at least 16 bytes are needed" % path)
+    mode = Path(path).stat().st_mode & 0o777
+    if mode & 0o077:   # as the node's own key file (report/remote.py load_key)
+        raise IotbpfError("key file %s is readable or writable by others (mode %03o); run: chmod 600 %s"
+                          % (path, mode, path))
     return key
 
 

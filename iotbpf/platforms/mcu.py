@@ -14,6 +14,7 @@ except ImportError:  # CPython running the tests' stand-in: call soon means call
     micropython = None
 
 from iotbpf.kernel.clock import NS_PER_MS, NS_PER_US
+from iotbpf.kernel.platform import Platform
 
 PIN_DIR = "/pins"
 SAVE_EVERY_NS = 600 * 1000 * NS_PER_MS  # flash wears out: pinned maps are written every 10 minutes
@@ -141,8 +142,8 @@ class PinnedMaps:
         self.saved += 1
 
 
-class McuPlatform:
-    """Devices of a real microcontroller for the kernel runtime (see kernel/runtime.py's interface).
+class McuPlatform(Platform):
+    """Devices of a real microcontroller for the kernel runtime (kernel/platform.py's contract).
 
     ``config``: {"gpio": [{"name": "BUTTON", "pin": 0, "pull": "up", "trigger": "falling"}],
     "sensors": [{"id": 0, "adc": 26, "scale": 1.0, "offset": 0}], "outputs": [2],

@@ -9,6 +9,7 @@ import time
 import warnings
 
 from iotbpf.ebpf.errors import IotbpfError
+from iotbpf.kernel.platform import Platform
 
 EDGE_RISING = 1  # IOT_EDGE_RISING (iotbpf.kernel.hooks)
 EDGE_FALLING = 2  # IOT_EDGE_FALLING
@@ -406,9 +407,9 @@ class GpioInputs:
 # ------------------------------------------------------------------ the real-time node
 
 
-class RealtimePlatform:
+class RealtimePlatform(Platform):
     """The device side of a real-time node: simulated sensors (and radio) from the app's `sim`
-    section, real GPIO inputs on a Pi. Implements the Runtime's platform interface."""
+    section, real GPIO inputs on a Pi (kernel/platform.py's contract)."""
 
     def __init__(self, sim=None, gpio=None):
         self.sim = sim

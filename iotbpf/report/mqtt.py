@@ -716,7 +716,7 @@ def send_command(url: str, node: str, secret: bytes, op: str, timeout: float = 1
     and process its commands; raises MqttError if no reply arrives within ``timeout`` seconds
     (the command stays queued for the node's persistent session and may still run later).
     """
-    from iotbpf.report.commands import make_command, sign_command
+    from iotbpf.report.remote import make_command, sign_command
 
     broker = parse_url(url)
     body = make_command(check_node_name(node), op, counter=counter, **fields)

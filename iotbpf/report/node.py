@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from iotbpf.ebpf.errors import IotbpfError
-from iotbpf.report.commands import CommandHandler, counter_path_for, load_key
+from iotbpf.report.remote import CommandHandler, counter_path_for, load_key
 
 
 class RuntimeTarget:

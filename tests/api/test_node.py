@@ -58,7 +58,7 @@ def test_well_known_maps_are_decoded_from_the_kernel_tables():
     demand = dict(node.maps["iot_app_demand"])
     assert len(demand) == 1 and set(next(iter(demand.values()))) == {"tx_bytes", "rx_bytes", "tx_packets",
                                                                        "rx_packets"}
-    from iotbpf.kernel.maps import policy_index
+    from iotbpf.kernel.wellknown import policy_index
 
     policy = node.maps["iot_policy"]
     assert policy[policy_index("low_battery_permille")] == 200

@@ -87,8 +87,8 @@ def test_node_answers_signed_remote_commands_while_running(tmp_path, mosquitto_b
     import subprocess
     import sys
 
-    from iotbpf.report.commands import generate_key
     from iotbpf.report.mqtt import Receiver, send_command
+    from iotbpf.report.remote import generate_key
 
     key_file = tmp_path / "node.key"
     secret = generate_key(key_file)

@@ -129,8 +129,7 @@ def test_the_remaining_import_cycles_are_listed_in_the_next_step():
 
 def test_the_renames_of_the_next_step_are_still_to_do():
     renames = re.findall(r"`(iotbpf/[\w/]+\.py)` → `(iotbpf/[\w/]+\.py)`", _text().split(NEXT_STEP)[1])
-    assert renames
-    for old, new in renames:
+    for old, new in renames:   # (none left is fine: each done rename leaves the list)
         assert (REPO / old).exists() and not (REPO / new).exists(), (
             "%s -> %s is done: describe it in docs/architecture.md's layers, not its next step" % (old, new))
 

@@ -192,7 +192,7 @@ def test_only_the_latest_death_prediction_is_pending():
     rt.run_until(H)
     for _ in range(50):
         rt._schedule_death(rt.clock.now_ns(), rt.clock.now_ns() + 1000 * DAY)
-    pending = [arg for _t, _seq, fn, arg in rt.queue._heap if getattr(fn, "__name__", "") == "_battery_death"]
+    pending = [arg for _t, fn, arg in rt.queue.pending() if getattr(fn, "__name__", "") == "_battery_death"]
     assert len(pending) == 50 and sum(1 for g in pending if g == rt._death_gen) == 1
     rt.run_until(400 * DAY)
     assert rt.dead_at_ns == sched.battery.dead_at_ns  # the valid one still ends the node on time

@@ -266,7 +266,7 @@ def test_a_node_runs_in_real_time_with_injected_events():
 
 
 def test_sensor_node_keeps_batches_in_its_outbox_while_the_radio_queue_is_full():
-    from iotbpf.kernel.maps import policy_index
+    from iotbpf.kernel.wellknown import policy_index
 
     node = Node("sensor_node", seed=3)
     limit = struct.pack("<I", policy_index("tx_queue_limit_bytes"))

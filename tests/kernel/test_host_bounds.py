@@ -2,9 +2,10 @@
 
 from iotbpf.ebpf.program import Program
 from iotbpf.kernel import helpers
+from iotbpf.kernel.appstate import MAX_SENSOR_CACHE
 from iotbpf.kernel.clock import NS_PER_MIN, NS_PER_S
 from iotbpf.kernel.manifest import Manifest
-from iotbpf.kernel.runtime import MAX_SENSOR_CACHE, Runtime
+from iotbpf.kernel.runtime import Runtime
 from iotbpf.platforms.sim.platform import SimPlatform
 
 MASK64 = (1 << 64) - 1

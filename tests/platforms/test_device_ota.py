@@ -135,6 +135,7 @@ def test_device_image_reader_refuses_tampered_and_badly_signed_images():
 def test_deploy_update_copies_only_the_image(cli, tmp_path):
     key = tmp_path / "node.key"
     key.write_text(KEY.hex())
+    key.chmod(0o600)
     result = cli("deploy", "sensor_node", "--to-folder", tmp_path / "fs", "--update", "--counter", "4", "--key", key)
     assert result.code == 0, result.err
     assert [p.name for p in (tmp_path / "fs").rglob("*") if p.is_file()] == ["update.dimg"]
@@ -145,6 +146,7 @@ def test_deploy_update_copies_only_the_image(cli, tmp_path):
 def test_link_command_writes_a_signed_image(cli, tmp_path):
     key = tmp_path / "node.key"
     key.write_text(KEY.hex())
+    key.chmod(0o600)
     out = tmp_path / "s.dimg"
     result = cli("link", "sensor_node", "-o", out, "--key", key, "--board", "nrf52840_dk", "--counter", "7")
     assert result.code == 0, result.err
@@ -156,6 +158,10 @@ def test_link_command_writes_a_signed_image(cli, tmp_path):
     short.write_text("abcd")
     bad = cli("link", "sensor_node", "-o", out, "--key", short)
     assert bad.code == 2 and "at least 16 bytes" in bad.err
+    key.chmod(0o644)   # a signing key readable by others is refused, with the fix
+    shared = cli("link", "sensor_node", "-o", out, "--key", key)
+    assert shared.code == 2 and shared.err.count("\n") == 1 and shared.err.startswith("error: key file ")
+    assert "readable or writable by others (mode 644); run: chmod 600 " in shared.err
 
 
 def test_board_refuses_to_boot_a_tampered_image(micropython):

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import REPO
 from iotbpf.kernel.clock import VirtualClock
+from iotbpf.kernel.platform import Platform
 from iotbpf.kernel.runtime import Runtime
 from iotbpf.platforms import devimage
 
@@ -22,7 +23,7 @@ KEY = bytes(range(32))
 S = 10 ** 9
 
 
-class ReplayPlatform:
+class ReplayPlatform(Platform):
     """The host's view of a board: ADC values read in turn, reports as the serial sink prints them."""
 
     def __init__(self, name, adc, bitrate=devimage.DEFAULT_BITRATE):

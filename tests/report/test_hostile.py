@@ -19,7 +19,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from iotbpf.ebpf import boundedjson
-from iotbpf.report.commands import (
+from iotbpf.report.mqtt import Publisher, Receiver, parse_payload, send_command
+from iotbpf.report.remote import (
     MAX_COUNTER,
     CommandError,
     CommandHandler,
@@ -29,8 +30,7 @@ from iotbpf.report.commands import (
     make_command,
     sign_command,
 )
-from iotbpf.report.mqtt import Publisher, Receiver, parse_payload, send_command
-from tests.report.test_commands import KEY, MapsOnly
+from tests.report.test_remote import KEY, MapsOnly
 
 # CI runs a few thousand; IOTBPF_FUZZ_MESSAGES=200000 for a long run by hand.
 FUZZ_MESSAGES = int(os.environ.get("IOTBPF_FUZZ_MESSAGES", "3000"))
@@ -148,6 +148,18 @@ def test_key_file_readable_by_others_is_refused(tmp_path):
     os.chmod(path, 0o600)
     assert load_key(path) == key
     assert counter_path_for(path) == str(path) + ".counter"
+
+
+def test_node_with_a_key_readable_by_others_stops_with_one_error_line(cli, tmp_path):
+    path = tmp_path / "n1.key"
+    generate_key(path)
+    os.chmod(path, 0o640)
+    # refused before any connection is tried (port 1: nothing listens)
+    result = cli("node", "sensor_node", "--platform", "linux", "--mqtt", "mqtt://127.0.0.1:1",
+                 "--key", path, "--duration", "1s")
+    assert result.code == 2
+    assert result.err == "error: key file %s is readable or writable by others (mode 640); run: chmod 600 %s\n" \
+        % (path, path)
 
 
 # --------------------------------------------------------------------------- item 2 and the JSON loader

@@ -9,8 +9,8 @@ import pytest
 from iotbpf.api import Node
 from iotbpf.ebpf.loader.bundle import save_bundle
 from iotbpf.ebpf.loader.elf import load_elf_object
-from iotbpf.report.commands import CommandHandler, make_command, sign_command
 from iotbpf.report.node import RuntimeTarget
+from iotbpf.report.remote import CommandHandler, make_command, sign_command
 
 KEY = b"k" * 32
 MINUTE = 60 * 10**9

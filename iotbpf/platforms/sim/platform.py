@@ -4,6 +4,7 @@ lazy event streams from one seed; it never reads host time (docs/runtime.md, "Pl
 
 from iotbpf.ebpf.prng import Rng
 from iotbpf.kernel.clock import parse_duration
+from iotbpf.kernel.platform import Platform
 from iotbpf.platforms.sim.gpio import Gpio, PoissonPin
 from iotbpf.platforms.sim.radio import Link, TrafficSource
 from iotbpf.platforms.sim.sensors import make_sensor
@@ -67,7 +68,7 @@ DEFAULT_SENSORS = ({"id": 0, "name": "temperature", "model": "random_walk"},
                     "diurnal": 8000, "minimum": 0, "maximum": 100000})
 
 
-class SimPlatform:
+class SimPlatform(Platform):
     """Simulated devices of one node. ``events``: a parsed trace replacing the generators."""
 
     def __init__(self, config=None, seed=0, events=None, read_file=None):

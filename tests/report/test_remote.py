@@ -16,7 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from iotbpf.ebpf import types as T
 from iotbpf.ebpf.maps import create_map
-from iotbpf.report.commands import (
+from iotbpf.report.mqtt import MqttError, Publisher, Receiver, send_command
+from iotbpf.report.remote import (
     CommandError,
     CommandHandler,
     CounterStore,
@@ -25,7 +26,6 @@ from iotbpf.report.commands import (
     make_command,
     sign_command,
 )
-from iotbpf.report.mqtt import MqttError, Publisher, Receiver, send_command
 
 KEY = bytes(range(32))
 
