@@ -124,10 +124,17 @@ def unbounded(code, bits, a, b):
 
 def interval_alu(code, bits, soff, a, b):
     """Unsigned (lo, hi) of ``a <code> b`` for unsigned operand intervals (the compiler's ranges)."""
-    fa = sync(a[0], a[1], S64_MIN, S64_MAX, 0, M64) or FULL
-    fb = sync(b[0], b[1], S64_MIN, S64_MAX, 0, M64) or FULL
-    r = scalar_alu(code, bits, soff, fa, fb)
+    r = scalar_alu(code, bits, soff, interval_bounds(a[0], a[1]), interval_bounds(b[0], b[1]))
     return r[0], r[1]
+
+
+def interval_bounds(lo, hi):
+    """Bounds of the unsigned interval [lo, hi] (constants and the full range without sync)."""
+    if lo == hi:
+        return const_bounds(lo)
+    if lo == 0 and hi == M64:
+        return FULL
+    return sync(lo, hi, S64_MIN, S64_MAX, 0, M64) or FULL
 
 
 def add_bounds(a, b):
