@@ -143,7 +143,7 @@ class HelperSpec:
     tuple of ARG_* kinds (at most 5), ``ret`` a RET_* kind. Optional:
     ``map_types`` — map types accepted by the ARG_CONST_MAP_PTR argument (None: any);
     ``ret_size_arg`` — for RET_PTR_TO_MEM_OR_NULL, the 1-based argument whose constant value
-    is the size of the returned memory; ``cost`` — extra instructions charged to the budget;
+    is the size of the returned memory;
     ``bind(env)`` — the same helper specialized for one VM's environment (``ex.env``), or None:
     the compiled engine binds each call site once, so a helper whose work depends on the
     environment can skip looking it up on every call; ``u64_result`` — a promise that ``func``
@@ -152,7 +152,7 @@ class HelperSpec:
     """
 
     def __init__(self, id, name, args, ret, func, doc="", map_types=None, ret_size_arg=None,
-                 cost=0, bind=None, u64_result=False):
+                 bind=None, u64_result=False):
         args = tuple(args)
         if len(args) > MAX_HELPER_ARGS:
             raise ValueError("helper %s: %d arguments, at most 5" % (name, len(args)))
@@ -171,7 +171,6 @@ class HelperSpec:
         self.doc = doc
         self.map_types = None if map_types is None else tuple(map_types)
         self.ret_size_arg = ret_size_arg
-        self.cost = cost
         self.bind = bind
         self.u64_result = u64_result
 

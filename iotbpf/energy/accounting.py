@@ -9,7 +9,7 @@ NS = 1e-9
 class Ledger:
     """Integer ns per (component, state) for a set of ComponentModels keyed by component name."""
 
-    def __init__(self, models, start_ns=0, supply_v=None):
+    def __init__(self, models, start_ns=0):
         self.models = models
         self.ns = {}
         self.transitions = {}
@@ -18,7 +18,6 @@ class Ledger:
         self._since = {}
         self.start_ns = start_ns
         self.now_ns = start_ns
-        self.supply_v = supply_v
         self._factor = {}  # ledger key -> (current A, voltage V), see _factors
         for comp, model in models.items():
             self.background[comp] = model.default_state

@@ -66,7 +66,6 @@ class Interpreter:
             plain = [fn for (p, fn) in ops if fn is not term]
             blocks[start] = (cost, make_block(plain, term, pc), flagged, ops, pc)
         last = n - 1 if n else 0
-        self._end_pc = last
         blocks[n] = (0, self._fault_op(last, "execution fell off the end of the program", "jump"),
                      False, [], n)
 
