@@ -103,7 +103,15 @@ class Scheduler:
         self._last_listen = None   # start of the last scheduled window (the next is interval after it)
         self._next_duty = None
         self._last_duty = None
-        self.trace_rx = []         # (arrival, airtime_ns, nbytes) of packets sent to this node
+        self.trace_rx = []         # (arrival, airtime_ns, nbytes, reach_ns) of packets sent to this node
+        self._chk_int = 0          # wake-up sampling: channel-check period in force (0: off)
+        self._chk_next = None      # next check not yet counted
+        self._chk_last = None      # last check counted
+        self._chk_count = 0        # checks counted (up to _chk_next), ...
+        self._chk_done = 0         # ... of which charged or spent on a reception
+        self._rx_pending = []      # [start, end, nbytes, at_check] receptions due (wake-up sampling)
+        self._rx_busy = -1         # end of the last reception handed to _rx_pending
+        self._rx_done_end = -1     # end of the last reception charged
         self._batt_ns = 0
         self._batt_mark = {}
         self._util = 0.0
@@ -199,7 +207,7 @@ class Scheduler:
             return
         now = self.now_ns
         interval = self.pval("LISTEN_INTERVAL_NS")
-        if interval and self.policy != "duty_cycle" and self.radio is not None:
+        if interval and self.radio is not None:
             base = self._last_listen if self._last_listen is not None else self.boot_ns
             nxt = base + interval
             self._next_listen = nxt if nxt > now else now
@@ -209,6 +217,35 @@ class Scheduler:
             base = self._last_duty if self._last_duty is not None else self.boot_ns
             nxt = base + self._duty_period()
             self._next_duty = nxt if nxt > now else now
+        check = self.pval("CHECK_INTERVAL_NS") if (self._batching and self.radio is not None) else 0
+        if check != self._chk_int:
+            self._count_checks(now)
+            self._chk_int = check
+            self._chk_next = None
+            if check:
+                base = self._chk_last if self._chk_last is not None else self.boot_ns
+                nxt = base + check
+                self._chk_next = nxt if nxt > now else now
+            if self._rx_pending:
+                self._replan_rx()
+
+    def _count_checks(self, t):
+        """Count the channel checks of the wake-up-sampling schedule up to ``t`` (inclusive)."""
+        nxt = self._chk_next
+        if nxt is not None and nxt <= t:
+            step = self._chk_int
+            n = (t - nxt) // step + 1
+            self._chk_count += n
+            self._chk_last = nxt + (n - 1) * step
+            self._chk_next = nxt + n * step
+
+    def _checks_due(self, t):
+        """Checks up to ``t`` not yet charged (read-only)."""
+        n = self._chk_count - self._chk_done
+        nxt = self._chk_next
+        if nxt is not None and nxt <= t:
+            n += (t - nxt) // self._chk_int + 1
+        return n
 
     def _refresh_params(self):
         if self._param_reader is not None:
@@ -282,7 +319,7 @@ class Scheduler:
         self._rearm()
 
     def _duty_period(self):
-        return self.pval("LISTEN_INTERVAL_NS") or self.params["duty_period_ns"]
+        return self.pval("DUTY_PERIOD_NS") or self.params["duty_period_ns"]
 
     def _duty_window(self):
         return self.pval("LISTEN_WINDOW_NS") or self.params["duty_window_ns"]
@@ -398,6 +435,23 @@ class Scheduler:
             attr.charge(app, comp, "measure", ns)
         for cell in self._sensor_cells.values():
             cell[1] = cell[0]
+        if self._chk_int or self._chk_count > self._chk_done:
+            self._charge_checks(self.now_ns)
+
+    def _charge_checks(self, t):
+        """Charge the idle channel checks up to ``t``: a sleep->rx wake-up and cca_ns in rx each."""
+        self._count_checks(t)
+        n = self._chk_count - self._chk_done
+        if n <= 0:
+            return
+        self._chk_done = self._chk_count
+        rm = self.rm
+        ns = self.ledger.add_transition(rm.component, rm.sleep, rm.listen, n)
+        if ns:
+            self.attr.charge(SYSTEM, rm.component, rm.sleep + ">" + rm.listen, ns)
+        self.ledger.add(rm.component, rm.listen, rm.cca_ns * n)
+        self.attr.charge(SYSTEM, rm.component, rm.listen, rm.cca_ns * n)
+        self.stats["checks"] = self.stats.get("checks", 0) + n
 
     def _charge_cpu(self, app, state, ns, bursts, wake_key):
         """``ns`` of CPU time in ``state`` and ``bursts`` wake-ups from sleep, for ``app``."""
@@ -443,6 +497,8 @@ class Scheduler:
         if self.radio is None:
             self.done.append((now_ns, nbytes, app, False))
             return
+        if self._rx_pending:
+            self._receive_due(now_ns)
         self._refresh_params()
         if self.record:
             self.trace_tx.append((now_ns, deadline_ns, nbytes, app))
@@ -467,6 +523,8 @@ class Scheduler:
     def request_listen(self, now_ns, duration_ns, app):
         if self.radio is None or duration_ns <= 0:
             return
+        if self._rx_pending:
+            self._receive_due(now_ns)
         if self.record:
             self.trace_listen.append((now_ns, duration_ns, app))
         self._listen(now_ns, duration_ns, app)
@@ -480,18 +538,88 @@ class Scheduler:
         then (it is received and its airtime is spent in rx), False when it is missed (counted)."""
         if self.radio is None:
             return True
+        if self._rx_pending:
+            self._receive_due(now_ns)
         air = self.rm.airtime_ns(nbytes)
+        # a sender strobes for a full check interval and retransmits once (ContikiMAC with one
+        # MAC retry): it reaches this node for up to two intervals after its packet's arrival
+        reach = 2 * self.pval("CHECK_INTERVAL_NS")
         if self.record:
-            self.trace_rx.append((now_ns, air, nbytes))
+            self.trace_rx.append((now_ns, air, nbytes, reach))
+        if reach and (now_ns < self._rx_busy or not self.tl.listening(now_ns)):
+            return self._rx_deferred(now_ns, nbytes, reach)
         if not self.tl.listening(now_ns):
             self.stats["rx_missed"] += 1
             return False
         self.stats["rx_packets"] += 1
+        if reach:
+            self._count_sender(1, nbytes, 0)
         if not self.tl.background_rx:
             # stay in rx until the whole packet is in (the window may end during it)
             self.tl.listen(now_ns, now_ns + air, SYSTEM)
             self.stats["listen_ns"] = self.tl.listen_ns
         return True
+
+    def _rx_deferred(self, now_ns, nbytes, reach):
+        """Wake-up sampling: the sender repeats the packet for up to two check intervals (``reach``);
+        it is received at the first instant the radio listens in that time (a channel check, a
+        scheduled window, a duty wake-up, or right after the reception before it), else missed."""
+        entry = self._place_rx(now_ns, nbytes)
+        if entry is None or entry[0] > now_ns + reach:
+            self.stats["rx_missed"] += 1
+            return False
+        self._rx_pending.append(entry)
+        self._rx_busy = entry[1]
+        self.stats["rx_packets"] += 1
+        return True
+
+    def _place_rx(self, arrival, nbytes):
+        """[listen, end, nbytes, at a check, arrival, copies, copy start] of the reception of a
+        packet its sender starts repeating at ``arrival``, or None when the radio never listens."""
+        if arrival < self._rx_busy:
+            listen, checked = self._rx_busy, False          # still receiving: catch the next copy
+        else:
+            listen, checked = None, False
+            if self._chk_int:
+                self._count_checks(arrival - 1)
+                listen, checked = self._chk_next, True
+            for t in (self._next_listen, self._next_duty if self.policy == "duty_cycle" else None):
+                if t is not None and t >= arrival and (listen is None or t < listen):
+                    listen, checked = t, False
+        if listen is None:
+            return None
+        start, end, copies = self.rm.strobe_copy(arrival, listen, nbytes, checked)
+        return [listen, end, nbytes, checked, arrival, copies, start]
+
+    def _replan_rx(self):
+        """The check schedule changed: receptions still to come move to its checks."""
+        old = self._rx_pending
+        self._rx_pending = []
+        self._rx_busy = self._rx_done_end
+        for entry in old:
+            new = self._place_rx(entry[4], entry[2]) or entry
+            self._rx_pending.append(new)
+            self._rx_busy = new[1]
+
+    def _count_sender(self, copies, nbytes, wait_ns):
+        stats = self.stats
+        stats["rx_deferred"] = stats.get("rx_deferred", 0) + (1 if wait_ns > 0 else 0)
+        stats["rx_wait_ns"] = stats.get("rx_wait_ns", 0) + wait_ns
+        stats["sender_j"] = stats.get("sender_j", 0.0) + self.rm.sender_j(copies, nbytes)
+
+    def _receive_due(self, now_ns):
+        """Charge the receptions (wake-up sampling) that have started by ``now_ns``."""
+        pending = self._rx_pending
+        while pending and pending[0][0] <= now_ns:
+            start, end, nbytes, checked, arrival, copies, copy = pending.pop(0)
+            if checked:
+                self._count_checks(start)
+                self._chk_done += 1     # this check's wake-up is the reception's
+                self.stats["checks"] = self.stats.get("checks", 0) + 1
+            self.tl.listen(start, end, SYSTEM)
+            self.stats["listen_ns"] = self.tl.listen_ns
+            self._rx_done_end = end
+            self._count_sender(copies, nbytes, copy - arrival)
 
     def _batch_due(self):
         if self._due is False:
@@ -544,6 +672,10 @@ class Scheduler:
         nl = self._next_listen
         if nl is not None and (best is None or nl < best):
             best = nl
+        if self._rx_pending:
+            t = self._rx_pending[0][0]
+            if best is None or t < best:
+                best = t
         return best
 
     def on_wakeup(self, now_ns):
@@ -551,6 +683,8 @@ class Scheduler:
         if now_ns < self.now_ns:
             now_ns = self.now_ns    # a wake-up asked for a time already past happens now
         self._refresh_params()
+        if self._rx_pending:
+            self._receive_due(now_ns)
         if self._next_listen is not None and self._next_listen <= now_ns:
             window = self.pval("LISTEN_WINDOW_NS")
             if self.record and window:
@@ -572,9 +706,6 @@ class Scheduler:
         elif self.policy == "duty_cycle":
             if self._next_duty is not None and self._next_duty <= now_ns:
                 window = self._duty_window()
-                if self.record and self.pval("LISTEN_INTERVAL_NS") and self.pval("LISTEN_WINDOW_NS"):
-                    # the map's receive windows are a requirement every policy meets (the oracle too)
-                    self.trace_listen.append((now_ns, window, SYSTEM))
                 self._listen(now_ns, window, SYSTEM)
                 if self.queue:
                     batch = self.queue
@@ -605,6 +736,8 @@ class Scheduler:
         if now_ns < self.now_ns:
             return
         self.now_ns = now_ns
+        if self._rx_pending:
+            self._receive_due(now_ns)
         if now_ns - self._batt_ns >= self.params["battery_step_ns"]:
             self._update_battery(now_ns)
 
@@ -627,6 +760,8 @@ class Scheduler:
     def flush(self):
         """End of run: send what is still queued (the policy pays for it), then bring the ledger
         and the battery up to the latest time the runtime reported."""
+        if self._rx_pending:
+            self._receive_due(1 << 62)   # the senders already strobe: those packets are received
         if self.queue:
             batch = self.queue
             self.queue = []
@@ -652,6 +787,15 @@ class Scheduler:
         for comp, _app, count in self._pending_sensor():
             key = (comp, "measure")
             ns[key] = ns.get(key, 0) + self._measure_ns[comp] * count
+        n = self._checks_due(self.now_ns if now_ns is None else now_ns) if self._chk_int or self._chk_count else 0
+        if n > 0:
+            rm = self.rm
+            tr = models[self.radio].transition(rm.sleep, rm.listen)
+            if tr is not None and tr.time_ns:
+                key = (self.radio, tr.key)
+                ns[key] = ns.get(key, 0) + tr.time_ns * n
+            key = (self.radio, rm.listen)
+            ns[key] = ns.get(key, 0) + rm.cca_ns * n
         return ns
 
     def energy_used_j(self):
@@ -746,6 +890,13 @@ class Scheduler:
                 add(self.cpu, tr.key, tr.time_ns * count, app)
         for comp, app, count in self._pending_sensor():
             add(comp, "measure", self._measure_ns[comp] * count, app)
+        n = self._checks_due(now_ns) if self._chk_int or self._chk_count else 0
+        if n > 0:
+            rm = self.rm
+            tr = models[self.radio].transition(rm.sleep, rm.listen)
+            if tr is not None and tr.time_ns:
+                add(self.radio, tr.key, tr.time_ns * n)
+            add(self.radio, rm.listen, rm.cca_ns * n)
         comps = {}
         total = 0.0
         for (comp, state), amount in ns.items():
