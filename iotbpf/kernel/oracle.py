@@ -15,6 +15,7 @@ numbers.
 
 from iotbpf.energy.attribution import SYSTEM
 from iotbpf.energy.radio import RadioTimeline
+from iotbpf.kernel.scheduler_policy import Scheduler
 
 EXACT_MAX = 6            # packets per cluster solved exactly
 NODE_BUDGET = 400000     # search nodes per cluster before settling for the bound
@@ -571,8 +572,6 @@ def replay(source, end_ns=None):
     radio schedule and the minimum-energy CPU frequencies, replayed through a Scheduler, which is
     returned. Its ``oracle_info``: energy_j, lower_bound_j (equal when exact), gap (relative),
     exact, bursts, impossible (deadlines no schedule meets, relaxed to the soonest completion)."""
-    from iotbpf.kernel.scheduler import Scheduler
-
     start = source.boot_ns or 0
     end = source.now_ns if end_ns is None else end_ns
     rep = Scheduler("planned", source.board, {"record": False})
