@@ -374,8 +374,11 @@ def _batch_like(prob, ids, listens, tl, sink):
 
 def _lower_bound(prob, ids, listens, state):
     """A certified lower bound for a cluster: its listen windows alone (optimal holds), every
-    packet's fixed cost minus the most listening it could displace, minus one free wake-up per
-    listen stretch, and at least one burst entry."""
+    packet's fixed cost minus the listening it could displace (a burst displaces only listening
+    inside its own span, so packet i at most the windows' listening between its arrival and its
+    deadline, and at most its own time plus a ramp; a tail or a hold is listening the schedule
+    itself added, never below zero net), minus one free wake-up per window that a packet's
+    burst could touch, and one entry ramp for each burst the deadlines force."""
     r = prob.radio
     sink = _Sink(r)
     tl = RadioTimeline(r, sink, sink)
@@ -383,14 +386,51 @@ def _lower_bound(prob, ids, listens, state):
     search = _Search(prob, [], listens, tl, sink, 0)
     search.feed_listens(0, 1 << 62, [])
     ramp_max = max(r.ramp_out_ns, r.ramp_in_ns)
-    shared = bool(listens) or r.tail_ns > 0    # listening a burst could displace
+    union = []
+    for s, e, _app in sorted(listens):
+        if union and s <= union[-1][1]:
+            if e > union[-1][1]:
+                union[-1][1] = e
+        else:
+            union.append([s, e])
+    dp = max(0.0, r.dp_rx)
+    pk = prob.packets
     total = sink.j
+    touched = 0
+    reach = r.tail_ns + r.break_even_ns() + ramp_max
+    for s, e in union:
+        for i in ids:
+            if s <= pk[i][1] + reach and e >= pk[i][0] - reach:
+                touched += 1
+                break
+    displaced = 0
     for i in ids:
         total += prob.fixed_j[i]
-        if shared:
-            total -= max(0.0, r.dp_rx) * (prob.dur[i] + ramp_max) * 1e-9
-    total -= min(len(listens), len(ids)) * r.cost_wake_rx
-    total += min(r.cost_in, r.cost_out)
+        lo, hi = pk[i][0], pk[i][1]
+        overlap = 0
+        for s, e in union:
+            if s < hi and e > lo:
+                overlap += min(e, hi) - max(s, lo)
+        displaced += min(overlap, prob.dur[i] + ramp_max)
+    # bursts never overlap one another: together they displace at most all the windows' listening
+    displaced = min(displaced, sum(e - s for s, e in union))
+    total -= dp * displaced * 1e-9
+    total -= touched * r.cost_wake_rx
+    # every burst pays an entry ramp; a burst starting at t carries only packets with
+    # arrival <= t <= deadline - own time, so the bursts are at least the fewest points that
+    # stab every such interval (the greedy by right end is optimal for that)
+    spans = sorted((pk[i][1] - prob.dur[i], pk[i][0]) for i in ids)
+    bursts = 0
+    last = None
+    for right, left in spans:
+        if last is None or left > last:
+            bursts += 1
+            last = right
+    total += max(1, bursts) * min(r.cost_in, r.cost_out)
+    # the cluster's last burst keeps the radio in rx for its whole tail (nothing comes after it
+    # within a tail: clusters are that far apart), except where a window listens anyway
+    if r.tail_ns:
+        total += dp * max(0, r.tail_ns - sum(e - s for s, e in union)) * 1e-9
     return total
 
 

@@ -240,6 +240,32 @@ def test_no_policy_beats_the_oracle_with_wake_up_sampling(board, sends, arrivals
                 assert sched.energy_used_j() >= floor * (1 - 1e-9), (source, policy)
 
 
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.sampled_from(RADIO_BOARDS),
+       st.lists(st.tuples(st.integers(0, 8), st.integers(1, 150), st.integers(2, 200)), min_size=7, max_size=14),
+       st.lists(st.tuples(st.integers(1, 100), st.integers(1, 20)), max_size=3),
+       st.lists(st.tuples(st.integers(1, 100), st.integers(1, 60)), max_size=3))
+def test_the_bound_of_a_cluster_too_big_to_search_is_never_beaten(board, sends, listens, rx):
+    # more than EXACT_MAX packets close together: the oracle reports a lower bound and its gap;
+    # no live policy that meets every deadline and receives everything spends less
+    trace = []
+    t = 0
+    for gap_ms, nbytes, deadline_ms in sends:
+        t += gap_ms * MS
+        trace.append((t, nbytes, deadline_ms * MS))
+    end = t + 3 * NS + 60 * NS * (board.startswith("lora") or board == "casals_lorawan")
+    runs = {policy: drive(policy, trace, board, end, [(s * MS, d * MS) for s, d in listens],
+                          [(s * MS, n) for s, n in rx], params={"duty_period_ns": 20 * MS})
+            for policy in ("always_on", "duty_cycle", "batching", "race")}
+    best = oracle(runs["always_on"], end)
+    info = best.oracle_info
+    assert best.stats["missed"] == info["impossible"]
+    assert info["lower_bound_j"] <= info["energy_j"] * (1 + 1e-12)
+    for policy, sched in runs.items():
+        if sched.stats["missed"] == 0 and sched.stats["rx_missed"] == 0:
+            assert sched.energy_used_j() >= info["lower_bound_j"] * (1 - 1e-9), policy
+
+
 def test_replay_through_the_scheduler_costs_what_the_search_says():
     trace = [(i * 3 * MS, 40 + 30 * i, 25 * MS) for i in range(5)]
     src = drive("batching", trace, "telosb", 100 * MS, listens=[(7 * MS, 4 * MS)], rx=[(30 * MS, 20)])
