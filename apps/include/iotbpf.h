@@ -204,6 +204,8 @@ _Static_assert(sizeof(struct iot_app_demand) == 24, "layout of iot_app_demand");
 #define IOT_POLICY_CRITICAL_PERMILLE 4 /* default 50: state of charge below which a battery event is CRITICAL */
 #define IOT_POLICY_BATTERY_REPORT_NS 5 /* default 3600000000000: period of battery events */
 #define IOT_POLICY_TX_QUEUE_LIMIT_BYTES 6 /* default 4096: iot_radio_send fails with -ENOSPC above this */
+#define IOT_POLICY_CHECK_INTERVAL_NS 7 /* default 0: wake-up-sampling MAC: channel-check period; senders repeat a packet until the next check (0: none) */
+#define IOT_POLICY_DUTY_PERIOD_NS 8 /* default 0: duty_cycle: wake period (0: 60 s) */
 
 /* Well-known maps, shared by all apps of a node: declare with IOT_USE_MAP(name); */
 #define IOT_USE_MAP(name) IOT_MAP_DEF_##name

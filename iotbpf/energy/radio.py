@@ -41,6 +41,9 @@ class RadioModel:
         self.frame_overhead = int(rp.get("frame_overhead_bytes", 0))
         self.ack_ns = int(rp.get("ack_rx_us", 0) * 1000)
         self.tail_ns = int(rp.get("tail_ms", 0) * 1000000)
+        # a wake-up-sampling MAC's channel check: the radio wakes to rx and samples the channel for
+        # cca_us (the model's clear-channel-assessment time; an ACK's time where none is given)
+        self.cca_ns = int(rp.get("cca_us", 0) * 1000) or self.ack_ns
         self.lora = None
         if "lora_sf" in rp:
             self.lora = (int(rp["lora_sf"]), int(rp["lora_bw_hz"]), int(rp.get("lora_cr", 1)),
@@ -87,6 +90,34 @@ class RadioModel:
         """Energy above sleep of one packet in a burst (airtime in tx, ACKs in rx)."""
         return self.airtime_ns(nbytes) * self.dp_tx * 1e-9 + \
             self.ack_ns * self.frames(nbytes) * self.dp_rx * 1e-9
+
+    def check_j(self):
+        """Energy above sleep of one idle channel check: the sleep->rx wake-up and cca_ns in rx."""
+        return self.cost_wake_rx + self.cca_ns * self.dp_rx * 1e-9
+
+    def strobe_copy(self, arrival_ns, listen_ns, nbytes, checked=True):
+        """Wake-up sampling (ContikiMAC-like): from ``arrival_ns`` the sender repeats the whole packet,
+        each copy followed by an ACK wait (ack_ns), until the receiver acknowledges. A receiver
+        that starts listening at ``listen_ns`` (after a channel check of cca_ns when ``checked``)
+        receives the first copy that starts after that. Returns (start, end) of that copy and the
+        number of copies the sender sent."""
+        air = self.airtime_ns(nbytes)
+        period = air + self.ack_ns
+        ready = listen_ns + (self.cca_ns if checked else 0)
+        m = 0
+        if ready > arrival_ns:
+            m = (ready - arrival_ns + period - 1) // period
+        start = arrival_ns + m * period
+        return start, start + air, m + 1
+
+    def sender_j(self, copies, nbytes):
+        """Energy the sender spends strobing ``copies`` copies (its wake-up, each copy's airtime in
+        tx and the ACK wait after each but the last in rx), total, as this radio: charged to the
+        sender and reported apart, never to this node's ledger."""
+        air = self.airtime_ns(nbytes)
+        tx_w = self.dp_tx + self.p_sleep
+        rx_w = self.dp_rx + self.p_sleep
+        return self.cost_out + (copies * air * tx_w + (copies - 1) * self.ack_ns * rx_w) * 1e-9
 
     def hold_pays(self, gap_ns):
         """True when staying in rx for ``gap_ns`` before a burst costs less than sleeping and waking."""

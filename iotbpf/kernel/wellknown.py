@@ -37,6 +37,9 @@ POLICY_PARAMS = (
     ("IOT_POLICY_CRITICAL_PERMILLE", 4, 50, "state of charge below which a battery event is CRITICAL"),
     ("IOT_POLICY_BATTERY_REPORT_NS", 5, 3600 * 1000000000, "period of battery events"),
     ("IOT_POLICY_TX_QUEUE_LIMIT_BYTES", 6, 4096, "iot_radio_send fails with -ENOSPC above this"),
+    ("IOT_POLICY_CHECK_INTERVAL_NS", 7, 0,
+     "wake-up-sampling MAC: channel-check period; senders repeat a packet until the next check (0: none)"),
+    ("IOT_POLICY_DUTY_PERIOD_NS", 8, 0, "duty_cycle: wake period (0: 60 s)"),
 )
 POLICY_SLOTS = 16
 

@@ -100,7 +100,7 @@ def test_policy_parameters_come_from_the_iot_policy_map():
     sched.set_param_reader(reader)
     sched.boot(0)
     assert sched.next_wakeup_ns() == 60 * NS          # default period
-    values[1] = 5 * NS                                 # IOT_POLICY_LISTEN_INTERVAL_NS
+    values[8] = 5 * NS                                 # IOT_POLICY_DUTY_PERIOD_NS
     sched.on_wakeup(60 * NS)
     assert sched.next_wakeup_ns() == 65 * NS
     sched.update_params({"LISTEN_WINDOW_NS": 2000000})
@@ -291,9 +291,49 @@ def test_listen_interval_and_window_set_before_boot_and_changed_mid_run_take_eff
 
 def test_duty_cycle_first_period_comes_from_the_map():
     sched = make_scheduler("duty_cycle", "nrf52840_dk")
-    sched.update_params({"LISTEN_INTERVAL_NS": 45 * NS})
+    sched.update_params({"DUTY_PERIOD_NS": 45 * NS})
     sched.boot(0)
     assert sched.next_wakeup_ns() == 45 * NS
+
+
+def test_duty_cycle_keeps_the_maps_receive_windows_and_sends_only_at_its_own_wake_ups():
+    sched = make_scheduler("duty_cycle", "nrf52840_dk")
+    sched.update_params({"LISTEN_INTERVAL_NS": NS, "LISTEN_WINDOW_NS": 3000000, "DUTY_PERIOD_NS": 10 * NS})
+    sched.boot(0)
+    _run_wakeups(sched, 2 * NS)
+    assert _windows(sched) == [NS, 2 * NS]            # required windows, as every policy keeps them
+    assert sched.rx_arrival(2 * NS + 1000, 20) is True
+    sched.enqueue_tx(2 * NS + 2000, 20, 4 * NS, "a")  # listening, but duty_cycle waits for its wake-up
+    _run_wakeups(sched, 9 * NS)
+    assert sched.stats["packets"] == 0
+    _run_wakeups(sched, 10 * NS)
+    assert sched.stats["packets"] == 1 and sched.stats["missed"] == 1
+
+
+@pytest.mark.parametrize("policy", ["batching", "dvfs", "race", "oracle"])
+def test_check_interval_set_before_boot_and_changed_mid_run_takes_effect(policy):
+    values = [0] * 16
+    values[7] = 2 * NS          # IOT_POLICY_CHECK_INTERVAL_NS, set before boot
+    sched = make_scheduler(policy, "nrf52840_dk")
+    sched.boot(0)
+    sched.set_param_reader(lambda: values)
+    sched.advance(10 * NS)
+    sched.flush()
+    assert sched.stats["checks"] == 5                 # 2, 4, 6, 8, 10 s
+    assert sched.rx_arrival(10 * NS + 1, 20) is True  # caught at the check at 12 s
+    values[7] = 5 * NS          # changed mid-run: the next check is 5 s after the last one (10 s)
+    _run_wakeups(sched, 30 * NS)
+    sched.advance(30 * NS)
+    sched.flush()
+    assert sched.stats["checks"] == 5 + 4             # 15, 20, 25, 30 s: the 12 s check never came
+    assert sched.stats["rx_packets"] == 1 and sched.stats["rx_deferred"] == 1
+    assert 4 * NS < sched.stats["rx_wait_ns"] < 6 * NS   # received at the 15 s check
+    values[7] = 0
+    sched.next_wakeup_ns()      # the runtime asks after every event: the map is read then
+    sched.advance(60 * NS)
+    sched.flush()
+    assert sched.stats["checks"] == 9
+    assert sched.rx_arrival(61 * NS, 20) is False and sched.stats["rx_missed"] == 1
 
 
 @pytest.mark.parametrize("policy", ["batching", "dvfs", "race", "oracle"])

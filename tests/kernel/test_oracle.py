@@ -23,10 +23,12 @@ EXAMPLES = int(os.environ.get("IOTBPF_ORACLE_EXAMPLES", "20"))
 RADIO_BOARDS = sorted(b for b in available_boards() if load_board(b).radio is not None)
 
 
-def drive(policy, trace, board, end, listens=(), rx=(), params=None):
+def drive(policy, trace, board, end, listens=(), rx=(), params=None, values=None):
     """Run a live policy on (t, nbytes, relative deadline) packets, (t, duration) listen requests
-    and (t, nbytes) packets arriving over the air."""
+    and (t, nbytes) packets arriving over the air (``values``: iot_policy values set before boot)."""
     sched = make_scheduler(policy, board, params)
+    if values:
+        sched.update_params(values)
     sched.boot(0)
     events = [(t, 1, ("tx", n, d)) for t, n, d in trace] + [(t, 0, ("listen", d)) for t, d in listens] \
         + [(t, 2, ("rx", n)) for t, n in rx]
@@ -198,6 +200,72 @@ def test_no_policy_beats_the_oracle_on_every_board(board, gaps, listens, rx, int
             assert sched.energy_used_j() >= floor * (1 - 1e-9), policy
 
 
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.sampled_from(RADIO_BOARDS),
+       st.lists(st.tuples(st.integers(1, 200), st.integers(1, 120), st.integers(2, 300)), max_size=3),
+       st.lists(st.tuples(st.integers(0, 60), st.integers(1, 120)), min_size=1, max_size=10),
+       st.lists(st.tuples(st.integers(1, 300), st.integers(1, 30)), max_size=2),
+       st.sampled_from([2 * MS, 10 * MS, 50 * MS, 200 * MS]), st.sampled_from([0, 40 * MS]))
+@example("nrf52840_dk", [], [(0, 64), (1, 64), (1, 64), (1, 64)], [], 50 * MS, 0)
+@example("telosb", [(5, 40, 60)], [(3, 30), (2, 30), (20, 30)], [(10, 5)], 10 * MS, 0)
+def test_no_policy_beats_the_oracle_with_wake_up_sampling(board, sends, arrivals, listens, check, interval):
+    # dense receptions (0-60 ms apart) that senders repeat until the receiver's next channel
+    # check: batching-like policies receive them at their checks (back to back when several
+    # wait), the oracle's bound allows for every reception it could have deferred
+    trace = []
+    t = 0
+    for gap_ms, nbytes, deadline_ms in sends:
+        t += gap_ms * MS
+        trace.append((t, nbytes, deadline_ms * MS))
+    rx = []
+    t = 0
+    for gap_ms, nbytes in arrivals:
+        t += gap_ms * MS
+        rx.append((t, nbytes))
+    end = max([p[0] + p[2] for p in trace] + [rx[-1][0]]) + 2 * check + 60 * NS   # LoRa SF12 airtimes
+    values = {"CHECK_INTERVAL_NS": check}
+    if interval:
+        values.update({"LISTEN_INTERVAL_NS": interval, "LISTEN_WINDOW_NS": 5 * MS})
+    runs = {}
+    for policy in ("always_on", "duty_cycle", "batching", "dvfs", "race", "oracle"):
+        runs[policy] = drive(policy, trace, board, end, [(s * MS, d * MS) for s, d in listens], rx,
+                             params={"duty_period_ns": 30 * MS}, values=values)
+    if check >= 50 * MS and board == "nrf52840_dk":
+        assert runs["batching"].stats["rx_missed"] == 0     # every check comes within a sender's reach
+    for source in ("always_on", "batching"):
+        best = oracle(runs[source], end)
+        floor = best.oracle_info["lower_bound_j"]
+        for policy, sched in runs.items():
+            if sched.stats["missed"] == 0 and sched.stats["rx_missed"] == 0:
+                assert sched.energy_used_j() >= floor * (1 - 1e-9), (source, policy)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.sampled_from(RADIO_BOARDS),
+       st.lists(st.tuples(st.integers(0, 8), st.integers(1, 150), st.integers(2, 200)), min_size=7, max_size=14),
+       st.lists(st.tuples(st.integers(1, 100), st.integers(1, 20)), max_size=3),
+       st.lists(st.tuples(st.integers(1, 100), st.integers(1, 60)), max_size=3))
+def test_the_bound_of_a_cluster_too_big_to_search_is_never_beaten(board, sends, listens, rx):
+    # more than EXACT_MAX packets close together: the oracle reports a lower bound and its gap;
+    # no live policy that meets every deadline and receives everything spends less
+    trace = []
+    t = 0
+    for gap_ms, nbytes, deadline_ms in sends:
+        t += gap_ms * MS
+        trace.append((t, nbytes, deadline_ms * MS))
+    end = t + 3 * NS + 60 * NS * (board.startswith("lora") or board == "casals_lorawan")
+    runs = {policy: drive(policy, trace, board, end, [(s * MS, d * MS) for s, d in listens],
+                          [(s * MS, n) for s, n in rx], params={"duty_period_ns": 20 * MS})
+            for policy in ("always_on", "duty_cycle", "batching", "race")}
+    best = oracle(runs["always_on"], end)
+    info = best.oracle_info
+    assert best.stats["missed"] == info["impossible"]
+    assert info["lower_bound_j"] <= info["energy_j"] * (1 + 1e-12)
+    for policy, sched in runs.items():
+        if sched.stats["missed"] == 0 and sched.stats["rx_missed"] == 0:
+            assert sched.energy_used_j() >= info["lower_bound_j"] * (1 - 1e-9), policy
+
+
 def test_replay_through_the_scheduler_costs_what_the_search_says():
     trace = [(i * 3 * MS, 40 + 30 * i, 25 * MS) for i in range(5)]
     src = drive("batching", trace, "telosb", 100 * MS, listens=[(7 * MS, 4 * MS)], rx=[(30 * MS, 20)])
@@ -205,7 +273,8 @@ def test_replay_through_the_scheduler_costs_what_the_search_says():
     radio = rep.rm
     led = rep.ledger
     above = led.energy_j(radio.component) - radio.p_sleep * 100 * MS * 1e-9
-    listens = [(s, s + d, a) for s, d, a in src.trace_listen] + [(t, t + air, "system") for t, air, _n in src.trace_rx]
+    listens = [(s, s + d, a) for s, d, a in src.trace_listen]
+    listens += [(t, t + air, "system") for t, air, _n, _r in src.trace_rx]
     energy, _plan, _lower, exact = om.solve(om.Problem(radio, src.trace_tx, listens, 0, 100 * MS))
     assert exact and abs(above - energy) < 1e-12
     assert rep.stats["missed"] == 0
