@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from iotbpf.kernel.scheduler import compare, make_scheduler, oracle
+from iotbpf.kernel.scheduler_base import SchedulerBase
 
 NS = 1000000000
 
@@ -30,7 +31,7 @@ def _year_direct(n_events: int) -> float:
     return time.process_time() - t0
 
 
-class _NoEnergy:
+class _NoEnergy(SchedulerBase):
     """The scheduler contract with every call a no-op: the runtime's cost without energy accounting."""
 
     def __init__(self):

@@ -53,7 +53,7 @@ def _sensor_helper(env, node, app):
     platform = node.platform
     sched = node.scheduler
     counted = sched.sensor_read if sched is not None else None
-    counter = getattr(sched, "sensor_counter", None)
+    counter = sched.sensor_counter if sched is not None else None
     name = app.name
     sensors = {}  # sensor id -> [reader, the scheduler's read counter (made at the first good read)]
     clock = node.clock

@@ -124,14 +124,12 @@ class Runtime(Loader, Timers):
         now = self.clock.now_ns()
         if self.scheduler is not None:
             self.scheduler.boot(now)
-            batt = getattr(self.scheduler, "battery", None)
-            if getattr(batt, "rate_dependent", False) and getattr(self.scheduler, "ledger", None) is not None:
+            batt = self.scheduler.battery
+            if getattr(batt, "rate_dependent", False) and self.scheduler.ledger is not None:
                 # the battery's rate effects see each burst's current, read from the ledger at
                 # each battery update (issue 21), not the interval's average
                 batt.profile_source = LedgerProfile(self.scheduler.ledger, batt.voltage_v)
-            reader = getattr(self.scheduler, "set_param_reader", None)
-            if reader is not None:
-                reader(self._policy_values)
+            self.scheduler.set_param_reader(self._policy_values)
         for app in self.apps:
             self._start_app(app)
         if self.battery_report_ns:
@@ -286,8 +284,7 @@ class Runtime(Loader, Timers):
         busy = self._busy_ns.get(insns)
         if busy is None:
             busy = self._busy_for(insns)
-        counter = getattr(sched, "cpu_counter", None)
-        memo = att.run_memo[insns] = [busy, counter(busy, att.app.name) if counter is not None else None, 0]
+        memo = att.run_memo[insns] = [busy, sched.cpu_counter(busy, att.app.name) if sched is not None else None, 0]
         return memo
 
     def _busy_for(self, insns):
@@ -472,13 +469,11 @@ class Runtime(Loader, Timers):
         sched = self.scheduler
         if sched is None:
             return
-        take = getattr(sched, "take_done", None)
-        if take is not None:
-            # finished transmissions become events at their own times (no wake-up for them)
-            for done_ns, nbytes, app_name, ok in take():
-                now = self.clock.now_ns()
-                at = now if done_ns is None or done_ns < now else done_ns
-                self.queue.push(at, self._tx_finished, (nbytes, app_name, ok))
+        # finished transmissions become events at their own times (no wake-up for them)
+        for done_ns, nbytes, app_name, ok in sched.take_done():
+            now = self.clock.now_ns()
+            at = now if done_ns is None or done_ns < now else done_ns
+            self.queue.push(at, self._tx_finished, (nbytes, app_name, ok))
         wake = sched.next_wakeup_ns()
         if wake is None or wake == self._wakeup_at:
             return
@@ -556,7 +551,7 @@ class Runtime(Loader, Timers):
         sched = self.scheduler
         if sched is None or self.dead_at_ns is not None or not sched.battery_dead():
             return self.dead_at_ns is not None
-        batt = getattr(sched, "battery", None)
+        batt = sched.battery
         boot = sched.boot_ns or 0
         if batt is not None and getattr(batt, "dead_at_ns", None) is not None and boot + batt.dead_at_ns < now:
             batt.dead_at_ns = now - boot
@@ -572,7 +567,7 @@ class Runtime(Loader, Timers):
         report interval's drain and the last check's (a check's short interval may hold no burst),
         so a burst that empties the battery early is found soon after it (a few dozen checks in a
         node's life)."""
-        batt = getattr(self.scheduler, "battery", None)
+        batt = self.scheduler.battery if self.scheduler is not None else None
         empty_in = getattr(batt, "empty_in_ns", None)
         self._death_gen = gen = self._death_gen + 1  # one pending check at a time
         if empty_in is None:
