@@ -124,10 +124,12 @@ class _Search:
 
     def feed_listens(self, k, t, plan):
         """Feed the listen windows starting at or before ``t`` (from index k); a gap before one
-        is held in rx when that costs less than waking (exact: nothing else depends on it)."""
+        is held in rx when that costs less than waking (exact: nothing else depends on it).
+        Each window fed counts against the search budget, so dense windows cannot stall it."""
         tl = self.tl
         r = self.prob.radio
         listens = self.listens
+        first = k
         while k < len(listens) and listens[k][0] <= t:
             s, e, app = listens[k]
             a = tl.awake_until
@@ -137,6 +139,7 @@ class _Search:
             tl.listen(s, e, app)
             plan.append(("listen", s, e, app))
             k += 1
+        self.nodes += k - first  # windows fed are search work too: the budget bounds time
         return k
 
     def run(self, best=None):
