@@ -8,7 +8,7 @@ and receptions, on four boards. Prints one line per trace and the mean and large
 import random
 import statistics
 
-from iotbpf.kernel.scheduler import make_scheduler, oracle
+from iotbpf.kernel.scheduler import make_scheduler, oracle, run_trace
 
 MS = 1000000
 NS = 1000000000
@@ -18,30 +18,7 @@ def drive(trace, board, end, listens, rx):
     """batching on (t, nbytes, relative deadline) packets, (t, duration) listens, (t, nbytes) arrivals."""
     sched = make_scheduler("batching", board)
     sched.boot(0)
-    events = sorted([(t, 1, ("tx", n, d)) for t, n, d in trace] + [(t, 0, ("listen", d)) for t, d in listens]
-                    + [(t, 2, ("rx", n)) for t, n in rx], key=lambda e: (e[0], e[1]))
-
-    def catch_up(t):
-        while True:
-            wake = sched.next_wakeup_ns()
-            if wake is None or wake > t:
-                return
-            sched.advance(wake)
-            sched.on_wakeup(wake)
-
-    for t, _o, ev in events:
-        catch_up(t)
-        sched.advance(t)
-        if ev[0] == "tx":
-            sched.enqueue_tx(t, ev[1], t + ev[2], "app")
-        elif ev[0] == "listen":
-            sched.request_listen(t, ev[1], "listener")
-        else:
-            sched.rx_arrival(t, ev[1])
-    catch_up(end)
-    sched.advance(end)
-    sched.flush()
-    return sched
+    return run_trace(sched, end, tx=trace, listens=listens, rx=rx)
 
 
 def main() -> None:

@@ -20,6 +20,41 @@ def make_scheduler(policy_name, board, params=None):
     return Scheduler(policy_name, board, params, offline=replay if policy_name == "oracle" else None)
 
 
+def run_trace(sched, end_ns, tx=(), listens=(), rx=(), cpu=(), tx_app=None):
+    """Drive a booted live scheduler through a trace without the VM, the live counterpart of
+    ``oracle``: (t, nbytes, relative deadline) packets to send, (t, duration) listen requests,
+    (t, nbytes) arrivals over the air and (t, busy ns) CPU bursts, each told at its time (at one
+    instant: listens, then sends, then arrivals and bursts) with the scheduler's own wake-ups in
+    between; ``tx_app(nbytes)`` names a packet's app ("app" by default). Returns ``sched``, flushed."""
+    events = [(t, 1, "tx", n, d) for t, n, d in tx] + [(t, 0, "listen", d, 0) for t, d in listens] \
+        + [(t, 2, "rx", n, 0) for t, n in rx] + [(t, 2, "cpu", b, 0) for t, b in cpu]
+    events.sort(key=lambda e: (e[0], e[1]))
+
+    def catch_up(t):
+        while True:
+            wake = sched.next_wakeup_ns()
+            if wake is None or wake > t:
+                return
+            sched.advance(wake)
+            sched.on_wakeup(wake)
+
+    for t, _order, kind, x, d in events:
+        catch_up(t)
+        sched.advance(t)
+        if kind == "tx":
+            sched.enqueue_tx(t, x, t + d, tx_app(x) if tx_app is not None else "app")
+        elif kind == "listen":
+            sched.request_listen(t, x, "listener")
+        elif kind == "rx":
+            sched.rx_arrival(t, x)
+        else:
+            sched.cpu_busy(t, x, "app")
+    catch_up(end_ns)
+    sched.advance(end_ns)
+    sched.flush()
+    return sched
+
+
 def oracle(source, end_ns=None):
     """The offline optimum of ``source``'s recorded trace, replayed (kernel/oracle.py)."""
     return replay(source, end_ns)

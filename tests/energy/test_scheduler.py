@@ -10,6 +10,7 @@ from iotbpf.kernel.scheduler import (
     lora_time_on_air_ns,
     make_scheduler,
     oracle,
+    run_trace,
 )
 
 NS = 1000000000
@@ -19,32 +20,9 @@ def drive(policy, trace, board="nrf52840_dk", params=None, end=None, listens=(),
     """Run a scheduler directly on a trace of (t, nbytes, relative deadline) without the VM."""
     sched = make_scheduler(policy, board, params)
     sched.boot(0)
-    events = [(t, 1, ("tx", n, d)) for t, n, d in trace] + [(t, 0, ("listen", d)) for t, d in listens] \
-        + [(t, 2, ("cpu", b)) for t, b in cpu]
-    events.sort(key=lambda e: (e[0], e[1]))
-
-    def catch_up(t):
-        while True:
-            wake = sched.next_wakeup_ns()
-            if wake is None or wake > t:
-                return
-            sched.advance(wake)
-            sched.on_wakeup(wake)
-
-    for t, _o, ev in events:
-        catch_up(t)
-        sched.advance(t)
-        if ev[0] == "tx":
-            sched.enqueue_tx(t, ev[1], t + ev[2], "app%d" % (ev[1] % 3))
-        elif ev[0] == "listen":
-            sched.request_listen(t, ev[1], "listener")
-        else:
-            sched.cpu_busy(t, ev[1], "app")
-    end = end if end is not None else (events[-1][0] if events else 0) + 3600 * NS
-    catch_up(end)
-    sched.advance(end)
-    sched.flush()
-    return sched
+    if end is None:
+        end = max([e[0] for e in list(trace) + list(listens) + list(cpu)] or [0]) + 3600 * NS
+    return run_trace(sched, end, tx=trace, listens=listens, cpu=cpu, tx_app=lambda n: "app%d" % (n % 3))
 
 
 def test_batching_beats_baselines_on_a_periodic_sensor_trace():
